@@ -1,0 +1,1 @@
+//! The embedded IKEv2 engine (RFC 7296): a sans-I/O core fed with datagrams and time.

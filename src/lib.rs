@@ -1,0 +1,8 @@
+//! routevpn: route-based IPsec tunnels from declarative profiles.
+//!
+//! Data flows one way: [`profile`] files are parsed and validated into the [`model`], the
+//! [`plan`] turns the model into the desired kernel state (pure), and the dataplane applies
+//! it. The IKE engine in [`ike`] negotiates SAs for the children the plan describes.
+
+pub mod ike;
+pub mod proposal;
