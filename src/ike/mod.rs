@@ -1,1 +1,4 @@
 //! The embedded IKEv2 engine (RFC 7296): a sans-I/O core fed with datagrams and time.
+
+pub mod codec;
+pub mod crypto;

@@ -1,0 +1,1 @@
+//! IKEv2 message codec: one type per payload, parsing never panics, every length checked.

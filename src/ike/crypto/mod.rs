@@ -1,0 +1,1 @@
+//! IKEv2 cryptography: PRFs, key derivation, SK payload protection, key exchange.
