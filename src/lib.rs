@@ -4,5 +4,9 @@
 //! [`plan`] turns the model into the desired kernel state (pure), and the dataplane applies
 //! it. The IKE engine in [`ike`] negotiates SAs for the children the plan describes.
 
+pub mod cli;
 pub mod ike;
+pub mod model;
+pub mod plan;
+pub mod profile;
 pub mod proposal;

@@ -755,7 +755,10 @@ mod tests {
             assert_eq!(DhGroup::from_transform(d.transform_id()), Some(d));
         }
         for e in [Encryption::AesCbc(128), Encryption::AesGcm16(256)] {
-            assert_eq!(Encryption::from_transform(e.transform_id(), e.key_bits()), Some(e));
+            assert_eq!(
+                Encryption::from_transform(e.transform_id(), e.key_bits()),
+                Some(e)
+            );
         }
     }
 }

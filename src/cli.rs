@@ -1,0 +1,73 @@
+//! Command-line interface definition (kept in the library so completions and the man page in
+//! `contrib/` are generated from the same source and checked by a test).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "routevpn",
+    version,
+    about = "Route-based IPsec tunnels (VTI, GRE over IPsec, XFRM interfaces) from declarative profiles",
+    long_about = "routevpn turns one declarative profile per tunnel into kernel state: the tunnel \
+device, addresses, routes, XFRM policies, nftables SNAT and MSS clamping, and negotiates the \
+SAs with its embedded IKEv2 engine.\n\nProfiles live in /etc/routevpn/tunnels/*.toml.",
+    after_help = "Examples:\n  routevpn check                 validate every profile\n  \
+routevpn plan vti-telecom      show the kernel state one tunnel needs\n  \
+routevpn plan --json           the whole plan, for machines"
+)]
+pub struct Cli {
+    /// Directory holding the tunnel profiles (*.toml).
+    #[arg(long, global = true, value_name = "DIR", default_value = crate::profile::DEFAULT_DIR)]
+    pub config_dir: PathBuf,
+
+    /// Accept secret files not owned by root or readable by others (test setups only).
+    #[arg(long, global = true)]
+    pub insecure_secrets: bool,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Validate profiles; exit non-zero on any error.
+    Check {
+        /// Profile files or directories to check instead of --config-dir.
+        #[arg(value_name = "PATH")]
+        paths: Vec<PathBuf>,
+    },
+    /// Print the kernel state and IKE configuration the profiles ask for.
+    Plan(PlanArgs),
+    /// Bring one tunnel up.
+    Up {
+        /// Tunnel name (the profile's file name without .toml, or its `name`).
+        name: String,
+    },
+    /// Take one tunnel down and remove what routevpn made for it.
+    Down {
+        /// Tunnel name.
+        name: String,
+    },
+    /// Make the kernel match every profile: create, update and remove tunnels.
+    Apply,
+    /// Show every tunnel's devices, routes, policies and SAs against the plan.
+    Status,
+    /// Print the version.
+    Version,
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// Only this tunnel.
+    pub name: Option<String>,
+    /// Machine-readable JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The clap command, for completions and the man page.
+pub fn command() -> clap::Command {
+    <Cli as clap::CommandFactory>::command()
+}

@@ -1,0 +1,109 @@
+//! What the IKE engine is given for each tunnel: swanctl.conf's connection and children,
+//! with the marks / if_ids / reqids the plan chose. The PSK stays a path.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+use super::{Allocations, Endpoint};
+use crate::model::{
+    Dpd, Identity, Mode, NatTraversal, StartAction, TrafficSelector, Tunnel, TunnelKind,
+};
+use crate::proposal::{EspProposal, IkeProposal};
+
+#[derive(Clone, Debug, Serialize)]
+pub struct IkeConfig {
+    pub name: String,
+    pub local: Endpoint,
+    pub remote: IpAddr,
+    pub remote_port: u16,
+    /// `None`: the local outer address, once known.
+    pub local_id: Option<Identity>,
+    pub remote_id: Identity,
+    #[serde(serialize_with = "display_list")]
+    pub proposals: Vec<IkeProposal>,
+    pub psk_file: PathBuf,
+    pub rekey_time: u64,
+    pub over_time: u64,
+    pub rand_time: u64,
+    pub dpd: Dpd,
+    pub nat_traversal: NatTraversal,
+    pub start_action: StartAction,
+    pub close_action: StartAction,
+    pub children: Vec<ChildConfig>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct ChildConfig {
+    pub name: String,
+    pub reqid: u32,
+    pub mode: Mode,
+    pub local_ts: Vec<TrafficSelector>,
+    pub remote_ts: Vec<TrafficSelector>,
+    #[serde(serialize_with = "display_list")]
+    pub esp_proposals: Vec<EspProposal>,
+    /// VTI: both directions carry the tunnel's mark (swanctl's mark_in / mark_out).
+    pub mark: Option<u32>,
+    /// XFRM interfaces: if_id_in / if_id_out.
+    pub if_id: Option<u32>,
+    pub rekey_time: u64,
+    pub life_time: u64,
+    pub rand_time: u64,
+    pub rekey_bytes: u64,
+    pub life_bytes: u64,
+    pub rekey_packets: u64,
+    pub life_packets: u64,
+}
+
+fn display_list<T: std::fmt::Display, S: serde::Serializer>(
+    list: &[T],
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    s.collect_seq(list.iter().map(ToString::to_string))
+}
+
+pub fn config(tunnel: &Tunnel, allocations: &Allocations) -> IkeConfig {
+    let crate::model::Auth::Psk { file } = &tunnel.ike.auth;
+    let mark = (tunnel.kind == TunnelKind::Vti).then(|| allocations.marks[&tunnel.name]);
+    let if_id = (tunnel.kind == TunnelKind::Xfrm).then(|| allocations.if_ids[&tunnel.name]);
+    let children = tunnel
+        .children
+        .iter()
+        .map(|c| ChildConfig {
+            name: c.name.clone(),
+            reqid: allocations.reqids[&format!("{}/{}", tunnel.name, c.name)],
+            mode: c.mode,
+            local_ts: c.local_ts.clone(),
+            remote_ts: c.remote_ts.clone(),
+            esp_proposals: c.esp_proposals.clone(),
+            mark,
+            if_id,
+            rekey_time: c.rekey_time.as_secs(),
+            life_time: c.life_time.as_secs(),
+            rand_time: c.rand_time.as_secs(),
+            rekey_bytes: c.rekey_bytes,
+            life_bytes: c.life_bytes,
+            rekey_packets: c.rekey_packets,
+            life_packets: c.life_packets,
+        })
+        .collect();
+    IkeConfig {
+        name: tunnel.name.clone(),
+        local: Endpoint::from(tunnel.local),
+        remote: tunnel.remote,
+        remote_port: tunnel.ike.remote_port,
+        local_id: tunnel.local_id.clone(),
+        remote_id: tunnel.remote_id.clone(),
+        proposals: tunnel.ike.proposals.clone(),
+        psk_file: file.clone(),
+        rekey_time: tunnel.ike.rekey_time.as_secs(),
+        over_time: tunnel.ike.over_time.as_secs(),
+        rand_time: tunnel.ike.rand_time.as_secs(),
+        dpd: tunnel.ike.dpd,
+        nat_traversal: tunnel.ike.nat_traversal,
+        start_action: tunnel.ike.start_action,
+        close_action: tunnel.ike.close_action,
+        children,
+    }
+}

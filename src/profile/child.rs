@@ -1,0 +1,257 @@
+//! `[[child]]` sections: traffic selectors, ESP proposals, mode and lifetimes.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use super::fields::{checked, choice, duration_key, volume_key};
+use super::ike::proposals;
+use super::reader::Section;
+use super::tunnel::{kind_name, Spans};
+use super::values;
+use crate::model::{Child, Gre, Mode, TrafficSelector, TunnelKind};
+use crate::proposal::{self, EspProposal};
+
+pub(super) const CHILD_KEYS: &[&str] = &[
+    "name",
+    "local_ts",
+    "remote_ts",
+    "esp_proposals",
+    "mode",
+    "rekey_time",
+    "life_time",
+    "rand_time",
+    "rekey_bytes",
+    "life_bytes",
+    "rekey_packets",
+    "life_packets",
+];
+
+pub(super) fn read_children(
+    top: &Section<'_>,
+    kind: Option<TunnelKind>,
+    tunnel_name: Option<&str>,
+    gre: Option<&Gre>,
+    allow_legacy: bool,
+    spans: &mut Spans,
+) -> Option<Vec<Child>> {
+    let kind = kind?;
+    let tunnel_name = tunnel_name?;
+    let sections = top.tables("child", CHILD_KEYS);
+    if sections.is_empty() && top.contains("child") {
+        return None;
+    }
+    let gre_between_outer = gre.is_some_and(|g| g.local.is_none());
+    let default_mode = if gre_between_outer {
+        Mode::Transport
+    } else {
+        Mode::Tunnel
+    };
+    if sections.is_empty() {
+        spans.child_esp.push(top.span.clone());
+        return Some(vec![default_child(tunnel_name, kind, gre, default_mode)]);
+    }
+    let mut children = Vec::with_capacity(sections.len());
+    let mut ok = true;
+    for (i, section) in sections.iter().enumerate() {
+        let fallback_name = if i == 0 {
+            tunnel_name.to_string()
+        } else {
+            format!("{tunnel_name}-{}", i + 1)
+        };
+        match read_child(
+            section,
+            kind,
+            gre,
+            default_mode,
+            fallback_name,
+            allow_legacy,
+            spans,
+        ) {
+            Some(child) => children.push(child),
+            None => ok = false,
+        }
+    }
+    ok.then_some(children)
+}
+
+pub(super) fn default_child(name: &str, kind: TunnelKind, gre: Option<&Gre>, mode: Mode) -> Child {
+    let (local_ts, remote_ts) = default_selectors(kind, gre);
+    let esp_proposals = proposal::DEFAULT_ESP
+        .iter()
+        .filter_map(|p| proposal::parse_esp(p, false).ok())
+        .collect();
+    let rekey = Duration::from_secs(3600);
+    Child {
+        name: name.to_string(),
+        local_ts,
+        remote_ts,
+        esp_proposals,
+        mode,
+        rekey_time: rekey,
+        life_time: rekey + rekey / 10,
+        rand_time: rekey / 10,
+        rekey_bytes: 0,
+        life_bytes: 0,
+        rekey_packets: 0,
+        life_packets: 0,
+    }
+}
+
+/// Route-based tunnels protect everything routed into them; GRE protects only GRE itself.
+pub(super) fn default_selectors(
+    kind: TunnelKind,
+    gre: Option<&Gre>,
+) -> (Vec<TrafficSelector>, Vec<TrafficSelector>) {
+    let any = |net: &str| TrafficSelector {
+        net: Some(net.parse().expect("literal prefix")),
+        protocol: None,
+        ports: None,
+    };
+    let gre_ts = |addr: Option<IpAddr>| TrafficSelector {
+        net: addr.map(ipnet::IpNet::from),
+        protocol: Some(47),
+        ports: None,
+    };
+    match (kind, gre) {
+        (TunnelKind::Gre, Some(g)) => (vec![gre_ts(g.local)], vec![gre_ts(g.remote)]),
+        _ => (
+            vec![any("0.0.0.0/0"), any("::/0")],
+            vec![any("0.0.0.0/0"), any("::/0")],
+        ),
+    }
+}
+
+pub(super) fn selectors(
+    section: &Section<'_>,
+    key: &str,
+    default: Vec<TrafficSelector>,
+) -> Option<Vec<TrafficSelector>> {
+    let Some(list) = section.strings(key) else {
+        return (!section.contains(key)).then_some(default);
+    };
+    if list.is_empty() {
+        section.ctx.error(
+            section.key_span(key).unwrap_or(section.span.clone()),
+            format!("`{key}` in {} is empty", section.name),
+            Some("list at least one selector, e.g. \"10.0.0.0/24\"".into()),
+        );
+        return None;
+    }
+    list.iter()
+        .map(|v| checked(section.ctx, v, values::traffic_selector))
+        .collect::<Vec<_>>()
+        .into_iter()
+        .collect()
+}
+
+pub(super) fn read_child(
+    section: &Section<'_>,
+    kind: TunnelKind,
+    gre: Option<&Gre>,
+    default_mode: Mode,
+    fallback_name: String,
+    allow_legacy: bool,
+    spans: &mut Spans,
+) -> Option<Child> {
+    let ctx = section.ctx;
+    let template = default_child(&fallback_name, kind, gre, default_mode);
+    let name = match section.string("name") {
+        Some(v) => checked(ctx, &v, values::object_name).map(|()| v.value.to_string()),
+        None => Some(fallback_name),
+    };
+    let local_ts = selectors(section, "local_ts", template.local_ts.clone());
+    let remote_ts = selectors(section, "remote_ts", template.remote_ts.clone());
+    let esp: Option<Vec<EspProposal>> = proposals(
+        section,
+        "esp_proposals",
+        "ESP",
+        proposal::DEFAULT_ESP,
+        allow_legacy,
+        proposal::parse_esp,
+    )
+    .map(|(p, span)| {
+        spans.child_esp.push(span);
+        p
+    });
+    let mode = choice(
+        section,
+        "mode",
+        &[("tunnel", Mode::Tunnel), ("transport", Mode::Transport)],
+        default_mode,
+    );
+    if mode == Some(Mode::Transport) && kind != TunnelKind::Gre {
+        ctx.error(
+            section.key_span("mode").unwrap_or(section.span.clone()),
+            format!(
+                "kind = \"{}\" carries tunnel-mode SAs; transport mode cannot work",
+                kind_name(kind)
+            ),
+            Some(
+                "remove `mode`, or use kind = \"gre\" for GRE protected by transport-mode ESP"
+                    .into(),
+            ),
+        );
+    }
+    let rekey_time = duration_key(section, "rekey_time");
+    let life_time = duration_key(section, "life_time");
+    let rand_time = duration_key(section, "rand_time");
+    let rekey = rekey_time.as_ref().map_or(template.rekey_time, |v| v.value);
+    let life = life_time.as_ref().map_or(rekey + rekey / 10, |v| v.value);
+    let rand = rand_time
+        .as_ref()
+        .map_or(life.saturating_sub(rekey), |v| v.value);
+    if let Some(v) = life_time.as_ref().filter(|v| v.value <= rekey) {
+        ctx.error(
+            v.span.clone(),
+            format!(
+                "life_time {}s must be longer than rekey_time {}s",
+                v.value.as_secs(),
+                rekey.as_secs()
+            ),
+            Some("the SA is rekeyed at rekey_time and deleted at life_time".into()),
+        );
+    }
+    if let Some(v) = rekey_time
+        .as_ref()
+        .filter(|v| v.value < Duration::from_secs(60))
+    {
+        ctx.error(
+            v.span.clone(),
+            format!("CHILD rekey_time {}s is too short", v.value.as_secs()),
+            Some("at least 60s; partners usually agree on 1h or 8h".into()),
+        );
+    }
+    if let Some(v) = rand_time.as_ref().filter(|v| v.value >= rekey) {
+        ctx.error(
+            v.span.clone(),
+            format!(
+                "rand_time {}s must be shorter than rekey_time {}s",
+                v.value.as_secs(),
+                rekey.as_secs()
+            ),
+            None,
+        );
+    }
+    let rekey_bytes = volume_key(section, "rekey_bytes")
+        .or_else(|| (!section.contains("rekey_bytes")).then_some(0));
+    let life_bytes = volume_key(section, "life_bytes")
+        .or_else(|| (!section.contains("life_bytes")).then_some(0));
+    let rekey_packets = volume_key(section, "rekey_packets")
+        .or_else(|| (!section.contains("rekey_packets")).then_some(0));
+    let life_packets = volume_key(section, "life_packets")
+        .or_else(|| (!section.contains("life_packets")).then_some(0));
+    Some(Child {
+        name: name?,
+        local_ts: local_ts?,
+        remote_ts: remote_ts?,
+        esp_proposals: esp?,
+        mode: mode?,
+        rekey_time: rekey,
+        life_time: life,
+        rand_time: rand,
+        rekey_bytes: rekey_bytes?,
+        life_bytes: life_bytes?,
+        rekey_packets: rekey_packets?,
+        life_packets: life_packets?,
+    })
+}

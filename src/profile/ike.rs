@@ -1,0 +1,235 @@
+//! The `[ike]` section: proposals, authentication, lifetimes, DPD and actions.
+
+use std::ops::Range;
+use std::time::Duration;
+
+use super::fields::{choice, duration_key};
+use super::reader::{Context, Section, Val};
+use super::tunnel::Spans;
+use crate::model::{Auth, Dpd, DpdAction, Ike, NatTraversal, StartAction};
+use crate::proposal::{self, IkeProposal, ProposalError};
+
+pub(super) const IKE_KEYS: &[&str] = &[
+    "proposals",
+    "auth",
+    "psk_file",
+    "rekey_time",
+    "over_time",
+    "rand_time",
+    "dpd",
+    "nat_traversal",
+    "start_action",
+    "close_action",
+    "remote_port",
+    "allow_legacy",
+];
+pub(super) const DPD_KEYS: &[&str] = &["delay", "timeout", "action"];
+
+/// Points a proposal error at the offending keyword inside the quoted string.
+pub(super) fn proposal_error(ctx: &Context<'_>, v: &Val<&str>, what: &str, e: ProposalError) {
+    let start = v.span.start + 1 + e.offset;
+    let message = format!("{} in {what} proposal \"{}\"", e.message, v.value);
+    ctx.error(start..start + e.token.len(), message, e.hint);
+}
+
+pub(super) fn proposals<P>(
+    section: &Section<'_>,
+    key: &str,
+    what: &str,
+    defaults: &[&str],
+    allow_legacy: bool,
+    parse: fn(&str, bool) -> Result<P, ProposalError>,
+) -> Option<(Vec<P>, Range<usize>)> {
+    let Some(list) = section.strings(key) else {
+        if section.contains(key) {
+            return None;
+        }
+        let parsed = defaults
+            .iter()
+            .map(|d| parse(d, false).ok())
+            .collect::<Option<_>>();
+        return parsed.map(|p| (p, section.span.clone()));
+    };
+    if list.is_empty() {
+        section.ctx.error(
+            section.key_span(key).unwrap_or(section.span.clone()),
+            format!("`{key}` in {} is empty", section.name),
+            Some("list at least one proposal, or remove the key to use the defaults".into()),
+        );
+        return None;
+    }
+    let span = list[0].span.start..list[list.len() - 1].span.end;
+    let mut out = Vec::with_capacity(list.len());
+    for v in &list {
+        // `default` expands to the built-in list, as in swanctl.conf.
+        if v.value == "default" {
+            out.extend(defaults.iter().filter_map(|d| parse(d, false).ok()));
+            continue;
+        }
+        let text = v.value.strip_suffix('!').unwrap_or(v.value);
+        match parse(text, allow_legacy) {
+            Ok(p) => out.push(p),
+            Err(e) => proposal_error(section.ctx, v, what, e),
+        }
+    }
+    (out.len() == list.len() || list.iter().any(|v| v.value == "default")).then_some((out, span))
+}
+
+pub(super) fn read_ike(section: &Section<'_>, spans: &mut Spans) -> Option<Ike> {
+    let ctx = section.ctx;
+    let allow_legacy = section.boolean("allow_legacy").is_some_and(|v| v.value);
+    let proposals: Option<Vec<IkeProposal>> = proposals(
+        section,
+        "proposals",
+        "IKE",
+        proposal::DEFAULT_IKE,
+        allow_legacy,
+        proposal::parse_ike,
+    )
+    .map(|(p, span)| {
+        spans.ike_proposals = span;
+        p
+    });
+
+    let auth = match section.string("auth").map(|v| (v.value, v.span)) {
+        None | Some(("psk", _)) => {
+            let file = section.required_string(
+                "psk_file",
+                Some(
+                    "psk_file = \"/etc/routevpn/secrets/<tunnel>.psk\" (root-owned, mode 0600)"
+                        .into(),
+                ),
+            );
+            file.map(|v| {
+                spans.psk_file = v.span;
+                Auth::Psk {
+                    file: v.value.into(),
+                }
+            })
+        }
+        Some(("pubkey", span)) => {
+            ctx.error(
+                span,
+                "auth = \"pubkey\" is not supported yet",
+                Some("use auth = \"psk\" with psk_file".into()),
+            );
+            None
+        }
+        Some((other, span)) => {
+            ctx.error(
+                span,
+                format!("invalid auth \"{other}\" in [ike]"),
+                Some("one of: psk".into()),
+            );
+            None
+        }
+    };
+
+    let rekey_time = duration_key(section, "rekey_time");
+    let over_time = duration_key(section, "over_time");
+    let rand_time = duration_key(section, "rand_time");
+    let rekey = rekey_time
+        .as_ref()
+        .map_or(Duration::from_secs(4 * 3600), |v| v.value);
+    // swanctl defaults: over_time is 10 % of rekey_time, rand_time equals over_time.
+    let over = over_time.as_ref().map_or(rekey / 10, |v| v.value);
+    let rand = rand_time.as_ref().map_or(over, |v| v.value);
+    if let Some(v) = &rekey_time {
+        if v.value < Duration::from_secs(60) {
+            ctx.error(
+                v.span.clone(),
+                format!("IKE rekey_time {}s is too short", v.value.as_secs()),
+                Some("at least 60s; partners usually agree on hours (e.g. 8h or 24h)".into()),
+            );
+        }
+    }
+    if let Some(v) = rand_time.as_ref().filter(|v| v.value >= rekey) {
+        ctx.error(
+            v.span.clone(),
+            format!(
+                "IKE rand_time {}s must be shorter than rekey_time {}s",
+                v.value.as_secs(),
+                rekey.as_secs()
+            ),
+            None,
+        );
+    }
+
+    let dpd = read_dpd(section);
+    let nat_traversal = choice(
+        section,
+        "nat_traversal",
+        &[("auto", NatTraversal::Auto), ("force", NatTraversal::Force)],
+        NatTraversal::Auto,
+    );
+    let actions = [
+        ("start", StartAction::Start),
+        ("trap", StartAction::Trap),
+        ("none", StartAction::None),
+    ];
+    let start_action = choice(section, "start_action", &actions, StartAction::Start);
+    let close_action = choice(section, "close_action", &actions, StartAction::Start);
+    let remote_port = match section.integer("remote_port", 1..65536) {
+        Some(v) => u16::try_from(v.value).ok(),
+        None => (!section.contains("remote_port")).then_some(500),
+    };
+
+    Some(Ike {
+        proposals: proposals?,
+        auth: auth?,
+        rekey_time: rekey,
+        over_time: over,
+        rand_time: rand,
+        dpd: dpd?,
+        nat_traversal: nat_traversal?,
+        start_action: start_action?,
+        close_action: close_action?,
+        remote_port: remote_port?,
+        allow_legacy,
+    })
+}
+
+pub(super) fn read_dpd(ike: &Section<'_>) -> Option<Dpd> {
+    let default = Dpd {
+        delay: Duration::from_secs(30),
+        timeout: Duration::from_secs(150),
+        action: DpdAction::Restart,
+    };
+    if !ike.contains("dpd") {
+        return Some(default);
+    }
+    let section = ike.table("dpd", "[ike.dpd]".into(), DPD_KEYS)?;
+    let delay = duration_key(&section, "delay");
+    let timeout = duration_key(&section, "timeout");
+    let action = choice(
+        &section,
+        "action",
+        &[
+            ("clear", DpdAction::Clear),
+            ("restart", DpdAction::Restart),
+            ("trap", DpdAction::Trap),
+        ],
+        default.action,
+    )?;
+    let delay_value = delay.as_ref().map_or(default.delay, |v| v.value);
+    let timeout_value = timeout.as_ref().map_or(default.timeout, |v| v.value);
+    if let Some(t) = timeout.as_ref().filter(|_| !delay_value.is_zero()) {
+        if t.value <= delay_value {
+            section.ctx.error(
+                t.span.clone(),
+                format!(
+                    "DPD timeout {}s must be longer than the delay {}s",
+                    t.value.as_secs(),
+                    delay_value.as_secs()
+                ),
+                Some("a peer is declared dead only after several unanswered checks".into()),
+            );
+            return None;
+        }
+    }
+    Some(Dpd {
+        delay: delay_value,
+        timeout: timeout_value,
+        action,
+    })
+}
