@@ -1,0 +1,68 @@
+# Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
+function __fish_routevpn_global_optspecs
+    string join \n config-dir= insecure-secrets h/help V/version
+end
+
+function __fish_routevpn_needs_command
+    # Figure out if the current invocation already has a command.
+    set -l cmd (commandline -opc)
+    set -e cmd[1]
+    argparse -s (__fish_routevpn_global_optspecs) -- $cmd 2>/dev/null
+    or return
+    if set -q argv[1]
+        # Also print the command, so this can be used to figure out what it is.
+        echo $argv[1]
+        return 1
+    end
+    return 0
+end
+
+function __fish_routevpn_using_subcommand
+    set -l cmd (__fish_routevpn_needs_command)
+    test -z "$cmd"
+    and return 1
+    contains -- $cmd[1] $argv
+end
+
+complete -c routevpn -n "__fish_routevpn_needs_command" -l config-dir -d 'Directory holding the tunnel profiles (*.toml)' -r -F
+complete -c routevpn -n "__fish_routevpn_needs_command" -l insecure-secrets -d 'Accept secret files not owned by root or readable by others (test setups only)'
+complete -c routevpn -n "__fish_routevpn_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c routevpn -n "__fish_routevpn_needs_command" -s V -l version -d 'Print version'
+complete -c routevpn -n "__fish_routevpn_needs_command" -f -a "check" -d 'Validate profiles; exit non-zero on any error'
+complete -c routevpn -n "__fish_routevpn_needs_command" -f -a "plan" -d 'Print the kernel state and IKE configuration the profiles ask for'
+complete -c routevpn -n "__fish_routevpn_needs_command" -f -a "up" -d 'Bring one tunnel up'
+complete -c routevpn -n "__fish_routevpn_needs_command" -f -a "down" -d 'Take one tunnel down and remove what routevpn made for it'
+complete -c routevpn -n "__fish_routevpn_needs_command" -f -a "apply" -d 'Make the kernel match every profile: create, update and remove tunnels'
+complete -c routevpn -n "__fish_routevpn_needs_command" -f -a "status" -d 'Show every tunnel\'s devices, routes, policies and SAs against the plan'
+complete -c routevpn -n "__fish_routevpn_needs_command" -f -a "version" -d 'Print the version'
+complete -c routevpn -n "__fish_routevpn_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c routevpn -n "__fish_routevpn_using_subcommand check" -l config-dir -d 'Directory holding the tunnel profiles (*.toml)' -r -F
+complete -c routevpn -n "__fish_routevpn_using_subcommand check" -l insecure-secrets -d 'Accept secret files not owned by root or readable by others (test setups only)'
+complete -c routevpn -n "__fish_routevpn_using_subcommand check" -s h -l help -d 'Print help'
+complete -c routevpn -n "__fish_routevpn_using_subcommand plan" -l config-dir -d 'Directory holding the tunnel profiles (*.toml)' -r -F
+complete -c routevpn -n "__fish_routevpn_using_subcommand plan" -l json -d 'Machine-readable JSON instead of text'
+complete -c routevpn -n "__fish_routevpn_using_subcommand plan" -l insecure-secrets -d 'Accept secret files not owned by root or readable by others (test setups only)'
+complete -c routevpn -n "__fish_routevpn_using_subcommand plan" -s h -l help -d 'Print help'
+complete -c routevpn -n "__fish_routevpn_using_subcommand up" -l config-dir -d 'Directory holding the tunnel profiles (*.toml)' -r -F
+complete -c routevpn -n "__fish_routevpn_using_subcommand up" -l insecure-secrets -d 'Accept secret files not owned by root or readable by others (test setups only)'
+complete -c routevpn -n "__fish_routevpn_using_subcommand up" -s h -l help -d 'Print help'
+complete -c routevpn -n "__fish_routevpn_using_subcommand down" -l config-dir -d 'Directory holding the tunnel profiles (*.toml)' -r -F
+complete -c routevpn -n "__fish_routevpn_using_subcommand down" -l insecure-secrets -d 'Accept secret files not owned by root or readable by others (test setups only)'
+complete -c routevpn -n "__fish_routevpn_using_subcommand down" -s h -l help -d 'Print help'
+complete -c routevpn -n "__fish_routevpn_using_subcommand apply" -l config-dir -d 'Directory holding the tunnel profiles (*.toml)' -r -F
+complete -c routevpn -n "__fish_routevpn_using_subcommand apply" -l insecure-secrets -d 'Accept secret files not owned by root or readable by others (test setups only)'
+complete -c routevpn -n "__fish_routevpn_using_subcommand apply" -s h -l help -d 'Print help'
+complete -c routevpn -n "__fish_routevpn_using_subcommand status" -l config-dir -d 'Directory holding the tunnel profiles (*.toml)' -r -F
+complete -c routevpn -n "__fish_routevpn_using_subcommand status" -l insecure-secrets -d 'Accept secret files not owned by root or readable by others (test setups only)'
+complete -c routevpn -n "__fish_routevpn_using_subcommand status" -s h -l help -d 'Print help'
+complete -c routevpn -n "__fish_routevpn_using_subcommand version" -l config-dir -d 'Directory holding the tunnel profiles (*.toml)' -r -F
+complete -c routevpn -n "__fish_routevpn_using_subcommand version" -l insecure-secrets -d 'Accept secret files not owned by root or readable by others (test setups only)'
+complete -c routevpn -n "__fish_routevpn_using_subcommand version" -s h -l help -d 'Print help'
+complete -c routevpn -n "__fish_routevpn_using_subcommand help; and not __fish_seen_subcommand_from check plan up down apply status version help" -f -a "check" -d 'Validate profiles; exit non-zero on any error'
+complete -c routevpn -n "__fish_routevpn_using_subcommand help; and not __fish_seen_subcommand_from check plan up down apply status version help" -f -a "plan" -d 'Print the kernel state and IKE configuration the profiles ask for'
+complete -c routevpn -n "__fish_routevpn_using_subcommand help; and not __fish_seen_subcommand_from check plan up down apply status version help" -f -a "up" -d 'Bring one tunnel up'
+complete -c routevpn -n "__fish_routevpn_using_subcommand help; and not __fish_seen_subcommand_from check plan up down apply status version help" -f -a "down" -d 'Take one tunnel down and remove what routevpn made for it'
+complete -c routevpn -n "__fish_routevpn_using_subcommand help; and not __fish_seen_subcommand_from check plan up down apply status version help" -f -a "apply" -d 'Make the kernel match every profile: create, update and remove tunnels'
+complete -c routevpn -n "__fish_routevpn_using_subcommand help; and not __fish_seen_subcommand_from check plan up down apply status version help" -f -a "status" -d 'Show every tunnel\'s devices, routes, policies and SAs against the plan'
+complete -c routevpn -n "__fish_routevpn_using_subcommand help; and not __fish_seen_subcommand_from check plan up down apply status version help" -f -a "version" -d 'Print the version'
+complete -c routevpn -n "__fish_routevpn_using_subcommand help; and not __fish_seen_subcommand_from check plan up down apply status version help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

@@ -1,0 +1,218 @@
+//! The planner over the example profiles: values computed by hand, invariants every plan keeps.
+
+use std::path::PathBuf;
+
+use routevpn::model::Tunnel;
+use routevpn::plan::{self, Direction, LinkKind, RouteKind, FAIL_CLOSED_METRIC, ROUTE_PROTOCOL};
+use routevpn::profile::{self, Options};
+
+fn examples() -> Vec<Tunnel> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("profiles");
+    let loaded = profile::load(&[dir], Options::default());
+    let errors: Vec<String> = loaded.errors().map(ToString::to_string).collect();
+    assert!(errors.is_empty(), "{errors:#?}");
+    loaded.tunnels.expect("examples load")
+}
+
+fn tunnel_plan<'p>(plan: &'p plan::Plan, name: &str) -> &'p plan::TunnelPlan {
+    plan.tunnels.iter().find(|t| t.name == name).expect(name)
+}
+
+#[test]
+fn auto_mtu_of_each_example() {
+    let plan = plan::build(&examples(), &plan::Context::default());
+    // Outer 1500 IPv4 unless noted; UDP encapsulation is always reserved with nat_traversal=auto.
+    let expected = [
+        // 1500-20-8-8-16-16 = 1432 -> 1424 (16-byte blocks) - 2
+        ("vti-telecom", 1422),
+        // GCM: 1500-20-8-8-8-16 = 1440 - 2
+        ("net-to-net", 1438),
+        ("ospf-a", 1438),
+        ("ospf-b", 1438),
+        // GCM, GRE header with key (8): 1440 - 2 - 8
+        ("gre-behind-nat", 1430),
+        // CBC/SHA256, GRE inside tunnel mode (20 IP + 4 GRE): 1424 - 2 - 24
+        ("gre-datacenter", 1398),
+        // IPv6 outer, GCM: 1500-40-8-8-8-16 = 1420 - 2
+        ("xfrm-dualstack", 1418),
+    ];
+    for (name, mtu) in expected {
+        let t = tunnel_plan(&plan, name);
+        assert_eq!(t.mtu.mtu, mtu, "{name}");
+        assert_eq!(t.link.mtu, mtu, "{name}");
+        assert_eq!(t.mtu.mss_ipv4, mtu - 40, "{name}");
+    }
+}
+
+#[test]
+fn known_outer_mtu_replaces_the_assumption() {
+    let tunnels = examples();
+    let mut context = plan::Context::default();
+    context.outer_mtu.insert("vti-telecom".into(), 1492);
+    let plan = plan::build(&tunnels, &context);
+    let t = tunnel_plan(&plan, "vti-telecom");
+    // 1492-20-8-8-16-16 = 1424 -> 1424 - 2
+    assert_eq!(t.mtu.mtu, 1422);
+    assert!(!t.mtu.outer_mtu_assumed);
+    context.outer_mtu.insert("vti-telecom".into(), 9000);
+    let plan = plan::build(&tunnels, &context);
+    // 9000-60 = 8940 -> 8928 - 2
+    assert_eq!(tunnel_plan(&plan, "vti-telecom").mtu.mtu, 8926);
+}
+
+#[test]
+fn every_route_has_a_fail_closed_blackhole() {
+    let plan = plan::build(&examples(), &plan::Context::default());
+    for t in &plan.tunnels {
+        let unicast: Vec<_> = t
+            .routes
+            .iter()
+            .filter(|r| r.kind == RouteKind::Unicast)
+            .collect();
+        for r in &unicast {
+            assert_eq!(r.device.as_deref(), Some(t.link.name.as_str()));
+            assert!(t.routes.iter().any(|b| b.kind == RouteKind::Blackhole
+                && b.to == r.to
+                && b.table == r.table
+                && b.metric == FAIL_CLOSED_METRIC));
+        }
+        assert!(t.routes.iter().all(|r| r.protocol == ROUTE_PROTOCOL));
+    }
+}
+
+#[test]
+fn policies_carry_the_links_mark_or_if_id() {
+    let plan = plan::build(&examples(), &plan::Context::default());
+    for t in &plan.tunnels {
+        assert!(!t.policies.is_empty(), "{} has no policies", t.name);
+        match &t.link.kind {
+            LinkKind::Vti { mark, .. } => {
+                assert!(t
+                    .policies
+                    .iter()
+                    .all(|p| p.mark == Some(*mark) && p.if_id.is_none()));
+                assert!(t.ike.children.iter().all(|c| c.mark == Some(*mark)));
+            }
+            LinkKind::Xfrm { if_id, .. } => {
+                assert!(t
+                    .policies
+                    .iter()
+                    .all(|p| p.if_id == Some(*if_id) && p.mark.is_none()));
+            }
+            LinkKind::Gre { .. } => {
+                assert!(t
+                    .policies
+                    .iter()
+                    .all(|p| p.mark.is_none() && p.if_id.is_none()));
+            }
+        }
+        // Every child is covered out and in.
+        for c in &t.ike.children {
+            for dir in [Direction::Out, Direction::In] {
+                assert!(t
+                    .policies
+                    .iter()
+                    .any(|p| p.child == c.name && p.direction == dir));
+            }
+        }
+    }
+}
+
+#[test]
+fn gre_transport_protects_only_gre_between_outer_endpoints() {
+    let plan = plan::build(&examples(), &plan::Context::default());
+    let t = tunnel_plan(&plan, "gre-behind-nat");
+    assert_eq!(t.policies.len(), 2, "out and in, no fwd in transport mode");
+    for p in &t.policies {
+        assert_eq!(p.protocol, Some(47));
+        let (src, dst) = (p.src.to_string(), p.dst.to_string());
+        match p.direction {
+            Direction::Out => assert_eq!(
+                (src.as_str(), dst.as_str()),
+                ("10.20.0.10/32", "198.51.100.40/32")
+            ),
+            Direction::In => assert_eq!(
+                (src.as_str(), dst.as_str()),
+                ("198.51.100.40/32", "10.20.0.10/32")
+            ),
+            Direction::Fwd => panic!("fwd policy in transport mode"),
+        }
+    }
+}
+
+#[test]
+fn allocations_survive_adding_and_removing_tunnels() {
+    let all = examples();
+    let full = plan::build(&all, &plan::Context::default());
+    let without: Vec<Tunnel> = all.iter().filter(|t| t.name != "ospf-a").cloned().collect();
+    // Without state (a fresh host) and with the previous apply's allocations pinned.
+    for previous in [plan::Allocations::default(), full.allocations.clone()] {
+        let context = plan::Context {
+            previous,
+            ..Default::default()
+        };
+        let fewer = plan::build(&without, &context);
+        for (name, mark) in &fewer.allocations.marks {
+            assert_eq!(full.allocations.marks.get(name), Some(mark), "{name}");
+        }
+        for (name, reqid) in &fewer.allocations.reqids {
+            assert_eq!(full.allocations.reqids.get(name), Some(reqid), "{name}");
+        }
+        assert_eq!(fewer.allocations.if_ids, full.allocations.if_ids);
+    }
+}
+
+#[test]
+fn nftables_table_holds_snat_mss_and_accepts() {
+    let plan = plan::build(&examples(), &plan::Context::default());
+    let script = plan.nftables.to_nft_script();
+    assert!(script.starts_with("table inet routevpn {"));
+    assert!(
+        script.contains("oifname \"vti-telecom\" ip daddr 192.168.255.0/24 snat ip to 192.168.1.1")
+    );
+    // The datacenter's interesting traffic is carried by a policy-based child, not a device.
+    assert!(script.contains("\t\tip daddr 100.15.30.0/24 snat ip to 10.45.8.17\n"));
+    assert!(script
+        .contains("oifname \"gre1\" tcp flags syn / syn,rst tcp option maxseg size set rt mtu"));
+    assert!(script.contains("iifname \"vti-telecom\" meta nfproto ipv4 tcp flags syn / syn,rst tcp option maxseg size > 1382 tcp option maxseg size set 1382"));
+    assert!(script.contains("iifname \"xfrm-cloud\" accept"));
+}
+
+#[test]
+fn gre_keepalive_and_multicast_sysctls() {
+    let plan = plan::build(&examples(), &plan::Context::default());
+    let t = tunnel_plan(&plan, "gre-datacenter");
+    let get = |key: &str| {
+        t.sysctls
+            .iter()
+            .find(|s| s.key == key)
+            .map(|s| s.value.as_str())
+    };
+    assert_eq!(get("net.ipv4.conf.gre1.accept_local"), Some("1"));
+    assert_eq!(get("net.ipv4.conf.gre1.rp_filter"), Some("0"));
+    assert_eq!(get("net.ipv4.conf.gre1.forwarding"), Some("1"));
+    assert!(t.link.multicast);
+    // The inner GRE endpoint becomes a local address so decrypted GRE reaches the device.
+    assert!(t
+        .addresses
+        .iter()
+        .any(|a| a.address.to_string() == "10.44.6.1/32"));
+    let vti = tunnel_plan(&plan, "vti-telecom");
+    assert!(vti
+        .sysctls
+        .iter()
+        .any(|s| s.key == "net.ipv4.conf.vti-telecom.disable_policy" && s.value == "1"));
+}
+
+#[test]
+fn plan_is_serializable_and_deterministic() {
+    let tunnels = examples();
+    let a = serde_json::to_string(&plan::build(&tunnels, &plan::Context::default())).unwrap();
+    let b = serde_json::to_string(&plan::build(&tunnels, &plan::Context::default())).unwrap();
+    assert_eq!(a, b);
+    let text = plan::render_text(&plan::build(&tunnels, &plan::Context::default()));
+    assert!(
+        text.contains("tunnel vti-telecom (")
+            && text.contains("psk /etc/routevpn/secrets/telecom.psk")
+    );
+}
