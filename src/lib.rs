@@ -4,6 +4,7 @@
 //! [`plan`] turns the model into the desired kernel state (pure), and the dataplane applies
 //! it. The IKE engine in [`ike`] negotiates SAs for the children the plan describes.
 
+pub mod apply;
 pub mod cli;
 pub mod ike;
 pub mod model;

@@ -18,8 +18,8 @@ use serde::Serialize;
 
 pub use alloc::Allocations;
 pub use ike::{ChildConfig, IkeConfig};
-pub use nft::{NftRule, NftTable};
-pub use policy::{Direction, XfrmPolicy, XfrmTemplate};
+pub use nft::{NftRule, NftTable, TABLE as NFT_TABLE};
+pub use policy::{Direction, PolicyNet, XfrmPolicy, XfrmTemplate};
 pub use render::render_text;
 
 use crate::model::{LocalEndpoint, Mode, MssClamp, MtuSetting, Tunnel, TunnelKind};

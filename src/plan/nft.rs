@@ -5,37 +5,37 @@ use std::fmt;
 use std::net::IpAddr;
 
 use ipnet::IpNet;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::TunnelPlan;
 use crate::model::{MssClamp, Tunnel};
 
 pub const TABLE: &str = "routevpn";
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NftTable {
-    pub name: &'static str,
+    pub name: String,
     pub chains: Vec<NftChain>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NftChain {
-    pub name: &'static str,
+    pub name: String,
     /// `nat` or `filter`.
-    pub chain_type: &'static str,
-    pub hook: &'static str,
+    pub chain_type: String,
+    pub hook: String,
     pub priority: i32,
     pub rules: Vec<NftRule>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Family {
     Ipv4,
     Ipv6,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "rule")]
 pub enum NftRule {
     /// Rewrites the source of traffic to `to` (leaving through `device`, if routed).
@@ -192,29 +192,21 @@ pub fn table(tunnels: &[Tunnel], plans: &[TunnelPlan]) -> NftTable {
         }
     }
     NftTable {
-        name: TABLE,
+        name: TABLE.to_string(),
         chains: vec![
-            NftChain {
-                name: "postrouting",
-                chain_type: "nat",
-                hook: "postrouting",
-                priority: 100,
-                rules: snat,
-            },
-            NftChain {
-                name: "mss",
-                chain_type: "filter",
-                hook: "forward",
-                priority: -150,
-                rules: mss,
-            },
-            NftChain {
-                name: "forward",
-                chain_type: "filter",
-                hook: "forward",
-                priority: 0,
-                rules: accept,
-            },
+            chain("postrouting", "nat", "postrouting", 100, snat),
+            chain("mss", "filter", "forward", -150, mss),
+            chain("forward", "filter", "forward", 0, accept),
         ],
+    }
+}
+
+fn chain(name: &str, chain_type: &str, hook: &str, priority: i32, rules: Vec<NftRule>) -> NftChain {
+    NftChain {
+        name: name.into(),
+        chain_type: chain_type.into(),
+        hook: hook.into(),
+        priority,
+        rules,
     }
 }

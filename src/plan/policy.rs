@@ -8,7 +8,9 @@ use serde::Serialize;
 use super::{Endpoint, IkeConfig};
 use crate::model::{Mode, TrafficSelector, Tunnel};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Direction {
     Out,

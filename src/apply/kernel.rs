@@ -1,0 +1,159 @@
+//! The boundary between reconciliation and the kernel. The netlink implementation lives in
+//! [`super::netlink`]; [`FakeKernel`] keeps objects in memory for tests.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+
+use super::diff::Change;
+use super::objects::{Object, ObjectKey};
+
+/// Where packets to a peer leave: resolves `%defaultroute` and the outer MTU.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Egress {
+    pub source: IpAddr,
+    pub device: String,
+    pub mtu: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KernelError {
+    /// The object the kernel refused, if the error concerns one.
+    pub object: Option<ObjectKey>,
+    pub message: String,
+}
+
+impl std::fmt::Display for KernelError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.object {
+            Some(key) => write!(f, "{key}: {}", self.message),
+            None => f.write_str(&self.message),
+        }
+    }
+}
+
+impl std::error::Error for KernelError {}
+
+/// What to read: links and sysctls are looked up by name, everything else is dumped.
+#[derive(Clone, Debug, Default)]
+pub struct Scope {
+    pub links: BTreeSet<String>,
+    pub sysctls: BTreeSet<String>,
+}
+
+pub trait Kernel {
+    /// The source address, device and MTU the kernel would use to reach `remote`.
+    fn egress(&mut self, remote: IpAddr) -> Result<Egress, KernelError>;
+
+    /// Live objects: the named links and sysctls that exist, plus every address on those
+    /// links, every route, rule and XFRM policy, and routevpn's nftables table if present.
+    fn read(&mut self, scope: &Scope) -> Result<Vec<Object>, KernelError>;
+
+    /// Carries out `changes` in order; one result per change. Implementations may pipeline
+    /// (send all, then collect acknowledgements) since the kernel handles requests in order.
+    fn execute(&mut self, changes: &[Change]) -> Vec<Result<(), KernelError>>;
+}
+
+/// An in-memory kernel for tests: honours dependencies the way Linux does (objects on a
+/// device need the device; deleting it removes them) and can be told to fail.
+#[derive(Debug, Default)]
+pub struct FakeKernel {
+    pub objects: BTreeMap<ObjectKey, Object>,
+    pub egress: BTreeMap<IpAddr, Egress>,
+    /// Keys whose next write fails, to exercise rollback.
+    pub fail_on: BTreeSet<ObjectKey>,
+    pub writes: usize,
+}
+
+impl FakeKernel {
+    fn device_exists(&self, device: &str) -> bool {
+        self.objects.contains_key(&ObjectKey::Link {
+            name: device.to_string(),
+        })
+    }
+
+    fn apply_one(&mut self, change: &Change) -> Result<(), KernelError> {
+        let key = change.key();
+        let refuse = |message: &str| KernelError {
+            object: Some(key.clone()),
+            message: message.into(),
+        };
+        if self.fail_on.remove(&key) {
+            return Err(refuse("injected failure"));
+        }
+        match change {
+            Change::Create(o) => {
+                if self.objects.contains_key(&key) {
+                    return Err(refuse("File exists"));
+                }
+                if let Some(device) = needs_device(&o.object) {
+                    if !self.device_exists(device) {
+                        return Err(refuse("No such device"));
+                    }
+                }
+                self.objects.insert(key, o.object.clone());
+            }
+            Change::Delete { object, .. } => {
+                if self.objects.remove(&key).is_none() {
+                    return Err(refuse("No such file or directory"));
+                }
+                if let Object::Link(link) = object {
+                    let name = link.name.clone();
+                    self.objects
+                        .retain(|_, o| needs_device(o) != Some(name.as_str()));
+                }
+            }
+            Change::Update { to, .. } => {
+                if !self.objects.contains_key(&key) {
+                    return Err(refuse("No such file or directory"));
+                }
+                self.objects.insert(key, to.object.clone());
+            }
+        }
+        Ok(())
+    }
+}
+
+fn needs_device(object: &Object) -> Option<&str> {
+    match object {
+        Object::Address(a) => Some(&a.device),
+        Object::Route(r) => r.device.as_deref(),
+        Object::Sysctl(s) if s.key.contains(".conf.") => s.key.split('.').nth(3),
+        _ => None,
+    }
+}
+
+impl Kernel for FakeKernel {
+    fn egress(&mut self, remote: IpAddr) -> Result<Egress, KernelError> {
+        self.egress
+            .get(&remote)
+            .cloned()
+            .ok_or_else(|| KernelError {
+                object: None,
+                message: format!("no route to {remote}"),
+            })
+    }
+
+    fn read(&mut self, scope: &Scope) -> Result<Vec<Object>, KernelError> {
+        Ok(self
+            .objects
+            .values()
+            .filter(|o| match o {
+                Object::Link(l) => scope.links.contains(&l.name),
+                Object::Sysctl(s) => scope.sysctls.contains(&s.key),
+                Object::Address(a) => scope.links.contains(&a.device),
+                _ => true,
+            })
+            .cloned()
+            .collect())
+    }
+
+    fn execute(&mut self, changes: &[Change]) -> Vec<Result<(), KernelError>> {
+        changes
+            .iter()
+            .map(|c| {
+                self.writes += 1;
+                self.apply_one(c)
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,208 @@
+//! The dataplane: make the kernel hold what the plan asks for, changing only what differs,
+//! and undo everything this run changed if the kernel refuses any step.
+
+pub mod diff;
+pub mod kernel;
+pub mod objects;
+pub mod resolve;
+pub mod state;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use diff::{Change, Conflict};
+use kernel::{Egress, Kernel, KernelError, Scope};
+use objects::{Object, Owned};
+use resolve::Unresolved;
+use state::{Paths, State};
+
+use crate::model::Tunnel;
+use crate::plan::{self, Allocations};
+
+#[derive(Debug)]
+pub enum ApplyError {
+    Conflict(Conflict),
+    Unresolved(Unresolved),
+    /// The kernel refused a change; everything this run had changed was undone, except
+    /// what `rollback` lists.
+    Kernel {
+        error: KernelError,
+        rollback: Vec<KernelError>,
+    },
+    State(String),
+}
+
+impl std::fmt::Display for ApplyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ApplyError::Conflict(c) => write!(f, "{c}"),
+            ApplyError::Unresolved(u) => write!(f, "{u}"),
+            ApplyError::Kernel { error, rollback } if rollback.is_empty() => {
+                write!(
+                    f,
+                    "the kernel refused {error}; every change of this run was undone"
+                )
+            }
+            ApplyError::Kernel { error, rollback } => {
+                write!(f, "the kernel refused {error}; undoing failed too:")?;
+                for e in rollback {
+                    write!(f, "\n  {e}")?;
+                }
+                Ok(())
+            }
+            ApplyError::State(e) => write!(f, "state file: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for ApplyError {}
+
+/// What one reconciliation did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Outcome {
+    /// Kernel write requests sent: zero when nothing differed.
+    pub writes: usize,
+    pub created: usize,
+    pub updated: usize,
+    pub deleted: usize,
+    /// One line per change, for the operator.
+    pub log: Vec<String>,
+}
+
+fn describe(change: &Change) -> String {
+    match change {
+        Change::Create(_) => format!("create {}", change.key()),
+        Change::Delete { .. } => format!("delete {}", change.key()),
+        Change::Update { .. } => format!("update {}", change.key()),
+    }
+}
+
+/// Changes the kernel so that routevpn's objects are exactly `desired`, updating `state`.
+pub fn reconcile(
+    kernel: &mut dyn Kernel,
+    desired: &[Owned],
+    state: &mut State,
+) -> Result<Outcome, ApplyError> {
+    let mut scope = Scope::default();
+    let names = desired
+        .iter()
+        .map(|o| o.object.key())
+        .chain(state.owned.iter().cloned());
+    for key in names {
+        match key {
+            objects::ObjectKey::Link { name } => {
+                scope.links.insert(name);
+            }
+            objects::ObjectKey::Sysctl { key } => {
+                scope.sysctls.insert(key);
+            }
+            _ => {}
+        }
+    }
+    let live = kernel.read(&scope).map_err(|error| ApplyError::Kernel {
+        error,
+        rollback: vec![],
+    })?;
+    let changes = diff::diff(desired, &live, &state.owned, &state.sysctl_originals)
+        .map_err(ApplyError::Conflict)?;
+    let results = kernel.execute(&changes);
+    if let Some(failed) = results.iter().position(Result::is_err) {
+        let error = results[failed].clone().unwrap_err();
+        let undo: Vec<Change> = changes
+            .iter()
+            .zip(&results)
+            .filter(|(_, r)| r.is_ok())
+            .rev()
+            .flat_map(|(c, _)| c.inverse())
+            .collect();
+        let rollback = kernel
+            .execute(&undo)
+            .into_iter()
+            .filter_map(Result::err)
+            .collect();
+        return Err(ApplyError::Kernel { error, rollback });
+    }
+
+    let mut outcome = Outcome {
+        writes: changes.len(),
+        ..Outcome::default()
+    };
+    for change in &changes {
+        match change {
+            Change::Create(_) => outcome.created += 1,
+            Change::Update {
+                from: Object::Sysctl(before),
+                to,
+            } => {
+                // Remember what the host had before routevpn's first write.
+                if matches!(&to.object, Object::Sysctl(_))
+                    && desired.iter().any(|d| d.object.key() == change.key())
+                {
+                    state
+                        .sysctl_originals
+                        .entry(before.key.clone())
+                        .or_insert_with(|| before.value.clone());
+                }
+                outcome.updated += 1;
+            }
+            Change::Update { .. } => outcome.updated += 1,
+            Change::Delete { .. } => outcome.deleted += 1,
+        }
+        outcome.log.push(describe(change));
+    }
+    state.owned = desired.iter().map(|o| o.object.key()).collect();
+    let wanted_sysctls: BTreeSet<&str> = desired
+        .iter()
+        .filter_map(|o| match &o.object {
+            Object::Sysctl(s) => Some(s.key.as_str()),
+            _ => None,
+        })
+        .collect();
+    state
+        .sysctl_originals
+        .retain(|k, _| wanted_sysctls.contains(k.as_str()));
+    Ok(outcome)
+}
+
+/// Merges this run's allocations into the remembered ones, keeping those of tunnels that are
+/// down so they come back with the same values.
+fn merge(previous: &Allocations, now: &Allocations) -> Allocations {
+    let mut merged = previous.clone();
+    merged.marks.extend(now.marks.clone());
+    merged.if_ids.extend(now.if_ids.clone());
+    merged.reqids.extend(now.reqids.clone());
+    merged
+}
+
+/// Brings the kernel to the state of the `enabled` tunnels (all others are removed).
+pub fn apply(
+    kernel: &mut dyn Kernel,
+    tunnels: &[Tunnel],
+    enabled: &BTreeSet<String>,
+    paths: &Paths,
+) -> Result<(Outcome, plan::Plan), ApplyError> {
+    let (mut state, previous) = paths.load().map_err(ApplyError::State)?;
+    let selected: Vec<Tunnel> = tunnels
+        .iter()
+        .filter(|t| enabled.contains(&t.name))
+        .cloned()
+        .collect();
+    let mut egress: BTreeMap<String, Egress> = BTreeMap::new();
+    let mut context = plan::Context {
+        previous: previous.clone(),
+        ..Default::default()
+    };
+    for t in &selected {
+        if let Ok(e) = kernel.egress(t.remote) {
+            context.outer_mtu.insert(t.name.clone(), e.mtu);
+            egress.insert(t.name.clone(), e);
+        }
+    }
+    let plan = plan::build(&selected, &context);
+    let desired = resolve::objects(&plan, &egress).map_err(ApplyError::Unresolved)?;
+    let outcome = reconcile(kernel, &desired, &mut state)?;
+    state.enabled = enabled.clone();
+    paths
+        .save(&state, &merge(&previous, &plan.allocations))
+        .map_err(ApplyError::State)?;
+    Ok((outcome, plan))
+}
