@@ -3,6 +3,7 @@
 
 pub mod diff;
 pub mod kernel;
+pub mod netlink;
 pub mod objects;
 pub mod resolve;
 pub mod state;

@@ -1,0 +1,107 @@
+//! The Linux kernel behind [`Kernel`]: rtnetlink for links, addresses, routes and rules;
+//! XFRM netlink for policies; nf_tables for routevpn's table; /proc/sys for sysctls.
+//! No `ip`, `nft` or `sysctl` process is ever started.
+
+pub mod socket;
+mod sysctl;
+
+use super::diff::Change;
+use super::kernel::{Egress, Kernel, KernelError, Scope};
+use super::objects::Object;
+
+/// One family of kernel objects.
+pub trait Backend {
+    /// Appends the live objects of this family within `scope`.
+    fn read(&mut self, scope: &Scope, out: &mut Vec<Object>) -> Result<(), KernelError>;
+    /// Carries out changes to objects of this family, one result each, in order.
+    fn execute(&mut self, changes: &[&Change]) -> Vec<Result<(), KernelError>>;
+}
+
+/// Which backend handles an object.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Family {
+    Route,
+    Sysctl,
+    Xfrm,
+    Nft,
+}
+
+fn family(object: &Object) -> Family {
+    match object {
+        Object::Link(_) | Object::Address(_) | Object::Route(_) | Object::Rule(_) => Family::Route,
+        Object::Sysctl(_) => Family::Sysctl,
+        Object::Policy(_) => Family::Xfrm,
+        Object::Nft(_) => Family::Nft,
+    }
+}
+
+fn object_of(change: &Change) -> &Object {
+    match change {
+        Change::Create(o) | Change::Update { to: o, .. } => &o.object,
+        Change::Delete { object, .. } => object,
+    }
+}
+
+pub struct LinuxKernel {
+    pub route: Box<dyn RouteBackend>,
+    pub sysctl: sysctl::Sysctls,
+    pub xfrm: Box<dyn Backend>,
+    pub nft: Box<dyn Backend>,
+}
+
+/// rtnetlink also answers where a peer is reached from.
+pub trait RouteBackend: Backend {
+    fn egress(&mut self, remote: std::net::IpAddr) -> Result<Egress, KernelError>;
+}
+
+impl LinuxKernel {
+    fn backend(&mut self, family: Family) -> &mut dyn Backend {
+        match family {
+            Family::Route => self.route.as_mut(),
+            Family::Sysctl => &mut self.sysctl,
+            Family::Xfrm => self.xfrm.as_mut(),
+            Family::Nft => self.nft.as_mut(),
+        }
+    }
+}
+
+impl Kernel for LinuxKernel {
+    fn egress(&mut self, remote: std::net::IpAddr) -> Result<Egress, KernelError> {
+        self.route.egress(remote)
+    }
+
+    fn read(&mut self, scope: &Scope) -> Result<Vec<Object>, KernelError> {
+        let mut out = Vec::new();
+        for family in [Family::Route, Family::Sysctl, Family::Xfrm, Family::Nft] {
+            self.backend(family).read(scope, &mut out)?;
+        }
+        Ok(out)
+    }
+
+    /// Runs of consecutive changes of one family go to their backend as one batch, so the
+    /// overall order (links before addresses before routes ...) is kept.
+    fn execute(&mut self, changes: &[Change]) -> Vec<Result<(), KernelError>> {
+        let mut results = Vec::with_capacity(changes.len());
+        let mut start = 0;
+        while start < changes.len() {
+            let family = family(object_of(&changes[start]));
+            let end = changes[start..]
+                .iter()
+                .position(|c| self::family(object_of(c)) != family)
+                .map_or(changes.len(), |n| start + n);
+            let run: Vec<&Change> = changes[start..end].iter().collect();
+            let run_results = self.backend(family).execute(&run);
+            let failed = run_results.iter().any(Result::is_err);
+            results.extend(run_results);
+            start = end;
+            if failed {
+                // Later runs depend on earlier ones; report them as not attempted.
+                results.extend(changes[start..].iter().map(|c| {
+                    Err(KernelError { object: Some(c.key()), message: "not attempted after an earlier failure".into() })
+                }));
+                break;
+            }
+        }
+        results
+    }
+}
