@@ -17,6 +17,7 @@
 
 mod hmac;
 pub mod integ;
+pub mod keys;
 pub mod prf;
 pub mod secret;
 
@@ -24,6 +25,7 @@ pub mod secret;
 mod testutil;
 
 pub use integ::IntegKey;
+pub use keys::{ChildSaKeys, IkeSaKeys, IkeSuite};
 pub use prf::{prf, prf_plus, PrfKey};
 pub use secret::{ct_eq, Secret};
 
@@ -42,11 +44,8 @@ pub enum CryptoError {
     },
     /// An encryption algorithm paired with an integrity algorithm it cannot be used with
     /// (AEAD with integrity, or a plain cipher without).
-    #[error("encryption {encr} cannot be used with integrity {integ}")]
-    InvalidSuite {
-        encr: crate::proposal::Encryption,
-        integ: &'static str,
-    },
+    #[error("invalid transform combination: {0}")]
+    InvalidSuite(&'static str),
     /// The peer's key exchange value failed validation (range, curve membership, small order).
     #[error("invalid key exchange value from the peer")]
     InvalidPublicValue,
