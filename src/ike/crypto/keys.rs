@@ -11,7 +11,7 @@ use super::{CryptoError, Result, Secret};
 use crate::proposal::{Encryption, Integrity, Prf};
 
 /// Checks that a cipher comes with an integrity algorithm exactly when it is not AEAD.
-fn check_integrity(encr: Encryption, integ: Option<Integrity>) -> Result<()> {
+pub(crate) fn check_integrity(encr: Encryption, integ: Option<Integrity>) -> Result<()> {
     match (encr.is_aead(), integ) {
         (true, None) | (false, Some(_)) => Ok(()),
         (true, Some(_)) => Err(CryptoError::InvalidSuite(

@@ -15,15 +15,18 @@
 //! Every secret (keys, DH private values and shared secrets, PSKs) is held in a [`Secret`],
 //! which zeroizes its memory on drop and whose `Debug` prints only its length.
 
+pub mod cipher;
 mod hmac;
 pub mod integ;
 pub mod keys;
 pub mod prf;
+pub mod random;
 pub mod secret;
 
 #[cfg(test)]
 mod testutil;
 
+pub use cipher::{SkCipher, SkCiphers};
 pub use integ::IntegKey;
 pub use keys::{ChildSaKeys, IkeSaKeys, IkeSuite};
 pub use prf::{prf, prf_plus, PrfKey};
