@@ -16,6 +16,7 @@
 //! which zeroizes its memory on drop and whose `Debug` prints only its length.
 
 pub mod cipher;
+pub mod dh;
 mod hmac;
 pub mod integ;
 pub mod keys;
@@ -27,6 +28,7 @@ pub mod secret;
 mod testutil;
 
 pub use cipher::{SkCipher, SkCiphers};
+pub use dh::KeyExchange;
 pub use integ::IntegKey;
 pub use keys::{ChildSaKeys, IkeSaKeys, IkeSuite};
 pub use prf::{prf, prf_plus, PrfKey};
