@@ -15,6 +15,7 @@
 //! Every secret (keys, DH private values and shared secrets, PSKs) is held in a [`Secret`],
 //! which zeroizes its memory on drop and whose `Debug` prints only its length.
 
+pub mod auth;
 pub mod cipher;
 pub mod dh;
 mod hmac;
@@ -27,6 +28,7 @@ pub mod secret;
 #[cfg(test)]
 mod testutil;
 
+pub use auth::{psk_auth, signed_octets, verify_psk_auth};
 pub use cipher::{SkCipher, SkCiphers};
 pub use dh::KeyExchange;
 pub use integ::IntegKey;
