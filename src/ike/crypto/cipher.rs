@@ -19,7 +19,8 @@
 //!   final values**: compute them with [`SkCipher::sealed_len`] before calling
 //!   [`SkCipher::seal`], because they are authenticated.
 //! * `body` is the rest of the SK payload: `IV | ciphertext | ICV`, which `seal` returns and
-//!   `open` takes.
+//!   `open` takes. [`SkCipher::seal_append`] instead appends it to a buffer holding the
+//!   prefix.
 //! * The ciphertext encrypts `inner payloads | padding | pad length (1 octet)`. `seal` takes
 //!   and `open` returns only the inner payloads.
 //!
@@ -112,17 +113,23 @@ fn cbc_crypt(
     Ok(())
 }
 
-/// AES-GCM encryption of the concatenated `plaintext` pieces, appending the ciphertext to
-/// `out` and returning the tag.
-fn gcm_seal(
+/// Starts an AES-GCM encryption: sets the nonce and feeds the additional authenticated data
+/// (the concatenated `aad` pieces).
+fn gcm_begin(ctx: &mut CipherCtx, nonce: &[u8; GCM_SALT + GCM_IV], aad: &[&[u8]]) -> Result<()> {
+    ctx.encrypt_init(None, None, Some(nonce))?;
+    for data in aad {
+        ctx.cipher_update(data, None)?;
+    }
+    Ok(())
+}
+
+/// Encrypts the concatenated `plaintext` pieces after [`gcm_begin`], appending the ciphertext
+/// to `out`, and returns the tag.
+fn gcm_finish(
     ctx: &mut CipherCtx,
-    nonce: &[u8; GCM_SALT + GCM_IV],
-    aad: &[u8],
     plaintext: &[&[u8]],
     out: &mut Vec<u8>,
 ) -> Result<[u8; GCM_ICV]> {
-    ctx.encrypt_init(None, None, Some(nonce))?;
-    ctx.cipher_update(aad, None)?;
     for data in plaintext {
         ctx.cipher_update_vec(data, out)?;
     }
@@ -151,6 +158,17 @@ fn gcm_open(
         out[start..].zeroize();
         out.truncate(start);
         return Err(CryptoError::IntegrityCheckFailed);
+    }
+    Ok(())
+}
+
+/// Messages far beyond any IKE message (UDP and RFC 8229 TCP framing both stop at 64 KiB)
+/// are refused before they reach OpenSSL, whose bindings take `int` lengths.
+const MAX_MESSAGE: usize = 1 << 24;
+
+fn check_size(len: usize) -> Result<()> {
+    if len > MAX_MESSAGE {
+        return Err(CryptoError::MalformedPayload("message too long"));
     }
     Ok(())
 }
@@ -268,24 +286,54 @@ impl SkCipher {
     /// `IV | ciphertext | ICV`. `prefix` is the message up to the IV, final lengths set (see
     /// the module documentation).
     pub fn seal(&mut self, prefix: &[u8], plaintext: &[u8]) -> Result<Vec<u8>> {
-        let len = self.sealed_len(plaintext.len());
         // One block of slack: OpenSSL's bindings want room for a block more than they write.
-        let mut out = Vec::with_capacity(len + AES_BLOCK);
-        match self.encr {
-            Encryption::AesCbc(_) => self.seal_cbc(prefix, plaintext, &mut out)?,
-            Encryption::AesGcm16(_) => self.seal_gcm(prefix, plaintext, &mut out)?,
-        }
-        debug_assert_eq!(out.len(), len);
-        Ok(out)
+        let mut body = Vec::with_capacity(self.sealed_len(plaintext.len()) + AES_BLOCK);
+        self.seal_into(prefix, &mut body, plaintext)?;
+        Ok(body)
     }
 
-    fn seal_cbc(&mut self, prefix: &[u8], plaintext: &[u8], out: &mut Vec<u8>) -> Result<()> {
+    /// Like [`seal`](Self::seal), but for a `message` buffer that holds the prefix (the
+    /// message built so far, up to and including the SK payload header with its final
+    /// lengths): the body is appended to it, so the message is complete afterwards and
+    /// nothing is copied.
+    pub fn seal_append(&mut self, message: &mut Vec<u8>, plaintext: &[u8]) -> Result<()> {
+        message.reserve(self.sealed_len(plaintext.len()) + AES_BLOCK);
+        self.seal_into(&[], message, plaintext)
+    }
+
+    /// Appends the body to `buf`; what is authenticated is `outer_prefix`, then the octets
+    /// `buf` already holds (together: the prefix), then the body itself.
+    fn seal_into(
+        &mut self,
+        outer_prefix: &[u8],
+        buf: &mut Vec<u8>,
+        plaintext: &[u8],
+    ) -> Result<()> {
+        check_size(outer_prefix.len() + buf.len() + plaintext.len())?;
+        let start = buf.len();
+        let result = match self.encr {
+            Encryption::AesCbc(_) => self.seal_cbc(outer_prefix, buf, plaintext),
+            Encryption::AesGcm16(_) => self.seal_gcm(outer_prefix, buf, plaintext),
+        };
+        match result {
+            Ok(()) => {
+                debug_assert_eq!(buf.len() - start, self.sealed_len(plaintext.len()));
+                Ok(())
+            }
+            Err(e) => {
+                buf.truncate(start);
+                Err(e)
+            }
+        }
+    }
+
+    fn seal_cbc(&mut self, outer_prefix: &[u8], buf: &mut Vec<u8>, plaintext: &[u8]) -> Result<()> {
         let Some(integ) = &self.integ else {
             return Err(CryptoError::InvalidSuite("AES-CBC without integrity"));
         };
         let mut iv = [0u8; AES_BLOCK];
         random::fill(&mut iv)?;
-        out.extend_from_slice(&iv);
+        buf.extend_from_slice(&iv);
 
         // Whole blocks straight from the input; the tail, zero padding and the pad length
         // make exactly one more block.
@@ -296,15 +344,15 @@ impl SkCipher {
         last[AES_BLOCK - 1] = (AES_BLOCK - 1 - tail.len()) as u8;
 
         let ctx = ready(&mut self.encrypt_ctx, self.encr, self.key.expose(), true)?;
-        cbc_crypt(ctx, true, &iv, &[&plaintext[..whole], &last], out)?;
+        cbc_crypt(ctx, true, &iv, &[&plaintext[..whole], &last], buf)?;
         last.zeroize();
 
-        let icv = integ.compute_concat(&[prefix, out]);
-        out.extend_from_slice(&icv);
+        let icv = integ.compute_concat(&[outer_prefix, buf]);
+        buf.extend_from_slice(&icv);
         Ok(())
     }
 
-    fn seal_gcm(&mut self, prefix: &[u8], plaintext: &[u8], out: &mut Vec<u8>) -> Result<()> {
+    fn seal_gcm(&mut self, outer_prefix: &[u8], buf: &mut Vec<u8>, plaintext: &[u8]) -> Result<()> {
         if self.ivs_left == 0 {
             return Err(CryptoError::IvExhausted);
         }
@@ -313,16 +361,18 @@ impl SkCipher {
         self.next_iv = self.next_iv.wrapping_add(1);
 
         let nonce = self.nonce(&iv);
-        out.extend_from_slice(&iv);
         let ctx = ready(&mut self.encrypt_ctx, self.encr, self.key.expose(), true)?;
-        let tag = gcm_seal(ctx, &nonce, prefix, &[plaintext, &[0]], out)?;
-        out.extend_from_slice(&tag);
+        gcm_begin(ctx, &nonce, &[outer_prefix, buf])?;
+        buf.extend_from_slice(&iv);
+        let tag = gcm_finish(ctx, &[plaintext, &[0]], buf)?;
+        buf.extend_from_slice(&tag);
         Ok(())
     }
 
     /// Checks and decrypts the SK body `IV | ciphertext | ICV` of a received message whose
     /// octets before the IV are `prefix`, and returns the inner payloads.
     pub fn open(&mut self, prefix: &[u8], body: &[u8]) -> Result<Vec<u8>> {
+        check_size(prefix.len() + body.len())?;
         if body.len() < self.min_body_len() {
             return Err(CryptoError::MalformedPayload(
                 "shorter than IV, one encrypted block and ICV",
@@ -416,6 +466,11 @@ impl SkCiphers {
     /// [`SkCipher::seal`] with the outbound keys.
     pub fn seal(&mut self, prefix: &[u8], plaintext: &[u8]) -> Result<Vec<u8>> {
         self.outbound.seal(prefix, plaintext)
+    }
+
+    /// [`SkCipher::seal_append`] with the outbound keys.
+    pub fn seal_append(&mut self, message: &mut Vec<u8>, plaintext: &[u8]) -> Result<()> {
+        self.outbound.seal_append(message, plaintext)
     }
 
     /// [`SkCipher::open`] with the inbound keys.

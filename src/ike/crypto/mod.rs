@@ -5,7 +5,7 @@
 //!
 //! * [`random`]: nonces and SPIs from the OS RNG.
 //! * [`dh`]: [`KeyExchange`] for the MODP, ECP and Curve25519 groups, in KE payload format.
-//! * [`prf`]: `prf` and `prf+` (RFC 7296 section 2.13).
+//! * [`prf`](mod@prf): `prf` and `prf+` (RFC 7296 section 2.13).
 //! * [`keys`]: SKEYSEED and the IKE SA keys (section 2.14), rekeyed IKE SAs (2.18) and
 //!   Child SA keying material (2.17).
 //! * [`cipher`]: the Encrypted (SK) payload, AES-CBC + HMAC (section 3.14) and AES-GCM

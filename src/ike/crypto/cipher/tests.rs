@@ -182,7 +182,8 @@ fn aes_gcm_known_answers() {
         let mut dec = ctx(encr, key, false);
         for _ in 0..2 {
             let mut out = Vec::new();
-            let got_tag = gcm_seal(&mut enc, &nonce, aad, &[plain], &mut out).unwrap();
+            gcm_begin(&mut enc, &nonce, &[aad]).unwrap();
+            let got_tag = gcm_finish(&mut enc, &[plain], &mut out).unwrap();
             assert_eq!(
                 (&out[..], &got_tag[..]),
                 (cipher, &tag[..]),
@@ -218,6 +219,23 @@ fn round_trip_every_suite_and_length() {
             assert_eq!(body.len(), body_len, "{encr} {len}");
             assert_eq!(rx.open(&prefix, &body).unwrap(), plain, "{encr} {len}");
         }
+    }
+}
+
+/// Sealing into the message buffer gives the same result as sealing with a separate prefix.
+#[test]
+fn seal_append_matches_seal() {
+    for (encr, integ) in SUITES {
+        let (mut tx, mut rx) = pair(encr, integ);
+        let plain = b"inner payloads".to_vec();
+        let mut message = prefix(tx.sealed_len(plain.len()));
+        let prefix_len = message.len();
+        tx.seal_append(&mut message, &plain).unwrap();
+        assert_eq!(message.len(), prefix_len + tx.sealed_len(plain.len()));
+        let (prefix, body) = message.split_at(prefix_len);
+        assert_eq!(rx.open(prefix, body).unwrap(), plain, "{encr}");
+        // The prefix counts from the start of the buffer: a shorter one does not verify.
+        assert!(rx.open(&prefix[4..], body).is_err());
     }
 }
 
@@ -360,11 +378,13 @@ fn padding_rules() {
     let nonce = grx.nonce(&iv);
     let mut body = iv.to_vec();
     let mut enc = ctx(Encryption::AesGcm16(128), &[3; 16], true);
-    let tag = gcm_seal(&mut enc, &nonce, prefix, &[b"ab\x02"], &mut body).unwrap();
+    gcm_begin(&mut enc, &nonce, &[prefix]).unwrap();
+    let tag = gcm_finish(&mut enc, &[b"ab\x02"], &mut body).unwrap();
     body.extend_from_slice(&tag);
     assert_eq!(grx.open(prefix, &body).unwrap(), b"");
     let mut body = iv.to_vec();
-    let tag = gcm_seal(&mut enc, &nonce, prefix, &[b"ab\x03"], &mut body).unwrap();
+    gcm_begin(&mut enc, &nonce, &[prefix]).unwrap();
+    let tag = gcm_finish(&mut enc, &[b"ab\x03"], &mut body).unwrap();
     body.extend_from_slice(&tag);
     assert!(matches!(
         grx.open(prefix, &body),
@@ -383,7 +403,13 @@ fn short_and_misaligned_bodies() {
             ));
         }
     }
-    let (_, mut rx) = pair(Encryption::AesCbc(256), Some(Integrity::HmacSha256_128));
+    let (mut tx, mut rx) = pair(Encryption::AesCbc(256), Some(Integrity::HmacSha256_128));
+    let huge = vec![0; MAX_MESSAGE + 1];
+    assert!(matches!(
+        rx.open(b"hdr", &huge),
+        Err(CryptoError::MalformedPayload(_))
+    ));
+    assert!(tx.seal(b"hdr", &huge).is_err());
     let misaligned = vec![0; 16 + 17 + 16];
     assert!(matches!(
         rx.open(b"hdr", &misaligned),
