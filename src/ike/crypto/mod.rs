@@ -26,6 +26,8 @@ pub mod random;
 pub mod secret;
 
 #[cfg(test)]
+mod flow_tests;
+#[cfg(test)]
 mod testutil;
 
 pub use auth::{psk_auth, signed_octets, verify_psk_auth};
