@@ -86,14 +86,34 @@ fn modp_group(group: DhGroup) -> Result<&'static Modp> {
     cached(cell, || Modp::with_prime(prime()?))
 }
 
-fn ec_group(group: DhGroup) -> Result<&'static EcGroup> {
-    static P256: OnceLock<EcGroup> = OnceLock::new();
-    static P384: OnceLock<EcGroup> = OnceLock::new();
+/// An ECP group and its field prime.
+struct Curve {
+    group: EcGroup,
+    p: BigNum,
+}
+
+impl Curve {
+    fn new(nid: Nid) -> Result<Self, ErrorStack> {
+        let group = EcGroup::from_curve_name(nid)?;
+        let mut ctx = BigNumContext::new()?;
+        let (mut p, mut a, mut b) = (BigNum::new()?, BigNum::new()?, BigNum::new()?);
+        group.components_gfp(&mut p, &mut a, &mut b, &mut ctx)?;
+        Ok(Curve { group, p })
+    }
+}
+
+fn curve(group: DhGroup) -> Result<&'static Curve> {
+    static P256: OnceLock<Curve> = OnceLock::new();
+    static P384: OnceLock<Curve> = OnceLock::new();
     match group {
-        DhGroup::Ecp256 => cached(&P256, || EcGroup::from_curve_name(Nid::X9_62_PRIME256V1)),
-        DhGroup::Ecp384 => cached(&P384, || EcGroup::from_curve_name(Nid::SECP384R1)),
+        DhGroup::Ecp256 => cached(&P256, || Curve::new(Nid::X9_62_PRIME256V1)),
+        DhGroup::Ecp384 => cached(&P384, || Curve::new(Nid::SECP384R1)),
         _ => unreachable!("not an ECP group: {group}"),
     }
+}
+
+fn ec_group(group: DhGroup) -> Result<&'static EcGroup> {
+    Ok(&curve(group)?.group)
 }
 
 enum PrivateKey {
@@ -218,21 +238,13 @@ impl KeyExchange {
         match &self.private {
             PrivateKey::Modp(x) => modp_shared(self.group, x, peer_public),
             PrivateKey::Ecp(key) => {
-                let ec = ec_group(self.group)?;
-                let n = self.group.public_len() / 2;
-                let x = BigNum::from_slice(&peer_public[..n])?;
-                let y = BigNum::from_slice(&peer_public[n..])?;
-                // Sets the point, reads it back to refuse coordinates >= p, and runs
-                // EC_KEY_check_key (on the curve, not the point at infinity, order n).
-                let peer = EcKey::from_public_key_affine_coordinates(ec, &x, &y)
-                    .map_err(|_| CryptoError::InvalidPublicValue)?;
-                let peer = PKey::from_ec_key(peer)?;
-                derive(key, &peer, n)
+                let peer = ecp_peer_key(self.group, peer_public)?;
+                derive(key, &peer, self.group.public_len() / 2, false)
             }
             PrivateKey::X25519(key) => {
                 let peer = PKey::public_key_from_raw_bytes(peer_public, Id::X25519)
                     .map_err(|_| CryptoError::InvalidPublicValue)?;
-                let secret = derive(key, &peer, 32)?;
+                let secret = derive(key, &peer, 32, true)?;
                 if ct_eq(secret.expose(), &[0; 32]) {
                     return Err(CryptoError::InvalidPublicValue);
                 }
@@ -285,15 +297,46 @@ fn ec_point_bytes(group: DhGroup, point: &EcPointRef) -> Result<Vec<u8>> {
     Ok(out)
 }
 
-/// ECDH / X25519 through EVP_PKEY_derive, into a `len`-octet secret.
+/// Validates an ECP public value and makes it an OpenSSL key.
+///
+/// Both coordinates must be field elements (below `p`) and the point on the curve; it is
+/// then in the prime-order group, as P-256 and P-384 have cofactor 1, and cannot be the point
+/// at infinity, which has no affine coordinates (RFC 6989 section 2.3). OpenSSL's full key
+/// check would add a scalar multiplication by the group order, doubling the cost of the
+/// exchange for nothing, so it is not used.
+fn ecp_peer_key(group: DhGroup, public: &[u8]) -> Result<PKey<pkey::Public>> {
+    let curve = curve(group)?;
+    let n = group.public_len() / 2;
+    let x = BigNum::from_slice(&public[..n])?;
+    let y = BigNum::from_slice(&public[n..])?;
+    if x >= curve.p || y >= curve.p {
+        return Err(CryptoError::InvalidPublicValue);
+    }
+    let mut ctx = BigNumContext::new()?;
+    let mut point = EcPoint::new(&curve.group)?;
+    point
+        .set_affine_coordinates(&curve.group, &x, &y, &mut ctx)
+        .map_err(|_| CryptoError::InvalidPublicValue)?;
+    if !point.is_on_curve(&curve.group, &mut ctx)? || point.is_infinity(&curve.group) {
+        return Err(CryptoError::InvalidPublicValue);
+    }
+    Ok(PKey::from_ec_key(EcKey::from_public_key(
+        &curve.group,
+        &point,
+    )?)?)
+}
+
+/// ECDH / X25519 through EVP_PKEY_derive, into a `len`-octet secret. `check_peer` asks
+/// OpenSSL to validate the peer key again.
 fn derive<T: HasPrivate, U: HasPublic>(
     private: &PKeyRef<T>,
     peer: &PKeyRef<U>,
     len: usize,
+    check_peer: bool,
 ) -> Result<Secret> {
     let mut deriver = Deriver::new(private)?;
     deriver
-        .set_peer(peer)
+        .set_peer_ex(peer, check_peer)
         .map_err(|_| CryptoError::InvalidPublicValue)?;
     let mut secret = Secret::zeroed(len);
     let written = deriver
