@@ -33,7 +33,8 @@
 //! the end of SK_e's key material; the additional authenticated data is `prefix`; the ICV is
 //! the 16-octet GCM tag. No padding is added (GCM needs no block alignment), only the pad
 //! length octet 0. The IV is a counter starting at a random value, so it never repeats under
-//! one key (RFC 5282 section 3.1); an [`SkCipher`] cannot be cloned for that reason.
+//! one key (RFC 4106 section 3.1, which RFC 5282 builds on); an [`SkCipher`] cannot be cloned
+//! for that reason.
 //!
 //! A receiver accepts any pad length that fits and ignores the padding contents (section
 //! 3.14). Every failure of `open` is an error, never a panic.

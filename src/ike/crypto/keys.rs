@@ -10,8 +10,14 @@ use super::prf::PrfKey;
 use super::{CryptoError, Result, Secret};
 use crate::proposal::{Encryption, Integrity, Prf};
 
-/// Checks that a cipher comes with an integrity algorithm exactly when it is not AEAD.
+/// Checks that the AES key size is one AES has, and that a cipher comes with an integrity
+/// algorithm exactly when it is not AEAD.
 pub(crate) fn check_integrity(encr: Encryption, integ: Option<Integrity>) -> Result<()> {
+    if !matches!(encr.key_bits(), 128 | 192 | 256) {
+        return Err(CryptoError::InvalidSuite(
+            "AES keys are 128, 192 or 256 bits long",
+        ));
+    }
     match (encr.is_aead(), integ) {
         (true, None) | (false, Some(_)) => Ok(()),
         (true, Some(_)) => Err(CryptoError::InvalidSuite(
@@ -118,7 +124,9 @@ impl IkeSaKeys {
 
     /// Keys of the IKE SA replacing `self` after a CREATE_CHILD_SA rekey (section 2.18):
     /// SKEYSEED from the old SA's PRF and SK_d, then the seven keys as in section 2.14 with
-    /// the new SA's `suite`, the nonces of the rekey exchange and the new SPIs.
+    /// the new SA's `suite`, the nonces of the rekey exchange and the new SPIs. `ni` and
+    /// `spi_i` are those of the side that initiated the rekeying exchange, which becomes the
+    /// original initiator of the new IKE SA.
     pub fn rekey(
         &self,
         suite: IkeSuite,
@@ -466,6 +474,7 @@ mod tests {
         )
         .is_err());
         assert!(IkeSuite::new(Encryption::AesCbc(128), None, Prf::HmacSha256).is_err());
+        assert!(IkeSuite::new(Encryption::AesGcm16(64), None, Prf::HmacSha256).is_err());
         let sk_d = Secret::from_slice(&[0; 32]);
         assert!(ChildSaKeys::derive(
             Prf::HmacSha256,

@@ -431,6 +431,9 @@ fn key_lengths_are_checked() {
     assert!(SkCipher::new(Encryption::AesGcm16(128), None, &gk, &Secret::default()).is_ok());
     assert!(SkCipher::new(Encryption::AesGcm16(128), None, &gk, &ak).is_err());
     assert!(SkCipher::new(Encryption::AesGcm16(128), integ, &gk, &ak).is_err());
+    // A key size AES does not have is refused, not mapped to another one.
+    let odd = Secret::from_slice(&[0; 12]);
+    assert!(SkCipher::new(Encryption::AesCbc(96), integ, &odd, &ak).is_err());
 }
 
 #[test]
