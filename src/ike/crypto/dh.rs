@@ -156,7 +156,7 @@ impl KeyExchange {
                 let mut x = BigNum::new_secure()?;
                 x.copy_from_slice(private)?;
                 if x.num_bits() == 0 || x >= modp_group(group)?.p_minus_1 {
-                    return Err(CryptoError::InvalidPublicValue);
+                    return Err(CryptoError::InvalidPrivateKey);
                 }
                 Self::modp(group, x)
             }
@@ -168,7 +168,7 @@ impl KeyExchange {
                 let mut order = BigNum::new()?;
                 ec.order(&mut order, &mut ctx)?;
                 if d.num_bits() == 0 || d >= order {
-                    return Err(CryptoError::InvalidPublicValue);
+                    return Err(CryptoError::InvalidPrivateKey);
                 }
                 let mut point = EcPoint::new(ec)?;
                 point.mul_generator2(ec, &d, &mut ctx)?;

@@ -58,6 +58,9 @@ pub enum CryptoError {
     /// The peer's key exchange value failed validation (range, curve membership, small order).
     #[error("invalid key exchange value from the peer")]
     InvalidPublicValue,
+    /// A fixed private key (for known-answer tests) outside the group's range.
+    #[error("private key out of range for the group")]
+    InvalidPrivateKey,
     /// An integrity check value or AEAD tag did not verify.
     #[error("integrity check failed")]
     IntegrityCheckFailed,
