@@ -1,0 +1,484 @@
+//! Protection of the Encrypted (SK) payload: AES-CBC with HMAC (RFC 7296 section 3.14) and
+//! AES-GCM with a 16-octet ICV (RFC 5282).
+//!
+//! # What the caller passes, and what each side covers
+//!
+//! An IKE message carrying an SK payload looks like this:
+//!
+//! ```text
+//! +--------------------+-----------------------+-----------+----+------------+-----+
+//! | IKE header (28)    | unencrypted payloads  | SK header | IV | ciphertext | ICV |
+//! |                    | (normally none)       | (4)       |    |            |     |
+//! +--------------------+-----------------------+-----------+----+------------+-----+
+//! |<------------------------ prefix ------------------------>|<------ body ------->|
+//! ```
+//!
+//! * `prefix` is every octet of the message before the IV: the IKE header, any payloads
+//!   before the SK payload and the 4-octet generic header of the SK payload (for an RFC 7383
+//!   SKF fragment, the 8-octet SKF header). The Length fields in it **must already hold their
+//!   final values**: compute them with [`SkCipher::sealed_len`] before calling
+//!   [`SkCipher::seal`], because they are authenticated.
+//! * `body` is the rest of the SK payload: `IV | ciphertext | ICV`, which `seal` returns and
+//!   `open` takes. [`SkCipher::seal_append`] instead appends it to a buffer holding the
+//!   prefix.
+//! * The ciphertext encrypts `inner payloads | padding | pad length (1 octet)`. `seal` takes
+//!   and `open` returns only the inner payloads.
+//!
+//! AES-CBC: the IV is 16 random octets; padding is the minimum to reach a multiple of 16
+//! (zero octets); the ICV is the truncated HMAC with SK_a over `prefix | IV | ciphertext`,
+//! i.e. the whole message except the ICV itself. `open` checks the ICV (in constant time)
+//! before decrypting anything.
+//!
+//! AES-GCM: the explicit IV is 8 octets, the nonce is `salt | IV` with the 4-octet salt from
+//! the end of SK_e's key material; the additional authenticated data is `prefix`; the ICV is
+//! the 16-octet GCM tag. No padding is added (GCM needs no block alignment), only the pad
+//! length octet 0. The IV is a counter starting at a random value, so it never repeats under
+//! one key (RFC 4106 section 3.1, which RFC 5282 builds on); an [`SkCipher`] cannot be cloned
+//! for that reason.
+//!
+//! A receiver accepts any pad length that fits and ignores the padding contents (section
+//! 3.14). Every failure of `open` is an error, never a panic.
+
+use std::fmt;
+
+use openssl::cipher::{Cipher, CipherRef};
+use openssl::cipher_ctx::CipherCtx;
+use zeroize::{Zeroize, Zeroizing};
+
+use super::integ::IntegKey;
+use super::keys::{check_integrity, IkeSaKeys};
+use super::{random, CryptoError, Result, Secret};
+use crate::proposal::{Encryption, Integrity};
+
+const AES_BLOCK: usize = 16;
+const GCM_IV: usize = 8;
+const GCM_SALT: usize = 4;
+const GCM_ICV: usize = 16;
+
+fn cipher_for(encr: Encryption) -> &'static CipherRef {
+    match encr {
+        Encryption::AesCbc(128) => Cipher::aes_128_cbc(),
+        Encryption::AesCbc(192) => Cipher::aes_192_cbc(),
+        Encryption::AesCbc(_) => Cipher::aes_256_cbc(),
+        Encryption::AesGcm16(128) => Cipher::aes_128_gcm(),
+        Encryption::AesGcm16(192) => Cipher::aes_192_gcm(),
+        Encryption::AesGcm16(_) => Cipher::aes_256_gcm(),
+    }
+}
+
+/// Returns the context in `slot`, creating it with the key schedule loaded on first use.
+/// Later messages only set a new IV, which keeps the schedule. `keymat` is SK_e; a GCM salt
+/// at its end is not part of the AES key.
+fn ready<'a>(
+    slot: &'a mut Option<CipherCtx>,
+    encr: Encryption,
+    keymat: &[u8],
+    encrypt: bool,
+) -> Result<&'a mut CipherCtx> {
+    let ctx = match slot.take() {
+        Some(ctx) => ctx,
+        None => {
+            let mut ctx = CipherCtx::new()?;
+            let cipher = cipher_for(encr);
+            let key = &keymat[..cipher.key_length()];
+            if encrypt {
+                ctx.encrypt_init(Some(cipher), Some(key), None)?;
+            } else {
+                ctx.decrypt_init(Some(cipher), Some(key), None)?;
+            }
+            ctx
+        }
+    };
+    Ok(slot.insert(ctx))
+}
+
+/// AES-CBC without padding over whole blocks, appending to `out`. `ctx` is ready with its key.
+fn cbc_crypt(
+    ctx: &mut CipherCtx,
+    encrypt: bool,
+    iv: &[u8],
+    blocks: &[&[u8]],
+    out: &mut Vec<u8>,
+) -> Result<()> {
+    if encrypt {
+        ctx.encrypt_init(None, None, Some(iv))?;
+    } else {
+        ctx.decrypt_init(None, None, Some(iv))?;
+    }
+    ctx.set_padding(false);
+    for data in blocks {
+        debug_assert!(data.len() % AES_BLOCK == 0);
+        ctx.cipher_update_vec(data, out)?;
+    }
+    ctx.cipher_final_vec(out)?;
+    Ok(())
+}
+
+/// Starts an AES-GCM encryption: sets the nonce and feeds the additional authenticated data
+/// (the concatenated `aad` pieces).
+fn gcm_begin(ctx: &mut CipherCtx, nonce: &[u8; GCM_SALT + GCM_IV], aad: &[&[u8]]) -> Result<()> {
+    ctx.encrypt_init(None, None, Some(nonce))?;
+    for data in aad {
+        ctx.cipher_update(data, None)?;
+    }
+    Ok(())
+}
+
+/// Encrypts the concatenated `plaintext` pieces after [`gcm_begin`], appending the ciphertext
+/// to `out`, and returns the tag.
+fn gcm_finish(
+    ctx: &mut CipherCtx,
+    plaintext: &[&[u8]],
+    out: &mut Vec<u8>,
+) -> Result<[u8; GCM_ICV]> {
+    for data in plaintext {
+        ctx.cipher_update_vec(data, out)?;
+    }
+    ctx.cipher_final_vec(out)?;
+    let mut tag = [0u8; GCM_ICV];
+    ctx.tag(&mut tag)?;
+    Ok(tag)
+}
+
+/// AES-GCM decryption, appending the plaintext to `out`; a tag mismatch is
+/// [`CryptoError::IntegrityCheckFailed`] and leaves nothing in `out`.
+fn gcm_open(
+    ctx: &mut CipherCtx,
+    nonce: &[u8; GCM_SALT + GCM_IV],
+    aad: &[u8],
+    ciphertext: &[u8],
+    tag: &[u8],
+    out: &mut Vec<u8>,
+) -> Result<()> {
+    ctx.decrypt_init(None, None, Some(nonce))?;
+    ctx.set_tag(tag)?;
+    ctx.cipher_update(aad, None)?;
+    let start = out.len();
+    ctx.cipher_update_vec(ciphertext, out)?;
+    if ctx.cipher_final_vec(out).is_err() {
+        out[start..].zeroize();
+        out.truncate(start);
+        return Err(CryptoError::IntegrityCheckFailed);
+    }
+    Ok(())
+}
+
+/// Messages far beyond any IKE message (UDP and RFC 8229 TCP framing both stop at 64 KiB)
+/// are refused before they reach OpenSSL, whose bindings take `int` lengths.
+const MAX_MESSAGE: usize = 1 << 24;
+
+fn check_size(len: usize) -> Result<()> {
+    if len > MAX_MESSAGE {
+        return Err(CryptoError::MalformedPayload("message too long"));
+    }
+    Ok(())
+}
+
+/// Removes `padding | pad length` from decrypted SK payload contents.
+fn strip_padding(mut plaintext: Vec<u8>) -> Result<Vec<u8>> {
+    let Some(&pad_len) = plaintext.last() else {
+        return Err(CryptoError::MalformedPayload("no pad length octet"));
+    };
+    let trailer = usize::from(pad_len) + 1;
+    if trailer > plaintext.len() {
+        return Err(CryptoError::MalformedPayload(
+            "pad length exceeds the encrypted data",
+        ));
+    }
+    plaintext.truncate(plaintext.len() - trailer);
+    Ok(plaintext)
+}
+
+/// SK payload protection in one direction: SK_ei (+ SK_ai) or SK_er (+ SK_ar).
+///
+/// The sender of that direction calls [`seal`](Self::seal), the receiver
+/// [`open`](Self::open). OpenSSL contexts are created on first use and reused.
+pub struct SkCipher {
+    encr: Encryption,
+    integ: Option<IntegKey>,
+    /// SK_e: the AES key, followed by the salt for GCM.
+    key: Secret,
+    encrypt_ctx: Option<CipherCtx>,
+    decrypt_ctx: Option<CipherCtx>,
+    /// GCM: the next explicit IV, and how many remain before the counter would wrap.
+    next_iv: u64,
+    ivs_left: u64,
+}
+
+impl SkCipher {
+    /// `encr_key` is SK_e as derived (`encr.keymat_len()` octets, GCM salt included);
+    /// `integ_key` is SK_a, empty for AEAD ciphers.
+    pub fn new(
+        encr: Encryption,
+        integ: Option<Integrity>,
+        encr_key: &Secret,
+        integ_key: &Secret,
+    ) -> Result<Self> {
+        check_integrity(encr, integ)?;
+        if encr_key.len() != encr.keymat_len() {
+            return Err(CryptoError::BadLength {
+                what: "encryption key",
+                expected: encr.keymat_len(),
+                actual: encr_key.len(),
+            });
+        }
+        let integ = match integ {
+            Some(alg) => Some(IntegKey::new(alg, integ_key.expose())?),
+            None if integ_key.is_empty() => None,
+            None => {
+                return Err(CryptoError::BadLength {
+                    what: "integrity key of an AEAD cipher",
+                    expected: 0,
+                    actual: integ_key.len(),
+                })
+            }
+        };
+        let mut start = [0u8; 8];
+        random::fill(&mut start)?;
+        Ok(SkCipher {
+            encr,
+            integ,
+            key: encr_key.clone(),
+            encrypt_ctx: None,
+            decrypt_ctx: None,
+            next_iv: u64::from_be_bytes(start),
+            ivs_left: u64::MAX,
+        })
+    }
+
+    pub fn encr(&self) -> Encryption {
+        self.encr
+    }
+
+    pub fn integ(&self) -> Option<Integrity> {
+        self.integ.as_ref().map(IntegKey::alg)
+    }
+
+    /// Octets of IV at the start of the body.
+    pub fn iv_len(&self) -> usize {
+        self.encr.iv_len()
+    }
+
+    /// Octets of ICV at the end of the body.
+    pub fn icv_len(&self) -> usize {
+        match &self.integ {
+            Some(integ) => integ.icv_len(),
+            None => self.encr.aead_icv_len(),
+        }
+    }
+
+    /// Exact length of the body [`seal`](Self::seal) returns for `plaintext_len` octets of
+    /// inner payloads: IV, encrypted payloads with padding and pad length, ICV. The SK
+    /// payload's Length field is this plus 4, the message length that plus the prefix.
+    pub fn sealed_len(&self, plaintext_len: usize) -> usize {
+        let encrypted = match self.encr {
+            Encryption::AesCbc(_) => (plaintext_len / AES_BLOCK + 1) * AES_BLOCK,
+            Encryption::AesGcm16(_) => plaintext_len + 1,
+        };
+        self.iv_len() + encrypted + self.icv_len()
+    }
+
+    /// Smallest body [`open`](Self::open) can accept (empty inner payloads).
+    pub fn min_body_len(&self) -> usize {
+        self.sealed_len(0)
+    }
+
+    /// Encrypts and authenticates `plaintext` (the inner payloads) and returns the SK body
+    /// `IV | ciphertext | ICV`. `prefix` is the message up to the IV, final lengths set (see
+    /// the module documentation).
+    pub fn seal(&mut self, prefix: &[u8], plaintext: &[u8]) -> Result<Vec<u8>> {
+        // One block of slack: OpenSSL's bindings want room for a block more than they write.
+        let mut body = Vec::with_capacity(self.sealed_len(plaintext.len()) + AES_BLOCK);
+        self.seal_into(prefix, &mut body, plaintext)?;
+        Ok(body)
+    }
+
+    /// Like [`seal`](Self::seal), but for a `message` buffer that holds the prefix (the
+    /// message built so far, up to and including the SK payload header with its final
+    /// lengths): the body is appended to it, so the message is complete afterwards and
+    /// nothing is copied.
+    pub fn seal_append(&mut self, message: &mut Vec<u8>, plaintext: &[u8]) -> Result<()> {
+        message.reserve(self.sealed_len(plaintext.len()) + AES_BLOCK);
+        self.seal_into(&[], message, plaintext)
+    }
+
+    /// Appends the body to `buf`; what is authenticated is `outer_prefix`, then the octets
+    /// `buf` already holds (together: the prefix), then the body itself.
+    fn seal_into(
+        &mut self,
+        outer_prefix: &[u8],
+        buf: &mut Vec<u8>,
+        plaintext: &[u8],
+    ) -> Result<()> {
+        check_size(outer_prefix.len() + buf.len() + plaintext.len())?;
+        let start = buf.len();
+        let result = match self.encr {
+            Encryption::AesCbc(_) => self.seal_cbc(outer_prefix, buf, plaintext),
+            Encryption::AesGcm16(_) => self.seal_gcm(outer_prefix, buf, plaintext),
+        };
+        match result {
+            Ok(()) => {
+                debug_assert_eq!(buf.len() - start, self.sealed_len(plaintext.len()));
+                Ok(())
+            }
+            Err(e) => {
+                buf.truncate(start);
+                Err(e)
+            }
+        }
+    }
+
+    fn seal_cbc(&mut self, outer_prefix: &[u8], buf: &mut Vec<u8>, plaintext: &[u8]) -> Result<()> {
+        let Some(integ) = &self.integ else {
+            return Err(CryptoError::InvalidSuite("AES-CBC without integrity"));
+        };
+        let mut iv = [0u8; AES_BLOCK];
+        random::fill(&mut iv)?;
+        buf.extend_from_slice(&iv);
+
+        // Whole blocks straight from the input; the tail, zero padding and the pad length
+        // make exactly one more block.
+        let whole = plaintext.len() - plaintext.len() % AES_BLOCK;
+        let tail = &plaintext[whole..];
+        let mut last = [0u8; AES_BLOCK];
+        last[..tail.len()].copy_from_slice(tail);
+        last[AES_BLOCK - 1] = (AES_BLOCK - 1 - tail.len()) as u8;
+
+        let ctx = ready(&mut self.encrypt_ctx, self.encr, self.key.expose(), true)?;
+        cbc_crypt(ctx, true, &iv, &[&plaintext[..whole], &last], buf)?;
+        last.zeroize();
+
+        let icv = integ.compute_concat(&[outer_prefix, buf]);
+        buf.extend_from_slice(&icv);
+        Ok(())
+    }
+
+    fn seal_gcm(&mut self, outer_prefix: &[u8], buf: &mut Vec<u8>, plaintext: &[u8]) -> Result<()> {
+        if self.ivs_left == 0 {
+            return Err(CryptoError::IvExhausted);
+        }
+        self.ivs_left -= 1;
+        let iv = self.next_iv.to_be_bytes();
+        self.next_iv = self.next_iv.wrapping_add(1);
+
+        let nonce = self.nonce(&iv);
+        let ctx = ready(&mut self.encrypt_ctx, self.encr, self.key.expose(), true)?;
+        gcm_begin(ctx, &nonce, &[outer_prefix, buf])?;
+        buf.extend_from_slice(&iv);
+        let tag = gcm_finish(ctx, &[plaintext, &[0]], buf)?;
+        buf.extend_from_slice(&tag);
+        Ok(())
+    }
+
+    /// Checks and decrypts the SK body `IV | ciphertext | ICV` of a received message whose
+    /// octets before the IV are `prefix`, and returns the inner payloads.
+    pub fn open(&mut self, prefix: &[u8], body: &[u8]) -> Result<Vec<u8>> {
+        check_size(prefix.len() + body.len())?;
+        if body.len() < self.min_body_len() {
+            return Err(CryptoError::MalformedPayload(
+                "shorter than IV, one encrypted block and ICV",
+            ));
+        }
+        match self.encr {
+            Encryption::AesCbc(_) => self.open_cbc(prefix, body),
+            Encryption::AesGcm16(_) => self.open_gcm(prefix, body),
+        }
+    }
+
+    fn open_cbc(&mut self, prefix: &[u8], body: &[u8]) -> Result<Vec<u8>> {
+        let Some(integ) = &self.integ else {
+            return Err(CryptoError::InvalidSuite("AES-CBC without integrity"));
+        };
+        let (signed, icv) = body.split_at(body.len() - integ.icv_len());
+        let (iv, ciphertext) = signed.split_at(AES_BLOCK);
+        if ciphertext.len() % AES_BLOCK != 0 {
+            return Err(CryptoError::MalformedPayload(
+                "ciphertext is not a whole number of AES blocks",
+            ));
+        }
+        integ.verify_concat(&[prefix, signed], icv)?;
+
+        let ctx = ready(&mut self.decrypt_ctx, self.encr, self.key.expose(), false)?;
+        let mut plaintext = Vec::with_capacity(ciphertext.len() + AES_BLOCK);
+        cbc_crypt(ctx, false, iv, &[ciphertext], &mut plaintext)?;
+        strip_padding(plaintext)
+    }
+
+    fn open_gcm(&mut self, prefix: &[u8], body: &[u8]) -> Result<Vec<u8>> {
+        let (iv, rest) = body.split_at(GCM_IV);
+        let (ciphertext, tag) = rest.split_at(rest.len() - GCM_ICV);
+        let nonce = self.nonce(iv);
+        let ctx = ready(&mut self.decrypt_ctx, self.encr, self.key.expose(), false)?;
+        let mut plaintext = Vec::with_capacity(ciphertext.len());
+        gcm_open(ctx, &nonce, prefix, ciphertext, tag, &mut plaintext)?;
+        strip_padding(plaintext)
+    }
+
+    /// GCM nonce: the salt (last 4 octets of SK_e) followed by the explicit IV.
+    fn nonce(&self, iv: &[u8]) -> Zeroizing<[u8; GCM_SALT + GCM_IV]> {
+        let key = self.key.expose();
+        let mut nonce = Zeroizing::new([0u8; GCM_SALT + GCM_IV]);
+        nonce[..GCM_SALT].copy_from_slice(&key[key.len() - GCM_SALT..]);
+        nonce[GCM_SALT..].copy_from_slice(iv);
+        nonce
+    }
+}
+
+impl fmt::Debug for SkCipher {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SkCipher")
+            .field("encr", &self.encr)
+            .field("integ", &self.integ())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Both directions of an IKE SA's SK payload protection, from one side's point of view.
+#[derive(Debug)]
+pub struct SkCiphers {
+    /// Protects the messages this side sends (requests and responses alike).
+    pub outbound: SkCipher,
+    /// Checks and decrypts the messages the peer sends.
+    pub inbound: SkCipher,
+}
+
+impl SkCiphers {
+    /// `original_initiator` says whether this side sent the IKE_SA_INIT request that created
+    /// the IKE SA. Its messages use SK_ei / SK_ai and the peer's SK_er / SK_ar, for every
+    /// later exchange whoever starts it (RFC 7296 section 2.14); after an IKE SA rekey, the
+    /// initiator of the rekeying exchange becomes the original initiator of the new SA.
+    pub fn new(keys: &IkeSaKeys, original_initiator: bool) -> Result<Self> {
+        let (encr, integ) = (keys.suite.encr, keys.suite.integ);
+        let initiator = SkCipher::new(encr, integ, &keys.sk_ei, &keys.sk_ai)?;
+        let responder = SkCipher::new(encr, integ, &keys.sk_er, &keys.sk_ar)?;
+        Ok(if original_initiator {
+            SkCiphers {
+                outbound: initiator,
+                inbound: responder,
+            }
+        } else {
+            SkCiphers {
+                outbound: responder,
+                inbound: initiator,
+            }
+        })
+    }
+
+    /// [`SkCipher::seal`] with the outbound keys.
+    pub fn seal(&mut self, prefix: &[u8], plaintext: &[u8]) -> Result<Vec<u8>> {
+        self.outbound.seal(prefix, plaintext)
+    }
+
+    /// [`SkCipher::seal_append`] with the outbound keys.
+    pub fn seal_append(&mut self, message: &mut Vec<u8>, plaintext: &[u8]) -> Result<()> {
+        self.outbound.seal_append(message, plaintext)
+    }
+
+    /// [`SkCipher::open`] with the inbound keys.
+    pub fn open(&mut self, prefix: &[u8], body: &[u8]) -> Result<Vec<u8>> {
+        self.inbound.open(prefix, body)
+    }
+}
+
+#[cfg(test)]
+mod tests;
