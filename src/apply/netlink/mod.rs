@@ -97,7 +97,10 @@ impl Kernel for LinuxKernel {
             if failed {
                 // Later runs depend on earlier ones; report them as not attempted.
                 results.extend(changes[start..].iter().map(|c| {
-                    Err(KernelError { object: Some(c.key()), message: "not attempted after an earlier failure".into() })
+                    Err(KernelError {
+                        object: Some(c.key()),
+                        message: "not attempted after an earlier failure".into(),
+                    })
                 }));
                 break;
             }

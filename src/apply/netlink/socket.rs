@@ -33,7 +33,12 @@ where
         // Best effort: unprivileged processes may be capped below this.
         let _ = raw.set_rx_buf_sz(RECEIVE_BUFFER);
         let _ = raw.set_ext_ack(true);
-        Ok(Socket { raw, sequence: 0, buffer: Vec::with_capacity(256 << 10), _message: Default::default() })
+        Ok(Socket {
+            raw,
+            sequence: 0,
+            buffer: Vec::with_capacity(256 << 10),
+            _message: Default::default(),
+        })
     }
 
     fn encode(&mut self, flags: u16, message: M) -> (u32, Vec<u8>) {
@@ -49,7 +54,10 @@ where
     }
 
     /// Reads datagrams and hands each decoded message to `each` until it returns `true`.
-    fn receive(&mut self, mut each: impl FnMut(NetlinkMessage<M>) -> io::Result<bool>) -> io::Result<()> {
+    fn receive(
+        &mut self,
+        mut each: impl FnMut(NetlinkMessage<M>) -> io::Result<bool>,
+    ) -> io::Result<()> {
         loop {
             self.buffer.clear();
             let n = self.raw.recv(&mut self.buffer, 0)?;
@@ -59,7 +67,10 @@ where
                     .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
                 let length = message.header.length as usize;
                 if length == 0 {
-                    return Err(io::Error::new(io::ErrorKind::InvalidData, "netlink message of length 0"));
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        "netlink message of length 0",
+                    ));
                 }
                 offset += (length + 3) & !3;
                 if each(message)? {
@@ -74,10 +85,14 @@ where
         let mut results: Vec<io::Result<()>> = Vec::with_capacity(requests.len());
         let mut requests = requests.into_iter().peekable();
         while requests.peek().is_some() {
-            let window: Vec<(u32, Vec<u8>)> =
-                requests.by_ref().take(WINDOW).map(|(flags, m)| self.encode(flags | NLM_F_ACK, m)).collect();
+            let window: Vec<(u32, Vec<u8>)> = requests
+                .by_ref()
+                .take(WINDOW)
+                .map(|(flags, m)| self.encode(flags | NLM_F_ACK, m))
+                .collect();
             let first = window[0].0;
-            let mut pending: Vec<Option<io::Result<()>>> = (0..window.len()).map(|_| None).collect();
+            let mut pending: Vec<Option<io::Result<()>>> =
+                (0..window.len()).map(|_| None).collect();
             let mut sent = 0;
             for (_, bytes) in &window {
                 match self.raw.send(bytes, 0) {
@@ -93,16 +108,16 @@ where
                 Ok(())
             } else {
                 self.receive(|message| {
-                if let NetlinkPayload::Error(error) = &message.payload {
-                    let index = message.header.sequence_number.wrapping_sub(first) as usize;
-                    if index < sent && pending[index].is_none() {
-                        pending[index] = Some(match error.code {
-                            None => Ok(()),
-                            Some(_) => Err(error.to_io()),
-                        });
-                        acked += 1;
+                    if let NetlinkPayload::Error(error) = &message.payload {
+                        let index = message.header.sequence_number.wrapping_sub(first) as usize;
+                        if index < sent && pending[index].is_none() {
+                            pending[index] = Some(match error.code {
+                                None => Ok(()),
+                                Some(_) => Err(error.to_io()),
+                            });
+                            acked += 1;
+                        }
                     }
-                }
                     Ok(acked == sent)
                 })
             };
@@ -112,7 +127,12 @@ where
                 }
             }
             results.extend(pending.into_iter().map(|p| {
-                p.unwrap_or_else(|| Err(io::Error::new(io::ErrorKind::Interrupted, "not sent after an earlier failure")))
+                p.unwrap_or_else(|| {
+                    Err(io::Error::new(
+                        io::ErrorKind::Interrupted,
+                        "not sent after an earlier failure",
+                    ))
+                })
             }));
         }
         results

@@ -11,10 +11,16 @@ pub struct Sysctls;
 impl Backend for Sysctls {
     fn read(&mut self, scope: &Scope, out: &mut Vec<Object>) -> Result<(), KernelError> {
         for key in &scope.sysctls {
-            let probe = Sysctl { key: key.clone(), value: String::new() };
+            let probe = Sysctl {
+                key: key.clone(),
+                value: String::new(),
+            };
             // Absent: the device it belongs to does not exist (yet).
             if let Ok(value) = std::fs::read_to_string(probe.proc_path()) {
-                out.push(Object::Sysctl(Sysctl { key: key.clone(), value: value.trim().to_string() }));
+                out.push(Object::Sysctl(Sysctl {
+                    key: key.clone(),
+                    value: value.trim().to_string(),
+                }));
             }
         }
         Ok(())
@@ -28,7 +34,9 @@ impl Backend for Sysctls {
                     // Sysctls are restored through updates, never deleted.
                     return Ok(());
                 };
-                let Object::Sysctl(s) = &o.object else { unreachable!("routed by family") };
+                let Object::Sysctl(s) = &o.object else {
+                    unreachable!("routed by family")
+                };
                 std::fs::write(s.proc_path(), &s.value).map_err(|e| KernelError {
                     object: Some(change.key()),
                     message: e.to_string(),
