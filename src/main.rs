@@ -2,6 +2,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
+use routevpn::apply::state::Paths;
 use routevpn::cli::{Cli, Command, PlanArgs};
 use routevpn::plan;
 use routevpn::profile::{self, Diagnostic, Loaded, Options};
@@ -75,7 +76,16 @@ fn plan_command(dir: &std::path::Path, options: Options, args: &PlanArgs) -> Exi
         return ExitCode::FAILURE;
     };
     let tunnels = loaded.tunnels.unwrap_or_default();
-    let mut plan = plan::build(&tunnels, &plan::Context::default());
+    // Show the values this host already uses, so the plan matches what apply would do.
+    let previous = match Paths::default().load() {
+        Ok((_, allocations)) => allocations,
+        Err(e) => {
+            eprintln!("routevpn: warning: ignoring unreadable state: {e}");
+            plan::Allocations::default()
+        }
+    };
+    let context = plan::Context { previous, ..Default::default() };
+    let mut plan = plan::build(&tunnels, &context);
     if let Some(name) = &args.name {
         if !plan.tunnels.iter().any(|t| &t.name == name) {
             let names: Vec<&str> = plan.tunnels.iter().map(|t| t.name.as_str()).collect();
