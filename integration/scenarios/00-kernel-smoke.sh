@@ -10,7 +10,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 it_init 00-kernel-smoke
 
 # --- a) kernel modules -------------------------------------------------
-log "kernel $(uname -r)"
+log "a) kernel modules and tunnel devices"
 pass "kernel version $(uname -r)"
 # aesni_intel may or may not load under TCG; the generic gcm/rfc4106
 # templates are what must be there.
@@ -26,6 +26,7 @@ assert "create an XFRM interface" ip -n smoke-dev link add xfrm9 type xfrm if_id
 site_del smoke-dev
 
 # --- b) hand-made VTI tunnel with marked xfrm states/policies ------------
+log "b) hand-made VTI tunnel, AES-GCM xfrm states"
 L=smoke-l R=smoke-r KEY=11
 site_add $L
 site_add $R
@@ -75,47 +76,72 @@ site_del $L
 site_del $R
 
 # --- c) two charons, PSK IKEv2, route-based via VTI + mark_in/mark_out ---
-W=ike-w E=ike-e KEY=21
+log "c) two charons, route-based IKEv2 tunnels"
+# Tunnel "smoke": aes256-sha256-modp2048 / ESP aes256-sha256, VTI key 21,
+# LANs 10.3.0.0/24 <-> 10.4.0.0/24.
+# Tunnel "gcm": aes256gcm16-prfsha256-x25519 / ESP aes256gcm16 with ecp256
+# PFS (exercised by a rekey), VTI key 22, LANs 10.5.0.0/24 <-> 10.6.0.0/24,
+# on a second outer address pair: an IPv4 VTI's receive path matches tunnels
+# by addresses only, so two VTIs between one pair would steal each other's
+# inbound traffic.
+W=ike-w E=ike-e
 site_add $W
 site_add $E
 link_add $W w-wan 198.51.100.1/24 $E e-wan 198.51.100.2/24
+ip -n $W addr add 198.51.100.11/24 dev w-wan
+ip -n $E addr add 198.51.100.12/24 dev e-wan
 lan_add $W lan0 10.3.0.1/24
 lan_add $E lan0 10.4.0.1/24
+lan_add $W lan1 10.5.0.1/24
+lan_add $E lan1 10.6.0.1/24
 
-ike_site() {
-  local site=$1 local=$2 remote=$3 lan=$4
-  ip -n "$site" tunnel add vti$KEY mode vti local "$local" remote "$remote" key $KEY
-  in_site "$site" sysctl -qw net.ipv4.conf.vti$KEY.disable_policy=1
-  ip -n "$site" link set vti$KEY up
-  ip -n "$site" route add "$lan" dev vti$KEY
+# vti_dev SITE KEY LOCAL REMOTE ROUTE: tunnel device and route only; charon
+# installs the marked states and policies.
+vti_dev() {
+  local site=$1 key=$2 local=$3 remote=$4 route=$5
+  ip -n "$site" tunnel add "vti$key" mode vti local "$local" remote "$remote" key "$key"
+  in_site "$site" sysctl -qw "net.ipv4.conf.vti$key.disable_policy=1"
+  ip -n "$site" link set "vti$key" up
+  ip -n "$site" route add "$route" dev "vti$key"
 }
-ike_site $W 198.51.100.1 198.51.100.2 10.4.0.0/24
-ike_site $E 198.51.100.2 198.51.100.1 10.3.0.0/24
+vti_dev $W 21 198.51.100.1 198.51.100.2 10.4.0.0/24
+vti_dev $E 21 198.51.100.2 198.51.100.1 10.3.0.0/24
+vti_dev $W 22 198.51.100.11 198.51.100.12 10.6.0.0/24
+vti_dev $E 22 198.51.100.12 198.51.100.11 10.5.0.0/24
 
-# swanctl_conf LOCAL_ADDR REMOTE_ADDR LOCAL_ID REMOTE_ID
-swanctl_conf() {
+# conn NAME LOCAL REMOTE LOCAL_ID REMOTE_ID IKE ESP MARK
+conn() {
   cat <<EOF
-connections {
-  smoke {
+  $1 {
     version = 2
-    local_addrs = $1
-    remote_addrs = $2
-    proposals = aes256-sha256-modp2048
+    local_addrs = $2
+    remote_addrs = $3
+    proposals = $6
     local { auth = psk
-            id = $3 }
+            id = $4 }
     remote { auth = psk
-             id = $4 }
+             id = $5 }
     children {
-      smoke {
+      $1 {
         local_ts = 0.0.0.0/0
         remote_ts = 0.0.0.0/0
-        esp_proposals = aes256-sha256
-        mark_in = $KEY
-        mark_out = $KEY
+        esp_proposals = $7
+        mark_in = $8
+        mark_out = $8
         start_action = none
       }
     }
   }
+EOF
+}
+# swanctl_conf w|e
+swanctl_conf() {
+  local a=1 b=2 me=west.example peer=east.example
+  if [[ $1 == e ]]; then a=2 b=1 me=east.example peer=west.example; fi
+  echo "connections {"
+  conn smoke "198.51.100.$a" "198.51.100.$b" $me $peer aes256-sha256-modp2048 aes256-sha256 21
+  conn gcm "198.51.100.1$a" "198.51.100.1$b" $me $peer aes256gcm16-prfsha256-x25519 aes256gcm16-ecp256 22
+  cat <<EOF
 }
 secrets {
   ike-smoke {
@@ -127,22 +153,45 @@ secrets {
 EOF
 }
 
-charon_start $W "$(swanctl_conf 198.51.100.1 198.51.100.2 west.example east.example)"
-charon_start $E "$(swanctl_conf 198.51.100.2 198.51.100.1 east.example west.example)"
+charon_start $W "$(swanctl_conf w)"
+charon_start $E "$(swanctl_conf e)"
 pass "charons started in $W and $E, config loaded"
 assert "two charons running side by side" test "$(pgrep -xc charon)" -eq 2
-
-assert "swanctl --initiate from $W" swanctl_in $W --initiate --child smoke --timeout 30
-for site in $W $E; do
-  sas=$(swanctl_in "$site" --list-sas 2>&1 || true)
-  printf '%s\n' "$sas" | sed "s/^/    [$site] /"
-  assert "$site: IKE_SA ESTABLISHED" grep -q 'ESTABLISHED' <<<"$sas"
-  assert "$site: CHILD_SA INSTALLED" grep -q 'INSTALLED, TUNNEL' <<<"$sas"
-  assert "$site: ESP uses AES_CBC-256/HMAC_SHA2_256" grep -q 'AES_CBC-256/HMAC_SHA2_256' <<<"$sas"
-  assert "$site: SA carries mark $KEY" sh -c "ip -n $site xfrm state | grep -q 'mark 0x15/0xffffffff'"
+algs=$(swanctl_in $W --list-algs)
+for alg in MODP_2048 ECP_256 CURVE_25519 AES_GCM_16 AES_CBC HMAC_SHA2_256_128; do
+  assert "charon plugins provide $alg" grep -q "$alg" <<<"$algs"
 done
 
-capture_start $W w-wan "$IT_WORK/ike-vti.pcap" 30
-assert "ping 10.3.0.1 -> 10.4.0.1 across IKE-keyed VTI" ping_from $W 10.3.0.1 10.4.0.1 5
+# sas_of SITE IKE: swanctl --list-sas for one IKE_SA, echoed to the log too.
+sas_of() {
+  local sas
+  sas=$(swanctl_in "$1" --list-sas --ike "$2" 2>&1 || true)
+  printf '%s\n' "$sas" | sed "s/^/    [$1] /" >&2
+  printf '%s\n' "$sas"
+}
+
+assert "swanctl --initiate smoke from $W" swanctl_in $W --initiate --child smoke --timeout 30
+assert "swanctl --initiate gcm from $W" swanctl_in $W --initiate --child gcm --timeout 30
+for site in $W $E; do
+  sas=$(sas_of "$site" smoke)
+  assert "$site smoke: IKE_SA ESTABLISHED, modp2048" grep -q 'AES_CBC-256/HMAC_SHA2_256_128/PRF_HMAC_SHA2_256/MODP_2048' <<<"$sas"
+  assert "$site smoke: CHILD_SA INSTALLED, ESP aes256-sha256" grep -q 'INSTALLED, TUNNEL, ESP:AES_CBC-256/HMAC_SHA2_256_128' <<<"$sas"
+  assert "$site smoke: SAs carry mark 21" sh -c "ip -n $site xfrm state | grep -q 'mark 0x15/0xffffffff'"
+  sas=$(sas_of "$site" gcm)
+  assert "$site gcm: IKE_SA ESTABLISHED, x25519" grep -q 'AES_GCM_16-256/PRF_HMAC_SHA2_256/CURVE_25519' <<<"$sas"
+  assert "$site gcm: CHILD_SA INSTALLED, ESP aes256gcm16" grep -q 'INSTALLED, TUNNEL, ESP:AES_GCM_16-256' <<<"$sas"
+  assert "$site gcm: SAs carry mark 22" sh -c "ip -n $site xfrm state | grep -q 'mark 0x16/0xffffffff'"
+done
+
+# A CHILD_SA rekey with PFS runs a fresh ecp256 exchange.
+gcm_rekeyed() { sas_of $W gcm 2>/dev/null | grep -q 'ESP:AES_GCM_16-256/ECP_256'; }
+assert "swanctl --rekey gcm" swanctl_in $W --rekey --child gcm
+assert "gcm CHILD_SA rekeyed with ecp256 PFS" retry 30 0.5 gcm_rekeyed
+
+capture_start $W w-wan "$IT_WORK/ike-vti.pcap" 60
+assert "ping 10.3.0.1 -> 10.4.0.1 across smoke VTI" ping_from $W 10.3.0.1 10.4.0.1 5
+assert "ping 10.5.0.1 -> 10.6.0.1 across gcm VTI after rekey" ping_from $W 10.5.0.1 10.6.0.1 5
 capture_stop
-assert_only_esp "outer link carries ESP only (IKE VTI)" "$IT_WORK/ike-vti.pcap" 10
+assert_only_esp "outer link carries ESP only (IKE VTIs)" "$IT_WORK/ike-vti.pcap" 20
+assert "smoke and gcm traffic used different SPIs" test \
+  "$(tcpdump -n -r "$IT_WORK/ike-vti.pcap" esp 2>/dev/null | grep -o 'spi=0x[0-9a-f]*' | sort -u | wc -l)" -ge 4
