@@ -16,11 +16,12 @@ CHARON=${CHARON:-/usr/lib/ipsec/charon}
 # Explicit plugin list (load_modular = no): the packaged per-plugin
 # /etc/strongswan.d snippets are ignored, so the set is the same everywhere.
 # openssl brings modp, ecp, x25519 (there is no curve25519 plugin in Debian's
-# libstrongswan) and aes-gcm; kdf is needed for prf+ since strongSwan 5.9.8.
+# libstrongswan) and aes-gcm; kdf: see charon_start.
 CHARON_PLUGINS=${CHARON_PLUGINS:-"random nonce aes sha1 sha2 hmac kdf gcm gmp openssl pem pkcs1 x509 pubkey kernel-netlink socket-default vici updown"}
 
 IT_PASS=0
 IT_FAIL=0
+IT_MAIN_PID=$BASHPID
 IT_NAME=
 IT_WORK=
 IT_SITES=()
@@ -72,6 +73,7 @@ retry() {
 
 it_init() {
   IT_NAME=$1
+  IT_MAIN_PID=$BASHPID
   IT_WORK=$(mktemp -d "/tmp/it-$IT_NAME.XXXXXX")
   trap 'it_abort "${BASH_SOURCE[0]##*/}:$LINENO${FUNCNAME[0]:+ in ${FUNCNAME[0]}}" "$BASH_COMMAND"' ERR
   trap it_finish EXIT
@@ -79,7 +81,11 @@ it_init() {
 }
 
 # set -e would end the scenario silently; say where, and count it as a failure.
+# Only in the scenario's own shell: with -E the trap also fires inside $(...)
+# and would print into the captured value; the failed substitution then
+# trips the trap in the main shell anyway.
 it_abort() {
+  [[ $BASHPID == "$IT_MAIN_PID" ]] || return 0
   fail "aborted at $1: $2"
 }
 
@@ -95,7 +101,6 @@ it_cleanup() {
   for site in "${IT_SITES[@]}"; do
     site_del "$site"
   done
-  IT_SITES=()
 }
 
 it_finish() {
@@ -136,6 +141,9 @@ site_del() {
     sleep 0.5
   fi
   ip netns del "$site" 2>/dev/null || true
+  local kept=() s
+  for s in "${IT_SITES[@]}"; do [[ $s == "$site" ]] || kept+=("$s"); done
+  IT_SITES=("${kept[@]}")
 }
 
 # in_site SITE CMD...: run CMD inside SITE's network namespace.
@@ -175,6 +183,8 @@ ping_from() {
 charon_dir() { printf '%s/charon-%s' "$IT_WORK" "$1"; }
 charon_uri() { printf 'unix://%s/charon.vici' "$(charon_dir "$1")"; }
 
+# Without kdf, charon 5.9.8 fails every IKE_SA with "KDF_PRF with
+# PRF_HMAC_SHA2_256 not supported" (openssl does not stand in for it).
 # charon_start SITE SWANCTL_CONF_TEXT: start a charon inside SITE with its own
 # strongswan.conf, swanctl.conf, VICI socket and a private /run (charon keeps
 # its pid file and default sockets there, and refuses to start if another
@@ -280,6 +290,11 @@ pcap_count() {
   local file=$1
   shift
   tcpdump -n -r "$file" "$@" 2>/dev/null | wc -l
+}
+
+# pcap_spis FILE: number of distinct ESP SPIs in the capture.
+pcap_spis() {
+  { tcpdump -n -r "$1" esp 2>/dev/null || true; } | { grep -o 'spi=0x[0-9a-f]*' || true; } | sort -u | wc -l
 }
 
 # assert_only_esp DESC FILE [MIN_ESP]: the capture holds at least MIN_ESP
