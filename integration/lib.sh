@@ -1,0 +1,314 @@
+# shellcheck shell=bash
+# Helpers for in-VM kernel scenarios. Source it, then call `it_init NAME`.
+#
+# Network rule: scenarios only ever send traffic to addresses inside the
+# namespaces they create here (192.0.2.0/24, 198.51.100.0/24, 203.0.113.0/24,
+# 10.x) or to loopback.
+#
+# Every namespace, charon and capture started through these helpers is torn
+# down by the EXIT trap, which also prints the "N passed, M failed" line and
+# records the counts for run-all.sh.
+
+# -E: the ERR trap must also fire inside helper functions.
+set -Eeuo pipefail
+
+CHARON=${CHARON:-/usr/lib/ipsec/charon}
+# Explicit plugin list (load_modular = no): the packaged per-plugin
+# /etc/strongswan.d snippets are ignored, so the set is the same everywhere.
+# openssl brings modp, ecp, x25519 (there is no curve25519 plugin in Debian's
+# libstrongswan) and aes-gcm; kdf: see charon_start.
+CHARON_PLUGINS=${CHARON_PLUGINS:-"random nonce aes sha1 sha2 hmac kdf gcm gmp openssl pem pkcs1 x509 pubkey kernel-netlink socket-default vici updown"}
+
+IT_PASS=0
+IT_FAIL=0
+IT_MAIN_PID=$BASHPID
+IT_NAME=
+IT_WORK=
+IT_SITES=()
+IT_PIDS=()
+
+log() { printf '[%s] %s\n' "$(date +%T)" "$*"; }
+
+pass() {
+  IT_PASS=$((IT_PASS + 1))
+  printf 'PASS: %s\n' "$*"
+}
+
+fail() {
+  IT_FAIL=$((IT_FAIL + 1))
+  printf 'FAIL: %s\n' "$*"
+}
+
+# assert DESCRIPTION CMD [ARGS...]: run CMD; pass if it succeeds. CMD's output
+# is shown only on failure, to keep the log readable.
+assert() {
+  local desc=$1 out
+  shift
+  if out=$("$@" 2>&1); then
+    pass "$desc"
+  else
+    fail "$desc (exit $?: $*)"
+    [[ -z $out ]] || printf '%s\n' "$out" | sed 's/^/    | /'
+  fi
+}
+
+# assert_not DESCRIPTION CMD [ARGS...]: pass if CMD fails.
+assert_not() {
+  local desc=$1
+  shift
+  if "$@" >/dev/null 2>&1; then fail "$desc (unexpectedly succeeded: $*)"; else pass "$desc"; fi
+}
+
+# retry TRIES DELAY CMD...: for conditions that settle asynchronously
+# (daemons coming up, SAs being installed).
+retry() {
+  local tries=$1 delay=$2 i
+  shift 2
+  for ((i = 1; i <= tries; i++)); do
+    if "$@"; then return 0; fi
+    ((i == tries)) || sleep "$delay"
+  done
+  return 1
+}
+
+it_init() {
+  IT_NAME=$1
+  IT_MAIN_PID=$BASHPID
+  IT_WORK=$(mktemp -d "/tmp/it-$IT_NAME.XXXXXX")
+  trap 'it_abort "${BASH_SOURCE[0]##*/}:$LINENO${FUNCNAME[0]:+ in ${FUNCNAME[0]}}" "$BASH_COMMAND"' ERR
+  trap it_finish EXIT
+  log "scenario $IT_NAME (work dir $IT_WORK)"
+}
+
+# set -e would end the scenario silently; say where, and count it as a failure.
+# Only in the scenario's own shell: with -E the trap also fires inside $(...)
+# and would print into the captured value; the failed substitution then
+# trips the trap in the main shell anyway.
+it_abort() {
+  [[ $BASHPID == "$IT_MAIN_PID" ]] || return 0
+  fail "aborted at $1: $2"
+}
+
+it_cleanup() {
+  local pid site
+  for pid in "${IT_PIDS[@]}"; do
+    kill "$pid" 2>/dev/null || true
+  done
+  for pid in "${IT_PIDS[@]}"; do
+    wait "$pid" 2>/dev/null || true
+  done
+  IT_PIDS=()
+  for site in "${IT_SITES[@]}"; do
+    site_del "$site"
+  done
+}
+
+it_finish() {
+  local rc=$?
+  trap - ERR EXIT
+  set +e
+  if ((rc != 0 && IT_FAIL == 0)); then fail "exited with status $rc"; fi
+  it_cleanup
+  # Keep logs and captures where the host can read them.
+  if [[ -n ${RESULTS_DIR:-} && -d $RESULTS_DIR ]]; then
+    rm -rf "${RESULTS_DIR:?}/$IT_NAME"
+    mkdir -p "$RESULTS_DIR/$IT_NAME"
+    (cd "$IT_WORK" && find . -maxdepth 2 \( -name '*.log' -o -name '*.pcap' -o -name '*.conf' \) \
+      -exec cp --parents -t "$RESULTS_DIR/$IT_NAME" {} +)
+    printf '%s %d %d\n' "$IT_NAME" "$IT_PASS" "$IT_FAIL" >>"$RESULTS_DIR/counts"
+  fi
+  echo "$IT_PASS passed, $IT_FAIL failed"
+  ((IT_FAIL == 0)) && exit 0
+  exit 1
+}
+
+# --- sites: network namespaces -------------------------------------------
+
+site_add() {
+  local site=$1
+  ip netns add "$site"
+  IT_SITES+=("$site")
+  ip -n "$site" link set lo up
+}
+
+site_del() {
+  local site=$1 pids
+  # Anything still running in the namespace (charon, tcpdump) goes first.
+  pids=$(ip netns pids "$site" 2>/dev/null || true)
+  if [[ -n $pids ]]; then
+    # shellcheck disable=SC2086 # a list of pids
+    kill $pids 2>/dev/null || true
+    sleep 0.5
+  fi
+  ip netns del "$site" 2>/dev/null || true
+  local kept=() s
+  for s in "${IT_SITES[@]}"; do [[ $s == "$site" ]] || kept+=("$s"); done
+  IT_SITES=("${kept[@]}")
+}
+
+# in_site SITE CMD...: run CMD inside SITE's network namespace.
+in_site() {
+  local site=$1
+  shift
+  ip netns exec "$site" "$@"
+}
+
+# link_add SITE_A IF_A ADDR_A/LEN SITE_B IF_B ADDR_B/LEN: veth pair between
+# two sites, addressed and up.
+link_add() {
+  local sa=$1 ia=$2 aa=$3 sb=$4 ib=$5 ab=$6
+  ip link add "$ia" netns "$sa" type veth peer name "$ib" netns "$sb"
+  ip -n "$sa" addr add "$aa" dev "$ia"
+  ip -n "$sb" addr add "$ab" dev "$ib"
+  ip -n "$sa" link set "$ia" up
+  ip -n "$sb" link set "$ib" up
+}
+
+# lan_add SITE IF ADDR/LEN: a dummy interface standing for a site's LAN.
+lan_add() {
+  local site=$1 ifname=$2 addr=$3
+  ip -n "$site" link add "$ifname" type dummy
+  ip -n "$site" addr add "$addr" dev "$ifname"
+  ip -n "$site" link set "$ifname" up
+}
+
+# ping_from SITE SRC DST [COUNT]: bounded ping, all replies required.
+ping_from() {
+  local site=$1 src=$2 dst=$3 count=${4:-3}
+  in_site "$site" ping -n -q -c "$count" -i 0.2 -W 2 -w 10 -I "$src" "$dst"
+}
+
+# --- strongSwan --------------------------------------------------------
+
+charon_dir() { printf '%s/charon-%s' "$IT_WORK" "$1"; }
+charon_uri() { printf 'unix://%s/charon.vici' "$(charon_dir "$1")"; }
+
+# Without kdf, charon 5.9.8 fails every IKE_SA with "KDF_PRF with
+# PRF_HMAC_SHA2_256 not supported" (openssl does not stand in for it).
+# charon_start SITE SWANCTL_CONF_TEXT: start a charon inside SITE with its own
+# strongswan.conf, swanctl.conf, VICI socket and a private /run (charon keeps
+# its pid file and default sockets there, and refuses to start if another
+# charon's pid file is found), then load the connections and secrets.
+charon_start() {
+  local site=$1 swanctl_text=$2 dir
+  dir=$(charon_dir "$site")
+  mkdir -p "$dir"
+  cat >"$dir/strongswan.conf" <<EOF
+charon {
+  load_modular = no
+  load = $CHARON_PLUGINS
+  # Route-based: routes point at the tunnel interface, set by the test.
+  install_routes = no
+  install_virtual_ip = no
+  retransmit_tries = 3
+  plugins {
+    vici { socket = $(charon_uri "$site") }
+  }
+  filelog {
+    log {
+      path = $dir/charon.log
+      # filelog is stdio-buffered by default: an abort would lose the tail.
+      flush_line = yes
+      time_format = %T
+      default = 1
+      ike = 2
+      cfg = 2
+      knl = 2
+    }
+  }
+}
+# swanctl's default plugin list names plugins Debian does not ship and
+# complains about each one; it only needs these to parse its config.
+swanctl {
+  load = pem pkcs1 x509 pubkey random nonce openssl
+  socket = $(charon_uri "$site")
+}
+EOF
+  printf '%s\n' "$swanctl_text" >"$dir/swanctl.conf"
+  # unshare -m inside the netns: a private mount namespace whose /run is a
+  # fresh tmpfs, so two charons never see each other's pid file or sockets.
+  # shellcheck disable=SC2016 # $1/$2 are expanded by the inner sh
+  ip netns exec "$site" unshare -m --propagation private sh -c \
+    'mount -t tmpfs -o mode=0755 tmpfs /run && exec env STRONGSWAN_CONF="$1" "$2"' \
+    charon "$dir/strongswan.conf" "$CHARON" >"$dir/charon.stdout.log" 2>&1 &
+  IT_PIDS+=("$!")
+  if ! retry 50 0.2 swanctl_in "$site" --stats >/dev/null 2>&1; then
+    echo "charon in $site did not come up; log follows" >&2
+    tail -n 30 "$dir/charon.log" "$dir/charon.stdout.log" >&2 || true
+    return 1
+  fi
+  if ! swanctl_in "$site" --load-all --file "$dir/swanctl.conf" >"$dir/load.log" 2>&1; then
+    cat "$dir/load.log" >&2
+    return 1
+  fi
+}
+
+# swanctl_in SITE --COMMAND [ARGS...]: swanctl against SITE's charon. The
+# command must come first: swanctl only parses --uri/--file after it.
+swanctl_in() {
+  local site=$1 cmd=$2 dir
+  shift 2
+  dir=$(charon_dir "$site")
+  STRONGSWAN_CONF=$dir/strongswan.conf ip netns exec "$site" \
+    swanctl "$cmd" --uri "$(charon_uri "$site")" "$@"
+}
+
+# --- packet capture ----------------------------------------------------
+
+# capture_start SITE IF FILE [SECONDS]: tcpdump IF into FILE in the
+# background, for at most SECONDS (default 30); returns once it listens.
+capture_start() {
+  local site=$1 ifname=$2 file=$3 secs=${4:-30}
+  # -Z root: tcpdump otherwise drops to user tcpdump before opening FILE.
+  # Started directly (not through a shell function) so that $! is tcpdump's
+  # own process chain (ip and timeout exec or forward signals) and
+  # capture_stop reaches it.
+  # --immediate-mode: without it packets wait in the ring buffer and the
+  # last ones are lost when the capture is stopped.
+  ip netns exec "$site" timeout "$secs" tcpdump -n -U --immediate-mode -Z root -i "$ifname" -w "$file" \
+    2>"$file.log" &
+  IT_PIDS+=("$!")
+  IT_CAPTURE_PID=$!
+  retry 50 0.1 grep -q 'listening on' "$file.log"
+}
+
+# capture_stop: end the last capture. SIGTERM, not SIGINT: background jobs
+# of a non-interactive shell start with SIGINT ignored.
+capture_stop() {
+  sleep 0.3
+  kill -TERM "$IT_CAPTURE_PID" 2>/dev/null || true
+  wait "$IT_CAPTURE_PID" 2>/dev/null || true
+}
+
+# capture_for SITE IF FILE SECONDS: capture for exactly SECONDS (blocking).
+capture_for() {
+  capture_start "$@"
+  wait "$IT_CAPTURE_PID" 2>/dev/null || true
+}
+
+pcap_count() {
+  local file=$1
+  shift
+  tcpdump -n -r "$file" "$@" 2>/dev/null | wc -l
+}
+
+# pcap_spis FILE: number of distinct ESP SPIs in the capture.
+pcap_spis() {
+  { tcpdump -n -r "$1" esp 2>/dev/null || true; } | { grep -o 'spi=0x[0-9a-f]*' || true; } | sort -u | wc -l
+}
+
+# assert_only_esp DESC FILE [MIN_ESP]: the capture holds at least MIN_ESP
+# (default 1) ESP packets and no cleartext ICMP (nor any other cleartext IP
+# traffic besides IKE on UDP 500/4500).
+assert_only_esp() {
+  local desc=$1 file=$2 min=${3:-1} esp icmp other
+  esp=$(pcap_count "$file" esp)
+  icmp=$(pcap_count "$file" icmp)
+  other=$(pcap_count "$file" ip and not esp and not udp port 500 and not udp port 4500)
+  if ((esp >= min && icmp == 0 && other == 0)); then
+    pass "$desc ($esp ESP packets, no cleartext)"
+  else
+    fail "$desc (esp=$esp, wanted >= $min; icmp=$icmp other-cleartext=$other)"
+    tcpdump -n -r "$file" 2>/dev/null | head -n 20 | sed 's/^/    | /'
+  fi
+}
