@@ -84,7 +84,10 @@ fn plan_command(dir: &std::path::Path, options: Options, args: &PlanArgs) -> Exi
             plan::Allocations::default()
         }
     };
-    let context = plan::Context { previous, ..Default::default() };
+    let context = plan::Context {
+        previous,
+        ..Default::default()
+    };
     let mut plan = plan::build(&tunnels, &context);
     if let Some(name) = &args.name {
         if !plan.tunnels.iter().any(|t| &t.name == name) {

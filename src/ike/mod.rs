@@ -2,3 +2,5 @@
 
 pub mod codec;
 pub mod crypto;
+pub mod select;
+pub mod ts;

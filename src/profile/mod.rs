@@ -139,3 +139,8 @@ pub fn load_sources(
         diagnostics,
     }
 }
+
+/// Parses one traffic selector in strongSwan's syntax (`10.0.0.0/24`, `dynamic[gre]`).
+pub fn parse_traffic_selector(text: &str) -> Result<crate::model::TrafficSelector, String> {
+    values::traffic_selector(text).map_err(|e| e.message)
+}

@@ -1,0 +1,243 @@
+//! Proposal selection, as strongSwan does it by default: walk our configured proposals in
+//! order and, for each, the peer's; the first pair with an algorithm of every kind in common
+//! wins, and within it our order decides each algorithm.
+
+use crate::proposal::{DhGroup, Encryption, EspProposal, IkeProposal, Integrity, Prf};
+
+/// One algorithm of each kind for an IKE SA.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IkeChoice {
+    pub encryption: Encryption,
+    /// `None` with an AEAD cipher.
+    pub integrity: Option<Integrity>,
+    pub prf: Prf,
+    pub dh: DhGroup,
+}
+
+impl IkeChoice {
+    /// The choice as a one-algorithm-per-kind proposal, to send back or to check a reply.
+    pub fn as_proposal(&self) -> IkeProposal {
+        IkeProposal {
+            encryption: vec![self.encryption],
+            integrity: self.integrity.into_iter().collect(),
+            prf: vec![self.prf],
+            dh: vec![self.dh],
+        }
+    }
+}
+
+/// One algorithm of each kind for a CHILD SA.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EspChoice {
+    pub encryption: Encryption,
+    pub integrity: Option<Integrity>,
+    /// The PFS group, for CREATE_CHILD_SA with a KE payload.
+    pub dh: Option<DhGroup>,
+    pub esn: bool,
+}
+
+impl EspChoice {
+    pub fn as_proposal(&self) -> EspProposal {
+        EspProposal {
+            encryption: vec![self.encryption],
+            integrity: self.integrity.into_iter().collect(),
+            dh: self.dh.into_iter().collect(),
+            esn: vec![self.esn],
+        }
+    }
+}
+
+fn first_common<T: Copy + PartialEq>(ours: &[T], theirs: &[T]) -> Option<T> {
+    ours.iter().copied().find(|a| theirs.contains(a))
+}
+
+/// Integrity must be absent on both sides (AEAD) or have one algorithm in common.
+fn common_integrity(ours: &[Integrity], theirs: &[Integrity]) -> Option<Option<Integrity>> {
+    match (ours.is_empty(), theirs.is_empty()) {
+        (true, true) => Some(None),
+        (false, false) => first_common(ours, theirs).map(Some),
+        _ => None,
+    }
+}
+
+fn match_ike(ours: &IkeProposal, theirs: &IkeProposal) -> Option<IkeChoice> {
+    Some(IkeChoice {
+        encryption: first_common(&ours.encryption, &theirs.encryption)?,
+        integrity: common_integrity(&ours.integrity, &theirs.integrity)?,
+        prf: first_common(&ours.prf, &theirs.prf)?,
+        dh: first_common(&ours.dh, &theirs.dh)?,
+    })
+}
+
+/// Picks the IKE algorithms; returns the index of the peer's proposal that matched.
+pub fn select_ike(
+    configured: &[IkeProposal],
+    offered: &[IkeProposal],
+) -> Option<(usize, IkeChoice)> {
+    configured.iter().find_map(|ours| {
+        offered
+            .iter()
+            .enumerate()
+            .find_map(|(i, theirs)| match_ike(ours, theirs).map(|c| (i, c)))
+    })
+}
+
+/// Whether a key exchange is part of the exchange carrying the proposals.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyExchange {
+    /// IKE_AUTH: no KE payload, so DH transforms are ignored on both sides.
+    Absent,
+    /// CREATE_CHILD_SA: a proposal without DH means no PFS and matches only the same.
+    Present,
+}
+
+fn match_esp(ours: &EspProposal, theirs: &EspProposal, ke: KeyExchange) -> Option<EspChoice> {
+    let dh = match ke {
+        KeyExchange::Absent => None,
+        KeyExchange::Present => match (ours.dh.is_empty(), theirs.dh.is_empty()) {
+            (true, true) => None,
+            (false, false) => Some(first_common(&ours.dh, &theirs.dh)?),
+            _ => return None,
+        },
+    };
+    Some(EspChoice {
+        encryption: first_common(&ours.encryption, &theirs.encryption)?,
+        integrity: common_integrity(&ours.integrity, &theirs.integrity)?,
+        dh,
+        esn: first_common(&ours.esn, &theirs.esn)?,
+    })
+}
+
+pub fn select_esp(
+    configured: &[EspProposal],
+    offered: &[EspProposal],
+    ke: KeyExchange,
+) -> Option<(usize, EspChoice)> {
+    configured.iter().find_map(|ours| {
+        offered
+            .iter()
+            .enumerate()
+            .find_map(|(i, theirs)| match_esp(ours, theirs, ke).map(|c| (i, c)))
+    })
+}
+
+/// The initiator's check of a responder's answer: it must be one of our own proposals
+/// narrowed to one algorithm each, nothing we did not offer.
+pub fn accepts_ike_reply(configured: &[IkeProposal], reply: &IkeChoice) -> bool {
+    select_ike(configured, &[reply.as_proposal()]).is_some_and(|(_, c)| c == *reply)
+}
+
+pub fn accepts_esp_reply(configured: &[EspProposal], reply: &EspChoice, ke: KeyExchange) -> bool {
+    select_esp(configured, &[reply.as_proposal()], ke).is_some_and(|(_, c)| c == *reply)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proposal::{parse_esp, parse_ike};
+
+    fn ike(list: &[&str]) -> Vec<IkeProposal> {
+        list.iter().map(|p| parse_ike(p, true).unwrap()).collect()
+    }
+
+    fn esp(list: &[&str]) -> Vec<EspProposal> {
+        list.iter().map(|p| parse_esp(p, true).unwrap()).collect()
+    }
+
+    #[test]
+    fn our_order_wins_within_a_match() {
+        let ours = ike(&["aes256-aes128-sha256-modp3072-modp2048"]);
+        let theirs = ike(&["aes128-aes256-sha256-modp2048-modp3072"]);
+        let (i, c) = select_ike(&ours, &theirs).unwrap();
+        assert_eq!(i, 0);
+        assert_eq!(c.encryption, Encryption::AesCbc(256));
+        assert_eq!(c.dh, DhGroup::Modp3072);
+        assert_eq!(c.prf, Prf::HmacSha256);
+    }
+
+    #[test]
+    fn our_first_proposal_is_preferred_over_the_peers_first() {
+        let ours = ike(&["aes256gcm16-prfsha384-x25519", "aes256-sha256-modp2048"]);
+        let theirs = ike(&["aes256-sha256-modp2048", "aes256gcm16-prfsha384-x25519"]);
+        let (i, c) = select_ike(&ours, &theirs).unwrap();
+        assert_eq!(i, 1, "index into the offered list");
+        assert_eq!(c.integrity, None);
+    }
+
+    #[test]
+    fn no_common_group_means_no_proposal() {
+        assert!(select_ike(
+            &ike(&["aes256-sha256-modp2048"]),
+            &ike(&["aes256-sha256-ecp256"])
+        )
+        .is_none());
+        assert!(select_ike(
+            &ike(&["aes256gcm16-prfsha256-ecp256"]),
+            &ike(&["aes256-sha256-ecp256"])
+        )
+        .is_none());
+    }
+
+    #[test]
+    fn esp_in_ike_auth_ignores_dh_but_rekey_requires_it() {
+        let ours = esp(&["aes256-sha256-modp2048"]);
+        let theirs = esp(&["aes256-sha256"]);
+        let (_, c) = select_esp(&ours, &theirs, KeyExchange::Absent).unwrap();
+        assert_eq!(c.dh, None);
+        assert!(select_esp(&ours, &theirs, KeyExchange::Present).is_none());
+        let (_, c) = select_esp(
+            &ours,
+            &esp(&["aes256-sha256-modp2048"]),
+            KeyExchange::Present,
+        )
+        .unwrap();
+        assert_eq!(c.dh, Some(DhGroup::Modp2048));
+    }
+
+    #[test]
+    fn esn_must_agree() {
+        assert!(select_esp(
+            &esp(&["aes128gcm16-esn"]),
+            &esp(&["aes128gcm16-noesn"]),
+            KeyExchange::Absent
+        )
+        .is_none());
+        let (_, c) = select_esp(
+            &esp(&["aes128gcm16-esn-noesn"]),
+            &esp(&["aes128gcm16-noesn-esn"]),
+            KeyExchange::Absent,
+        )
+        .unwrap();
+        assert!(c.esn);
+    }
+
+    #[test]
+    fn replies_are_checked_against_what_we_offered() {
+        let ours = ike(&["aes256-sha256-modp2048"]);
+        let good = IkeChoice {
+            encryption: Encryption::AesCbc(256),
+            integrity: Some(Integrity::HmacSha256_128),
+            prf: Prf::HmacSha256,
+            dh: DhGroup::Modp2048,
+        };
+        assert!(accepts_ike_reply(&ours, &good));
+        let sneaky = IkeChoice {
+            dh: DhGroup::Modp1024,
+            ..good
+        };
+        assert!(!accepts_ike_reply(&ours, &sneaky));
+        let esp_ours = esp(&["aes128gcm16"]);
+        let reply = EspChoice {
+            encryption: Encryption::AesGcm16(128),
+            integrity: None,
+            dh: None,
+            esn: false,
+        };
+        assert!(accepts_esp_reply(&esp_ours, &reply, KeyExchange::Absent));
+        assert!(!accepts_esp_reply(
+            &esp_ours,
+            &EspChoice { esn: true, ..reply },
+            KeyExchange::Absent
+        ));
+    }
+}
