@@ -7,6 +7,7 @@ pub mod netlink;
 pub mod objects;
 pub mod resolve;
 pub mod state;
+pub mod status;
 
 use std::collections::{BTreeMap, BTreeSet};
 
