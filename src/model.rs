@@ -88,6 +88,26 @@ pub enum StartAction {
 pub enum Auth {
     /// The key is read from `file` by the daemon only; it never enters the model.
     Psk { file: PathBuf },
+    /// No IKE: SAs with static SPIs and keys from `keys_file`, installed by the dataplane.
+    /// A debugging aid, as `ip xfrm state add` would set them.
+    Manual { keys_file: PathBuf },
+}
+
+impl Auth {
+    /// The secret file behind this authentication.
+    pub fn secret_file(&self) -> &std::path::Path {
+        match self {
+            Auth::Psk { file } => file,
+            Auth::Manual { keys_file } => keys_file,
+        }
+    }
+
+    pub fn with_secret_file(&self, path: PathBuf) -> Auth {
+        match self {
+            Auth::Psk { .. } => Auth::Psk { file: path },
+            Auth::Manual { .. } => Auth::Manual { keys_file: path },
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]

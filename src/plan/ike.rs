@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use super::{Allocations, Endpoint};
 use crate::model::{
-    Dpd, Identity, Mode, NatTraversal, StartAction, TrafficSelector, Tunnel, TunnelKind,
+    Auth, Dpd, Identity, Mode, NatTraversal, StartAction, TrafficSelector, Tunnel, TunnelKind,
 };
 use crate::proposal::{EspProposal, IkeProposal};
 
@@ -23,7 +23,9 @@ pub struct IkeConfig {
     pub remote_id: Identity,
     #[serde(serialize_with = "display_list")]
     pub proposals: Vec<IkeProposal>,
-    pub psk_file: PathBuf,
+    pub psk_file: Option<PathBuf>,
+    /// Manual keying (a debugging aid): the dataplane installs these SAs, no IKE runs.
+    pub manual_keys_file: Option<PathBuf>,
     pub rekey_time: u64,
     pub over_time: u64,
     pub rand_time: u64,
@@ -64,7 +66,10 @@ fn display_list<T: std::fmt::Display, S: serde::Serializer>(
 }
 
 pub fn config(tunnel: &Tunnel, allocations: &Allocations) -> IkeConfig {
-    let crate::model::Auth::Psk { file } = &tunnel.ike.auth;
+    let (psk_file, manual_keys_file) = match &tunnel.ike.auth {
+        Auth::Psk { file } => (Some(file.clone()), None),
+        Auth::Manual { keys_file } => (None, Some(keys_file.clone())),
+    };
     let mark = (tunnel.kind == TunnelKind::Vti).then(|| allocations.marks[&tunnel.name]);
     let if_id = (tunnel.kind == TunnelKind::Xfrm).then(|| allocations.if_ids[&tunnel.name]);
     let children = tunnel
@@ -96,7 +101,8 @@ pub fn config(tunnel: &Tunnel, allocations: &Allocations) -> IkeConfig {
         local_id: tunnel.local_id.clone(),
         remote_id: tunnel.remote_id.clone(),
         proposals: tunnel.ike.proposals.clone(),
-        psk_file: file.clone(),
+        psk_file,
+        manual_keys_file,
         rekey_time: tunnel.ike.rekey_time.as_secs(),
         over_time: tunnel.ike.over_time.as_secs(),
         rand_time: tunnel.ike.rand_time.as_secs(),

@@ -171,12 +171,16 @@ fn tunnel_block(out: &mut String, t: &TunnelPlan) {
         .map_or(ike.local.to_string(), ToString::to_string);
     let _ = writeln!(
         out,
-        "  ike      {}[500] -> {}[{}]  id {local_id} -> {}  psk {}",
+        "  ike      {}[500] -> {}[{}]  id {local_id} -> {}  {}",
         ike.local,
         ike.remote,
         ike.remote_port,
         ike.remote_id,
-        ike.psk_file.display()
+        match (&ike.psk_file, &ike.manual_keys_file) {
+            (_, Some(keys)) => format!("manual keys {} (no IKE)", keys.display()),
+            (Some(psk), None) => format!("psk {}", psk.display()),
+            (None, None) => String::new(),
+        }
     );
     let proposals: Vec<String> = ike.proposals.iter().map(ToString::to_string).collect();
     let _ = writeln!(out, "           proposals {}", proposals.join(", "));

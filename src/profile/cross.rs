@@ -125,9 +125,39 @@ pub fn check(entries: &[Entry<'_>]) -> Vec<Diagnostic> {
         "two GRE tunnels between the same endpoints would share one XFRM policy; use one tunnel",
         &mut out,
     );
+    shared_vti_endpoints(entries, &mut out);
     overlapping_routes(entries, &mut out);
     mirrored_pairs(entries, &mut out);
     out
+}
+
+/// The kernel matches incoming packets to a VTI by outer addresses alone (the key is only
+/// the mark), so two VTIs between the same endpoints would steal each other's traffic.
+fn shared_vti_endpoints(entries: &[Entry<'_>], out: &mut Vec<Diagnostic>) {
+    let vti = |e: &&Entry<'_>| e.parsed.tunnel.kind == TunnelKind::Vti;
+    for (i, later) in entries.iter().enumerate().filter(|(_, e)| vti(e)) {
+        let b = &later.parsed.tunnel;
+        let clash = entries[..i].iter().filter(vti).find(|earlier| {
+            let a = &earlier.parsed.tunnel;
+            a.remote == b.remote
+                && (a.local == b.local
+                    || a.local == LocalEndpoint::DefaultRoute
+                    || b.local == LocalEndpoint::DefaultRoute)
+        });
+        if let Some(earlier) = clash {
+            out.push(error(
+                later.source,
+                later.parsed.spans.remote.clone(),
+                format!(
+                    "VTI tunnel \"{}\" has the same outer endpoints as VTI tunnel \"{}\" ({})",
+                    b.name,
+                    earlier.parsed.tunnel.name,
+                    location(earlier.source, &earlier.parsed.spans.remote)
+                ),
+                Some("the kernel tells VTIs apart by their endpoints only; use another local address, or kind = \"xfrm\" whose if_id separates tunnels".into()),
+            ));
+        }
+    }
 }
 
 fn overlapping_routes(entries: &[Entry<'_>], out: &mut Vec<Diagnostic>) {

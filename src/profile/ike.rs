@@ -22,6 +22,8 @@ pub(super) const IKE_KEYS: &[&str] = &[
     "close_action",
     "remote_port",
     "allow_legacy",
+    "keying",
+    "manual_keys_file",
 ];
 pub(super) const DPD_KEYS: &[&str] = &["delay", "timeout", "action"];
 
@@ -91,38 +93,29 @@ pub(super) fn read_ike(section: &Section<'_>, spans: &mut Spans) -> Option<Ike> 
         p
     });
 
-    let auth = match section.string("auth").map(|v| (v.value, v.span)) {
-        None | Some(("psk", _)) => {
-            let file = section.required_string(
-                "psk_file",
-                Some(
-                    "psk_file = \"/etc/routevpn/secrets/<tunnel>.psk\" (root-owned, mode 0600)"
-                        .into(),
-                ),
-            );
-            file.map(|v| {
+    let manual = match choice(
+        section,
+        "keying",
+        &[("ike", false), ("manual", true)],
+        false,
+    ) {
+        Some(manual) => manual,
+        None => return None,
+    };
+    let auth = if manual {
+        section
+            .required_string(
+                "manual_keys_file",
+                Some("keying = \"manual\" takes its SAs from a keys file (see the README)".into()),
+            )
+            .map(|v| {
                 spans.psk_file = v.span;
-                Auth::Psk {
-                    file: v.value.into(),
+                Auth::Manual {
+                    keys_file: v.value.into(),
                 }
             })
-        }
-        Some(("pubkey", span)) => {
-            ctx.error(
-                span,
-                "auth = \"pubkey\" is not supported yet",
-                Some("use auth = \"psk\" with psk_file".into()),
-            );
-            None
-        }
-        Some((other, span)) => {
-            ctx.error(
-                span,
-                format!("invalid auth \"{other}\" in [ike]"),
-                Some("one of: psk".into()),
-            );
-            None
-        }
+    } else {
+        read_auth(section, spans)
     };
 
     let rekey_time = duration_key(section, "rekey_time");
@@ -232,4 +225,41 @@ pub(super) fn read_dpd(ike: &Section<'_>) -> Option<Dpd> {
         timeout: timeout_value,
         action,
     })
+}
+
+/// `auth` and what it needs: a PSK file for now.
+fn read_auth(section: &Section<'_>, spans: &mut Spans) -> Option<Auth> {
+    match section.string("auth").map(|v| (v.value, v.span)) {
+        None | Some(("psk", _)) => {
+            let file = section.required_string(
+                "psk_file",
+                Some(
+                    "psk_file = \"/etc/routevpn/secrets/<tunnel>.psk\" (root-owned, mode 0600)"
+                        .into(),
+                ),
+            );
+            file.map(|v| {
+                spans.psk_file = v.span;
+                Auth::Psk {
+                    file: v.value.into(),
+                }
+            })
+        }
+        Some(("pubkey", span)) => {
+            section.ctx.error(
+                span,
+                "auth = \"pubkey\" is not supported yet",
+                Some("use auth = \"psk\" with psk_file".into()),
+            );
+            None
+        }
+        Some((other, span)) => {
+            section.ctx.error(
+                span,
+                format!("invalid auth \"{other}\" in [ike]"),
+                Some("one of: psk".into()),
+            );
+            None
+        }
+    }
 }

@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 pub use diagnostic::{Diagnostic, Severity, SourceFile};
 pub use semantics::policy_children;
 
-use crate::model::{Auth, Tunnel};
+use crate::model::Tunnel;
 
 /// The directory `routevpn` reads when none is given.
 pub const DEFAULT_DIR: &str = "/etc/routevpn/tunnels";
@@ -115,15 +115,14 @@ pub fn load_sources(
         let (tunnel, found) = tunnel::parse_source(source);
         diagnostics.extend(found);
         if let Some(mut p) = tunnel {
-            let Auth::Psk { file } = &p.tunnel.ike.auth;
-            let resolved = secrets::resolve(source.path(), file);
+            let resolved = secrets::resolve(source.path(), p.tunnel.ike.auth.secret_file());
             diagnostics.extend(secrets::check(
                 source,
                 p.spans.psk_file.clone(),
                 &resolved,
                 options.insecure_secrets,
             ));
-            p.tunnel.ike.auth = Auth::Psk { file: resolved };
+            p.tunnel.ike.auth = p.tunnel.ike.auth.with_secret_file(resolved);
             parsed.push((source, p));
         }
     }
