@@ -93,15 +93,12 @@ pub(super) fn read_ike(section: &Section<'_>, spans: &mut Spans) -> Option<Ike> 
         p
     });
 
-    let manual = match choice(
+    let manual = choice(
         section,
         "keying",
         &[("ike", false), ("manual", true)],
         false,
-    ) {
-        Some(manual) => manual,
-        None => return None,
-    };
+    )?;
     let auth = if manual {
         section
             .required_string(
