@@ -25,6 +25,8 @@ const RECEIVE_BUFFER: usize = 8 << 20;
 const ACK_COST: usize = 2048;
 /// Requests are packed into datagrams of about this size; the kernel acknowledges each.
 const DATAGRAM: usize = 32 << 10;
+/// No answer for this long means it was lost (see `batch`): better an error than a hang.
+const RECEIVE_TIMEOUT: libc::time_t = 60;
 /// NLMSGERR_ATTR_MSG: the human-readable text of an extended acknowledgement.
 const EXT_ACK_MESSAGE: u16 = 1;
 
@@ -111,22 +113,33 @@ pub struct Socket<M> {
     _message: std::marker::PhantomData<M>,
 }
 
-/// Raises the receive buffer past `rmem_max` where allowed (root), else as far as it goes.
-fn grow_receive_buffer(raw: &RawSocket) {
-    let size = RECEIVE_BUFFER as libc::c_int;
-    // SAFETY: a valid descriptor and a pointer to an int of the length given.
-    let forced = unsafe {
+fn set_option<T>(raw: &RawSocket, name: libc::c_int, value: &T) -> bool {
+    // SAFETY: a valid descriptor, and a pointer to a live value of the length given.
+    let rc = unsafe {
         libc::setsockopt(
             raw.as_raw_fd(),
             libc::SOL_SOCKET,
-            libc::SO_RCVBUFFORCE,
-            (&size as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            name,
+            (value as *const T).cast(),
+            std::mem::size_of::<T>() as libc::socklen_t,
         )
     };
-    if forced != 0 {
+    rc == 0
+}
+
+/// Raises the receive buffer past `rmem_max` where allowed (root), else as far as it goes.
+fn grow_receive_buffer(raw: &RawSocket) {
+    let size = RECEIVE_BUFFER as libc::c_int;
+    if !set_option(raw, libc::SO_RCVBUFFORCE, &size) {
         let _ = raw.set_rx_buf_sz(RECEIVE_BUFFER);
     }
+}
+
+/// As many requests in flight as the receive buffer has room for acknowledgements.
+fn window(raw: &RawSocket) -> usize {
+    raw.get_rx_buf_sz()
+        .map_or(8, |size| size / ACK_COST)
+        .clamp(8, MAX_WINDOW)
 }
 
 impl<M> Socket<M>
@@ -138,13 +151,15 @@ where
         raw.bind_auto()?;
         raw.connect(&SocketAddr::new(0, 0))?;
         grow_receive_buffer(&raw);
+        let timeout = libc::timeval {
+            tv_sec: RECEIVE_TIMEOUT,
+            tv_usec: 0,
+        };
+        set_option(&raw, libc::SO_RCVTIMEO, &timeout);
         // Acks without the request echoed back cost less buffer; ext acks explain refusals.
         let _ = raw.set_cap_ack(true);
         let _ = raw.set_ext_ack(true);
-        let window = raw
-            .get_rx_buf_sz()
-            .map_or(8, |size| size / ACK_COST)
-            .clamp(8, MAX_WINDOW);
+        let window = window(&raw);
         Ok(Socket {
             raw,
             sequence: 0,
@@ -243,12 +258,20 @@ where
                     acked == sent
                 })
             };
+            // Acknowledgements lost (the receive buffer overflowed, or none came in time):
+            // those requests may or may not have taken effect, and nothing more is sent
+            // until the socket is drained, or the kernel would keep dropping its answers.
+            let lost = outcome.is_err();
             if let Err(e) = outcome {
                 for slot in pending[..sent].iter_mut().filter(|p| p.is_none()) {
-                    *slot = Some(Err(io::Error::new(e.kind(), e.to_string())));
+                    *slot = Some(Err(io::Error::new(
+                        e.kind(),
+                        format!("acknowledgement lost ({e}); the request may have taken effect"),
+                    )));
                 }
+                self.drain();
             }
-            let failed_send = sent < count;
+            let failed_send = sent < count || lost;
             results.extend(pending.into_iter().map(|p| {
                 p.unwrap_or_else(|| {
                     Err(io::Error::new(
@@ -267,6 +290,16 @@ where
             }
         }
         results
+    }
+
+    /// Discards whatever is queued, which also clears the kernel's congestion mark.
+    fn drain(&mut self) {
+        loop {
+            self.buffer.clear();
+            if self.raw.recv(&mut self.buffer, libc::MSG_DONTWAIT).is_err() {
+                break;
+            }
+        }
     }
 
     /// A dump request: every message the kernel answers with. The whole dump is read even if
@@ -326,5 +359,72 @@ where
             Some(e) => Err(e),
             None => Ok(out),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL};
+    use netlink_packet_route::RouteNetlinkMessage as Msg;
+
+    use super::*;
+    use crate::apply::netlink::rtnl::route::new_route;
+    use crate::apply::objects::{Route, RouteType};
+
+    /// Root and a network namespace of this thread's own, as in tests/netlink_route.rs.
+    fn namespace() {
+        // SAFETY: plain system calls without memory arguments.
+        assert_eq!(unsafe { libc::geteuid() }, 0, "this test must run as root");
+        // SAFETY: as above; affects only the calling thread.
+        assert_eq!(unsafe { libc::unshare(libc::CLONE_NEWNET) }, 0);
+    }
+
+    fn blackholes(second_octet: u8, n: u32) -> Vec<(u16, Msg)> {
+        (0..n)
+            .map(|i| {
+                let route = Route {
+                    table: 200,
+                    to: format!("10.{second_octet}.{}.{}/32", i / 256, i % 256)
+                        .parse()
+                        .unwrap(),
+                    metric: 0,
+                    route_type: RouteType::Blackhole,
+                    device: None,
+                    via: None,
+                    src: None,
+                    protocol: 210,
+                };
+                (
+                    NLM_F_CREATE | NLM_F_EXCL,
+                    Msg::NewRoute(new_route(&route, None)),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn lost_acknowledgements_fail_the_batch_instead_of_hanging_it() {
+        namespace();
+        let mut socket = Socket::<Msg>::open(netlink_sys::protocols::NETLINK_ROUTE).unwrap();
+        socket.raw.set_rx_buf_sz(4096).unwrap();
+        socket.window = MAX_WINDOW;
+        let results = socket.batch(blackholes(1, 2000));
+        let lost = results
+            .iter()
+            .filter(|r| {
+                r.as_ref()
+                    .is_err_and(|e| e.to_string().contains("acknowledgement lost"))
+            })
+            .count();
+        assert!(lost > 0, "the kernel dropped acks, and that must show");
+        // Drained, the socket works again, with a window its buffer can hold.
+        socket.window = window(&socket.raw);
+        assert!(socket.window < 16, "{}", socket.window);
+        let results = socket.batch(blackholes(2, 500));
+        assert!(
+            results.iter().all(Result::is_ok),
+            "{:?}",
+            results.iter().find(|r| r.is_err())
+        );
     }
 }
