@@ -480,11 +480,33 @@ impl Backend for Memory {
     }
 }
 
+/// All routes and rules but the kernel's own, which follow addresses (link-local ones appear
+/// once their duplicate address detection ends, whenever that is).
+fn routes_and_rules() -> String {
+    let all = ip("-d route show table all") + &ip("-d -6 route show table all") + &ip("rule show");
+    all.lines()
+        .filter(|l| !l.contains("proto kernel"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 /// Every example profile applied through rtnetlink: the second apply finds nothing to do,
 /// which needs `read` to return exactly what `resolve` produces; teardown leaves nothing.
 #[test]
 fn applying_the_example_profiles_twice_writes_nothing_the_second_time() {
     namespace();
+    apply_examples_twice(rtnl());
+}
+
+/// The same with real tunnels; see [`tunnels_of_every_kind_read_back_equal`].
+#[test]
+#[ignore = "needs the vti, vti6, gre, ip6gre and xfrm drivers; run in a VM"]
+fn applying_the_example_profiles_with_real_tunnels_twice_writes_nothing_the_second_time() {
+    namespace();
+    apply_examples_twice(Rtnl::open().unwrap());
+}
+
+fn apply_examples_twice(rtnl: Rtnl) {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("profiles");
     let tunnels = routevpn::profile::load(&[dir], routevpn::profile::Options::default())
         .tunnels
@@ -495,13 +517,12 @@ fn applying_the_example_profiles_twice_writes_nothing_the_second_time() {
         allocations: state.path().join("alloc.json"),
     };
     let mut kernel = LinuxKernel {
-        route: Box::new(rtnl()),
+        route: Box::new(rtnl),
         sysctl: Default::default(),
         xfrm: Box::<Memory>::default(),
         nft: Box::<Memory>::default(),
     };
-    let before =
-        ip("-d route show table all") + &ip("-d -6 route show table all") + &ip("rule show");
+    let before = routes_and_rules();
     let all: BTreeSet<String> = tunnels.iter().map(|t| t.name.clone()).collect();
     let apply = |k: &mut LinuxKernel, enabled: &BTreeSet<String>| {
         routevpn::apply::apply(k, &tunnels, enabled, &paths)
@@ -525,9 +546,146 @@ fn applying_the_example_profiles_twice_writes_nothing_the_second_time() {
 
     let down = apply(&mut kernel, &BTreeSet::new());
     assert!(down.deleted > 0);
-    let after =
-        ip("-d route show table all") + &ip("-d -6 route show table all") + &ip("rule show");
-    assert_eq!(before, after);
+    assert_eq!(before, routes_and_rules());
+}
+
+/// Real tunnels, on a kernel with their drivers (this host has none): run in a VM, e.g.
+/// `integration/vm` with a script doing `modprobe -a ip_vti ip6_vti ip_gre ip6_gre
+/// xfrm_interface` and `target/debug/deps/netlink_route-* --include-ignored`.
+#[test]
+#[ignore = "needs the vti, vti6, gre, ip6gre and xfrm drivers; run in a VM"]
+fn tunnels_of_every_kind_read_back_equal() {
+    namespace();
+    let mut rtnl = Rtnl::open().unwrap();
+    let v4 = |s: &str| -> IpAddr { s.parse().unwrap() };
+    let kinds = [
+        (
+            "vti-a",
+            LinkKind::Vti {
+                local: v4("192.0.2.1"),
+                remote: v4("198.51.100.30"),
+                ikey: 5,
+                okey: 5,
+            },
+        ),
+        (
+            "vti6-a",
+            LinkKind::Vti {
+                local: v4("2001:db8::1"),
+                remote: v4("2001:db8:100::1"),
+                ikey: 6,
+                okey: 7,
+            },
+        ),
+        (
+            "gre-a",
+            LinkKind::Gre {
+                local: v4("192.0.2.1"),
+                remote: v4("198.51.100.40"),
+                key: Some(9),
+                ttl: 64,
+            },
+        ),
+        (
+            "gre-b",
+            LinkKind::Gre {
+                local: v4("10.44.6.1"),
+                remote: v4("10.44.7.1"),
+                key: None,
+                ttl: 255,
+            },
+        ),
+        (
+            "gre6-a",
+            LinkKind::Gre {
+                local: v4("2001:db8::1"),
+                remote: v4("2001:db8:100::2"),
+                key: Some(0x1_0000),
+                ttl: 64,
+            },
+        ),
+        (
+            "xfrm-a",
+            LinkKind::Xfrm {
+                if_id: 0x10,
+                link: Some("out0".into()),
+            },
+        ),
+        (
+            "xfrm-b",
+            LinkKind::Xfrm {
+                if_id: 0x11,
+                link: None,
+            },
+        ),
+    ];
+    let mut objects = Vec::new();
+    for (i, (name, kind)) in kinds.into_iter().enumerate() {
+        objects.push(Object::Link(Link {
+            name: name.into(),
+            kind,
+            mtu: 1300 + i as u32,
+            multicast: i % 2 == 0,
+            up: true,
+        }));
+        objects.push(address(name, &format!("10.77.{i}.1/30"), None));
+        objects.push(address(name, &format!("2001:db8:77:{i}::1/64"), None));
+    }
+    ok(&mut rtnl, &create(&objects));
+    let names: Vec<&str> = objects
+        .iter()
+        .filter_map(|o| match o {
+            Object::Link(l) => Some(l.name.as_str()),
+            _ => None,
+        })
+        .collect();
+    let live = read(&mut rtnl, &names);
+    for o in &objects {
+        assert!(live.contains(o), "{o:?} not read back:\n{live:#?}");
+    }
+    println!("{}", ip("-d link show"));
+
+    let links: Vec<Object> = objects
+        .iter()
+        .filter(|o| matches!(o, Object::Link(_)))
+        .cloned()
+        .collect();
+    let updates: Vec<Change> = links
+        .iter()
+        .map(|from| {
+            let Object::Link(l) = from else {
+                unreachable!()
+            };
+            let to = Link {
+                mtu: l.mtu - 100,
+                multicast: !l.multicast,
+                ..l.clone()
+            };
+            Change::Update {
+                from: from.clone(),
+                to: owned(Object::Link(to)),
+            }
+        })
+        .collect();
+    ok(&mut rtnl, &updates);
+    let live = read(&mut rtnl, &names);
+    for u in &updates {
+        let Change::Update { to, .. } = u else {
+            unreachable!()
+        };
+        assert!(live.contains(&to.object), "{to:?}");
+    }
+    let updated: Vec<Object> = updates
+        .into_iter()
+        .map(|u| match u {
+            Change::Update { to, .. } => to.object,
+            _ => unreachable!(),
+        })
+        .collect();
+    ok(&mut rtnl, &delete(&updated));
+    assert!(read(&mut rtnl, &names)
+        .iter()
+        .all(|o| !matches!(o, Object::Link(_) | Object::Address(_))));
 }
 
 /// The tunnels' own attributes, which this host cannot create: each kind's creation message
