@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 
 use super::kernel::Egress;
-use super::objects::{self as obj, Object, Owned, MAIN_TABLE};
+use super::objects::{self as obj, Object, Owned, IPV6_DEFAULT_METRIC, MAIN_TABLE};
 use crate::plan::{
     self, Endpoint, LinkKind, Plan, PolicyNet, RouteKind, TunnelPlan, ROUTE_PROTOCOL,
 };
@@ -100,7 +100,12 @@ fn tunnel_objects(
         push(Object::Route(obj::Route {
             table: r.table.unwrap_or(MAIN_TABLE),
             to: r.to,
-            metric: r.metric,
+            // An explicit 1024 is IPv6's 0: one kernel route, so one key.
+            metric: if r.to.addr().is_ipv6() && r.metric == IPV6_DEFAULT_METRIC {
+                0
+            } else {
+                r.metric
+            },
             route_type: match r.kind {
                 RouteKind::Unicast => obj::RouteType::Unicast,
                 RouteKind::Blackhole => obj::RouteType::Blackhole,
