@@ -22,6 +22,11 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "DIR", default_value = crate::profile::DEFAULT_DIR)]
     pub config_dir: PathBuf,
 
+    /// Where routevpn keeps what it created and the allocated marks / if_ids
+    /// [default: /run/routevpn and /var/lib/routevpn]. For several instances on one host.
+    #[arg(long, global = true, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+
     /// Accept secret files not owned by root or readable by others (test setups only).
     #[arg(long, global = true)]
     pub insecure_secrets: bool,
@@ -65,6 +70,18 @@ pub struct PlanArgs {
     /// Machine-readable JSON instead of text.
     #[arg(long)]
     pub json: bool,
+}
+
+impl Cli {
+    pub fn state_paths(&self) -> crate::apply::state::Paths {
+        match &self.state_dir {
+            Some(dir) => crate::apply::state::Paths {
+                state: dir.join("state.json"),
+                allocations: dir.join("allocations.json"),
+            },
+            None => crate::apply::state::Paths::default(),
+        }
+    }
 }
 
 /// The clap command, for completions and the man page.

@@ -24,7 +24,7 @@ fn main() -> ExitCode {
             };
             check(&paths, options)
         }
-        Command::Plan(args) => plan_command(&cli.config_dir, options, &args),
+        Command::Plan(ref args) => plan_command(&cli.config_dir, &cli.state_paths(), options, args),
         Command::Version => {
             println!("routevpn {}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS
@@ -71,13 +71,18 @@ fn load_or_report(dir: &std::path::Path, options: Options) -> Option<Loaded> {
     Some(loaded)
 }
 
-fn plan_command(dir: &std::path::Path, options: Options, args: &PlanArgs) -> ExitCode {
+fn plan_command(
+    dir: &std::path::Path,
+    paths: &Paths,
+    options: Options,
+    args: &PlanArgs,
+) -> ExitCode {
     let Some(loaded) = load_or_report(dir, options) else {
         return ExitCode::FAILURE;
     };
     let tunnels = loaded.tunnels.unwrap_or_default();
     // Show the values this host already uses, so the plan matches what apply would do.
-    let previous = match Paths::default().load() {
+    let previous = match paths.load() {
         Ok((_, allocations)) => allocations,
         Err(e) => {
             eprintln!("routevpn: warning: ignoring unreadable state: {e}");

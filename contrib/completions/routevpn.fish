@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_routevpn_global_optspecs
-    string join \n config-dir= insecure-secrets h/help V/version
+    string join \n config-dir= state-dir= insecure-secrets h/help V/version
 end
 
 function __fish_routevpn_needs_command
@@ -25,6 +25,7 @@ function __fish_routevpn_using_subcommand
 end
 
 complete -c routevpn -n "__fish_routevpn_needs_command" -l config-dir -d 'Directory holding the tunnel profiles (*.toml)' -r -F
+complete -c routevpn -n "__fish_routevpn_needs_command" -l state-dir -d 'Where routevpn keeps what it created and the allocated marks / if_ids [default: /run/routevpn and /var/lib/routevpn]. For several instances on one host' -r -F
 complete -c routevpn -n "__fish_routevpn_needs_command" -l insecure-secrets -d 'Accept secret files not owned by root or readable by others (test setups only)'
 complete -c routevpn -n "__fish_routevpn_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c routevpn -n "__fish_routevpn_needs_command" -s V -l version -d 'Print version'
@@ -37,25 +38,32 @@ complete -c routevpn -n "__fish_routevpn_needs_command" -f -a "status" -d 'Show 
 complete -c routevpn -n "__fish_routevpn_needs_command" -f -a "version" -d 'Print the version'
 complete -c routevpn -n "__fish_routevpn_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c routevpn -n "__fish_routevpn_using_subcommand check" -l config-dir -d 'Directory holding the tunnel profiles (*.toml)' -r -F
+complete -c routevpn -n "__fish_routevpn_using_subcommand check" -l state-dir -d 'Where routevpn keeps what it created and the allocated marks / if_ids [default: /run/routevpn and /var/lib/routevpn]. For several instances on one host' -r -F
 complete -c routevpn -n "__fish_routevpn_using_subcommand check" -l insecure-secrets -d 'Accept secret files not owned by root or readable by others (test setups only)'
 complete -c routevpn -n "__fish_routevpn_using_subcommand check" -s h -l help -d 'Print help'
 complete -c routevpn -n "__fish_routevpn_using_subcommand plan" -l config-dir -d 'Directory holding the tunnel profiles (*.toml)' -r -F
+complete -c routevpn -n "__fish_routevpn_using_subcommand plan" -l state-dir -d 'Where routevpn keeps what it created and the allocated marks / if_ids [default: /run/routevpn and /var/lib/routevpn]. For several instances on one host' -r -F
 complete -c routevpn -n "__fish_routevpn_using_subcommand plan" -l json -d 'Machine-readable JSON instead of text'
 complete -c routevpn -n "__fish_routevpn_using_subcommand plan" -l insecure-secrets -d 'Accept secret files not owned by root or readable by others (test setups only)'
 complete -c routevpn -n "__fish_routevpn_using_subcommand plan" -s h -l help -d 'Print help'
 complete -c routevpn -n "__fish_routevpn_using_subcommand up" -l config-dir -d 'Directory holding the tunnel profiles (*.toml)' -r -F
+complete -c routevpn -n "__fish_routevpn_using_subcommand up" -l state-dir -d 'Where routevpn keeps what it created and the allocated marks / if_ids [default: /run/routevpn and /var/lib/routevpn]. For several instances on one host' -r -F
 complete -c routevpn -n "__fish_routevpn_using_subcommand up" -l insecure-secrets -d 'Accept secret files not owned by root or readable by others (test setups only)'
 complete -c routevpn -n "__fish_routevpn_using_subcommand up" -s h -l help -d 'Print help'
 complete -c routevpn -n "__fish_routevpn_using_subcommand down" -l config-dir -d 'Directory holding the tunnel profiles (*.toml)' -r -F
+complete -c routevpn -n "__fish_routevpn_using_subcommand down" -l state-dir -d 'Where routevpn keeps what it created and the allocated marks / if_ids [default: /run/routevpn and /var/lib/routevpn]. For several instances on one host' -r -F
 complete -c routevpn -n "__fish_routevpn_using_subcommand down" -l insecure-secrets -d 'Accept secret files not owned by root or readable by others (test setups only)'
 complete -c routevpn -n "__fish_routevpn_using_subcommand down" -s h -l help -d 'Print help'
 complete -c routevpn -n "__fish_routevpn_using_subcommand apply" -l config-dir -d 'Directory holding the tunnel profiles (*.toml)' -r -F
+complete -c routevpn -n "__fish_routevpn_using_subcommand apply" -l state-dir -d 'Where routevpn keeps what it created and the allocated marks / if_ids [default: /run/routevpn and /var/lib/routevpn]. For several instances on one host' -r -F
 complete -c routevpn -n "__fish_routevpn_using_subcommand apply" -l insecure-secrets -d 'Accept secret files not owned by root or readable by others (test setups only)'
 complete -c routevpn -n "__fish_routevpn_using_subcommand apply" -s h -l help -d 'Print help'
 complete -c routevpn -n "__fish_routevpn_using_subcommand status" -l config-dir -d 'Directory holding the tunnel profiles (*.toml)' -r -F
+complete -c routevpn -n "__fish_routevpn_using_subcommand status" -l state-dir -d 'Where routevpn keeps what it created and the allocated marks / if_ids [default: /run/routevpn and /var/lib/routevpn]. For several instances on one host' -r -F
 complete -c routevpn -n "__fish_routevpn_using_subcommand status" -l insecure-secrets -d 'Accept secret files not owned by root or readable by others (test setups only)'
 complete -c routevpn -n "__fish_routevpn_using_subcommand status" -s h -l help -d 'Print help'
 complete -c routevpn -n "__fish_routevpn_using_subcommand version" -l config-dir -d 'Directory holding the tunnel profiles (*.toml)' -r -F
+complete -c routevpn -n "__fish_routevpn_using_subcommand version" -l state-dir -d 'Where routevpn keeps what it created and the allocated marks / if_ids [default: /run/routevpn and /var/lib/routevpn]. For several instances on one host' -r -F
 complete -c routevpn -n "__fish_routevpn_using_subcommand version" -l insecure-secrets -d 'Accept secret files not owned by root or readable by others (test setups only)'
 complete -c routevpn -n "__fish_routevpn_using_subcommand version" -s h -l help -d 'Print help'
 complete -c routevpn -n "__fish_routevpn_using_subcommand help; and not __fish_seen_subcommand_from check plan up down apply status version help" -f -a "check" -d 'Validate profiles; exit non-zero on any error'
