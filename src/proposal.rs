@@ -584,6 +584,22 @@ fn check_shape(text: &str, kind: Kind, p: &Parsed) -> Result<(), ProposalError> 
     Ok(())
 }
 
+/// One cipher keyword (`aes256`, `aes128gcm16`), legacy ones included.
+pub fn parse_encryption(word: &str) -> Option<Encryption> {
+    match lookup(word)? {
+        (Keyword::Encr(e), _) => Some(e),
+        _ => None,
+    }
+}
+
+/// One integrity keyword (`sha256`), legacy ones included.
+pub fn parse_integrity(word: &str) -> Option<Integrity> {
+    match lookup(word)? {
+        (Keyword::Integ(i), _) => Some(i),
+        _ => None,
+    }
+}
+
 /// Parses one IKE proposal. Without an explicit PRF the PRFs follow the integrity algorithms.
 pub fn parse_ike(text: &str, allow_legacy: bool) -> Result<IkeProposal, ProposalError> {
     let p = parse(text, Kind::Ike, allow_legacy)?;

@@ -6,6 +6,7 @@ mod diagnostic;
 mod fields;
 mod ike;
 mod interface;
+pub mod keys;
 mod reader;
 mod routing;
 mod secrets;
