@@ -194,6 +194,12 @@ pub fn apply(
         ..Default::default()
     };
     for t in &selected {
+        // The route to the peer matters only for what the profile leaves open.
+        let known =
+            t.local != crate::model::LocalEndpoint::DefaultRoute && t.interface.outer_mtu.is_some();
+        if known {
+            continue;
+        }
         if let Ok(e) = kernel.egress(t.remote) {
             context.outer_mtu.insert(t.name.clone(), e.mtu);
             egress.insert(t.name.clone(), e);

@@ -49,6 +49,8 @@ pub struct Context {
 pub struct Plan {
     pub tunnels: Vec<TunnelPlan>,
     pub nftables: NftTable,
+    /// The same table in `nft -f` syntax.
+    pub nftables_script: String,
     /// Host-wide settings (IPv6 forwarding is not per device).
     pub sysctls: Vec<Sysctl>,
     pub allocations: Allocations,
@@ -213,6 +215,7 @@ pub fn build(tunnels: &[Tunnel], context: &Context) -> Plan {
     }
     Plan {
         tunnels: plans,
+        nftables_script: nftables.to_nft_script(),
         nftables,
         sysctls,
         allocations,

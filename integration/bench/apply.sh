@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# Inside the VM: time `routevpn apply` for 1, 100 and 1000 VTI tunnels (each with an address,
+# two routes and their fail-closed twins, sysctls, SNAT, MSS clamping and XFRM policies)
+# against the same objects made by `ip -batch`, `sysctl -p` and `nft -f`, in one run.
+# Prints a table; every run happens in a fresh network namespace.
+set -euo pipefail
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+repo=$(cd "$here/../.." && pwd)
+ROUTEVPN=${ROUTEVPN:-$repo/target/release/routevpn}
+SIZES=${SIZES:-"1 100 1000"}
+work=$(mktemp -d /tmp/bench.XXXXXX)
+modprobe -a ip_vti xfrm_user dummy
+
+now() { date +%s.%N; }
+elapsed() { python3 -c "print(f'{$2 - $1:.3f}')"; }
+
+# profiles N DIR: N VTI tunnels from 192.0.2.1 to distinct peers in 198.18.0.0/15.
+profiles() {
+  local n=$1 dir=$2 i a b
+  mkdir -p "$dir/tunnels" "$dir/state"
+  printf 'benchmark-only key' >"$dir/bench.psk"
+  for ((i = 0; i < n; i++)); do
+    a=$((i / 256)) b=$((i % 256))
+    cat >"$dir/tunnels/t$i.toml" <<EOF
+kind = "vti"
+local = "192.0.2.1"
+remote = "198.18.$a.$b"
+[ike]
+psk_file = "../bench.psk"
+[[child]]
+local_ts = ["100.64.$a.$b/32"]
+remote_ts = ["10.$a.$b.0/24"]
+[interface]
+name = "vti$i"
+addresses = ["100.64.$a.$b/32"]
+outer_mtu = 1500
+[[route]]
+to = "10.$a.$b.0/25"
+src = "100.64.$a.$b"
+[[route]]
+to = "10.$a.$b.128/25"
+src = "100.64.$a.$b"
+[[snat]]
+to = "10.$a.$b.0/24"
+source = "100.64.$a.$b"
+EOF
+  done
+}
+
+# The same kernel objects as routevpn's plan, as iproute2, sysctl and nft input.
+baseline_inputs() {
+  local dir=$1
+  "$ROUTEVPN" --config-dir "$dir/tunnels" --state-dir "$dir/plan-state" --insecure-secrets plan --json \
+    | python3 "$here/baseline.py" "$dir"
+}
+
+netns_run() { ip netns exec bench "$@"; }
+fresh_netns() {
+  ip netns del bench 2>/dev/null || true
+  ip netns add bench
+  ip -n bench link add out type dummy
+  ip -n bench addr add 192.0.2.1/24 dev out
+  ip -n bench link set out up
+  ip -n bench link set lo up
+  ip -n bench route add 198.18.0.0/15 via 192.0.2.254 dev out onlink
+}
+
+printf '%-8s %12s %12s %8s %14s %10s %16s\n' tunnels routevpn baseline ratio "re-apply" "re/cold" "change one"
+for n in $SIZES; do
+  dir=$work/n$n
+  profiles "$n" "$dir"
+  baseline_inputs "$dir"
+
+  fresh_netns
+  t0=$(now)
+  netns_run ip -batch "$dir/baseline.ip"
+  netns_run sysctl -q -p "$dir/baseline.sysctl" >/dev/null
+  netns_run nft -f "$dir/baseline.nft"
+  t1=$(now)
+  base=$(elapsed "$t0" "$t1")
+
+  fresh_netns
+  rv=(netns_run "$ROUTEVPN" --config-dir "$dir/tunnels" --state-dir "$dir/state" --insecure-secrets)
+  t0=$(now); "${rv[@]}" apply >"$dir/cold.log"; t1=$(now)
+  cold=$(elapsed "$t0" "$t1")
+  t0=$(now); "${rv[@]}" apply >"$dir/again.log"; t1=$(now)
+  again=$(elapsed "$t0" "$t1")
+  grep -q '^apply: 0 changes' "$dir/again.log" || { echo "re-apply changed something:"; cat "$dir/again.log"; exit 1; }
+  sed -i 's/^outer_mtu = 1500/outer_mtu = 1400/' "$dir/tunnels/t0.toml"
+  t0=$(now); "${rv[@]}" apply >"$dir/one.log"; t1=$(now)
+  one=$(elapsed "$t0" "$t1")
+  touched=$(sed -n 's/^apply: \([0-9]*\) change.*/\1/p' "$dir/one.log")
+
+  ratio=$(python3 -c "print(f'{$cold / $base:.2f}x')")
+  reratio=$(python3 -c "print(f'{100 * $again / $cold:.1f}%')")
+  printf '%-8s %11ss %11ss %8s %13ss %10s %9ss (%s writes)\n' "$n" "$cold" "$base" "$ratio" "$again" "$reratio" "$one" "$touched"
+done
+ip netns del bench 2>/dev/null || true
+rm -rf "$work"
