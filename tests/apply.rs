@@ -278,3 +278,65 @@ fn foreign_objects_are_never_taken_over() {
     );
     assert_eq!(h.kernel.objects, pristine);
 }
+
+mod convergence {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+        /// Whatever happened to routevpn's objects by hand (deleted, altered), one apply
+        /// restores exactly the planned state and the next one writes nothing.
+        #[test]
+        fn one_apply_converges_from_any_drift(
+            removals in proptest::collection::vec(any::<prop::sample::Index>(), 0..12),
+            alterations in proptest::collection::vec(any::<prop::sample::Index>(), 0..6),
+            subset in proptest::collection::vec(any::<bool>(), 7),
+        ) {
+            let mut h = host();
+            let names: Vec<String> = h.tunnels.iter().map(|t| t.name.clone()).collect();
+            let enabled: BTreeSet<String> = names.iter().zip(&subset).filter(|(_, on)| **on).map(|(n, _)| n.clone()).collect();
+            let pristine = h.kernel.objects.clone();
+            h.apply(&all(&h)).unwrap();
+            // Drift only what routevpn made; the host's own objects are not its business.
+            let keys: Vec<ObjectKey> = h.kernel.objects.keys().filter(|k| !pristine.contains_key(*k)).cloned().collect();
+            for index in &removals {
+                let key = index.get(&keys);
+                h.kernel.objects.remove(key);
+            }
+            for index in &alterations {
+                let key = index.get(&keys).clone();
+                if let Some(Object::Link(link)) = h.kernel.objects.get_mut(&key) {
+                    link.mtu -= 1;
+                }
+                if let Some(Object::Sysctl(s)) = h.kernel.objects.get_mut(&key) {
+                    s.value = "7".into();
+                }
+                if let Some(Object::Route(r)) = h.kernel.objects.get_mut(&key) {
+                    r.src = None;
+                }
+            }
+            // Removing a link by hand removes what lives on it, as the kernel does.
+            let links: Vec<String> = keys.iter().filter_map(|k| match k {
+                ObjectKey::Link { name } if !h.kernel.objects.contains_key(k) => Some(name.clone()),
+                _ => None,
+            }).collect();
+            h.kernel.objects.retain(|_, o| match o {
+                Object::Address(a) => !links.contains(&a.device),
+                Object::Route(r) => r.device.as_ref().is_none_or(|d| !links.contains(d)),
+                Object::Sysctl(s) => !links.iter().any(|l| s.key.contains(&format!(".{l}."))),
+                _ => true,
+            });
+
+            h.apply(&enabled).unwrap();
+            let again = h.apply(&enabled).unwrap();
+            prop_assert_eq!(again.writes, 0, "{:?}", again.log);
+
+            // What remains is exactly the host's own objects plus the enabled tunnels' plan.
+            let mut fresh = host();
+            fresh.apply(&enabled).unwrap();
+            prop_assert_eq!(&h.kernel.objects, &fresh.kernel.objects);
+        }
+    }
+}
