@@ -6,7 +6,7 @@ use std::time::Duration;
 use super::fields::{checked, choice, duration_key, volume_key};
 use super::ike::proposals;
 use super::reader::Section;
-use super::tunnel::{kind_name, Spans};
+use super::tunnel::{kind_name, ChildSpans, Spans};
 use super::values;
 use crate::model::{Child, Gre, Mode, TrafficSelector, TunnelKind};
 use crate::proposal::{self, EspProposal};
@@ -38,6 +38,14 @@ pub(super) fn read_children(
     let tunnel_name = tunnel_name?;
     let sections = top.tables("child", CHILD_KEYS);
     if sections.is_empty() && top.contains("child") {
+        // A wrong type was reported by `tables`; an empty array `child = []` was not.
+        if top.is_empty_array("child") {
+            top.ctx.error(
+                top.key_span("child").unwrap_or(top.span.clone()),
+                format!("`child` in {} is empty", top.name),
+                Some("add a [[child]] table, or remove the key to use the default child".into()),
+            );
+        }
         return None;
     }
     let gre_between_outer = gre.is_some_and(|g| g.local.is_none());
@@ -47,7 +55,13 @@ pub(super) fn read_children(
         Mode::Tunnel
     };
     if sections.is_empty() {
-        spans.child_esp.push(top.span.clone());
+        let whole = top.span.clone();
+        spans.children.push(ChildSpans {
+            name: whole.clone(),
+            local_ts: whole.clone(),
+            remote_ts: whole.clone(),
+            esp: whole,
+        });
         return Some(vec![default_child(tunnel_name, kind, gre, default_mode)]);
     }
     let mut children = Vec::with_capacity(sections.len());
@@ -155,6 +169,13 @@ pub(super) fn read_child(
 ) -> Option<Child> {
     let ctx = section.ctx;
     let template = default_child(&fallback_name, kind, gre, default_mode);
+    let at = |key: &str| section.value_span(key).unwrap_or(section.span.clone());
+    let mut child_spans = ChildSpans {
+        name: at("name"),
+        local_ts: at("local_ts"),
+        remote_ts: at("remote_ts"),
+        esp: section.span.clone(),
+    };
     let name = match section.string("name") {
         Some(v) => checked(ctx, &v, values::object_name).map(|()| v.value.to_string()),
         None => Some(fallback_name),
@@ -170,9 +191,10 @@ pub(super) fn read_child(
         proposal::parse_esp,
     )
     .map(|(p, span)| {
-        spans.child_esp.push(span);
+        child_spans.esp = span;
         p
     });
+    spans.children.push(child_spans);
     let mode = choice(
         section,
         "mode",

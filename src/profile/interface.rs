@@ -47,13 +47,16 @@ pub(super) fn read_gre(
         });
     };
     let ctx = section.ctx;
-    let local = section
-        .string("local")
-        .and_then(|v| checked(ctx, &v, values::address));
-    let remote = section
-        .string("remote")
-        .and_then(|v| checked(ctx, &v, values::address));
-    if local.is_some() != remote.is_some() {
+    let local = section.string("local").and_then(|v| {
+        spans.gre_local = Some(v.span.clone());
+        checked(ctx, &v, values::address)
+    });
+    let remote = section.string("remote").and_then(|v| {
+        spans.gre_remote = Some(v.span.clone());
+        checked(ctx, &v, values::address)
+    });
+    // Presence, not validity: an invalid address has been reported already.
+    if section.contains("local") != section.contains("remote") {
         ctx.error(
             section.span.clone(),
             "[gre] needs both `local` and `remote`, or neither",
@@ -128,6 +131,8 @@ pub(super) fn read_interface(
         .unwrap_or_default()
         .iter()
         .map(|v| checked(ctx, v, values::interface_address))
+        .collect::<Vec<_>>() // report every bad address, not only the first
+        .into_iter()
         .collect();
     let mtu = match section.integer_or_string("mtu", 68..65536) {
         None => (!section.contains("mtu")).then_some(MtuSetting::Auto),
@@ -146,7 +151,11 @@ pub(super) fn read_interface(
             ctx.error(
                 span,
                 format!("invalid mtu \"{other}\""),
-                Some("write \"auto\" or a number of bytes, e.g. 1400".into()),
+                Some(unquote_hint(
+                    "mtu",
+                    other,
+                    "write \"auto\" or a number of bytes, e.g. 1400",
+                )),
             );
             None
         }
@@ -176,7 +185,11 @@ pub(super) fn read_interface(
             ctx.error(
                 span,
                 format!("invalid mss_clamp \"{other}\""),
-                Some("write \"auto\", \"off\" or a segment size, e.g. 1360".into()),
+                Some(unquote_hint(
+                    "mss_clamp",
+                    other,
+                    "write \"auto\", \"off\" or a segment size, e.g. 1360",
+                )),
             );
             None
         }
@@ -230,4 +243,13 @@ pub(super) fn read_interface(
         rp_filter: rp_filter?,
         link,
     })
+}
+
+/// A number written as a string (`mtu = "1400"`) only needs its quotes removed.
+fn unquote_hint(key: &str, text: &str, general: &str) -> String {
+    if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
+        format!("write the number without quotes: {key} = {text}")
+    } else {
+        general.to_string()
+    }
 }

@@ -143,6 +143,16 @@ by root and set `psk_file` under [ike]"
         self.entry(key).is_some()
     }
 
+    /// Whether `key` holds an array with no element (`child = []`).
+    pub fn is_empty_array(&self, key: &str) -> bool {
+        matches!(self.entry(key), Some((_, v)) if matches!(v.get_ref(), DeValue::Array(a) if a.is_empty()))
+    }
+
+    /// Span of the value of `key`.
+    pub fn value_span(&self, key: &str) -> Option<Range<usize>> {
+        self.entry(key).map(|(_, v)| v.span())
+    }
+
     /// Span of the key itself, for "this key cannot be used here" messages.
     pub fn key_span(&self, key: &str) -> Option<Range<usize>> {
         self.entry(key).map(|(k, _)| k.span())
