@@ -120,6 +120,7 @@ pub fn load_sources(
             diagnostics.extend(secrets::check(
                 source,
                 p.spans.psk_file.clone(),
+                file,
                 &resolved,
                 options.insecure_secrets,
             ));
