@@ -199,7 +199,14 @@ fn name_from_file(ctx: &Context<'_>, path: &Path, whole: &Range<usize>) -> Optio
 }
 
 fn usable_outer(ctx: &Context<'_>, v: &Val<&str>, addr: IpAddr) -> Option<IpAddr> {
-    if addr.is_unspecified() || addr.is_multicast() || addr.is_loopback() {
+    // Canonical: an IPv4-mapped IPv6 address (::ffff:127.0.0.1) is judged as the IPv4 one.
+    let canonical = addr.to_canonical();
+    let broadcast = matches!(canonical, IpAddr::V4(a) if a.is_broadcast());
+    if canonical.is_unspecified()
+        || canonical.is_multicast()
+        || canonical.is_loopback()
+        || broadcast
+    {
         ctx.error(
             v.span.clone(),
             format!("{addr} cannot be a tunnel endpoint"),
