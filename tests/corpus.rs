@@ -29,8 +29,20 @@ use routevpn::profile::{self, Diagnostic, Loaded, Options, Severity};
 /// What the setup writes into secret files: it must never appear in a diagnostic.
 const SECRET_TEXT: &str = "corpus-psk-Zq81wVx3";
 
-/// Keys that hold a secret when someone writes one into a profile by mistake.
-const SECRET_KEYS: &[&str] = &["psk", "secret", "password", "passphrase", "pre_shared_key"];
+/// Whether a key holds a secret that someone wrote into a profile by mistake.
+fn is_secret_key(key: &str) -> bool {
+    let key = key.trim().to_ascii_lowercase().replace('-', "_");
+    key == "psk"
+        || [
+            "secret",
+            "password",
+            "passphrase",
+            "pre_shared",
+            "preshared",
+        ]
+        .iter()
+        .any(|s| key.contains(s))
+}
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -95,9 +107,11 @@ fn parse_spec(path: &Path) -> Result<FileSpec, String> {
     for (n, line) in text.lines().enumerate() {
         let at = |msg: &str| format!("{}:{}: {msg}", path.display(), n + 1);
         let trimmed = line.trim();
-        if let Some((key, value)) = trimmed.split_once('=') {
-            let key = key.trim();
-            if SECRET_KEYS.contains(&key) {
+        if let Some((key, value)) = trimmed
+            .split_once('=')
+            .filter(|_| !trimmed.starts_with('#'))
+        {
+            if is_secret_key(key) {
                 let value = value.trim().trim_matches(|c| c == '"' || c == '\'');
                 if value.len() >= 4 {
                     spec.secrets.push(value.to_string());

@@ -321,10 +321,18 @@ by root and set `psk_file` under [ike]"
 }
 
 fn looks_like_inline_secret(key: &str) -> bool {
-    let key = key.to_ascii_lowercase();
-    ["psk", "secret", "password", "passphrase", "pre_shared_key"]
+    // `pre-shared-key`, `PSK`, `shared_secret`, `ike_password`, ...
+    let key = key.to_ascii_lowercase().replace('-', "_");
+    key == "psk"
+        || [
+            "secret",
+            "password",
+            "passphrase",
+            "pre_shared",
+            "preshared",
+        ]
         .iter()
-        .any(|s| key == *s)
+        .any(|s| key.contains(s))
 }
 
 /// The allowed key nearest to a misspelt one, if it is close enough to be a typo.
@@ -363,5 +371,22 @@ mod tests {
         assert_eq!(closest("psk-file", &allowed), Some("psk_file"));
         assert_eq!(closest("colour", &allowed), None);
         assert_eq!(edit_distance("kitten", "sitting"), 3);
+    }
+
+    #[test]
+    fn inline_secrets_are_recognised_under_common_names() {
+        for key in [
+            "psk",
+            "PSK",
+            "secret",
+            "pre-shared-key",
+            "shared_secret",
+            "ike_password",
+        ] {
+            assert!(looks_like_inline_secret(key), "{key}");
+        }
+        for key in ["psk_file", "psk_fil", "proposals", "key"] {
+            assert!(!looks_like_inline_secret(key), "{key}");
+        }
     }
 }
