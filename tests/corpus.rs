@@ -14,9 +14,12 @@
 //! # setup: dir NAME                       create the directory NAME
 //! ```
 //!
-//! `{dir}` in an expectation stands for the directory the case's files are loaded from. A case
-//! with setup lines is copied to a temporary directory first (git keeps no modes or owners);
-//! cases that need a uid other than root are skipped when the test does not run as root.
+//! In a directory case the expectations go in the file that receives each diagnostic (for
+//! cross-file checks, the later file in name order). `{dir}` in an expectation or a hint stands
+//! for the directory the case's files are loaded from. A case with setup lines is copied to a
+//! temporary directory first (git keeps no modes or owners); cases with `setup: secret` need
+//! root-owned files (the owner is checked before the mode) and are skipped, with a note, when
+//! the test does not run as root.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -304,19 +307,30 @@ fn materialize(case: &Case, tmp: &Path) -> PathBuf {
     }
 }
 
-/// Side by side: `  ` both agree, `- ` expected only, `+ ` actual only.
+/// A line diff (longest common subsequence): `  ` in both, `- ` expected only, `+ ` actual only.
 fn diff(out: &mut String, expected: &[String], actual: &[String]) {
-    for i in 0..expected.len().max(actual.len()) {
-        match (expected.get(i), actual.get(i)) {
-            (Some(e), Some(a)) if e == a => writeln!(out, "      {e}").unwrap(),
-            (e, a) => {
-                if let Some(e) = e {
-                    writeln!(out, "    - {e}").unwrap();
-                }
-                if let Some(a) = a {
-                    writeln!(out, "    + {a}").unwrap();
-                }
-            }
+    let (n, m) = (expected.len(), actual.len());
+    let mut common = vec![vec![0usize; m + 1]; n + 1];
+    for i in (0..n).rev() {
+        for j in (0..m).rev() {
+            common[i][j] = if expected[i] == actual[j] {
+                common[i + 1][j + 1] + 1
+            } else {
+                common[i + 1][j].max(common[i][j + 1])
+            };
+        }
+    }
+    let (mut i, mut j) = (0, 0);
+    while i < n || j < m {
+        if i < n && j < m && expected[i] == actual[j] {
+            writeln!(out, "      {}", expected[i]).unwrap();
+            (i, j) = (i + 1, j + 1);
+        } else if i < n && (j == m || common[i + 1][j] >= common[i][j + 1]) {
+            writeln!(out, "    - {}", expected[i]).unwrap();
+            i += 1;
+        } else {
+            writeln!(out, "    + {}", actual[j]).unwrap();
+            j += 1;
         }
     }
 }
@@ -337,6 +351,19 @@ fn check_list(
     if expected_lines != actual_lines {
         writeln!(out, "  {file}: {what} differ (- expected, + actual):").unwrap();
         diff(out, &expected_lines, &actual_lines);
+        // What the file would state to match (after review!), `{dir}` left expanded.
+        let directive = if what == "errors" {
+            "expect"
+        } else {
+            "expect-warning"
+        };
+        writeln!(out, "  {file}: actual {what} as directives:").unwrap();
+        for d in actual {
+            writeln!(out, "    # {directive}: {}", d.located_message()).unwrap();
+            if let Some(hint) = &d.hint {
+                writeln!(out, "    # hint: {hint}").unwrap();
+            }
+        }
         return;
     }
     for (e, d) in expected.iter().zip(actual) {
