@@ -34,8 +34,6 @@ pub(super) fn read_children(
     allow_legacy: bool,
     spans: &mut Spans,
 ) -> Option<Vec<Child>> {
-    let kind = kind?;
-    let tunnel_name = tunnel_name?;
     let sections = top.tables("child", CHILD_KEYS);
     if sections.is_empty() && top.contains("child") {
         // A wrong type was reported by `tables`; an empty array `child = []` was not.
@@ -62,11 +60,15 @@ pub(super) fn read_children(
             remote_ts: whole.clone(),
             esp: whole,
         });
-        return Some(vec![default_child(tunnel_name, kind, gre, default_mode)]);
+        return Some(vec![default_child(tunnel_name?, kind?, gre, default_mode)]);
     }
+    // Without a valid kind or tunnel name (both reported already) the children are still
+    // checked, so that one pass reports everything, and then dropped.
+    let tunnel_name_or_placeholder = tunnel_name.unwrap_or("tunnel");
     let mut children = Vec::with_capacity(sections.len());
-    let mut ok = true;
+    let mut ok = kind.is_some() && tunnel_name.is_some();
     for (i, section) in sections.iter().enumerate() {
+        let tunnel_name = tunnel_name_or_placeholder;
         let fallback_name = if i == 0 {
             tunnel_name.to_string()
         } else {
@@ -158,9 +160,11 @@ pub(super) fn selectors(
         .collect()
 }
 
+/// Reads one `[[child]]`; `kind` is `None` when the tunnel's kind is invalid (the child is then
+/// checked but its kind-dependent defaults are meaningless).
 pub(super) fn read_child(
     section: &Section<'_>,
-    kind: TunnelKind,
+    kind: Option<TunnelKind>,
     gre: Option<&Gre>,
     default_mode: Mode,
     fallback_name: String,
@@ -168,7 +172,8 @@ pub(super) fn read_child(
     spans: &mut Spans,
 ) -> Option<Child> {
     let ctx = section.ctx;
-    let template = default_child(&fallback_name, kind, gre, default_mode);
+    let template_kind = kind.unwrap_or(TunnelKind::Vti);
+    let template = default_child(&fallback_name, template_kind, gre, default_mode);
     let at = |key: &str| section.value_span(key).unwrap_or(section.span.clone());
     let mut child_spans = ChildSpans {
         name: at("name"),
@@ -201,7 +206,7 @@ pub(super) fn read_child(
         &[("tunnel", Mode::Tunnel), ("transport", Mode::Transport)],
         default_mode,
     );
-    if mode == Some(Mode::Transport) && kind != TunnelKind::Gre {
+    if let (Some(Mode::Transport), Some(kind)) = (mode, kind.filter(|k| *k != TunnelKind::Gre)) {
         ctx.error(
             section.key_span("mode").unwrap_or(section.span.clone()),
             format!(

@@ -24,18 +24,24 @@ pub(super) fn read_gre(
     spans: &mut Spans,
 ) -> Option<Gre> {
     let section = top.table("gre", "[gre]".into(), GRE_KEYS);
-    if kind != Some(TunnelKind::Gre) {
-        if let (Some(_), Some(kind)) = (&section, kind) {
-            top.ctx.error(
-                top.key_span("gre").unwrap_or(top.span.clone()),
-                format!(
-                    "a [gre] table only applies to kind = \"gre\", not \"{}\"",
-                    kind_name(kind)
-                ),
-                Some("remove it, or set kind = \"gre\"".into()),
-            );
+    match kind {
+        Some(TunnelKind::Gre) => {}
+        Some(kind) => {
+            if section.is_some() {
+                top.ctx.error(
+                    top.key_span("gre").unwrap_or(top.span.clone()),
+                    format!(
+                        "a [gre] table only applies to kind = \"gre\", not \"{}\"",
+                        kind_name(kind)
+                    ),
+                    Some("remove it, or set kind = \"gre\"".into()),
+                );
+            }
+            return None;
         }
-        return None;
+        // The kind is invalid (reported already): a [gre] table is still checked.
+        None if section.is_none() => return None,
+        None => {}
     }
     let Some(section) = section else {
         return Some(Gre {
@@ -93,13 +99,14 @@ pub(super) fn read_interface(
     if top.contains("interface") && section.is_none() {
         return None;
     }
-    let name = match section.as_ref().and_then(|s| s.string("name")) {
-        Some(v) => {
+    // Without a valid tunnel name (reported already) the rest is still checked.
+    let name = match section.as_ref().filter(|s| s.contains("name")) {
+        Some(s) => s.string("name").and_then(|v| {
             spans.interface_name = v.span.clone();
             checked(ctx, &v, values::interface_name).map(|()| v.value.to_string())
-        }
-        None => {
-            let derived = format!("rv-{}", tunnel_name?);
+        }),
+        None => tunnel_name.and_then(|tunnel_name| {
+            let derived = format!("rv-{tunnel_name}");
             spans.interface_name = spans.name.clone();
             if derived.len() > 15 {
                 ctx.error(
@@ -112,7 +119,7 @@ pub(super) fn read_interface(
                 return None;
             }
             Some(derived)
-        }
+        }),
     };
     let Some(section) = section else {
         return Some(Interface {
