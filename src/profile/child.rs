@@ -64,15 +64,14 @@ pub(super) fn read_children(
     }
     // Without a valid kind or tunnel name (both reported already) the children are still
     // checked, so that one pass reports everything, and then dropped.
-    let tunnel_name_or_placeholder = tunnel_name.unwrap_or("tunnel");
+    let base_name = tunnel_name.unwrap_or("tunnel");
     let mut children = Vec::with_capacity(sections.len());
     let mut ok = kind.is_some() && tunnel_name.is_some();
     for (i, section) in sections.iter().enumerate() {
-        let tunnel_name = tunnel_name_or_placeholder;
         let fallback_name = if i == 0 {
-            tunnel_name.to_string()
+            base_name.to_string()
         } else {
-            format!("{tunnel_name}-{}", i + 1)
+            format!("{base_name}-{}", i + 1)
         };
         match read_child(
             section,
