@@ -554,6 +554,17 @@ fn cli_check_fails_on_a_bad_profile_with_located_errors() {
         stderr.lines().any(|l| l == expected),
         "no `{expected}` in:\n{stderr}"
     );
+
+    // A directory whose files clash with each other, and a path that does not exist.
+    let out = routevpn(&["check", "tests/corpus/bad/dup-mark"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        stderr.contains("tests/corpus/bad/dup-mark/munich.toml:6:8: error: mark 0x2a"),
+        "{stderr}"
+    );
+    let out = routevpn(&["check", "tests/corpus/no-such-profile.toml"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
 }
 
 #[test]
@@ -576,11 +587,16 @@ fn cli_check_and_plan_succeed_on_the_examples() {
         .map(|t| t["name"].as_str().expect("a tunnel name"))
         .collect();
     names.sort_unstable();
-    let mut expected: Vec<String> = toml_files(&root().join("profiles"))
-        .iter()
-        .map(|p| p.file_stem().unwrap().to_string_lossy().into_owned())
+    // One entry per example tunnel, under the names the loader gives them.
+    let loaded = profile::load(&[root().join("profiles")], Options::default());
+    let mut expected: Vec<String> = loaded
+        .tunnels
+        .expect("the examples load")
+        .into_iter()
+        .map(|t| t.name)
         .collect();
     expected.sort();
+    assert_eq!(expected.len(), toml_files(&root().join("profiles")).len());
     assert_eq!(names, expected);
 }
 
