@@ -6,7 +6,7 @@ use std::time::Duration;
 use super::fields::{checked, choice, duration_key, volume_key};
 use super::ike::proposals;
 use super::reader::Section;
-use super::tunnel::{kind_name, Spans};
+use super::tunnel::{kind_name, ChildSpans, Spans};
 use super::values;
 use crate::model::{Child, Gre, Mode, TrafficSelector, TunnelKind};
 use crate::proposal::{self, EspProposal};
@@ -34,10 +34,16 @@ pub(super) fn read_children(
     allow_legacy: bool,
     spans: &mut Spans,
 ) -> Option<Vec<Child>> {
-    let kind = kind?;
-    let tunnel_name = tunnel_name?;
     let sections = top.tables("child", CHILD_KEYS);
     if sections.is_empty() && top.contains("child") {
+        // A wrong type was reported by `tables`; an empty array `child = []` was not.
+        if top.is_empty_array("child") {
+            top.ctx.error(
+                top.key_span("child").unwrap_or(top.span.clone()),
+                format!("`child` in {} is empty", top.name),
+                Some("add a [[child]] table, or remove the key to use the default child".into()),
+            );
+        }
         return None;
     }
     let gre_between_outer = gre.is_some_and(|g| g.local.is_none());
@@ -47,16 +53,25 @@ pub(super) fn read_children(
         Mode::Tunnel
     };
     if sections.is_empty() {
-        spans.child_esp.push(top.span.clone());
-        return Some(vec![default_child(tunnel_name, kind, gre, default_mode)]);
+        let whole = top.span.clone();
+        spans.children.push(ChildSpans {
+            name: whole.clone(),
+            local_ts: whole.clone(),
+            remote_ts: whole.clone(),
+            esp: whole,
+        });
+        return Some(vec![default_child(tunnel_name?, kind?, gre, default_mode)]);
     }
+    // Without a valid kind or tunnel name (both reported already) the children are still
+    // checked, so that one pass reports everything, and then dropped.
+    let base_name = tunnel_name.unwrap_or("tunnel");
     let mut children = Vec::with_capacity(sections.len());
-    let mut ok = true;
+    let mut ok = kind.is_some() && tunnel_name.is_some();
     for (i, section) in sections.iter().enumerate() {
         let fallback_name = if i == 0 {
-            tunnel_name.to_string()
+            base_name.to_string()
         } else {
-            format!("{tunnel_name}-{}", i + 1)
+            format!("{base_name}-{}", i + 1)
         };
         match read_child(
             section,
@@ -144,9 +159,11 @@ pub(super) fn selectors(
         .collect()
 }
 
+/// Reads one `[[child]]`; `kind` is `None` when the tunnel's kind is invalid (the child is then
+/// checked but its kind-dependent defaults are meaningless).
 pub(super) fn read_child(
     section: &Section<'_>,
-    kind: TunnelKind,
+    kind: Option<TunnelKind>,
     gre: Option<&Gre>,
     default_mode: Mode,
     fallback_name: String,
@@ -154,7 +171,15 @@ pub(super) fn read_child(
     spans: &mut Spans,
 ) -> Option<Child> {
     let ctx = section.ctx;
-    let template = default_child(&fallback_name, kind, gre, default_mode);
+    let template_kind = kind.unwrap_or(TunnelKind::Vti);
+    let template = default_child(&fallback_name, template_kind, gre, default_mode);
+    let at = |key: &str| section.value_span(key).unwrap_or(section.span.clone());
+    let mut child_spans = ChildSpans {
+        name: at("name"),
+        local_ts: at("local_ts"),
+        remote_ts: at("remote_ts"),
+        esp: section.span.clone(),
+    };
     let name = match section.string("name") {
         Some(v) => checked(ctx, &v, values::object_name).map(|()| v.value.to_string()),
         None => Some(fallback_name),
@@ -170,16 +195,17 @@ pub(super) fn read_child(
         proposal::parse_esp,
     )
     .map(|(p, span)| {
-        spans.child_esp.push(span);
+        child_spans.esp = span;
         p
     });
+    spans.children.push(child_spans);
     let mode = choice(
         section,
         "mode",
         &[("tunnel", Mode::Tunnel), ("transport", Mode::Transport)],
         default_mode,
     );
-    if mode == Some(Mode::Transport) && kind != TunnelKind::Gre {
+    if let (Some(Mode::Transport), Some(kind)) = (mode, kind.filter(|k| *k != TunnelKind::Gre)) {
         ctx.error(
             section.key_span("mode").unwrap_or(section.span.clone()),
             format!(

@@ -116,7 +116,11 @@ pub fn check(entries: &[Entry<'_>]) -> Vec<Diagnostic> {
                 LocalEndpoint::DefaultRoute => None,
             });
             let remote = gre.remote.unwrap_or(tunnel.remote);
-            Some(((local, remote), e.parsed.spans.remote.clone()))
+            let span = match gre.remote {
+                Some(_) => e.parsed.spans.gre_remote.clone()?,
+                None => e.parsed.spans.remote.clone(),
+            };
+            Some(((local, remote), span))
         },
         |(local, remote)| match local {
             Some(local) => format!("the GRE endpoint pair {local} -> {remote}"),
@@ -249,7 +253,7 @@ fn mirrored_pairs(entries: &[Entry<'_>], out: &mut Vec<Diagnostic>) {
                     };
                     out.push(error(
                         b.source,
-                        b.parsed.spans.child_esp.get(c).cloned().unwrap_or(0..0),
+                        b.parsed.spans.children.get(c).map_or(0..0, |s| s.esp.clone()),
                         format!(
                             "PFS group on one side only: child \"{}\" requires PFS on {with} but not on {without} ({})",
                             cb.name,
@@ -264,7 +268,11 @@ fn mirrored_pairs(entries: &[Entry<'_>], out: &mut Vec<Diagnostic>) {
                 {
                     out.push(error(
                         b.source,
-                        b.parsed.spans.child_esp.get(c).cloned().unwrap_or(0..0),
+                        b.parsed
+                            .spans
+                            .children
+                            .get(c)
+                            .map_or(0..0, |s| s.esp.clone()),
                         format!(
                             "no ESP proposal of child \"{}\" in common with the other side ({})",
                             cb.name,

@@ -29,9 +29,30 @@ pub(super) const DPD_KEYS: &[&str] = &["delay", "timeout", "action"];
 
 /// Points a proposal error at the offending keyword inside the quoted string.
 pub(super) fn proposal_error(ctx: &Context<'_>, v: &Val<&str>, what: &str, e: ProposalError) {
-    let start = v.span.start + 1 + e.offset;
-    let message = format!("{} in {what} proposal \"{}\"", e.message, v.value);
-    ctx.error(start..start + e.token.len(), message, e.hint);
+    let message = format!("{what} proposal \"{}\": {}", v.value, e.message);
+    ctx.error(
+        keyword_span(ctx, v, e.offset, e.token.len()),
+        message,
+        e.hint,
+    );
+}
+
+/// The span of `len` bytes at `offset` in a string value, past its opening quotes (`"`, `'`,
+/// `"""` or `'''`); the whole value when escapes make the source differ from the value.
+fn keyword_span(ctx: &Context<'_>, v: &Val<&str>, offset: usize, len: usize) -> Range<usize> {
+    let raw = ctx.source.text.get(v.span.clone()).unwrap_or("");
+    let quotes = if raw.starts_with("\"\"\"") || raw.starts_with("'''") {
+        3
+    } else {
+        1
+    };
+    match raw.get(quotes..) {
+        Some(body) if body.starts_with(v.value) => {
+            let start = v.span.start + quotes + offset;
+            start..start + len
+        }
+        _ => v.span.clone(),
+    }
 }
 
 pub(super) fn proposals<P>(
@@ -201,21 +222,39 @@ pub(super) fn read_dpd(ike: &Section<'_>) -> Option<Dpd> {
         ],
         default.action,
     )?;
+    if (section.contains("delay") && delay.is_none())
+        || (section.contains("timeout") && timeout.is_none())
+    {
+        return None; // already reported; comparing with a default would mislead
+    }
     let delay_value = delay.as_ref().map_or(default.delay, |v| v.value);
     let timeout_value = timeout.as_ref().map_or(default.timeout, |v| v.value);
-    if let Some(t) = timeout.as_ref().filter(|_| !delay_value.is_zero()) {
-        if t.value <= delay_value {
-            section.ctx.error(
+    if !delay_value.is_zero() && timeout_value <= delay_value {
+        // The timeout is explicit, or a long explicit delay overtook the default timeout.
+        let (span, message) = match (&timeout, &delay) {
+            (Some(t), _) => (
                 t.span.clone(),
                 format!(
                     "DPD timeout {}s must be longer than the delay {}s",
                     t.value.as_secs(),
                     delay_value.as_secs()
                 ),
-                Some("a peer is declared dead only after several unanswered checks".into()),
-            );
-            return None;
-        }
+            ),
+            (None, d) => (
+                d.as_ref().map_or(section.span.clone(), |d| d.span.clone()),
+                format!(
+                    "DPD delay {}s is not shorter than the default timeout {}s",
+                    delay_value.as_secs(),
+                    timeout_value.as_secs()
+                ),
+            ),
+        };
+        section.ctx.error(
+            span,
+            message,
+            Some("a peer is declared dead only after several unanswered checks".into()),
+        );
+        return None;
     }
     Some(Dpd {
         delay: delay_value,

@@ -24,18 +24,24 @@ pub(super) fn read_gre(
     spans: &mut Spans,
 ) -> Option<Gre> {
     let section = top.table("gre", "[gre]".into(), GRE_KEYS);
-    if kind != Some(TunnelKind::Gre) {
-        if let (Some(_), Some(kind)) = (&section, kind) {
-            top.ctx.error(
-                top.key_span("gre").unwrap_or(top.span.clone()),
-                format!(
-                    "a [gre] table only applies to kind = \"gre\", not \"{}\"",
-                    kind_name(kind)
-                ),
-                Some("remove it, or set kind = \"gre\"".into()),
-            );
+    match kind {
+        Some(TunnelKind::Gre) => {}
+        Some(kind) => {
+            if section.is_some() {
+                top.ctx.error(
+                    top.key_span("gre").unwrap_or(top.span.clone()),
+                    format!(
+                        "a [gre] table only applies to kind = \"gre\", not \"{}\"",
+                        kind_name(kind)
+                    ),
+                    Some("remove it, or set kind = \"gre\"".into()),
+                );
+            }
+            return None;
         }
-        return None;
+        // The kind is invalid (reported already): a [gre] table is still checked.
+        None if section.is_none() => return None,
+        None => {}
     }
     let Some(section) = section else {
         return Some(Gre {
@@ -47,13 +53,16 @@ pub(super) fn read_gre(
         });
     };
     let ctx = section.ctx;
-    let local = section
-        .string("local")
-        .and_then(|v| checked(ctx, &v, values::address));
-    let remote = section
-        .string("remote")
-        .and_then(|v| checked(ctx, &v, values::address));
-    if local.is_some() != remote.is_some() {
+    let local = section.string("local").and_then(|v| {
+        spans.gre_local = Some(v.span.clone());
+        checked(ctx, &v, values::address)
+    });
+    let remote = section.string("remote").and_then(|v| {
+        spans.gre_remote = Some(v.span.clone());
+        checked(ctx, &v, values::address)
+    });
+    // Presence, not validity: an invalid address has been reported already.
+    if section.contains("local") != section.contains("remote") {
         ctx.error(
             section.span.clone(),
             "[gre] needs both `local` and `remote`, or neither",
@@ -90,13 +99,14 @@ pub(super) fn read_interface(
     if top.contains("interface") && section.is_none() {
         return None;
     }
-    let name = match section.as_ref().and_then(|s| s.string("name")) {
-        Some(v) => {
+    // Without a valid tunnel name (reported already) the rest is still checked.
+    let name = match section.as_ref().filter(|s| s.contains("name")) {
+        Some(s) => s.string("name").and_then(|v| {
             spans.interface_name = v.span.clone();
             checked(ctx, &v, values::interface_name).map(|()| v.value.to_string())
-        }
-        None => {
-            let derived = format!("rv-{}", tunnel_name?);
+        }),
+        None => tunnel_name.and_then(|tunnel_name| {
+            let derived = format!("rv-{tunnel_name}");
             spans.interface_name = spans.name.clone();
             if derived.len() > 15 {
                 ctx.error(
@@ -109,7 +119,7 @@ pub(super) fn read_interface(
                 return None;
             }
             Some(derived)
-        }
+        }),
     };
     let Some(section) = section else {
         return Some(Interface {
@@ -128,6 +138,8 @@ pub(super) fn read_interface(
         .unwrap_or_default()
         .iter()
         .map(|v| checked(ctx, v, values::interface_address))
+        .collect::<Vec<_>>() // report every bad address, not only the first
+        .into_iter()
         .collect();
     let mtu = match section.integer_or_string("mtu", 68..65536) {
         None => (!section.contains("mtu")).then_some(MtuSetting::Auto),
@@ -146,7 +158,11 @@ pub(super) fn read_interface(
             ctx.error(
                 span,
                 format!("invalid mtu \"{other}\""),
-                Some("write \"auto\" or a number of bytes, e.g. 1400".into()),
+                Some(unquote_hint(
+                    "mtu",
+                    other,
+                    "write \"auto\" or a number of bytes, e.g. 1400",
+                )),
             );
             None
         }
@@ -176,7 +192,11 @@ pub(super) fn read_interface(
             ctx.error(
                 span,
                 format!("invalid mss_clamp \"{other}\""),
-                Some("write \"auto\", \"off\" or a segment size, e.g. 1360".into()),
+                Some(unquote_hint(
+                    "mss_clamp",
+                    other,
+                    "write \"auto\", \"off\" or a segment size, e.g. 1360",
+                )),
             );
             None
         }
@@ -230,4 +250,13 @@ pub(super) fn read_interface(
         rp_filter: rp_filter?,
         link,
     })
+}
+
+/// A number written as a string (`mtu = "1400"`) only needs its quotes removed.
+fn unquote_hint(key: &str, text: &str, general: &str) -> String {
+    if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
+        format!("write the number without quotes: {key} = {text}")
+    } else {
+        general.to_string()
+    }
 }

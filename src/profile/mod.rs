@@ -116,10 +116,12 @@ pub fn load_sources(
         let (tunnel, found) = tunnel::parse_source(source);
         diagnostics.extend(found);
         if let Some(mut p) = tunnel {
-            let resolved = secrets::resolve(source.path(), p.tunnel.ike.auth.secret_file());
+            let written = p.tunnel.ike.auth.secret_file().to_path_buf();
+            let resolved = secrets::resolve(source.path(), &written);
             diagnostics.extend(secrets::check(
                 source,
                 p.spans.psk_file.clone(),
+                &written,
                 &resolved,
                 options.insecure_secrets,
             ));
@@ -143,4 +145,81 @@ pub fn load_sources(
 /// Parses one traffic selector in strongSwan's syntax (`10.0.0.0/24`, `dynamic[gre]`).
 pub fn parse_traffic_selector(text: &str) -> Result<crate::model::TrafficSelector, String> {
     values::traffic_selector(text).map_err(|e| e.message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `line:column: message` of every error in one in-memory profile.
+    fn errors(text: &str) -> Vec<String> {
+        let source = SourceFile::new("/nonexistent/t.toml", text.to_string());
+        let loaded = load_sources(vec![source], Options::default(), Vec::new());
+        loaded.errors().map(Diagnostic::located_message).collect()
+    }
+
+    const HEAD: &str = "kind = \"vti\"\nremote = \"198.51.100.7\"\n";
+
+    #[test]
+    fn an_empty_child_array_is_reported() {
+        let e = errors(&format!("{HEAD}child = []\n[ike]\npsk_file = \"k\"\n"));
+        assert_eq!(e, ["3:1: `child` in the profile is empty"]);
+    }
+
+    #[test]
+    fn an_ike_of_the_wrong_type_is_not_also_missing() {
+        let e = errors(&format!("{HEAD}ike = \"psk\"\n"));
+        assert_eq!(
+            e,
+            ["3:7: `ike` in the profile must be a table, found a string"]
+        );
+    }
+
+    #[test]
+    fn a_long_dpd_delay_is_checked_against_the_default_timeout() {
+        let e = errors(&format!(
+            "{HEAD}[ike]\npsk_file = \"k\"\ndpd = {{ delay = \"5m\" }}\n"
+        ));
+        assert_eq!(
+            e,
+            ["5:17: DPD delay 300s is not shorter than the default timeout 150s"]
+        );
+        let e = errors(&format!(
+            "{HEAD}[ike]\npsk_file = \"k\"\ndpd = {{ delay = \"5\", timeout = \"20s\" }}\n"
+        ));
+        assert_eq!(e, ["5:17: duration \"5\" has no unit"]);
+    }
+
+    #[test]
+    fn proposal_keywords_are_located_in_every_string_form() {
+        let e = errors(&format!(
+            "{HEAD}[ike]\npsk_file = \"k\"\nproposals = [\"\"\"aes256-md5-modp2048\"\"\", 'aes256-sha256-modp768']\n"
+        ));
+        assert_eq!(e.len(), 2);
+        assert!(
+            e[0].starts_with("5:24: IKE proposal \"aes256-md5-modp2048\": weak algorithm `md5`")
+        );
+        assert!(e[1].starts_with("5:56: IKE proposal \"aes256-sha256-modp768\": weak algorithm"));
+    }
+
+    #[test]
+    fn every_bad_interface_address_is_reported() {
+        let e = errors(&format!(
+            "{HEAD}[ike]\npsk_file = \"k\"\n[interface]\naddresses = [\"10.0.0.1\", \"10.0.0.1/30 via 10.0.0.2\"]\n"
+        ));
+        assert_eq!(
+            e,
+            [
+                "6:14: interface address \"10.0.0.1\" has no prefix length",
+                "6:26: invalid interface address \"10.0.0.1/30 via 10.0.0.2\"",
+            ]
+        );
+    }
+
+    #[test]
+    fn an_invalid_gre_address_does_not_count_as_missing() {
+        let text = "kind = \"gre\"\nremote = \"198.51.100.7\"\n[ike]\npsk_file = \"k\"\n\
+[gre]\nlocal = \"10.0.0.300\"\nremote = \"10.0.1.1\"\n";
+        assert_eq!(errors(text), ["6:9: invalid IP address \"10.0.0.300\""]);
+    }
 }

@@ -143,6 +143,16 @@ by root and set `psk_file` under [ike]"
         self.entry(key).is_some()
     }
 
+    /// Whether `key` holds an array with no element (`child = []`).
+    pub fn is_empty_array(&self, key: &str) -> bool {
+        matches!(self.entry(key), Some((_, v)) if matches!(v.get_ref(), DeValue::Array(a) if a.is_empty()))
+    }
+
+    /// Span of the value of `key`.
+    pub fn value_span(&self, key: &str) -> Option<Range<usize>> {
+        self.entry(key).map(|(_, v)| v.span())
+    }
+
     /// Span of the key itself, for "this key cannot be used here" messages.
     pub fn key_span(&self, key: &str) -> Option<Range<usize>> {
         self.entry(key).map(|(k, _)| k.span())
@@ -311,10 +321,18 @@ by root and set `psk_file` under [ike]"
 }
 
 fn looks_like_inline_secret(key: &str) -> bool {
-    let key = key.to_ascii_lowercase();
-    ["psk", "secret", "password", "passphrase", "pre_shared_key"]
+    // `pre-shared-key`, `PSK`, `shared_secret`, `ike_password`, ...
+    let key = key.to_ascii_lowercase().replace('-', "_");
+    key == "psk"
+        || [
+            "secret",
+            "password",
+            "passphrase",
+            "pre_shared",
+            "preshared",
+        ]
         .iter()
-        .any(|s| key == *s)
+        .any(|s| key.contains(s))
 }
 
 /// The allowed key nearest to a misspelt one, if it is close enough to be a typo.
@@ -353,5 +371,22 @@ mod tests {
         assert_eq!(closest("psk-file", &allowed), Some("psk_file"));
         assert_eq!(closest("colour", &allowed), None);
         assert_eq!(edit_distance("kitten", "sitting"), 3);
+    }
+
+    #[test]
+    fn inline_secrets_are_recognised_under_common_names() {
+        for key in [
+            "psk",
+            "PSK",
+            "secret",
+            "pre-shared-key",
+            "shared_secret",
+            "ike_password",
+        ] {
+            assert!(looks_like_inline_secret(key), "{key}");
+        }
+        for key in ["psk_file", "psk_fil", "proposals", "key"] {
+            assert!(!looks_like_inline_secret(key), "{key}");
+        }
     }
 }

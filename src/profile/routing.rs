@@ -88,7 +88,7 @@ pub(super) fn read_snat(top: &Section<'_>, spans: &mut Spans) -> Option<Vec<Snat
             });
         let from = section
             .string("from")
-            .and_then(|v| checked(ctx, &v, values::prefix));
+            .and_then(|v| checked(ctx, &v, values::prefix).map(|net| (net, v)));
         let source = section
             .required_string(
                 "source",
@@ -99,6 +99,18 @@ pub(super) fn read_snat(top: &Section<'_>, spans: &mut Spans) -> Option<Vec<Snat
             ok = false;
             continue;
         };
+        if let Some((from, from_v)) = &from {
+            if from.addr().is_ipv4() != to.addr().is_ipv4() {
+                ctx.error(
+                    from_v.span.clone(),
+                    format!(
+                        "SNAT from {from} and destination {to} are of different address families"
+                    ),
+                    None,
+                );
+                ok = false;
+            }
+        }
         if source.is_ipv4() != to.addr().is_ipv4() {
             ctx.error(
                 source_v.span,
@@ -111,7 +123,11 @@ pub(super) fn read_snat(top: &Section<'_>, spans: &mut Spans) -> Option<Vec<Snat
             continue;
         }
         spans.snat_source.push(source_v.span);
-        rules.push(Snat { to, from, source });
+        rules.push(Snat {
+            to,
+            from: from.map(|(net, _)| net),
+            source,
+        });
     }
     ok.then_some(rules)
 }

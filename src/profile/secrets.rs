@@ -19,9 +19,11 @@ pub fn resolve(profile: &Path, written: &Path) -> PathBuf {
         .map_or_else(|| written.to_path_buf(), |dir| dir.join(written))
 }
 
+/// Examines the secret file `path`, which the profile wrote as `written`.
 pub fn check(
     source: &SourceFile,
     span: Range<usize>,
+    written: &Path,
     path: &Path,
     insecure_allowed: bool,
 ) -> Option<Diagnostic> {
@@ -31,19 +33,35 @@ pub fn check(
     let shown = path.display();
     let meta = match std::fs::metadata(path) {
         Ok(meta) => meta,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return at(
-                Severity::Warning,
-                format!("secret file {shown} does not exist yet"),
-                "create it (owner root, mode 0600) before the tunnel is brought up",
-            )
-        }
         Err(e) => {
-            return at(
-                Severity::Error,
-                format!("cannot examine secret file {shown}: {e}"),
-                "check the path and the permissions of its directories",
-            )
+            // A relative psk_file that cannot be found may be the key itself, pasted by
+            // mistake: name only absolute paths until the file is known to exist.
+            let create = "create it (owner root, mode 0600) before the tunnel is brought up";
+            let (what, create) = if written.is_absolute() {
+                (format!("secret file {shown}"), create.to_string())
+            } else {
+                let dir = source.path().parent().unwrap_or(Path::new("."));
+                (
+                    format!(
+                        "the secret file named by psk_file (relative to {})",
+                        dir.display()
+                    ),
+                    format!("{create}; psk_file names the file holding the key, not the key"),
+                )
+            };
+            return if e.kind() == std::io::ErrorKind::NotFound {
+                at(
+                    Severity::Warning,
+                    format!("{what} does not exist yet"),
+                    &create,
+                )
+            } else {
+                at(
+                    Severity::Error,
+                    format!("cannot examine {what}: {e}"),
+                    "check the path and the permissions of its directories",
+                )
+            };
         }
     };
     if !meta.is_file() {
@@ -82,4 +100,32 @@ pub fn check(
         );
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_relative_secret_file_is_not_named() {
+        // Someone wrote the key where its file name belongs.
+        let source = SourceFile::new("/nonexistent/t.toml", String::new());
+        let written = Path::new("Zm9vYmFy/c2VjcmV0");
+        let d = check(
+            &source,
+            0..0,
+            written,
+            &resolve(source.path(), written),
+            false,
+        )
+        .unwrap();
+        assert_eq!(d.severity, Severity::Warning);
+        assert!(!d.to_string().contains("Zm9vYmFy"), "{d}");
+        let absolute = Path::new("/nonexistent/k.psk");
+        let d = check(&source, 0..0, absolute, absolute, false).unwrap();
+        assert_eq!(
+            d.message,
+            "secret file /nonexistent/k.psk does not exist yet"
+        );
+    }
 }

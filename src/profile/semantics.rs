@@ -8,7 +8,7 @@ use ipnet::IpNet;
 
 use super::reader::Context;
 use super::tunnel::Spans;
-use crate::model::{Child, Mode, Tunnel, TunnelKind};
+use crate::model::{Child, Mode, TrafficSelector, Tunnel, TunnelKind};
 
 pub fn check(ctx: &Context<'_>, tunnel: &Tunnel, spans: &Spans) {
     unique_child_names(ctx, tunnel, spans);
@@ -23,7 +23,7 @@ fn unique_child_names(ctx: &Context<'_>, tunnel: &Tunnel, spans: &Spans) {
     let mut seen = HashSet::new();
     for (i, child) in tunnel.children.iter().enumerate() {
         if !seen.insert(child.name.as_str()) {
-            let span = spans.child_esp.get(i).cloned().unwrap_or(0..0);
+            let span = spans.children.get(i).map_or(0..0, |s| s.name.clone());
             ctx.error(
                 span,
                 format!("child name \"{}\" is used twice in this tunnel", child.name),
@@ -100,7 +100,7 @@ fn gre_endpoints_fit(ctx: &Context<'_>, tunnel: &Tunnel, spans: &Spans) {
         (Some(local), Some(remote)) => {
             if local.is_ipv4() != remote.is_ipv4() {
                 ctx.error(
-                    spans.child_esp.first().cloned().unwrap_or(0..0),
+                    spans.gre_remote.clone().unwrap_or(0..0),
                     format!("GRE endpoints {local} and {remote} are of different address families"),
                     None,
                 );
@@ -113,7 +113,7 @@ fn gre_endpoints_fit(ctx: &Context<'_>, tunnel: &Tunnel, spans: &Spans) {
             });
             if !carried {
                 ctx.error(
-                    spans.child_esp.first().cloned().unwrap_or(0..0),
+                    spans.gre_local.clone().unwrap_or(0..0),
                     format!("no tunnel-mode child carries GRE between {local} and {remote}"),
                     Some(format!(
                         "add a [[child]] with local_ts = [\"{}\"] and remote_ts = [\"{}\"]",
@@ -125,13 +125,23 @@ fn gre_endpoints_fit(ctx: &Context<'_>, tunnel: &Tunnel, spans: &Spans) {
         }
         _ => {
             for (i, child) in tunnel.children.iter().enumerate() {
-                let outer_only = child.local_ts.iter().chain(&child.remote_ts).all(|ts| {
-                    ts.net.is_none_or(|n| is_host(&n, tunnel))
-                        && ts.protocol.is_none_or(|p| p == 47)
-                });
-                if child.mode == Mode::Transport && !outer_only {
+                let outer_only = |list: &[TrafficSelector]| {
+                    list.iter().all(|ts| {
+                        ts.net.is_none_or(|n| is_host(&n, tunnel))
+                            && ts.protocol.is_none_or(|p| p == 47)
+                    })
+                };
+                if child.mode == Mode::Transport
+                    && !(outer_only(&child.local_ts) && outer_only(&child.remote_ts))
+                {
+                    let child_spans = spans.children.get(i);
+                    let span = if outer_only(&child.local_ts) {
+                        child_spans.map(|s| s.remote_ts.clone())
+                    } else {
+                        child_spans.map(|s| s.local_ts.clone())
+                    };
                     ctx.error(
-                        spans.child_esp.get(i).cloned().unwrap_or(0..0),
+                        span.unwrap_or(0..0),
                         format!(
                             "transport-mode child \"{}\" can only protect GRE between the outer endpoints",
                             child.name

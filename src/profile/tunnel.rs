@@ -43,14 +43,25 @@ pub struct Spans {
     pub if_id: Option<Range<usize>>,
     pub interface_name: Range<usize>,
     pub gre_key: Option<Range<usize>>,
+    pub gre_local: Option<Range<usize>>,
+    pub gre_remote: Option<Range<usize>>,
     pub remote: Range<usize>,
     pub routes: Vec<Range<usize>>,
     pub route_src: Vec<Option<Range<usize>>>,
     pub snat_to: Vec<Range<usize>>,
     pub snat_source: Vec<Range<usize>>,
-    pub child_esp: Vec<Range<usize>>,
+    pub children: Vec<ChildSpans>,
     pub ike_proposals: Range<usize>,
     pub psk_file: Range<usize>,
+}
+
+/// Where one child's values are; keys left to their defaults point at the child itself.
+#[derive(Clone, Debug, Default)]
+pub struct ChildSpans {
+    pub name: Range<usize>,
+    pub local_ts: Range<usize>,
+    pub remote_ts: Range<usize>,
+    pub esp: Range<usize>,
 }
 
 pub struct Parsed {
@@ -123,10 +134,13 @@ pub fn read(ctx: &Context<'_>, doc: &DeTable<'_>, whole: Range<usize>) -> Option
     let ike = match top.table("ike", "[ike]".into(), IKE_KEYS) {
         Some(section) => read_ike(&section, &mut spans),
         None => {
-            top.missing(
-                "ike",
-                Some("add an [ike] table with at least psk_file".into()),
-            );
+            // A present `ike` of the wrong type was reported by `table`.
+            if !top.contains("ike") {
+                top.missing(
+                    "ike",
+                    Some("add an [ike] table with at least psk_file".into()),
+                );
+            }
             None
         }
     };
@@ -185,7 +199,14 @@ fn name_from_file(ctx: &Context<'_>, path: &Path, whole: &Range<usize>) -> Optio
 }
 
 fn usable_outer(ctx: &Context<'_>, v: &Val<&str>, addr: IpAddr) -> Option<IpAddr> {
-    if addr.is_unspecified() || addr.is_multicast() || addr.is_loopback() {
+    // Canonical: an IPv4-mapped IPv6 address (::ffff:127.0.0.1) is judged as the IPv4 one.
+    let canonical = addr.to_canonical();
+    let broadcast = matches!(canonical, IpAddr::V4(a) if a.is_broadcast());
+    if canonical.is_unspecified()
+        || canonical.is_multicast()
+        || canonical.is_loopback()
+        || broadcast
+    {
         ctx.error(
             v.span.clone(),
             format!("{addr} cannot be a tunnel endpoint"),

@@ -268,16 +268,17 @@ pub fn identity(text: &str) -> Result<Identity, Invalid> {
     if let Ok(addr) = text.parse::<IpAddr>() {
         return Ok(Identity::Address(addr));
     }
-    if text.is_empty() || text.chars().any(char::is_whitespace) {
-        return Err(invalid(
-            format!("invalid identity \"{text}\""),
-            Some("write an address, a host name (vpn.example.com) or user@example.com"),
-        ));
-    }
+    // Before the white-space test: DNs usually contain spaces ("C=CH, O=Example").
     if text.contains('=') {
         return Err(invalid(
             format!("distinguished-name identity \"{text}\" is not supported"),
             Some("DN identities come with certificates; with PSK use an address or a host name"),
+        ));
+    }
+    if text.is_empty() || text.chars().any(char::is_whitespace) {
+        return Err(invalid(
+            format!("invalid identity \"{text}\""),
+            Some("write an address, a host name (vpn.example.com) or user@example.com"),
         ));
     }
     if let Some(fqdn) = text.strip_prefix('@') {
@@ -425,7 +426,14 @@ mod tests {
             identity("203.0.113.5").unwrap(),
             Identity::Address(_)
         ));
-        assert!(identity("C=CH, O=x").is_err());
+        assert!(identity("C=CH, O=x")
+            .unwrap_err()
+            .message
+            .starts_with("distinguished-name identity"));
+        assert!(identity("vpn example")
+            .unwrap_err()
+            .message
+            .starts_with("invalid identity"));
     }
 
     #[test]
