@@ -24,9 +24,14 @@ mod payload;
 mod payload_type;
 mod reader;
 mod sa;
+mod selfcheck;
 mod ts;
 mod writer;
 
+#[cfg(test)]
+mod proptests;
+#[cfg(test)]
+mod sa_init_vector;
 
 pub use algorithms::ProposalTransforms;
 pub use delete::Delete;
@@ -46,4 +51,5 @@ pub use payload_type::PayloadType;
 pub use sa::{
     Attribute, AttributeValue, Proposal, ProtocolId, SecurityAssociation, Transform, TransformType,
 };
+pub use selfcheck::check_decode;
 pub use ts::{AddressRange, TrafficSelector, TrafficSelectors};
