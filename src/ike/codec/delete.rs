@@ -54,7 +54,7 @@ impl Delete {
             Self::required_spi_size(protocol).filter(|n| *n != usize::from(spi_size))
         {
             return Err(r.error_at(
-                r.offset() - 1,
+                r.offset().saturating_sub(1),
                 "SPI size",
                 ErrorKind::BadLength {
                     expected: Expected::Exactly(required),
@@ -65,7 +65,7 @@ impl Delete {
         let count_at = r.offset();
         let count = usize::from(r.u16("number of SPIs")?);
         // Size and count must account for the rest exactly; the product fits: 255 * 65535.
-        let expected = usize::from(spi_size) * count;
+        let expected = usize::from(spi_size).saturating_mul(count);
         if r.remaining() != expected {
             return Err(r.error_at(
                 count_at,

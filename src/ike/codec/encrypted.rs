@@ -12,6 +12,10 @@ use super::writer::fit;
 
 /// Generic payload header: next payload, critical flag + reserved, payload length.
 pub(crate) const GENERIC_HEADER_LEN: usize = 4;
+/// Octets of the IKE header's Length field.
+const MESSAGE_LENGTH_FIELD: Range<usize> = 24..28;
+/// Octets of the Payload Length field of an SK / SKF payload right after the IKE header.
+const SK_LENGTH_FIELD: Range<usize> = 30..32;
 
 /// SK payload: the type of the first inner payload and the still-protected body.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -160,7 +164,7 @@ impl SkFrame {
         bytes.extend_from_slice(&[first_payload.to_u8(), 0, 0, 0]);
         bytes.extend_from_slice(extra);
         let mut frame = SkFrame {
-            sk_header_len: GENERIC_HEADER_LEN + extra.len(),
+            sk_header_len: GENERIC_HEADER_LEN.saturating_add(extra.len()),
             bytes,
             promised_body_len: None,
         };
@@ -175,10 +179,10 @@ impl SkFrame {
             "SK payload length",
         )?;
         let total: u32 = fit(self.bytes.len().saturating_add(body_len), "message length")?;
-        if let Some(field) = self.bytes.get_mut(24..28) {
+        if let Some(field) = self.bytes.get_mut(MESSAGE_LENGTH_FIELD) {
             field.copy_from_slice(&total.to_be_bytes());
         }
-        if let Some(field) = self.bytes.get_mut(Header::LEN + 2..Header::LEN + 4) {
+        if let Some(field) = self.bytes.get_mut(SK_LENGTH_FIELD) {
             field.copy_from_slice(&sk_len.to_be_bytes());
         }
         Ok(())
@@ -216,7 +220,7 @@ impl SkFrame {
 /// Rewrites the Length field of the IKE header with the actual length of `message`.
 pub fn patch_message_length(message: &mut [u8]) -> Result<(), EncodeError> {
     let total: u32 = fit(message.len(), "message length")?;
-    match message.get_mut(24..28) {
+    match message.get_mut(MESSAGE_LENGTH_FIELD) {
         Some(field) => {
             field.copy_from_slice(&total.to_be_bytes());
             Ok(())

@@ -114,7 +114,8 @@ impl Header {
             exchange,
             flags,
             message_id,
-            length: Self::LEN as u32,
+            // The header alone, until the message is built.
+            length: 28,
         }
     }
 

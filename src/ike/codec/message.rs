@@ -69,7 +69,9 @@ impl Message {
             length: fit(out.len(), "message length")?,
             ..self.header
         };
-        out[..Header::LEN].copy_from_slice(&header.encode());
+        if let Some(slot) = out.get_mut(..Header::LEN) {
+            slot.copy_from_slice(&header.encode());
+        }
         Ok((header, out))
     }
 

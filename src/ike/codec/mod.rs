@@ -9,6 +9,21 @@
 //! No cryptography here, and no policy: unknown algorithms, selector types, notifications
 //! and non-critical payloads decode to values the engine can inspect and refuse.
 
+// Decoding runs on untrusted input: outside tests, no indexing that can panic, no unchecked
+// arithmetic, no unwrap (only `selfcheck` asserts, on purpose).
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::indexing_slicing,
+        clippy::arithmetic_side_effects,
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::unreachable,
+        clippy::cast_possible_truncation
+    )
+)]
+
 mod algorithms;
 mod delete;
 mod encrypted;

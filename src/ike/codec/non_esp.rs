@@ -37,7 +37,7 @@ pub fn strip_non_esp_marker(datagram: &[u8]) -> Option<&[u8]> {
 
 /// Prefixes an encoded IKE message with the non-ESP marker for sending on port 4500.
 pub fn add_non_esp_marker(message: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(NON_ESP_MARKER.len() + message.len());
+    let mut out = Vec::with_capacity(message.len().saturating_add(NON_ESP_MARKER.len()));
     out.extend_from_slice(&NON_ESP_MARKER);
     out.extend_from_slice(message);
     out

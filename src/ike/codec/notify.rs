@@ -153,7 +153,7 @@ impl Notify {
         }
         Some(
             (self.data.chunks_exact(2))
-                .map(|pair| u16::from_be_bytes([pair[0], pair[1]]))
+                .filter_map(|pair| Some(u16::from_be_bytes(pair.try_into().ok()?)))
                 .collect(),
         )
     }
@@ -180,7 +180,7 @@ impl Notify {
             Self::spi_sizes(protocol).filter(|e| !spi_size_fits(Some(*e), spi_size))
         {
             return Err(r.error_at(
-                r.offset() - 1,
+                r.offset().saturating_sub(1),
                 "SPI size",
                 ErrorKind::BadLength {
                     expected,

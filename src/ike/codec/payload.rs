@@ -185,7 +185,12 @@ pub(crate) fn read_chain(
         let next = PayloadType::from_u8(r.u8("next payload")?);
         let critical = r.u8("critical flag")? & CRITICAL != 0;
         let len = usize::from(r.u16("payload length")?);
-        let mut body = r.framed(start + 2, GENERIC_HEADER_LEN, len, "payload length")?;
+        let mut body = r.framed(
+            start.saturating_add(2),
+            GENERIC_HEADER_LEN,
+            len,
+            "payload length",
+        )?;
         if current.is_encrypted() {
             if kind == ChainKind::Inner {
                 return Err(r.error_at(start, "payload type", unexpected_type(current)));
@@ -217,7 +222,7 @@ pub(crate) fn write_chain(
     kind: ChainKind,
 ) -> Result<PayloadType, EncodeError> {
     for (i, payload) in payloads.iter().enumerate() {
-        let following = payloads.get(i + 1);
+        let following = payloads.get(i.saturating_add(1));
         let next = match (payload.inner_first_payload(), following) {
             (Some(_), _) if kind == ChainKind::Inner => {
                 return Err(EncodeError::Invalid {

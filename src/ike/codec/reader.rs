@@ -71,22 +71,20 @@ impl<'a> Reader<'a> {
         len: usize,
         field: &'static str,
     ) -> Result<&'a [u8], DecodeError> {
-        let available = self.remaining();
-        let slice = self
-            .pos
-            .checked_add(len)
-            .and_then(|end| self.buf.get(self.pos..end))
-            .ok_or_else(|| {
-                self.error(
-                    field,
-                    ErrorKind::Truncated {
-                        needed: len,
-                        available,
-                    },
-                )
-            })?;
-        self.pos += len;
-        Ok(slice)
+        let end = self.pos.checked_add(len);
+        match end.and_then(|end| Some((self.buf.get(self.pos..end)?, end))) {
+            Some((slice, end)) => {
+                self.pos = end;
+                Ok(slice)
+            }
+            None => Err(self.error(
+                field,
+                ErrorKind::Truncated {
+                    needed: len,
+                    available: self.remaining(),
+                },
+            )),
+        }
     }
 
     pub(crate) fn array<const N: usize>(
@@ -152,7 +150,7 @@ impl<'a> Reader<'a> {
         declared: usize,
         field: &'static str,
     ) -> Result<Reader<'a>, DecodeError> {
-        if declared < header {
+        let Some(body) = declared.checked_sub(header) else {
             return Err(self.error_at(
                 start,
                 field,
@@ -161,8 +159,7 @@ impl<'a> Reader<'a> {
                     got: declared,
                 },
             ));
-        }
-        let body = declared - header;
+        };
         if body > self.remaining() {
             return Err(self.error_at(
                 start,

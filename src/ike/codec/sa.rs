@@ -203,7 +203,7 @@ impl Transform {
         let len = usize::from(r.u16("transform length")?);
         if len < Self::MIN_LEN {
             return Err(r.error_at(
-                start + 2,
+                start.saturating_add(2),
                 "transform length",
                 ErrorKind::BadLength {
                     expected: Expected::AtLeast(Self::MIN_LEN),
@@ -211,7 +211,7 @@ impl Transform {
                 },
             ));
         }
-        let mut body = r.framed(start + 2, 4, len, "transform length")?;
+        let mut body = r.framed(start.saturating_add(2), 4, len, "transform length")?;
         let transform_type = TransformType::from_u8(body.u8("transform type")?);
         body.skip(1, "transform reserved")?;
         let id = body.u16("transform ID")?;
@@ -283,7 +283,7 @@ impl Proposal {
         let len = usize::from(r.u16("proposal length")?);
         if len < Self::MIN_LEN {
             return Err(r.error_at(
-                start + 2,
+                start.saturating_add(2),
                 "proposal length",
                 ErrorKind::BadLength {
                     expected: Expected::AtLeast(Self::MIN_LEN),
@@ -291,14 +291,14 @@ impl Proposal {
                 },
             ));
         }
-        let mut body = r.framed(start + 2, 4, len, "proposal length")?;
+        let mut body = r.framed(start.saturating_add(2), 4, len, "proposal length")?;
         let number = body.u8("proposal number")?;
         let protocol = ProtocolId::from_u8(body.u8("protocol ID")?);
         let spi_size = usize::from(body.u8("SPI size")?);
         if !spi_size_fits(protocol.spi_sizes(), spi_size) {
             if let Some(expected) = protocol.spi_sizes() {
                 return Err(body.error_at(
-                    start + 6,
+                    start.saturating_add(6),
                     "SPI size",
                     ErrorKind::BadLength {
                         expected,
@@ -324,7 +324,7 @@ impl Proposal {
         }
         if transforms.len() != declared {
             return Err(body.error_at(
-                start + 7,
+                start.saturating_add(7),
                 "number of transforms",
                 ErrorKind::CountMismatch {
                     declared,
@@ -363,7 +363,7 @@ impl Proposal {
         out.push(fit(self.transforms.len(), "number of transforms")?);
         out.extend_from_slice(&self.spi);
         for (i, transform) in self.transforms.iter().enumerate() {
-            transform.write(out, i + 1 == self.transforms.len())?;
+            transform.write(out, i.saturating_add(1) == self.transforms.len())?;
         }
         len.close(out)
     }
@@ -385,7 +385,7 @@ fn read_last_substruc(
             "0 (last) or 3 (more transforms)"
         };
         Err(r.error_at(
-            r.offset() - 1,
+            r.offset().saturating_sub(1),
             field,
             ErrorKind::BadValue {
                 expected,
@@ -450,7 +450,7 @@ impl SecurityAssociation {
             });
         }
         for (i, proposal) in self.proposals.iter().enumerate() {
-            proposal.write(out, i + 1 == self.proposals.len())?;
+            proposal.write(out, i.saturating_add(1) == self.proposals.len())?;
         }
         Ok(())
     }

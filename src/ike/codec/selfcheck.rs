@@ -2,6 +2,9 @@
 //! codec's invariants, shared by the `decode_message` fuzz target and the proptest, so
 //! stable CI checks exactly what the fuzzer checks.
 
+// Failing loudly is the point of this module.
+#![allow(clippy::expect_used, clippy::panic)]
+
 use super::encrypted::ProtectedLayout;
 use super::header::Header;
 use super::message::Message;

@@ -80,7 +80,7 @@ impl TrafficSelector {
         };
         if let Some(expected) = expected.filter(|e| *e != len) {
             return Err(r.error_at(
-                start + 2,
+                start.saturating_add(2),
                 "selector length",
                 ErrorKind::BadLength {
                     expected: Expected::Exactly(expected),
@@ -88,7 +88,12 @@ impl TrafficSelector {
                 },
             ));
         }
-        let mut body = r.framed(start + 2, SELECTOR_HEADER_LEN, len, "selector length")?;
+        let mut body = r.framed(
+            start.saturating_add(2),
+            SELECTOR_HEADER_LEN,
+            len,
+            "selector length",
+        )?;
         if expected.is_none() {
             return Ok(TrafficSelector::Unknown {
                 ts_type,

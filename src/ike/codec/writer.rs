@@ -42,7 +42,7 @@ impl LengthSlot {
 
     pub(crate) fn close(self, out: &mut [u8]) -> Result<(), EncodeError> {
         let len: u16 = fit(out.len().saturating_sub(self.start), self.field)?;
-        if let Some(slot) = out.get_mut(self.at..self.at + 2) {
+        if let Some(slot) = out.get_mut(self.at..self.at.saturating_add(2)) {
             slot.copy_from_slice(&len.to_be_bytes());
         }
         Ok(())
