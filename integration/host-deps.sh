@@ -1,8 +1,9 @@
 # Sourced by integration/demo and integration/test: the Debian packages a build needs.
-# openssl-sys links the system libssl (the fastest MODP implementation measured here).
+# openssl-sys links the system libssl (the fastest MODP implementation measured here);
+# nftnl links libnftnl and libmnl.
 install_host_deps() {
     local need=()
-    for pkg in libssl-dev pkg-config "$@"; do
+    for pkg in libssl-dev libnftnl-dev libmnl-dev pkg-config "$@"; do
         dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
     done
     if [ ${#need[@]} -gt 0 ]; then

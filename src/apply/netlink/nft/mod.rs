@@ -7,6 +7,8 @@ mod parse;
 mod read;
 mod record;
 mod rules;
+#[cfg(test)]
+mod tests;
 mod wire;
 mod write;
 
