@@ -2,7 +2,9 @@
 //! libnftnl. Writes replace the whole table in one transaction; no other table is read or
 //! written.
 
+mod batch;
 mod expr;
+mod message;
 mod parse;
 mod read;
 mod record;

@@ -5,7 +5,7 @@ use std::ptr::NonNull;
 
 use nftnl::nftnl_sys as sys;
 
-use super::wire::Message;
+use super::message::Message;
 
 /// Copies a C string libnftnl owns; `None` for a null pointer (attribute not set).
 fn string(ptr: *const c_char) -> Option<String> {

@@ -11,9 +11,10 @@
 
 use std::io;
 
+use super::batch::Encoder;
 use super::parse::{self, ChainInfo};
 use super::record;
-use super::wire::{Encoder, Wire};
+use super::wire::Wire;
 use super::write;
 use crate::plan::{NftChain, NftTable};
 

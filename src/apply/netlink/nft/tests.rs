@@ -3,9 +3,10 @@
 
 use nftnl::{Chain, MsgType, ProtoFamily, Rule, Table};
 
+use super::batch::Encoder;
+use super::message::Message;
 use super::parse;
 use super::rules;
-use super::wire::{Encoder, Message};
 use crate::plan::{NftFamily, NftRule};
 
 fn sent(rule: &NftRule) -> Vec<String> {

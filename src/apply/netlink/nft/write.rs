@@ -4,10 +4,11 @@ use std::ffi::CString;
 
 use nftnl::{Chain, ChainType, Hook, MsgType, Policy, ProtoFamily, Rule, Table};
 
+use super::batch::{Batch, Encoder};
+use super::message::Message;
 use super::parse;
 use super::record;
 use super::rules;
-use super::wire::{Batch, Encoder, Message};
 use crate::plan::{NftChain, NftRule, NftTable};
 
 /// Hook names as `nft` writes them, with the numbers the kernel reports.
