@@ -1,13 +1,16 @@
 //! Reading routevpn's table back as the plan's [`NftTable`].
 //!
 //! Each rule carries a record of the plan rule it was made from (see [`super::record`]),
-//! since the tunnel a rule serves is in no expression. The record alone could be stale: a
-//! rule deleted, replaced or added by hand, a chain removed or its policy changed. So a
-//! record counts only if rebuilding its rule yields exactly the expressions the kernel
-//! reports, and chains are taken from the kernel. If anything in the table is not what
-//! routevpn writes, the table is reported with no chains: the plan always has its chains,
-//! so the comparison fails and apply rewrites the table, and nothing unrecognised is
-//! passed off as routevpn's.
+//! since the tunnel a rule serves is in no expression. Records sit on rules rather than
+//! one fingerprint of the plan on the table: the kernel caps userdata at 256 bytes per
+//! object, far less than a table of a few tunnels takes.
+//!
+//! A record alone could be stale: a rule deleted, replaced or added by hand, a chain
+//! removed or its policy changed. So a record counts only if rebuilding its rule yields
+//! exactly the expressions the kernel reports, and chains are taken from the kernel. If
+//! anything in the table is not what routevpn writes, the table is reported with no
+//! chains: the plan always has its chains, so the comparison fails and apply rewrites the
+//! table, and nothing unrecognised is passed off as routevpn's.
 
 use std::io;
 
