@@ -18,7 +18,7 @@ use serde::Serialize;
 
 pub use alloc::Allocations;
 pub use ike::{ChildConfig, IkeConfig};
-pub use nft::{NftRule, NftTable, TABLE as NFT_TABLE};
+pub use nft::{Family as NftFamily, NftChain, NftRule, NftTable, TABLE as NFT_TABLE};
 pub use policy::{Direction, PolicyNet, XfrmPolicy, XfrmTemplate};
 pub use render::render_text;
 

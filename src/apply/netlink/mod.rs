@@ -2,6 +2,7 @@
 //! XFRM netlink for policies; nf_tables for routevpn's table; /proc/sys for sysctls.
 //! No `ip`, `nft` or `sysctl` process is ever started.
 
+pub mod nft;
 pub mod rtnl;
 pub mod socket;
 mod sysctl;
