@@ -2,13 +2,12 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
+use routevpn::apply;
+use routevpn::apply::netlink::LinuxKernel;
 use routevpn::apply::state::Paths;
 use routevpn::cli::{Cli, Command, PlanArgs};
 use routevpn::plan;
 use routevpn::profile::{self, Diagnostic, Loaded, Options};
-
-/// Exit status for commands whose subsystem is not built yet: distinct from failure (1).
-const NOT_IMPLEMENTED: u8 = 3;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -29,12 +28,10 @@ fn main() -> ExitCode {
             println!("routevpn {}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS
         }
-        Command::Up { .. } | Command::Down { .. } | Command::Apply | Command::Status => {
-            eprintln!(
-                "routevpn: this command needs the kernel dataplane, which is not implemented yet; nothing was changed"
-            );
-            ExitCode::from(NOT_IMPLEMENTED)
-        }
+        Command::Apply => dataplane(&cli, options, Selection::All),
+        Command::Up { ref name } => dataplane(&cli, options, Selection::Up(name)),
+        Command::Down { ref name } => dataplane(&cli, options, Selection::Down(name)),
+        Command::Status => status(&cli, options),
     }
 }
 
@@ -117,4 +114,113 @@ fn plan_command(
         print!("{}", plan::render_text(&plan));
     }
     ExitCode::SUCCESS
+}
+
+/// Which tunnels a dataplane command leaves enabled.
+enum Selection<'a> {
+    All,
+    Up(&'a str),
+    Down(&'a str),
+}
+
+fn open_kernel() -> Option<LinuxKernel> {
+    match LinuxKernel::open() {
+        Ok(kernel) => Some(kernel),
+        Err(e) => {
+            eprintln!(
+                "routevpn: cannot open netlink sockets: {e} (root or CAP_NET_ADMIN is needed)"
+            );
+            None
+        }
+    }
+}
+
+fn dataplane(cli: &Cli, options: Options, selection: Selection<'_>) -> ExitCode {
+    let Some(loaded) = load_or_report(&cli.config_dir, options) else {
+        return ExitCode::FAILURE;
+    };
+    let tunnels = loaded.tunnels.unwrap_or_default();
+    let paths = cli.state_paths();
+    let (state, _) = match paths.load() {
+        Ok(loaded) => loaded,
+        Err(e) => {
+            eprintln!("routevpn: state: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let known = |name: &str| tunnels.iter().any(|t| t.name == name);
+    let mut enabled = state.enabled.clone();
+    let verb = match selection {
+        Selection::All => {
+            enabled = tunnels.iter().map(|t| t.name.clone()).collect();
+            "apply"
+        }
+        Selection::Up(name) => {
+            if !known(name) {
+                eprintln!(
+                    "routevpn: no profile defines tunnel \"{name}\" in {}",
+                    cli.config_dir.display()
+                );
+                return ExitCode::FAILURE;
+            }
+            enabled.insert(name.to_string());
+            "up"
+        }
+        Selection::Down(name) => {
+            if !enabled.remove(name) && !known(name) {
+                eprintln!("routevpn: tunnel \"{name}\" is neither up nor defined");
+                return ExitCode::FAILURE;
+            }
+            "down"
+        }
+    };
+    // Tunnels whose profile is gone are taken down by omission.
+    enabled.retain(|name| known(name));
+    let Some(mut kernel) = open_kernel() else {
+        return ExitCode::FAILURE;
+    };
+    match apply::apply(&mut kernel, &tunnels, &enabled, &paths) {
+        Ok((outcome, plan)) => {
+            for line in &outcome.log {
+                println!("  {line}");
+            }
+            for warning in &plan.warnings {
+                eprintln!("routevpn: warning: {warning}");
+            }
+            println!(
+                "{verb}: {} changes ({} created, {} updated, {} deleted)",
+                outcome.writes, outcome.created, outcome.updated, outcome.deleted
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("routevpn: {verb} failed: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn status(cli: &Cli, options: Options) -> ExitCode {
+    let Some(loaded) = load_or_report(&cli.config_dir, options) else {
+        return ExitCode::FAILURE;
+    };
+    let tunnels = loaded.tunnels.unwrap_or_default();
+    let paths = cli.state_paths();
+    let Some(mut kernel) = open_kernel() else {
+        return ExitCode::FAILURE;
+    };
+    match apply::status(&mut kernel, &tunnels, &paths) {
+        Ok(report) if report.is_empty() => {
+            println!("no tunnel is up (routevpn apply, or routevpn up NAME)");
+            ExitCode::SUCCESS
+        }
+        Ok(report) => {
+            print!("{}", apply::status::render(&report));
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("routevpn: status: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }

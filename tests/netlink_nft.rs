@@ -244,6 +244,10 @@ impl Kernel for NftKernel {
         let changes: Vec<&Change> = changes.iter().collect();
         self.0.execute(&changes)
     }
+
+    fn sa_status(&mut self) -> Result<Vec<routevpn::apply::status::SaStatus>, KernelError> {
+        Ok(Vec::new())
+    }
 }
 
 #[test]

@@ -6,7 +6,7 @@
 //! bridge in place of each tunnel (`Rtnl::with_stand_in`); the tunnels' own attributes are
 //! checked as message round trips at the end of this file.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::process::Command;
@@ -20,7 +20,7 @@ use routevpn::apply::netlink::rtnl::link::{self, Links};
 use routevpn::apply::netlink::rtnl::Rtnl;
 use routevpn::apply::netlink::{Backend, LinuxKernel, RouteBackend};
 use routevpn::apply::objects::{
-    Address, Link, LinkKind, Object, ObjectKey, Owned, Route, RouteType, Rule, MAIN_TABLE,
+    Address, Link, LinkKind, Object, Owned, Route, RouteType, Rule, MAIN_TABLE,
 };
 use routevpn::apply::state::Paths;
 use routevpn::plan::{FAIL_CLOSED_METRIC, ROUTE_PROTOCOL};
@@ -453,33 +453,6 @@ fn thousands_of_routes_go_through_one_pipelined_batch() {
     assert!(ours(read(&mut rtnl, &[]), "-").is_empty());
 }
 
-/// XFRM policies and nftables are other backends; this one keeps them in memory.
-#[derive(Default)]
-struct Memory(BTreeMap<ObjectKey, Object>);
-
-impl Backend for Memory {
-    fn read(&mut self, _: &Scope, out: &mut Vec<Object>) -> Result<(), KernelError> {
-        out.extend(self.0.values().cloned());
-        Ok(())
-    }
-    fn execute(&mut self, changes: &[&Change]) -> Vec<Result<(), KernelError>> {
-        changes
-            .iter()
-            .map(|c| {
-                match c {
-                    Change::Create(o) | Change::Update { to: o, .. } => {
-                        self.0.insert(c.key(), o.object.clone());
-                    }
-                    Change::Delete { .. } => {
-                        self.0.remove(&c.key());
-                    }
-                }
-                Ok(())
-            })
-            .collect()
-    }
-}
-
 /// All routes and rules but the kernel's own, which follow addresses (link-local ones appear
 /// once their duplicate address detection ends, whenever that is).
 fn routes_and_rules() -> String {
@@ -490,7 +463,7 @@ fn routes_and_rules() -> String {
         .join("\n")
 }
 
-/// Every example profile applied through rtnetlink: the second apply finds nothing to do,
+/// Every example profile applied through all backends: the second apply finds nothing to do,
 /// which needs `read` to return exactly what `resolve` produces; teardown leaves nothing.
 #[test]
 fn applying_the_example_profiles_twice_writes_nothing_the_second_time() {
@@ -519,8 +492,9 @@ fn apply_examples_twice(rtnl: Rtnl) {
     let mut kernel = LinuxKernel {
         route: Box::new(rtnl),
         sysctl: Default::default(),
-        xfrm: Box::<Memory>::default(),
-        nft: Box::<Memory>::default(),
+        // The real XFRM and nftables backends: this host's kernel has both.
+        xfrm: routevpn::apply::netlink::xfrm::Xfrm::open().unwrap(),
+        nft: Box::new(routevpn::apply::netlink::nft::Nft::open().unwrap()),
     };
     let before = routes_and_rules();
     let all: BTreeSet<String> = tunnels.iter().map(|t| t.name.clone()).collect();

@@ -51,6 +51,9 @@ pub trait Kernel {
     /// Carries out `changes` in order; one result per change. Implementations may pipeline
     /// (send all, then collect acknowledgements) since the kernel handles requests in order.
     fn execute(&mut self, changes: &[Change]) -> Vec<Result<(), KernelError>>;
+
+    /// Every installed ESP SA with its counters, for `status`.
+    fn sa_status(&mut self) -> Result<Vec<super::status::SaStatus>, KernelError>;
 }
 
 /// An in-memory kernel for tests: honours dependencies the way Linux does (objects on a
@@ -144,6 +147,26 @@ impl Kernel for FakeKernel {
                 _ => true,
             })
             .cloned()
+            .collect())
+    }
+
+    fn sa_status(&mut self) -> Result<Vec<super::status::SaStatus>, KernelError> {
+        Ok(self
+            .objects
+            .values()
+            .filter_map(|o| match o {
+                Object::Sa(sa) => Some(super::status::SaStatus {
+                    reqid: sa.reqid,
+                    spi: sa.spi,
+                    src: sa.src,
+                    dst: sa.dst,
+                    algorithms: sa.encryption.to_string(),
+                    bytes: 0,
+                    packets: 0,
+                    age: 0,
+                }),
+                _ => None,
+            })
             .collect())
     }
 

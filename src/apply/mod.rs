@@ -31,6 +31,8 @@ pub enum ApplyError {
         rollback: Vec<KernelError>,
     },
     State(String),
+    /// A manual keys file is unreadable or invalid (its diagnostics never quote keys).
+    Keys(String),
 }
 
 impl std::fmt::Display for ApplyError {
@@ -52,6 +54,7 @@ impl std::fmt::Display for ApplyError {
                 Ok(())
             }
             ApplyError::State(e) => write!(f, "state file: {e}"),
+            ApplyError::Keys(e) => write!(f, "manual keys: {e}"),
         }
     }
 }
@@ -165,6 +168,108 @@ pub fn reconcile(
     Ok(outcome)
 }
 
+/// The planned objects of the enabled tunnels against what the kernel holds.
+pub fn status(
+    kernel: &mut dyn Kernel,
+    tunnels: &[Tunnel],
+    paths: &Paths,
+) -> Result<Vec<status::TunnelStatus>, ApplyError> {
+    let (state, previous) = paths.load().map_err(ApplyError::State)?;
+    let (desired, plan) = desired(kernel, tunnels, &state.enabled, previous)?;
+    let mut scope = Scope::default();
+    for key in desired.iter().map(|o| o.object.key()) {
+        match key {
+            objects::ObjectKey::Link { name } => {
+                scope.links.insert(name);
+            }
+            objects::ObjectKey::Sysctl { key } => {
+                scope.sysctls.insert(key);
+            }
+            _ => {}
+        }
+    }
+    let live = kernel.read(&scope).map_err(|error| ApplyError::Kernel {
+        error,
+        rollback: vec![],
+    })?;
+    let reqids = plan
+        .tunnels
+        .iter()
+        .map(|t| {
+            (
+                t.name.clone(),
+                t.ike.children.iter().map(|c| c.reqid).collect(),
+            )
+        })
+        .collect();
+    let sas = kernel.sa_status().map_err(|error| ApplyError::Kernel {
+        error,
+        rollback: vec![],
+    })?;
+    Ok(status::report(&desired, &live, &sas, &reqids))
+}
+
+/// Plans the enabled tunnels and resolves them against the kernel's routes.
+fn desired(
+    kernel: &mut dyn Kernel,
+    tunnels: &[Tunnel],
+    enabled: &BTreeSet<String>,
+    previous: Allocations,
+) -> Result<(Vec<Owned>, plan::Plan), ApplyError> {
+    let selected: Vec<Tunnel> = tunnels
+        .iter()
+        .filter(|t| enabled.contains(&t.name))
+        .cloned()
+        .collect();
+    let mut egress: BTreeMap<String, Egress> = BTreeMap::new();
+    let mut context = plan::Context {
+        previous,
+        ..Default::default()
+    };
+    for t in &selected {
+        // The route to the peer matters only for what the profile leaves open.
+        let known =
+            t.local != crate::model::LocalEndpoint::DefaultRoute && t.interface.outer_mtu.is_some();
+        if known {
+            continue;
+        }
+        if let Ok(e) = kernel.egress(t.remote) {
+            context.outer_mtu.insert(t.name.clone(), e.mtu);
+            egress.insert(t.name.clone(), e);
+        }
+    }
+    let plan = plan::build(&selected, &context);
+    let manual = manual_keys(&selected)?;
+    let desired = resolve::objects(&plan, &egress, &manual).map_err(ApplyError::Unresolved)?;
+    Ok((desired, plan))
+}
+
+/// The SAs of tunnels keyed by hand, from their keys files.
+fn manual_keys(
+    tunnels: &[Tunnel],
+) -> Result<BTreeMap<String, Vec<crate::profile::keys::ManualSa>>, ApplyError> {
+    let mut out = BTreeMap::new();
+    for t in tunnels {
+        let crate::model::Auth::Manual { keys_file } = &t.ike.auth else {
+            continue;
+        };
+        let text = std::fs::read_to_string(keys_file)
+            .map_err(|e| ApplyError::Keys(format!("{}: {e}", keys_file.display())))?;
+        let source = crate::profile::SourceFile::new(keys_file.clone(), text);
+        let sas = crate::profile::keys::parse(&source, t).map_err(|diagnostics| {
+            ApplyError::Keys(
+                diagnostics
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+            )
+        })?;
+        out.insert(t.name.clone(), sas);
+    }
+    Ok(out)
+}
+
 /// Merges this run's allocations into the remembered ones, keeping those of tunnels that are
 /// down so they come back with the same values.
 fn merge(previous: &Allocations, now: &Allocations) -> Allocations {
@@ -183,30 +288,7 @@ pub fn apply(
     paths: &Paths,
 ) -> Result<(Outcome, plan::Plan), ApplyError> {
     let (mut state, previous) = paths.load().map_err(ApplyError::State)?;
-    let selected: Vec<Tunnel> = tunnels
-        .iter()
-        .filter(|t| enabled.contains(&t.name))
-        .cloned()
-        .collect();
-    let mut egress: BTreeMap<String, Egress> = BTreeMap::new();
-    let mut context = plan::Context {
-        previous: previous.clone(),
-        ..Default::default()
-    };
-    for t in &selected {
-        // The route to the peer matters only for what the profile leaves open.
-        let known =
-            t.local != crate::model::LocalEndpoint::DefaultRoute && t.interface.outer_mtu.is_some();
-        if known {
-            continue;
-        }
-        if let Ok(e) = kernel.egress(t.remote) {
-            context.outer_mtu.insert(t.name.clone(), e.mtu);
-            egress.insert(t.name.clone(), e);
-        }
-    }
-    let plan = plan::build(&selected, &context);
-    let desired = resolve::objects(&plan, &egress).map_err(ApplyError::Unresolved)?;
+    let (desired, plan) = desired(kernel, tunnels, enabled, previous.clone())?;
     let outcome = reconcile(kernel, &desired, &mut state)?;
     state.enabled = enabled.clone();
     paths

@@ -104,6 +104,15 @@ pub struct Template {
     pub reqid: u32,
 }
 
+/// XFRM selectors hold a port and a mask, not a range: the smallest aligned block covering
+/// `range` is what the kernel keeps, so plans are normalised to it.
+pub fn selector_ports(range: Option<(u16, u16)>) -> Option<(u16, u16)> {
+    let (lo, hi) = range?;
+    let differing = 16 - (lo ^ hi).leading_zeros();
+    let mask = u16::MAX.checked_shl(differing).unwrap_or(0);
+    (mask != 0).then_some((lo & mask, lo | !mask))
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Policy {
     pub direction: Direction,
@@ -118,6 +127,33 @@ pub struct Policy {
     pub template: Template,
 }
 
+/// Key bytes inside an object: compared in constant time, never printed or serialized.
+#[derive(Clone, Debug)]
+pub struct KeyMaterial(pub crate::ike::crypto::Secret);
+
+impl PartialEq for KeyMaterial {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.len() == other.0.len() && self.0.ct_eq(other.0.expose())
+    }
+}
+
+impl Eq for KeyMaterial {}
+
+/// A manually keyed ESP SA (`keying = "manual"`); SAs negotiated by IKE are the engine's.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Sa {
+    pub src: IpAddr,
+    pub dst: IpAddr,
+    pub spi: u32,
+    pub mode: Mode,
+    pub reqid: u32,
+    pub mark: Option<u32>,
+    pub if_id: Option<u32>,
+    pub encryption: crate::proposal::Encryption,
+    pub key: KeyMaterial,
+    pub integrity: Option<(crate::proposal::Integrity, KeyMaterial)>,
+}
+
 /// routevpn's whole nftables table, compared and replaced as one unit.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NftTable {
@@ -125,14 +161,14 @@ pub struct NftTable {
     pub table: crate::plan::NftTable,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case", tag = "object")]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Object {
     Link(Link),
     Sysctl(Sysctl),
     Address(Address),
     Route(Route),
     Rule(Rule),
+    Sa(Sa),
     Policy(Policy),
     Nft(NftTable),
 }
@@ -173,6 +209,10 @@ pub enum ObjectKey {
         mark: Option<u32>,
         if_id: Option<u32>,
     },
+    Sa {
+        dst: IpAddr,
+        spi: u32,
+    },
     Nft {
         name: String,
     },
@@ -211,6 +251,10 @@ impl Object {
                 mark: p.mark,
                 if_id: p.if_id,
             },
+            Object::Sa(sa) => ObjectKey::Sa {
+                dst: sa.dst,
+                spi: sa.spi,
+            },
             Object::Nft(t) => ObjectKey::Nft {
                 name: t.name.clone(),
             },
@@ -225,8 +269,9 @@ impl Object {
             Object::Address(_) => 2,
             Object::Route(_) => 3,
             Object::Rule(_) => 4,
-            Object::Policy(_) => 5,
-            Object::Nft(_) => 6,
+            Object::Sa(_) => 5,
+            Object::Policy(_) => 6,
+            Object::Nft(_) => 7,
         }
     }
 
@@ -287,13 +332,14 @@ impl std::fmt::Display for ObjectKey {
                 }
                 Ok(())
             }
+            ObjectKey::Sa { dst, spi } => write!(f, "xfrm state esp spi {spi:#010x} dst {dst}"),
             ObjectKey::Nft { name } => write!(f, "nftables table inet {name}"),
         }
     }
 }
 
 /// A desired object with the tunnel it serves (`None`: shared, like the nftables table).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Owned {
     pub tunnel: Option<String>,
     pub object: Object,

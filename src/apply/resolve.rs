@@ -10,6 +10,7 @@ use super::objects::{self as obj, Object, Owned, IPV6_DEFAULT_METRIC, MAIN_TABLE
 use crate::plan::{
     self, Endpoint, LinkKind, Plan, PolicyNet, RouteKind, TunnelPlan, ROUTE_PROTOCOL,
 };
+use crate::profile::keys::{ManualSa, SaDirection};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Unresolved {
@@ -141,8 +142,8 @@ fn tunnel_objects(
             src: net(p.src)?,
             dst: net(p.dst)?,
             protocol: p.protocol,
-            src_ports: p.src_ports,
-            dst_ports: p.dst_ports,
+            src_ports: obj::selector_ports(p.src_ports),
+            dst_ports: obj::selector_ports(p.dst_ports),
             mark: p.mark,
             if_id: p.if_id,
             priority: p.priority,
@@ -157,11 +158,56 @@ fn tunnel_objects(
     Ok(())
 }
 
+/// Manually keyed SAs take the reqid, mode and mark / if_id the plan chose for their child.
+fn manual_sas(
+    t: &TunnelPlan,
+    egress: Option<&Egress>,
+    sas: &[ManualSa],
+    out: &mut Vec<Owned>,
+) -> Result<(), Unresolved> {
+    let local = endpoint(t.ike.local, egress, &t.name)?;
+    for sa in sas {
+        let Some(child) = t.ike.children.iter().find(|c| c.name == sa.child) else {
+            continue;
+        };
+        let (src, dst) = match sa.direction {
+            SaDirection::Out => (local, t.ike.remote),
+            SaDirection::In => (t.ike.remote, local),
+        };
+        out.push(Owned {
+            tunnel: Some(t.name.clone()),
+            object: Object::Sa(obj::Sa {
+                src,
+                dst,
+                spi: sa.spi,
+                mode: child.mode,
+                reqid: child.reqid,
+                mark: child.mark,
+                if_id: child.if_id,
+                encryption: sa.encryption,
+                key: obj::KeyMaterial(sa.key.clone()),
+                integrity: sa
+                    .integrity
+                    .as_ref()
+                    .map(|(i, k)| (*i, obj::KeyMaterial(k.clone()))),
+            }),
+        });
+    }
+    Ok(())
+}
+
 /// Every object the plan asks for. `egress` holds, per tunnel, where its peer is reached.
-pub fn objects(plan: &Plan, egress: &BTreeMap<String, Egress>) -> Result<Vec<Owned>, Unresolved> {
+pub fn objects(
+    plan: &Plan,
+    egress: &BTreeMap<String, Egress>,
+    manual: &BTreeMap<String, Vec<ManualSa>>,
+) -> Result<Vec<Owned>, Unresolved> {
     let mut out = Vec::new();
     for t in &plan.tunnels {
         tunnel_objects(t, egress.get(&t.name), &mut out)?;
+        if let Some(sas) = manual.get(&t.name) {
+            manual_sas(t, egress.get(&t.name), sas, &mut out)?;
+        }
     }
     for s in &plan.sysctls {
         out.push(Owned {

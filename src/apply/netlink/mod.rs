@@ -6,6 +6,7 @@ pub mod nft;
 pub mod rtnl;
 pub mod socket;
 mod sysctl;
+pub mod xfrm;
 
 use super::diff::Change;
 use super::kernel::{Egress, Kernel, KernelError, Scope};
@@ -32,7 +33,7 @@ fn family(object: &Object) -> Family {
     match object {
         Object::Link(_) | Object::Address(_) | Object::Route(_) | Object::Rule(_) => Family::Route,
         Object::Sysctl(_) => Family::Sysctl,
-        Object::Policy(_) => Family::Xfrm,
+        Object::Policy(_) | Object::Sa(_) => Family::Xfrm,
         Object::Nft(_) => Family::Nft,
     }
 }
@@ -47,7 +48,7 @@ fn object_of(change: &Change) -> &Object {
 pub struct LinuxKernel {
     pub route: Box<dyn RouteBackend>,
     pub sysctl: sysctl::Sysctls,
-    pub xfrm: Box<dyn Backend>,
+    pub xfrm: xfrm::Xfrm,
     pub nft: Box<dyn Backend>,
 }
 
@@ -57,11 +58,21 @@ pub trait RouteBackend: Backend {
 }
 
 impl LinuxKernel {
+    /// Netlink sockets in the calling thread's network namespace.
+    pub fn open() -> std::io::Result<LinuxKernel> {
+        Ok(LinuxKernel {
+            route: Box::new(rtnl::Rtnl::open()?),
+            sysctl: sysctl::Sysctls,
+            xfrm: xfrm::Xfrm::open()?,
+            nft: Box::new(nft::Nft::open()?),
+        })
+    }
+
     fn backend(&mut self, family: Family) -> &mut dyn Backend {
         match family {
             Family::Route => self.route.as_mut(),
             Family::Sysctl => &mut self.sysctl,
-            Family::Xfrm => self.xfrm.as_mut(),
+            Family::Xfrm => &mut self.xfrm,
             Family::Nft => self.nft.as_mut(),
         }
     }
@@ -70,6 +81,10 @@ impl LinuxKernel {
 impl Kernel for LinuxKernel {
     fn egress(&mut self, remote: std::net::IpAddr) -> Result<Egress, KernelError> {
         self.route.egress(remote)
+    }
+
+    fn sa_status(&mut self) -> Result<Vec<super::status::SaStatus>, KernelError> {
+        self.xfrm.sa_status()
     }
 
     fn read(&mut self, scope: &Scope) -> Result<Vec<Object>, KernelError> {
