@@ -325,6 +325,25 @@ impl Tunnel {
     pub fn outer_is_ipv6(&self) -> bool {
         self.remote.is_ipv6()
     }
+
+    /// Whether the tunnel's routes together cover every address of `net` (two /25 routes
+    /// cover their /24).
+    pub fn routes_cover(&self, net: &IpNet) -> bool {
+        fn covered(net: &IpNet, routes: &[Route]) -> bool {
+            if routes.iter().any(|r| r.to.contains(net)) {
+                return true;
+            }
+            // Split only where a route lies strictly inside: the recursion stays small.
+            let inside = routes.iter().any(|r| net.contains(&r.to));
+            if !inside || net.prefix_len() == net.max_prefix_len() {
+                return false;
+            }
+            net.subnets(net.prefix_len() + 1)
+                .map(|mut halves| halves.all(|half| covered(&half, routes)))
+                .unwrap_or(false)
+        }
+        covered(net, &self.routes)
+    }
 }
 
 fn display_list<T: std::fmt::Display, S: serde::Serializer>(
@@ -340,5 +359,27 @@ pub(crate) mod secs {
 
     pub fn serialize<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_u64(d.as_secs())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_cover_by_union() {
+        let src = crate::profile::SourceFile::new(
+            "t.toml",
+            "kind = \"vti\"\nremote = \"198.51.100.7\"\n[ike]\npsk_file = \"k\"\n[[child]]\nremote_ts = [\"10.0.0.0/8\"]\n\
+[[route]]\nto = \"10.1.0.0/25\"\n[[route]]\nto = \"10.1.0.128/25\"\n[[route]]\nto = \"10.2.0.0/16\"\n"
+                .into(),
+        );
+        let loaded = crate::profile::load_sources(vec![src], Default::default(), vec![]);
+        let t = &loaded.tunnels.expect("loads")[0];
+        let net = |s: &str| s.parse::<IpNet>().unwrap();
+        assert!(t.routes_cover(&net("10.1.0.0/24")));
+        assert!(t.routes_cover(&net("10.2.3.0/24")));
+        assert!(!t.routes_cover(&net("10.1.0.0/23")));
+        assert!(!t.routes_cover(&net("10.3.0.0/24")));
     }
 }

@@ -147,7 +147,7 @@ pub fn table(tunnels: &[Tunnel], plans: &[TunnelPlan]) -> NftTable {
         let name = &tunnel.name;
         let device = &tunnel.interface.name;
         for rule in &tunnel.snat {
-            let routed = tunnel.routes.iter().any(|r| r.to.contains(&rule.to));
+            let routed = tunnel.routes_cover(&rule.to);
             snat.push(NftRule::Snat {
                 tunnel: name.clone(),
                 device: routed.then(|| device.clone()),

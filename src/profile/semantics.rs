@@ -170,7 +170,7 @@ fn is_host(net: &IpNet, tunnel: &Tunnel) -> bool {
 /// policy-based child carries beside the GRE link; anything else would leave in clear.
 fn snat_has_route(ctx: &Context<'_>, tunnel: &Tunnel, spans: &Spans) {
     for (i, rule) in tunnel.snat.iter().enumerate() {
-        if tunnel.routes.iter().any(|r| r.to.contains(&rule.to)) {
+        if tunnel.routes_cover(&rule.to) {
             continue;
         }
         let carrier =
