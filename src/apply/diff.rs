@@ -92,6 +92,18 @@ fn device_of(object: &Object) -> Option<&str> {
     }
 }
 
+/// Deleting a link also removes what lives on it; the change carries those for undoing.
+fn delete(object: &Object, implied: &mut BTreeMap<&str, Vec<Object>>) -> Change {
+    let on_it = match object {
+        Object::Link(l) => implied.remove(l.name.as_str()),
+        _ => None,
+    };
+    Change::Delete {
+        object: object.clone(),
+        implied: on_it.unwrap_or_default(),
+    }
+}
+
 /// Computes the changes that turn `live` into `desired`.
 ///
 /// `owned` is what earlier applies created; `originals` the values sysctls had before
@@ -158,17 +170,7 @@ pub fn diff(
                         });
                     }
                 }
-                _ => {
-                    let name = match object {
-                        Object::Link(l) => Some(l.name.as_str()),
-                        _ => None,
-                    };
-                    let implied = name.and_then(|n| implied.remove(n)).unwrap_or_default();
-                    deletes.push(Change::Delete {
-                        object: (*object).clone(),
-                        implied,
-                    });
-                }
+                _ => deletes.push(delete(object, &mut implied)),
             },
             None => {}
             Some(w) if w.object == **object => {}
@@ -183,15 +185,7 @@ pub fn diff(
                         to: (*w).clone(),
                     });
                 } else {
-                    let name = match object {
-                        Object::Link(l) => Some(l.name.as_str()),
-                        _ => None,
-                    };
-                    let implied = name.and_then(|n| implied.remove(n)).unwrap_or_default();
-                    deletes.push(Change::Delete {
-                        object: (*object).clone(),
-                        implied,
-                    });
+                    deletes.push(delete(object, &mut implied));
                     creates.push(Change::Create((*w).clone()));
                 }
             }

@@ -40,6 +40,25 @@ pub struct Scope {
     pub sysctls: BTreeSet<String>,
 }
 
+impl Scope {
+    /// The links and sysctls named among `keys`.
+    pub fn of(keys: impl IntoIterator<Item = ObjectKey>) -> Scope {
+        let mut scope = Scope::default();
+        for key in keys {
+            match key {
+                ObjectKey::Link { name } => {
+                    scope.links.insert(name);
+                }
+                ObjectKey::Sysctl { key } => {
+                    scope.sysctls.insert(key);
+                }
+                _ => {}
+            }
+        }
+        scope
+    }
+}
+
 pub trait Kernel {
     /// The source address, device and MTU the kernel would use to reach `remote`.
     fn egress(&mut self, remote: IpAddr) -> Result<Egress, KernelError>;

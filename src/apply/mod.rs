@@ -87,22 +87,12 @@ pub fn reconcile(
     desired: &[Owned],
     state: &mut State,
 ) -> Result<Outcome, ApplyError> {
-    let mut scope = Scope::default();
-    let names = desired
-        .iter()
-        .map(|o| o.object.key())
-        .chain(state.owned.iter().cloned());
-    for key in names {
-        match key {
-            objects::ObjectKey::Link { name } => {
-                scope.links.insert(name);
-            }
-            objects::ObjectKey::Sysctl { key } => {
-                scope.sysctls.insert(key);
-            }
-            _ => {}
-        }
-    }
+    let scope = Scope::of(
+        desired
+            .iter()
+            .map(|o| o.object.key())
+            .chain(state.owned.iter().cloned()),
+    );
     let live = kernel.read(&scope).map_err(|error| ApplyError::Kernel {
         error,
         rollback: vec![],
@@ -176,18 +166,7 @@ pub fn status(
 ) -> Result<Vec<status::TunnelStatus>, ApplyError> {
     let (state, previous) = paths.load().map_err(ApplyError::State)?;
     let (desired, plan) = desired(kernel, tunnels, &state.enabled, previous)?;
-    let mut scope = Scope::default();
-    for key in desired.iter().map(|o| o.object.key()) {
-        match key {
-            objects::ObjectKey::Link { name } => {
-                scope.links.insert(name);
-            }
-            objects::ObjectKey::Sysctl { key } => {
-                scope.sysctls.insert(key);
-            }
-            _ => {}
-        }
-    }
+    let scope = Scope::of(desired.iter().map(|o| o.object.key()));
     let live = kernel.read(&scope).map_err(|error| ApplyError::Kernel {
         error,
         rollback: vec![],
