@@ -74,9 +74,34 @@ impl Wire {
         Ok(Some(out))
     }
 
+    /// A transaction must reach the kernel in one message, so the send buffer must hold the
+    /// whole batch (nft raises it the same way); root may exceed the system's default cap.
+    fn fit_send_buffer(&self, len: usize) {
+        use std::os::fd::AsRawFd;
+        let size = libc::c_int::try_from(len.saturating_add(64 << 10)).unwrap_or(libc::c_int::MAX);
+        let fd = self.socket.as_raw_fd();
+        for option in [libc::SO_SNDBUFFORCE, libc::SO_SNDBUF] {
+            // SAFETY: `fd` is this socket's open descriptor and `size` a live c_int whose
+            // size is passed along; setsockopt only reads it.
+            let rc = unsafe {
+                libc::setsockopt(
+                    fd,
+                    libc::SOL_SOCKET,
+                    option,
+                    (&size as *const libc::c_int).cast(),
+                    std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+                )
+            };
+            if rc == 0 {
+                return;
+            }
+        }
+    }
+
     /// Sends `batch`; Ok once the kernel committed it, else its first error.
     pub fn commit(&mut self, batch: Batch) -> io::Result<()> {
         let (bytes, ours, acked) = batch.finish();
+        self.fit_send_buffer(bytes.len());
         self.socket.send(&bytes, 0)?;
         let mut committed = false;
         while let Some(messages) = self.receive(false)? {
