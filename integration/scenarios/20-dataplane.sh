@@ -160,6 +160,10 @@ for site in a b; do
   if [[ $n == 0 ]]; then pass "second apply on $site makes 0 changes"; else fail "second apply on $site made $n changes"; fi
 done
 
+# The SPIs in the keys files are the ones in the kernel (byte order checked end to end).
+spi_installed() { in_site a ip xfrm state | grep -q "spi 0x00001001 reqid"; }
+assert "the manual SPI 0x1001 is installed as written" spi_installed
+
 # --- traffic crosses every tunnel, and only ESP is on the wire
 capture_start a out "$IT_WORK/outer.pcap"
 assert "ping over the VTI" ping_from a 10.1.1.1 10.2.1.1

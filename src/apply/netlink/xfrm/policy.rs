@@ -57,8 +57,7 @@ pub fn port_and_mask(range: Option<(u16, u16)>) -> (u16, u16) {
     }
 }
 
-fn port_range(port_be: u16, mask_be: u16) -> Option<(u16, u16)> {
-    let (port, mask) = (u16::from_be(port_be), u16::from_be(mask_be));
+fn port_range(port: u16, mask: u16) -> Option<(u16, u16)> {
     (mask != 0).then_some((port & mask, port | !mask))
 }
 
@@ -71,10 +70,11 @@ fn selector(policy: &Policy) -> Selector {
     s.proto = policy.protocol.unwrap_or(0);
     let (sport, sport_mask) = port_and_mask(policy.src_ports);
     let (dport, dport_mask) = port_and_mask(policy.dst_ports);
-    s.sport = sport.to_be();
-    s.sport_mask = sport_mask.to_be();
-    s.dport = dport.to_be();
-    s.dport_mask = dport_mask.to_be();
+    // Host order: netlink-packet-xfrm converts to network order itself.
+    s.sport = sport;
+    s.sport_mask = sport_mask;
+    s.dport = dport;
+    s.dport_mask = dport_mask;
     s
 }
 
@@ -243,10 +243,7 @@ mod tests {
         assert_eq!(port_and_mask(Some((443, 443))), (443, 0xffff));
         assert_eq!(port_and_mask(Some((5000, 5010))), (4992, 0xffe0));
         assert_eq!(port_and_mask(None), (0, 0));
-        assert_eq!(
-            port_range(4992u16.to_be(), 0xffe0u16.to_be()),
-            Some((4992, 5023))
-        );
+        assert_eq!(port_range(4992, 0xffe0), Some((4992, 5023)));
         assert_eq!(port_and_mask(Some((0, u16::MAX))), (0, 0));
     }
 }

@@ -79,7 +79,7 @@ pub fn add_message(sa: &Sa) -> ModifyMessage {
         selector,
         id: Id {
             daddr: Address::from_ip(&sa.dst),
-            spi: sa.spi.to_be(),
+            spi: sa.spi,
             proto: IPPROTO_ESP,
         },
         saddr: Address::from_ip(&sa.src),
@@ -127,7 +127,7 @@ pub fn delete_message(sa: &Sa) -> DelGetMessage {
     DelGetMessage {
         user_sa_id: UserSaId {
             daddr: Address::from_ip(&sa.dst),
-            spi: sa.spi.to_be(),
+            spi: sa.spi,
             family: family(sa),
             proto: IPPROTO_ESP,
         },
@@ -175,7 +175,7 @@ pub fn decode(message: &ModifyMessage) -> Option<Sa> {
     Some(Sa {
         src: address(&info.saddr, info.family)?,
         dst: address(&info.id.daddr, info.family)?,
-        spi: u32::from_be(info.id.spi),
+        spi: info.id.spi,
         mode: match info.mode {
             XFRM_MODE_TUNNEL => Mode::Tunnel,
             XFRM_MODE_TRANSPORT => Mode::Transport,
@@ -208,7 +208,7 @@ pub fn status(message: &ModifyMessage, now_unix: u64) -> Option<SaStatus> {
         .collect();
     Some(SaStatus {
         reqid: info.reqid,
-        spi: u32::from_be(info.id.spi),
+        spi: info.id.spi,
         src: address(&info.saddr, info.family)?,
         dst: address(&info.id.daddr, info.family)?,
         algorithms: algorithms.join("+"),
