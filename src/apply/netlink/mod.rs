@@ -89,9 +89,17 @@ impl Kernel for LinuxKernel {
 
     fn read(&mut self, scope: &Scope) -> Result<Vec<Object>, KernelError> {
         let mut out = Vec::new();
-        for family in [Family::Route, Family::Sysctl, Family::Xfrm, Family::Nft] {
-            self.backend(family).read(scope, &mut out)?;
+        self.route.read(scope, &mut out)?;
+        // Devices' IPv4 settings came with the link dump; /proc is read for the rest only.
+        let mut rest = scope.clone();
+        for object in &out {
+            if let Object::Sysctl(s) = object {
+                rest.sysctls.remove(&s.key);
+            }
         }
+        self.sysctl.read(&rest, &mut out)?;
+        self.xfrm.read(scope, &mut out)?;
+        self.nft.read(scope, &mut out)?;
         Ok(out)
     }
 

@@ -353,3 +353,30 @@ pub fn decode_link(
         up: flags.contains(LinkFlags::Up),
     })
 }
+
+/// The device's IPv4 settings as they come with every link dump, named as sysctls: reading
+/// them here spares one /proc file per setting and device (thousands on a large host).
+pub fn devconf_sysctls(message: &LinkMessage, name: &str) -> Vec<(String, String)> {
+    use netlink_packet_route::link::{AfSpecInet, AfSpecUnspec, LinkAttribute};
+    let conf = message.attributes.iter().find_map(|a| match a {
+        LinkAttribute::AfSpecUnspec(specs) => specs.iter().find_map(|s| match s {
+            AfSpecUnspec::Inet(inet) => inet.iter().find_map(|i| match i {
+                AfSpecInet::DevConf(c) => Some(c),
+                _ => None,
+            }),
+            _ => None,
+        }),
+        _ => None,
+    });
+    let Some(c) = conf else { return Vec::new() };
+    [
+        ("forwarding", c.forwarding),
+        ("rp_filter", c.rp_filter),
+        ("send_redirects", c.send_redirects),
+        ("accept_local", c.accept_local),
+        ("disable_policy", c.nopolicy),
+    ]
+    .into_iter()
+    .map(|(field, value)| (format!("net.ipv4.conf.{name}.{field}"), value.to_string()))
+    .collect()
+}

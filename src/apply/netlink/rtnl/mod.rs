@@ -204,7 +204,7 @@ impl Backend for Rtnl {
     fn read(&mut self, scope: &Scope, out: &mut Vec<Object>) -> Result<(), KernelError> {
         let link_messages = self.dump_links().map_err(|e| failed("reading links", e))?;
         let links = self.links.clone().unwrap_or_default();
-        let mut in_scope = Vec::new();
+        let mut in_scope = std::collections::HashSet::new();
         for m in &link_messages {
             let Some(name) = link::name_of(m) else {
                 continue;
@@ -212,9 +212,14 @@ impl Backend for Rtnl {
             if !scope.links.contains(name) {
                 continue;
             }
-            in_scope.push(m.header.index);
+            in_scope.insert(m.header.index);
             if let Some(l) = link::decode_link(m, &links, self.stand_in.as_ref()) {
                 out.push(Object::Link(l));
+            }
+            for (key, value) in link::devconf_sysctls(m, name) {
+                if scope.sysctls.contains(&key) {
+                    out.push(Object::Sysctl(crate::apply::objects::Sysctl { key, value }));
+                }
             }
         }
 
