@@ -136,9 +136,11 @@ fn open_kernel() -> Option<LinuxKernel> {
 }
 
 fn dataplane(cli: &Cli, options: Options, selection: Selection<'_>) -> ExitCode {
+    let started = std::time::Instant::now();
     let Some(loaded) = load_or_report(&cli.config_dir, options) else {
         return ExitCode::FAILURE;
     };
+    let load_time = started.elapsed();
     let tunnels = loaded.tunnels.unwrap_or_default();
     let paths = cli.state_paths();
     let (state, _) = match paths.load() {
@@ -191,6 +193,13 @@ fn dataplane(cli: &Cli, options: Options, selection: Selection<'_>) -> ExitCode 
                 "{verb}: {} changes ({} created, {} updated, {} deleted)",
                 outcome.writes, outcome.created, outcome.updated, outcome.deleted
             );
+            if std::env::var_os("ROUTEVPN_TIMINGS").is_some() {
+                let phases: Vec<String> = std::iter::once(("load", load_time))
+                    .chain(outcome.timings.iter().copied())
+                    .map(|(phase, d)| format!("{phase} {:.3}s", d.as_secs_f64()))
+                    .collect();
+                eprintln!("timings: {}", phases.join(", "));
+            }
             ExitCode::SUCCESS
         }
         Err(e) => {

@@ -65,6 +65,7 @@ fresh_netns() {
   ip -n bench route add 198.18.0.0/15 via 192.0.2.254 dev out onlink
 }
 
+phases=()
 printf '%-8s %12s %12s %8s %14s %10s %16s\n' tunnels routevpn baseline ratio "re-apply" "re/cold" "change one"
 for n in $SIZES; do
   dir=$work/n$n
@@ -83,7 +84,7 @@ for n in $SIZES; do
   rv=(netns_run "$ROUTEVPN" --config-dir "$dir/tunnels" --state-dir "$dir/state" --insecure-secrets)
   t0=$(now); "${rv[@]}" apply >"$dir/cold.log"; t1=$(now)
   cold=$(elapsed "$t0" "$t1")
-  t0=$(now); "${rv[@]}" apply >"$dir/again.log"; t1=$(now)
+  t0=$(now); ROUTEVPN_TIMINGS=1 "${rv[@]}" apply >"$dir/again.log" 2>"$dir/again.timings"; t1=$(now)
   again=$(elapsed "$t0" "$t1")
   grep -q '^apply: 0 changes' "$dir/again.log" || { echo "re-apply changed something:"; cat "$dir/again.log"; exit 1; }
   sed -i 's/^outer_mtu = 1500/outer_mtu = 1400/' "$dir/tunnels/t0.toml"
@@ -94,6 +95,8 @@ for n in $SIZES; do
   ratio=$(python3 -c "print(f'{$cold / $base:.2f}x')")
   reratio=$(python3 -c "print(f'{100 * $again / $cold:.1f}%')")
   printf '%-8s %11ss %11ss %8s %13ss %10s %9ss (%s writes)\n' "$n" "$cold" "$base" "$ratio" "$again" "$reratio" "$one" "$touched"
+  phases+=("$n tunnels, re-apply $(cat "$dir/again.timings")")
 done
+printf '%s\n' "${phases[@]}"
 ip netns del bench 2>/dev/null || true
 rm -rf "$work"

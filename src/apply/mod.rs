@@ -71,6 +71,8 @@ pub struct Outcome {
     pub deleted: usize,
     /// One line per change, for the operator.
     pub log: Vec<String>,
+    /// Time spent per phase, for `ROUTEVPN_TIMINGS=1`.
+    pub timings: Vec<(&'static str, std::time::Duration)>,
 }
 
 fn describe(change: &Change) -> String {
@@ -93,13 +95,17 @@ pub fn reconcile(
             .map(|o| o.object.key())
             .chain(state.owned.iter().cloned()),
     );
+    let started = std::time::Instant::now();
     let live = kernel.read(&scope).map_err(|error| ApplyError::Kernel {
         error,
         rollback: vec![],
     })?;
+    let read = started.elapsed();
     let changes = diff::diff(desired, &live, &state.owned, &state.sysctl_originals)
         .map_err(ApplyError::Conflict)?;
+    let compared = started.elapsed();
     let results = kernel.execute(&changes);
+    let written = started.elapsed();
     if let Some(failed) = results.iter().position(Result::is_err) {
         let error = results[failed].clone().unwrap_err();
         let undo: Vec<Change> = changes
@@ -119,6 +125,11 @@ pub fn reconcile(
 
     let mut outcome = Outcome {
         writes: changes.len(),
+        timings: vec![
+            ("read", read),
+            ("diff", compared - read),
+            ("write", written - compared),
+        ],
         ..Outcome::default()
     };
     for change in &changes {
@@ -266,9 +277,12 @@ pub fn apply(
     enabled: &BTreeSet<String>,
     paths: &Paths,
 ) -> Result<(Outcome, plan::Plan), ApplyError> {
+    let started = std::time::Instant::now();
     let (mut state, previous) = paths.load().map_err(ApplyError::State)?;
     let (desired, plan) = desired(kernel, tunnels, enabled, previous.clone())?;
-    let outcome = reconcile(kernel, &desired, &mut state)?;
+    let planned = started.elapsed();
+    let mut outcome = reconcile(kernel, &desired, &mut state)?;
+    outcome.timings.insert(0, ("plan", planned));
     state.enabled = enabled.clone();
     paths
         .save(&state, &merge(&previous, &plan.allocations))
