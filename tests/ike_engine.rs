@@ -166,6 +166,8 @@ struct Sim {
     seq: u64,
     /// Side 1 is unplugged: it receives nothing.
     mute_b: bool,
+    /// Side 0 sits behind a NAT with this public address and port.
+    nat: Option<SocketAddr>,
 }
 
 impl Sim {
@@ -188,6 +190,7 @@ impl Sim {
             queue: BTreeMap::new(),
             seq: 0,
             mute_b: false,
+            nat: None,
         }
     }
 
@@ -203,9 +206,21 @@ impl Sim {
                 self.logs[side]
                     .sent
                     .push((self.now - self.t0, t.payload.clone()));
-                let to = if t.remote.ip() == self.addrs[0] { 0 } else { 1 };
+                let mut t = t;
+                let to = if t.remote.ip() == self.addrs[0] || Some(t.remote) == self.nat {
+                    0
+                } else {
+                    1
+                };
                 if to == 1 && self.mute_b {
                     continue;
+                }
+                if let Some(public) = self.nat {
+                    if to == 1 {
+                        t.local = public;
+                    } else {
+                        t.remote = SocketAddr::new(self.addrs[0], 500);
+                    }
                 }
                 let copies = if self.rng.gen_bool(self.net.duplicate) {
                     2
@@ -358,7 +373,6 @@ fn assert_mirrored(sim: &Sim, a: &Side, b: &Side) {
     assert!(sa.initiator && !sb.initiator);
     assert_eq!(sa.ike, sb.ike);
     assert!(sa.established_at.is_some() && sb.established_at.is_some());
-    assert!(!sa.local_behind_nat && !sa.remote_behind_nat && !sb.remote_behind_nat);
     let (ca, cb) = (&sa.children[0], &sb.children[0]);
     assert_eq!((ca.spi_in, ca.spi_out), (cb.spi_out, cb.spi_in));
     assert_eq!((ca.spi_in, ca.spi_out), (ia.inbound.spi, ia.outbound.spi));
@@ -385,6 +399,9 @@ fn interop_matrix_establishes_with_mirrored_sas() {
         assert!(sim.established(0) && sim.established(1), "{ike} / {esp}");
         assert!(sim.failures(0).is_empty() && sim.failures(1).is_empty());
         assert_mirrored(&sim, &a, &b);
+        for status in [&sim.engines[0].status()[0], &sim.engines[1].status()[0]] {
+            assert!(!status.local_behind_nat && !status.remote_behind_nat);
+        }
         let install = &sim.logs[0].installs[0];
         let expected = parse_esp(esp, true).unwrap();
         assert_eq!(install.algorithms.encryption, expected.encryption[0]);
@@ -800,4 +817,50 @@ fn secrets_never_appear_in_debug_events_or_status() {
         assert!(!text.contains(&key_hex), "{text}");
     }
     assert!(shown[0].contains("Secret("), "keys are shown redacted");
+}
+
+#[test]
+fn nat_is_detected_and_shown_in_status() {
+    let public: SocketAddr = "203.0.113.5:40000".parse().unwrap();
+    let (a, mut b) = pair(&[MATRIX[1].0], &[MATRIX[1].1]);
+    b.remote = public.ip();
+    let mut sim = Sim::new(&a, &b, 14, PERFECT);
+    sim.nat = Some(public);
+    sim.initiate();
+    sim.run(Duration::from_secs(10));
+    assert_mirrored(&sim, &a, &b);
+    let (sa, sb) = (&sim.engines[0].status()[0], &sim.engines[1].status()[0]);
+    assert!(sa.local_behind_nat && !sa.remote_behind_nat);
+    assert!(!sb.local_behind_nat && sb.remote_behind_nat);
+    assert_eq!(sb.remote, public);
+    // Moving to port 4500 is the next slice: no UDP encapsulation yet.
+    assert_eq!(sim.logs[1].installs[0].encap, None);
+}
+
+#[test]
+fn initiator_refusing_the_child_has_the_responder_delete_it() {
+    // The initiator wants transport mode, the responder's configuration says tunnel: the
+    // responder installs a tunnel-mode SA, which the initiator refuses and deletes.
+    let (mut a, b) = pair(&[MATRIX[0].0], &[MATRIX[0].1]);
+    a.mode = Mode::Transport;
+    let mut sim = Sim::new(&a, &b, 15, PERFECT);
+    sim.initiate();
+    sim.run(Duration::from_secs(10));
+    assert!(matches!(
+        sim.failures(0).as_slice(),
+        [FailureReason::ModeMismatch {
+            ours: Mode::Transport,
+            ..
+        }]
+    ));
+    assert!(sim.logs[0].installs.is_empty());
+    let install = &sim.logs[1].installs[0];
+    assert_eq!(install.mode, Mode::Tunnel);
+    assert_eq!(sim.logs[1].deletes, [install.reference()]);
+    for side in 0..2 {
+        let status = sim.engines[side].status();
+        assert_eq!(status[0].state, IkeSaState::Established);
+        assert!(status[0].children.is_empty());
+        assert_eq!(sim.engines[side].next_timeout(), None);
+    }
 }

@@ -1,8 +1,10 @@
 //! INFORMATIONAL exchanges: liveness checks and deletes.
 
-use crate::ike::codec::{Delete, ExchangeType, Message, Payload, PayloadLookup, ProtocolId};
+use crate::ike::codec::{
+    Delete, ExchangeType, Message, NotifyType, Payload, PayloadLookup, ProtocolId,
+};
 
-use super::events::{Event, KernelAction};
+use super::events::{Event, FailureReason, KernelAction};
 use super::protect;
 use super::sa::{IkeSa, Phase};
 use super::{Engine, Fate};
@@ -21,6 +23,16 @@ impl Engine {
         let Ok(payloads) = protect::open(ciphers, message, bytes) else {
             return Fate::Keep;
         };
+        if payloads.notify(NotifyType::AuthenticationFailed).is_some() {
+            // The initiator could not verify our AUTH (RFC 7296 section 2.21.2).
+            let _ = self.send_response(sa, ExchangeType::Informational, message_id, &[]);
+            self.delete_children(sa);
+            self.fail(
+                &sa.connection,
+                FailureReason::AuthenticationFailed { peer_id: None },
+            );
+            return Fate::Remove;
+        }
         if payloads.deletes().any(|d| d.protocol == ProtocolId::Ike) {
             // Answer (empty), then forget the IKE SA and with it every Child SA.
             let _ = self.send_response(sa, ExchangeType::Informational, message_id, &[]);

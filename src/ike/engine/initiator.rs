@@ -4,9 +4,9 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use crate::ike::codec::{
-    Auth, AuthMethod, ExchangeType, Flags, Header, Identification, KeyExchange as KePayload,
-    Message, Nonce, Notify, NotifyType, Payload, PayloadLookup, SecurityAssociation,
-    TrafficSelectors,
+    Auth, AuthMethod, Delete, ExchangeType, Flags, Header, Identification,
+    KeyExchange as KePayload, Message, Nonce, Notify, NotifyType, Payload, PayloadLookup,
+    SecurityAssociation, TrafficSelectors,
 };
 use crate::ike::crypto::{
     psk_auth, random, signed_octets, verify_psk_auth, IkeSaKeys, IkeSuite, KeyExchange, SkCiphers,
@@ -282,9 +282,7 @@ impl Engine {
         conn: &EngineConnection,
     ) -> Result<(), EngineError> {
         let (Some(keys), Some(choice)) = (sa.keys.as_ref(), sa.choice) else {
-            return Err(EngineError::Crypto(
-                crate::ike::crypto::CryptoError::InvalidSuite("IKE SA without keys"),
-            ));
+            return Err(EngineError::NoKeys);
         };
         let idi = Identification::new(wire_identity(&conn.local_identity()));
         let idr = Identification::new(wire_identity(&conn.remote_identity()));
@@ -383,6 +381,13 @@ impl Engine {
                 _ => false,
             };
         if !verified {
+            // The responder may consider the SA established: tell it (RFC 7296 section
+            // 2.21.2), once, since we forget the SA now.
+            let notify = [Payload::Notify(Notify::new(
+                NotifyType::AuthenticationFailed,
+                Vec::new(),
+            ))];
+            let _ = self.send_request(now, sa, ExchangeType::Informational, &notify);
             self.fail(
                 &sa.connection,
                 FailureReason::AuthenticationFailed { peer_id },
@@ -399,13 +404,14 @@ impl Engine {
             ike: choice.to_string(),
         });
         if let Some(pending) = sa.pending_child.take() {
-            self.first_child_answer(sa, &conn, pending, &payloads);
+            self.first_child_answer(now, sa, &conn, pending, &payloads);
         }
         Fate::Keep
     }
 
     fn first_child_answer(
         &mut self,
+        now: Instant,
         sa: &mut IkeSa,
         conn: &EngineConnection,
         pending: PendingChild,
@@ -417,6 +423,10 @@ impl Engine {
         let negotiated = match child::initiator_accepts(child, &pending, payloads) {
             Ok(n) => n,
             Err(reason) => {
+                // If the responder did create the Child SA, it must go again.
+                if payloads.security_association().is_some() {
+                    self.delete_refused_child(now, sa, pending.spi_in);
+                }
                 self.fail(&sa.connection, reason);
                 return;
             }
@@ -429,6 +439,7 @@ impl Engine {
             mode,
         } = negotiated;
         if child.mode == Mode::Transport && mode != Mode::Transport {
+            self.delete_refused_child(now, sa, pending.spi_in);
             self.fail(
                 &sa.connection,
                 FailureReason::ModeMismatch {
@@ -456,5 +467,62 @@ impl Engine {
             }
             Err(e) => self.fail(&sa.connection, FailureReason::Protocol(e.to_string())),
         }
+    }
+
+    /// Asks the responder to delete a Child SA it created but we refuse; our inbound SPI
+    /// names it (RFC 7296 section 3.11).
+    fn delete_refused_child(&mut self, now: Instant, sa: &mut IkeSa, spi_in: u32) {
+        let delete = [Payload::Delete(Delete::esp(&[spi_in]))];
+        if let Err(e) = self.send_request(now, sa, ExchangeType::Informational, &delete) {
+            self.fail(&sa.connection, FailureReason::Protocol(e.to_string()));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proposal::parse_ike;
+
+    fn addr(s: &str) -> SocketAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn nat_detection_compares_both_hashes() {
+        let (us, them) = (addr("192.0.2.1:500"), addr("198.51.100.2:500"));
+        let header = Header::new(ExchangeType::IkeSaInit, 1, 2, 0, Flags::default());
+        // The peer computed its hashes from its own view: source = it, destination = us.
+        let honest = Message::new(header, nat_notifies(1, 2, them, us).to_vec()).unwrap();
+        assert_eq!(detect_nat(&honest, 1, 2, us, them), (false, false));
+        // It saw us behind a NAT.
+        let translated = Message::new(
+            header,
+            nat_notifies(1, 2, them, addr("203.0.113.5:40000")).to_vec(),
+        )
+        .unwrap();
+        assert_eq!(detect_nat(&translated, 1, 2, us, them), (true, false));
+        // It is behind a NAT itself.
+        let hidden = Message::new(
+            header,
+            nat_notifies(1, 2, addr("10.0.0.2:500"), us).to_vec(),
+        )
+        .unwrap();
+        assert_eq!(detect_nat(&hidden, 1, 2, us, them), (false, true));
+        let silent = Message::new(header, vec![]).unwrap();
+        assert_eq!(detect_nat(&silent, 1, 2, us, them), (false, false));
+    }
+
+    #[test]
+    fn answer_must_hold_one_proposal_with_one_algorithm_each() {
+        let one = parse_ike("aes128gcm16-prfsha256-ecp256", true).unwrap();
+        let sa = SecurityAssociation::from_ike_proposals(std::slice::from_ref(&one), None).unwrap();
+        let choice = single_ike_choice(&sa).unwrap();
+        assert_eq!(choice.as_proposal(), one);
+        let many = parse_ike("aes128-aes256-sha256-modp2048", true).unwrap();
+        let sa = SecurityAssociation::from_ike_proposals(&[many], None).unwrap();
+        assert!(single_ike_choice(&sa).is_none());
+        let sa = SecurityAssociation::from_ike_proposals(&[one.clone(), one], None).unwrap();
+        assert!(single_ike_choice(&sa).is_none());
     }
 }

@@ -39,6 +39,7 @@ pub use events::{
     ChildSaInstall, ChildSaRef, ChildSaStatus, Event, FailureReason, IkeSaState, IkeSaStatus,
     KernelAction, Lifetimes, SaDirection, Selector, Transmit, UdpEncap,
 };
+pub use protect::ProtectError;
 
 use retransmit::{Outstanding, Timer};
 use sa::{IkeSa, Phase};
@@ -57,6 +58,10 @@ pub enum EngineError {
     Crypto(#[from] CryptoError),
     #[error("encoding a message: {0}")]
     Encode(#[from] crate::ike::codec::EncodeError),
+    #[error("protecting a message: {0}")]
+    Protect(#[from] ProtectError),
+    #[error("the IKE SA has no keys yet")]
+    NoKeys,
 }
 
 /// Whether an IKE SA survives the processing of a message or timer.
@@ -421,10 +426,8 @@ impl Engine {
                 ..Flags::default()
             },
         );
-        let ciphers = (sa.ciphers.as_mut()).ok_or(EngineError::Crypto(
-            CryptoError::InvalidSuite("IKE SA without keys"),
-        ))?;
-        let datagram = protect::seal(ciphers, header, payloads).map_err(protect_error)?;
+        let ciphers = sa.ciphers.as_mut().ok_or(EngineError::NoKeys)?;
+        let datagram = protect::seal(ciphers, header, payloads)?;
         sa.outstanding = Some(Outstanding::new(
             now,
             sa.next_request_id,
@@ -455,10 +458,8 @@ impl Engine {
                 ..Flags::default()
             },
         );
-        let ciphers = (sa.ciphers.as_mut()).ok_or(EngineError::Crypto(
-            CryptoError::InvalidSuite("IKE SA without keys"),
-        ))?;
-        let datagram = protect::seal(ciphers, header, payloads).map_err(protect_error)?;
+        let ciphers = sa.ciphers.as_mut().ok_or(EngineError::NoKeys)?;
+        let datagram = protect::seal(ciphers, header, payloads)?;
         sa.last_response = Some((message_id, datagram.clone()));
         sa.expected_request_id = message_id.wrapping_add(1);
         self.transmit(sa, datagram);
@@ -466,13 +467,55 @@ impl Engine {
     }
 }
 
-fn protect_error(e: protect::ProtectError) -> EngineError {
-    match e {
-        protect::ProtectError::Encode(e) => EngineError::Encode(e),
-        protect::ProtectError::Crypto(e) => EngineError::Crypto(e),
-        other => EngineError::Crypto(CryptoError::MalformedPayload(match other {
-            protect::ProtectError::NotProtected => "not a protected message",
-            _ => "undecodable inner payloads",
-        })),
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commands_for_unknown_connections_fail() {
+        let mut engine = Engine::new(EngineConfig::default());
+        let now = Instant::now();
+        assert!(matches!(
+            engine.initiate(now, "nope"),
+            Err(EngineError::UnknownConnection(_))
+        ));
+        assert!(matches!(
+            engine.terminate(now, "nope"),
+            Err(EngineError::UnknownConnection(_))
+        ));
+        assert!(engine.poll_transmit().is_none() && engine.next_timeout().is_none());
+    }
+
+    #[test]
+    fn datagrams_without_a_matching_sa_or_connection_are_ignored() {
+        let mut engine = Engine::new(EngineConfig::default());
+        let now = Instant::now();
+        let (l, r) = (
+            "192.0.2.1:500".parse().unwrap(),
+            "198.51.100.2:500".parse().unwrap(),
+        );
+        for bytes in [&[][..], &[0u8; 28][..], &[0xff; 100][..]] {
+            engine.handle_datagram(now, l, r, bytes);
+        }
+        // A well-formed IKE_AUTH request for an SA we do not have.
+        let header = Header::new(
+            ExchangeType::IkeAuth,
+            5,
+            6,
+            1,
+            Flags {
+                initiator: true,
+                ..Flags::default()
+            },
+        );
+        let bytes = Message::new(header, vec![]).unwrap().encode().unwrap();
+        engine.handle_datagram(now, l, r, &bytes);
+        // An IKE_SA_INIT request from a peer no connection names.
+        let header = Header::new(ExchangeType::IkeSaInit, 5, 0, 0, header.flags);
+        let bytes = Message::new(header, vec![]).unwrap().encode().unwrap();
+        engine.handle_datagram(now, l, r, &bytes);
+        assert!(engine.poll_transmit().is_none());
+        assert!(engine.poll_event().is_none());
+        assert!(engine.status().is_empty());
     }
 }
