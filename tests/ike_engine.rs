@@ -864,3 +864,43 @@ fn initiator_refusing_the_child_has_the_responder_delete_it() {
         assert_eq!(sim.engines[side].next_timeout(), None);
     }
 }
+
+#[test]
+fn acceptable_ke_group_is_taken_without_a_round_trip() {
+    // The responder prefers ECP256 but also accepts MODP2048, the group of the initiator's
+    // KE payload: it chooses that group instead of asking for another.
+    let (a, mut b) = pair(&["aes256-sha256-modp2048-ecp256"], &["aes256-sha256"]);
+    b.ike = vec!["aes256-sha256-ecp256-modp2048"];
+    let mut sim = Sim::new(&a, &b, 16, PERFECT);
+    sim.initiate();
+    sim.run(Duration::from_secs(10));
+    assert_mirrored(&sim, &a, &b);
+    assert_eq!(sim.logs[0].sent.len(), 2, "one IKE_SA_INIT, one IKE_AUTH");
+    let ike = sim.engines[1].status()[0].ike.clone().unwrap();
+    assert!(ike.contains("MODP_2048"), "{ike}");
+}
+
+#[test]
+fn initial_contact_from_a_restarted_peer_replaces_the_old_sas() {
+    let (a, b) = pair(&[MATRIX[1].0], &[MATRIX[1].1]);
+    let mut sim = Sim::new(&a, &b, 17, PERFECT);
+    sim.initiate();
+    sim.run(Duration::from_secs(10));
+    // Initiating again while established does nothing.
+    sim.engines[0].initiate(sim.now, "to-b").unwrap();
+    sim.collect();
+    assert_eq!(sim.logs[0].sent.len(), 2);
+    let old = sim.logs[1].installs.remove(0);
+    // The initiator restarts: a fresh engine, same configuration.
+    sim.engines[0] = Engine::new(EngineConfig::default());
+    sim.engines[0].add_connection(connection(&a));
+    sim.logs[0] = Log::default();
+    sim.initiate();
+    sim.run(Duration::from_secs(20));
+    assert_eq!(sim.logs[1].deletes, [old.reference()]);
+    assert!(sim.logs[1].events.contains(&Event::Deleted {
+        name: "to-a".into(),
+        by_peer: true
+    }));
+    assert_mirrored(&sim, &a, &b);
+}

@@ -159,9 +159,13 @@ impl Engine {
         sa.children.clear();
     }
 
-    /// Starts the connection `name`: sends IKE_SA_INIT.
+    /// Starts the connection `name`: sends IKE_SA_INIT. Does nothing if the connection
+    /// already has an IKE SA that is being set up or established.
     pub fn initiate(&mut self, now: Instant, name: &str) -> Result<(), EngineError> {
         let conn = self.connection_named(name)?;
+        if (self.sas.values()).any(|sa| sa.connection == name && sa.phase != Phase::Deleting) {
+            return Ok(());
+        }
         let mut sa = IkeSa::new(
             name.to_owned(),
             true,

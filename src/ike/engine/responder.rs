@@ -11,7 +11,7 @@ use crate::ike::codec::{
 use crate::ike::crypto::{psk_auth, random, signed_octets, verify_psk_auth, KeyExchange};
 use crate::ike::select::select_ike;
 use crate::model::Mode;
-use crate::proposal::IkeProposal;
+use crate::proposal::{DhGroup, IkeProposal};
 
 use super::child::{self, address_ranges};
 use super::config::{show_identity, wire_identity, EngineConnection};
@@ -96,7 +96,7 @@ impl Engine {
             .filter_map(|p| Some((p.number, p.ike_transforms()?.supported)))
             .collect();
         let list: Vec<IkeProposal> = offered.iter().map(|(_, p)| p.clone()).collect();
-        let Some((index, choice)) = select_ike(&conn.config.proposals, &list) else {
+        let Some((index, mut choice)) = select_ike(&conn.config.proposals, &list) else {
             self.refuse_init(
                 local,
                 remote,
@@ -112,6 +112,20 @@ impl Engine {
             );
             return;
         };
+        // Spare the initiator a round trip when the group of its KE payload is also
+        // acceptable in the proposal we matched (RFC 7296 section 1.2 lets us choose).
+        if let Some(group) = DhGroup::from_transform(ke.group).filter(|g| *g != choice.dh) {
+            let with_group = (list.get(index))
+                .filter(|p| p.dh.contains(&group))
+                .map(|p| IkeProposal {
+                    dh: vec![group],
+                    ..p.clone()
+                });
+            if let Some((_, c)) = with_group.and_then(|p| select_ike(&conn.config.proposals, &[p]))
+            {
+                choice = c;
+            }
+        }
         if ke.group != choice.dh.transform_id() {
             let wanted = choice.dh.transform_id();
             self.refuse_init(local, remote, spi_i, Notify::invalid_ke_payload(wanted));
@@ -242,6 +256,9 @@ impl Engine {
             return self.reject_auth(sa, message_id, peer_id);
         }
         sa.connection = conn.name().to_owned();
+        if payloads.notify(NotifyType::InitialContact).is_some() {
+            self.forget_older_sas(sa);
+        }
         let idr = Identification::new(wire_identity(&conn.local_identity()));
         let (Some(keys), Ok(idr_body)) = (sa.keys.as_ref(), idr.auth_octets()) else {
             return Fate::Remove;
@@ -348,5 +365,27 @@ impl Engine {
             }
         }
         Fate::Keep
+    }
+
+    /// INITIAL_CONTACT: the peer has no other IKE SA with us any more (it restarted), so
+    /// ours with it, and their Child SAs, are stale.
+    fn forget_older_sas(&mut self, current: &IkeSa) {
+        let stale: Vec<u64> = (self.sas.iter())
+            .filter(|(_, sa)| {
+                sa.connection == current.connection
+                    && sa.remote.ip() == current.remote.ip()
+                    && sa.phase != Phase::Auth
+            })
+            .map(|(spi, _)| *spi)
+            .collect();
+        for spi in stale {
+            if let Some(mut sa) = self.sas.remove(&spi) {
+                self.delete_children(&mut sa);
+                self.events.push_back(Event::Deleted {
+                    name: sa.connection.clone(),
+                    by_peer: true,
+                });
+            }
+        }
     }
 }
