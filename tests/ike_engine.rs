@@ -904,3 +904,32 @@ fn initial_contact_from_a_restarted_peer_replaces_the_old_sas() {
     }));
     assert_mirrored(&sim, &a, &b);
 }
+
+#[test]
+fn terminate_during_a_liveness_check_still_tells_the_peer() {
+    let (a, b) = pair(&[MATRIX[2].0], &[MATRIX[2].1]);
+    let mut sim = Sim::new(&a, &b, 18, PERFECT);
+    sim.initiate();
+    sim.run(Duration::from_secs(10));
+    sim.engines[0].check_liveness(sim.now, "to-b").unwrap();
+    sim.engines[0].terminate(sim.now, "to-b").unwrap();
+    sim.run(Duration::from_secs(20));
+    let kinds: Vec<_> = (sim.logs[0].sent.iter())
+        .map(|(_, d)| exchange_of(d))
+        .collect();
+    assert_eq!(
+        kinds[2..],
+        [
+            (ExchangeType::Informational, false),
+            (ExchangeType::Informational, false)
+        ]
+    );
+    assert!(sim.logs[1].events.contains(&Event::Deleted {
+        name: "to-a".into(),
+        by_peer: true
+    }));
+    for side in 0..2 {
+        assert_eq!(sim.logs[side].deletes.len(), 1);
+        assert!(sim.engines[side].status().is_empty());
+    }
+}

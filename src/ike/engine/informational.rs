@@ -4,6 +4,8 @@ use crate::ike::codec::{
     Delete, ExchangeType, Message, NotifyType, Payload, PayloadLookup, ProtocolId,
 };
 
+use std::time::Instant;
+
 use super::events::{Event, FailureReason, KernelAction};
 use super::protect;
 use super::sa::{IkeSa, Phase};
@@ -72,6 +74,7 @@ impl Engine {
 
     pub(super) fn informational_response(
         &mut self,
+        now: Instant,
         sa: &mut IkeSa,
         message: &Message,
         bytes: &[u8],
@@ -90,6 +93,22 @@ impl Engine {
                 by_peer: false,
             });
             return Fate::Remove;
+        }
+        if std::mem::take(&mut sa.delete_pending) {
+            let delete = [Payload::Delete(Delete::ike_sa())];
+            if self
+                .send_request(now, sa, ExchangeType::Informational, &delete)
+                .is_err()
+            {
+                // Without a way to tell the peer, still forget the SA locally.
+                self.delete_children(sa);
+                self.events.push_back(Event::Deleted {
+                    name: sa.connection.clone(),
+                    by_peer: false,
+                });
+                return Fate::Remove;
+            }
+            sa.phase = Phase::Deleting;
         }
         Fate::Keep
     }

@@ -202,10 +202,13 @@ impl Engine {
                     sa.phase = Phase::Deleting;
                     self.sas.insert(spi, sa);
                 }
-                Phase::Established | Phase::Deleting => {
-                    // A request is outstanding (window size 1): it is our Delete already,
-                    // or a liveness check, after which nothing stands in the way.
-                    sa.phase = Phase::Deleting;
+                Phase::Established => {
+                    // Another request is outstanding (window size 1): the Delete follows
+                    // its answer.
+                    sa.delete_pending = true;
+                    self.sas.insert(spi, sa);
+                }
+                Phase::Deleting => {
                     self.sas.insert(spi, sa);
                 }
                 Phase::InitSent | Phase::Auth => {
@@ -224,7 +227,10 @@ impl Engine {
     pub fn check_liveness(&mut self, now: Instant, name: &str) -> Result<(), EngineError> {
         let spis: Vec<u64> = (self.sas.iter())
             .filter(|(_, sa)| {
-                sa.connection == name && sa.phase == Phase::Established && sa.outstanding.is_none()
+                sa.connection == name
+                    && sa.phase == Phase::Established
+                    && sa.outstanding.is_none()
+                    && !sa.delete_pending
             })
             .map(|(spi, _)| *spi)
             .collect();
@@ -300,7 +306,7 @@ impl Engine {
                 self.auth_response(now, sa, message, bytes)
             }
             (Phase::Established | Phase::Deleting, ExchangeType::Informational) => {
-                self.informational_response(sa, message, bytes)
+                self.informational_response(now, sa, message, bytes)
             }
             _ => Fate::Keep,
         }

@@ -84,6 +84,9 @@ pub struct IkeSa {
     pub expires_at: Option<Instant>,
     /// Initiator: INVALID_KE_PAYLOAD retries so far (one per group at most).
     pub ke_retries: u32,
+    /// `terminate` came while another request was outstanding: send the Delete once it is
+    /// answered (window size 1).
+    pub delete_pending: bool,
 }
 
 impl std::fmt::Debug for IkeSa {
@@ -136,6 +139,7 @@ impl IkeSa {
             established_at: None,
             expires_at: None,
             ke_retries: 0,
+            delete_pending: false,
         }
     }
 
