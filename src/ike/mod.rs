@@ -2,5 +2,6 @@
 
 pub mod codec;
 pub mod crypto;
+pub mod engine;
 pub mod select;
 pub mod ts;

@@ -47,6 +47,18 @@ impl EspChoice {
     }
 }
 
+impl std::fmt::Display for IkeChoice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.as_proposal().fmt(f)
+    }
+}
+
+impl std::fmt::Display for EspChoice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.as_proposal().fmt(f)
+    }
+}
+
 fn first_common<T: Copy + PartialEq>(ours: &[T], theirs: &[T]) -> Option<T> {
     ours.iter().copied().find(|a| theirs.contains(a))
 }

@@ -1,0 +1,429 @@
+//! The first Child SA: proposals and selectors as IKE_AUTH carries them, the checks of
+//! both sides, and what the kernel is told to install.
+
+use rand::Rng;
+
+use crate::ike::codec::{
+    AddressRange, NotifyType, Payload, PayloadLookup, Proposal, SecurityAssociation,
+    TrafficSelectors,
+};
+use crate::ike::crypto::{ChildSaKeys, CryptoError, Secret};
+use crate::ike::select::{accepts_esp_reply, select_esp, EspChoice, KeyExchange as Ke};
+use crate::ike::ts::{narrow, within, TsRange};
+use crate::model::Mode;
+use crate::plan::ChildConfig;
+use crate::proposal::EspProposal;
+
+use super::config::EngineConnection;
+use super::events::{
+    ChildSaInstall, Event, FailureReason, Lifetimes, SaDirection, Selector, UdpEncap,
+};
+use super::sa::{ChildSa, IkeSa, PendingChild};
+
+/// NAT-T's port: an IKE SA on it means ESP in UDP.
+const NAT_T_PORT: u16 = 4500;
+
+/// IKE_AUTH carries no KE payload: offer the ESP proposals without their PFS groups.
+pub fn without_dh(proposals: &[EspProposal]) -> Vec<EspProposal> {
+    proposals
+        .iter()
+        .map(|p| EspProposal {
+            dh: Vec::new(),
+            ..p.clone()
+        })
+        .collect()
+}
+
+pub fn address_ranges(ranges: &[TsRange]) -> Vec<AddressRange> {
+    ranges
+        .iter()
+        .map(|r| AddressRange {
+            ip_protocol: r.protocol,
+            start_port: r.start_port,
+            end_port: r.end_port,
+            start_address: r.start,
+            end_address: r.end,
+        })
+        .collect()
+}
+
+/// The address ranges of a TS payload (other selector types are narrowed away).
+pub fn ts_ranges(ts: &TrafficSelectors) -> Vec<TsRange> {
+    ts.ranges()
+        .filter(|r| r.start_address.is_ipv6() == r.end_address.is_ipv6())
+        .map(|r| TsRange {
+            protocol: r.ip_protocol,
+            start_port: r.start_port,
+            end_port: r.end_port,
+            start: r.start_address,
+            end: r.end_address,
+        })
+        .collect()
+}
+
+fn show_ranges(ranges: &[TsRange]) -> Vec<String> {
+    ranges.iter().map(|r| selector(r).to_string()).collect()
+}
+
+fn selector(r: &TsRange) -> Selector {
+    Selector {
+        net: r.covering_prefix(),
+        protocol: r.protocol,
+        ports: r.ports(),
+    }
+}
+
+/// What both sides agreed on for a Child SA.
+#[derive(Debug)]
+pub struct Negotiated {
+    pub choice: EspChoice,
+    /// The peer's inbound SPI.
+    pub spi_out: u32,
+    /// Selectors from our point of view.
+    pub local_ts: Vec<TsRange>,
+    pub remote_ts: Vec<TsRange>,
+    pub mode: Mode,
+}
+
+/// The ESP algorithms of a one-proposal answer naming exactly one of each kind.
+fn single_esp_choice(proposal: &Proposal) -> Option<EspChoice> {
+    let t = proposal.esp_transforms()?;
+    if !t.unsupported.is_empty() || !t.supported.dh.is_empty() {
+        return None;
+    }
+    let p = t.supported;
+    let integrity = match p.integrity.as_slice() {
+        [] => None,
+        [one] => Some(*one),
+        _ => return None,
+    };
+    match (p.encryption.as_slice(), p.esn.as_slice()) {
+        ([encryption], [esn]) => Some(EspChoice {
+            encryption: *encryption,
+            integrity,
+            dh: None,
+            esn: *esn,
+        }),
+        _ => None,
+    }
+}
+
+/// The initiator's check of the responder's Child SA answer in IKE_AUTH.
+pub fn initiator_accepts(
+    child: &ChildConfig,
+    pending: &PendingChild,
+    payloads: &[Payload],
+) -> Result<Negotiated, FailureReason> {
+    let ours_esp = || {
+        child
+            .esp_proposals
+            .iter()
+            .map(ToString::to_string)
+            .collect()
+    };
+    let (Some(sa), Some(tsi), Some(tsr)) = (
+        payloads.security_association(),
+        payloads.ts_initiator(),
+        payloads.ts_responder(),
+    ) else {
+        return Err(match payloads.error_notify().map(|n| n.notify_type) {
+            Some(NotifyType::NoProposalChosen) => FailureReason::NoChildProposalChosen {
+                child: child.name.clone(),
+                ours: ours_esp(),
+                theirs: None,
+            },
+            Some(NotifyType::TsUnacceptable) => FailureReason::TsUnacceptable {
+                child: child.name.clone(),
+                ours: show_ranges(&pending.local_ts)
+                    .into_iter()
+                    .chain(["<->".to_owned()])
+                    .chain(show_ranges(&pending.remote_ts))
+                    .collect(),
+                theirs: None,
+            },
+            Some(other) => FailureReason::PeerError {
+                notify: other.to_u16(),
+            },
+            None => FailureReason::Protocol("IKE_AUTH response without the Child SA".into()),
+        });
+    };
+    let answer = match sa.proposals.as_slice() {
+        [one] => one,
+        _ => {
+            return Err(FailureReason::Protocol(
+                "ESP answer must hold one proposal".into(),
+            ))
+        }
+    };
+    let choice = single_esp_choice(answer)
+        .filter(|c| accepts_esp_reply(&without_dh(&child.esp_proposals), c, Ke::Absent))
+        .ok_or_else(|| {
+            FailureReason::Protocol("the peer chose ESP algorithms we did not offer".into())
+        })?;
+    let spi_out = answer
+        .spi_u32()
+        .filter(|spi| *spi > 255)
+        .ok_or_else(|| FailureReason::Protocol("invalid ESP SPI in the answer".into()))?;
+    let (local_ts, remote_ts) = (ts_ranges(tsi), ts_ranges(tsr));
+    if !within(&pending.local_ts, &local_ts) || !within(&pending.remote_ts, &remote_ts) {
+        return Err(FailureReason::TsUnacceptable {
+            child: child.name.clone(),
+            ours: show_ranges(&pending.local_ts)
+                .into_iter()
+                .chain(show_ranges(&pending.remote_ts))
+                .collect(),
+            theirs: Some(
+                show_ranges(&local_ts)
+                    .into_iter()
+                    .chain(show_ranges(&remote_ts))
+                    .collect(),
+            ),
+        });
+    }
+    let transport = payloads.notify(NotifyType::UseTransportMode).is_some();
+    Ok(Negotiated {
+        choice,
+        spi_out,
+        local_ts,
+        remote_ts,
+        mode: if transport && child.mode == Mode::Transport {
+            Mode::Transport
+        } else {
+            Mode::Tunnel
+        },
+    })
+}
+
+/// The responder's choice of child, algorithms and selectors for an IKE_AUTH request:
+/// the first configured child whose selectors overlap the offered ones.
+pub fn responder_negotiate<'c>(
+    conn: &'c EngineConnection,
+    sa: &SecurityAssociation,
+    tsi: &TrafficSelectors,
+    tsr: &TrafficSelectors,
+    transport_requested: bool,
+) -> Result<(&'c ChildConfig, Negotiated, u8), (String, FailureReason)> {
+    let (offered_i, offered_r) = (ts_ranges(tsi), ts_ranges(tsr));
+    let first_name = (conn.config.children.first()).map_or_else(String::new, |c| c.name.clone());
+    let matched = conn.config.children.iter().find_map(|child| {
+        // The initiator's TSi is the peer's side: our remote selectors.
+        let remote_ts = narrow(&conn.remote_ts(child), &offered_i);
+        let local_ts = narrow(&conn.local_ts(child), &offered_r);
+        (!remote_ts.is_empty() && !local_ts.is_empty()).then_some((child, local_ts, remote_ts))
+    });
+    let Some((child, local_ts, remote_ts)) = matched else {
+        let ours = (conn.config.children.iter())
+            .flat_map(|c| {
+                show_ranges(&conn.local_ts(c))
+                    .into_iter()
+                    .chain(show_ranges(&conn.remote_ts(c)))
+            })
+            .collect();
+        let theirs = show_ranges(&offered_r)
+            .into_iter()
+            .chain(show_ranges(&offered_i))
+            .collect();
+        return Err((
+            first_name.clone(),
+            FailureReason::TsUnacceptable {
+                child: first_name,
+                ours,
+                theirs: Some(theirs),
+            },
+        ));
+    };
+    let offered: Vec<(u8, u32, EspProposal)> = (sa.proposals.iter())
+        .filter_map(|p| Some((p.number, p.spi_u32()?, p.esp_transforms()?.supported)))
+        .collect();
+    let list: Vec<EspProposal> = offered.iter().map(|(_, _, p)| p.clone()).collect();
+    let Some((index, choice)) = select_esp(&child.esp_proposals, &list, Ke::Absent) else {
+        return Err((
+            child.name.clone(),
+            FailureReason::NoChildProposalChosen {
+                child: child.name.clone(),
+                ours: child
+                    .esp_proposals
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect(),
+                theirs: Some(list.iter().map(ToString::to_string).collect()),
+            },
+        ));
+    };
+    let Some((number, spi_out, _)) = offered.get(index).filter(|(_, spi, _)| *spi > 255) else {
+        return Err((
+            child.name.clone(),
+            FailureReason::Protocol("invalid ESP SPI offered".into()),
+        ));
+    };
+    let mode = match (child.mode, transport_requested) {
+        (Mode::Transport, true) => Mode::Transport,
+        (Mode::Tunnel, _) => Mode::Tunnel,
+        (Mode::Transport, false) => {
+            return Err((
+                child.name.clone(),
+                FailureReason::ModeMismatch {
+                    child: child.name.clone(),
+                    ours: Mode::Transport,
+                },
+            ))
+        }
+    };
+    Ok((
+        child,
+        Negotiated {
+            choice,
+            spi_out: *spi_out,
+            local_ts,
+            remote_ts,
+            mode,
+        },
+        *number,
+    ))
+}
+
+fn lifetimes(child: &ChildConfig) -> Lifetimes {
+    let jitter = match child.rand_time {
+        0 => 0,
+        max => rand::rngs::OsRng.gen_range(0..=max),
+    };
+    Lifetimes {
+        soft: std::time::Duration::from_secs(child.rekey_time.saturating_sub(jitter)),
+        hard: std::time::Duration::from_secs(child.life_time),
+        soft_bytes: child.rekey_bytes,
+        hard_bytes: child.life_bytes,
+        soft_packets: child.rekey_packets,
+        hard_packets: child.life_packets,
+    }
+}
+
+/// Derives the Child SA keys from the IKE_SA_INIT nonces, records the child in `sa` and
+/// returns what the kernel must install and the event to log.
+#[allow(clippy::too_many_arguments)]
+pub fn install(
+    sa: &mut IkeSa,
+    conn: &EngineConnection,
+    child: &ChildConfig,
+    choice: EspChoice,
+    spi_in: u32,
+    spi_out: u32,
+    local_ts: &[TsRange],
+    remote_ts: &[TsRange],
+    mode: Mode,
+) -> Result<(ChildSaInstall, Event), CryptoError> {
+    let keys = sa
+        .keys
+        .as_ref()
+        .ok_or(CryptoError::InvalidSuite("IKE SA without keys"))?;
+    let ChildSaKeys {
+        encr_i,
+        integ_i,
+        encr_r,
+        integ_r,
+        ..
+    } = keys.child_sa_keys(
+        choice.encryption,
+        choice.integrity,
+        None,
+        &sa.nonce_i,
+        &sa.nonce_r,
+    )?;
+    // KEYMAT: initiator-to-responder keys first.
+    let ((out_e, out_a), (in_e, in_a)): ((Secret, Secret), (Secret, Secret)) = if sa.initiator {
+        ((encr_i, integ_i), (encr_r, integ_r))
+    } else {
+        ((encr_r, integ_r), (encr_i, integ_i))
+    };
+    let (local, remote) = (sa.local, sa.remote);
+    let encap = (local.port() == NAT_T_PORT || remote.port() == NAT_T_PORT).then_some(UdpEncap {
+        local_port: local.port(),
+        remote_port: remote.port(),
+    });
+    let local_sel: Vec<Selector> = local_ts.iter().map(selector).collect();
+    let remote_sel: Vec<Selector> = remote_ts.iter().map(selector).collect();
+    let install = ChildSaInstall {
+        connection: conn.name().to_owned(),
+        child: child.name.clone(),
+        reqid: child.reqid,
+        mode,
+        mark: child.mark,
+        if_id: child.if_id,
+        algorithms: choice,
+        inbound: SaDirection {
+            src: remote.ip(),
+            dst: local.ip(),
+            spi: spi_in,
+            encryption_key: in_e,
+            integrity_key: in_a,
+        },
+        outbound: SaDirection {
+            src: local.ip(),
+            dst: remote.ip(),
+            spi: spi_out,
+            encryption_key: out_e,
+            integrity_key: out_a,
+        },
+        encap,
+        local_ts: local_sel.clone(),
+        remote_ts: remote_sel.clone(),
+        lifetimes: lifetimes(child),
+    };
+    sa.children.push(ChildSa {
+        name: child.name.clone(),
+        reqid: child.reqid,
+        mode,
+        choice,
+        spi_in,
+        spi_out,
+        local_ts: local_sel,
+        remote_ts: remote_sel,
+        mark: child.mark,
+        if_id: child.if_id,
+    });
+    let event = Event::ChildInstalled {
+        name: conn.name().to_owned(),
+        child: child.name.clone(),
+        mode,
+        esp: choice.to_string(),
+        spi_in,
+        spi_out,
+    };
+    Ok((install, event))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proposal::parse_esp;
+
+    #[test]
+    fn dh_is_stripped_for_ike_auth() {
+        let p = parse_esp("aes256gcm16-x25519", true).unwrap();
+        let stripped = without_dh(std::slice::from_ref(&p));
+        assert!(stripped[0].dh.is_empty());
+        assert_eq!(stripped[0].encryption, p.encryption);
+    }
+
+    #[test]
+    fn ranges_round_trip_through_the_payload() {
+        let r = TsRange {
+            protocol: 47,
+            start_port: 0,
+            end_port: 65535,
+            start: "10.0.0.0".parse().unwrap(),
+            end: "10.0.0.255".parse().unwrap(),
+        };
+        let ts = TrafficSelectors::new(address_ranges(&[r]));
+        assert_eq!(ts_ranges(&ts), vec![r]);
+        assert_eq!(selector(&r).to_string(), "10.0.0.0/24[gre]");
+    }
+
+    #[test]
+    fn a_reply_must_name_one_algorithm_each() {
+        let two = parse_esp("aes256-aes128-sha256", true).unwrap();
+        assert!(single_esp_choice(&Proposal::from_esp(1, &two, 0x1000)).is_none());
+        let one = parse_esp("aes256-sha256", true).unwrap();
+        let c = single_esp_choice(&Proposal::from_esp(1, &one, 0x1000)).unwrap();
+        assert_eq!(c.as_proposal(), EspProposal { dh: vec![], ..one });
+    }
+}

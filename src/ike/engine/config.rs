@@ -1,0 +1,172 @@
+//! What the engine is configured with: one [`EngineConnection`] per tunnel, plus engine-wide
+//! timers. The driver resolves addresses and reads the PSK; the engine never does I/O.
+
+use std::fmt;
+use std::net::IpAddr;
+use std::time::Duration;
+
+use crate::ike::codec::Identity as WireIdentity;
+use crate::ike::crypto::Secret;
+use crate::ike::ts::TsRange;
+use crate::model::{Identity, TrafficSelector};
+use crate::plan::{ChildConfig, IkeConfig};
+
+/// Engine-wide settings.
+#[derive(Clone, Debug)]
+pub struct EngineConfig {
+    pub retransmit: RetransmitConfig,
+    /// A responder forgets an IKE SA whose IKE_AUTH request does not arrive in this time.
+    pub half_open_timeout: Duration,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            retransmit: RetransmitConfig::default(),
+            half_open_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Retransmission of our outstanding request (strongSwan's `retransmit_*` settings): the
+/// n-th retransmit (n = 1..=tries) happens `timeout * base^(n-1)` after the previous
+/// send, and the exchange is given up `timeout * base^tries` after the last retransmit.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RetransmitConfig {
+    pub timeout: Duration,
+    pub base: f64,
+    pub tries: u32,
+}
+
+impl Default for RetransmitConfig {
+    fn default() -> Self {
+        RetransmitConfig {
+            timeout: Duration::from_secs(4),
+            base: 1.8,
+            tries: 5,
+        }
+    }
+}
+
+impl RetransmitConfig {
+    /// Time to wait after send number `sent` (0 = the first transmission).
+    pub fn interval(&self, sent: u32) -> Duration {
+        let exponent = i32::try_from(sent).unwrap_or(i32::MAX);
+        self.timeout.mul_f64(self.base.powi(exponent))
+    }
+}
+
+/// One tunnel as the engine runs it.
+#[derive(Clone)]
+pub struct EngineConnection {
+    pub config: IkeConfig,
+    /// The local outer address (the plan's `local`, resolved by the driver).
+    pub local_addr: IpAddr,
+    pub psk: Secret,
+}
+
+impl fmt::Debug for EngineConnection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EngineConnection")
+            .field("name", &self.config.name)
+            .field("local_addr", &self.local_addr)
+            .field("remote", &self.config.remote)
+            .field("psk", &self.psk)
+            .finish_non_exhaustive()
+    }
+}
+
+impl EngineConnection {
+    pub fn name(&self) -> &str {
+        &self.config.name
+    }
+
+    /// Our identity: the configured one, else the local outer address.
+    pub fn local_identity(&self) -> Identity {
+        self.config
+            .local_id
+            .clone()
+            .unwrap_or(Identity::Address(self.local_addr))
+    }
+
+    pub fn remote_identity(&self) -> Identity {
+        self.config.remote_id.clone()
+    }
+
+    pub fn proposal_strings(&self) -> Vec<String> {
+        self.config
+            .proposals
+            .iter()
+            .map(ToString::to_string)
+            .collect()
+    }
+
+    /// The child's local selectors, `dynamic` resolved to our outer address.
+    pub fn local_ts(&self, child: &ChildConfig) -> Vec<TsRange> {
+        resolve(&child.local_ts, self.local_addr)
+    }
+
+    /// The child's remote selectors, `dynamic` resolved to the peer's outer address.
+    pub fn remote_ts(&self, child: &ChildConfig) -> Vec<TsRange> {
+        resolve(&child.remote_ts, self.config.remote)
+    }
+}
+
+fn resolve(selectors: &[TrafficSelector], dynamic: IpAddr) -> Vec<TsRange> {
+    selectors
+        .iter()
+        .map(|ts| TsRange::from_selector(ts, dynamic))
+        .collect()
+}
+
+/// The configured identity as an ID payload carries it.
+pub fn wire_identity(id: &Identity) -> WireIdentity {
+    match id {
+        Identity::Address(a) => WireIdentity::Address(*a),
+        Identity::Fqdn(name) => WireIdentity::Fqdn(name.clone()),
+        Identity::Email(address) => WireIdentity::Rfc822(address.clone()),
+    }
+}
+
+/// A received identity, for logs.
+pub fn show_identity(id: &WireIdentity) -> String {
+    match id {
+        WireIdentity::Address(a) => a.to_string(),
+        WireIdentity::Fqdn(s) | WireIdentity::Rfc822(s) => s.clone(),
+        WireIdentity::DerAsn1Dn(_) => "<ASN.1 DN>".into(),
+        WireIdentity::KeyId(k) => format!("<key id of {} octets>", k.len()),
+        WireIdentity::Other { id_type, .. } => format!("<ID type {id_type}>"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn back_off_schedule_is_strongswans() {
+        let r = RetransmitConfig::default();
+        let ms: Vec<u128> = (0..=5).map(|n| r.interval(n).as_micros()).collect();
+        assert_eq!(
+            ms,
+            [4_000_000, 7_200_000, 12_960_000, 23_328_000, 41_990_400, 75_582_720]
+        );
+    }
+
+    #[test]
+    fn identities_map_to_id_types() {
+        let a: IpAddr = "2001:db8::1".parse().unwrap();
+        assert_eq!(
+            wire_identity(&Identity::Address(a)),
+            WireIdentity::Address(a)
+        );
+        assert_eq!(
+            wire_identity(&Identity::Email("a@b.example".into())),
+            WireIdentity::Rfc822("a@b.example".into())
+        );
+        assert_eq!(
+            show_identity(&WireIdentity::Fqdn("x.example".into())),
+            "x.example"
+        );
+    }
+}

@@ -1,0 +1,372 @@
+//! What the engine hands back: kernel actions for the XFRM layer, events for the operator
+//! log, and status snapshots. Keys travel only as [`Secret`]s, whose `Debug` shows lengths.
+
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use ipnet::IpNet;
+
+use crate::ike::crypto::Secret;
+use crate::ike::select::EspChoice;
+use crate::model::Mode;
+
+/// A datagram to send from `local` to `remote`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Transmit {
+    pub local: SocketAddr,
+    pub remote: SocketAddr,
+    pub payload: Vec<u8>,
+}
+
+/// What the XFRM layer must do.
+#[derive(Debug)]
+pub enum KernelAction {
+    InstallChildSa(Box<ChildSaInstall>),
+    DeleteChildSa(ChildSaRef),
+}
+
+/// One direction of a Child SA.
+#[derive(Debug)]
+pub struct SaDirection {
+    /// Outer source and destination of the ESP packets of this direction.
+    pub src: IpAddr,
+    pub dst: IpAddr,
+    pub spi: u32,
+    /// AES key, GCM salt included at its end.
+    pub encryption_key: Secret,
+    /// Empty for AEAD ciphers.
+    pub integrity_key: Secret,
+}
+
+/// UDP encapsulation of ESP (NAT-T): the IKE SA's ports once it runs on 4500.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UdpEncap {
+    pub local_port: u16,
+    pub remote_port: u16,
+}
+
+/// A negotiated traffic selector as XFRM holds it: a prefix, a protocol (0 = any) and a
+/// port range (`None` = any).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Selector {
+    pub net: IpNet,
+    pub protocol: u8,
+    pub ports: Option<(u16, u16)>,
+}
+
+impl fmt::Display for Selector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.net)?;
+        match (self.protocol, self.ports) {
+            (0, None) => Ok(()),
+            (p, None) => write!(f, "[{}]", crate::model::protocol_name(p)),
+            (p, Some((lo, hi))) => write!(f, "[{}/{lo}-{hi}]", crate::model::protocol_name(p)),
+        }
+    }
+}
+
+/// Time and volume limits of a Child SA; zero volume means unlimited.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Lifetimes {
+    /// Rekey time minus a random jitter in `[0, rand_time]`.
+    pub soft: Duration,
+    pub hard: Duration,
+    pub soft_bytes: u64,
+    pub hard_bytes: u64,
+    pub soft_packets: u64,
+    pub hard_packets: u64,
+}
+
+/// Everything the XFRM layer needs for one Child SA pair (state and policies).
+#[derive(Debug)]
+pub struct ChildSaInstall {
+    pub connection: String,
+    pub child: String,
+    pub reqid: u32,
+    pub mode: Mode,
+    pub mark: Option<u32>,
+    pub if_id: Option<u32>,
+    pub algorithms: EspChoice,
+    pub inbound: SaDirection,
+    pub outbound: SaDirection,
+    pub encap: Option<UdpEncap>,
+    pub local_ts: Vec<Selector>,
+    pub remote_ts: Vec<Selector>,
+    pub lifetimes: Lifetimes,
+}
+
+impl ChildSaInstall {
+    pub fn reference(&self) -> ChildSaRef {
+        ChildSaRef {
+            connection: self.connection.clone(),
+            child: self.child.clone(),
+            reqid: self.reqid,
+            local: self.inbound.dst,
+            remote: self.inbound.src,
+            inbound_spi: self.inbound.spi,
+            outbound_spi: self.outbound.spi,
+            mark: self.mark,
+            if_id: self.if_id,
+        }
+    }
+}
+
+/// Identifies an installed Child SA pair for deletion.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChildSaRef {
+    pub connection: String,
+    pub child: String,
+    pub reqid: u32,
+    pub local: IpAddr,
+    pub remote: IpAddr,
+    pub inbound_spi: u32,
+    pub outbound_spi: u32,
+    pub mark: Option<u32>,
+    pub if_id: Option<u32>,
+}
+
+/// Operator-visible events.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    Established {
+        name: String,
+        initiator: bool,
+        local: SocketAddr,
+        remote: SocketAddr,
+        ike: String,
+    },
+    ChildInstalled {
+        name: String,
+        child: String,
+        mode: Mode,
+        esp: String,
+        spi_in: u32,
+        spi_out: u32,
+    },
+    Failed {
+        name: String,
+        reason: FailureReason,
+    },
+    Deleted {
+        name: String,
+        by_peer: bool,
+    },
+}
+
+impl fmt::Display for Event {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Event::Established {
+                name,
+                initiator,
+                local,
+                remote,
+                ike,
+            } => {
+                let role = if *initiator { "initiator" } else { "responder" };
+                write!(f, "{name}: IKE SA established as {role} {local} <-> {remote} ({ike})")
+            }
+            Event::ChildInstalled {
+                name,
+                child,
+                mode,
+                esp,
+                spi_in,
+                spi_out,
+            } => write!(
+                f,
+                "{name}/{child}: CHILD SA installed, {mode:?} mode, {esp}, SPIs in {spi_in:08x} out {spi_out:08x}"
+            ),
+            Event::Failed { name, reason } => write!(f, "{name}: {reason}"),
+            Event::Deleted { name, by_peer } => {
+                let who = if *by_peer { "by the peer" } else { "locally" };
+                write!(f, "{name}: IKE SA deleted {who}")
+            }
+        }
+    }
+}
+
+/// Why an IKE or Child SA could not be established, in words an operator can act on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FailureReason {
+    /// No IKE proposal in common. `theirs` is `None` when the peer refused ours without
+    /// saying what it supports (an initiator only learns NO_PROPOSAL_CHOSEN).
+    NoProposalChosen {
+        ours: Vec<String>,
+        theirs: Option<Vec<String>>,
+    },
+    /// No ESP proposal in common for the child.
+    NoChildProposalChosen {
+        child: String,
+        ours: Vec<String>,
+        theirs: Option<Vec<String>>,
+    },
+    /// AUTH did not verify, or the peer's identity is not the configured one.
+    AuthenticationFailed {
+        peer_id: Option<String>,
+    },
+    /// The traffic selectors do not overlap.
+    TsUnacceptable {
+        child: String,
+        ours: Vec<String>,
+        theirs: Option<Vec<String>>,
+    },
+    /// One side wants transport mode, the other tunnel mode.
+    ModeMismatch {
+        child: String,
+        ours: Mode,
+    },
+    PeerNotResponding {
+        after: Duration,
+    },
+    /// The peer asked for a key exchange group none of our proposals contains.
+    InvalidKePayload {
+        requested: u16,
+    },
+    /// The peer answered with an error notification this engine does not act on.
+    PeerError {
+        notify: u16,
+    },
+    /// A protocol violation by the peer (missing payloads, bad key exchange value, ...).
+    Protocol(String),
+}
+
+fn list(items: &[String]) -> String {
+    if items.is_empty() {
+        "(none)".into()
+    } else {
+        items.join(", ")
+    }
+}
+
+fn theirs(items: &Option<Vec<String>>) -> String {
+    match items {
+        Some(items) => list(items),
+        None => "not disclosed by the peer (compare with its configuration)".into(),
+    }
+}
+
+impl fmt::Display for FailureReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FailureReason::NoProposalChosen { ours, theirs: t } => write!(
+                f,
+                "no IKE proposal chosen: ours {}; theirs {}",
+                list(ours),
+                theirs(t)
+            ),
+            FailureReason::NoChildProposalChosen {
+                child,
+                ours,
+                theirs: t,
+            } => write!(
+                f,
+                "no ESP proposal chosen for child {child}: ours {}; theirs {}",
+                list(ours),
+                theirs(t)
+            ),
+            FailureReason::AuthenticationFailed { peer_id } => {
+                write!(f, "authentication failed")?;
+                if let Some(id) = peer_id {
+                    write!(f, " (peer identity {id})")?;
+                }
+                write!(
+                    f,
+                    ": check that both sides use the same pre-shared key and identities"
+                )
+            }
+            FailureReason::TsUnacceptable {
+                child,
+                ours,
+                theirs: t,
+            } => write!(
+                f,
+                "traffic selectors of child {child} unacceptable: ours {}; theirs {}",
+                list(ours),
+                theirs(t)
+            ),
+            FailureReason::ModeMismatch { child, ours } => write!(
+                f,
+                "child {child}: we want {ours:?} mode but the peer does not agree (check both sides' mode)"
+            ),
+            FailureReason::PeerNotResponding { after } => write!(
+                f,
+                "peer not responding after {:.1} s (check reachability of UDP 500/4500 and the peer's configuration)",
+                after.as_secs_f64()
+            ),
+            FailureReason::InvalidKePayload { requested } => write!(
+                f,
+                "peer requires key exchange group {requested}, which none of our proposals contains"
+            ),
+            FailureReason::PeerError { notify } => {
+                write!(f, "peer answered with error notification {notify}")
+            }
+            FailureReason::Protocol(what) => write!(f, "protocol error: {what}"),
+        }
+    }
+}
+
+/// State of an IKE SA as `status()` shows it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IkeSaState {
+    /// Initiator: IKE_SA_INIT sent.
+    Connecting,
+    /// Initiator: IKE_AUTH sent; responder: IKE_SA_INIT answered.
+    Authenticating,
+    Established,
+    /// Our Delete is outstanding.
+    Deleting,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChildSaStatus {
+    pub name: String,
+    pub reqid: u32,
+    pub mode: Mode,
+    pub esp: String,
+    pub spi_in: u32,
+    pub spi_out: u32,
+    pub local_ts: Vec<Selector>,
+    pub remote_ts: Vec<Selector>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IkeSaStatus {
+    pub name: String,
+    pub state: IkeSaState,
+    pub initiator: bool,
+    pub local: SocketAddr,
+    pub remote: SocketAddr,
+    pub spi_i: u64,
+    pub spi_r: u64,
+    /// The negotiated IKE algorithms, once chosen.
+    pub ike: Option<String>,
+    /// NAT detection: our address is translated / the peer's is.
+    pub local_behind_nat: bool,
+    pub remote_behind_nat: bool,
+    pub established_at: Option<Instant>,
+    pub children: Vec<ChildSaStatus>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reasons_read_well() {
+        let r = FailureReason::NoProposalChosen {
+            ours: vec!["AES_CBC_256/HMAC_SHA2_256_128".into()],
+            theirs: None,
+        };
+        let text = r.to_string();
+        assert!(text.contains("ours AES_CBC_256"), "{text}");
+        assert!(text.contains("not disclosed"), "{text}");
+        let auth = FailureReason::AuthenticationFailed { peer_id: None }.to_string();
+        assert!(auth.contains("same pre-shared key"), "{auth}");
+        let slow = FailureReason::PeerNotResponding {
+            after: Duration::from_millis(165_060),
+        };
+        assert!(slow.to_string().contains("165.1 s"));
+    }
+}

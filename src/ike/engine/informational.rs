@@ -1,0 +1,115 @@
+//! INFORMATIONAL exchanges: liveness checks and deletes.
+
+use crate::ike::codec::{
+    Delete, ExchangeType, Message, NotifyType, Payload, PayloadLookup, ProtocolId,
+};
+
+use std::time::Instant;
+
+use super::events::{Event, FailureReason, KernelAction};
+use super::protect;
+use super::sa::{IkeSa, Phase};
+use super::{Engine, Fate};
+
+impl Engine {
+    pub(super) fn informational_request(
+        &mut self,
+        sa: &mut IkeSa,
+        message: &Message,
+        bytes: &[u8],
+    ) -> Fate {
+        let message_id = message.header.message_id;
+        let Some(ciphers) = sa.ciphers.as_mut() else {
+            return Fate::Keep;
+        };
+        let Ok(payloads) = protect::open(ciphers, message, bytes) else {
+            return Fate::Keep;
+        };
+        if payloads.notify(NotifyType::AuthenticationFailed).is_some() {
+            // The initiator could not verify our AUTH (RFC 7296 section 2.21.2).
+            let _ = self.send_response(sa, ExchangeType::Informational, message_id, &[]);
+            self.delete_children(sa);
+            self.fail(
+                &sa.connection,
+                FailureReason::AuthenticationFailed { peer_id: None },
+            );
+            return Fate::Remove;
+        }
+        if payloads.deletes().any(|d| d.protocol == ProtocolId::Ike) {
+            // Answer (empty), then forget the IKE SA and with it every Child SA.
+            let _ = self.send_response(sa, ExchangeType::Informational, message_id, &[]);
+            self.delete_children(sa);
+            self.events.push_back(Event::Deleted {
+                name: sa.connection.clone(),
+                by_peer: true,
+            });
+            return Fate::Remove;
+        }
+        // Child SA deletes name the peer's inbound SPIs, i.e. our outbound ones; we answer
+        // with our inbound SPIs of the same pairs.
+        let doomed: Vec<u32> = (payloads.deletes())
+            .filter(|d| d.protocol == ProtocolId::Esp)
+            .flat_map(|d| d.spis_u32().collect::<Vec<_>>())
+            .collect();
+        let mut answer = Vec::new();
+        if !doomed.is_empty() {
+            let refs = sa.child_refs();
+            let mut ours = Vec::new();
+            for r in refs
+                .into_iter()
+                .filter(|r| doomed.contains(&r.outbound_spi))
+            {
+                ours.push(r.inbound_spi);
+                self.actions.push_back(KernelAction::DeleteChildSa(r));
+            }
+            sa.children.retain(|c| !doomed.contains(&c.spi_out));
+            if !ours.is_empty() {
+                answer.push(Payload::Delete(Delete::esp(&ours)));
+            }
+        }
+        // Anything else (an empty request is a liveness check) gets an empty answer.
+        let _ = self.send_response(sa, ExchangeType::Informational, message_id, &answer);
+        Fate::Keep
+    }
+
+    pub(super) fn informational_response(
+        &mut self,
+        now: Instant,
+        sa: &mut IkeSa,
+        message: &Message,
+        bytes: &[u8],
+    ) -> Fate {
+        let Some(ciphers) = sa.ciphers.as_mut() else {
+            return Fate::Keep;
+        };
+        if protect::open(ciphers, message, bytes).is_err() {
+            return Fate::Keep;
+        }
+        sa.outstanding = None;
+        if sa.phase == Phase::Deleting {
+            self.delete_children(sa);
+            self.events.push_back(Event::Deleted {
+                name: sa.connection.clone(),
+                by_peer: false,
+            });
+            return Fate::Remove;
+        }
+        if std::mem::take(&mut sa.delete_pending) {
+            let delete = [Payload::Delete(Delete::ike_sa())];
+            if self
+                .send_request(now, sa, ExchangeType::Informational, &delete)
+                .is_err()
+            {
+                // Without a way to tell the peer, still forget the SA locally.
+                self.delete_children(sa);
+                self.events.push_back(Event::Deleted {
+                    name: sa.connection.clone(),
+                    by_peer: false,
+                });
+                return Fate::Remove;
+            }
+            sa.phase = Phase::Deleting;
+        }
+        Fate::Keep
+    }
+}

@@ -1,0 +1,531 @@
+//! The IKEv2 protocol engine (RFC 7296), sans I/O in the style of quinn-proto: the driver
+//! feeds it datagrams, time and operator commands, and polls what to send, what to install
+//! in the kernel, what to log and when to call again.
+//!
+//! ```text
+//! driver                       Engine
+//!   initiate / terminate  -->  IKE SAs (sa.rs), one per connection and peer
+//!   handle_datagram       -->    IKE_SA_INIT / IKE_AUTH (initiator.rs, responder.rs)
+//!   handle_timeout        -->    INFORMATIONAL (informational.rs), back-off (retransmit.rs)
+//!   poll_transmit         <--  datagrams (SK protection in protect.rs)
+//!   poll_action           <--  KernelAction::{InstallChildSa, DeleteChildSa} (child.rs)
+//!   poll_event            <--  Event (operator log), status() snapshots
+//! ```
+//!
+//! Scope of this slice: IKE_SA_INIT (with INVALID_KE_PAYLOAD retry and NAT detection
+//! hashes), IKE_AUTH with a pre-shared key and the first Child SA, INFORMATIONAL liveness
+//! checks and deletes, retransmission with window size 1. Not yet: rekeying, DPD timers,
+//! moving to port 4500, cookies, fragmentation.
+
+mod child;
+mod config;
+mod events;
+mod informational;
+mod initiator;
+mod protect;
+mod responder;
+mod retransmit;
+mod sa;
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use crate::ike::codec::{ExchangeType, Flags, Header, Message, Notify, NotifyType, Payload};
+use crate::ike::crypto::{random, CryptoError};
+
+pub use config::{wire_identity, EngineConfig, EngineConnection, RetransmitConfig};
+pub use events::{
+    ChildSaInstall, ChildSaRef, ChildSaStatus, Event, FailureReason, IkeSaState, IkeSaStatus,
+    KernelAction, Lifetimes, SaDirection, Selector, Transmit, UdpEncap,
+};
+pub use protect::ProtectError;
+
+use retransmit::{Outstanding, Timer};
+use sa::{IkeSa, Phase};
+
+/// IKE's port; NAT-T's 4500 comes with the next slice.
+pub const IKE_PORT: u16 = 500;
+
+/// Why an operator command could not be carried out.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("no connection named {0:?}")]
+    UnknownConnection(String),
+    #[error("connection {0:?} has no IKE proposal with a key exchange group")]
+    NoKeyExchangeGroup(String),
+    #[error("crypto: {0}")]
+    Crypto(#[from] CryptoError),
+    #[error("encoding a message: {0}")]
+    Encode(#[from] crate::ike::codec::EncodeError),
+    #[error("protecting a message: {0}")]
+    Protect(#[from] ProtectError),
+    #[error("the IKE SA has no keys yet")]
+    NoKeys,
+}
+
+/// Whether an IKE SA survives the processing of a message or timer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Fate {
+    Keep,
+    Remove,
+}
+
+/// The engine: every connection and IKE SA of one routevpn instance.
+#[derive(Debug)]
+pub struct Engine {
+    config: EngineConfig,
+    connections: Vec<EngineConnection>,
+    /// IKE SAs by our own SPI.
+    sas: HashMap<u64, IkeSa>,
+    transmits: VecDeque<Transmit>,
+    actions: VecDeque<KernelAction>,
+    events: VecDeque<Event>,
+}
+
+impl Engine {
+    pub fn new(config: EngineConfig) -> Self {
+        Engine {
+            config,
+            connections: Vec::new(),
+            sas: HashMap::new(),
+            transmits: VecDeque::new(),
+            actions: VecDeque::new(),
+            events: VecDeque::new(),
+        }
+    }
+
+    /// Adds a connection, replacing one of the same name.
+    pub fn add_connection(&mut self, connection: EngineConnection) {
+        self.connections.retain(|c| c.name() != connection.name());
+        self.connections.push(connection);
+    }
+
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmits.pop_front()
+    }
+
+    pub fn poll_action(&mut self) -> Option<KernelAction> {
+        self.actions.pop_front()
+    }
+
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// When [`Engine::handle_timeout`] must be called next.
+    pub fn next_timeout(&self) -> Option<Instant> {
+        self.sas.values().filter_map(IkeSa::next_deadline).min()
+    }
+
+    pub fn status(&self) -> Vec<IkeSaStatus> {
+        let mut all: Vec<IkeSaStatus> = self.sas.values().map(IkeSa::status).collect();
+        all.sort_by(|a, b| (&a.name, a.spi_i).cmp(&(&b.name, b.spi_i)));
+        all
+    }
+
+    fn connection(&self, name: &str) -> Option<&EngineConnection> {
+        self.connections.iter().find(|c| c.name() == name)
+    }
+
+    fn connection_named(&self, name: &str) -> Result<EngineConnection, EngineError> {
+        self.connection(name)
+            .cloned()
+            .ok_or_else(|| EngineError::UnknownConnection(name.to_owned()))
+    }
+
+    /// A fresh SPI not used by any of our IKE SAs.
+    fn unique_spi(&self) -> Result<u64, CryptoError> {
+        loop {
+            let spi = u64::from_be_bytes(random::ike_spi()?);
+            if !self.sas.contains_key(&spi) {
+                return Ok(spi);
+            }
+        }
+    }
+
+    fn fail(&mut self, name: &str, reason: FailureReason) {
+        self.events.push_back(Event::Failed {
+            name: name.to_owned(),
+            reason,
+        });
+    }
+
+    /// Emits the deletion of every Child SA of `sa` (before the IKE SA is forgotten).
+    fn delete_children(&mut self, sa: &mut IkeSa) {
+        for child in sa.child_refs() {
+            self.actions.push_back(KernelAction::DeleteChildSa(child));
+        }
+        sa.children.clear();
+    }
+
+    /// Starts the connection `name`: sends IKE_SA_INIT. Does nothing if the connection
+    /// already has an IKE SA that is being set up or established.
+    pub fn initiate(&mut self, now: Instant, name: &str) -> Result<(), EngineError> {
+        let conn = self.connection_named(name)?;
+        if (self.sas.values()).any(|sa| sa.connection == name && sa.phase != Phase::Deleting) {
+            return Ok(());
+        }
+        let mut sa = IkeSa::new(
+            name.to_owned(),
+            true,
+            SocketAddr::new(conn.local_addr, IKE_PORT),
+            SocketAddr::new(conn.config.remote, conn.config.remote_port),
+        );
+        sa.spi_i = self.unique_spi()?;
+        sa.nonce_i = random::nonce()?;
+        let group = (conn.config.proposals.first())
+            .and_then(|p| p.dh.first().copied())
+            .ok_or_else(|| EngineError::NoKeyExchangeGroup(name.to_owned()))?;
+        self.send_init_request(now, &mut sa, &conn, group)?;
+        self.sas.insert(sa.spi_i, sa);
+        Ok(())
+    }
+
+    /// Deletes every IKE SA of the connection `name`: established ones with an
+    /// INFORMATIONAL Delete (their Child SAs are removed when the peer answers or the
+    /// request times out), half-open ones at once.
+    pub fn terminate(&mut self, now: Instant, name: &str) -> Result<(), EngineError> {
+        self.connection_named(name)?;
+        let spis: Vec<u64> = (self.sas.iter())
+            .filter(|(_, sa)| sa.connection == name)
+            .map(|(spi, _)| *spi)
+            .collect();
+        for spi in spis {
+            let Some(mut sa) = self.sas.remove(&spi) else {
+                continue;
+            };
+            match sa.phase {
+                Phase::Established if sa.outstanding.is_none() => {
+                    let delete = vec![Payload::Delete(crate::ike::codec::Delete::ike_sa())];
+                    self.send_request(now, &mut sa, ExchangeType::Informational, &delete)?;
+                    sa.phase = Phase::Deleting;
+                    self.sas.insert(spi, sa);
+                }
+                Phase::Established => {
+                    // Another request is outstanding (window size 1): the Delete follows
+                    // its answer.
+                    sa.delete_pending = true;
+                    self.sas.insert(spi, sa);
+                }
+                Phase::Deleting => {
+                    self.sas.insert(spi, sa);
+                }
+                Phase::InitSent | Phase::Auth => {
+                    self.events.push_back(Event::Deleted {
+                        name: sa.connection.clone(),
+                        by_peer: false,
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends an empty INFORMATIONAL request to check that the peer is alive; it fails the
+    /// IKE SA with [`FailureReason::PeerNotResponding`] if no answer comes.
+    pub fn check_liveness(&mut self, now: Instant, name: &str) -> Result<(), EngineError> {
+        let spis: Vec<u64> = (self.sas.iter())
+            .filter(|(_, sa)| {
+                sa.connection == name
+                    && sa.phase == Phase::Established
+                    && sa.outstanding.is_none()
+                    && !sa.delete_pending
+            })
+            .map(|(spi, _)| *spi)
+            .collect();
+        for spi in spis {
+            if let Some(mut sa) = self.sas.remove(&spi) {
+                let result = self.send_request(now, &mut sa, ExchangeType::Informational, &[]);
+                self.sas.insert(spi, sa);
+                result?;
+            }
+        }
+        Ok(())
+    }
+
+    /// A datagram received on `local` from `remote` (UDP payload, no non-ESP marker).
+    /// Malformed, unexpected and unauthenticated messages are dropped.
+    pub fn handle_datagram(
+        &mut self,
+        now: Instant,
+        local: SocketAddr,
+        remote: SocketAddr,
+        bytes: &[u8],
+    ) {
+        let Ok(message) = Message::decode(bytes) else {
+            return;
+        };
+        let h = message.header;
+        if h.exchange == ExchangeType::IkeSaInit && !h.flags.response {
+            if h.responder_spi == 0 && h.message_id == 0 && h.flags.initiator {
+                self.responder_init(now, local, remote, &message, bytes);
+            }
+            return;
+        }
+        // The original initiator's messages carry its flag; we are then the responder.
+        let our_spi = if h.flags.initiator {
+            h.responder_spi
+        } else {
+            h.initiator_spi
+        };
+        let Some(mut sa) = self.sas.remove(&our_spi) else {
+            return;
+        };
+        let spis_match = sa.initiator != h.flags.initiator
+            && h.initiator_spi == sa.spi_i
+            && (h.responder_spi == sa.spi_r || sa.phase == Phase::InitSent);
+        let fate = if !spis_match {
+            Fate::Keep
+        } else if h.flags.response {
+            self.handle_response(now, &mut sa, &message, bytes)
+        } else {
+            self.handle_request(now, &mut sa, &message, bytes)
+        };
+        if fate == Fate::Keep {
+            self.sas.insert(sa.local_spi(), sa);
+        }
+    }
+
+    fn handle_response(
+        &mut self,
+        now: Instant,
+        sa: &mut IkeSa,
+        message: &Message,
+        bytes: &[u8],
+    ) -> Fate {
+        let h = message.header;
+        if sa.outstanding.as_ref().map(|o| o.message_id) != Some(h.message_id) {
+            return Fate::Keep;
+        }
+        match (sa.phase, h.exchange) {
+            (Phase::InitSent, ExchangeType::IkeSaInit) if sa.initiator => {
+                self.init_response(now, sa, message, bytes)
+            }
+            (Phase::Auth, ExchangeType::IkeAuth) if sa.initiator => {
+                self.auth_response(now, sa, message, bytes)
+            }
+            (Phase::Established | Phase::Deleting, ExchangeType::Informational) => {
+                self.informational_response(now, sa, message, bytes)
+            }
+            _ => Fate::Keep,
+        }
+    }
+
+    fn handle_request(
+        &mut self,
+        now: Instant,
+        sa: &mut IkeSa,
+        message: &Message,
+        bytes: &[u8],
+    ) -> Fate {
+        let h = message.header;
+        if let Some((id, response)) = &sa.last_response {
+            if *id == h.message_id {
+                // A retransmitted request: answer again without processing it.
+                self.transmits.push_back(Transmit {
+                    local: sa.local,
+                    remote: sa.remote,
+                    payload: response.clone(),
+                });
+                return Fate::Keep;
+            }
+        }
+        if h.message_id != sa.expected_request_id {
+            return Fate::Keep;
+        }
+        match (sa.phase, h.exchange) {
+            (Phase::Auth, ExchangeType::IkeAuth) if !sa.initiator => {
+                self.auth_request(now, sa, message, bytes)
+            }
+            (Phase::Established | Phase::Deleting, ExchangeType::Informational) => {
+                self.informational_request(sa, message, bytes)
+            }
+            (Phase::Established | Phase::Deleting, ExchangeType::CreateChildSa) => {
+                // Rekeying and further Child SAs are for a later slice: refuse cleanly so
+                // the peer does not retransmit in vain.
+                let Some(ciphers) = sa.ciphers.as_mut() else {
+                    return Fate::Keep;
+                };
+                if protect::open(ciphers, message, bytes).is_err() {
+                    return Fate::Keep;
+                }
+                let refuse = [Payload::Notify(Notify::new(
+                    NotifyType::NoAdditionalSas,
+                    Vec::new(),
+                ))];
+                let _ = self.send_response(sa, ExchangeType::CreateChildSa, h.message_id, &refuse);
+                Fate::Keep
+            }
+            _ => Fate::Keep,
+        }
+    }
+
+    /// Timers: retransmissions, give-ups and half-open expiry.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let due: Vec<u64> = (self.sas.iter())
+            .filter(|(_, sa)| sa.next_deadline().is_some_and(|d| d <= now))
+            .map(|(spi, _)| *spi)
+            .collect();
+        for spi in due {
+            let Some(mut sa) = self.sas.remove(&spi) else {
+                continue;
+            };
+            if self.run_timers(now, &mut sa) == Fate::Keep {
+                self.sas.insert(spi, sa);
+            }
+        }
+    }
+
+    fn run_timers(&mut self, now: Instant, sa: &mut IkeSa) -> Fate {
+        if sa.expires_at.is_some_and(|at| at <= now) {
+            return Fate::Remove;
+        }
+        let retransmit = self.config.retransmit;
+        while let Some(outstanding) = sa.outstanding.as_mut() {
+            if outstanding.deadline() > now {
+                break;
+            }
+            match outstanding.on_timeout(now, &retransmit) {
+                Timer::Resend => self.transmits.push_back(Transmit {
+                    local: sa.local,
+                    remote: sa.remote,
+                    payload: outstanding.datagram.clone(),
+                }),
+                Timer::GiveUp(after) => {
+                    let deleting = sa.phase == Phase::Deleting;
+                    self.delete_children(sa);
+                    if deleting {
+                        self.events.push_back(Event::Deleted {
+                            name: sa.connection.clone(),
+                            by_peer: false,
+                        });
+                    } else {
+                        self.fail(&sa.connection, FailureReason::PeerNotResponding { after });
+                    }
+                    return Fate::Remove;
+                }
+            }
+        }
+        Fate::Keep
+    }
+
+    fn transmit(&mut self, sa: &IkeSa, payload: Vec<u8>) {
+        self.transmits.push_back(Transmit {
+            local: sa.local,
+            remote: sa.remote,
+            payload,
+        });
+    }
+
+    /// Sends a protected request with our next message ID and arms its retransmission.
+    fn send_request(
+        &mut self,
+        now: Instant,
+        sa: &mut IkeSa,
+        exchange: ExchangeType,
+        payloads: &[Payload],
+    ) -> Result<(), EngineError> {
+        let header = Header::new(
+            exchange,
+            sa.spi_i,
+            sa.spi_r,
+            sa.next_request_id,
+            Flags {
+                initiator: sa.initiator,
+                ..Flags::default()
+            },
+        );
+        let ciphers = sa.ciphers.as_mut().ok_or(EngineError::NoKeys)?;
+        let datagram = protect::seal(ciphers, header, payloads)?;
+        sa.outstanding = Some(Outstanding::new(
+            now,
+            sa.next_request_id,
+            datagram.clone(),
+            &self.config.retransmit,
+        ));
+        sa.next_request_id = sa.next_request_id.wrapping_add(1);
+        self.transmit(sa, datagram);
+        Ok(())
+    }
+
+    /// Sends a protected response and keeps it for retransmitted requests.
+    fn send_response(
+        &mut self,
+        sa: &mut IkeSa,
+        exchange: ExchangeType,
+        message_id: u32,
+        payloads: &[Payload],
+    ) -> Result<(), EngineError> {
+        let header = Header::new(
+            exchange,
+            sa.spi_i,
+            sa.spi_r,
+            message_id,
+            Flags {
+                initiator: sa.initiator,
+                response: true,
+                ..Flags::default()
+            },
+        );
+        let ciphers = sa.ciphers.as_mut().ok_or(EngineError::NoKeys)?;
+        let datagram = protect::seal(ciphers, header, payloads)?;
+        sa.last_response = Some((message_id, datagram.clone()));
+        sa.expected_request_id = message_id.wrapping_add(1);
+        self.transmit(sa, datagram);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commands_for_unknown_connections_fail() {
+        let mut engine = Engine::new(EngineConfig::default());
+        let now = Instant::now();
+        assert!(matches!(
+            engine.initiate(now, "nope"),
+            Err(EngineError::UnknownConnection(_))
+        ));
+        assert!(matches!(
+            engine.terminate(now, "nope"),
+            Err(EngineError::UnknownConnection(_))
+        ));
+        assert!(engine.poll_transmit().is_none() && engine.next_timeout().is_none());
+    }
+
+    #[test]
+    fn datagrams_without_a_matching_sa_or_connection_are_ignored() {
+        let mut engine = Engine::new(EngineConfig::default());
+        let now = Instant::now();
+        let (l, r) = (
+            "192.0.2.1:500".parse().unwrap(),
+            "198.51.100.2:500".parse().unwrap(),
+        );
+        for bytes in [&[][..], &[0u8; 28][..], &[0xff; 100][..]] {
+            engine.handle_datagram(now, l, r, bytes);
+        }
+        // A well-formed IKE_AUTH request for an SA we do not have.
+        let header = Header::new(
+            ExchangeType::IkeAuth,
+            5,
+            6,
+            1,
+            Flags {
+                initiator: true,
+                ..Flags::default()
+            },
+        );
+        let bytes = Message::new(header, vec![]).unwrap().encode().unwrap();
+        engine.handle_datagram(now, l, r, &bytes);
+        // An IKE_SA_INIT request from a peer no connection names.
+        let header = Header::new(ExchangeType::IkeSaInit, 5, 0, 0, header.flags);
+        let bytes = Message::new(header, vec![]).unwrap().encode().unwrap();
+        engine.handle_datagram(now, l, r, &bytes);
+        assert!(engine.poll_transmit().is_none());
+        assert!(engine.poll_event().is_none());
+        assert!(engine.status().is_empty());
+    }
+}

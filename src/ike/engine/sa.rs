@@ -1,0 +1,214 @@
+//! The state of one IKE SA and its Child SAs.
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use crate::ike::crypto::{IkeSaKeys, KeyExchange, SkCiphers};
+use crate::ike::select::{EspChoice, IkeChoice};
+use crate::ike::ts::TsRange;
+use crate::model::Mode;
+
+use super::events::{ChildSaRef, ChildSaStatus, IkeSaState, IkeSaStatus, Selector};
+use super::retransmit::Outstanding;
+
+/// An installed Child SA pair.
+#[derive(Debug)]
+pub struct ChildSa {
+    pub name: String,
+    pub reqid: u32,
+    pub mode: Mode,
+    pub choice: EspChoice,
+    pub spi_in: u32,
+    pub spi_out: u32,
+    pub local_ts: Vec<Selector>,
+    pub remote_ts: Vec<Selector>,
+    pub mark: Option<u32>,
+    pub if_id: Option<u32>,
+}
+
+/// The Child SA the initiator proposed in IKE_AUTH, awaiting the answer.
+#[derive(Debug)]
+pub struct PendingChild {
+    pub index: usize,
+    pub spi_in: u32,
+    pub local_ts: Vec<TsRange>,
+    pub remote_ts: Vec<TsRange>,
+}
+
+/// What the initiator is waiting for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// Initiator: IKE_SA_INIT request outstanding.
+    InitSent,
+    /// Initiator: IKE_AUTH request outstanding. Responder: IKE_SA_INIT answered, waiting
+    /// for IKE_AUTH.
+    Auth,
+    Established,
+    /// Our Delete of the IKE SA is outstanding.
+    Deleting,
+}
+
+pub struct IkeSa {
+    /// The connection this SA belongs to (for a responder, chosen by address until
+    /// IKE_AUTH names the peer).
+    pub connection: String,
+    pub initiator: bool,
+    pub phase: Phase,
+    pub spi_i: u64,
+    pub spi_r: u64,
+    pub local: SocketAddr,
+    pub remote: SocketAddr,
+    pub choice: Option<IkeChoice>,
+    /// Our DH private value, until the keys are derived.
+    pub kex: Option<KeyExchange>,
+    pub nonce_i: Vec<u8>,
+    pub nonce_r: Vec<u8>,
+    /// IKE_SA_INIT messages as sent, for AUTH.
+    pub init_request: Vec<u8>,
+    pub init_response: Vec<u8>,
+    pub keys: Option<IkeSaKeys>,
+    pub ciphers: Option<SkCiphers>,
+    /// Message ID of our next request.
+    pub next_request_id: u32,
+    /// Message ID of the peer's next request.
+    pub expected_request_id: u32,
+    pub outstanding: Option<Outstanding>,
+    /// Our last response and the ID of the request it answered, for retransmissions.
+    pub last_response: Option<(u32, Vec<u8>)>,
+    pub pending_child: Option<PendingChild>,
+    pub children: Vec<ChildSa>,
+    pub local_behind_nat: bool,
+    pub remote_behind_nat: bool,
+    pub established_at: Option<Instant>,
+    /// Responder: half-open SAs are forgotten at this time.
+    pub expires_at: Option<Instant>,
+    /// Initiator: INVALID_KE_PAYLOAD retries so far (one per group at most).
+    pub ke_retries: u32,
+    /// `terminate` came while another request was outstanding: send the Delete once it is
+    /// answered (window size 1).
+    pub delete_pending: bool,
+}
+
+impl std::fmt::Debug for IkeSa {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IkeSa")
+            .field("connection", &self.connection)
+            .field("initiator", &self.initiator)
+            .field("phase", &self.phase)
+            .field("spi_i", &format_args!("{:016x}", self.spi_i))
+            .field("spi_r", &format_args!("{:016x}", self.spi_r))
+            .field("local", &self.local)
+            .field("remote", &self.remote)
+            .field("choice", &self.choice)
+            .field("keys", &self.keys)
+            .field("children", &self.children)
+            .finish_non_exhaustive()
+    }
+}
+
+impl IkeSa {
+    pub fn new(connection: String, initiator: bool, local: SocketAddr, remote: SocketAddr) -> Self {
+        IkeSa {
+            connection,
+            initiator,
+            phase: if initiator {
+                Phase::InitSent
+            } else {
+                Phase::Auth
+            },
+            spi_i: 0,
+            spi_r: 0,
+            local,
+            remote,
+            choice: None,
+            kex: None,
+            nonce_i: Vec::new(),
+            nonce_r: Vec::new(),
+            init_request: Vec::new(),
+            init_response: Vec::new(),
+            keys: None,
+            ciphers: None,
+            next_request_id: 0,
+            expected_request_id: 0,
+            outstanding: None,
+            last_response: None,
+            pending_child: None,
+            children: Vec::new(),
+            local_behind_nat: false,
+            remote_behind_nat: false,
+            established_at: None,
+            expires_at: None,
+            ke_retries: 0,
+            delete_pending: false,
+        }
+    }
+
+    /// Our SPI, the key of the engine's SA table.
+    pub fn local_spi(&self) -> u64 {
+        if self.initiator {
+            self.spi_i
+        } else {
+            self.spi_r
+        }
+    }
+
+    pub fn next_deadline(&self) -> Option<Instant> {
+        let retransmit = self.outstanding.as_ref().map(Outstanding::deadline);
+        match (retransmit, self.expires_at) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    pub fn child_refs(&self) -> Vec<ChildSaRef> {
+        self.children
+            .iter()
+            .map(|c| ChildSaRef {
+                connection: self.connection.clone(),
+                child: c.name.clone(),
+                reqid: c.reqid,
+                local: self.local.ip(),
+                remote: self.remote.ip(),
+                inbound_spi: c.spi_in,
+                outbound_spi: c.spi_out,
+                mark: c.mark,
+                if_id: c.if_id,
+            })
+            .collect()
+    }
+
+    pub fn status(&self) -> IkeSaStatus {
+        IkeSaStatus {
+            name: self.connection.clone(),
+            state: match self.phase {
+                Phase::InitSent => IkeSaState::Connecting,
+                Phase::Auth => IkeSaState::Authenticating,
+                Phase::Established => IkeSaState::Established,
+                Phase::Deleting => IkeSaState::Deleting,
+            },
+            initiator: self.initiator,
+            local: self.local,
+            remote: self.remote,
+            spi_i: self.spi_i,
+            spi_r: self.spi_r,
+            ike: self.choice.map(|c| c.to_string()),
+            local_behind_nat: self.local_behind_nat,
+            remote_behind_nat: self.remote_behind_nat,
+            established_at: self.established_at,
+            children: self
+                .children
+                .iter()
+                .map(|c| ChildSaStatus {
+                    name: c.name.clone(),
+                    reqid: c.reqid,
+                    mode: c.mode,
+                    esp: c.choice.to_string(),
+                    spi_in: c.spi_in,
+                    spi_out: c.spi_out,
+                    local_ts: c.local_ts.clone(),
+                    remote_ts: c.remote_ts.clone(),
+                })
+                .collect(),
+        }
+    }
+}
