@@ -95,7 +95,7 @@ for n in $SIZES; do
   ratio=$(python3 -c "print(f'{$cold / $base:.2f}x')")
   reratio=$(python3 -c "print(f'{100 * $again / $cold:.1f}%')")
   printf '%-8s %11ss %11ss %8s %13ss %10s %9ss (%s writes)\n' "$n" "$cold" "$base" "$ratio" "$again" "$reratio" "$one" "$touched"
-  phases+=("$n tunnels, re-apply $(cat "$dir/again.timings")")
+  phases+=("$n tunnels, re-apply $(tr "\n" ";" <"$dir/again.timings")")
 done
 printf '%s\n' "${phases[@]}"
 ip netns del bench 2>/dev/null || true

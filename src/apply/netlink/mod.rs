@@ -89,7 +89,9 @@ impl Kernel for LinuxKernel {
 
     fn read(&mut self, scope: &Scope) -> Result<Vec<Object>, KernelError> {
         let mut out = Vec::new();
+        let clock = std::time::Instant::now();
         self.route.read(scope, &mut out)?;
+        let route = clock.elapsed();
         // Devices' IPv4 settings came with the link dump; /proc is read for the rest only.
         let mut rest = scope.clone();
         for object in &out {
@@ -98,8 +100,20 @@ impl Kernel for LinuxKernel {
             }
         }
         self.sysctl.read(&rest, &mut out)?;
+        let sysctl = clock.elapsed();
         self.xfrm.read(scope, &mut out)?;
+        let xfrm = clock.elapsed();
         self.nft.read(scope, &mut out)?;
+        if std::env::var_os("ROUTEVPN_TIMINGS").is_some() {
+            let nft = clock.elapsed();
+            eprintln!(
+                "read timings: rtnetlink {:.3}s, sysctl {:.3}s, xfrm {:.3}s, nftables {:.3}s",
+                route.as_secs_f64(),
+                (sysctl - route).as_secs_f64(),
+                (xfrm - sysctl).as_secs_f64(),
+                (nft - xfrm).as_secs_f64()
+            );
+        }
         Ok(out)
     }
 
