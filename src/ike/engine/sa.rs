@@ -212,3 +212,80 @@ impl IkeSa {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::ike::engine::config::RetransmitConfig;
+    use crate::proposal::{Encryption, Integrity};
+
+    fn sa(initiator: bool) -> IkeSa {
+        let mut sa = IkeSa::new(
+            "t".into(),
+            initiator,
+            "192.0.2.1:500".parse().unwrap(),
+            "198.51.100.2:500".parse().unwrap(),
+        );
+        (sa.spi_i, sa.spi_r) = (0x11, 0x22);
+        sa
+    }
+
+    #[test]
+    fn our_spi_depends_on_the_role() {
+        assert_eq!(sa(true).local_spi(), 0x11);
+        assert_eq!(sa(false).local_spi(), 0x22);
+        assert_eq!(sa(true).phase, Phase::InitSent);
+        assert_eq!(sa(false).phase, Phase::Auth);
+    }
+
+    #[test]
+    fn deadline_is_the_earlier_timer() {
+        let now = Instant::now();
+        let mut s = sa(false);
+        assert_eq!(s.next_deadline(), None);
+        s.expires_at = Some(now + Duration::from_secs(30));
+        assert_eq!(s.next_deadline(), s.expires_at);
+        s.outstanding = Some(Outstanding::new(
+            now,
+            1,
+            vec![],
+            &RetransmitConfig::default(),
+        ));
+        assert_eq!(s.next_deadline(), Some(now + Duration::from_secs(4)));
+    }
+
+    #[test]
+    fn status_lists_children_with_both_spis() {
+        let mut s = sa(true);
+        s.phase = Phase::Established;
+        s.children.push(ChildSa {
+            name: "net".into(),
+            reqid: 3,
+            mode: Mode::Tunnel,
+            choice: EspChoice {
+                encryption: Encryption::AesCbc(256),
+                integrity: Some(Integrity::HmacSha256_128),
+                dh: None,
+                esn: false,
+            },
+            spi_in: 0x1000,
+            spi_out: 0x2000,
+            local_ts: vec![],
+            remote_ts: vec![],
+            mark: Some(9),
+            if_id: None,
+        });
+        let status = s.status();
+        assert_eq!(status.state, IkeSaState::Established);
+        assert_eq!(
+            (status.children[0].spi_in, status.children[0].spi_out),
+            (0x1000, 0x2000)
+        );
+        assert_eq!(status.children[0].esp, "AES_CBC_256/HMAC_SHA2_256_128");
+        let refs = s.child_refs();
+        assert_eq!((refs[0].inbound_spi, refs[0].mark), (0x1000, Some(9)));
+        assert_eq!(refs[0].remote.to_string(), "198.51.100.2");
+    }
+}
