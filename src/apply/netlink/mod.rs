@@ -120,30 +120,47 @@ impl Kernel for LinuxKernel {
     /// Runs of consecutive changes of one family go to their backend as one batch, so the
     /// overall order (links before addresses before routes ...) is kept.
     fn execute(&mut self, changes: &[Change]) -> Vec<Result<(), KernelError>> {
-        let mut results = Vec::with_capacity(changes.len());
-        let mut start = 0;
-        while start < changes.len() {
-            let family = family(object_of(&changes[start]));
-            let end = changes[start..]
-                .iter()
-                .position(|c| self::family(object_of(c)) != family)
-                .map_or(changes.len(), |n| start + n);
-            let run: Vec<&Change> = changes[start..end].iter().collect();
-            let run_results = self.backend(family).execute(&run);
-            let failed = run_results.iter().any(Result::is_err);
-            results.extend(run_results);
-            start = end;
-            if failed {
-                // Later runs depend on earlier ones; report them as not attempted.
-                results.extend(changes[start..].iter().map(|c| {
-                    Err(KernelError {
-                        object: Some(c.key()),
-                        message: "not attempted after an earlier failure".into(),
-                    })
-                }));
-                break;
-            }
-        }
-        results
+        in_runs(
+            changes,
+            |c| family(object_of(c)),
+            |run| {
+                let family = family(object_of(&run[0]));
+                let run: Vec<&Change> = run.iter().collect();
+                self.backend(family).execute(&run)
+            },
+        )
     }
+}
+
+/// Executes `changes` in stretches sharing `group(change)`, one `run` call each, in order.
+/// After a failed stretch the rest are reported as not attempted: later changes depend on
+/// earlier ones (links before addresses, addresses before routes).
+fn in_runs<C: std::borrow::Borrow<Change>, G: PartialEq>(
+    changes: &[C],
+    group: impl Fn(&Change) -> G,
+    mut run: impl FnMut(&[C]) -> Vec<Result<(), KernelError>>,
+) -> Vec<Result<(), KernelError>> {
+    let mut results = Vec::with_capacity(changes.len());
+    let mut start = 0;
+    while start < changes.len() {
+        let key = group(changes[start].borrow());
+        let end = changes[start..]
+            .iter()
+            .position(|c| group(c.borrow()) != key)
+            .map_or(changes.len(), |n| start + n);
+        let outcome = run(&changes[start..end]);
+        let failed = outcome.iter().any(Result::is_err);
+        results.extend(outcome);
+        start = end;
+        if failed {
+            results.extend(changes[start..].iter().map(|c| {
+                Err(KernelError {
+                    object: Some(c.borrow().key()),
+                    message: "not attempted after an earlier failure".into(),
+                })
+            }));
+            break;
+        }
+    }
+    results
 }

@@ -261,33 +261,13 @@ impl Backend for Rtnl {
     /// encoded once the links before it exist, since it needs their new index. Changes are
     /// ordered by stage, so that is one batch per stretch of link and non-link changes.
     fn execute(&mut self, changes: &[&Change]) -> Vec<Result<(), KernelError>> {
-        let mut results = Vec::with_capacity(changes.len());
-        let mut start = 0;
-        while start < changes.len() {
-            let links = is_link(changes[start]);
-            let end = changes[start..]
-                .iter()
-                .position(|c| is_link(c) != links)
-                .map_or(changes.len(), |n| start + n);
-            let run = &changes[start..end];
+        super::in_runs(changes, is_link, |run| {
             let outcome = self.send(run);
             if run.iter().any(|c| moves_links(c)) {
                 self.links = None;
             }
-            let failed = outcome.iter().any(Result::is_err);
-            results.extend(outcome);
-            start = end;
-            if failed {
-                results.extend(changes[start..].iter().map(|c| {
-                    Err(KernelError {
-                        object: Some(c.key()),
-                        message: "not attempted after an earlier failure".into(),
-                    })
-                }));
-                break;
-            }
-        }
-        results
+            outcome
+        })
     }
 }
 
