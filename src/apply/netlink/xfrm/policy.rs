@@ -44,16 +44,12 @@ fn direction_code(direction: Direction) -> u8 {
     }
 }
 
-/// A port range as selector port and mask: the smallest aligned block covering it.
-/// `resolve` normalises planned ranges the same way, so read-back compares equal.
+/// A port range as selector port and mask: the aligned block `objects::selector_ports`
+/// normalises plans to, so read-back compares equal.
 pub fn port_and_mask(range: Option<(u16, u16)>) -> (u16, u16) {
-    match range {
+    match crate::apply::objects::selector_ports(range) {
         None => (0, 0),
-        Some((lo, hi)) => {
-            let differing = 16 - (lo ^ hi).leading_zeros();
-            let mask = u16::MAX.checked_shl(differing).unwrap_or(0);
-            (lo & mask, mask)
-        }
+        Some((lo, hi)) => (lo, !(lo ^ hi)),
     }
 }
 
