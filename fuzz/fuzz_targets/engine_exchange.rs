@@ -1,0 +1,179 @@
+//! Runs a real initiator/responder exchange in which the fuzzer decides, datagram by
+//! datagram, whether each message is delivered, dropped, duplicated, truncated, bit-flipped
+//! or replaced by fuzzer bytes, and how far the clock moves. Unlike `decode_message` this
+//! reaches the states behind authentication (keys agreed, SK payloads opened, CHILD SAs
+//! installed, deletes), where a mutated field meets live state.
+#![no_main]
+
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+use libfuzzer_sys::fuzz_target;
+use routevpn::ike::crypto::Secret;
+use routevpn::ike::engine::{Engine, EngineConfig, EngineConnection, Transmit};
+use routevpn::model::{Dpd, DpdAction, Identity, Mode, NatTraversal, StartAction};
+use routevpn::plan::{ChildConfig, Endpoint, IkeConfig};
+use routevpn::profile::parse_traffic_selector;
+use routevpn::proposal::{parse_esp, parse_ike};
+
+/// Bounds one input's work so a slow path shows up as a timeout, not a hang.
+const MAX_STEPS: usize = 64;
+
+fuzz_target!(|data: &[u8]| {
+    let mut input = Input(data);
+    // The first byte picks the outer family, so both address paths are fuzzed.
+    let (a, b): (IpAddr, IpAddr) = if data.first().is_some_and(|f| f & 1 == 1) {
+        (
+            "2001:db8::1".parse().unwrap(),
+            "2001:db8::2".parse().unwrap(),
+        )
+    } else {
+        (
+            "192.0.2.1".parse().unwrap(),
+            "198.51.100.2".parse().unwrap(),
+        )
+    };
+    let mut engines = [
+        Engine::new(EngineConfig::default()),
+        Engine::new(EngineConfig::default()),
+    ];
+    engines[0].add_connection(connection("to-b", a, b, "a.example", "b.example"));
+    engines[1].add_connection(connection("to-a", b, a, "b.example", "a.example"));
+    let mut now = Instant::now();
+    engines[0].initiate(now, "to-b").unwrap();
+
+    let mut in_flight: Vec<(usize, Transmit)> = Vec::new();
+    for _ in 0..MAX_STEPS {
+        for (side, engine) in engines.iter_mut().enumerate() {
+            while let Some(t) = engine.poll_transmit() {
+                in_flight.push((1 - side, t));
+            }
+            while engine.poll_action().is_some() {}
+            while engine.poll_event().is_some() {}
+        }
+        let Some(op) = input.byte() else { break };
+        now += Duration::from_millis(u64::from(input.byte().unwrap_or(0)) * 250);
+        match op % 8 {
+            // Operator commands and timers interleave with the traffic.
+            0 => {
+                for e in &mut engines {
+                    e.handle_timeout(now);
+                }
+            }
+            1 => {
+                let _ = engines[usize::from(op >> 7)]
+                    .terminate(now, ["to-b", "to-a"][usize::from(op >> 7)]);
+            }
+            2 => {
+                let _ = engines[usize::from(op >> 7)]
+                    .check_liveness(now, ["to-b", "to-a"][usize::from(op >> 7)]);
+            }
+            _ if in_flight.is_empty() => {}
+            kind => {
+                let (to, mut t) = in_flight.remove(usize::from(op >> 3) % in_flight.len());
+                match kind {
+                    3 => continue,                        // dropped
+                    4 => in_flight.push((to, t.clone())), // duplicated (delivered later too)
+                    5 => {
+                        let keep = usize::from(input.byte().unwrap_or(0)) % (t.payload.len() + 1);
+                        t.payload.truncate(keep);
+                    }
+                    6 => {
+                        let at = usize::from(input.u16()) % t.payload.len().max(1);
+                        if let Some(octet) = t.payload.get_mut(at) {
+                            *octet ^= input.byte().unwrap_or(1).max(1);
+                        }
+                    }
+                    _ => {
+                        // Fuzzer bytes behind the genuine header, so they reach the SA.
+                        let n = usize::from(input.byte().unwrap_or(0));
+                        t.payload.truncate(28);
+                        t.payload.extend_from_slice(input.take(n));
+                    }
+                }
+                engines[to].handle_datagram(now, t.remote, t.local, &t.payload);
+            }
+        }
+        for e in &engines {
+            let _ = e.status();
+        }
+    }
+});
+
+struct Input<'a>(&'a [u8]);
+
+impl<'a> Input<'a> {
+    fn byte(&mut self) -> Option<u8> {
+        let (&first, rest) = self.0.split_first()?;
+        self.0 = rest;
+        Some(first)
+    }
+
+    fn u16(&mut self) -> u16 {
+        u16::from_be_bytes([self.byte().unwrap_or(0), self.byte().unwrap_or(0)])
+    }
+
+    fn take(&mut self, n: usize) -> &'a [u8] {
+        let (head, rest) = self.0.split_at(n.min(self.0.len()));
+        self.0 = rest;
+        head
+    }
+}
+
+fn connection(name: &str, local: IpAddr, remote: IpAddr, me: &str, peer: &str) -> EngineConnection {
+    let (local_net, remote_net) = if name == "to-b" {
+        ("10.1.0.0/16", "10.2.0.0/16")
+    } else {
+        ("10.2.0.0/16", "10.1.0.0/16")
+    };
+    let child = ChildConfig {
+        name: "net".into(),
+        reqid: 1,
+        mode: Mode::Tunnel,
+        local_ts: vec![parse_traffic_selector(local_net).unwrap()],
+        remote_ts: vec![parse_traffic_selector(remote_net).unwrap()],
+        // Two proposals, one with PFS, so selection and the KE in IKE_AUTH's child paths run.
+        esp_proposals: vec![
+            parse_esp("aes128gcm16-x25519", false).unwrap(),
+            parse_esp("aes256-sha256", false).unwrap(),
+        ],
+        mark: Some(0x100),
+        if_id: None,
+        rekey_time: 3600,
+        life_time: 3960,
+        rand_time: 360,
+        rekey_bytes: 0,
+        life_bytes: 0,
+        rekey_packets: 0,
+        life_packets: 0,
+    };
+    let config = IkeConfig {
+        name: name.into(),
+        local: Endpoint::Address(local),
+        remote,
+        remote_port: 500,
+        local_id: Some(Identity::Fqdn(me.into())),
+        remote_id: Identity::Fqdn(peer.into()),
+        // x25519 keeps each execution cheap; the codec is the same for every group.
+        proposals: vec![parse_ike("aes128gcm16-prfsha256-x25519", false).unwrap()],
+        psk_file: None,
+        manual_keys_file: None,
+        rekey_time: 14400,
+        over_time: 1440,
+        rand_time: 1440,
+        dpd: Dpd {
+            delay: Duration::from_secs(30),
+            timeout: Duration::from_secs(150),
+            action: DpdAction::Restart,
+        },
+        nat_traversal: NatTraversal::Auto,
+        start_action: StartAction::Start,
+        close_action: StartAction::None,
+        children: vec![child],
+    };
+    EngineConnection {
+        config,
+        local_addr: local,
+        psk: Secret::from_slice(b"fuzz-psk-0123456789abcdef"),
+    }
+}
