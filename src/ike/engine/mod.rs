@@ -19,6 +19,7 @@
 
 mod child;
 mod config;
+mod cookie;
 mod events;
 mod informational;
 mod initiator;
@@ -35,6 +36,7 @@ use crate::ike::codec::{ExchangeType, Flags, Header, Message, Notify, NotifyType
 use crate::ike::crypto::{random, CryptoError};
 
 pub use config::{wire_identity, EngineConfig, EngineConnection, RetransmitConfig};
+pub use cookie::CookieConfig;
 pub use events::{
     ChildSaInstall, ChildSaRef, ChildSaStatus, Event, FailureReason, IkeSaState, IkeSaStatus,
     KernelAction, Lifetimes, SaDirection, Selector, Transmit, UdpEncap,
@@ -81,6 +83,8 @@ pub struct Engine {
     transmits: VecDeque<Transmit>,
     actions: VecDeque<KernelAction>,
     events: VecDeque<Event>,
+    /// Made on the first IKE_SA_INIT request (its secret needs the clock and randomness).
+    cookies: Option<cookie::CookieJar>,
 }
 
 impl Engine {
@@ -92,6 +96,7 @@ impl Engine {
             transmits: VecDeque::new(),
             actions: VecDeque::new(),
             events: VecDeque::new(),
+            cookies: None,
         }
     }
 
