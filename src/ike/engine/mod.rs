@@ -12,10 +12,10 @@
 //!   poll_event            <--  Event (operator log), status() snapshots
 //! ```
 //!
-//! Scope of this slice: IKE_SA_INIT (with INVALID_KE_PAYLOAD retry and NAT detection
-//! hashes), IKE_AUTH with a pre-shared key and the first Child SA, INFORMATIONAL liveness
-//! checks and deletes, retransmission with window size 1. Not yet: rekeying, DPD timers,
-//! moving to port 4500, cookies, fragmentation.
+//! Scope of this slice: IKE_SA_INIT (with INVALID_KE_PAYLOAD retry, NAT detection hashes
+//! and COOKIE under load, cookie.rs), IKE_AUTH with a pre-shared key and the first Child
+//! SA, INFORMATIONAL liveness checks and deletes, retransmission with window size 1. Not
+//! yet: rekeying, DPD timers, moving to port 4500, fragmentation.
 
 mod child;
 mod config;
