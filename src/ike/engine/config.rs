@@ -11,12 +11,15 @@ use crate::ike::ts::TsRange;
 use crate::model::{Identity, TrafficSelector};
 use crate::plan::{ChildConfig, IkeConfig};
 
+use super::cookie::CookieConfig;
+
 /// Engine-wide settings.
 #[derive(Clone, Debug)]
 pub struct EngineConfig {
     pub retransmit: RetransmitConfig,
     /// A responder forgets an IKE SA whose IKE_AUTH request does not arrive in this time.
     pub half_open_timeout: Duration,
+    pub cookies: CookieConfig,
 }
 
 impl Default for EngineConfig {
@@ -24,6 +27,7 @@ impl Default for EngineConfig {
         EngineConfig {
             retransmit: RetransmitConfig::default(),
             half_open_timeout: Duration::from_secs(30),
+            cookies: CookieConfig::default(),
         }
     }
 }

@@ -152,6 +152,12 @@ pub enum Event {
         name: String,
         by_peer: bool,
     },
+    /// The responder started or stopped asking initiators for cookies (engine-wide).
+    CookiesRequired {
+        engaged: bool,
+        half_open: usize,
+        requests_per_second: u32,
+    },
 }
 
 impl fmt::Display for Event {
@@ -182,6 +188,21 @@ impl fmt::Display for Event {
             Event::Deleted { name, by_peer } => {
                 let who = if *by_peer { "by the peer" } else { "locally" };
                 write!(f, "{name}: IKE SA deleted {who}")
+            }
+            Event::CookiesRequired {
+                engaged,
+                half_open,
+                requests_per_second,
+            } => {
+                let what = if *engaged {
+                    "asking initiators for cookies"
+                } else {
+                    "no longer asking for cookies"
+                };
+                write!(
+                    f,
+                    "IKE_SA_INIT load: {what} ({half_open} half-open IKE SAs, {requests_per_second} requests/s)"
+                )
             }
         }
     }

@@ -129,8 +129,16 @@ impl Engine {
         conn: &EngineConnection,
         group: DhGroup,
     ) -> Result<(), EngineError> {
-        let kex = KeyExchange::new(group)?;
-        let mut payloads = vec![
+        // A retry after COOKIE keeps the key exchange (RFC 7296 2.6: "all other payloads
+        // unchanged"); one after INVALID_KE_PAYLOAD needs the new group.
+        let kex = match sa.kex.take() {
+            Some(kex) if kex.group() == group => kex,
+            _ => KeyExchange::new(group)?,
+        };
+        let cookie =
+            (sa.cookie.clone()).map(|c| Payload::Notify(Notify::new(NotifyType::Cookie, c)));
+        let mut payloads: Vec<Payload> = cookie.into_iter().collect();
+        payloads.extend([
             Payload::SecurityAssociation(SecurityAssociation::from_ike_proposals(
                 &conn.config.proposals,
                 None,
@@ -139,7 +147,7 @@ impl Engine {
             Payload::Nonce(Nonce {
                 data: sa.nonce_i.clone(),
             }),
-        ];
+        ]);
         payloads.extend(nat_notifies(sa.spi_i, 0, sa.local, sa.remote));
         payloads.push(Payload::Notify(Notify::signature_hash_algorithms(
             &SIGNATURE_HASHES,
@@ -178,6 +186,9 @@ impl Engine {
         let Some(conn) = self.connection(&sa.connection).cloned() else {
             return Fate::Remove;
         };
+        if let Some(notify) = message.notify(NotifyType::Cookie) {
+            return self.retry_with_cookie(now, sa, &conn, &notify.data);
+        }
         if let Some(notify) = message.notify(NotifyType::InvalidKePayload) {
             return self.retry_with_group(now, sa, &conn, notify.requested_group());
         }
@@ -234,6 +245,30 @@ impl Engine {
         match self.send_auth_request(now, sa, &conn) {
             Ok(()) => Fate::Keep,
             Err(e) => self.protocol_failure(sa, &e.to_string()),
+        }
+    }
+
+    /// The responder is under load and wants its cookie echoed (RFC 7296 section 2.6).
+    fn retry_with_cookie(
+        &mut self,
+        now: Instant,
+        sa: &mut IkeSa,
+        conn: &EngineConnection,
+        cookie: &[u8],
+    ) -> Fate {
+        let group = sa.kex.as_ref().map(KeyExchange::group);
+        match group {
+            // A few rounds at most: a responder that keeps changing its mind (or a forger
+            // racing the real one) must not keep us busy for ever.
+            Some(group) if (1..=64).contains(&cookie.len()) && sa.cookie_retries < 3 => {
+                sa.cookie_retries += 1;
+                sa.cookie = Some(cookie.to_vec());
+                match self.send_init_request(now, sa, conn, group) {
+                    Ok(()) => Fate::Keep,
+                    Err(e) => self.protocol_failure(sa, &e.to_string()),
+                }
+            }
+            _ => self.protocol_failure(sa, "the responder keeps asking for cookies"),
         }
     }
 

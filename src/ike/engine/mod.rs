@@ -12,13 +12,14 @@
 //!   poll_event            <--  Event (operator log), status() snapshots
 //! ```
 //!
-//! Scope of this slice: IKE_SA_INIT (with INVALID_KE_PAYLOAD retry and NAT detection
-//! hashes), IKE_AUTH with a pre-shared key and the first Child SA, INFORMATIONAL liveness
-//! checks and deletes, retransmission with window size 1. Not yet: rekeying, DPD timers,
-//! moving to port 4500, cookies, fragmentation.
+//! Scope of this slice: IKE_SA_INIT (with INVALID_KE_PAYLOAD retry, NAT detection hashes
+//! and COOKIE under load, cookie.rs), IKE_AUTH with a pre-shared key and the first Child
+//! SA, INFORMATIONAL liveness checks and deletes, retransmission with window size 1. Not
+//! yet: rekeying, DPD timers, moving to port 4500, fragmentation.
 
 mod child;
 mod config;
+mod cookie;
 mod events;
 mod informational;
 mod initiator;
@@ -35,6 +36,7 @@ use crate::ike::codec::{ExchangeType, Flags, Header, Message, Notify, NotifyType
 use crate::ike::crypto::{random, CryptoError};
 
 pub use config::{wire_identity, EngineConfig, EngineConnection, RetransmitConfig};
+pub use cookie::CookieConfig;
 pub use events::{
     ChildSaInstall, ChildSaRef, ChildSaStatus, Event, FailureReason, IkeSaState, IkeSaStatus,
     KernelAction, Lifetimes, SaDirection, Selector, Transmit, UdpEncap,
@@ -81,6 +83,8 @@ pub struct Engine {
     transmits: VecDeque<Transmit>,
     actions: VecDeque<KernelAction>,
     events: VecDeque<Event>,
+    /// Made on the first IKE_SA_INIT request (its secret needs the clock and randomness).
+    cookies: Option<cookie::CookieJar>,
 }
 
 impl Engine {
@@ -92,6 +96,7 @@ impl Engine {
             transmits: VecDeque::new(),
             actions: VecDeque::new(),
             events: VecDeque::new(),
+            cookies: None,
         }
     }
 

@@ -15,6 +15,7 @@ use crate::proposal::{DhGroup, IkeProposal};
 
 use super::child::{self, address_ranges};
 use super::config::{show_identity, wire_identity, EngineConnection};
+use super::cookie::CookieJar;
 use super::events::{Event, FailureReason, KernelAction};
 use super::initiator::{derive, detect_nat, nat_notifies, SIGNATURE_HASHES};
 use super::protect;
@@ -53,6 +54,54 @@ impl Engine {
         }
     }
 
+    /// Under load, admits only requests that echo a cookie we made for this initiator; the
+    /// others are answered with a fresh cookie and leave no state (RFC 7296 section 2.6).
+    fn cookie_admits(
+        &mut self,
+        now: Instant,
+        message: &Message,
+        nonce_i: &[u8],
+        (local, remote): (SocketAddr, SocketAddr),
+        spi_i: u64,
+    ) -> bool {
+        let half_open = (self.sas.values())
+            .filter(|sa| !sa.initiator && sa.phase == Phase::Auth)
+            .count();
+        let config = self.config.cookies;
+        let Some(jar) = self.cookies.as_mut() else {
+            return true;
+        };
+        let (required, changed) = jar.decide(&config, half_open);
+        let requests_per_second = jar.rate();
+        if changed {
+            self.events.push_back(Event::CookiesRequired {
+                engaged: required,
+                half_open,
+                requests_per_second,
+            });
+        }
+        if !required {
+            return true;
+        }
+        // The cookie must be the first payload of the retried request.
+        let echoed = match message.payloads.first() {
+            Some(Payload::Notify(n)) if n.notify_type == NotifyType::Cookie => Some(&n.data),
+            _ => None,
+        };
+        if echoed.is_some_and(|c| jar.verify(c, nonce_i, remote.ip(), spi_i)) {
+            return true;
+        }
+        if let Ok(cookie) = jar.make(now, nonce_i, remote.ip(), spi_i) {
+            self.refuse_init(
+                local,
+                remote,
+                spi_i,
+                Notify::new(NotifyType::Cookie, cookie),
+            );
+        }
+        false
+    }
+
     pub(super) fn responder_init(
         &mut self,
         now: Instant,
@@ -62,6 +111,12 @@ impl Engine {
         bytes: &[u8],
     ) {
         let spi_i = message.header.initiator_spi;
+        if self.cookies.is_none() {
+            self.cookies = CookieJar::new(now).ok();
+        }
+        if let Some(jar) = self.cookies.as_mut() {
+            jar.count_request(now);
+        }
         // A retransmitted request of a half-open SA gets the same answer again.
         if let Some(sa) =
             (self.sas.values()).find(|sa| !sa.initiator && sa.spi_i == spi_i && sa.remote == remote)
@@ -92,6 +147,9 @@ impl Engine {
             );
             return;
         };
+        if !self.cookie_admits(now, message, &nonce.data, (local, remote), spi_i) {
+            return;
+        }
         let offered: Vec<(u8, IkeProposal)> = (sa_payload.proposals.iter())
             .filter_map(|p| Some((p.number, p.ike_transforms()?.supported)))
             .collect();

@@ -84,6 +84,9 @@ pub struct IkeSa {
     pub expires_at: Option<Instant>,
     /// Initiator: INVALID_KE_PAYLOAD retries so far (one per group at most).
     pub ke_retries: u32,
+    /// Initiator: the responder's cookie, echoed first in every IKE_SA_INIT retry.
+    pub cookie: Option<Vec<u8>>,
+    pub cookie_retries: u32,
     /// `terminate` came while another request was outstanding: send the Delete once it is
     /// answered (window size 1).
     pub delete_pending: bool,
@@ -139,6 +142,8 @@ impl IkeSa {
             established_at: None,
             expires_at: None,
             ke_retries: 0,
+            cookie: None,
+            cookie_retries: 0,
             delete_pending: false,
         }
     }
