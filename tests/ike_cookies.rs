@@ -2,93 +2,40 @@
 //! copies of the peer's address or from many unknown addresses, engages cookies; the
 //! flood then leaves no state, and the real peer still gets its tunnel.
 
+mod common;
+
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
+use common::peers::{addr, connection, dpd, engine, A, B, TO_B};
 use routevpn::ike::codec::{ExchangeType, Message, NotifyType, Payload};
-use routevpn::ike::crypto::Secret;
-use routevpn::ike::engine::{
-    CookieConfig, Engine, EngineConfig, EngineConnection, Event, IkeSaState, KernelAction,
-};
-use routevpn::model::{Dpd, DpdAction, Identity, Mode, NatTraversal, StartAction};
-use routevpn::plan::{ChildConfig, Endpoint, IkeConfig};
-use routevpn::profile::parse_traffic_selector;
-use routevpn::proposal::{parse_esp, parse_ike};
-
-const A: &str = "192.0.2.1";
-const B: &str = "198.51.100.2";
-
-fn connection(name: &str, local: &str, remote: &str, nets: (&str, &str)) -> EngineConnection {
-    let child = ChildConfig {
-        name: "net".into(),
-        reqid: 1,
-        mode: Mode::Tunnel,
-        local_ts: vec![parse_traffic_selector(nets.0).unwrap()],
-        remote_ts: vec![parse_traffic_selector(nets.1).unwrap()],
-        esp_proposals: vec![parse_esp("aes128gcm16", false).unwrap()],
-        mark: Some(0x52000001),
-        if_id: None,
-        rekey_time: 3600,
-        life_time: 3960,
-        rand_time: 360,
-        rekey_bytes: 0,
-        life_bytes: 0,
-        rekey_packets: 0,
-        life_packets: 0,
-    };
-    let local: IpAddr = local.parse().unwrap();
-    EngineConnection {
-        config: IkeConfig {
-            name: name.into(),
-            local: Endpoint::Address(local),
-            remote: remote.parse().unwrap(),
-            remote_port: 500,
-            local_id: None,
-            remote_id: Identity::Address(remote.parse().unwrap()),
-            proposals: vec![parse_ike("aes128gcm16-prfsha256-x25519", false).unwrap()],
-            psk_file: None,
-            manual_keys_file: None,
-            rekey_time: 14400,
-            over_time: 1440,
-            rand_time: 1440,
-            dpd: Dpd {
-                delay: Duration::from_secs(30),
-                timeout: Duration::from_secs(150),
-                action: DpdAction::Restart,
-            },
-            nat_traversal: NatTraversal::Auto,
-            start_action: StartAction::Start,
-            close_action: StartAction::None,
-            children: vec![child],
-        },
-        local_addr: local,
-        psk: Secret::from_slice(b"cookie-test-psk-0123456789"),
-    }
-}
+use routevpn::ike::engine::{CookieConfig, Engine, EngineConfig, Event, IkeSaState, KernelAction};
+use routevpn::model::{DpdAction, StartAction};
 
 fn initiator() -> Engine {
-    let mut e = Engine::new(EngineConfig::default());
-    e.add_connection(connection("to-b", A, B, ("10.1.0.0/16", "10.2.0.0/16")));
-    e
+    let dpd = dpd(0, 150, DpdAction::Restart); // no liveness checks in these tests
+    engine(
+        EngineConfig::default(),
+        connection(true, dpd, StartAction::Start, StartAction::None),
+    )
 }
 
 fn responder(cookies: CookieConfig) -> Engine {
-    let mut e = Engine::new(EngineConfig {
+    let config = EngineConfig {
         cookies,
         ..EngineConfig::default()
-    });
-    e.add_connection(connection("to-a", B, A, ("10.2.0.0/16", "10.1.0.0/16")));
-    e
-}
-
-fn addr(ip: &str, port: u16) -> SocketAddr {
-    SocketAddr::new(ip.parse().unwrap(), port)
+    };
+    let dpd = dpd(0, 150, DpdAction::Restart); // no liveness checks in these tests
+    engine(
+        config,
+        connection(false, dpd, StartAction::None, StartAction::None),
+    )
 }
 
 /// A fresh IKE_SA_INIT request as a real initiator would send it (own SPI, nonce, KE).
 fn init_request(now: Instant) -> Vec<u8> {
     let mut flooder = initiator();
-    flooder.initiate(now, "to-b").unwrap();
+    flooder.initiate(now, TO_B).unwrap();
     flooder.poll_transmit().unwrap().payload
 }
 
@@ -108,7 +55,7 @@ fn is_cookie_challenge(m: &Message) -> bool {
 /// Runs the real initiator against the responder until both are quiet; returns how many
 /// IKE_SA_INIT requests the initiator sent.
 fn establish(a: &mut Engine, b: &mut Engine, now: Instant) -> usize {
-    a.initiate(now, "to-b").unwrap();
+    a.initiate(now, TO_B).unwrap();
     let mut init_requests = 0;
     for _ in 0..10 {
         let mut quiet = true;
@@ -230,7 +177,7 @@ fn a_cookie_is_bound_to_the_initiator_that_received_it() {
         rate_threshold: 10_000,
     });
     let mut a = initiator();
-    a.initiate(now, "to-b").unwrap();
+    a.initiate(now, TO_B).unwrap();
     let first = a.poll_transmit().unwrap();
     b.handle_datagram(now, first.remote, first.local, &first.payload);
     let challenge = b.poll_transmit().unwrap();

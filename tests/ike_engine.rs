@@ -113,13 +113,15 @@ fn connection(s: &Side) -> EngineConnection {
         rekey_time: 14400,
         over_time: 1440,
         rand_time: 1440,
+        // No liveness checks or automatic restarts: these tests follow single exchanges
+        // (tests/ike_dpd.rs covers DPD and restarts).
         dpd: Dpd {
-            delay: Duration::from_secs(30),
+            delay: Duration::ZERO,
             timeout: Duration::from_secs(150),
-            action: DpdAction::Restart,
+            action: DpdAction::Clear,
         },
         nat_traversal: NatTraversal::Auto,
-        start_action: StartAction::Start,
+        start_action: StartAction::None,
         close_action: StartAction::None,
         children: vec![child],
     };

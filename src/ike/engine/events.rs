@@ -152,6 +152,11 @@ pub enum Event {
         name: String,
         by_peer: bool,
     },
+    /// The connection will be initiated again (DPD restart, close action, or retry).
+    Restarting {
+        name: String,
+        after: std::time::Duration,
+    },
     /// The responder started or stopped asking initiators for cookies (engine-wide).
     CookiesRequired {
         engaged: bool,
@@ -188,6 +193,12 @@ impl fmt::Display for Event {
             Event::Deleted { name, by_peer } => {
                 let who = if *by_peer { "by the peer" } else { "locally" };
                 write!(f, "{name}: IKE SA deleted {who}")
+            }
+            Event::Restarting { name, after } if after.is_zero() => {
+                write!(f, "{name}: initiating again")
+            }
+            Event::Restarting { name, after } => {
+                write!(f, "{name}: initiating again in {} s", after.as_secs())
             }
             Event::CookiesRequired {
                 engaged,

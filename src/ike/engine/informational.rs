@@ -6,6 +6,7 @@ use crate::ike::codec::{
 
 use std::time::Instant;
 
+use super::dpd::Loss;
 use super::events::{Event, FailureReason, KernelAction};
 use super::protect;
 use super::sa::{IkeSa, Phase};
@@ -14,6 +15,7 @@ use super::{Engine, Fate};
 impl Engine {
     pub(super) fn informational_request(
         &mut self,
+        now: Instant,
         sa: &mut IkeSa,
         message: &Message,
         bytes: &[u8],
@@ -43,6 +45,7 @@ impl Engine {
                 name: sa.connection.clone(),
                 by_peer: true,
             });
+            self.after_loss(now, &sa.connection.clone(), Loss::ClosedByPeer);
             return Fate::Remove;
         }
         // Child SA deletes name the peer's inbound SPIs, i.e. our outbound ones; we answer

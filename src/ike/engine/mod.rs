@@ -14,12 +14,14 @@
 //!
 //! Scope of this slice: IKE_SA_INIT (with INVALID_KE_PAYLOAD retry, NAT detection hashes
 //! and COOKIE under load, cookie.rs), IKE_AUTH with a pre-shared key and the first Child
-//! SA, INFORMATIONAL liveness checks and deletes, retransmission with window size 1. Not
-//! yet: rekeying, DPD timers, moving to port 4500, fragmentation.
+//! SA, INFORMATIONAL liveness checks and deletes, retransmission with window size 1, dead
+//! peer detection with restart / close actions and retries (dpd.rs). Not yet: rekeying,
+//! moving to port 4500, fragmentation.
 
 mod child;
 mod config;
 mod cookie;
+mod dpd;
 mod events;
 mod informational;
 mod initiator;
@@ -85,6 +87,8 @@ pub struct Engine {
     events: VecDeque<Event>,
     /// Made on the first IKE_SA_INIT request (its secret needs the clock and randomness).
     cookies: Option<cookie::CookieJar>,
+    /// Connections to initiate again at the given time (dpd.rs).
+    pending_initiations: Vec<(Instant, String)>,
 }
 
 impl Engine {
@@ -97,6 +101,7 @@ impl Engine {
             actions: VecDeque::new(),
             events: VecDeque::new(),
             cookies: None,
+            pending_initiations: Vec::new(),
         }
     }
 
@@ -120,7 +125,19 @@ impl Engine {
 
     /// When [`Engine::handle_timeout`] must be called next.
     pub fn next_timeout(&self) -> Option<Instant> {
-        self.sas.values().filter_map(IkeSa::next_deadline).min()
+        let restarts = self.pending_initiations.iter().map(|(at, _)| *at);
+        (self.sas.values())
+            .filter_map(|sa| self.deadline(sa))
+            .chain(restarts)
+            .min()
+    }
+
+    /// The earliest timer of `sa`: retransmission, half-open expiry or DPD.
+    fn deadline(&self, sa: &IkeSa) -> Option<Instant> {
+        sa.next_deadline()
+            .into_iter()
+            .chain(self.dpd_deadline(sa))
+            .min()
     }
 
     pub fn status(&self) -> Vec<IkeSaStatus> {
@@ -192,6 +209,7 @@ impl Engine {
     /// request times out), half-open ones at once.
     pub fn terminate(&mut self, now: Instant, name: &str) -> Result<(), EngineError> {
         self.connection_named(name)?;
+        self.pending_initiations.retain(|(_, n)| n != name);
         let spis: Vec<u64> = (self.sas.iter())
             .filter(|(_, sa)| sa.connection == name)
             .map(|(spi, _)| *spi)
@@ -280,6 +298,13 @@ impl Engine {
         let spis_match = sa.initiator != h.flags.initiator
             && h.initiator_spi == sa.spi_i
             && (h.responder_spi == sa.spi_r || sa.phase == Phase::InitSent);
+        let progress = |sa: &IkeSa| {
+            (
+                sa.expected_request_id,
+                sa.outstanding.as_ref().map(|o| o.message_id),
+            )
+        };
+        let before = progress(&sa);
         let fate = if !spis_match {
             Fate::Keep
         } else if h.flags.response {
@@ -287,6 +312,13 @@ impl Engine {
         } else {
             self.handle_request(now, &mut sa, &message, bytes)
         };
+        // Only an authenticated message moves the message IDs on: proof of life for DPD
+        // (a replayed or forged datagram cannot postpone the check).
+        if progress(&sa) != before {
+            sa.last_heard = Some(now);
+            sa.dpd_probe_sent = None;
+        }
+        self.run_pending_initiations(now);
         if fate == Fate::Keep {
             self.sas.insert(sa.local_spi(), sa);
         }
@@ -344,7 +376,7 @@ impl Engine {
                 self.auth_request(now, sa, message, bytes)
             }
             (Phase::Established | Phase::Deleting, ExchangeType::Informational) => {
-                self.informational_request(sa, message, bytes)
+                self.informational_request(now, sa, message, bytes)
             }
             (Phase::Established | Phase::Deleting, ExchangeType::CreateChildSa) => {
                 // Rekeying and further Child SAs are for a later slice: refuse cleanly so
@@ -369,7 +401,7 @@ impl Engine {
     /// Timers: retransmissions, give-ups and half-open expiry.
     pub fn handle_timeout(&mut self, now: Instant) {
         let due: Vec<u64> = (self.sas.iter())
-            .filter(|(_, sa)| sa.next_deadline().is_some_and(|d| d <= now))
+            .filter(|(_, sa)| self.deadline(sa).is_some_and(|d| d <= now))
             .map(|(spi, _)| *spi)
             .collect();
         for spi in due {
@@ -380,6 +412,7 @@ impl Engine {
                 self.sas.insert(spi, sa);
             }
         }
+        self.run_pending_initiations(now);
     }
 
     fn run_timers(&mut self, now: Instant, sa: &mut IkeSa) -> Fate {
@@ -398,21 +431,27 @@ impl Engine {
                     payload: outstanding.datagram.clone(),
                 }),
                 Timer::GiveUp(after) => {
-                    let deleting = sa.phase == Phase::Deleting;
+                    let phase = sa.phase;
                     self.delete_children(sa);
-                    if deleting {
+                    if phase == Phase::Deleting {
                         self.events.push_back(Event::Deleted {
                             name: sa.connection.clone(),
                             by_peer: false,
                         });
                     } else {
                         self.fail(&sa.connection, FailureReason::PeerNotResponding { after });
+                        let loss = if phase == Phase::Established {
+                            dpd::Loss::DeadPeer
+                        } else {
+                            dpd::Loss::AttemptFailed
+                        };
+                        self.after_loss(now, &sa.connection.clone(), loss);
                     }
                     return Fate::Remove;
                 }
             }
         }
-        Fate::Keep
+        self.run_dpd(now, sa)
     }
 
     fn transmit(&mut self, sa: &IkeSa, payload: Vec<u8>) {

@@ -80,6 +80,10 @@ pub struct IkeSa {
     pub local_behind_nat: bool,
     pub remote_behind_nat: bool,
     pub established_at: Option<Instant>,
+    /// The last authenticated message from the peer (DPD counts silence from here).
+    pub last_heard: Option<Instant>,
+    /// When our outstanding liveness check was first sent.
+    pub dpd_probe_sent: Option<Instant>,
     /// Responder: half-open SAs are forgotten at this time.
     pub expires_at: Option<Instant>,
     /// Initiator: INVALID_KE_PAYLOAD retries so far (one per group at most).
@@ -140,6 +144,8 @@ impl IkeSa {
             local_behind_nat: false,
             remote_behind_nat: false,
             established_at: None,
+            last_heard: None,
+            dpd_probe_sent: None,
             expires_at: None,
             ke_retries: 0,
             cookie: None,

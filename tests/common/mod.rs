@@ -1,0 +1,4 @@
+//! Helpers shared by the integration tests (each test binary compiles the parts it uses).
+#![allow(dead_code)]
+
+pub mod peers;

@@ -1,0 +1,190 @@
+//! Two engines, "a" (192.0.2.1, LAN 10.1/16) and "b" (198.51.100.2, LAN 10.2/16), with
+//! one PSK connection each way, and a lossless network between them driven by a simulated
+//! clock. For tests about timers and load; tests/ike_engine.rs has the lossy harness.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use routevpn::ike::crypto::Secret;
+use routevpn::ike::engine::{
+    Engine, EngineConfig, EngineConnection, Event, IkeSaState, KernelAction,
+};
+use routevpn::model::{Dpd, DpdAction, Identity, Mode, NatTraversal, StartAction};
+use routevpn::plan::{ChildConfig, Endpoint, IkeConfig};
+use routevpn::profile::parse_traffic_selector;
+use routevpn::proposal::{parse_esp, parse_ike};
+
+pub const A: &str = "192.0.2.1";
+pub const B: &str = "198.51.100.2";
+/// Connection names: a's connection to b, b's connection to a.
+pub const TO_B: &str = "to-b";
+pub const TO_A: &str = "to-a";
+
+pub fn addr(ip: &str, port: u16) -> SocketAddr {
+    SocketAddr::new(ip.parse().unwrap(), port)
+}
+
+/// Side a's (`a == true`) or side b's connection, with the given liveness settings.
+pub fn connection(a: bool, dpd: Dpd, start: StartAction, close: StartAction) -> EngineConnection {
+    let (name, local, remote, nets) = if a {
+        (TO_B, A, B, ("10.1.0.0/16", "10.2.0.0/16"))
+    } else {
+        (TO_A, B, A, ("10.2.0.0/16", "10.1.0.0/16"))
+    };
+    let child = ChildConfig {
+        name: "net".into(),
+        reqid: 1,
+        mode: Mode::Tunnel,
+        local_ts: vec![parse_traffic_selector(nets.0).unwrap()],
+        remote_ts: vec![parse_traffic_selector(nets.1).unwrap()],
+        esp_proposals: vec![parse_esp("aes128gcm16", false).unwrap()],
+        mark: Some(0x52000001),
+        if_id: None,
+        rekey_time: 3600,
+        life_time: 3960,
+        rand_time: 360,
+        rekey_bytes: 0,
+        life_bytes: 0,
+        rekey_packets: 0,
+        life_packets: 0,
+    };
+    let local: IpAddr = local.parse().unwrap();
+    EngineConnection {
+        config: IkeConfig {
+            name: name.into(),
+            local: Endpoint::Address(local),
+            remote: remote.parse().unwrap(),
+            remote_port: 500,
+            local_id: None,
+            remote_id: Identity::Address(remote.parse().unwrap()),
+            proposals: vec![parse_ike("aes128gcm16-prfsha256-x25519", false).unwrap()],
+            psk_file: None,
+            manual_keys_file: None,
+            rekey_time: 14400,
+            over_time: 1440,
+            rand_time: 1440,
+            dpd,
+            nat_traversal: NatTraversal::Auto,
+            start_action: start,
+            close_action: close,
+            children: vec![child],
+        },
+        local_addr: local,
+        psk: Secret::from_slice(b"peers-test-psk-0123456789"),
+    }
+}
+
+pub fn dpd(delay: u64, timeout: u64, action: DpdAction) -> Dpd {
+    Dpd {
+        delay: Duration::from_secs(delay),
+        timeout: Duration::from_secs(timeout),
+        action,
+    }
+}
+
+pub fn engine(config: EngineConfig, connection: EngineConnection) -> Engine {
+    let mut e = Engine::new(config);
+    e.add_connection(connection);
+    e
+}
+
+/// What one side did, in order.
+#[derive(Default)]
+pub struct Record {
+    pub events: Vec<(Duration, Event)>,
+    pub actions: Vec<(Duration, KernelAction)>,
+    /// Datagrams sent (time since start, bytes).
+    pub sent: Vec<(Duration, Vec<u8>)>,
+}
+
+/// Two engines on a lossless network; a side that is "down" loses what is sent to it.
+pub struct Pair {
+    pub t0: Instant,
+    pub now: Instant,
+    pub engines: [Engine; 2],
+    pub records: [Record; 2],
+    pub down: [bool; 2],
+}
+
+impl Pair {
+    pub fn new(a: Engine, b: Engine) -> Pair {
+        let t0 = Instant::now();
+        Pair {
+            t0,
+            now: t0,
+            engines: [a, b],
+            records: [Record::default(), Record::default()],
+            down: [false, false],
+        }
+    }
+
+    pub fn elapsed(&self) -> Duration {
+        self.now - self.t0
+    }
+
+    /// Delivers everything in flight (instantly) until both sides are quiet.
+    pub fn settle(&mut self) {
+        loop {
+            let mut moved = false;
+            for side in 0..2 {
+                let at = self.elapsed();
+                while let Some(t) = self.engines[side].poll_transmit() {
+                    moved = true;
+                    self.records[side].sent.push((at, t.payload.clone()));
+                    if !self.down[1 - side] {
+                        self.engines[1 - side]
+                            .handle_datagram(self.now, t.remote, t.local, &t.payload);
+                    }
+                }
+                while let Some(e) = self.engines[side].poll_event() {
+                    self.records[side].events.push((at, e));
+                }
+                while let Some(k) = self.engines[side].poll_action() {
+                    self.records[side].actions.push((at, k));
+                }
+            }
+            if !moved {
+                return;
+            }
+        }
+    }
+
+    /// Runs both engines' timers, in order, up to `elapsed` since the start.
+    pub fn run_until(&mut self, elapsed: Duration) {
+        let end = self.t0 + elapsed;
+        for _ in 0..1_000_000 {
+            self.settle();
+            let next = (self.engines.iter()).filter_map(Engine::next_timeout).min();
+            match next {
+                Some(at) if at <= end => {
+                    self.now = self.now.max(at);
+                    for e in &mut self.engines {
+                        e.handle_timeout(self.now);
+                    }
+                }
+                _ => {
+                    self.now = end;
+                    self.settle();
+                    return;
+                }
+            }
+        }
+        panic!("timers do not advance: stuck at {:?}", self.elapsed());
+    }
+
+    /// Installed Child SAs of established IKE SAs on `side`.
+    pub fn children(&self, side: usize) -> usize {
+        (self.engines[side].status().iter())
+            .filter(|s| s.state == IkeSaState::Established)
+            .map(|s| s.children.len())
+            .sum()
+    }
+
+    /// When `side` last logged an event matching `f`.
+    pub fn last_event(&self, side: usize, f: impl Fn(&Event) -> bool) -> Option<Duration> {
+        (self.records[side].events.iter())
+            .filter(|(_, e)| f(e))
+            .map(|(at, _)| *at)
+            .last()
+    }
+}
