@@ -209,7 +209,9 @@ impl Sim {
                     .sent
                     .push((self.now - self.t0, t.payload.clone()));
                 let mut t = t;
-                let to = if t.remote.ip() == self.addrs[0] || Some(t.remote) == self.nat {
+                let to = if t.remote.ip() == self.addrs[0]
+                    || Some(t.remote.ip()) == self.nat.map(|n| n.ip())
+                {
                     0
                 } else {
                     1
@@ -217,11 +219,14 @@ impl Sim {
                 if to == 1 && self.mute_b {
                     continue;
                 }
+                // The NAT maps side 0's port p to public port + (p - 500), and back.
                 if let Some(public) = self.nat {
                     if to == 1 {
-                        t.local = public;
+                        t.local =
+                            SocketAddr::new(public.ip(), public.port() + (t.local.port() - 500));
                     } else {
-                        t.remote = SocketAddr::new(self.addrs[0], 500);
+                        t.remote =
+                            SocketAddr::new(self.addrs[0], t.remote.port() - public.port() + 500);
                     }
                 }
                 let copies = if self.rng.gen_bool(self.net.duplicate) {
@@ -355,7 +360,8 @@ fn assert_mirrored(sim: &Sim, a: &Side, b: &Side) {
             (install.inbound.src, install.inbound.dst),
             (side.remote, side.local)
         );
-        assert_eq!(install.encap, None);
+        // ESP goes in UDP exactly when a NAT sits between the sides.
+        assert_eq!(install.encap.is_some(), sim.nat.is_some());
         let l = install.lifetimes;
         assert!(l.soft <= Duration::from_secs(3600) && l.soft >= Duration::from_secs(3240));
         assert_eq!(l.hard, Duration::from_secs(3960));
@@ -834,9 +840,19 @@ fn nat_is_detected_and_shown_in_status() {
     let (sa, sb) = (&sim.engines[0].status()[0], &sim.engines[1].status()[0]);
     assert!(sa.local_behind_nat && !sa.remote_behind_nat);
     assert!(!sb.local_behind_nat && sb.remote_behind_nat);
-    assert_eq!(sb.remote, public);
-    // Moving to port 4500 is the next slice: no UDP encapsulation yet.
-    assert_eq!(sim.logs[1].installs[0].encap, None);
+    // Both moved to NAT-T after IKE_SA_INIT: a's 4500 appears as the NAT's 44000.
+    assert_eq!(sa.local.port(), 4500);
+    assert_eq!(sa.remote.port(), 4500);
+    assert_eq!(sb.remote, "203.0.113.5:44000".parse().unwrap());
+    let (ia, ib) = (&sim.logs[0].installs[0], &sim.logs[1].installs[0]);
+    assert_eq!(
+        ia.encap.map(|e| (e.local_port, e.remote_port)),
+        Some((4500, 4500))
+    );
+    assert_eq!(
+        ib.encap.map(|e| (e.local_port, e.remote_port)),
+        Some((4500, 44000))
+    );
 }
 
 #[test]

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use routevpn::ike::crypto::Secret;
 use routevpn::ike::engine::{
-    Engine, EngineConfig, EngineConnection, Event, IkeSaState, KernelAction,
+    Engine, EngineConfig, EngineConnection, Event, IkeSaState, KernelAction, Transmit,
 };
 use routevpn::model::{Dpd, DpdAction, Identity, Mode, NatTraversal, StartAction};
 use routevpn::plan::{ChildConfig, Endpoint, IkeConfig};
@@ -104,6 +104,9 @@ pub struct Pair {
     pub engines: [Engine; 2],
     pub records: [Record; 2],
     pub down: [bool; 2],
+    /// Side a sits behind a NAT: its port p appears as this address's port + (p - 500);
+    /// datagrams to ports the NAT has no mapping for are dropped.
+    pub nat: Option<SocketAddr>,
 }
 
 impl Pair {
@@ -115,6 +118,7 @@ impl Pair {
             engines: [a, b],
             records: [Record::default(), Record::default()],
             down: [false, false],
+            nat: None,
         }
     }
 
@@ -128,13 +132,13 @@ impl Pair {
             let mut moved = false;
             for side in 0..2 {
                 let at = self.elapsed();
-                while let Some(t) = self.engines[side].poll_transmit() {
+                while let Some(mut t) = self.engines[side].poll_transmit() {
                     moved = true;
                     self.records[side].sent.push((at, t.payload.clone()));
-                    if !self.down[1 - side] {
-                        self.engines[1 - side]
-                            .handle_datagram(self.now, t.remote, t.local, &t.payload);
+                    if !self.translate(side, &mut t) || self.down[1 - side] {
+                        continue;
                     }
+                    self.engines[1 - side].handle_datagram(self.now, t.remote, t.local, &t.payload);
                 }
                 while let Some(e) = self.engines[side].poll_event() {
                     self.records[side].events.push((at, e));
@@ -147,6 +151,22 @@ impl Pair {
                 return;
             }
         }
+    }
+
+    /// Applies the NAT to a datagram `side` sent; false if the NAT drops it.
+    fn translate(&self, side: usize, t: &mut Transmit) -> bool {
+        let Some(public) = self.nat else {
+            return true;
+        };
+        if side == 0 {
+            t.local = SocketAddr::new(public.ip(), public.port() + (t.local.port() - 500));
+            return true;
+        }
+        let Some(offset) = t.remote.port().checked_sub(public.port()) else {
+            return false;
+        };
+        t.remote = SocketAddr::new(A.parse().unwrap(), 500 + offset);
+        true
     }
 
     /// Runs both engines' timers, in order, up to `elapsed` since the start.

@@ -20,9 +20,6 @@ use super::events::{
 };
 use super::sa::{ChildSa, IkeSa, PendingChild};
 
-/// NAT-T's port: an IKE SA on it means ESP in UDP.
-const NAT_T_PORT: u16 = 4500;
-
 /// IKE_AUTH carries no KE payload: offer the ESP proposals without their PFS groups.
 pub fn without_dh(proposals: &[EspProposal]) -> Vec<EspProposal> {
     proposals
@@ -335,7 +332,7 @@ pub fn install(
         ((encr_r, integ_r), (encr_i, integ_i))
     };
     let (local, remote) = (sa.local, sa.remote);
-    let encap = (local.port() == NAT_T_PORT || remote.port() == NAT_T_PORT).then_some(UdpEncap {
+    let encap = sa.udp_encap.then_some(UdpEncap {
         local_port: local.port(),
         remote_port: remote.port(),
     });

@@ -20,6 +20,9 @@ pub struct EngineConfig {
     /// A responder forgets an IKE SA whose IKE_AUTH request does not arrive in this time.
     pub half_open_timeout: Duration,
     pub cookies: CookieConfig,
+    /// Our IKE and NAT-T ports (the driver's sockets).
+    pub ike_port: u16,
+    pub natt_port: u16,
 }
 
 impl Default for EngineConfig {
@@ -28,6 +31,8 @@ impl Default for EngineConfig {
             retransmit: RetransmitConfig::default(),
             half_open_timeout: Duration::from_secs(30),
             cookies: CookieConfig::default(),
+            ike_port: super::IKE_PORT,
+            natt_port: super::NATT_PORT,
         }
     }
 }

@@ -11,7 +11,9 @@ use crate::ike::crypto::Secret;
 use crate::ike::select::EspChoice;
 use crate::model::Mode;
 
-/// A datagram to send from `local` to `remote`.
+/// A datagram to send from `local` to `remote`. From the NAT-T port (`EngineConfig::
+/// natt_port`) the driver puts the four-octet non-ESP marker in front, except for a
+/// keepalive ([`Transmit::is_keepalive`]), and strips it from what it receives there.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Transmit {
     pub local: SocketAddr,

@@ -12,7 +12,7 @@ use crate::ike::crypto::{
     psk_auth, random, signed_octets, verify_psk_auth, IkeSaKeys, IkeSuite, KeyExchange, SkCiphers,
 };
 use crate::ike::select::{accepts_ike_reply, IkeChoice};
-use crate::model::Mode;
+use crate::model::{Mode, NatTraversal};
 use crate::proposal::DhGroup;
 
 use super::child::{self, Negotiated};
@@ -21,7 +21,7 @@ use super::events::{Event, FailureReason};
 use super::protect::{self, nat_hash};
 use super::retransmit::Outstanding;
 use super::sa::{IkeSa, PendingChild, Phase};
-use super::{Engine, EngineError, Fate};
+use super::{natt, Engine, EngineError, Fate};
 
 /// RFC 7427 hash algorithms we announce: SHA2-256, SHA2-384, SHA2-512.
 pub(super) const SIGNATURE_HASHES: [u16; 3] = [2, 3, 4];
@@ -148,7 +148,12 @@ impl Engine {
                 data: sa.nonce_i.clone(),
             }),
         ]);
-        payloads.extend(nat_notifies(sa.spi_i, 0, sa.local, sa.remote));
+        let [mut source, destination] = nat_notifies(sa.spi_i, 0, sa.local, sa.remote);
+        if let (NatTraversal::Force, Payload::Notify(n)) = (conn.config.nat_traversal, &mut source)
+        {
+            n.data = natt::forced_source_hash();
+        }
+        payloads.extend([source, destination]);
         payloads.push(Payload::Notify(Notify::signature_hash_algorithms(
             &SIGNATURE_HASHES,
         )));
@@ -236,6 +241,7 @@ impl Engine {
         };
         (sa.local_behind_nat, sa.remote_behind_nat) =
             detect_nat(message, sa.spi_i, sa.spi_r, sa.local, sa.remote);
+        self.float_to_natt(sa, conn.config.nat_traversal);
         sa.choice = Some(choice);
         sa.keys = Some(keys);
         sa.ciphers = Some(ciphers);

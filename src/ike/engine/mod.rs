@@ -15,8 +15,9 @@
 //! Scope of this slice: IKE_SA_INIT (with INVALID_KE_PAYLOAD retry, NAT detection hashes
 //! and COOKIE under load, cookie.rs), IKE_AUTH with a pre-shared key and the first Child
 //! SA, INFORMATIONAL liveness checks and deletes, retransmission with window size 1, dead
-//! peer detection with restart / close actions and retries (dpd.rs). Not yet: rekeying,
-//! moving to port 4500, fragmentation.
+//! peer detection with restart / close actions and retries (dpd.rs), NAT traversal: the
+//! move to the NAT-T port, UDP-encapsulated ESP, keepalives, `force`, following a new NAT
+//! mapping (natt.rs). Not yet: rekeying, fragmentation.
 
 mod child;
 mod config;
@@ -25,6 +26,7 @@ mod dpd;
 mod events;
 mod informational;
 mod initiator;
+mod natt;
 mod protect;
 mod responder;
 mod retransmit;
@@ -48,8 +50,9 @@ pub use protect::ProtectError;
 use retransmit::{Outstanding, Timer};
 use sa::{IkeSa, Phase};
 
-/// IKE's port; NAT-T's 4500 comes with the next slice.
+/// The standard ports, the defaults of [`EngineConfig`].
 pub const IKE_PORT: u16 = 500;
+pub const NATT_PORT: u16 = 4500;
 
 /// Why an operator command could not be carried out.
 #[derive(Debug, thiserror::Error)]
@@ -137,6 +140,7 @@ impl Engine {
         sa.next_deadline()
             .into_iter()
             .chain(self.dpd_deadline(sa))
+            .chain(sa.keepalive_due())
             .min()
     }
 
@@ -191,7 +195,7 @@ impl Engine {
         let mut sa = IkeSa::new(
             name.to_owned(),
             true,
-            SocketAddr::new(conn.local_addr, IKE_PORT),
+            SocketAddr::new(conn.local_addr, self.config.ike_port),
             SocketAddr::new(conn.config.remote, conn.config.remote_port),
         );
         sa.spi_i = self.unique_spi()?;
@@ -305,6 +309,9 @@ impl Engine {
             )
         };
         let before = progress(&sa);
+        let moved_from = spis_match
+            .then(|| self.follow_addresses(&mut sa, local, remote))
+            .flatten();
         let fate = if !spis_match {
             Fate::Keep
         } else if h.flags.response {
@@ -317,6 +324,8 @@ impl Engine {
         if progress(&sa) != before {
             sa.last_heard = Some(now);
             sa.dpd_probe_sent = None;
+        } else if let Some((local, remote, udp_encap)) = moved_from {
+            (sa.local, sa.remote, sa.udp_encap) = (local, remote, udp_encap);
         }
         self.run_pending_initiations(now);
         if fate == Fate::Keep {
@@ -451,6 +460,7 @@ impl Engine {
                 }
             }
         }
+        self.run_keepalive(now, sa);
         self.run_dpd(now, sa)
     }
 

@@ -80,6 +80,9 @@ pub struct IkeSa {
     pub local_behind_nat: bool,
     pub remote_behind_nat: bool,
     pub established_at: Option<Instant>,
+    /// The IKE SA runs on the NAT-T ports: ESP is UDP-encapsulated on them.
+    pub udp_encap: bool,
+    pub last_keepalive: Option<Instant>,
     /// The last authenticated message from the peer (DPD counts silence from here).
     pub last_heard: Option<Instant>,
     /// When our outstanding liveness check was first sent.
@@ -144,6 +147,8 @@ impl IkeSa {
             local_behind_nat: false,
             remote_behind_nat: false,
             established_at: None,
+            udp_encap: false,
+            last_keepalive: None,
             last_heard: None,
             dpd_probe_sent: None,
             expires_at: None,

@@ -1,0 +1,149 @@
+//! NAT traversal on a simulated network: the move to the NAT-T port after IKE_SA_INIT,
+//! ESP installed in UDP on the same ports, keepalives from the side behind the NAT,
+//! `force` without a NAT, and following the peer when its NAT mapping changes.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use common::peers::{connection, dpd, engine, Pair, B, TO_A, TO_B};
+use routevpn::ike::engine::{EngineConfig, KernelAction, UdpEncap};
+use routevpn::model::{DpdAction, NatTraversal, StartAction};
+
+const PUBLIC: &str = "203.0.113.5:40000";
+
+/// a (optionally behind the NAT at PUBLIC) initiates to b.
+fn pair(behind_nat: bool, a_mode: NatTraversal) -> Pair {
+    let mut a_conn = connection(
+        true,
+        dpd(0, 150, DpdAction::Clear),
+        StartAction::None,
+        StartAction::None,
+    );
+    a_conn.config.nat_traversal = a_mode;
+    let mut b_conn = connection(
+        false,
+        dpd(0, 150, DpdAction::Clear),
+        StartAction::None,
+        StartAction::None,
+    );
+    let public: SocketAddr = PUBLIC.parse().unwrap();
+    if behind_nat {
+        // b knows a by the NAT's address; a's identity stays its own address.
+        b_conn.config.remote = public.ip();
+    }
+    let mut p = Pair::new(
+        engine(EngineConfig::default(), a_conn),
+        engine(EngineConfig::default(), b_conn),
+    );
+    p.nat = behind_nat.then_some(public);
+    p.engines[0].initiate(p.now, TO_B).unwrap();
+    p.settle();
+    assert_eq!((p.children(0), p.children(1)), (1, 1), "tunnel up");
+    p
+}
+
+fn encaps(p: &Pair, side: usize) -> Vec<Option<(u16, u16)>> {
+    (p.records[side].actions.iter())
+        .filter_map(|(_, k)| match k {
+            KernelAction::InstallChildSa(i) => Some(i.encap.map(
+                |UdpEncap {
+                     local_port,
+                     remote_port,
+                 }| (local_port, remote_port),
+            )),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Keepalives `side` sent: (time, local port, remote port).
+fn keepalives(p: &Pair, side: usize) -> Vec<Duration> {
+    (p.records[side].sent.iter())
+        .filter(|(_, bytes)| bytes.as_slice() == [0xff])
+        .map(|(at, _)| *at)
+        .collect()
+}
+
+#[test]
+fn behind_a_nat_both_sides_move_to_4500_and_the_natted_side_keeps_the_mapping_alive() {
+    let mut p = pair(true, NatTraversal::Auto);
+    assert_eq!(encaps(&p, 0), vec![Some((4500, 4500))]);
+    assert_eq!(encaps(&p, 1), vec![Some((4500, 44000))]);
+    let (sa, sb) = (&p.engines[0].status()[0], &p.engines[1].status()[0]);
+    assert_eq!(
+        (sa.local.port(), sa.remote),
+        (4500, format!("{B}:4500").parse().unwrap())
+    );
+    assert_eq!(sb.remote, "203.0.113.5:44000".parse().unwrap());
+
+    p.run_until(Duration::from_secs(100));
+    let expected: Vec<Duration> = (1..=5).map(|n| Duration::from_secs(20 * n)).collect();
+    assert_eq!(keepalives(&p, 0), expected);
+    assert!(keepalives(&p, 1).is_empty(), "b is not behind a NAT");
+    // Liveness checks still work over the NAT-T ports.
+    let now = p.now;
+    p.engines[0].check_liveness(now, TO_B).unwrap();
+    p.engines[1].check_liveness(now, TO_A).unwrap();
+    p.settle();
+    assert!(
+        p.engines.iter().all(|e| e
+            .next_timeout()
+            .is_none_or(|t| t > now + Duration::from_secs(5))),
+        "both checks answered (an unanswered one is retransmitted after 4 s)"
+    );
+}
+
+#[test]
+fn force_encapsulates_without_a_nat_and_auto_does_not() {
+    let p = pair(false, NatTraversal::Force);
+    assert_eq!(encaps(&p, 0), vec![Some((4500, 4500))]);
+    assert_eq!(encaps(&p, 1), vec![Some((4500, 4500))]);
+    assert!(
+        p.engines[1].status()[0].remote_behind_nat,
+        "the responder was made to believe it"
+    );
+
+    let p = pair(false, NatTraversal::Auto);
+    assert_eq!(encaps(&p, 0), vec![None]);
+    assert_eq!(encaps(&p, 1), vec![None]);
+    assert_eq!(p.engines[0].status()[0].local.port(), 500);
+}
+
+#[test]
+fn the_responder_follows_a_new_nat_mapping_but_not_a_forged_datagram() {
+    let mut p = pair(true, NatTraversal::Auto);
+    // A forged datagram with the right SPIs from another port does not move b.
+    let genuine = p.records[0].sent.last().unwrap().1.clone();
+    let mut forged = genuine.clone();
+    let last = forged.len() - 1;
+    forged[last] ^= 1;
+    let now = p.now;
+    p.engines[1].handle_datagram(
+        now,
+        format!("{B}:4500").parse().unwrap(),
+        "203.0.113.5:45555".parse().unwrap(),
+        &forged,
+    );
+    assert_eq!(
+        p.engines[1].status()[0].remote,
+        "203.0.113.5:44000".parse().unwrap()
+    );
+
+    // The NAT reboots and maps a's 4500 to 54000: a's next request moves b there, and the
+    // answer reaches a through the new mapping.
+    p.nat = Some("203.0.113.5:50000".parse().unwrap());
+    p.engines[0].check_liveness(now, TO_B).unwrap();
+    p.settle();
+    assert_eq!(
+        p.engines[1].status()[0].remote,
+        "203.0.113.5:54000".parse().unwrap()
+    );
+    assert!(
+        p.engines[0]
+            .next_timeout()
+            .is_none_or(|t| t > now + Duration::from_secs(5)),
+        "answered"
+    );
+}
