@@ -21,10 +21,7 @@ impl Engine {
         bytes: &[u8],
     ) -> Fate {
         let message_id = message.header.message_id;
-        let Some(ciphers) = sa.ciphers.as_mut() else {
-            return Fate::Keep;
-        };
-        let Ok(payloads) = protect::open(ciphers, message, bytes) else {
+        let Some(payloads) = self.open_request(sa, message, bytes) else {
             return Fate::Keep;
         };
         if payloads.notify(NotifyType::AuthenticationFailed).is_some() {

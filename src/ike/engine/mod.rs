@@ -36,7 +36,9 @@ use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use crate::ike::codec::{ExchangeType, Flags, Header, Message, Notify, NotifyType, Payload};
+use crate::ike::codec::{
+    ExchangeType, Flags, Header, Message, Notify, NotifyType, Payload, PayloadLookup,
+};
 use crate::ike::crypto::{random, CryptoError};
 
 pub use config::{wire_identity, EngineConfig, EngineConnection, RetransmitConfig};
@@ -145,7 +147,10 @@ impl Engine {
     }
 
     pub fn status(&self) -> Vec<IkeSaStatus> {
-        let mut all: Vec<IkeSaStatus> = self.sas.values().map(IkeSa::status).collect();
+        let mut all: Vec<IkeSaStatus> = (self.sas.values())
+            .filter(|sa| !sa.rejected)
+            .map(IkeSa::status)
+            .collect();
         all.sort_by(|a, b| (&a.name, a.spi_i).cmp(&(&b.name, b.spi_i)));
         all
     }
@@ -470,6 +475,27 @@ impl Engine {
             remote: sa.remote,
             payload,
         });
+    }
+
+    /// Opens a protected request. One carrying a critical payload we do not know is
+    /// answered with UNSUPPORTED_CRITICAL_PAYLOAD and goes no further (RFC 7296 2.5).
+    fn open_request(
+        &mut self,
+        sa: &mut IkeSa,
+        message: &Message,
+        bytes: &[u8],
+    ) -> Option<Vec<Payload>> {
+        let payloads = protect::open(sa.ciphers.as_mut()?, message, bytes).ok()?;
+        if let Some(unknown) = payloads.unsupported_critical() {
+            let notify = [Payload::Notify(Notify::new(
+                NotifyType::UnsupportedCriticalPayload,
+                vec![unknown.payload_type],
+            ))];
+            let h = message.header;
+            let _ = self.send_response(sa, h.exchange, h.message_id, &notify);
+            return None;
+        }
+        Some(payloads)
     }
 
     /// Sends a protected request with our next message ID and arms its retransmission.

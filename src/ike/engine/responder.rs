@@ -18,7 +18,6 @@ use super::config::{show_identity, wire_identity, EngineConnection};
 use super::cookie::CookieJar;
 use super::events::{Event, FailureReason, KernelAction};
 use super::initiator::{derive, detect_nat, nat_notifies, SIGNATURE_HASHES};
-use super::protect;
 use super::sa::{IkeSa, Phase};
 use super::{Engine, Fate};
 
@@ -134,6 +133,12 @@ impl Engine {
         let Some(conn) = self.candidates(local, remote).into_iter().next() else {
             return;
         };
+        if let Some(unknown) = message.unsupported_critical() {
+            let data = vec![unknown.payload_type];
+            let notify = Notify::new(NotifyType::UnsupportedCriticalPayload, data);
+            self.refuse_init(local, remote, spi_i, notify);
+            return;
+        }
         let (Some(sa_payload), Some(ke), Some(nonce)) = (
             message.security_association(),
             message.key_exchange(),
@@ -255,18 +260,26 @@ impl Engine {
         self.sas.insert(spi_r, sa);
     }
 
-    /// Answers AUTHENTICATION_FAILED and forgets the SA.
+    /// Answers AUTHENTICATION_FAILED. The SA stays until its half-open expiry, only to
+    /// answer a retransmitted request from the cache: if our answer is lost, the initiator
+    /// still learns why instead of timing out.
     fn reject_auth(&mut self, sa: &mut IkeSa, message_id: u32, peer_id: Option<String>) -> Fate {
         let notify = [Payload::Notify(Notify::new(
             NotifyType::AuthenticationFailed,
             Vec::new(),
         ))];
-        let _ = self.send_response(sa, ExchangeType::IkeAuth, message_id, &notify);
+        if self
+            .send_response(sa, ExchangeType::IkeAuth, message_id, &notify)
+            .is_err()
+        {
+            return Fate::Remove;
+        }
         self.fail(
             &sa.connection,
             FailureReason::AuthenticationFailed { peer_id },
         );
-        Fate::Remove
+        sa.rejected = true;
+        Fate::Keep
     }
 
     pub(super) fn auth_request(
@@ -277,10 +290,13 @@ impl Engine {
         bytes: &[u8],
     ) -> Fate {
         let message_id = message.header.message_id;
-        let (Some(ciphers), Some(choice)) = (sa.ciphers.as_mut(), sa.choice) else {
+        if sa.rejected {
+            return Fate::Keep;
+        }
+        let Some(choice) = sa.choice else {
             return Fate::Remove;
         };
-        let Ok(payloads) = protect::open(ciphers, message, bytes) else {
+        let Some(payloads) = self.open_request(sa, message, bytes) else {
             return Fate::Keep;
         };
         let (Some(idi), Some(auth)) = (payloads.id_initiator(), payloads.auth()) else {

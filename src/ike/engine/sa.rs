@@ -94,6 +94,8 @@ pub struct IkeSa {
     /// Initiator: the responder's cookie, echoed first in every IKE_SA_INIT retry.
     pub cookie: Option<Vec<u8>>,
     pub cookie_retries: u32,
+    /// Responder: IKE_AUTH was refused; kept only to answer retransmits of it.
+    pub rejected: bool,
     /// `terminate` came while another request was outstanding: send the Delete once it is
     /// answered (window size 1).
     pub delete_pending: bool,
@@ -155,6 +157,7 @@ impl IkeSa {
             ke_retries: 0,
             cookie: None,
             cookie_retries: 0,
+            rejected: false,
             delete_pending: false,
         }
     }
