@@ -1,0 +1,252 @@
+//! IKEv2 load generator for the handshake benchmark (integration/bench-ike): many
+//! initiators, one per source address, each running routevpn's engine over a real UDP
+//! socket against one responder (a routevpn daemon or a strongSwan charon), `concurrency`
+//! of them in flight at once. Prints one JSON line: handshakes completed, failed, seconds.
+//!
+//! The source addresses must exist on an interface (the benchmark adds them). No kernel
+//! state is installed: the load side only negotiates.
+//!
+//! ike_load --responder ADDR --sources CIDR --count N [--concurrency C] [--ike P]
+//!          [--esp P] [--psk-file F] [--timeout SECS]
+
+use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::os::fd::AsRawFd;
+use std::time::{Duration, Instant};
+
+use ipnet::IpNet;
+use routevpn::ike::crypto::Secret;
+use routevpn::ike::engine::{Engine, EngineConfig, EngineConnection, Event};
+use routevpn::model::{Dpd, DpdAction, Identity, Mode, NatTraversal, StartAction};
+use routevpn::plan::{ChildConfig, Endpoint, IkeConfig};
+use routevpn::profile::parse_traffic_selector;
+use routevpn::proposal::{parse_esp, parse_ike};
+
+struct Args {
+    responder: IpAddr,
+    sources: IpNet,
+    count: usize,
+    concurrency: usize,
+    ike: String,
+    esp: String,
+    psk: Secret,
+    timeout: Duration,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut it = std::env::args().skip(1);
+    let get = |name: &str, map: &mut std::collections::HashMap<String, String>| map.remove(name);
+    let mut map = std::collections::HashMap::new();
+    while let Some(flag) = it.next() {
+        let value = it.next().ok_or(format!("{flag} needs a value"))?;
+        map.insert(flag, value);
+    }
+    let need = |v: Option<String>, what: &str| v.ok_or(format!("missing {what}"));
+    let responder = need(get("--responder", &mut map), "--responder")?;
+    let sources = need(get("--sources", &mut map), "--sources")?;
+    let count = need(get("--count", &mut map), "--count")?;
+    let psk = match get("--psk-file", &mut map) {
+        Some(path) => std::fs::read(&path).map_err(|e| format!("{path}: {e}"))?,
+        None => b"bench-psk-0123456789abcdef".to_vec(),
+    };
+    let args = Args {
+        responder: responder.parse().map_err(|e| format!("--responder: {e}"))?,
+        sources: sources.parse().map_err(|e| format!("--sources: {e}"))?,
+        count: count.parse().map_err(|e| format!("--count: {e}"))?,
+        concurrency: get("--concurrency", &mut map)
+            .map_or(Ok(32), |v| v.parse())
+            .map_err(|e| format!("--concurrency: {e}"))?,
+        ike: get("--ike", &mut map).unwrap_or_else(|| "aes256gcm16-prfsha384-x25519".into()),
+        esp: get("--esp", &mut map).unwrap_or_else(|| "aes256gcm16".into()),
+        psk: Secret::new(psk.trim_ascii_end().to_vec()),
+        timeout: Duration::from_secs(
+            get("--timeout", &mut map)
+                .map_or(Ok(60), |v| v.parse())
+                .map_err(|e| format!("--timeout: {e}"))?,
+        ),
+    };
+    if let Some(unknown) = map.keys().next() {
+        return Err(format!("unknown option {unknown}"));
+    }
+    Ok(args)
+}
+
+fn connection(args: &Args, local: IpAddr) -> Result<EngineConnection, String> {
+    let ts = |t: &str| parse_traffic_selector(t);
+    let child = ChildConfig {
+        name: "load".into(),
+        reqid: 1,
+        mode: Mode::Tunnel,
+        local_ts: vec![ts("dynamic")?],
+        remote_ts: vec![ts("dynamic")?],
+        esp_proposals: vec![parse_esp(&args.esp, true).map_err(|e| e.message)?],
+        mark: None,
+        if_id: None,
+        rekey_time: 3600,
+        life_time: 3960,
+        rand_time: 0,
+        rekey_bytes: 0,
+        life_bytes: 0,
+        rekey_packets: 0,
+        life_packets: 0,
+    };
+    Ok(EngineConnection {
+        config: IkeConfig {
+            name: "load".into(),
+            local: Endpoint::Address(local),
+            remote: args.responder,
+            remote_port: 500,
+            local_id: None,
+            remote_id: Identity::Address(args.responder),
+            proposals: vec![parse_ike(&args.ike, true).map_err(|e| e.message)?],
+            psk_file: None,
+            manual_keys_file: None,
+            rekey_time: 14400,
+            over_time: 1440,
+            rand_time: 0,
+            dpd: Dpd {
+                delay: Duration::ZERO,
+                timeout: Duration::from_secs(150),
+                action: DpdAction::Clear,
+            },
+            nat_traversal: NatTraversal::Auto,
+            start_action: StartAction::None,
+            close_action: StartAction::None,
+            children: vec![child],
+        },
+        local_addr: local,
+        psk: args.psk.clone(),
+    })
+}
+
+/// One initiator in flight.
+struct Flight {
+    engine: Engine,
+    socket: UdpSocket,
+}
+
+enum Outcome {
+    Pending,
+    Done,
+    Failed(String),
+}
+
+impl Flight {
+    fn start(args: &Args, source: IpAddr, now: Instant) -> Result<Flight, String> {
+        let socket = UdpSocket::bind(SocketAddr::new(source, 500))
+            .map_err(|e| format!("bind {source}:500: {e}"))?;
+        socket.set_nonblocking(true).map_err(|e| e.to_string())?;
+        let mut engine = Engine::new(EngineConfig::default());
+        engine.add_connection(connection(args, source)?);
+        engine.initiate(now, "load").map_err(|e| e.to_string())?;
+        let mut flight = Flight { engine, socket };
+        flight.flush();
+        Ok(flight)
+    }
+
+    fn flush(&mut self) {
+        while let Some(t) = self.engine.poll_transmit() {
+            let _ = self.socket.send_to(&t.payload, t.remote);
+        }
+        while self.engine.poll_action().is_some() {}
+    }
+
+    fn receive(&mut self, now: Instant) {
+        let mut buf = [0u8; 65536];
+        while let Ok((n, from)) = self.socket.recv_from(&mut buf) {
+            let local = self.socket.local_addr().expect("bound");
+            if let Some(datagram) = buf.get(..n) {
+                self.engine.handle_datagram(now, local, from, datagram);
+            }
+        }
+        self.flush();
+    }
+
+    fn outcome(&mut self) -> Outcome {
+        let mut outcome = Outcome::Pending;
+        while let Some(event) = self.engine.poll_event() {
+            match event {
+                Event::ChildInstalled { .. } => outcome = Outcome::Done,
+                Event::Failed { reason, .. } => outcome = Outcome::Failed(reason.to_string()),
+                _ => {}
+            }
+        }
+        outcome
+    }
+}
+
+fn main() {
+    let args = match parse_args() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("ike_load: {e}");
+            std::process::exit(2);
+        }
+    };
+    let mut sources = args.sources.hosts().take(args.count);
+    let mut flights: Vec<Flight> = Vec::new();
+    let (mut done, mut failed) = (0usize, 0usize);
+    let mut first_error: Option<String> = None;
+    let start = Instant::now();
+    let deadline = start + args.timeout;
+    loop {
+        let now = Instant::now();
+        while flights.len() < args.concurrency {
+            let Some(source) = sources.next() else { break };
+            match Flight::start(&args, source, now) {
+                Ok(f) => flights.push(f),
+                Err(e) => {
+                    failed += 1;
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        if flights.is_empty() || now >= deadline {
+            break;
+        }
+        // Sleep in poll(2) until a socket is readable or an engine timer is due.
+        let next = flights.iter().filter_map(|f| f.engine.next_timeout()).min();
+        let wait = next.map_or(Duration::from_millis(100), |t| {
+            t.saturating_duration_since(now)
+        });
+        let mut fds: Vec<libc::pollfd> = (flights.iter())
+            .map(|f| libc::pollfd {
+                fd: f.socket.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            })
+            .collect();
+        let timeout_ms = i32::try_from(wait.as_millis().min(1000)).unwrap_or(1000);
+        // SAFETY: fds is a valid array of pollfd of the length passed.
+        unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout_ms) };
+        let now = Instant::now();
+        let mut index = 0;
+        flights.retain_mut(|f| {
+            let readable = fds.get(index).is_some_and(|p| p.revents != 0);
+            index += 1;
+            if readable {
+                f.receive(now);
+            }
+            f.engine.handle_timeout(now);
+            f.flush();
+            match f.outcome() {
+                Outcome::Pending => true,
+                Outcome::Done => {
+                    done += 1;
+                    false
+                }
+                Outcome::Failed(reason) => {
+                    failed += 1;
+                    first_error.get_or_insert(reason);
+                    false
+                }
+            }
+        });
+    }
+    let seconds = start.elapsed().as_secs_f64();
+    let unfinished = flights.len();
+    println!(
+        "{{\"done\":{done},\"failed\":{failed},\"unfinished\":{unfinished},\"seconds\":{seconds:.3},\"rate\":{:.1},\"first_error\":{}}}",
+        done as f64 / seconds,
+        first_error.map_or("null".into(), |e| format!("{e:?}"))
+    );
+}
