@@ -13,8 +13,7 @@ use std::time::{Duration, Instant};
 
 use routevpn::ike::crypto::Secret;
 use routevpn::ike::engine::{Engine, EngineConfig, EngineConnection, IkeSaState};
-use routevpn::model::{Dpd, DpdAction, Identity, Mode, NatTraversal, StartAction};
-use routevpn::plan::{ChildConfig, Endpoint, IkeConfig};
+use routevpn::plan::{ChildConfig, IkeConfig};
 use routevpn::profile::parse_traffic_selector;
 use routevpn::proposal::{parse_esp, parse_ike};
 
@@ -63,47 +62,19 @@ fn connection(
     } else {
         ("10.2.0.0/16", "10.1.0.0/16")
     };
-    let child = ChildConfig {
-        name: "net".into(),
-        reqid: 1,
-        mode: Mode::Tunnel,
-        local_ts: vec![parse_traffic_selector(ours).unwrap()],
-        remote_ts: vec![parse_traffic_selector(theirs).unwrap()],
-        esp_proposals: vec![parse_esp(esp, false).unwrap()],
-        mark: None,
-        if_id: None,
-        rekey_time: 3600,
-        life_time: 3960,
-        rand_time: 360,
-        rekey_bytes: 0,
-        life_bytes: 0,
-        rekey_packets: 0,
-        life_packets: 0,
-    };
+    let ts = |net: &str| vec![parse_traffic_selector(net).unwrap()];
+    let esp = vec![parse_esp(esp, false).unwrap()];
+    let child = ChildConfig::new("net", ts(ours), ts(theirs), esp);
+    let mut config = IkeConfig::new(
+        &name,
+        local,
+        remote,
+        vec![parse_ike(ike, false).unwrap()],
+        vec![child],
+    );
+    config.dpd.delay = Duration::ZERO;
     EngineConnection {
-        config: IkeConfig {
-            name,
-            local: Endpoint::Address(local),
-            remote,
-            remote_port: 500,
-            local_id: None,
-            remote_id: Identity::Address(remote),
-            proposals: vec![parse_ike(ike, false).unwrap()],
-            psk_file: None,
-            manual_keys_file: None,
-            rekey_time: 14400,
-            over_time: 1440,
-            rand_time: 1440,
-            dpd: Dpd {
-                delay: Duration::ZERO,
-                timeout: Duration::from_secs(150),
-                action: DpdAction::Clear,
-            },
-            nat_traversal: NatTraversal::Auto,
-            start_action: StartAction::None,
-            close_action: StartAction::None,
-            children: vec![child],
-        },
+        config,
         local_addr: local,
         psk: Secret::from_slice(b"bench-psk-0123456789abcdef"),
     }

@@ -16,8 +16,7 @@ use std::time::{Duration, Instant};
 use ipnet::IpNet;
 use routevpn::ike::crypto::Secret;
 use routevpn::ike::engine::{Engine, EngineConfig, EngineConnection, Event};
-use routevpn::model::{Dpd, DpdAction, Identity, Mode, NatTraversal, StartAction};
-use routevpn::plan::{ChildConfig, Endpoint, IkeConfig};
+use routevpn::plan::{ChildConfig, IkeConfig};
 use routevpn::profile::parse_traffic_selector;
 use routevpn::proposal::{parse_esp, parse_ike};
 
@@ -72,47 +71,13 @@ fn parse_args() -> Result<Args, String> {
 
 fn connection(args: &Args, local: IpAddr) -> Result<EngineConnection, String> {
     let ts = |t: &str| parse_traffic_selector(t);
-    let child = ChildConfig {
-        name: "load".into(),
-        reqid: 1,
-        mode: Mode::Tunnel,
-        local_ts: vec![ts("dynamic")?],
-        remote_ts: vec![ts("dynamic")?],
-        esp_proposals: vec![parse_esp(&args.esp, true).map_err(|e| e.message)?],
-        mark: None,
-        if_id: None,
-        rekey_time: 3600,
-        life_time: 3960,
-        rand_time: 0,
-        rekey_bytes: 0,
-        life_bytes: 0,
-        rekey_packets: 0,
-        life_packets: 0,
-    };
+    let esp = vec![parse_esp(&args.esp, true).map_err(|e| e.message)?];
+    let child = ChildConfig::new("load", vec![ts("dynamic")?], vec![ts("dynamic")?], esp);
+    let ike = vec![parse_ike(&args.ike, true).map_err(|e| e.message)?];
+    let mut config = IkeConfig::new("load", local, args.responder, ike, vec![child]);
+    config.dpd.delay = Duration::ZERO;
     Ok(EngineConnection {
-        config: IkeConfig {
-            name: "load".into(),
-            local: Endpoint::Address(local),
-            remote: args.responder,
-            remote_port: 500,
-            local_id: None,
-            remote_id: Identity::Address(args.responder),
-            proposals: vec![parse_ike(&args.ike, true).map_err(|e| e.message)?],
-            psk_file: None,
-            manual_keys_file: None,
-            rekey_time: 14400,
-            over_time: 1440,
-            rand_time: 0,
-            dpd: Dpd {
-                delay: Duration::ZERO,
-                timeout: Duration::from_secs(150),
-                action: DpdAction::Clear,
-            },
-            nat_traversal: NatTraversal::Auto,
-            start_action: StartAction::None,
-            close_action: StartAction::None,
-            children: vec![child],
-        },
+        config,
         local_addr: local,
         psk: args.psk.clone(),
     })

@@ -66,6 +66,22 @@ pub struct Dpd {
     pub action: DpdAction,
 }
 
+/// swanctl's lifetimes, the defaults of profiles: IKE SAs rekey after 4 h, CHILD SAs
+/// after 1 h; `over_time` and `rand_time` default to 10 % of the rekey time.
+pub const IKE_REKEY_TIME: Duration = Duration::from_secs(4 * 3600);
+pub const CHILD_REKEY_TIME: Duration = Duration::from_secs(3600);
+
+/// Liveness checks after 30 s of silence, the peer given up after 150 s, then restart.
+impl Default for Dpd {
+    fn default() -> Self {
+        Dpd {
+            delay: Duration::from_secs(30),
+            timeout: Duration::from_secs(150),
+            action: DpdAction::Restart,
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum NatTraversal {

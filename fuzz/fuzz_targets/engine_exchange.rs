@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 use libfuzzer_sys::fuzz_target;
 use routevpn::ike::crypto::Secret;
 use routevpn::ike::engine::{Engine, EngineConfig, EngineConnection, Transmit};
-use routevpn::model::{Dpd, DpdAction, Identity, Mode, NatTraversal, StartAction};
-use routevpn::plan::{ChildConfig, Endpoint, IkeConfig};
+use routevpn::model::{Identity, StartAction};
+use routevpn::plan::{ChildConfig, IkeConfig};
 use routevpn::profile::parse_traffic_selector;
 use routevpn::proposal::{parse_esp, parse_ike};
 
@@ -126,51 +126,20 @@ fn connection(name: &str, local: IpAddr, remote: IpAddr, me: &str, peer: &str) -
     } else {
         ("10.2.0.0/16", "10.1.0.0/16")
     };
-    let child = ChildConfig {
-        name: "net".into(),
-        reqid: 1,
-        mode: Mode::Tunnel,
-        local_ts: vec![parse_traffic_selector(local_net).unwrap()],
-        remote_ts: vec![parse_traffic_selector(remote_net).unwrap()],
-        // Two proposals, one with PFS, so selection and the KE in IKE_AUTH's child paths run.
-        esp_proposals: vec![
-            parse_esp("aes128gcm16-x25519", false).unwrap(),
-            parse_esp("aes256-sha256", false).unwrap(),
-        ],
-        mark: Some(0x100),
-        if_id: None,
-        rekey_time: 3600,
-        life_time: 3960,
-        rand_time: 360,
-        rekey_bytes: 0,
-        life_bytes: 0,
-        rekey_packets: 0,
-        life_packets: 0,
-    };
-    let config = IkeConfig {
-        name: name.into(),
-        local: Endpoint::Address(local),
-        remote,
-        remote_port: 500,
-        local_id: Some(Identity::Fqdn(me.into())),
-        remote_id: Identity::Fqdn(peer.into()),
-        // x25519 keeps each execution cheap; the codec is the same for every group.
-        proposals: vec![parse_ike("aes128gcm16-prfsha256-x25519", false).unwrap()],
-        psk_file: None,
-        manual_keys_file: None,
-        rekey_time: 14400,
-        over_time: 1440,
-        rand_time: 1440,
-        dpd: Dpd {
-            delay: Duration::from_secs(30),
-            timeout: Duration::from_secs(150),
-            action: DpdAction::Restart,
-        },
-        nat_traversal: NatTraversal::Auto,
-        start_action: StartAction::Start,
-        close_action: StartAction::None,
-        children: vec![child],
-    };
+    let ts = |net: &str| vec![parse_traffic_selector(net).unwrap()];
+    // Two proposals, one with PFS, so selection and the KE in IKE_AUTH's child paths run.
+    let esp = vec![
+        parse_esp("aes128gcm16-x25519", false).unwrap(),
+        parse_esp("aes256-sha256", false).unwrap(),
+    ];
+    let mut child = ChildConfig::new("net", ts(local_net), ts(remote_net), esp);
+    child.mark = Some(0x100);
+    // x25519 keeps each execution cheap; the codec is the same for every group.
+    let ike = vec![parse_ike("aes128gcm16-prfsha256-x25519", false).unwrap()];
+    let mut config = IkeConfig::new(name, local, remote, ike, vec![child]);
+    config.local_id = Some(Identity::Fqdn(me.into()));
+    config.remote_id = Identity::Fqdn(peer.into());
+    config.start_action = StartAction::Start;
     EngineConnection {
         config,
         local_addr: local,

@@ -9,6 +9,7 @@ use serde::Serialize;
 use super::{Allocations, Endpoint};
 use crate::model::{
     Auth, Dpd, Identity, Mode, NatTraversal, StartAction, TrafficSelector, Tunnel, TunnelKind,
+    CHILD_REKEY_TIME, IKE_REKEY_TIME,
 };
 use crate::proposal::{EspProposal, IkeProposal};
 
@@ -56,6 +57,70 @@ pub struct ChildConfig {
     pub life_bytes: u64,
     pub rekey_packets: u64,
     pub life_packets: u64,
+}
+
+impl ChildConfig {
+    /// A tunnel-mode child with the default lifetimes, reqid 1, no mark or if_id: for
+    /// embedding the engine without profiles (tests, benchmarks, load generators).
+    pub fn new(
+        name: &str,
+        local_ts: Vec<TrafficSelector>,
+        remote_ts: Vec<TrafficSelector>,
+        esp_proposals: Vec<EspProposal>,
+    ) -> Self {
+        let rekey = CHILD_REKEY_TIME.as_secs();
+        ChildConfig {
+            name: name.to_owned(),
+            reqid: 1,
+            mode: Mode::Tunnel,
+            local_ts,
+            remote_ts,
+            esp_proposals,
+            mark: None,
+            if_id: None,
+            rekey_time: rekey,
+            life_time: rekey + rekey / 10,
+            rand_time: rekey / 10,
+            rekey_bytes: 0,
+            life_bytes: 0,
+            rekey_packets: 0,
+            life_packets: 0,
+        }
+    }
+}
+
+impl IkeConfig {
+    /// A connection from `local` to `remote` (identities: the addresses) with the profile
+    /// defaults: rekey 4 h, DPD 30 s / 150 s / restart, NAT-T auto, no start or close
+    /// action. For embedding the engine without profiles.
+    pub fn new(
+        name: &str,
+        local: IpAddr,
+        remote: IpAddr,
+        proposals: Vec<IkeProposal>,
+        children: Vec<ChildConfig>,
+    ) -> Self {
+        let rekey = IKE_REKEY_TIME.as_secs();
+        IkeConfig {
+            name: name.to_owned(),
+            local: Endpoint::Address(local),
+            remote,
+            remote_port: 500,
+            local_id: None,
+            remote_id: Identity::Address(remote),
+            proposals,
+            psk_file: None,
+            manual_keys_file: None,
+            rekey_time: rekey,
+            over_time: rekey / 10,
+            rand_time: rekey / 10,
+            dpd: Dpd::default(),
+            nat_traversal: NatTraversal::Auto,
+            start_action: StartAction::None,
+            close_action: StartAction::None,
+            children,
+        }
+    }
 }
 
 fn display_list<T: std::fmt::Display, S: serde::Serializer>(

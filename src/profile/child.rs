@@ -95,7 +95,7 @@ pub(super) fn default_child(name: &str, kind: TunnelKind, gre: Option<&Gre>, mod
         .iter()
         .filter_map(|p| proposal::parse_esp(p, false).ok())
         .collect();
-    let rekey = Duration::from_secs(3600);
+    let rekey = crate::model::CHILD_REKEY_TIME;
     Child {
         name: name.to_string(),
         local_ts,

@@ -141,7 +141,7 @@ pub(super) fn read_ike(section: &Section<'_>, spans: &mut Spans) -> Option<Ike> 
     let rand_time = duration_key(section, "rand_time");
     let rekey = rekey_time
         .as_ref()
-        .map_or(Duration::from_secs(4 * 3600), |v| v.value);
+        .map_or(crate::model::IKE_REKEY_TIME, |v| v.value);
     // swanctl defaults: over_time is 10 % of rekey_time, rand_time equals over_time.
     let over = over_time.as_ref().map_or(rekey / 10, |v| v.value);
     let rand = rand_time.as_ref().map_or(over, |v| v.value);
@@ -201,11 +201,7 @@ pub(super) fn read_ike(section: &Section<'_>, spans: &mut Spans) -> Option<Ike> 
 }
 
 pub(super) fn read_dpd(ike: &Section<'_>) -> Option<Dpd> {
-    let default = Dpd {
-        delay: Duration::from_secs(30),
-        timeout: Duration::from_secs(150),
-        action: DpdAction::Restart,
-    };
+    let default = Dpd::default();
     if !ike.contains("dpd") {
         return Some(default);
     }

@@ -9,8 +9,8 @@ use routevpn::ike::crypto::Secret;
 use routevpn::ike::engine::{
     Engine, EngineConfig, EngineConnection, Event, IkeSaState, KernelAction, Transmit,
 };
-use routevpn::model::{Dpd, DpdAction, Identity, Mode, NatTraversal, StartAction};
-use routevpn::plan::{ChildConfig, Endpoint, IkeConfig};
+use routevpn::model::{Dpd, DpdAction, StartAction};
+use routevpn::plan::{ChildConfig, IkeConfig};
 use routevpn::profile::parse_traffic_selector;
 use routevpn::proposal::{parse_esp, parse_ike};
 
@@ -31,44 +31,16 @@ pub fn connection(a: bool, dpd: Dpd, start: StartAction, close: StartAction) -> 
     } else {
         (TO_A, B, A, ("10.2.0.0/16", "10.1.0.0/16"))
     };
-    let child = ChildConfig {
-        name: "net".into(),
-        reqid: 1,
-        mode: Mode::Tunnel,
-        local_ts: vec![parse_traffic_selector(nets.0).unwrap()],
-        remote_ts: vec![parse_traffic_selector(nets.1).unwrap()],
-        esp_proposals: vec![parse_esp("aes128gcm16", false).unwrap()],
-        mark: Some(0x52000001),
-        if_id: None,
-        rekey_time: 3600,
-        life_time: 3960,
-        rand_time: 360,
-        rekey_bytes: 0,
-        life_bytes: 0,
-        rekey_packets: 0,
-        life_packets: 0,
-    };
-    let local: IpAddr = local.parse().unwrap();
+    let ts = |net: &str| vec![parse_traffic_selector(net).unwrap()];
+    let esp = vec![parse_esp("aes128gcm16", false).unwrap()];
+    let mut child = ChildConfig::new("net", ts(nets.0), ts(nets.1), esp);
+    child.mark = Some(0x52000001);
+    let (local, remote): (IpAddr, IpAddr) = (local.parse().unwrap(), remote.parse().unwrap());
+    let ike = vec![parse_ike("aes128gcm16-prfsha256-x25519", false).unwrap()];
+    let mut config = IkeConfig::new(name, local, remote, ike, vec![child]);
+    (config.dpd, config.start_action, config.close_action) = (dpd, start, close);
     EngineConnection {
-        config: IkeConfig {
-            name: name.into(),
-            local: Endpoint::Address(local),
-            remote: remote.parse().unwrap(),
-            remote_port: 500,
-            local_id: None,
-            remote_id: Identity::Address(remote.parse().unwrap()),
-            proposals: vec![parse_ike("aes128gcm16-prfsha256-x25519", false).unwrap()],
-            psk_file: None,
-            manual_keys_file: None,
-            rekey_time: 14400,
-            over_time: 1440,
-            rand_time: 1440,
-            dpd,
-            nat_traversal: NatTraversal::Auto,
-            start_action: start,
-            close_action: close,
-            children: vec![child],
-        },
+        config,
         local_addr: local,
         psk: Secret::from_slice(b"peers-test-psk-0123456789"),
     }
