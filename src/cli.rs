@@ -45,10 +45,14 @@ pub enum Command {
     },
     /// Print the kernel state and IKE configuration the profiles ask for.
     Plan(PlanArgs),
-    /// Bring one tunnel up.
+    /// Bring one tunnel up: through the daemon when it runs (apply, then negotiate and
+    /// wait for the CHILD SAs), else its dataplane alone (manual keys).
     Up {
         /// Tunnel name (the profile's file name without .toml, or its `name`).
         name: String,
+        /// Return once the negotiation has started instead of waiting for its result.
+        #[arg(long)]
+        no_wait: bool,
     },
     /// Take one tunnel down and remove what routevpn made for it.
     Down {
@@ -57,8 +61,23 @@ pub enum Command {
     },
     /// Make the kernel match every profile: create, update and remove tunnels.
     Apply,
-    /// Show every tunnel's devices, routes, policies and SAs against the plan.
-    Status,
+    /// Show every tunnel's devices, routes, policies and SAs against the plan, and the
+    /// daemon's IKE and CHILD SAs (like swanctl --list-sas).
+    Status {
+        /// The IKE and CHILD SAs as JSON (needs the daemon).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run the IKE engine for every profile: apply the dataplane, negotiate, install SAs,
+    /// answer `up`, `down` and `status` on a unix socket.
+    Daemon {
+        /// UDP port for IKE.
+        #[arg(long, default_value_t = 500, value_name = "PORT")]
+        ike_port: u16,
+        /// UDP port for NAT traversal (IKE and ESP in UDP).
+        #[arg(long, default_value_t = 4500, value_name = "PORT")]
+        natt_port: u16,
+    },
     /// Print the version.
     Version,
 }
@@ -73,6 +92,11 @@ pub struct PlanArgs {
 }
 
 impl Cli {
+    /// The daemon's control socket for this `--state-dir`.
+    pub fn control_socket(&self) -> std::path::PathBuf {
+        crate::daemon::control::socket_path(self.state_dir.as_deref())
+    }
+
     pub fn state_paths(&self) -> crate::apply::state::Paths {
         match &self.state_dir {
             Some(dir) => crate::apply::state::Paths {

@@ -6,6 +6,7 @@
 
 pub mod apply;
 pub mod cli;
+pub mod daemon;
 pub mod ike;
 pub mod model;
 pub mod plan;

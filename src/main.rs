@@ -1,11 +1,13 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::Parser;
 use routevpn::apply;
 use routevpn::apply::netlink::LinuxKernel;
 use routevpn::apply::state::Paths;
 use routevpn::cli::{Cli, Command, PlanArgs};
+use routevpn::daemon::{self, control, control::ClientError, control::Request, DaemonOptions};
 use routevpn::plan;
 use routevpn::profile::{self, Diagnostic, Loaded, Options};
 
@@ -29,9 +31,83 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Apply => dataplane(&cli, options, Selection::All),
-        Command::Up { ref name } => dataplane(&cli, options, Selection::Up(name)),
-        Command::Down { ref name } => dataplane(&cli, options, Selection::Down(name)),
-        Command::Status => status(&cli, options),
+        Command::Up { ref name, no_wait } => {
+            let request = Request::Up {
+                name: name.clone(),
+                wait: !no_wait,
+            };
+            through_daemon(&cli, options, request, Selection::Up(name))
+        }
+        Command::Down { ref name } => {
+            let request = Request::Down { name: name.clone() };
+            through_daemon(&cli, options, request, Selection::Down(name))
+        }
+        Command::Status { json } => status(&cli, options, json),
+        Command::Daemon {
+            ike_port,
+            natt_port,
+        } => {
+            let daemon_options = DaemonOptions {
+                config_dir: cli.config_dir.clone(),
+                paths: cli.state_paths(),
+                socket: cli.control_socket(),
+                profile: options,
+                ike_port,
+                natt_port,
+            };
+            match daemon::run(daemon_options) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("routevpn: daemon: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}
+
+/// `up` and `down` go through the daemon when it runs (it negotiates and keeps the SAs).
+/// Without it, tunnels keyed by hand are handled here; IKE tunnels need the daemon.
+fn through_daemon(
+    cli: &Cli,
+    options: Options,
+    request: Request,
+    fallback: Selection<'_>,
+) -> ExitCode {
+    // `up` waits up to 30 s on the daemon's side; leave room for its answer.
+    match control::request(&cli.control_socket(), &request, Duration::from_secs(40)) {
+        Ok(response) => {
+            if response.ok {
+                println!("{}", response.message);
+                ExitCode::SUCCESS
+            } else {
+                eprintln!("routevpn: {}", response.message);
+                ExitCode::FAILURE
+            }
+        }
+        Err(ClientError::NotRunning(path)) => {
+            let Some(loaded) = load_or_report(&cli.config_dir, options) else {
+                return ExitCode::FAILURE;
+            };
+            let name = match &fallback {
+                Selection::Up(name) | Selection::Down(name) => *name,
+                Selection::All => "",
+            };
+            let negotiated = (loaded.tunnels.iter().flatten())
+                .any(|t| t.name == name && matches!(t.ike.auth, routevpn::model::Auth::Psk { .. }));
+            if negotiated && matches!(fallback, Selection::Up(_)) {
+                eprintln!(
+                    "routevpn: {name} is negotiated by IKE: routevpn daemon is not running (no socket at {})",
+                    path.display()
+                );
+                return ExitCode::FAILURE;
+            }
+            dataplane(cli, options, fallback)
+        }
+        Err(e) => {
+            eprintln!("routevpn: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 
@@ -209,7 +285,43 @@ fn dataplane(cli: &Cli, options: Options, selection: Selection<'_>) -> ExitCode 
     }
 }
 
-fn status(cli: &Cli, options: Options) -> ExitCode {
+fn status(cli: &Cli, options: Options, json: bool) -> ExitCode {
+    let ike = control::request(
+        &cli.control_socket(),
+        &Request::Status,
+        Duration::from_secs(10),
+    );
+    if json {
+        return match ike {
+            Ok(response) => match serde_json::to_string_pretty(&response) {
+                Ok(text) => {
+                    println!("{text}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("routevpn: {e}");
+                    ExitCode::FAILURE
+                }
+            },
+            Err(e) => {
+                eprintln!("routevpn: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    let dataplane = dataplane_status(cli, options);
+    match ike {
+        Ok(response) => {
+            println!("IKE SAs (routevpn daemon):");
+            print!("{}", daemon::report::render(&response.ike_sas));
+        }
+        Err(ClientError::NotRunning(_)) => {}
+        Err(e) => eprintln!("routevpn: {e}"),
+    }
+    dataplane
+}
+
+fn dataplane_status(cli: &Cli, options: Options) -> ExitCode {
     let Some(loaded) = load_or_report(&cli.config_dir, options) else {
         return ExitCode::FAILURE;
     };

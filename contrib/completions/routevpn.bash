@@ -22,6 +22,9 @@ _routevpn() {
             routevpn,check)
                 cmd="routevpn__subcmd__check"
                 ;;
+            routevpn,daemon)
+                cmd="routevpn__subcmd__daemon"
+                ;;
             routevpn,down)
                 cmd="routevpn__subcmd__down"
                 ;;
@@ -45,6 +48,9 @@ _routevpn() {
                 ;;
             routevpn__subcmd__help,check)
                 cmd="routevpn__subcmd__help__subcmd__check"
+                ;;
+            routevpn__subcmd__help,daemon)
+                cmd="routevpn__subcmd__help__subcmd__daemon"
                 ;;
             routevpn__subcmd__help,down)
                 cmd="routevpn__subcmd__help__subcmd__down"
@@ -71,7 +77,7 @@ _routevpn() {
 
     case "${cmd}" in
         routevpn)
-            opts="-h -V --config-dir --state-dir --insecure-secrets --help --version check plan up down apply status version help"
+            opts="-h -V --config-dir --state-dir --insecure-secrets --help --version check plan up down apply status daemon version help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -136,6 +142,36 @@ _routevpn() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        routevpn__subcmd__daemon)
+            opts="-h --ike-port --natt-port --config-dir --state-dir --insecure-secrets --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --ike-port)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --natt-port)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --state-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         routevpn__subcmd__down)
             opts="-h --config-dir --state-dir --insecure-secrets --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
@@ -159,7 +195,7 @@ _routevpn() {
             return 0
             ;;
         routevpn__subcmd__help)
-            opts="check plan up down apply status version help"
+            opts="check plan up down apply status daemon version help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -187,6 +223,20 @@ _routevpn() {
             return 0
             ;;
         routevpn__subcmd__help__subcmd__check)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        routevpn__subcmd__help__subcmd__daemon)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -307,7 +357,7 @@ _routevpn() {
             return 0
             ;;
         routevpn__subcmd__status)
-            opts="-h --config-dir --state-dir --insecure-secrets --help"
+            opts="-h --json --config-dir --state-dir --insecure-secrets --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -329,7 +379,7 @@ _routevpn() {
             return 0
             ;;
         routevpn__subcmd__up)
-            opts="-h --config-dir --state-dir --insecure-secrets --help"
+            opts="-h --no-wait --config-dir --state-dir --insecure-secrets --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

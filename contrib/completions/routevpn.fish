@@ -31,10 +31,11 @@ complete -c routevpn -n "__fish_routevpn_needs_command" -s h -l help -d 'Print h
 complete -c routevpn -n "__fish_routevpn_needs_command" -s V -l version -d 'Print version'
 complete -c routevpn -n "__fish_routevpn_needs_command" -f -a "check" -d 'Validate profiles; exit non-zero on any error'
 complete -c routevpn -n "__fish_routevpn_needs_command" -f -a "plan" -d 'Print the kernel state and IKE configuration the profiles ask for'
-complete -c routevpn -n "__fish_routevpn_needs_command" -f -a "up" -d 'Bring one tunnel up'
+complete -c routevpn -n "__fish_routevpn_needs_command" -f -a "up" -d 'Bring one tunnel up: through the daemon when it runs (apply, then negotiate and wait for the CHILD SAs), else its dataplane alone (manual keys)'
 complete -c routevpn -n "__fish_routevpn_needs_command" -f -a "down" -d 'Take one tunnel down and remove what routevpn made for it'
 complete -c routevpn -n "__fish_routevpn_needs_command" -f -a "apply" -d 'Make the kernel match every profile: create, update and remove tunnels'
-complete -c routevpn -n "__fish_routevpn_needs_command" -f -a "status" -d 'Show every tunnel\'s devices, routes, policies and SAs against the plan'
+complete -c routevpn -n "__fish_routevpn_needs_command" -f -a "status" -d 'Show every tunnel\'s devices, routes, policies and SAs against the plan, and the daemon\'s IKE and CHILD SAs (like swanctl --list-sas)'
+complete -c routevpn -n "__fish_routevpn_needs_command" -f -a "daemon" -d 'Run the IKE engine for every profile: apply the dataplane, negotiate, install SAs, answer `up`, `down` and `status` on a unix socket'
 complete -c routevpn -n "__fish_routevpn_needs_command" -f -a "version" -d 'Print the version'
 complete -c routevpn -n "__fish_routevpn_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c routevpn -n "__fish_routevpn_using_subcommand check" -l config-dir -d 'Directory holding the tunnel profiles (*.toml)' -r -F
@@ -48,6 +49,7 @@ complete -c routevpn -n "__fish_routevpn_using_subcommand plan" -l insecure-secr
 complete -c routevpn -n "__fish_routevpn_using_subcommand plan" -s h -l help -d 'Print help'
 complete -c routevpn -n "__fish_routevpn_using_subcommand up" -l config-dir -d 'Directory holding the tunnel profiles (*.toml)' -r -F
 complete -c routevpn -n "__fish_routevpn_using_subcommand up" -l state-dir -d 'Where routevpn keeps what it created and the allocated marks / if_ids [default: /run/routevpn and /var/lib/routevpn]. For several instances on one host' -r -F
+complete -c routevpn -n "__fish_routevpn_using_subcommand up" -l no-wait -d 'Return once the negotiation has started instead of waiting for its result'
 complete -c routevpn -n "__fish_routevpn_using_subcommand up" -l insecure-secrets -d 'Accept secret files not owned by root or readable by others (test setups only)'
 complete -c routevpn -n "__fish_routevpn_using_subcommand up" -s h -l help -d 'Print help'
 complete -c routevpn -n "__fish_routevpn_using_subcommand down" -l config-dir -d 'Directory holding the tunnel profiles (*.toml)' -r -F
@@ -60,17 +62,25 @@ complete -c routevpn -n "__fish_routevpn_using_subcommand apply" -l insecure-sec
 complete -c routevpn -n "__fish_routevpn_using_subcommand apply" -s h -l help -d 'Print help'
 complete -c routevpn -n "__fish_routevpn_using_subcommand status" -l config-dir -d 'Directory holding the tunnel profiles (*.toml)' -r -F
 complete -c routevpn -n "__fish_routevpn_using_subcommand status" -l state-dir -d 'Where routevpn keeps what it created and the allocated marks / if_ids [default: /run/routevpn and /var/lib/routevpn]. For several instances on one host' -r -F
+complete -c routevpn -n "__fish_routevpn_using_subcommand status" -l json -d 'The IKE and CHILD SAs as JSON (needs the daemon)'
 complete -c routevpn -n "__fish_routevpn_using_subcommand status" -l insecure-secrets -d 'Accept secret files not owned by root or readable by others (test setups only)'
 complete -c routevpn -n "__fish_routevpn_using_subcommand status" -s h -l help -d 'Print help'
+complete -c routevpn -n "__fish_routevpn_using_subcommand daemon" -l ike-port -d 'UDP port for IKE' -r
+complete -c routevpn -n "__fish_routevpn_using_subcommand daemon" -l natt-port -d 'UDP port for NAT traversal (IKE and ESP in UDP)' -r
+complete -c routevpn -n "__fish_routevpn_using_subcommand daemon" -l config-dir -d 'Directory holding the tunnel profiles (*.toml)' -r -F
+complete -c routevpn -n "__fish_routevpn_using_subcommand daemon" -l state-dir -d 'Where routevpn keeps what it created and the allocated marks / if_ids [default: /run/routevpn and /var/lib/routevpn]. For several instances on one host' -r -F
+complete -c routevpn -n "__fish_routevpn_using_subcommand daemon" -l insecure-secrets -d 'Accept secret files not owned by root or readable by others (test setups only)'
+complete -c routevpn -n "__fish_routevpn_using_subcommand daemon" -s h -l help -d 'Print help'
 complete -c routevpn -n "__fish_routevpn_using_subcommand version" -l config-dir -d 'Directory holding the tunnel profiles (*.toml)' -r -F
 complete -c routevpn -n "__fish_routevpn_using_subcommand version" -l state-dir -d 'Where routevpn keeps what it created and the allocated marks / if_ids [default: /run/routevpn and /var/lib/routevpn]. For several instances on one host' -r -F
 complete -c routevpn -n "__fish_routevpn_using_subcommand version" -l insecure-secrets -d 'Accept secret files not owned by root or readable by others (test setups only)'
 complete -c routevpn -n "__fish_routevpn_using_subcommand version" -s h -l help -d 'Print help'
-complete -c routevpn -n "__fish_routevpn_using_subcommand help; and not __fish_seen_subcommand_from check plan up down apply status version help" -f -a "check" -d 'Validate profiles; exit non-zero on any error'
-complete -c routevpn -n "__fish_routevpn_using_subcommand help; and not __fish_seen_subcommand_from check plan up down apply status version help" -f -a "plan" -d 'Print the kernel state and IKE configuration the profiles ask for'
-complete -c routevpn -n "__fish_routevpn_using_subcommand help; and not __fish_seen_subcommand_from check plan up down apply status version help" -f -a "up" -d 'Bring one tunnel up'
-complete -c routevpn -n "__fish_routevpn_using_subcommand help; and not __fish_seen_subcommand_from check plan up down apply status version help" -f -a "down" -d 'Take one tunnel down and remove what routevpn made for it'
-complete -c routevpn -n "__fish_routevpn_using_subcommand help; and not __fish_seen_subcommand_from check plan up down apply status version help" -f -a "apply" -d 'Make the kernel match every profile: create, update and remove tunnels'
-complete -c routevpn -n "__fish_routevpn_using_subcommand help; and not __fish_seen_subcommand_from check plan up down apply status version help" -f -a "status" -d 'Show every tunnel\'s devices, routes, policies and SAs against the plan'
-complete -c routevpn -n "__fish_routevpn_using_subcommand help; and not __fish_seen_subcommand_from check plan up down apply status version help" -f -a "version" -d 'Print the version'
-complete -c routevpn -n "__fish_routevpn_using_subcommand help; and not __fish_seen_subcommand_from check plan up down apply status version help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c routevpn -n "__fish_routevpn_using_subcommand help; and not __fish_seen_subcommand_from check plan up down apply status daemon version help" -f -a "check" -d 'Validate profiles; exit non-zero on any error'
+complete -c routevpn -n "__fish_routevpn_using_subcommand help; and not __fish_seen_subcommand_from check plan up down apply status daemon version help" -f -a "plan" -d 'Print the kernel state and IKE configuration the profiles ask for'
+complete -c routevpn -n "__fish_routevpn_using_subcommand help; and not __fish_seen_subcommand_from check plan up down apply status daemon version help" -f -a "up" -d 'Bring one tunnel up: through the daemon when it runs (apply, then negotiate and wait for the CHILD SAs), else its dataplane alone (manual keys)'
+complete -c routevpn -n "__fish_routevpn_using_subcommand help; and not __fish_seen_subcommand_from check plan up down apply status daemon version help" -f -a "down" -d 'Take one tunnel down and remove what routevpn made for it'
+complete -c routevpn -n "__fish_routevpn_using_subcommand help; and not __fish_seen_subcommand_from check plan up down apply status daemon version help" -f -a "apply" -d 'Make the kernel match every profile: create, update and remove tunnels'
+complete -c routevpn -n "__fish_routevpn_using_subcommand help; and not __fish_seen_subcommand_from check plan up down apply status daemon version help" -f -a "status" -d 'Show every tunnel\'s devices, routes, policies and SAs against the plan, and the daemon\'s IKE and CHILD SAs (like swanctl --list-sas)'
+complete -c routevpn -n "__fish_routevpn_using_subcommand help; and not __fish_seen_subcommand_from check plan up down apply status daemon version help" -f -a "daemon" -d 'Run the IKE engine for every profile: apply the dataplane, negotiate, install SAs, answer `up`, `down` and `status` on a unix socket'
+complete -c routevpn -n "__fish_routevpn_using_subcommand help; and not __fish_seen_subcommand_from check plan up down apply status daemon version help" -f -a "version" -d 'Print the version'
+complete -c routevpn -n "__fish_routevpn_using_subcommand help; and not __fish_seen_subcommand_from check plan up down apply status daemon version help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

@@ -139,7 +139,8 @@ impl PartialEq for KeyMaterial {
 
 impl Eq for KeyMaterial {}
 
-/// A manually keyed ESP SA (`keying = "manual"`); SAs negotiated by IKE are the engine's.
+/// An ESP SA: manually keyed ones (`keying = "manual"`) are reconciled like every other
+/// object; the daemon installs and removes those the IKE engine negotiates.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Sa {
     pub src: IpAddr,
@@ -152,6 +153,10 @@ pub struct Sa {
     pub encryption: crate::proposal::Encryption,
     pub key: KeyMaterial,
     pub integrity: Option<(crate::proposal::Integrity, KeyMaterial)>,
+    /// ESP in UDP (NAT-T): (source port, destination port) of this SA's packets.
+    pub encap: Option<(u16, u16)>,
+    /// Soft and hard limits; `None`: unlimited (manual SAs).
+    pub lifetimes: Option<crate::ike::engine::Lifetimes>,
 }
 
 /// routevpn's whole nftables table, compared and replaced as one unit.

@@ -190,6 +190,8 @@ fn manual_sas(
                     .integrity
                     .as_ref()
                     .map(|(i, k)| (*i, obj::KeyMaterial(k.clone()))),
+                encap: None,
+                lifetimes: None,
             }),
         });
     }

@@ -116,6 +116,14 @@ impl Engine {
         self.connections.push(connection);
     }
 
+    /// Deletes the connection's IKE SAs (telling the peer) and forgets the connection, so
+    /// that the peer's attempts are no longer answered (`routevpn down`).
+    pub fn remove_connection(&mut self, now: Instant, name: &str) -> Result<(), EngineError> {
+        self.terminate(now, name)?;
+        self.connections.retain(|c| c.name() != name);
+        Ok(())
+    }
+
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
         self.transmits.pop_front()
     }
@@ -194,7 +202,10 @@ impl Engine {
     /// already has an IKE SA that is being set up or established.
     pub fn initiate(&mut self, now: Instant, name: &str) -> Result<(), EngineError> {
         let conn = self.connection_named(name)?;
-        if (self.sas.values()).any(|sa| sa.connection == name && sa.phase != Phase::Deleting) {
+        // A refused responder SA lingers only to repeat its answer: it does not count.
+        let active =
+            |sa: &IkeSa| sa.connection == name && sa.phase != Phase::Deleting && !sa.rejected;
+        if self.sas.values().any(active) {
             return Ok(());
         }
         let mut sa = IkeSa::new(

@@ -2,13 +2,14 @@
 
 use netlink_packet_xfrm::state::{DelGetMessage, ModifyMessage};
 use netlink_packet_xfrm::{
-    Address, Alg, AlgAead, AlgAuth, Id, LifetimeConfig, Mark, Selector, UserSaId, UserSaInfo,
-    XfrmAttrs, IPPROTO_ESP, XFRM_MODE_TRANSPORT, XFRM_MODE_TUNNEL,
+    Address, Alg, AlgAead, AlgAuth, EncapTmpl, Id, LifetimeConfig, Mark, Selector, UserSaId,
+    UserSaInfo, XfrmAttrs, IPPROTO_ESP, UDP_ENCAP_ESPINUDP, XFRM_MODE_TRANSPORT, XFRM_MODE_TUNNEL,
 };
 
 use crate::apply::objects::{KeyMaterial, Sa};
 use crate::apply::status::SaStatus;
 use crate::ike::crypto::Secret;
+use crate::ike::engine::Lifetimes;
 use crate::model::Mode;
 use crate::proposal::{Encryption, Integrity};
 
@@ -70,6 +71,21 @@ fn identity_attrs(sa: &Sa) -> Vec<XfrmAttrs> {
     attrs
 }
 
+/// The kernel's soft limits make it report (not act); the hard ones remove the SA. Zero in
+/// the engine's limits means none (the kernel's "infinite").
+fn lifetime(l: &Lifetimes) -> LifetimeConfig {
+    let limit = |n: u64| if n == 0 { u64::MAX } else { n };
+    LifetimeConfig {
+        soft_byte_limit: limit(l.soft_bytes),
+        hard_byte_limit: limit(l.hard_bytes),
+        soft_packet_limit: limit(l.soft_packets),
+        hard_packet_limit: limit(l.hard_packets),
+        soft_add_expires_seconds: l.soft.as_secs(),
+        hard_add_expires_seconds: l.hard.as_secs(),
+        ..LifetimeConfig::default()
+    }
+}
+
 pub fn add_message(sa: &Sa) -> ModifyMessage {
     let selector = Selector {
         family: family(sa),
@@ -83,7 +99,10 @@ pub fn add_message(sa: &Sa) -> ModifyMessage {
             proto: IPPROTO_ESP,
         },
         saddr: Address::from_ip(&sa.src),
-        lifetime_cfg: LifetimeConfig::default(),
+        lifetime_cfg: sa
+            .lifetimes
+            .as_ref()
+            .map_or_else(LifetimeConfig::default, lifetime),
         reqid: sa.reqid,
         family: family(sa),
         mode: match sa.mode {
@@ -117,6 +136,14 @@ pub fn add_message(sa: &Sa) -> ModifyMessage {
         }));
     }
     nlas.extend(identity_attrs(sa));
+    if let Some((sport, dport)) = sa.encap {
+        nlas.push(XfrmAttrs::EncapsulationTemplate(EncapTmpl {
+            encap_type: UDP_ENCAP_ESPINUDP,
+            encap_sport: sport,
+            encap_dport: dport,
+            encap_oa: Address::default(),
+        }));
+    }
     ModifyMessage {
         user_sa_info: info,
         nlas,
@@ -187,6 +214,9 @@ pub fn decode(message: &ModifyMessage) -> Option<Sa> {
         encryption,
         key: KeyMaterial(key),
         integrity,
+        // Manual SAs, the only ones reconciled, have neither.
+        encap: None,
+        lifetimes: None,
     })
 }
 
@@ -235,6 +265,8 @@ mod tests {
             encryption,
             key: KeyMaterial(Secret::new(vec![7; encryption.keymat_len()])),
             integrity: integrity.map(|i| (i, KeyMaterial(Secret::new(vec![9; i.key_len()])))),
+            encap: None,
+            lifetimes: None,
         }
     }
 

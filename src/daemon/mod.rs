@@ -1,0 +1,390 @@
+//! `routevpn daemon`: the thin I/O driver around the sans-I/O IKE engine. It applies the
+//! dataplane of every profile, owns the UDP sockets (IKE and NAT-T ports on each local
+//! outer address), the control socket and the clock, and turns the engine's kernel actions
+//! into XFRM states.
+//!
+//! ```text
+//! UDP sockets ──datagrams──┐
+//! control socket ─requests─┼─> one loop ──> Engine ──> transmits ──> UDP sockets
+//! signals, timers ─────────┘                       ──> kernel actions ──> XFRM (sas.rs)
+//!                                                  ──> events ──> log, waiting `up`s
+//! ```
+
+pub mod control;
+mod psk;
+pub mod report;
+pub mod sas;
+mod sockets;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use tokio::sync::{mpsc, oneshot};
+
+use crate::apply::kernel::Kernel;
+use crate::apply::netlink::LinuxKernel;
+use crate::apply::state::Paths;
+use crate::ike::engine::{Engine, EngineConfig, EngineConnection, Event, KernelAction};
+use crate::model::{StartAction, Tunnel};
+use crate::plan::Endpoint;
+use crate::profile::{self, Options};
+use control::{Request, Response};
+use sockets::{Inbound, Sockets};
+
+/// What `routevpn daemon` was started with.
+#[derive(Clone, Debug)]
+pub struct DaemonOptions {
+    pub config_dir: PathBuf,
+    pub paths: Paths,
+    pub socket: PathBuf,
+    pub profile: Options,
+    pub ike_port: u16,
+    pub natt_port: u16,
+}
+
+/// How long `up` waits for the CHILD SAs before answering "still negotiating".
+const UP_WAIT: Duration = Duration::from_secs(30);
+
+fn log(line: impl std::fmt::Display) {
+    eprintln!("routevpn: {line}");
+}
+
+/// Runs until SIGTERM or SIGINT; errors are about starting (profiles, sockets, netlink).
+pub fn run(options: DaemonOptions) -> Result<(), String> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("starting the runtime: {e}"))?;
+    runtime.block_on(async move {
+        let (tx, rx) = mpsc::channel(1024);
+        let mut daemon = Daemon::start(options, tx).await?;
+        daemon.run(rx).await
+    })
+}
+
+struct Daemon {
+    options: DaemonOptions,
+    kernel: LinuxKernel,
+    engine: Engine,
+    sockets: Sockets,
+    inbound: mpsc::Sender<Inbound>,
+    tunnels: Vec<Tunnel>,
+    enabled: BTreeSet<String>,
+    installed: sas::Installed,
+    /// `up` requests waiting for their tunnel's CHILD SA (or its failure).
+    waiters: BTreeMap<String, Vec<oneshot::Sender<Response>>>,
+}
+
+impl Daemon {
+    async fn start(
+        options: DaemonOptions,
+        inbound: mpsc::Sender<Inbound>,
+    ) -> Result<Daemon, String> {
+        let kernel = LinuxKernel::open()
+            .map_err(|e| format!("netlink: {e} (root or CAP_NET_ADMIN is needed)"))?;
+        let engine = Engine::new(EngineConfig {
+            ike_port: options.ike_port,
+            natt_port: options.natt_port,
+            ..EngineConfig::default()
+        });
+        let mut daemon = Daemon {
+            sockets: Sockets::new(options.ike_port, options.natt_port),
+            options,
+            kernel,
+            engine,
+            inbound,
+            tunnels: Vec::new(),
+            enabled: BTreeSet::new(),
+            installed: sas::Installed::default(),
+            waiters: BTreeMap::new(),
+        };
+        daemon.reload(true)?;
+        sockets::listen_control(&daemon.options.socket, daemon.inbound.clone())
+            .map_err(|e| format!("control socket {}: {e}", daemon.options.socket.display()))?;
+        log(format_args!(
+            "listening on {} (IKE port {}, NAT-T port {}), {} tunnel(s)",
+            daemon.options.socket.display(),
+            daemon.options.ike_port,
+            daemon.options.natt_port,
+            daemon.tunnels.len()
+        ));
+        let now = Instant::now();
+        for t in &daemon.tunnels {
+            if t.ike.start_action == StartAction::Start && daemon.engine_knows(&t.name) {
+                let _ = daemon.engine.initiate(now, &t.name);
+            }
+        }
+        daemon.drain();
+        Ok(daemon)
+    }
+
+    fn engine_knows(&self, name: &str) -> bool {
+        self.engine.status().iter().any(|s| s.name == name) || self.ike_tunnel(name)
+    }
+
+    fn ike_tunnel(&self, name: &str) -> bool {
+        (self.tunnels.iter())
+            .any(|t| t.name == name && matches!(t.ike.auth, crate::model::Auth::Psk { .. }))
+    }
+
+    /// Loads the profiles, applies the enabled tunnels' dataplane and (re)configures the
+    /// engine and sockets. At start every tunnel is enabled.
+    fn reload(&mut self, starting: bool) -> Result<(), String> {
+        let loaded = profile::load(
+            std::slice::from_ref(&self.options.config_dir),
+            self.options.profile,
+        );
+        for d in &loaded.diagnostics {
+            log(d);
+        }
+        let tunnels = loaded
+            .tunnels
+            .ok_or_else(|| "the profiles have errors (routevpn check)".to_string())?;
+        let names: BTreeSet<String> = tunnels.iter().map(|t| t.name.clone()).collect();
+        if starting {
+            self.enabled = names.clone();
+        } else {
+            self.enabled.retain(|n| names.contains(n));
+        }
+        // Tunnels whose profile went away: tell their peers first.
+        let now = Instant::now();
+        for gone in self.tunnels.iter().filter(|t| !names.contains(&t.name)) {
+            let _ = self.engine.terminate(now, &gone.name);
+        }
+        self.tunnels = tunnels;
+        self.apply()?;
+        Ok(())
+    }
+
+    /// Applies the enabled tunnels' dataplane and gives the engine their connections.
+    fn apply(&mut self) -> Result<(), String> {
+        let (outcome, plan) = crate::apply::apply(
+            &mut self.kernel,
+            &self.tunnels,
+            &self.enabled,
+            &self.options.paths,
+        )
+        .map_err(|e| format!("apply: {e}"))?;
+        if outcome.writes > 0 {
+            log(format_args!(
+                "dataplane: {} changes ({} created, {} updated, {} deleted)",
+                outcome.writes, outcome.created, outcome.updated, outcome.deleted
+            ));
+        }
+        for t in &plan.tunnels {
+            let Some(psk_file) = &t.ike.psk_file else {
+                continue;
+            };
+            let local_addr = match t.ike.local {
+                Endpoint::Address(a) => a,
+                Endpoint::DefaultRoute => match self.kernel.egress(t.ike.remote) {
+                    Ok(e) => e.source,
+                    Err(e) => {
+                        log(format_args!(
+                            "{}: no route to the peer {}: {e}",
+                            t.name, t.ike.remote
+                        ));
+                        continue;
+                    }
+                },
+            };
+            let psk = match psk::read(psk_file) {
+                Ok(psk) => psk,
+                Err(e) => {
+                    log(format_args!("{}: {e}", t.name));
+                    continue;
+                }
+            };
+            if let Err(e) = self.sockets.bind(local_addr, &self.inbound) {
+                log(format_args!("{}: {e}", t.name));
+                continue;
+            }
+            self.engine.add_connection(EngineConnection {
+                config: t.ike.clone(),
+                local_addr,
+                psk,
+            });
+        }
+        Ok(())
+    }
+
+    async fn run(&mut self, mut rx: mpsc::Receiver<Inbound>) -> Result<(), String> {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
+        let mut int = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
+        let mut hup = signal(SignalKind::hangup()).map_err(|e| e.to_string())?;
+        loop {
+            let far = Instant::now() + Duration::from_secs(3600);
+            let deadline =
+                tokio::time::Instant::from_std(self.engine.next_timeout().unwrap_or(far));
+            tokio::select! {
+                message = rx.recv() => match message {
+                    Some(Inbound::Datagram { local, remote, bytes }) => {
+                        self.engine.handle_datagram(Instant::now(), local, remote, &bytes);
+                    }
+                    Some(Inbound::Control { request, reply }) => self.control(request, reply),
+                    None => return Err("all sockets closed".into()),
+                },
+                () = tokio::time::sleep_until(deadline) => self.engine.handle_timeout(Instant::now()),
+                _ = term.recv() => break,
+                _ = int.recv() => break,
+                _ = hup.recv() => {
+                    if let Err(e) = self.reload(false) {
+                        log(format_args!("reload: {e}"));
+                    }
+                }
+            }
+            self.drain();
+        }
+        self.shutdown();
+        Ok(())
+    }
+
+    /// Carries out what the engine produced: datagrams, kernel actions, events.
+    fn drain(&mut self) {
+        while let Some(t) = self.engine.poll_transmit() {
+            if let Err(e) = self.sockets.send(&t) {
+                log(format_args!("sending to {}: {e}", t.remote));
+            }
+        }
+        while let Some(action) = self.engine.poll_action() {
+            match action {
+                KernelAction::InstallChildSa(install) => {
+                    if let Err(e) = self.installed.install(&mut self.kernel, &install) {
+                        log(format_args!(
+                            "{}: installing the CHILD SA failed: {e}",
+                            install.connection
+                        ));
+                        let _ = self.engine.terminate(Instant::now(), &install.connection);
+                        self.answer(
+                            &install.connection,
+                            Response::error(format!("installing the SAs failed: {e}")),
+                        );
+                    }
+                }
+                KernelAction::DeleteChildSa(child) => {
+                    for e in self.installed.remove(&mut self.kernel, &child) {
+                        log(format_args!(
+                            "{}: removing a CHILD SA: {e}",
+                            child.connection
+                        ));
+                    }
+                }
+            }
+        }
+        while let Some(event) = self.engine.poll_event() {
+            log(&event);
+            match &event {
+                Event::ChildInstalled { name, .. } => {
+                    self.answer(
+                        name,
+                        Response::ok(format!("{name}: CHILD SA installed ({event})")),
+                    );
+                }
+                Event::Failed { name, reason } => {
+                    self.answer(name, Response::error(format!("{name}: {reason}")));
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn answer(&mut self, name: &str, response: Response) {
+        for waiter in self.waiters.remove(name).unwrap_or_default() {
+            let _ = waiter.send(response.clone());
+        }
+    }
+
+    fn control(&mut self, request: Request, reply: oneshot::Sender<Response>) {
+        let now = Instant::now();
+        match request {
+            Request::Status => {
+                let kernel = self.kernel.sa_status().unwrap_or_default();
+                let mut response = Response::ok("");
+                response.ike_sas = report::build(&self.engine.status(), &kernel, now);
+                let _ = reply.send(response);
+            }
+            Request::Reload => {
+                let response = match self.reload(false) {
+                    Ok(()) => Response::ok("reloaded"),
+                    Err(e) => Response::error(e),
+                };
+                let _ = reply.send(response);
+            }
+            Request::Up { name, wait } => {
+                if !self.tunnels.iter().any(|t| t.name == name) {
+                    let _ = reply.send(Response::error(format!(
+                        "no profile defines tunnel \"{name}\""
+                    )));
+                    return;
+                }
+                self.enabled.insert(name.clone());
+                if let Err(e) = self.apply() {
+                    let _ = reply.send(Response::error(e));
+                    return;
+                }
+                if !self.ike_tunnel(&name) {
+                    let _ = reply.send(Response::ok(format!("{name}: up (manual keys)")));
+                    return;
+                }
+                let established =
+                    (self.engine.status().iter()).any(|s| s.name == name && !s.children.is_empty());
+                if established {
+                    let _ = reply.send(Response::ok(format!("{name}: already established")));
+                    return;
+                }
+                if let Err(e) = self.engine.initiate(now, &name) {
+                    let _ = reply.send(Response::error(format!("{name}: {e}")));
+                    return;
+                }
+                if wait {
+                    self.waiters.entry(name).or_default().push(reply);
+                } else {
+                    let _ = reply.send(Response::ok(format!("{name}: initiating")));
+                }
+            }
+            Request::Down { name } => {
+                let _ = self.engine.remove_connection(now, &name);
+                for e in self.installed.remove_connection(&mut self.kernel, &name) {
+                    log(format_args!("{name}: removing its SAs: {e}"));
+                }
+                self.enabled.remove(&name);
+                let response = match self.apply() {
+                    Ok(()) => Response::ok(format!("{name}: down")),
+                    Err(e) => Response::error(e),
+                };
+                self.answer(&name, Response::error(format!("{name}: taken down")));
+                let _ = reply.send(response);
+            }
+        }
+    }
+
+    /// Tells every peer, removes every SA the daemon installed; the dataplane stays, so
+    /// traffic for the tunnels stays dropped (fail closed) until the daemon is back.
+    fn shutdown(&mut self) {
+        let now = Instant::now();
+        let names: Vec<String> = self
+            .engine
+            .status()
+            .iter()
+            .map(|s| s.name.clone())
+            .collect();
+        for name in &names {
+            let _ = self.engine.terminate(now, name);
+        }
+        while let Some(t) = self.engine.poll_transmit() {
+            let _ = self.sockets.send(&t);
+        }
+        for connection in self.installed.connections() {
+            for e in self
+                .installed
+                .remove_connection(&mut self.kernel, &connection)
+            {
+                log(format_args!("{connection}: removing its SAs: {e}"));
+            }
+        }
+        let _ = std::fs::remove_file(&self.options.socket);
+        log("stopped");
+    }
+}

@@ -1,0 +1,227 @@
+//! The engine's Child SAs as XFRM states: what `InstallChildSa` and `DeleteChildSa` mean for
+//! the kernel, and the record of what the daemon installed, so that `down`, shutdown and a
+//! failed install remove exactly those.
+
+use std::collections::BTreeMap;
+
+use crate::apply::diff::Change;
+use crate::apply::kernel::{Kernel, KernelError};
+use crate::apply::objects::{KeyMaterial, Object, Owned, Sa};
+use crate::ike::engine::{ChildSaInstall, ChildSaRef, SaDirection};
+
+/// The two states of a Child SA: inbound first (the peer may use its SA as soon as it has
+/// our answer), then outbound.
+pub fn states(install: &ChildSaInstall) -> [Sa; 2] {
+    let state = |d: &SaDirection, encap: Option<(u16, u16)>| Sa {
+        src: d.src,
+        dst: d.dst,
+        spi: d.spi,
+        mode: install.mode,
+        reqid: install.reqid,
+        mark: install.mark,
+        if_id: install.if_id,
+        encryption: install.algorithms.encryption,
+        key: KeyMaterial(d.encryption_key.clone()),
+        integrity: install
+            .algorithms
+            .integrity
+            .map(|i| (i, KeyMaterial(d.integrity_key.clone()))),
+        encap,
+        lifetimes: Some(install.lifetimes),
+    };
+    let ports = install.encap.map(|e| (e.local_port, e.remote_port));
+    [
+        state(&install.inbound, ports.map(|(l, r)| (r, l))),
+        state(&install.outbound, ports),
+    ]
+}
+
+/// The SAs the daemon installed, per connection.
+#[derive(Debug, Default)]
+pub struct Installed {
+    by_connection: BTreeMap<String, Vec<Sa>>,
+}
+
+fn create(sa: &Sa, connection: &str) -> Change {
+    Change::Create(Owned {
+        tunnel: Some(connection.to_owned()),
+        object: Object::Sa(sa.clone()),
+    })
+}
+
+fn delete(sa: &Sa) -> Change {
+    Change::Delete {
+        object: Object::Sa(sa.clone()),
+        implied: Vec::new(),
+    }
+}
+
+impl Installed {
+    /// Installs both states, or neither: if the second fails, the first is removed.
+    pub fn install(
+        &mut self,
+        kernel: &mut dyn Kernel,
+        install: &ChildSaInstall,
+    ) -> Result<(), KernelError> {
+        let pair = states(install);
+        let changes: Vec<Change> = pair
+            .iter()
+            .map(|sa| create(sa, &install.connection))
+            .collect();
+        let results = kernel.execute(&changes);
+        if let Some(Err(error)) = results.iter().find(|r| r.is_err()) {
+            let undo: Vec<Change> = (pair.iter().zip(&results))
+                .filter(|(_, r)| r.is_ok())
+                .map(|(sa, _)| delete(sa))
+                .collect();
+            kernel.execute(&undo);
+            return Err(error.clone());
+        }
+        (self
+            .by_connection
+            .entry(install.connection.clone())
+            .or_default())
+        .extend(pair);
+        Ok(())
+    }
+
+    /// Removes the pair `child` names (both SPIs), if we installed it.
+    pub fn remove(&mut self, kernel: &mut dyn Kernel, child: &ChildSaRef) -> Vec<KernelError> {
+        let Some(list) = self.by_connection.get_mut(&child.connection) else {
+            return Vec::new();
+        };
+        let is_pair = |sa: &Sa| {
+            (sa.spi == child.inbound_spi && sa.dst == child.local)
+                || (sa.spi == child.outbound_spi && sa.dst == child.remote)
+        };
+        let doomed: Vec<Sa> = list.iter().filter(|sa| is_pair(sa)).cloned().collect();
+        list.retain(|sa| !is_pair(sa));
+        delete_all(kernel, &doomed)
+    }
+
+    /// Removes every SA of `connection` (down, or the daemon stopping).
+    pub fn remove_connection(
+        &mut self,
+        kernel: &mut dyn Kernel,
+        connection: &str,
+    ) -> Vec<KernelError> {
+        let doomed = self.by_connection.remove(connection).unwrap_or_default();
+        delete_all(kernel, &doomed)
+    }
+
+    pub fn connections(&self) -> Vec<String> {
+        self.by_connection.keys().cloned().collect()
+    }
+}
+
+/// Deletes each SA; one the kernel already dropped (hard lifetime) is not an error.
+fn delete_all(kernel: &mut dyn Kernel, sas: &[Sa]) -> Vec<KernelError> {
+    let changes: Vec<Change> = sas.iter().map(delete).collect();
+    kernel
+        .execute(&changes)
+        .into_iter()
+        .filter_map(Result::err)
+        .filter(|e| !e.message.contains("No such process") && !e.message.contains("ESRCH"))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::apply::kernel::FakeKernel;
+    use crate::apply::objects::ObjectKey;
+    use crate::ike::crypto::Secret;
+    use crate::ike::engine::{Lifetimes, UdpEncap};
+    use crate::ike::select::EspChoice;
+    use crate::model::Mode;
+    use crate::proposal::{Encryption, Integrity};
+    use std::time::Duration;
+
+    fn install(encap: Option<UdpEncap>) -> ChildSaInstall {
+        let direction = |src: &str, dst: &str, spi: u32, key: u8| SaDirection {
+            src: src.parse().unwrap(),
+            dst: dst.parse().unwrap(),
+            spi,
+            encryption_key: Secret::new(vec![key; 32]),
+            integrity_key: Secret::new(vec![key + 1; 32]),
+        };
+        ChildSaInstall {
+            connection: "vti-a".into(),
+            child: "net".into(),
+            reqid: 7,
+            mode: Mode::Tunnel,
+            mark: Some(0x5200_0001),
+            if_id: None,
+            algorithms: EspChoice {
+                encryption: Encryption::AesCbc(256),
+                integrity: Some(Integrity::HmacSha256_128),
+                dh: None,
+                esn: false,
+            },
+            inbound: direction("198.51.100.2", "192.0.2.1", 0xc000_0001, 1),
+            outbound: direction("192.0.2.1", "198.51.100.2", 0xc000_0002, 3),
+            encap,
+            local_ts: vec![],
+            remote_ts: vec![],
+            lifetimes: Lifetimes {
+                soft: Duration::from_secs(3300),
+                hard: Duration::from_secs(3960),
+                soft_bytes: 0,
+                hard_bytes: 0,
+                soft_packets: 0,
+                hard_packets: 0,
+            },
+        }
+    }
+
+    #[test]
+    fn a_child_is_two_states_with_the_plans_identity_and_mirrored_encap_ports() {
+        let i = install(Some(UdpEncap {
+            local_port: 4500,
+            remote_port: 44000,
+        }));
+        let [inbound, outbound] = states(&i);
+        assert_eq!(
+            (inbound.spi, inbound.dst.to_string()),
+            (0xc000_0001, "192.0.2.1".into())
+        );
+        assert_eq!(
+            (outbound.spi, outbound.dst.to_string()),
+            (0xc000_0002, "198.51.100.2".into())
+        );
+        assert_eq!(inbound.encap, Some((44000, 4500)));
+        assert_eq!(outbound.encap, Some((4500, 44000)));
+        for sa in [&inbound, &outbound] {
+            assert_eq!(
+                (sa.reqid, sa.mark, sa.mode),
+                (7, Some(0x5200_0001), Mode::Tunnel)
+            );
+            assert_eq!(sa.lifetimes.unwrap().hard, Duration::from_secs(3960));
+        }
+        assert_ne!(inbound.key, outbound.key, "each direction has its own key");
+    }
+
+    #[test]
+    fn installs_both_or_neither_and_removes_exactly_its_own() {
+        let mut kernel = FakeKernel::default();
+        let mut installed = Installed::default();
+        let i = install(None);
+        // The outbound state fails: the inbound one must not stay behind.
+        kernel.fail_on.insert(ObjectKey::Sa {
+            dst: "198.51.100.2".parse().unwrap(),
+            spi: 0xc000_0002,
+        });
+        assert!(installed.install(&mut kernel, &i).is_err());
+        assert!(kernel.objects.is_empty());
+        assert!(installed.connections().is_empty());
+
+        installed.install(&mut kernel, &i).unwrap();
+        assert_eq!(kernel.objects.len(), 2);
+        let errors = installed.remove(&mut kernel, &i.reference());
+        assert!(errors.is_empty() && kernel.objects.is_empty());
+
+        installed.install(&mut kernel, &i).unwrap();
+        assert!(installed.remove_connection(&mut kernel, "vti-a").is_empty());
+        assert!(kernel.objects.is_empty());
+    }
+}

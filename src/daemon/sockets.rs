@@ -1,0 +1,203 @@
+//! The daemon's sockets: UDP on the IKE and NAT-T ports of each local outer address, and
+//! the control socket. Each socket has a task that forwards what arrives into the loop.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+use std::os::fd::AsRawFd;
+use std::path::Path;
+use std::sync::Arc;
+
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{UdpSocket, UnixListener};
+use tokio::sync::{mpsc, oneshot};
+
+use super::control::{Request, Response};
+use super::UP_WAIT;
+use crate::ike::engine::Transmit;
+
+/// RFC 3948: IKE on the NAT-T port is preceded by four zero octets, which tell it from ESP.
+const NON_ESP_MARKER: [u8; 4] = [0; 4];
+
+/// What arrives for the loop.
+pub enum Inbound {
+    /// An IKE message (the non-ESP marker already removed).
+    Datagram {
+        local: SocketAddr,
+        remote: SocketAddr,
+        bytes: Vec<u8>,
+    },
+    Control {
+        request: Request,
+        reply: oneshot::Sender<Response>,
+    },
+}
+
+pub struct Sockets {
+    ike_port: u16,
+    natt_port: u16,
+    /// The sending side of each socket: a plain non-blocking socket, because tokio's
+    /// `try_send_to` refuses until the reactor has seen the socket writable once.
+    by_local: BTreeMap<SocketAddr, std::net::UdpSocket>,
+}
+
+impl Sockets {
+    pub fn new(ike_port: u16, natt_port: u16) -> Self {
+        Sockets {
+            ike_port,
+            natt_port,
+            by_local: BTreeMap::new(),
+        }
+    }
+
+    /// Listens on both ports of `address` (once).
+    pub fn bind(&mut self, address: IpAddr, inbound: &mpsc::Sender<Inbound>) -> Result<(), String> {
+        for port in [self.ike_port, self.natt_port] {
+            let local = SocketAddr::new(address, port);
+            if self.by_local.contains_key(&local) {
+                continue;
+            }
+            let std_socket = std::net::UdpSocket::bind(local)
+                .map_err(|e| format!("binding UDP {local}: {e}"))?;
+            std_socket
+                .set_nonblocking(true)
+                .map_err(|e| e.to_string())?;
+            let natt = port == self.natt_port;
+            if natt {
+                espinudp(&std_socket).map_err(|e| format!("UDP_ENCAP on {local}: {e}"))?;
+            }
+            let sender = std_socket.try_clone().map_err(|e| e.to_string())?;
+            let socket = UdpSocket::from_std(std_socket).map_err(|e| e.to_string())?;
+            tokio::spawn(receive(Arc::new(socket), local, natt, inbound.clone()));
+            self.by_local.insert(local, sender);
+        }
+        Ok(())
+    }
+
+    pub fn send(&self, t: &Transmit) -> std::io::Result<()> {
+        let socket = self.by_local.get(&t.local).ok_or_else(|| {
+            std::io::Error::new(
+                std::io::ErrorKind::AddrNotAvailable,
+                format!("no socket on {}", t.local),
+            )
+        })?;
+        let datagram = if t.local.port() == self.natt_port && !t.is_keepalive() {
+            [&NON_ESP_MARKER[..], &t.payload].concat()
+        } else {
+            t.payload.clone()
+        };
+        socket.send_to(&datagram, t.remote).map(|_| ())
+    }
+}
+
+/// Lets the kernel take ESP-in-UDP off this socket (RFC 3948), leaving IKE to us.
+fn espinudp(socket: &std::net::UdpSocket) -> std::io::Result<()> {
+    const UDP_ENCAP: libc::c_int = 100;
+    const UDP_ENCAP_ESPINUDP: libc::c_int = 2;
+    let value = UDP_ENCAP_ESPINUDP;
+    // SAFETY: a valid socket and a pointer to an int of the size passed.
+    let rc = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_UDP,
+            UDP_ENCAP,
+            std::ptr::from_ref(&value).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+async fn receive(
+    socket: Arc<UdpSocket>,
+    local: SocketAddr,
+    natt: bool,
+    inbound: mpsc::Sender<Inbound>,
+) {
+    let mut buf = vec![0u8; 65536];
+    loop {
+        let Ok((n, remote)) = socket.recv_from(&mut buf).await else {
+            continue;
+        };
+        let Some(datagram) = buf.get(..n) else {
+            continue;
+        };
+        let bytes = if natt {
+            // Keepalives (one 0xFF octet) and anything unmarked are not for the engine.
+            match datagram.strip_prefix(&NON_ESP_MARKER[..]) {
+                Some(ike) => ike.to_vec(),
+                None => continue,
+            }
+        } else {
+            datagram.to_vec()
+        };
+        if inbound
+            .send(Inbound::Datagram {
+                local,
+                remote,
+                bytes,
+            })
+            .await
+            .is_err()
+        {
+            return;
+        }
+    }
+}
+
+/// Accepts control connections: one JSON request line, one JSON response line.
+pub fn listen_control(path: &Path, inbound: mpsc::Sender<Inbound>) -> std::io::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    // A socket file left by a daemon that died; a running one would still answer.
+    if std::os::unix::net::UnixStream::connect(path).is_ok() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::AddrInUse,
+            "another routevpn daemon answers there",
+        ));
+    }
+    let _ = std::fs::remove_file(path);
+    let listener = UnixListener::bind(path)?;
+    // Only root (the owner) may command the daemon.
+    std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            tokio::spawn(serve(stream, inbound.clone()));
+        }
+    });
+    Ok(())
+}
+
+async fn serve(stream: tokio::net::UnixStream, inbound: mpsc::Sender<Inbound>) {
+    let (read, mut write) = stream.into_split();
+    let mut line = String::new();
+    if BufReader::new(read).read_line(&mut line).await.is_err() {
+        return;
+    }
+    let response = match serde_json::from_str::<Request>(&line) {
+        Err(e) => Response::error(format!("bad request: {e}")),
+        Ok(request) => {
+            let (reply, answer) = oneshot::channel();
+            if inbound
+                .send(Inbound::Control { request, reply })
+                .await
+                .is_err()
+            {
+                return;
+            }
+            match tokio::time::timeout(UP_WAIT, answer).await {
+                Ok(Ok(response)) => response,
+                Ok(Err(_)) => Response::error("the daemon dropped the request"),
+                Err(_) => Response::error("no result yet: still negotiating (see routevpn status)"),
+            }
+        }
+    };
+    if let Ok(mut text) = serde_json::to_string(&response) {
+        text.push('\n');
+        let _ = write.write_all(text.as_bytes()).await;
+    }
+}
