@@ -59,6 +59,12 @@ pub enum Command {
         /// Tunnel name.
         name: String,
     },
+    /// Rekey one tunnel's CHILD SAs now, through the daemon (new SAs are installed before
+    /// the old ones go: no packet is lost).
+    Rekey {
+        /// Tunnel name.
+        name: String,
+    },
     /// Make the kernel match every profile: create, update and remove tunnels.
     Apply,
     /// Show every tunnel's devices, routes, policies and SAs against the plan, and the
@@ -77,6 +83,17 @@ pub enum Command {
         /// UDP port for NAT traversal (IKE and ESP in UDP).
         #[arg(long, default_value_t = 4500, value_name = "PORT")]
         natt_port: u16,
+    },
+    /// Show routevpn at work: two sites in network namespaces, a daemon in each, a VTI and a
+    /// GRE-over-IPsec tunnel negotiated between them, a ping across each, their SAs; then
+    /// everything is removed. Needs root and a kernel with VTI, GRE and ESP.
+    Demo {
+        /// Leave the sites, tunnels and daemons running to look around.
+        #[arg(long)]
+        keep: bool,
+        /// Remove what `demo --keep` (or an interrupted demo) left behind.
+        #[arg(long, conflicts_with = "keep")]
+        clean: bool,
     },
     /// Print the version.
     Version,

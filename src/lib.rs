@@ -7,6 +7,7 @@
 pub mod apply;
 pub mod cli;
 pub mod daemon;
+pub mod demo;
 pub mod ike;
 pub mod model;
 pub mod plan;

@@ -8,6 +8,7 @@ use routevpn::apply::netlink::LinuxKernel;
 use routevpn::apply::state::Paths;
 use routevpn::cli::{Cli, Command, PlanArgs};
 use routevpn::daemon::{self, control, control::ClientError, control::Request, DaemonOptions};
+use routevpn::demo::{self, DemoOptions};
 use routevpn::plan;
 use routevpn::profile::{self, Diagnostic, Loaded, Options};
 
@@ -43,6 +44,30 @@ fn main() -> ExitCode {
             through_daemon(&cli, options, request, Selection::Down(name))
         }
         Command::Status { json } => status(&cli, options, json),
+        Command::Rekey { ref name } => {
+            let request = Request::Rekey { name: name.clone() };
+            match control::request(&cli.control_socket(), &request, Duration::from_secs(10)) {
+                Ok(response) if response.ok => {
+                    println!("{}", response.message);
+                    ExitCode::SUCCESS
+                }
+                Ok(response) => {
+                    eprintln!("routevpn: {}", response.message);
+                    ExitCode::FAILURE
+                }
+                Err(e) => {
+                    eprintln!("routevpn: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Demo { keep, clean } => match demo::run(DemoOptions { keep, clean }) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("routevpn: demo: {e}");
+                ExitCode::FAILURE
+            }
+        },
         Command::Daemon {
             ike_port,
             natt_port,

@@ -25,6 +25,9 @@ _routevpn() {
             routevpn,daemon)
                 cmd="routevpn__subcmd__daemon"
                 ;;
+            routevpn,demo)
+                cmd="routevpn__subcmd__demo"
+                ;;
             routevpn,down)
                 cmd="routevpn__subcmd__down"
                 ;;
@@ -33,6 +36,9 @@ _routevpn() {
                 ;;
             routevpn,plan)
                 cmd="routevpn__subcmd__plan"
+                ;;
+            routevpn,rekey)
+                cmd="routevpn__subcmd__rekey"
                 ;;
             routevpn,status)
                 cmd="routevpn__subcmd__status"
@@ -52,6 +58,9 @@ _routevpn() {
             routevpn__subcmd__help,daemon)
                 cmd="routevpn__subcmd__help__subcmd__daemon"
                 ;;
+            routevpn__subcmd__help,demo)
+                cmd="routevpn__subcmd__help__subcmd__demo"
+                ;;
             routevpn__subcmd__help,down)
                 cmd="routevpn__subcmd__help__subcmd__down"
                 ;;
@@ -60,6 +69,9 @@ _routevpn() {
                 ;;
             routevpn__subcmd__help,plan)
                 cmd="routevpn__subcmd__help__subcmd__plan"
+                ;;
+            routevpn__subcmd__help,rekey)
+                cmd="routevpn__subcmd__help__subcmd__rekey"
                 ;;
             routevpn__subcmd__help,status)
                 cmd="routevpn__subcmd__help__subcmd__status"
@@ -77,7 +89,7 @@ _routevpn() {
 
     case "${cmd}" in
         routevpn)
-            opts="-h -V --config-dir --state-dir --insecure-secrets --help --version check plan up down apply status daemon version help"
+            opts="-h -V --config-dir --state-dir --insecure-secrets --help --version check plan up down rekey apply status daemon demo version help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -172,6 +184,28 @@ _routevpn() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        routevpn__subcmd__demo)
+            opts="-h --keep --clean --config-dir --state-dir --insecure-secrets --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --state-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         routevpn__subcmd__down)
             opts="-h --config-dir --state-dir --insecure-secrets --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
@@ -195,7 +229,7 @@ _routevpn() {
             return 0
             ;;
         routevpn__subcmd__help)
-            opts="check plan up down apply status daemon version help"
+            opts="check plan up down rekey apply status daemon demo version help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -250,6 +284,20 @@ _routevpn() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        routevpn__subcmd__help__subcmd__demo)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         routevpn__subcmd__help__subcmd__down)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -279,6 +327,20 @@ _routevpn() {
             return 0
             ;;
         routevpn__subcmd__help__subcmd__plan)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        routevpn__subcmd__help__subcmd__rekey)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -336,6 +398,28 @@ _routevpn() {
             ;;
         routevpn__subcmd__plan)
             opts="-h --json --config-dir --state-dir --insecure-secrets --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --state-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        routevpn__subcmd__rekey)
+            opts="-h --config-dir --state-dir --insecure-secrets --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

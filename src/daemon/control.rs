@@ -30,6 +30,10 @@ pub enum Request {
         name: String,
     },
     Status,
+    /// Rekey the tunnel's CHILD SAs now (make-before-break).
+    Rekey {
+        name: String,
+    },
     /// Re-read the profiles and apply them.
     Reload,
 }

@@ -243,11 +243,6 @@ impl Daemon {
 
     /// Carries out what the engine produced: datagrams, kernel actions, events.
     fn drain(&mut self) {
-        while let Some(t) = self.engine.poll_transmit() {
-            if let Err(e) = self.sockets.send(&t) {
-                log(format_args!("sending to {}: {e}", t.remote));
-            }
-        }
         while let Some(action) = self.engine.poll_action() {
             match action {
                 KernelAction::InstallChildSa(install) => {
@@ -263,6 +258,14 @@ impl Daemon {
                         );
                     }
                 }
+                KernelAction::ActivateOutbound(child) => {
+                    if let Err(e) = self.installed.activate_outbound(&mut self.kernel, &child) {
+                        log(format_args!(
+                            "{}: installing the new outbound SA failed: {e}",
+                            child.connection
+                        ));
+                    }
+                }
                 KernelAction::DeleteChildSa(child) => {
                     for e in self.installed.remove(&mut self.kernel, &child) {
                         log(format_args!(
@@ -271,6 +274,13 @@ impl Daemon {
                         ));
                     }
                 }
+            }
+        }
+        // After the actions: a new SA must be in the kernel before the message that lets
+        // the peer use it leaves.
+        while let Some(t) = self.engine.poll_transmit() {
+            if let Err(e) = self.sockets.send(&t) {
+                log(format_args!("sending to {}: {e}", t.remote));
             }
         }
         while let Some(event) = self.engine.poll_event() {
@@ -355,6 +365,13 @@ impl Daemon {
                     Err(e) => Response::error(e),
                 };
                 self.answer(&name, Response::error(format!("{name}: taken down")));
+                let _ = reply.send(response);
+            }
+            Request::Rekey { name } => {
+                let response = match self.engine.rekey_children(now, &name) {
+                    Ok(()) => Response::ok(format!("{name}: rekeying its CHILD SAs")),
+                    Err(e) => Response::error(format!("{name}: {e}")),
+                };
                 let _ = reply.send(response);
             }
         }

@@ -40,6 +40,8 @@ pub fn states(install: &ChildSaInstall) -> [Sa; 2] {
 #[derive(Debug, Default)]
 pub struct Installed {
     by_connection: BTreeMap<String, Vec<Sa>>,
+    /// Outbound states held back (`defer_outbound`), by connection and outbound SPI.
+    deferred: BTreeMap<(String, u32), Sa>,
 }
 
 fn create(sa: &Sa, connection: &str) -> Change {
@@ -57,13 +59,19 @@ fn delete(sa: &Sa) -> Change {
 }
 
 impl Installed {
-    /// Installs both states, or neither: if the second fails, the first is removed.
+    /// Installs both states, or neither: if the second fails, the first is removed. With
+    /// `defer_outbound`, the outbound state waits for `activate_outbound`.
     pub fn install(
         &mut self,
         kernel: &mut dyn Kernel,
         install: &ChildSaInstall,
     ) -> Result<(), KernelError> {
-        let pair = states(install);
+        let [inbound, outbound] = states(install);
+        let (pair, deferred) = if install.defer_outbound {
+            (vec![inbound], Some(outbound))
+        } else {
+            (vec![inbound, outbound], None)
+        };
         let changes: Vec<Change> = pair
             .iter()
             .map(|sa| create(sa, &install.connection))
@@ -77,6 +85,10 @@ impl Installed {
             kernel.execute(&undo);
             return Err(error.clone());
         }
+        if let Some(outbound) = deferred {
+            let key = (install.connection.clone(), outbound.spi);
+            self.deferred.insert(key, outbound);
+        }
         (self
             .by_connection
             .entry(install.connection.clone())
@@ -85,8 +97,31 @@ impl Installed {
         Ok(())
     }
 
+    /// Installs the outbound state `install` held back.
+    pub fn activate_outbound(
+        &mut self,
+        kernel: &mut dyn Kernel,
+        child: &ChildSaRef,
+    ) -> Result<(), KernelError> {
+        let key = (child.connection.clone(), child.outbound_spi);
+        let Some(sa) = self.deferred.remove(&key) else {
+            return Ok(());
+        };
+        if let Some(Err(e)) = kernel.execute(&[create(&sa, &child.connection)]).pop() {
+            return Err(e);
+        }
+        (self
+            .by_connection
+            .entry(child.connection.clone())
+            .or_default())
+        .push(sa);
+        Ok(())
+    }
+
     /// Removes the pair `child` names (both SPIs), if we installed it.
     pub fn remove(&mut self, kernel: &mut dyn Kernel, child: &ChildSaRef) -> Vec<KernelError> {
+        self.deferred
+            .remove(&(child.connection.clone(), child.outbound_spi));
         let Some(list) = self.by_connection.get_mut(&child.connection) else {
             return Vec::new();
         };
@@ -105,6 +140,7 @@ impl Installed {
         kernel: &mut dyn Kernel,
         connection: &str,
     ) -> Vec<KernelError> {
+        self.deferred.retain(|(c, _), _| c != connection);
         let doomed = self.by_connection.remove(connection).unwrap_or_default();
         delete_all(kernel, &doomed)
     }
@@ -171,6 +207,7 @@ mod tests {
                 soft_packets: 0,
                 hard_packets: 0,
             },
+            defer_outbound: false,
         }
     }
 
@@ -222,6 +259,38 @@ mod tests {
 
         installed.install(&mut kernel, &i).unwrap();
         assert!(installed.remove_connection(&mut kernel, "vti-a").is_empty());
+        assert!(kernel.objects.is_empty());
+    }
+
+    #[test]
+    fn a_deferred_outbound_state_waits_for_its_activation() {
+        let mut kernel = FakeKernel::default();
+        let mut installed = Installed::default();
+        let mut i = install(None);
+        i.defer_outbound = true;
+        installed.install(&mut kernel, &i).unwrap();
+        let outbound = ObjectKey::Sa {
+            dst: "198.51.100.2".parse().unwrap(),
+            spi: 0xc000_0002,
+        };
+        assert_eq!(kernel.objects.len(), 1, "inbound only");
+        assert!(!kernel.objects.contains_key(&outbound));
+        installed
+            .activate_outbound(&mut kernel, &i.reference())
+            .unwrap();
+        assert!(kernel.objects.contains_key(&outbound));
+        // Activating twice does nothing; removal takes both.
+        installed
+            .activate_outbound(&mut kernel, &i.reference())
+            .unwrap();
+        assert!(installed.remove(&mut kernel, &i.reference()).is_empty());
+        assert!(kernel.objects.is_empty());
+        // Removed before activation: nothing is left to activate.
+        installed.install(&mut kernel, &i).unwrap();
+        installed.remove(&mut kernel, &i.reference());
+        installed
+            .activate_outbound(&mut kernel, &i.reference())
+            .unwrap();
         assert!(kernel.objects.is_empty());
     }
 }

@@ -79,6 +79,9 @@ pub struct Pair {
     /// Side a sits behind a NAT: its port p appears as this address's port + (p - 500);
     /// datagrams to ports the NAT has no mapping for are dropped.
     pub nat: Option<SocketAddr>,
+    /// Every kernel action of both sides in the order they happened: (side, index into
+    /// that side's `records.actions`).
+    pub action_order: Vec<(usize, usize)>,
 }
 
 impl Pair {
@@ -91,6 +94,7 @@ impl Pair {
             records: [Record::default(), Record::default()],
             down: [false, false],
             nat: None,
+            action_order: Vec::new(),
         }
     }
 
@@ -104,6 +108,16 @@ impl Pair {
             let mut moved = false;
             for side in 0..2 {
                 let at = self.elapsed();
+                // Kernel actions first, as the daemon does them: a new SA is installed
+                // before the message that lets the peer use it leaves.
+                while let Some(e) = self.engines[side].poll_event() {
+                    self.records[side].events.push((at, e));
+                }
+                while let Some(k) = self.engines[side].poll_action() {
+                    self.action_order
+                        .push((side, self.records[side].actions.len()));
+                    self.records[side].actions.push((at, k));
+                }
                 while let Some(mut t) = self.engines[side].poll_transmit() {
                     moved = true;
                     self.records[side].sent.push((at, t.payload.clone()));
@@ -111,12 +125,6 @@ impl Pair {
                         continue;
                     }
                     self.engines[1 - side].handle_datagram(self.now, t.remote, t.local, &t.payload);
-                }
-                while let Some(e) = self.engines[side].poll_event() {
-                    self.records[side].events.push((at, e));
-                }
-                while let Some(k) = self.engines[side].poll_action() {
-                    self.records[side].actions.push((at, k));
                 }
             }
             if !moved {

@@ -1,6 +1,8 @@
 //! The first Child SA: proposals and selectors as IKE_AUTH carries them, the checks of
 //! both sides, and what the kernel is told to install.
 
+use std::time::Instant;
+
 use rand::Rng;
 
 use crate::ike::codec::{
@@ -82,13 +84,19 @@ pub struct Negotiated {
     pub mode: Mode,
 }
 
-/// The ESP algorithms of a one-proposal answer naming exactly one of each kind.
-fn single_esp_choice(proposal: &Proposal) -> Option<EspChoice> {
+/// The ESP algorithms of a one-proposal answer naming exactly one of each kind (and, with
+/// a key exchange in the exchange, at most one group).
+fn single_esp_choice(proposal: &Proposal, ke: Ke) -> Option<EspChoice> {
     let t = proposal.esp_transforms()?;
-    if !t.unsupported.is_empty() || !t.supported.dh.is_empty() {
+    if !t.unsupported.is_empty() {
         return None;
     }
     let p = t.supported;
+    let dh = match (ke, p.dh.as_slice()) {
+        (_, []) => None,
+        (Ke::Present, [one]) => Some(*one),
+        _ => return None,
+    };
     let integrity = match p.integrity.as_slice() {
         [] => None,
         [one] => Some(*one),
@@ -98,18 +106,20 @@ fn single_esp_choice(proposal: &Proposal) -> Option<EspChoice> {
         ([encryption], [esn]) => Some(EspChoice {
             encryption: *encryption,
             integrity,
-            dh: None,
+            dh,
             esn: *esn,
         }),
         _ => None,
     }
 }
 
-/// The initiator's check of the responder's Child SA answer in IKE_AUTH.
+/// The initiator's check of the responder's Child SA answer, in IKE_AUTH (`Ke::Absent`) or
+/// CREATE_CHILD_SA (`Ke::Present`: PFS groups count).
 pub fn initiator_accepts(
     child: &ChildConfig,
     pending: &PendingChild,
     payloads: &[Payload],
+    ke: Ke,
 ) -> Result<Negotiated, FailureReason> {
     let ours_esp = || {
         child
@@ -152,8 +162,12 @@ pub fn initiator_accepts(
             ))
         }
     };
-    let choice = single_esp_choice(answer)
-        .filter(|c| accepts_esp_reply(&without_dh(&child.esp_proposals), c, Ke::Absent))
+    let offered = match ke {
+        Ke::Absent => without_dh(&child.esp_proposals),
+        Ke::Present => child.esp_proposals.clone(),
+    };
+    let choice = single_esp_choice(answer, ke)
+        .filter(|c| accepts_esp_reply(&offered, c, ke))
         .ok_or_else(|| {
             FailureReason::Protocol("the peer chose ESP algorithms we did not offer".into())
         })?;
@@ -191,18 +205,36 @@ pub fn initiator_accepts(
     })
 }
 
-/// The responder's choice of child, algorithms and selectors for an IKE_AUTH request:
-/// the first configured child whose selectors overlap the offered ones.
+/// What the initiator of a Child SA asks for.
+pub struct Request<'p> {
+    pub sa: &'p SecurityAssociation,
+    pub tsi: &'p TrafficSelectors,
+    pub tsr: &'p TrafficSelectors,
+    pub transport: bool,
+    /// IKE_AUTH: `Absent`; CREATE_CHILD_SA: `Present` (PFS groups must match).
+    pub ke: Ke,
+    /// A rekey: only the child being rekeyed may answer.
+    pub only: Option<&'p str>,
+}
+
+/// The responder's choice of child, algorithms and selectors: the first configured child
+/// whose selectors overlap the offered ones.
 pub fn responder_negotiate<'c>(
     conn: &'c EngineConnection,
-    sa: &SecurityAssociation,
-    tsi: &TrafficSelectors,
-    tsr: &TrafficSelectors,
-    transport_requested: bool,
+    request: &Request<'_>,
 ) -> Result<(&'c ChildConfig, Negotiated, u8), (String, FailureReason)> {
+    let Request {
+        sa,
+        tsi,
+        tsr,
+        transport: transport_requested,
+        ke,
+        only,
+    } = *request;
     let (offered_i, offered_r) = (ts_ranges(tsi), ts_ranges(tsr));
     let first_name = (conn.config.children.first()).map_or_else(String::new, |c| c.name.clone());
-    let matched = conn.config.children.iter().find_map(|child| {
+    let candidates = (conn.config.children.iter()).filter(|c| only.is_none_or(|n| c.name == n));
+    let matched = candidates.into_iter().find_map(|child| {
         // The initiator's TSi is the peer's side: our remote selectors.
         let remote_ts = narrow(&conn.remote_ts(child), &offered_i);
         let local_ts = narrow(&conn.local_ts(child), &offered_r);
@@ -233,7 +265,7 @@ pub fn responder_negotiate<'c>(
         .filter_map(|p| Some((p.number, p.spi_u32()?, p.esp_transforms()?.supported)))
         .collect();
     let list: Vec<EspProposal> = offered.iter().map(|(_, _, p)| p.clone()).collect();
-    let Some((index, choice)) = select_esp(&child.esp_proposals, &list, Ke::Absent) else {
+    let Some((index, choice)) = select_esp(&child.esp_proposals, &list, ke) else {
         return Err((
             child.name.clone(),
             FailureReason::NoChildProposalChosen {
@@ -294,20 +326,34 @@ fn lifetimes(child: &ChildConfig) -> Lifetimes {
     }
 }
 
-/// Derives the Child SA keys from the IKE_SA_INIT nonces, records the child in `sa` and
-/// returns what the kernel must install and the event to log.
-#[allow(clippy::too_many_arguments)]
+/// What KEYMAT is derived from (RFC 7296 section 2.17): the nonces of the exchange that
+/// made the Child SA, the initiator's first, and the PFS key exchange's secret, if any.
+pub struct Keymat<'a> {
+    pub ni: &'a [u8],
+    pub nr: &'a [u8],
+    pub pfs: Option<&'a Secret>,
+    /// We sent the request of that exchange (for CREATE_CHILD_SA, either end may).
+    pub we_initiated: bool,
+}
+
+/// Derives the Child SA keys, records the child in `sa` and returns what the kernel must
+/// install and the event to log.
 pub fn install(
     sa: &mut IkeSa,
     conn: &EngineConnection,
     child: &ChildConfig,
-    choice: EspChoice,
+    negotiated: &Negotiated,
     spi_in: u32,
-    spi_out: u32,
-    local_ts: &[TsRange],
-    remote_ts: &[TsRange],
-    mode: Mode,
+    keymat: Keymat<'_>,
+    now: Instant,
 ) -> Result<(ChildSaInstall, Event), CryptoError> {
+    let Negotiated {
+        choice,
+        spi_out,
+        ref local_ts,
+        ref remote_ts,
+        mode,
+    } = *negotiated;
     let keys = sa
         .keys
         .as_ref()
@@ -321,16 +367,18 @@ pub fn install(
     } = keys.child_sa_keys(
         choice.encryption,
         choice.integrity,
-        None,
-        &sa.nonce_i,
-        &sa.nonce_r,
+        keymat.pfs,
+        keymat.ni,
+        keymat.nr,
     )?;
-    // KEYMAT: initiator-to-responder keys first.
-    let ((out_e, out_a), (in_e, in_a)): ((Secret, Secret), (Secret, Secret)) = if sa.initiator {
-        ((encr_i, integ_i), (encr_r, integ_r))
-    } else {
-        ((encr_r, integ_r), (encr_i, integ_i))
-    };
+    // KEYMAT: the exchange initiator's outbound keys first; for CREATE_CHILD_SA that may be
+    // either end of the IKE SA.
+    let ((out_e, out_a), (in_e, in_a)): ((Secret, Secret), (Secret, Secret)) =
+        if keymat.we_initiated {
+            ((encr_i, integ_i), (encr_r, integ_r))
+        } else {
+            ((encr_r, integ_r), (encr_i, integ_i))
+        };
     let (local, remote) = (sa.local, sa.remote);
     let encap = sa.udp_encap.then_some(UdpEncap {
         local_port: local.port(),
@@ -364,7 +412,10 @@ pub fn install(
         local_ts: local_sel.clone(),
         remote_ts: remote_sel.clone(),
         lifetimes: lifetimes(child),
+        defer_outbound: false,
     };
+    let soft = install.lifetimes.soft;
+    let hard = install.lifetimes.hard;
     sa.children.push(ChildSa {
         name: child.name.clone(),
         reqid: child.reqid,
@@ -374,8 +425,14 @@ pub fn install(
         spi_out,
         local_ts: local_sel,
         remote_ts: remote_sel,
+        local_ranges: local_ts.clone(),
+        remote_ranges: remote_ts.clone(),
         mark: child.mark,
         if_id: child.if_id,
+        rekey_at: (!soft.is_zero()).then(|| now + soft),
+        expire_at: (!hard.is_zero()).then(|| now + hard),
+        superseded: false,
+        outbound_after: None,
     });
     let event = Event::ChildInstalled {
         name: conn.name().to_owned(),
@@ -418,9 +475,15 @@ mod tests {
     #[test]
     fn a_reply_must_name_one_algorithm_each() {
         let two = parse_esp("aes256-aes128-sha256", true).unwrap();
-        assert!(single_esp_choice(&Proposal::from_esp(1, &two, 0x1000)).is_none());
+        assert!(single_esp_choice(&Proposal::from_esp(1, &two, 0x1000), Ke::Absent).is_none());
         let one = parse_esp("aes256-sha256", true).unwrap();
-        let c = single_esp_choice(&Proposal::from_esp(1, &one, 0x1000)).unwrap();
+        let c = single_esp_choice(&Proposal::from_esp(1, &one, 0x1000), Ke::Absent).unwrap();
         assert_eq!(c.as_proposal(), EspProposal { dh: vec![], ..one });
+        // A PFS group only where the exchange carries a key exchange.
+        let pfs = parse_esp("aes256-sha256-modp2048", true).unwrap();
+        let answer = Proposal::from_esp(1, &pfs, 0x1000);
+        assert!(single_esp_choice(&answer, Ke::Absent).is_none());
+        let c = single_esp_choice(&answer, Ke::Present).unwrap();
+        assert_eq!(c.as_proposal(), pfs);
     }
 }

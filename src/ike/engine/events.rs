@@ -25,6 +25,8 @@ pub struct Transmit {
 #[derive(Debug)]
 pub enum KernelAction {
     InstallChildSa(Box<ChildSaInstall>),
+    /// Install the outbound SA held back by `defer_outbound`.
+    ActivateOutbound(ChildSaRef),
     DeleteChildSa(ChildSaRef),
 }
 
@@ -96,6 +98,11 @@ pub struct ChildSaInstall {
     pub local_ts: Vec<Selector>,
     pub remote_ts: Vec<Selector>,
     pub lifetimes: Lifetimes,
+    /// Install only the inbound SA for now: the outbound one follows with
+    /// [`KernelAction::ActivateOutbound`]. The responder of a rekey keeps sending on the
+    /// old SA until the initiator, which installs the new pair only when it reads our
+    /// answer, deletes the old one; sending on the new SA earlier could lose packets.
+    pub defer_outbound: bool,
 }
 
 impl ChildSaInstall {
@@ -154,6 +161,27 @@ pub enum Event {
         name: String,
         by_peer: bool,
     },
+    /// A Child SA was replaced by a new one (CREATE_CHILD_SA); the old one goes once its
+    /// Delete is answered.
+    ChildRekeyed {
+        name: String,
+        child: String,
+        esp: String,
+        old_spi_in: u32,
+        spi_in: u32,
+        spi_out: u32,
+    },
+    /// A rekey did not happen; the old SA stays and the rekey is tried again.
+    RekeyFailed {
+        name: String,
+        child: String,
+        reason: String,
+    },
+    /// Child SAs were removed: deleted by either side, superseded, or expired.
+    ChildDeleted {
+        name: String,
+        spis_in: Vec<u32>,
+    },
     /// The connection will be initiated again (DPD restart, close action, or retry).
     Restarting {
         name: String,
@@ -191,6 +219,26 @@ impl fmt::Display for Event {
                 f,
                 "{name}/{child}: CHILD SA installed, {mode:?} mode, {esp}, SPIs in {spi_in:08x} out {spi_out:08x}"
             ),
+            Event::ChildRekeyed {
+                name,
+                child,
+                esp,
+                old_spi_in,
+                spi_in,
+                spi_out,
+            } => write!(
+                f,
+                "{name}/{child}: CHILD SA rekeyed ({esp}), inbound SPI {old_spi_in:08x} -> {spi_in:08x}, out {spi_out:08x}"
+            ),
+            Event::RekeyFailed {
+                name,
+                child,
+                reason,
+            } => write!(f, "{name}/{child}: rekeying failed, will retry: {reason}"),
+            Event::ChildDeleted { name, spis_in } => {
+                let spis: Vec<String> = spis_in.iter().map(|s| format!("{s:08x}")).collect();
+                write!(f, "{name}: CHILD SA removed (inbound SPI {})", spis.join(", "))
+            }
             Event::Failed { name, reason } => write!(f, "{name}: {reason}"),
             Event::Deleted { name, by_peer } => {
                 let who = if *by_peer { "by the peer" } else { "locally" };

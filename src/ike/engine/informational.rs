@@ -7,7 +7,7 @@ use crate::ike::codec::{
 use std::time::Instant;
 
 use super::dpd::Loss;
-use super::events::{Event, FailureReason, KernelAction};
+use super::events::{Event, FailureReason};
 use super::protect;
 use super::sa::{IkeSa, Phase};
 use super::{Engine, Fate};
@@ -51,21 +51,14 @@ impl Engine {
             .filter(|d| d.protocol == ProtocolId::Esp)
             .flat_map(|d| d.spis_u32().collect::<Vec<_>>())
             .collect();
+        let ours: Vec<u32> = (sa.children.iter())
+            .filter(|c| doomed.contains(&c.spi_out))
+            .map(|c| c.spi_in)
+            .collect();
         let mut answer = Vec::new();
-        if !doomed.is_empty() {
-            let refs = sa.child_refs();
-            let mut ours = Vec::new();
-            for r in refs
-                .into_iter()
-                .filter(|r| doomed.contains(&r.outbound_spi))
-            {
-                ours.push(r.inbound_spi);
-                self.actions.push_back(KernelAction::DeleteChildSa(r));
-            }
-            sa.children.retain(|c| !doomed.contains(&c.spi_out));
-            if !ours.is_empty() {
-                answer.push(Payload::Delete(Delete::esp(&ours)));
-            }
+        if !ours.is_empty() {
+            self.remove_children(sa, &ours);
+            answer.push(Payload::Delete(Delete::esp(&ours)));
         }
         // Anything else (an empty request is a liveness check) gets an empty answer.
         let _ = self.send_response(sa, ExchangeType::Informational, message_id, &answer);
@@ -94,6 +87,14 @@ impl Engine {
             });
             return Fate::Remove;
         }
+        let answered = std::mem::take(&mut sa.pending_deletes);
+        self.remove_children(sa, &answered);
+        self.send_deferred_delete(now, sa)
+    }
+
+    /// `terminate` came while a request was outstanding: now that it is answered, send
+    /// the IKE SA's Delete.
+    pub(super) fn send_deferred_delete(&mut self, now: Instant, sa: &mut IkeSa) -> Fate {
         if std::mem::take(&mut sa.delete_pending) {
             let delete = [Payload::Delete(Delete::ike_sa())];
             if self

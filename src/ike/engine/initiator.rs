@@ -11,11 +11,11 @@ use crate::ike::codec::{
 use crate::ike::crypto::{
     psk_auth, random, signed_octets, verify_psk_auth, IkeSaKeys, IkeSuite, KeyExchange, SkCiphers,
 };
-use crate::ike::select::{accepts_ike_reply, IkeChoice};
+use crate::ike::select::{accepts_ike_reply, IkeChoice, KeyExchange as Ke};
 use crate::model::{Mode, NatTraversal};
 use crate::proposal::DhGroup;
 
-use super::child::{self, Negotiated};
+use super::child;
 use super::config::{show_identity, wire_identity, EngineConnection};
 use super::events::{Event, FailureReason};
 use super::protect::{self, nat_hash};
@@ -461,7 +461,7 @@ impl Engine {
         let Some(child) = conn.config.children.get(pending.index) else {
             return;
         };
-        let negotiated = match child::initiator_accepts(child, &pending, payloads) {
+        let negotiated = match child::initiator_accepts(child, &pending, payloads, Ke::Absent) {
             Ok(n) => n,
             Err(reason) => {
                 // If the responder did create the Child SA, it must go again.
@@ -472,14 +472,7 @@ impl Engine {
                 return;
             }
         };
-        let Negotiated {
-            choice,
-            spi_out,
-            local_ts,
-            remote_ts,
-            mode,
-        } = negotiated;
-        if child.mode == Mode::Transport && mode != Mode::Transport {
+        if child.mode == Mode::Transport && negotiated.mode != Mode::Transport {
             self.delete_refused_child(now, sa, pending.spi_in);
             self.fail(
                 &sa.connection,
@@ -490,17 +483,14 @@ impl Engine {
             );
             return;
         }
-        match child::install(
-            sa,
-            conn,
-            child,
-            choice,
-            pending.spi_in,
-            spi_out,
-            &local_ts,
-            &remote_ts,
-            mode,
-        ) {
+        let (ni, nr) = (sa.nonce_i.clone(), sa.nonce_r.clone());
+        let keymat = child::Keymat {
+            ni: &ni,
+            nr: &nr,
+            pfs: None,
+            we_initiated: true,
+        };
+        match child::install(sa, conn, child, &negotiated, pending.spi_in, keymat, now) {
             Ok((install, event)) => {
                 self.actions
                     .push_back(super::KernelAction::InstallChildSa(Box::new(install)));

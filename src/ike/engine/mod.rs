@@ -17,7 +17,9 @@
 //! SA, INFORMATIONAL liveness checks and deletes, retransmission with window size 1, dead
 //! peer detection with restart / close actions and retries (dpd.rs), NAT traversal: the
 //! move to the NAT-T port, UDP-encapsulated ESP, keepalives, `force`, following a new NAT
-//! mapping (natt.rs). Not yet: rekeying, fragmentation.
+//! mapping (natt.rs), CREATE_CHILD_SA for Child SAs: rekeying from either side with
+//! collisions, and Child SAs the peer adds (rekey.rs). Not yet: IKE SA rekeying,
+//! fragmentation.
 
 mod child;
 mod config;
@@ -28,6 +30,7 @@ mod informational;
 mod initiator;
 mod natt;
 mod protect;
+mod rekey;
 mod responder;
 mod retransmit;
 mod sa;
@@ -150,6 +153,7 @@ impl Engine {
         sa.next_deadline()
             .into_iter()
             .chain(self.dpd_deadline(sa))
+            .chain(Self::child_deadline(sa))
             .chain(sa.keepalive_due())
             .min()
     }
@@ -370,6 +374,9 @@ impl Engine {
             (Phase::Established | Phase::Deleting, ExchangeType::Informational) => {
                 self.informational_response(now, sa, message, bytes)
             }
+            (Phase::Established | Phase::Deleting, ExchangeType::CreateChildSa) => {
+                self.create_child_response(now, sa, message, bytes)
+            }
             _ => Fate::Keep,
         }
     }
@@ -403,21 +410,8 @@ impl Engine {
             (Phase::Established | Phase::Deleting, ExchangeType::Informational) => {
                 self.informational_request(now, sa, message, bytes)
             }
-            (Phase::Established | Phase::Deleting, ExchangeType::CreateChildSa) => {
-                // Rekeying and further Child SAs are for a later slice: refuse cleanly so
-                // the peer does not retransmit in vain.
-                let Some(ciphers) = sa.ciphers.as_mut() else {
-                    return Fate::Keep;
-                };
-                if protect::open(ciphers, message, bytes).is_err() {
-                    return Fate::Keep;
-                }
-                let refuse = [Payload::Notify(Notify::new(
-                    NotifyType::NoAdditionalSas,
-                    Vec::new(),
-                ))];
-                let _ = self.send_response(sa, ExchangeType::CreateChildSa, h.message_id, &refuse);
-                Fate::Keep
+            (Phase::Established, ExchangeType::CreateChildSa) => {
+                self.create_child_request(now, sa, message, bytes)
             }
             _ => Fate::Keep,
         }
@@ -477,6 +471,7 @@ impl Engine {
             }
         }
         self.run_keepalive(now, sa);
+        self.run_rekeys(now, sa);
         self.run_dpd(now, sa)
     }
 

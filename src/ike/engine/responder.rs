@@ -9,7 +9,7 @@ use crate::ike::codec::{
     TrafficSelectors,
 };
 use crate::ike::crypto::{psk_auth, random, signed_octets, verify_psk_auth, KeyExchange};
-use crate::ike::select::select_ike;
+use crate::ike::select::{select_ike, KeyExchange as Ke};
 use crate::model::Mode;
 use crate::proposal::{DhGroup, IkeProposal};
 
@@ -358,7 +358,15 @@ impl Engine {
             payloads.ts_responder(),
         ) {
             let transport = payloads.notify(NotifyType::UseTransportMode).is_some();
-            match child::responder_negotiate(&conn, sa_payload, tsi, tsr, transport) {
+            let request = child::Request {
+                sa: sa_payload,
+                tsi,
+                tsr,
+                transport,
+                ke: Ke::Absent,
+                only: None,
+            };
+            match child::responder_negotiate(&conn, &request) {
                 Ok((child, negotiated, number)) => match random::esp_spi() {
                     Ok(spi_in) => {
                         if negotiated.mode == Mode::Transport {
@@ -419,17 +427,14 @@ impl Engine {
             ike: choice.to_string(),
         });
         if let Some((child_cfg, n, spi_in)) = installed {
-            match child::install(
-                sa,
-                &conn,
-                &child_cfg,
-                n.choice,
-                spi_in,
-                n.spi_out,
-                &n.local_ts,
-                &n.remote_ts,
-                n.mode,
-            ) {
+            let (ni, nr) = (sa.nonce_i.clone(), sa.nonce_r.clone());
+            let keymat = child::Keymat {
+                ni: &ni,
+                nr: &nr,
+                pfs: None,
+                we_initiated: false,
+            };
+            match child::install(sa, &conn, &child_cfg, &n, spi_in, keymat, now) {
                 Ok((install, event)) => {
                     self.actions
                         .push_back(KernelAction::InstallChildSa(Box::new(install)));

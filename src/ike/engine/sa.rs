@@ -9,6 +9,7 @@ use crate::ike::ts::TsRange;
 use crate::model::Mode;
 
 use super::events::{ChildSaRef, ChildSaStatus, IkeSaState, IkeSaStatus, Selector};
+use super::rekey::{PeerRekey, PendingRekey};
 use super::retransmit::Outstanding;
 
 /// An installed Child SA pair.
@@ -22,8 +23,20 @@ pub struct ChildSa {
     pub spi_out: u32,
     pub local_ts: Vec<Selector>,
     pub remote_ts: Vec<Selector>,
+    /// The same selectors as negotiated, offered again when rekeying.
+    pub local_ranges: Vec<TsRange>,
+    pub remote_ranges: Vec<TsRange>,
     pub mark: Option<u32>,
     pub if_id: Option<u32>,
+    /// Soft lifetime: when we start rekeying it (None once rekeyed or if unlimited).
+    pub rekey_at: Option<Instant>,
+    /// Hard lifetime: the kernel drops it then; so do we.
+    pub expire_at: Option<Instant>,
+    /// Replaced by a rekey; waits for its Delete.
+    pub superseded: bool,
+    /// Responder of a rekey: the outbound SA waits until the Child SA with this inbound
+    /// SPI, the one replaced, is gone.
+    pub outbound_after: Option<u32>,
 }
 
 /// The Child SA the initiator proposed in IKE_AUTH, awaiting the answer.
@@ -99,6 +112,12 @@ pub struct IkeSa {
     /// `terminate` came while another request was outstanding: send the Delete once it is
     /// answered (window size 1).
     pub delete_pending: bool,
+    /// Our CREATE_CHILD_SA rekey request, until answered.
+    pub pending_rekey: Option<PendingRekey>,
+    /// The peer's rekeys of Child SAs we were rekeying too (collisions, rekey.rs).
+    pub peer_rekeys: Vec<PeerRekey>,
+    /// Inbound SPIs of the Child SAs our outstanding Delete names.
+    pub pending_deletes: Vec<u32>,
 }
 
 impl std::fmt::Debug for IkeSa {
@@ -159,6 +178,9 @@ impl IkeSa {
             cookie_retries: 0,
             rejected: false,
             delete_pending: false,
+            pending_rekey: None,
+            peer_rekeys: Vec::new(),
+            pending_deletes: Vec::new(),
         }
     }
 
@@ -180,20 +202,21 @@ impl IkeSa {
     }
 
     pub fn child_refs(&self) -> Vec<ChildSaRef> {
-        self.children
-            .iter()
-            .map(|c| ChildSaRef {
-                connection: self.connection.clone(),
-                child: c.name.clone(),
-                reqid: c.reqid,
-                local: self.local.ip(),
-                remote: self.remote.ip(),
-                inbound_spi: c.spi_in,
-                outbound_spi: c.spi_out,
-                mark: c.mark,
-                if_id: c.if_id,
-            })
-            .collect()
+        self.children.iter().map(|c| self.child_ref(c)).collect()
+    }
+
+    pub fn child_ref(&self, c: &ChildSa) -> ChildSaRef {
+        ChildSaRef {
+            connection: self.connection.clone(),
+            child: c.name.clone(),
+            reqid: c.reqid,
+            local: self.local.ip(),
+            remote: self.remote.ip(),
+            inbound_spi: c.spi_in,
+            outbound_spi: c.spi_out,
+            mark: c.mark,
+            if_id: c.if_id,
+        }
     }
 
     pub fn status(&self) -> IkeSaStatus {
@@ -293,8 +316,14 @@ mod tests {
             spi_out: 0x2000,
             local_ts: vec![],
             remote_ts: vec![],
+            local_ranges: vec![],
+            remote_ranges: vec![],
             mark: Some(9),
             if_id: None,
+            rekey_at: None,
+            expire_at: None,
+            superseded: false,
+            outbound_after: None,
         });
         let status = s.status();
         assert_eq!(status.state, IkeSaState::Established);

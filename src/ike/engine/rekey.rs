@@ -1,0 +1,558 @@
+//! CREATE_CHILD_SA for Child SAs (RFC 7296 sections 1.3 and 2.8): rekeying make-before-
+//! break from either side, with optional PFS, and further Child SAs the peer asks for.
+//!
+//! The side that starts a rekey installs the new pair when the answer comes, then deletes
+//! the old pair with an INFORMATIONAL Delete and removes it from the kernel only once the
+//! peer confirmed (the peer keeps sending on the old SA until it installed the new one).
+//! Simultaneous rekeys of the same Child SA (section 2.8.1) leave the SA made by the
+//! exchange with the lowest of the four nonces redundant; its initiator deletes it, and the
+//! other side deletes the old SA.
+
+use std::time::{Duration, Instant};
+
+use crate::ike::codec::{
+    Delete, ExchangeType, KeyExchange as KePayload, Message, Nonce, Notify, NotifyType, Payload,
+    PayloadLookup, Proposal, ProtocolId, SecurityAssociation, TrafficSelectors,
+};
+use crate::ike::crypto::{random, KeyExchange, Secret};
+use crate::ike::select::KeyExchange as Ke;
+use crate::model::Mode;
+
+use super::child::{self, address_ranges, Keymat, Negotiated};
+use super::events::{Event, KernelAction};
+use super::sa::{IkeSa, PendingChild, Phase};
+use super::{Engine, EngineError, Fate};
+
+/// A rekey that failed is tried again after this long (the old SA lives until its hard
+/// lifetime).
+pub const REKEY_RETRY: Duration = Duration::from_secs(10);
+
+/// Our CREATE_CHILD_SA rekey request, until it is answered.
+#[derive(Debug)]
+pub struct PendingRekey {
+    /// Inbound SPI of the Child SA being replaced.
+    pub old_spi_in: u32,
+    pub child: PendingChild,
+    pub name: String,
+    pub nonce: Vec<u8>,
+    pub kex: Option<KeyExchange>,
+}
+
+/// A rekey of one of our Child SAs that the peer started while ours of it was under way.
+#[derive(Debug)]
+pub struct PeerRekey {
+    pub old_spi_in: u32,
+    pub nonce_i: Vec<u8>,
+    pub nonce_r: Vec<u8>,
+}
+
+/// Nonces compare as octet strings, a shorter prefix first (as strongSwan's chunk_compare).
+fn lowest(nonces: [&[u8]; 4]) -> &[u8] {
+    nonces.into_iter().min().unwrap_or(&[])
+}
+
+impl Engine {
+    /// Operator command: rekey every Child SA of the connection now (`routevpn rekey`).
+    pub fn rekey_children(&mut self, now: Instant, name: &str) -> Result<(), EngineError> {
+        self.connection_named(name)?;
+        let spis: Vec<u64> = (self.sas.iter())
+            .filter(|(_, sa)| sa.connection == name && sa.phase == Phase::Established)
+            .map(|(spi, _)| *spi)
+            .collect();
+        for spi in spis {
+            let Some(mut sa) = self.sas.remove(&spi) else {
+                continue;
+            };
+            for child in sa.children.iter_mut().filter(|c| !c.superseded) {
+                child.rekey_at = Some(now);
+            }
+            self.run_rekeys(now, &mut sa);
+            self.sas.insert(spi, sa);
+        }
+        Ok(())
+    }
+
+    /// The earliest rekey or expiry among `sa`'s Child SAs. A rekey waits for the request
+    /// window, so it counts only while nothing is outstanding.
+    pub(super) fn child_deadline(sa: &IkeSa) -> Option<Instant> {
+        let idle = sa.phase == Phase::Established && sa.outstanding.is_none();
+        (sa.children.iter())
+            .flat_map(|c| [c.rekey_at.filter(|_| idle), c.expire_at])
+            .flatten()
+            .min()
+    }
+
+    /// Drops Child SAs past their hard lifetime and starts the first rekey that is due.
+    pub(super) fn run_rekeys(&mut self, now: Instant, sa: &mut IkeSa) {
+        let expired: Vec<u32> = (sa.children.iter())
+            .filter(|c| c.expire_at.is_some_and(|at| at <= now))
+            .map(|c| c.spi_in)
+            .collect();
+        self.remove_children(sa, &expired);
+        if sa.phase != Phase::Established || sa.outstanding.is_some() || sa.delete_pending {
+            return;
+        }
+        let due = (sa.children.iter())
+            .position(|c| !c.superseded && c.rekey_at.is_some_and(|at| at <= now));
+        if let Some(index) = due {
+            if let Err(e) = self.start_child_rekey(now, sa, index) {
+                let child = &mut sa.children[index];
+                child.rekey_at = Some(now + REKEY_RETRY);
+                self.events.push_back(Event::RekeyFailed {
+                    name: sa.connection.clone(),
+                    child: child.name.clone(),
+                    reason: e.to_string(),
+                });
+            }
+        }
+    }
+
+    /// Forgets the Child SAs with these inbound SPIs and tells the kernel to remove them.
+    pub(super) fn remove_children(&mut self, sa: &mut IkeSa, spis_in: &[u32]) {
+        if spis_in.is_empty() {
+            return;
+        }
+        // Replacements start sending before the old pair goes, so no moment lacks an
+        // outbound SA.
+        let mut activate = Vec::new();
+        for child in &mut sa.children {
+            if child
+                .outbound_after
+                .is_some_and(|old| spis_in.contains(&old))
+            {
+                child.outbound_after = None;
+                activate.push(child.spi_in);
+            }
+        }
+        for child in sa.children.iter().filter(|c| activate.contains(&c.spi_in)) {
+            self.actions
+                .push_back(KernelAction::ActivateOutbound(sa.child_ref(child)));
+        }
+        for r in sa.child_refs() {
+            if spis_in.contains(&r.inbound_spi) {
+                self.actions.push_back(KernelAction::DeleteChildSa(r));
+            }
+        }
+        sa.children.retain(|c| !spis_in.contains(&c.spi_in));
+        self.events.push_back(Event::ChildDeleted {
+            name: sa.connection.clone(),
+            spis_in: spis_in.to_vec(),
+        });
+    }
+
+    fn start_child_rekey(
+        &mut self,
+        now: Instant,
+        sa: &mut IkeSa,
+        index: usize,
+    ) -> Result<(), EngineError> {
+        let conn = self.connection_named(&sa.connection)?;
+        let old = &mut sa.children[index];
+        let Some(config) = conn.config.children.iter().find(|c| c.name == old.name) else {
+            // The child left the configuration: let it run out rather than renew it.
+            old.rekey_at = None;
+            return Ok(());
+        };
+        let spi_in = random::esp_spi()?;
+        let nonce = random::nonce()?;
+        let group = config
+            .esp_proposals
+            .first()
+            .and_then(|p| p.dh.first().copied());
+        let kex = group.map(KeyExchange::new).transpose()?;
+        let mut payloads = vec![Payload::Notify(Notify::for_child(
+            NotifyType::RekeySa,
+            ProtocolId::Esp,
+            old.spi_in,
+            Vec::new(),
+        ))];
+        if old.mode == Mode::Transport {
+            payloads.push(Payload::Notify(Notify::new(
+                NotifyType::UseTransportMode,
+                Vec::new(),
+            )));
+        }
+        payloads.push(Payload::SecurityAssociation(
+            SecurityAssociation::from_esp_proposals(&config.esp_proposals, spi_in)?,
+        ));
+        payloads.push(Payload::Nonce(Nonce {
+            data: nonce.clone(),
+        }));
+        if let (Some(group), Some(kex)) = (group, &kex) {
+            payloads.push(Payload::KeyExchange(KePayload::new(
+                group,
+                kex.public_value().to_vec(),
+            )));
+        }
+        payloads.extend([
+            Payload::TsInitiator(TrafficSelectors::new(address_ranges(&old.local_ranges))),
+            Payload::TsResponder(TrafficSelectors::new(address_ranges(&old.remote_ranges))),
+        ]);
+        old.rekey_at = None;
+        let pending = PendingRekey {
+            old_spi_in: old.spi_in,
+            child: PendingChild {
+                index: 0,
+                spi_in,
+                local_ts: old.local_ranges.clone(),
+                remote_ts: old.remote_ranges.clone(),
+            },
+            name: old.name.clone(),
+            nonce,
+            kex,
+        };
+        self.send_request(now, sa, ExchangeType::CreateChildSa, &payloads)?;
+        sa.pending_rekey = Some(pending);
+        Ok(())
+    }
+
+    /// The answer to our rekey request.
+    pub(super) fn create_child_response(
+        &mut self,
+        now: Instant,
+        sa: &mut IkeSa,
+        message: &Message,
+        bytes: &[u8],
+    ) -> Fate {
+        let Some(ciphers) = sa.ciphers.as_mut() else {
+            return Fate::Keep;
+        };
+        let Ok(payloads) = super::protect::open(ciphers, message, bytes) else {
+            return Fate::Keep;
+        };
+        sa.outstanding = None;
+        let Some(pending) = sa.pending_rekey.take() else {
+            return Fate::Keep;
+        };
+        let collision = (sa.peer_rekeys.iter())
+            .position(|p| p.old_spi_in == pending.old_spi_in)
+            .map(|i| sa.peer_rekeys.remove(i));
+        match self.accept_rekey(now, sa, &pending, &payloads) {
+            Ok(nonce_r) => {
+                let ours_redundant = collision.as_ref().is_some_and(|peer| {
+                    let low = lowest([&pending.nonce, &nonce_r, &peer.nonce_i, &peer.nonce_r]);
+                    low == pending.nonce.as_slice() || low == nonce_r.as_slice()
+                });
+                if sa.delete_pending {
+                    // The whole IKE SA goes: its Delete takes every Child SA along.
+                    return self.send_deferred_delete(now, sa);
+                }
+                if ours_redundant {
+                    // The peer's exchange won: it deletes the old SA, we our new one, and
+                    // stop using it at once (the peer never sent on it: its outbound half
+                    // waits for the old SA to go).
+                    self.remove_children(sa, &[pending.child.spi_in]);
+                    let delete = [Payload::Delete(Delete::esp(&[pending.child.spi_in]))];
+                    let _ = self.send_request(now, sa, ExchangeType::Informational, &delete);
+                } else if sa.children.iter().any(|c| c.spi_in == pending.old_spi_in) {
+                    self.delete_child_sas(now, sa, vec![pending.old_spi_in]);
+                } else {
+                    // The peer deleted the old SA meanwhile: nothing left to delete.
+                    return self.send_deferred_delete(now, sa);
+                }
+            }
+            Err(reason) => {
+                // The old SA stays; try again later unless the peer replaced it already.
+                if let Some(old) = (sa.children.iter_mut())
+                    .find(|c| c.spi_in == pending.old_spi_in && !c.superseded)
+                {
+                    if collision.is_none() {
+                        old.rekey_at = Some(now + REKEY_RETRY);
+                    }
+                }
+                self.events.push_back(Event::RekeyFailed {
+                    name: sa.connection.clone(),
+                    child: pending.name.clone(),
+                    reason,
+                });
+                if payloads.security_association().is_some() && !sa.delete_pending {
+                    // The peer made a Child SA we will not use: our SPI names it.
+                    let delete = [Payload::Delete(Delete::esp(&[pending.child.spi_in]))];
+                    let _ = self.send_request(now, sa, ExchangeType::Informational, &delete);
+                    return Fate::Keep;
+                }
+                return self.send_deferred_delete(now, sa);
+            }
+        }
+        Fate::Keep
+    }
+
+    /// Checks the answer, installs the new Child SA; the peer's nonce on success.
+    fn accept_rekey(
+        &mut self,
+        now: Instant,
+        sa: &mut IkeSa,
+        pending: &PendingRekey,
+        payloads: &[Payload],
+    ) -> Result<Vec<u8>, String> {
+        if let Some(error) = payloads.error_notify() {
+            return Err(format!("the peer answered {:?}", error.notify_type));
+        }
+        let conn = self
+            .connection(&sa.connection)
+            .cloned()
+            .ok_or("the connection is gone")?;
+        let config = (conn.config.children.iter())
+            .find(|c| c.name == pending.name)
+            .ok_or("the child is no longer configured")?;
+        let negotiated = child::initiator_accepts(config, &pending.child, payloads, Ke::Present)
+            .map_err(|reason| reason.to_string())?;
+        let nonce_r = payloads
+            .nonce()
+            .ok_or("no nonce in the answer")?
+            .data
+            .clone();
+        let pfs = match (&pending.kex, negotiated.choice.dh) {
+            (None, None) => None,
+            (Some(kex), Some(group)) if kex.group() == group => {
+                let ke = (payloads.key_exchange())
+                    .filter(|ke| ke.group == group.transform_id())
+                    .ok_or("no key exchange of the chosen group in the answer")?;
+                Some(kex.shared_secret(&ke.data).map_err(|e| e.to_string())?)
+            }
+            _ => return Err("the answer's PFS group is not the one we sent".into()),
+        };
+        if negotiated.mode != config.mode {
+            return Err(format!(
+                "the peer changed the mode to {:?}",
+                negotiated.mode
+            ));
+        }
+        let keymat = Keymat {
+            ni: &pending.nonce,
+            nr: &nonce_r,
+            pfs: pfs.as_ref(),
+            we_initiated: true,
+        };
+        self.install_rekeyed(
+            now,
+            sa,
+            &conn,
+            config,
+            &negotiated,
+            pending.child.spi_in,
+            keymat,
+            Some(pending.old_spi_in),
+        )
+        .map_err(|e| e.to_string())?;
+        Ok(nonce_r)
+    }
+
+    /// Installs a Child SA made by CREATE_CHILD_SA and logs it as a rekey of `old_spi_in`.
+    #[allow(clippy::too_many_arguments)]
+    fn install_rekeyed(
+        &mut self,
+        now: Instant,
+        sa: &mut IkeSa,
+        conn: &super::EngineConnection,
+        config: &crate::plan::ChildConfig,
+        negotiated: &Negotiated,
+        spi_in: u32,
+        keymat: Keymat<'_>,
+        old_spi_in: Option<u32>,
+    ) -> Result<(), crate::ike::crypto::CryptoError> {
+        let we_initiated = keymat.we_initiated;
+        let (mut install, installed) =
+            child::install(sa, conn, config, negotiated, spi_in, keymat, now)?;
+        if !we_initiated && old_spi_in.is_some() {
+            install.defer_outbound = true;
+            if let Some(new) = sa.children.last_mut() {
+                new.outbound_after = old_spi_in;
+            }
+        }
+        self.actions
+            .push_back(KernelAction::InstallChildSa(Box::new(install)));
+        let event = match old_spi_in {
+            Some(old_spi_in) => Event::ChildRekeyed {
+                name: sa.connection.clone(),
+                child: config.name.clone(),
+                esp: negotiated.choice.to_string(),
+                old_spi_in,
+                spi_in,
+                spi_out: negotiated.spi_out,
+            },
+            None => installed,
+        };
+        self.events.push_back(event);
+        Ok(())
+    }
+
+    /// Sends a Delete for our inbound SPIs; the SAs go from the kernel once it is answered.
+    pub(super) fn delete_child_sas(&mut self, now: Instant, sa: &mut IkeSa, spis_in: Vec<u32>) {
+        for child in sa
+            .children
+            .iter_mut()
+            .filter(|c| spis_in.contains(&c.spi_in))
+        {
+            child.superseded = true;
+            child.rekey_at = None;
+        }
+        let delete = [Payload::Delete(Delete::esp(&spis_in))];
+        match self.send_request(now, sa, ExchangeType::Informational, &delete) {
+            Ok(()) => sa.pending_deletes = spis_in,
+            // Without a way to tell the peer, remove them here; its hard lifetime does the rest.
+            Err(_) => self.remove_children(sa, &spis_in),
+        }
+    }
+
+    /// A CREATE_CHILD_SA request from the peer: a rekey of one of our Child SAs or a new
+    /// Child SA. IKE SA rekeying is refused for now (NO_ADDITIONAL_SAS).
+    pub(super) fn create_child_request(
+        &mut self,
+        now: Instant,
+        sa: &mut IkeSa,
+        message: &Message,
+        bytes: &[u8],
+    ) -> Fate {
+        let message_id = message.header.message_id;
+        let Some(payloads) = self.open_request(sa, message, bytes) else {
+            return Fate::Keep;
+        };
+        let answer = match self.answer_create_child(now, sa, &payloads) {
+            Ok(answer) => answer,
+            Err(notify) => vec![Payload::Notify(notify)],
+        };
+        let _ = self.send_response(sa, ExchangeType::CreateChildSa, message_id, &answer);
+        Fate::Keep
+    }
+
+    fn answer_create_child(
+        &mut self,
+        now: Instant,
+        sa: &mut IkeSa,
+        payloads: &[Payload],
+    ) -> Result<Vec<Payload>, Notify> {
+        let refuse = |t: NotifyType| Notify::new(t, Vec::new());
+        let conn = (self.connection(&sa.connection).cloned())
+            .ok_or_else(|| refuse(NotifyType::NoAdditionalSas))?;
+        let (Some(offer), Some(tsi), Some(tsr), Some(nonce_i)) = (
+            payloads.security_association(),
+            payloads.ts_initiator(),
+            payloads.ts_responder(),
+            payloads.nonce(),
+        ) else {
+            // No Child SA asked for: an IKE SA rekey, which we do not do yet.
+            return Err(refuse(NotifyType::NoAdditionalSas));
+        };
+        let rekeyed = payloads.notify(NotifyType::RekeySa).map(|n| n.spi_u32());
+        let old = match rekeyed {
+            None => None,
+            Some(None) => return Err(refuse(NotifyType::InvalidSyntax)),
+            // The peer names its inbound SPI, our outbound one.
+            Some(Some(spi)) => match sa.children.iter().find(|c| c.spi_out == spi) {
+                None => {
+                    return Err(Notify::for_child(
+                        NotifyType::ChildSaNotFound,
+                        ProtocolId::Esp,
+                        spi,
+                        Vec::new(),
+                    ))
+                }
+                // Already replaced or being deleted (section 2.25).
+                Some(c) if c.superseded => return Err(refuse(NotifyType::TemporaryFailure)),
+                Some(c) => Some((c.spi_in, c.name.clone())),
+            },
+        };
+        let request = child::Request {
+            sa: offer,
+            tsi,
+            tsr,
+            transport: payloads.notify(NotifyType::UseTransportMode).is_some(),
+            ke: Ke::Present,
+            only: old.as_ref().map(|(_, name)| name.as_str()),
+        };
+        let (config, negotiated, number) =
+            child::responder_negotiate(&conn, &request).map_err(|(_, reason)| {
+                let notify = match reason {
+                    super::FailureReason::TsUnacceptable { .. } => NotifyType::TsUnacceptable,
+                    _ => NotifyType::NoProposalChosen,
+                };
+                self.events.push_back(Event::RekeyFailed {
+                    name: sa.connection.clone(),
+                    child: old.as_ref().map_or_else(String::new, |(_, n)| n.clone()),
+                    reason: format!("refused the peer's CREATE_CHILD_SA: {reason}"),
+                });
+                refuse(notify)
+            })?;
+        let internal = |_| refuse(NotifyType::NoProposalChosen);
+        let (kex, pfs): (Option<KeyExchange>, Option<Secret>) = match negotiated.choice.dh {
+            None => (None, None),
+            Some(group) => {
+                let Some(ke) = payloads
+                    .key_exchange()
+                    .filter(|k| k.group == group.transform_id())
+                else {
+                    return Err(Notify::invalid_ke_payload(group.transform_id()));
+                };
+                let kex = KeyExchange::new(group).map_err(internal)?;
+                let secret = kex
+                    .shared_secret(&ke.data)
+                    .map_err(|_| refuse(NotifyType::InvalidSyntax))?;
+                (Some(kex), Some(secret))
+            }
+        };
+        let spi_in = random::esp_spi().map_err(internal)?;
+        let nonce_r = random::nonce().map_err(internal)?;
+        let keymat = Keymat {
+            ni: &nonce_i.data,
+            nr: &nonce_r,
+            pfs: pfs.as_ref(),
+            we_initiated: false,
+        };
+        let config = config.clone();
+        self.install_rekeyed(
+            now,
+            sa,
+            &conn,
+            &config,
+            &negotiated,
+            spi_in,
+            keymat,
+            old.as_ref().map(|(spi, _)| *spi),
+        )
+        .map_err(internal)?;
+        if let Some((old_spi_in, _)) = old {
+            if let Some(c) = sa.children.iter_mut().find(|c| c.spi_in == old_spi_in) {
+                // The peer replaces it and deletes it.
+                c.rekey_at = None;
+            }
+            if sa
+                .pending_rekey
+                .as_ref()
+                .is_some_and(|p| p.old_spi_in == old_spi_in)
+            {
+                sa.peer_rekeys.push(PeerRekey {
+                    old_spi_in,
+                    nonce_i: nonce_i.data.clone(),
+                    nonce_r: nonce_r.clone(),
+                });
+            }
+        }
+        let mut answer = Vec::new();
+        if negotiated.mode == Mode::Transport {
+            answer.push(Payload::Notify(Notify::new(
+                NotifyType::UseTransportMode,
+                Vec::new(),
+            )));
+        }
+        answer.push(Payload::SecurityAssociation(SecurityAssociation {
+            proposals: vec![Proposal::from_esp(
+                number,
+                &negotiated.choice.as_proposal(),
+                spi_in,
+            )],
+        }));
+        answer.push(Payload::Nonce(Nonce { data: nonce_r }));
+        if let (Some(group), Some(kex)) = (negotiated.choice.dh, kex) {
+            answer.push(Payload::KeyExchange(KePayload::new(
+                group,
+                kex.public_value().to_vec(),
+            )));
+        }
+        answer.extend([
+            Payload::TsInitiator(TrafficSelectors::new(address_ranges(&negotiated.remote_ts))),
+            Payload::TsResponder(TrafficSelectors::new(address_ranges(&negotiated.local_ts))),
+        ]);
+        Ok(answer)
+    }
+}
