@@ -264,3 +264,12 @@ fn simultaneous_rekeys_from_both_sides_leave_one_pair() {
         "both sides' exchanges won some of the time"
     );
 }
+
+#[test]
+fn rekeys_follow_rekey_time_and_no_faster() {
+    // rekey_time 60 s with up to 6 s of jitter: over 10 minutes, 10 to 11 rekeys.
+    let mut p = pair("aes128gcm16", "aes128gcm16", 60);
+    p.run_until(SECS(600));
+    let rekeys = count(&p, 0, rekeyed);
+    assert!((9..=12).contains(&rekeys), "{rekeys} rekeys in 10 minutes");
+}

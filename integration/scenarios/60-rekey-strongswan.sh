@@ -2,7 +2,8 @@
 # CHILD SA rekeying against a real strongSwan charon while 100 packets/s cross each tunnel:
 # rekeys started by routevpn (`routevpn rekey`, and on its own when rekey_time runs out)
 # and by charon (`swanctl --rekey`), on a VTI with PFS and on GRE over IPsec (transport).
-# Zero lost packets, new SPIs agreed by both sides after each rekey, old SAs removed.
+# charon also rekeys both IKE SAs. Zero lost packets, new SPIs agreed by both sides after
+# each rekey, old SAs removed.
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 . "$here/../lib.sh"
 it_init 60-rekey-strongswan
@@ -158,6 +159,9 @@ theirs() {
     installed && $1 == "out" { printf "%s%s/%s", sep, substr($2, 1, 8), spi_in; sep = " " }'
 }
 same() { test "$(spis "$1")" = "$(theirs "$1")"; }
+ike_spis() {
+  ours "' '.join(sa['spi_i'] + '_' + sa['spi_r'] for sa in s['ike_sas'] if sa['name']=='$1')"
+}
 states() { in_site a ip xfrm state | grep -c '^src' || true; }
 
 for name in vti-pfs gre-tr; do
@@ -184,6 +188,12 @@ assert "charon rekeys vti-pfs" swanctl_in b --rekey --child vti-pfs
 assert "routevpn rekeys gre-tr" rv rekey gre-tr
 sleep 2
 assert "routevpn rekeys gre-tr again" rv rekey gre-tr
+# The IKE SAs too (routevpn answers; the CHILD SAs move to the new IKE SA).
+ike_before=$(ike_spis vti-pfs)/$(ike_spis gre-tr)
+assert "charon rekeys the IKE SA of vti-pfs" swanctl_in b --rekey --ike vti-pfs
+assert "charon rekeys the IKE SA of gre-tr" swanctl_in b --rekey --ike gre-tr
+sleep 3
+assert "routevpn rekeys vti-pfs over its new IKE SA" rv rekey vti-pfs
 wait "$ping_vti" || true
 wait "$ping_gre" || true
 capture_stop
@@ -204,13 +214,23 @@ done
 assert "vti-pfs: SPIs changed (was $first_vti, now $(spis vti-pfs))" test "$(spis vti-pfs)" != "$first_vti"
 assert "gre-tr: SPIs changed (was $first_gre, now $(spis gre-tr))" test "$(spis gre-tr)" != "$first_gre"
 count() { grep -c "$1" "$IT_WORK/daemon-a.log" || true; }
-assert "vti-pfs: rekeyed 3 times or more: 2 forced, the rest by rekey_time ($(count 'vti-pfs/vti-pfs: CHILD SA rekeyed'))" \
+assert "vti-pfs: rekeyed 3 times or more: 3 forced, the rest by rekey_time ($(count 'vti-pfs/vti-pfs: CHILD SA rekeyed'))" \
   test "$(count 'vti-pfs/vti-pfs: CHILD SA rekeyed')" -ge 3
 assert "gre-tr: rekeyed 3 times ($(count 'gre-tr/gre-tr: CHILD SA rekeyed'))" \
   test "$(count 'gre-tr/gre-tr: CHILD SA rekeyed')" -ge 3
+assert "both IKE SAs rekeyed ($(count 'IKE SA rekeyed'))" test "$(count 'IKE SA rekeyed')" = 2
+assert "new IKE SPIs (were $ike_before, now $(ike_spis vti-pfs)/$(ike_spis gre-tr))" \
+  test "$(ike_spis vti-pfs)/$(ike_spis gre-tr)" != "$ike_before"
+for name in vti-pfs gre-tr; do
+  spi=$(ike_spis "$name")
+  assert "$name: charon's IKE SA has our SPIs $spi" \
+    bash -c 'swanctl_out=$1; grep -q "${2%_*}_i.*${2#*_}_r" <<<"$swanctl_out"' _ \
+    "$(swanctl_in b --list-sas --ike "$name" 2>&1)" "$spi"
+done
+assert "no IKE SA was deleted or restarted" test "$(count 'IKE SA deleted\|initiating again')" = 0
 assert "no rekey failed" test "$(count 'rekeying failed')" = 0
 assert_only_esp "only ESP on the outer link during the rekeys" "$IT_WORK/rekey.pcap" 1000
 assert "more than 10 SPIs on the wire" test "$(pcap_spis "$IT_WORK/rekey.pcap")" -gt 10
-grep -E 'rekeyed|removed|failed' "$IT_WORK/daemon-a.log" | sed 's/^/    | /' | head -40
+grep -E 'rekeyed|removed|failed|deleted' "$IT_WORK/daemon-a.log" | sed 's/^/    | /' | head -40
 
 it_finish

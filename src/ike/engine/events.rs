@@ -171,6 +171,12 @@ pub enum Event {
         spi_in: u32,
         spi_out: u32,
     },
+    /// The peer rekeyed the IKE SA: the Child SAs now belong to the new one.
+    IkeRekeyed {
+        name: String,
+        old: (u64, u64),
+        new: (u64, u64),
+    },
     /// A rekey did not happen; the old SA stays and the rekey is tried again.
     RekeyFailed {
         name: String,
@@ -229,6 +235,11 @@ impl fmt::Display for Event {
             } => write!(
                 f,
                 "{name}/{child}: CHILD SA rekeyed ({esp}), inbound SPI {old_spi_in:08x} -> {spi_in:08x}, out {spi_out:08x}"
+            ),
+            Event::IkeRekeyed { name, old, new } => write!(
+                f,
+                "{name}: IKE SA rekeyed, {:016x}_i {:016x}_r -> {:016x}_i {:016x}_r",
+                old.0, old.1, new.0, new.1
             ),
             Event::RekeyFailed {
                 name,

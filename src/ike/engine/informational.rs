@@ -34,6 +34,11 @@ impl Engine {
             );
             return Fate::Remove;
         }
+        if sa.retired_at.is_some() && payloads.deletes().any(|d| d.protocol == ProtocolId::Ike) {
+            // The old IKE SA of a rekey: its Child SAs live on in the new one.
+            let _ = self.send_response(sa, ExchangeType::Informational, message_id, &[]);
+            return Fate::Remove;
+        }
         if payloads.deletes().any(|d| d.protocol == ProtocolId::Ike) {
             // Answer (empty), then forget the IKE SA and with it every Child SA.
             let _ = self.send_response(sa, ExchangeType::Informational, message_id, &[]);

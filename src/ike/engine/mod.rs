@@ -18,7 +18,8 @@
 //! peer detection with restart / close actions and retries (dpd.rs), NAT traversal: the
 //! move to the NAT-T port, UDP-encapsulated ESP, keepalives, `force`, following a new NAT
 //! mapping (natt.rs), CREATE_CHILD_SA for Child SAs: rekeying from either side with
-//! collisions, and Child SAs the peer adds (rekey.rs). Not yet: IKE SA rekeying,
+//! collisions, and Child SAs the peer adds (rekey.rs); answering the peer's IKE SA rekey
+//! (ike_rekey.rs). Not yet: starting an IKE SA rekey,
 //! fragmentation.
 
 mod child;
@@ -26,6 +27,7 @@ mod config;
 mod cookie;
 mod dpd;
 mod events;
+mod ike_rekey;
 mod informational;
 mod initiator;
 mod natt;
@@ -150,6 +152,9 @@ impl Engine {
 
     /// The earliest timer of `sa`: retransmission, half-open expiry or DPD.
     fn deadline(&self, sa: &IkeSa) -> Option<Instant> {
+        if let Some(at) = sa.retired_at {
+            return Some(at + ike_rekey::RETIRED_FOR);
+        }
         sa.next_deadline()
             .into_iter()
             .chain(self.dpd_deadline(sa))
@@ -160,7 +165,7 @@ impl Engine {
 
     pub fn status(&self) -> Vec<IkeSaStatus> {
         let mut all: Vec<IkeSaStatus> = (self.sas.values())
-            .filter(|sa| !sa.rejected)
+            .filter(|sa| !sa.rejected && sa.retired_at.is_none())
             .map(IkeSa::status)
             .collect();
         all.sort_by(|a, b| (&a.name, a.spi_i).cmp(&(&b.name, b.spi_i)));
@@ -437,6 +442,14 @@ impl Engine {
     fn run_timers(&mut self, now: Instant, sa: &mut IkeSa) -> Fate {
         if sa.expires_at.is_some_and(|at| at <= now) {
             return Fate::Remove;
+        }
+        if let Some(at) = sa.retired_at {
+            // Replaced by a rekey and never deleted by the peer: forget it quietly.
+            return if at + ike_rekey::RETIRED_FOR <= now {
+                Fate::Remove
+            } else {
+                Fate::Keep
+            };
         }
         let retransmit = self.config.retransmit;
         while let Some(outstanding) = sa.outstanding.as_mut() {

@@ -396,7 +396,7 @@ impl Engine {
     }
 
     /// A CREATE_CHILD_SA request from the peer: a rekey of one of our Child SAs or a new
-    /// Child SA. IKE SA rekeying is refused for now (NO_ADDITIONAL_SAS).
+    /// Child SA, or a rekey of the IKE SA itself (ike_rekey.rs).
     pub(super) fn create_child_request(
         &mut self,
         now: Instant,
@@ -425,14 +425,19 @@ impl Engine {
         let refuse = |t: NotifyType| Notify::new(t, Vec::new());
         let conn = (self.connection(&sa.connection).cloned())
             .ok_or_else(|| refuse(NotifyType::NoAdditionalSas))?;
+        let offer = payloads
+            .security_association()
+            .ok_or_else(|| refuse(NotifyType::InvalidSyntax))?;
+        if offer.proposals.iter().any(|p| p.ike_transforms().is_some()) {
+            return self.answer_ike_rekey(now, sa, offer, payloads);
+        }
         let (Some(offer), Some(tsi), Some(tsr), Some(nonce_i)) = (
             payloads.security_association(),
             payloads.ts_initiator(),
             payloads.ts_responder(),
             payloads.nonce(),
         ) else {
-            // No Child SA asked for: an IKE SA rekey, which we do not do yet.
-            return Err(refuse(NotifyType::NoAdditionalSas));
+            return Err(refuse(NotifyType::InvalidSyntax));
         };
         let rekeyed = payloads.notify(NotifyType::RekeySa).map(|n| n.spi_u32());
         let old = match rekeyed {

@@ -118,6 +118,8 @@ pub struct IkeSa {
     pub peer_rekeys: Vec<PeerRekey>,
     /// Inbound SPIs of the Child SAs our outstanding Delete names.
     pub pending_deletes: Vec<u32>,
+    /// Replaced by a rekeyed IKE SA (ike_rekey.rs): waits for the peer's Delete.
+    pub retired_at: Option<Instant>,
 }
 
 impl std::fmt::Debug for IkeSa {
@@ -181,6 +183,7 @@ impl IkeSa {
             pending_rekey: None,
             peer_rekeys: Vec::new(),
             pending_deletes: Vec::new(),
+            retired_at: None,
         }
     }
 
