@@ -230,8 +230,10 @@ EOF
   # shellcheck disable=SC2016 # $1/$2 are expanded by the inner sh
   ip netns exec "$site" unshare -m --propagation private sh -c \
     'mount -t tmpfs -o mode=0755 tmpfs /run && exec env STRONGSWAN_CONF="$1" "$2"' \
-    charon "$dir/strongswan.conf" "$CHARON" >"$dir/charon.stdout.log" 2>&1 &
+    charon "$dir/strongswan.conf" "$CHARON" >>"$dir/charon.stdout.log" 2>&1 &
   IT_PIDS+=("$!")
+  # ip, unshare, sh and env all exec: this is charon's own pid, for charon_kill.
+  printf '%s\n' "$!" >"$dir/pid"
   if ! retry 50 0.2 swanctl_in "$site" --stats >/dev/null 2>&1; then
     echo "charon in $site did not come up; log follows" >&2
     tail -n 30 "$dir/charon.log" "$dir/charon.stdout.log" >&2 || true
@@ -241,6 +243,14 @@ EOF
     cat "$dir/load.log" >&2
     return 1
   fi
+}
+
+# charon_kill SITE: SIGKILL, as a crash or power loss would: no DELETE reaches the peer.
+charon_kill() {
+  local pid
+  pid=$(cat "$(charon_dir "$1")/pid")
+  kill -KILL "$pid"
+  wait "$pid" 2>/dev/null || true
 }
 
 # swanctl_in SITE --COMMAND [ARGS...]: swanctl against SITE's charon. The

@@ -224,8 +224,8 @@ enum Selection<'a> {
     Down(&'a str),
 }
 
-fn open_kernel() -> Option<LinuxKernel> {
-    match LinuxKernel::open() {
+fn open_kernel(paths: &apply::state::Paths) -> Option<LinuxKernel> {
+    match LinuxKernel::open_with_memo(&paths.nft_memo()) {
         Ok(kernel) => Some(kernel),
         Err(e) => {
             eprintln!(
@@ -279,7 +279,7 @@ fn dataplane(cli: &Cli, options: Options, selection: Selection<'_>) -> ExitCode 
     };
     // Tunnels whose profile is gone are taken down by omission.
     enabled.retain(|name| known(name));
-    let Some(mut kernel) = open_kernel() else {
+    let Some(mut kernel) = open_kernel(&paths) else {
         return ExitCode::FAILURE;
     };
     match apply::apply(&mut kernel, &tunnels, &enabled, &paths) {
@@ -297,6 +297,7 @@ fn dataplane(cli: &Cli, options: Options, selection: Selection<'_>) -> ExitCode 
             if std::env::var_os("ROUTEVPN_TIMINGS").is_some() {
                 let phases: Vec<String> = std::iter::once(("load", load_time))
                     .chain(outcome.timings.iter().copied())
+                    .chain([("total", started.elapsed())])
                     .map(|(phase, d)| format!("{phase} {:.3}s", d.as_secs_f64()))
                     .collect();
                 eprintln!("timings: {}", phases.join(", "));
@@ -352,7 +353,7 @@ fn dataplane_status(cli: &Cli, options: Options) -> ExitCode {
     };
     let tunnels = loaded.tunnels.unwrap_or_default();
     let paths = cli.state_paths();
-    let Some(mut kernel) = open_kernel() else {
+    let Some(mut kernel) = open_kernel(&paths) else {
         return ExitCode::FAILURE;
     };
     match apply::status(&mut kernel, &tunnels, &paths) {

@@ -320,3 +320,69 @@ fn mss_of_forwarded_syns_is_clamped() {
     write(&mut backend, &mss_only(vec![cap(NftFamily::Ipv4, 1480)])).expect("high cap table");
     assert_eq!(topology.syn_mss_at_server(4005), mss::CLIENT_MSS);
 }
+
+/// A backend that remembers the table in `memo`.
+fn open_with_memo(memo: &std::path::Path) -> Nft {
+    open().with_memo(memo)
+}
+
+/// Replaces the table a memo file records, keeping its generation and namespace.
+fn tamper(memo: &std::path::Path, table: &NftTable) -> u64 {
+    let mut record: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(memo).expect("memo written")).expect("memo json");
+    record["table"] = serde_json::to_value(table).expect("table json");
+    std::fs::write(memo, serde_json::to_vec(&record).unwrap()).unwrap();
+    record["generation"].as_u64().expect("generation")
+}
+
+#[test]
+fn the_memo_answers_only_while_nothing_was_committed() {
+    fresh_netns();
+    let dir = tempfile::tempdir().unwrap();
+    let memo = dir.path().join("nftables.json");
+    let mut backend = open_with_memo(&memo);
+    write(&mut backend, &example()).expect("write");
+    assert_eq!(read(&mut backend), Some(example()));
+
+    // At the same generation the memo is believed (a stand-in table proves it was used) ...
+    tamper(&memo, &other_table());
+    assert_eq!(read(&mut backend), Some(other_table()));
+    // ... and any commit in the namespace, even to another table, sends it to the kernel.
+    nft(&["add", "table", "ip", "elsewhere"]);
+    assert_eq!(read(&mut backend), Some(example()));
+
+    // Hand edits are seen at once.
+    nft(&[
+        "add", "rule", "inet", "routevpn", "forward", "iifname", "\"eth9\"", "accept",
+    ]);
+    assert_ne!(read(&mut backend), Some(example()));
+    write(&mut backend, &example()).expect("rewrite");
+    assert_eq!(read(&mut backend), Some(example()));
+    nft(&["delete", "table", "inet", "routevpn"]);
+    assert_eq!(read(&mut backend), None);
+}
+
+#[test]
+fn a_memo_from_another_namespace_is_not_believed() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = dir.path().join("first.json");
+    let second = dir.path().join("second.json");
+    let (a, b) = (new_netns(), new_netns());
+    // The same history in both namespaces, so both memos name the same generation.
+    let generation_a = within(&a, || {
+        write(&mut open_with_memo(&first), &example()).expect("write in a");
+        tamper(&first, &other_table())
+    });
+    let generation_b = within(&b, || {
+        write(&mut open_with_memo(&second), &example()).expect("write in b");
+        tamper(&second, &example())
+    });
+    assert_eq!(
+        generation_a, generation_b,
+        "the test needs equal generations"
+    );
+    std::fs::copy(&first, &second).unwrap();
+    within(&b, || {
+        assert_eq!(read(&mut open_with_memo(&second)), Some(example()))
+    });
+}

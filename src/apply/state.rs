@@ -61,6 +61,11 @@ fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), String> {
 }
 
 impl Paths {
+    /// Where the nftables backend remembers the table it last saw (a cache beside the state).
+    pub fn nft_memo(&self) -> PathBuf {
+        self.state.with_file_name("nftables.json")
+    }
+
     pub fn load(&self) -> Result<(State, Allocations), String> {
         Ok((read_json(&self.state)?, read_json(&self.allocations)?))
     }

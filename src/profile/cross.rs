@@ -2,10 +2,13 @@
 //! overlap, and two profiles of one link (both sides in one directory) that cannot agree.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::ops::Range;
 
 use super::diagnostic::{Diagnostic, Severity, SourceFile};
 use super::tunnel::Parsed;
+use ipnet::IpNet;
+
 use crate::model::{LocalEndpoint, TunnelKind};
 use crate::proposal::{EspProposal, IkeProposal};
 
@@ -138,15 +141,19 @@ pub fn check(entries: &[Entry<'_>]) -> Vec<Diagnostic> {
 /// The kernel matches incoming packets to a VTI by outer addresses alone (the key is only
 /// the mark), so two VTIs between the same endpoints would steal each other's traffic.
 fn shared_vti_endpoints(entries: &[Entry<'_>], out: &mut Vec<Diagnostic>) {
-    let vti = |e: &&Entry<'_>| e.parsed.tunnel.kind == TunnelKind::Vti;
-    for (i, later) in entries.iter().enumerate().filter(|(_, e)| vti(e)) {
+    // Earlier VTIs by remote address, in file order: a clash needs the same remote.
+    let mut by_remote: HashMap<IpAddr, Vec<&Entry<'_>>> = HashMap::new();
+    for later in entries {
         let b = &later.parsed.tunnel;
-        let clash = entries[..i].iter().filter(vti).find(|earlier| {
+        if b.kind != TunnelKind::Vti {
+            continue;
+        }
+        let earlier_same_remote = by_remote.entry(b.remote).or_default();
+        let clash = earlier_same_remote.iter().find(|earlier| {
             let a = &earlier.parsed.tunnel;
-            a.remote == b.remote
-                && (a.local == b.local
-                    || a.local == LocalEndpoint::DefaultRoute
-                    || b.local == LocalEndpoint::DefaultRoute)
+            a.local == b.local
+                || a.local == LocalEndpoint::DefaultRoute
+                || b.local == LocalEndpoint::DefaultRoute
         });
         if let Some(earlier) = clash {
             out.push(error(
@@ -161,55 +168,88 @@ fn shared_vti_endpoints(entries: &[Entry<'_>], out: &mut Vec<Diagnostic>) {
                 Some("the kernel tells VTIs apart by their endpoints only; use another local address, or kind = \"xfrm\" whose if_id separates tunnels".into()),
             ));
         }
+        earlier_same_remote.push(later);
     }
 }
 
+/// `net` cut to its first `len` bits.
+fn truncated(net: &IpNet, len: u8) -> Option<IpNet> {
+    IpNet::new(net.addr(), len).ok().map(|n| n.trunc())
+}
+
+/// Two prefixes overlap when one contains the other. Instead of comparing every pair, each
+/// earlier route is indexed under itself and under every prefix that contains it; a route
+/// then overlaps an earlier one if one of its own containing prefixes is an earlier route, or
+/// if it is itself a container of an earlier route. The earliest clash (file, then route
+/// order) is reported, as a pairwise scan would.
 fn overlapping_routes(entries: &[Entry<'_>], out: &mut Vec<Diagnostic>) {
+    type Key = (Option<u32>, IpNet);
+    let mut routes: HashMap<Key, (usize, usize)> = HashMap::new();
+    let mut containers: HashMap<Key, (usize, usize)> = HashMap::new();
     for (i, later) in entries.iter().enumerate() {
-        for (r, route) in later.parsed.tunnel.routes.iter().enumerate() {
-            let clash = entries[..i].iter().find_map(|earlier| {
-                earlier
-                    .parsed
-                    .tunnel
-                    .routes
-                    .iter()
-                    .enumerate()
-                    .find(|(_, other)| {
-                        other.table == route.table
-                            && (other.to.contains(&route.to) || route.to.contains(&other.to))
-                    })
-                    .map(|(k, other)| (earlier, k, other))
-            });
-            if let Some((earlier, k, other)) = clash {
-                let span = later.parsed.spans.routes.get(r).cloned().unwrap_or(0..0);
-                let first = earlier.parsed.spans.routes.get(k).cloned().unwrap_or(0..0);
-                out.push(error(
-                    later.source,
-                    span,
-                    format!(
-                        "route to {} overlaps route to {} of tunnel \"{}\" ({})",
-                        route.to,
-                        other.to,
-                        earlier.parsed.tunnel.name,
-                        location(earlier.source, &first)
-                    ),
-                    Some("which tunnel a packet takes would depend on prefix length and metric; give each prefix to one tunnel".into()),
-                ));
+        let tunnel = &later.parsed.tunnel;
+        let mut clashes = Vec::new();
+        for (r, route) in tunnel.routes.iter().enumerate() {
+            let table = route.table;
+            let ancestors = (0..=route.to.prefix_len()).filter_map(|len| truncated(&route.to, len));
+            let clash = ancestors
+                .filter_map(|net| routes.get(&(table, net)))
+                .chain(containers.get(&(table, route.to.trunc())))
+                .min()
+                .copied();
+            if let Some(clash) = clash {
+                clashes.push((r, clash));
             }
+        }
+        // Routes of one profile are indexed after it is checked: a tunnel's own routes may
+        // overlap (a /24 and its two /25 halves).
+        for (r, route) in tunnel.routes.iter().enumerate() {
+            routes
+                .entry((route.table, route.to.trunc()))
+                .or_insert((i, r));
+            for len in 0..=route.to.prefix_len() {
+                if let Some(net) = truncated(&route.to, len) {
+                    containers.entry((route.table, net)).or_insert((i, r));
+                }
+            }
+        }
+        for (r, (j, k)) in clashes {
+            let (earlier, route) = (&entries[j], &tunnel.routes[r]);
+            let other = &earlier.parsed.tunnel.routes[k];
+            let span = later.parsed.spans.routes.get(r).cloned().unwrap_or(0..0);
+            let first = earlier.parsed.spans.routes.get(k).cloned().unwrap_or(0..0);
+            out.push(error(
+                later.source,
+                span,
+                format!(
+                    "route to {} overlaps route to {} of tunnel \"{}\" ({})",
+                    route.to,
+                    other.to,
+                    earlier.parsed.tunnel.name,
+                    location(earlier.source, &first)
+                ),
+                Some("which tunnel a packet takes would depend on prefix length and metric; give each prefix to one tunnel".into()),
+            ));
         }
     }
 }
 
 /// Two profiles whose outer endpoints mirror each other are the two sides of one link.
 fn mirrored_pairs(entries: &[Entry<'_>], out: &mut Vec<Diagnostic>) {
-    for (i, b) in entries.iter().enumerate() {
-        for a in &entries[..i] {
+    // Earlier profiles by (local, remote); b's other side has them swapped.
+    let mut by_endpoints: HashMap<(IpAddr, IpAddr), Vec<&Entry<'_>>> = HashMap::new();
+    for b in entries {
+        let LocalEndpoint::Address(b_local) = b.parsed.tunnel.local else {
+            continue;
+        };
+        let b_remote = b.parsed.tunnel.remote;
+        let others = by_endpoints
+            .get(&(b_remote, b_local))
+            .cloned()
+            .unwrap_or_default();
+        by_endpoints.entry((b_local, b_remote)).or_default().push(b);
+        for a in others {
             let (ta, tb) = (&a.parsed.tunnel, &b.parsed.tunnel);
-            let mirrored = matches!(ta.local, LocalEndpoint::Address(l) if l == tb.remote)
-                && matches!(tb.local, LocalEndpoint::Address(l) if l == ta.remote);
-            if !mirrored {
-                continue;
-            }
             if ta.kind != tb.kind {
                 out.push(error(
                     b.source,
@@ -308,4 +348,88 @@ fn esp_match(a: &EspProposal, b: &EspProposal) -> bool {
             || intersects(&a.integrity, &b.integrity))
         && (a.dh.is_empty() && b.dh.is_empty() || intersects(&a.dh, &b.dh))
         && intersects(&a.esn, &b.esn)
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::super::{load_sources, Options, SourceFile};
+
+    /// A profile with the given routes (prefix, table), distinct outer endpoints per index.
+    fn profile(index: usize, routes: &[(String, Option<u32>)]) -> SourceFile {
+        let mut text = format!(
+            "kind = \"xfrm\"\nlocal = \"192.0.2.1\"\nremote = \"198.51.100.{index}\"\n\
+             [ike]\npsk_file = \"/etc/routevpn/secrets/t.psk\"\n[interface]\nname = \"x{index}\"\n"
+        );
+        for (to, table) in routes {
+            text.push_str(&format!("[[route]]\nto = \"{to}\"\n"));
+            if let Some(table) = table {
+                text.push_str(&format!("table = {table}\n"));
+            }
+        }
+        SourceFile::new(format!("t{index:03}.toml"), text)
+    }
+
+    /// The pairwise rule the indexed check must match: for each route, the first route of
+    /// an earlier profile in the same table that contains it or that it contains.
+    fn naive(profiles: &[Vec<(ipnet::IpNet, Option<u32>)>]) -> Vec<String> {
+        let mut out = Vec::new();
+        for (i, routes) in profiles.iter().enumerate() {
+            for (to, table) in routes {
+                let clash = profiles[..i].iter().find_map(|earlier| {
+                    earlier.iter().find(|(other, t)| {
+                        t == table && (other.contains(to) || to.contains(other))
+                    })
+                });
+                if let Some((other, _)) = clash {
+                    out.push(format!("route to {to} overlaps route to {other}"));
+                }
+            }
+        }
+        out
+    }
+
+    fn prefix() -> impl Strategy<Value = ipnet::IpNet> {
+        // Few distinct bits, so that containment and equality are frequent.
+        prop_oneof![
+            (0u8..4, 0u8..4, 6u8..=26).prop_map(|(a, b, len)| {
+                ipnet::IpNet::new(format!("10.{a}.{}.0", b * 64).parse().unwrap(), len)
+                    .unwrap()
+                    .trunc()
+            }),
+            (0u16..4, 30u8..=64).prop_map(|(a, len)| {
+                ipnet::IpNet::new(format!("2001:db8:{a}::").parse().unwrap(), len)
+                    .unwrap()
+                    .trunc()
+            }),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn overlapping_routes_are_those_a_pairwise_scan_finds(
+            profiles in prop::collection::vec(
+                prop::collection::vec((prefix(), prop::option::of(100u32..102)), 0..4),
+                1..12,
+            )
+        ) {
+            let sources = profiles
+                .iter()
+                .enumerate()
+                .map(|(i, routes)| {
+                    let routes: Vec<_> = routes.iter().map(|(n, t)| (n.to_string(), *t)).collect();
+                    profile(i, &routes)
+                })
+                .collect();
+            let loaded = load_sources(sources, Options { insecure_secrets: true }, Vec::new());
+            let found: Vec<String> = loaded
+                .diagnostics
+                .iter()
+                .filter(|d| d.message.contains(" overlaps route to "))
+                .map(|d| d.message.split(" of tunnel").next().unwrap_or_default().to_string())
+                .collect();
+            prop_assert_eq!(found, naive(&profiles));
+        }
+    }
 }

@@ -68,6 +68,15 @@ impl LinuxKernel {
         })
     }
 
+    /// As [`open`](Self::open), remembering the nftables table between runs in `memo` so
+    /// an unchanged table is not dumped again (see [`nft`]'s memo).
+    pub fn open_with_memo(memo: &std::path::Path) -> std::io::Result<LinuxKernel> {
+        Ok(LinuxKernel {
+            nft: Box::new(nft::Nft::open()?.with_memo(memo)),
+            ..LinuxKernel::open()?
+        })
+    }
+
     fn backend(&mut self, family: Family) -> &mut dyn Backend {
         match family {
             Family::Route => self.route.as_mut(),

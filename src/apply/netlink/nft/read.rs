@@ -15,6 +15,7 @@
 use std::io;
 
 use super::batch::Encoder;
+use super::memo::Memo;
 use super::parse::{self, ChainInfo};
 use super::record;
 use super::wire::Wire;
@@ -38,20 +39,28 @@ struct LiveRule {
     expressions: Vec<String>,
 }
 
-/// Table `name` of the inet family as routevpn describes it, or `None` if absent.
-pub fn read(wire: &mut Wire, name: &str) -> io::Result<Option<NftTable>> {
+/// Table `name` of the inet family as routevpn describes it, or `None` if absent. With a
+/// memo, a table already seen at the current generation is taken from it.
+pub fn read(wire: &mut Wire, name: &str, memo: Option<&Memo>) -> io::Result<Option<NftTable>> {
     for _ in 0..ATTEMPTS {
         // Chains and rules come from separate dumps: retry if a commit fell between them.
         let before = wire.generation()?;
+        if let Some(table) = memo.and_then(|m| m.recall(before)) {
+            return Ok(table);
+        }
         let snapshot = match snapshot(wire, name) {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             other => other?,
         };
         if wire.generation()? == before {
-            return Ok(snapshot.map(|s| NftTable {
+            let table = snapshot.map(|s| NftTable {
                 name: name.to_string(),
                 chains: recognise(name, &s).unwrap_or_default(),
-            }));
+            });
+            if let Some(memo) = memo {
+                memo.record(before, table.as_ref());
+            }
+            return Ok(table);
         }
     }
     Err(io::Error::other(
