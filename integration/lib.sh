@@ -245,6 +245,28 @@ EOF
   fi
 }
 
+# --- a routevpn daemon on site a, the side these scenarios test ------------
+
+# rv_daemon_start: `routevpn daemon` in site a with profiles in $A/tunnels and state in
+# $A/state, logging to $IT_WORK/daemon-a.log; passes once its control socket exists.
+# Not to be run in a subshell (such as assert's): cleanup needs the pid in IT_PIDS.
+rv_daemon_start() {
+  (exec ip netns exec a "$ROUTEVPN" --config-dir "$A/tunnels" --state-dir "$A/state" daemon \
+    >"$IT_WORK/daemon-a.log" 2>&1) &
+  IT_PIDS+=("$!")
+  if retry 100 0.2 test -S "$A/state/routevpn.sock"; then
+    pass "routevpn daemon on site a answers"
+  else
+    fail "routevpn daemon did not start"
+    sed 's/^/    | /' "$IT_WORK/daemon-a.log"
+  fi
+}
+# rv ARGS: the routevpn CLI on site a; ours EXPR: EXPR (Python, `s` = status --json).
+rv() { in_site a "$ROUTEVPN" --config-dir "$A/tunnels" --state-dir "$A/state" "$@"; }
+ours() {
+  rv status --json | python3 -c "import json,sys; s=json.load(sys.stdin); print($1)"
+}
+
 # charon_kill SITE: SIGKILL, as a crash or power loss would: no DELETE reaches the peer.
 charon_kill() {
   local pid

@@ -64,6 +64,9 @@ pub enum Command {
     Rekey {
         /// Tunnel name.
         name: String,
+        /// Rekey the IKE SA instead (its CHILD SAs move to the new one untouched).
+        #[arg(long)]
+        ike: bool,
     },
     /// Make the kernel match every profile: create, update and remove tunnels.
     Apply,

@@ -44,8 +44,11 @@ fn main() -> ExitCode {
             through_daemon(&cli, options, request, Selection::Down(name))
         }
         Command::Status { json } => status(&cli, options, json),
-        Command::Rekey { ref name } => {
-            let request = Request::Rekey { name: name.clone() };
+        Command::Rekey { ref name, ike } => {
+            let request = Request::Rekey {
+                name: name.clone(),
+                ike,
+            };
             match control::request(&cli.control_socket(), &request, Duration::from_secs(10)) {
                 Ok(response) if response.ok => {
                     println!("{}", response.message);

@@ -16,6 +16,7 @@ const SECS: fn(u64) -> Duration = Duration::from_secs;
 /// Child SAs without lifetimes: rekeying (tests/ike_rekey.rs) would add INFORMATIONAL
 /// Deletes and timers to what these tests count.
 fn without_rekey(mut c: EngineConnection) -> EngineConnection {
+    c.config.rekey_time = 0;
     for child in &mut c.config.children {
         (child.rekey_time, child.life_time, child.rand_time) = (0, 0, 0);
     }

@@ -419,7 +419,7 @@ _routevpn() {
             return 0
             ;;
         routevpn__subcmd__rekey)
-            opts="-h --config-dir --state-dir --insecure-secrets --help"
+            opts="-h --ike --config-dir --state-dir --insecure-secrets --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -60,6 +60,7 @@ complete -c routevpn -n "__fish_routevpn_using_subcommand down" -l insecure-secr
 complete -c routevpn -n "__fish_routevpn_using_subcommand down" -s h -l help -d 'Print help'
 complete -c routevpn -n "__fish_routevpn_using_subcommand rekey" -l config-dir -d 'Directory holding the tunnel profiles (*.toml)' -r -F
 complete -c routevpn -n "__fish_routevpn_using_subcommand rekey" -l state-dir -d 'Where routevpn keeps what it created and the allocated marks / if_ids [default: /run/routevpn and /var/lib/routevpn]. For several instances on one host' -r -F
+complete -c routevpn -n "__fish_routevpn_using_subcommand rekey" -l ike -d 'Rekey the IKE SA instead (its CHILD SAs move to the new one untouched)'
 complete -c routevpn -n "__fish_routevpn_using_subcommand rekey" -l insecure-secrets -d 'Accept secret files not owned by root or readable by others (test setups only)'
 complete -c routevpn -n "__fish_routevpn_using_subcommand rekey" -s h -l help -d 'Print help'
 complete -c routevpn -n "__fish_routevpn_using_subcommand apply" -l config-dir -d 'Directory holding the tunnel profiles (*.toml)' -r -F

@@ -154,20 +154,7 @@ EOF
 charon_start b "$(swanctl_text)"
 pass "charon started on site b with 8 connections"
 
-(exec ip netns exec a "$ROUTEVPN" --config-dir "$A/tunnels" --state-dir "$A/state" daemon \
-  >"$IT_WORK/daemon-a.log" 2>&1) &
-IT_PIDS+=("$!")
-if retry 100 0.2 test -S "$A/state/routevpn.sock"; then
-  pass "routevpn daemon on site a answers"
-else
-  fail "routevpn daemon did not start"
-  sed 's/^/    | /' "$IT_WORK/daemon-a.log"
-fi
-
-rv() { in_site a "$ROUTEVPN" --config-dir "$A/tunnels" --state-dir "$A/state" "$@"; }
-ours() {
-  rv status --json | python3 -c "import json,sys; s=json.load(sys.stdin); print($1)"
-}
+rv_daemon_start
 sa_of() { printf 'next(sa for sa in s["ike_sas"] if sa["name"]=="%s")' "$1"; }
 
 # check_case N ROLE: both sides agree on the SAs, traffic crosses.

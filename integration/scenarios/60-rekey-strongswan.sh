@@ -2,7 +2,8 @@
 # CHILD SA rekeying against a real strongSwan charon while 100 packets/s cross each tunnel:
 # rekeys started by routevpn (`routevpn rekey`, and on its own when rekey_time runs out)
 # and by charon (`swanctl --rekey`), on a VTI with PFS and on GRE over IPsec (transport).
-# charon also rekeys both IKE SAs. Zero lost packets, new SPIs agreed by both sides after
+# Both IKE SAs are rekeyed by charon, then by routevpn (`routevpn rekey NAME --ike`).
+# Zero lost packets, new SPIs agreed by both sides after
 # each rekey, old SAs removed.
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 . "$here/../lib.sh"
@@ -137,15 +138,7 @@ CONF
 }
 charon_start b "$(swanctl_text)"
 
-(exec ip netns exec a "$ROUTEVPN" --config-dir "$A/tunnels" --state-dir "$A/state" daemon \
-  >"$IT_WORK/daemon-a.log" 2>&1) &
-IT_PIDS+=("$!")
-assert "routevpn daemon on site a answers" retry 100 0.2 test -S "$A/state/routevpn.sock"
-
-rv() { in_site a "$ROUTEVPN" --config-dir "$A/tunnels" --state-dir "$A/state" "$@"; }
-ours() {
-  rv status --json | python3 -c "import json,sys; s=json.load(sys.stdin); print($1)"
-}
+rv_daemon_start
 # spis NAME: our "in/out" SPIs of the tunnel's CHILD SAs; theirs NAME: charon's, mirrored.
 spis() {
   ours "' '.join(c['spi_in'] + '/' + c['spi_out'] for sa in s['ike_sas'] if sa['name']=='$1' for c in sa['children'])"
@@ -194,6 +187,13 @@ assert "charon rekeys the IKE SA of vti-pfs" swanctl_in b --rekey --ike vti-pfs
 assert "charon rekeys the IKE SA of gre-tr" swanctl_in b --rekey --ike gre-tr
 sleep 3
 assert "routevpn rekeys vti-pfs over its new IKE SA" rv rekey vti-pfs
+sleep 2
+# And routevpn rekeys both IKE SAs itself, then a CHILD SA over the IKE SA it made.
+ike_after_charon=$(ike_spis vti-pfs)/$(ike_spis gre-tr)
+assert "routevpn rekeys the IKE SA of gre-tr" rv rekey gre-tr --ike
+assert "routevpn rekeys the IKE SA of vti-pfs" rv rekey vti-pfs --ike
+sleep 3
+assert "routevpn rekeys gre-tr over the IKE SA it made" rv rekey gre-tr
 wait "$ping_vti" || true
 wait "$ping_gre" || true
 capture_stop
@@ -216,11 +216,15 @@ assert "gre-tr: SPIs changed (was $first_gre, now $(spis gre-tr))" test "$(spis 
 count() { grep -c "$1" "$IT_WORK/daemon-a.log" || true; }
 assert "vti-pfs: rekeyed 3 times or more: 3 forced, the rest by rekey_time ($(count 'vti-pfs/vti-pfs: CHILD SA rekeyed'))" \
   test "$(count 'vti-pfs/vti-pfs: CHILD SA rekeyed')" -ge 3
-assert "gre-tr: rekeyed 3 times ($(count 'gre-tr/gre-tr: CHILD SA rekeyed'))" \
-  test "$(count 'gre-tr/gre-tr: CHILD SA rekeyed')" -ge 3
-assert "both IKE SAs rekeyed ($(count 'IKE SA rekeyed'))" test "$(count 'IKE SA rekeyed')" = 2
-assert "new IKE SPIs (were $ike_before, now $(ike_spis vti-pfs)/$(ike_spis gre-tr))" \
-  test "$(ike_spis vti-pfs)/$(ike_spis gre-tr)" != "$ike_before"
+assert "gre-tr: rekeyed 4 times ($(count 'gre-tr/gre-tr: CHILD SA rekeyed'))" \
+  test "$(count 'gre-tr/gre-tr: CHILD SA rekeyed')" -ge 4
+assert "both IKE SAs rekeyed twice, by charon and by routevpn ($(count 'IKE SA rekeyed'))" \
+  test "$(count 'IKE SA rekeyed')" = 4
+ike_now=$(ike_spis vti-pfs)/$(ike_spis gre-tr)
+assert "new IKE SPIs (were $ike_before, then $ike_after_charon, now $ike_now)" \
+  test "$ike_now" != "$ike_before" -a "$ike_now" != "$ike_after_charon"
+ike_sas_at_charon() { test "$(swanctl_in b --list-sas 2>&1 | grep -c 'ESTABLISHED')" = 2; }
+assert "charon holds exactly the 2 IKE SAs (the rekeyed ones deleted)" retry 10 0.5 ike_sas_at_charon
 for name in vti-pfs gre-tr; do
   spi=$(ike_spis "$name")
   assert "$name: charon's IKE SA has our SPIs $spi" \

@@ -30,9 +30,11 @@ pub enum Request {
         name: String,
     },
     Status,
-    /// Rekey the tunnel's CHILD SAs now (make-before-break).
+    /// Rekey the tunnel's CHILD SAs, or with `ike` its IKE SA, now (make-before-break).
     Rekey {
         name: String,
+        #[serde(default)]
+        ike: bool,
     },
     /// Re-read the profiles and apply them.
     Reload,

@@ -367,9 +367,14 @@ impl Daemon {
                 self.answer(&name, Response::error(format!("{name}: taken down")));
                 let _ = reply.send(response);
             }
-            Request::Rekey { name } => {
-                let response = match self.engine.rekey_children(now, &name) {
-                    Ok(()) => Response::ok(format!("{name}: rekeying its CHILD SAs")),
+            Request::Rekey { name, ike } => {
+                let (result, what) = if ike {
+                    (self.engine.rekey_ike(now, &name), "IKE SA")
+                } else {
+                    (self.engine.rekey_children(now, &name), "CHILD SAs")
+                };
+                let response = match result {
+                    Ok(()) => Response::ok(format!("{name}: rekeying its {what}")),
                     Err(e) => Response::error(format!("{name}: {e}")),
                 };
                 let _ = reply.send(response);

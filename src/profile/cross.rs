@@ -378,9 +378,9 @@ mod tests {
         for (i, routes) in profiles.iter().enumerate() {
             for (to, table) in routes {
                 let clash = profiles[..i].iter().find_map(|earlier| {
-                    earlier.iter().find(|(other, t)| {
-                        t == table && (other.contains(to) || to.contains(other))
-                    })
+                    earlier
+                        .iter()
+                        .find(|(other, t)| t == table && (other.contains(to) || to.contains(other)))
                 });
                 if let Some((other, _)) = clash {
                     out.push(format!("route to {to} overlaps route to {other}"));

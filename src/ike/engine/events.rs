@@ -171,7 +171,7 @@ pub enum Event {
         spi_in: u32,
         spi_out: u32,
     },
-    /// The peer rekeyed the IKE SA: the Child SAs now belong to the new one.
+    /// The IKE SA was rekeyed (by either side): the Child SAs now belong to the new one.
     IkeRekeyed {
         name: String,
         old: (u64, u64),
@@ -181,6 +181,11 @@ pub enum Event {
     RekeyFailed {
         name: String,
         child: String,
+        reason: String,
+    },
+    /// Our IKE SA rekey did not happen; the IKE SA stays and the rekey is tried again.
+    IkeRekeyFailed {
+        name: String,
         reason: String,
     },
     /// Child SAs were removed: deleted by either side, superseded, or expired.
@@ -246,6 +251,9 @@ impl fmt::Display for Event {
                 child,
                 reason,
             } => write!(f, "{name}/{child}: rekeying failed, will retry: {reason}"),
+            Event::IkeRekeyFailed { name, reason } => {
+                write!(f, "{name}: rekeying the IKE SA failed, will retry: {reason}")
+            }
             Event::ChildDeleted { name, spis_in } => {
                 let spis: Vec<String> = spis_in.iter().map(|s| format!("{s:08x}")).collect();
                 write!(f, "{name}: CHILD SA removed (inbound SPI {})", spis.join(", "))

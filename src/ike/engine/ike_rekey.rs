@@ -1,24 +1,72 @@
-//! The peer rekeys the IKE SA (RFC 7296 section 2.18): a CREATE_CHILD_SA carrying an IKE
-//! proposal, a nonce and a key exchange. We answer, move every Child SA to the new IKE SA
-//! and keep the old one, retired, until the peer deletes it (or for a minute at most).
-//! Starting an IKE rekey ourselves is not done yet.
+//! IKE SA rekeying (RFC 7296 section 2.18): a CREATE_CHILD_SA carrying an IKE proposal with
+//! the new SPI, a nonce and a key exchange; the new keys come from the old SK_d. Every
+//! Child SA moves to the new IKE SA, so the kernel's SAs are untouched and no packet is
+//! lost. The old IKE SA retires: the rekey's initiator deletes it over itself, the other
+//! side waits for that Delete (or a minute at most).
+//!
+//! We rekey when the connection's `rekey_time` (minus up to `rand_time`) has run out, or on
+//! `routevpn rekey NAME --ike`. A peer's IKE rekey that meets ours in flight is answered
+//! TEMPORARY_FAILURE (we have a request outstanding, window size 1); both sides then try
+//! again after a random delay, so one of them completes.
 
 use std::time::{Duration, Instant};
 
+use crate::ike::codec::{Delete, ExchangeType};
 use crate::ike::codec::{
     KeyExchange as KePayload, Nonce, Notify, NotifyType, Payload, PayloadLookup, Proposal,
     SecurityAssociation,
 };
-use crate::ike::crypto::{random, IkeSuite, KeyExchange, SkCiphers};
-use crate::ike::select::select_ike;
-use crate::proposal::IkeProposal;
+use crate::ike::crypto::{
+    random, CryptoError, IkeSaKeys, IkeSuite, KeyExchange, Secret, SkCiphers,
+};
+use crate::ike::select::{select_ike, IkeChoice};
+use crate::proposal::{DhGroup, IkeProposal};
 
 use super::events::Event;
 use super::sa::{IkeSa, Phase};
-use super::Engine;
+use super::{Engine, EngineError, Fate};
 
 /// How long a replaced IKE SA waits for the peer's Delete.
 pub const RETIRED_FOR: Duration = Duration::from_secs(60);
+
+/// A failed or refused IKE rekey is tried again after this long plus up to as much again
+/// at random, so two peers that refused each other's rekeys do not meet again.
+const IKE_REKEY_RETRY: Duration = Duration::from_secs(10);
+
+/// Our rekey of an IKE SA, until the peer answers.
+#[derive(Debug)]
+pub struct PendingIkeRekey {
+    /// Our SPI of the new IKE SA, whose initiator we are.
+    pub spi: u64,
+    pub nonce: Vec<u8>,
+    pub kex: KeyExchange,
+    /// INVALID_KE_PAYLOAD answers so far.
+    pub ke_retries: u32,
+}
+
+/// Why our IKE rekey did not produce a new IKE SA.
+enum Refused {
+    /// The peer wants another key exchange group (one we offer).
+    Group(DhGroup),
+    Failed(String),
+}
+
+/// What an IKE rekey exchange agreed on, from either side.
+struct RekeyExchange<'a> {
+    we_initiated: bool,
+    choice: IkeChoice,
+    shared: &'a Secret,
+    nonce_i: &'a [u8],
+    nonce_r: &'a [u8],
+    /// The new IKE SA's SPIs; the rekey's initiator is its original initiator.
+    spis: (u64, u64),
+}
+
+fn retry_delay() -> Duration {
+    use rand::Rng;
+    let jitter = rand::rngs::OsRng.gen_range(0..=IKE_REKEY_RETRY.as_millis() as u64);
+    IKE_REKEY_RETRY + Duration::from_millis(jitter)
+}
 
 impl Engine {
     pub(super) fn answer_ike_rekey(
@@ -36,7 +84,11 @@ impl Engine {
         else {
             return Err(refuse(NotifyType::InvalidSyntax));
         };
-        if sa.retired_at.is_some() || sa.pending_rekey.is_some() || sa.outstanding.is_some() {
+        if sa.retired_at.is_some()
+            || sa.pending_rekey.is_some()
+            || sa.pending_ike_rekey.is_some()
+            || sa.outstanding.is_some()
+        {
             // One rekey at a time; the peer tries again (section 2.25).
             return Err(refuse(NotifyType::TemporaryFailure));
         }
@@ -58,32 +110,15 @@ impl Engine {
             .map_err(|_| refuse(NotifyType::InvalidSyntax))?;
         let spi_r = self.unique_spi().map_err(internal)?;
         let nonce_r = random::nonce().map_err(internal)?;
-        let suite =
-            IkeSuite::new(choice.encryption, choice.integrity, choice.prf).map_err(internal)?;
-        // The rekey's initiator becomes the new IKE SA's original initiator.
-        let keys = old_keys
-            .rekey(
-                suite,
-                &shared,
-                &nonce_i.data,
-                &nonce_r,
-                &spi_i.to_be_bytes(),
-                &spi_r.to_be_bytes(),
-            )
-            .map_err(internal)?;
-        let ciphers = SkCiphers::new(&keys, false).map_err(internal)?;
-        let mut new = IkeSa::new(sa.connection.clone(), false, sa.local, sa.remote);
-        new.phase = Phase::Established;
-        (new.spi_i, new.spi_r) = (spi_i, spi_r);
-        new.choice = Some(choice);
-        new.nonce_i = nonce_i.data.clone();
-        new.nonce_r = nonce_r.clone();
-        new.keys = Some(keys);
-        new.ciphers = Some(ciphers);
-        new.udp_encap = sa.udp_encap;
-        (new.local_behind_nat, new.remote_behind_nat) = (sa.local_behind_nat, sa.remote_behind_nat);
-        new.established_at = Some(now);
-        new.last_heard = Some(now);
+        let exchange = RekeyExchange {
+            we_initiated: false,
+            choice,
+            shared: &shared,
+            nonce_i: &nonce_i.data,
+            nonce_r: &nonce_r,
+            spis: (spi_i, spi_r),
+        };
+        let mut new = (self.successor(now, sa, old_keys, &exchange)).map_err(internal)?;
         new.children = std::mem::take(&mut sa.children);
         sa.retired_at = Some(now);
         self.events.push_back(Event::IkeRekeyed {
@@ -103,5 +138,261 @@ impl Engine {
             Payload::Nonce(Nonce { data: nonce_r }),
             Payload::KeyExchange(KePayload::new(choice.dh, kex.public_value().to_vec())),
         ])
+    }
+
+    /// When an IKE SA of `connection` established at `now` is to be rekeyed.
+    pub(super) fn ike_rekey_schedule(&self, connection: &str, now: Instant) -> Option<Instant> {
+        use rand::Rng;
+        let config = &self.connection(connection)?.config;
+        // Milliseconds, as for Child SAs (child.rs), so peers' timers rarely coincide.
+        let jitter_ms = match config.rand_time.saturating_mul(1000) {
+            0 => 0,
+            max => rand::rngs::OsRng.gen_range(0..=max),
+        };
+        let rekey_ms = config.rekey_time.saturating_mul(1000);
+        let after = rekey_ms.checked_sub(jitter_ms).filter(|ms| *ms > 0)?;
+        Some(now + Duration::from_millis(after))
+    }
+
+    /// The IKE rekey timer of `sa`; it waits while a request is outstanding.
+    pub(super) fn ike_rekey_deadline(sa: &IkeSa) -> Option<Instant> {
+        let idle = sa.phase == Phase::Established
+            && sa.outstanding.is_none()
+            && sa.retired_at.is_none()
+            && !sa.delete_pending;
+        sa.ike_rekey_at.filter(|_| idle)
+    }
+
+    /// Operator command: rekey the connection's IKE SA now (`routevpn rekey NAME --ike`).
+    pub fn rekey_ike(&mut self, now: Instant, name: &str) -> Result<(), EngineError> {
+        self.connection_named(name)?;
+        let spis: Vec<u64> = (self.sas.iter())
+            .filter(|(_, sa)| {
+                sa.connection == name && sa.phase == Phase::Established && sa.retired_at.is_none()
+            })
+            .map(|(spi, _)| *spi)
+            .collect();
+        for spi in spis {
+            let Some(mut sa) = self.sas.remove(&spi) else {
+                continue;
+            };
+            sa.ike_rekey_at = Some(now);
+            self.run_ike_rekey(now, &mut sa);
+            self.sas.insert(spi, sa);
+        }
+        Ok(())
+    }
+
+    /// Starts the IKE rekey of `sa` if it is due and nothing else is under way.
+    pub(super) fn run_ike_rekey(&mut self, now: Instant, sa: &mut IkeSa) {
+        let due = Self::ike_rekey_deadline(sa).is_some_and(|at| at <= now);
+        if !due || sa.pending_rekey.is_some() {
+            return;
+        }
+        // The group of the current IKE SA is the one the peer most likely takes.
+        let group = sa.choice.map(|c| c.dh);
+        if let Err(e) = self.start_ike_rekey(now, sa, group, 0) {
+            sa.ike_rekey_at = Some(now + retry_delay());
+            self.events.push_back(Event::IkeRekeyFailed {
+                name: sa.connection.clone(),
+                reason: e.to_string(),
+            });
+        }
+    }
+
+    fn start_ike_rekey(
+        &mut self,
+        now: Instant,
+        sa: &mut IkeSa,
+        group: Option<DhGroup>,
+        ke_retries: u32,
+    ) -> Result<(), EngineError> {
+        let conn = self.connection_named(&sa.connection)?;
+        let group = group
+            .or_else(|| conn.config.proposals.first()?.dh.first().copied())
+            .ok_or_else(|| EngineError::NoKeyExchangeGroup(sa.connection.clone()))?;
+        let spi = self.unique_spi()?;
+        let nonce = random::nonce()?;
+        let kex = KeyExchange::new(group)?;
+        let payloads = [
+            Payload::SecurityAssociation(SecurityAssociation::from_ike_proposals(
+                &conn.config.proposals,
+                Some(spi),
+            )?),
+            Payload::Nonce(Nonce {
+                data: nonce.clone(),
+            }),
+            Payload::KeyExchange(KePayload::new(group, kex.public_value().to_vec())),
+        ];
+        self.send_request(now, sa, ExchangeType::CreateChildSa, &payloads)?;
+        sa.ike_rekey_at = None;
+        sa.pending_ike_rekey = Some(PendingIkeRekey {
+            spi,
+            nonce,
+            kex,
+            ke_retries,
+        });
+        Ok(())
+    }
+
+    /// The answer to our IKE rekey: the new IKE SA takes the Child SAs and the old one is
+    /// deleted over itself; or the rekey is tried again later.
+    pub(super) fn ike_rekey_response(
+        &mut self,
+        now: Instant,
+        sa: &mut IkeSa,
+        pending: PendingIkeRekey,
+        payloads: &[Payload],
+    ) -> Fate {
+        let retry_in = match self.accept_ike_rekey(now, sa, &pending, payloads) {
+            Ok(new) => return self.retire(now, sa, new),
+            Err(Refused::Group(group)) if pending.ke_retries < 2 && !sa.delete_pending => {
+                match self.start_ike_rekey(now, sa, Some(group), pending.ke_retries + 1) {
+                    Ok(()) => return Fate::Keep,
+                    Err(e) => e.to_string(),
+                }
+            }
+            Err(Refused::Group(group)) => {
+                format!("the peer keeps asking for another group ({group})")
+            }
+            Err(Refused::Failed(reason)) => reason,
+        };
+        sa.ike_rekey_at = Some(now + retry_delay());
+        self.events.push_back(Event::IkeRekeyFailed {
+            name: sa.connection.clone(),
+            reason: retry_in,
+        });
+        self.send_deferred_delete(now, sa)
+    }
+
+    fn accept_ike_rekey(
+        &mut self,
+        now: Instant,
+        sa: &IkeSa,
+        pending: &PendingIkeRekey,
+        payloads: &[Payload],
+    ) -> Result<IkeSa, Refused> {
+        let conn = self
+            .connection(&sa.connection)
+            .cloned()
+            .ok_or_else(|| Refused::Failed("the connection is gone".into()))?;
+        if let Some(error) = payloads.error_notify() {
+            let offered = |g: &DhGroup| conn.config.proposals.iter().any(|p| p.dh.contains(g));
+            let requested = (error.requested_group())
+                .and_then(DhGroup::from_transform)
+                .filter(|g| *g != pending.kex.group() && offered(g));
+            return Err(match requested {
+                Some(group) => Refused::Group(group),
+                None => Refused::Failed(format!("the peer answered {:?}", error.notify_type)),
+            });
+        }
+        let failed = |reason: &str| Refused::Failed(reason.to_string());
+        let (Some(offer), Some(nonce_r), Some(ke), Some(old_keys)) = (
+            payloads.security_association(),
+            payloads.nonce(),
+            payloads.key_exchange(),
+            sa.keys.as_ref(),
+        ) else {
+            return Err(failed("the answer lacks an SA, nonce or key exchange"));
+        };
+        let [proposal] = offer.proposals.as_slice() else {
+            return Err(failed("the answer must hold exactly one proposal"));
+        };
+        let spi_r = proposal
+            .spi_u64()
+            .filter(|spi| *spi != 0)
+            .ok_or_else(|| failed("the answer's proposal has no IKE SPI"))?;
+        let theirs = proposal
+            .ike_transforms()
+            .ok_or_else(|| failed("the answer's proposal is not an IKE proposal"))?
+            .supported;
+        let (_, choice) = select_ike(&conn.config.proposals, &[theirs])
+            .ok_or_else(|| failed("the peer chose a proposal we did not offer"))?;
+        if choice.dh != pending.kex.group() || ke.group != choice.dh.transform_id() {
+            return Err(failed("the answer's key exchange is not of our group"));
+        }
+        let shared = (pending.kex.shared_secret(&ke.data))
+            .map_err(|_| failed("the peer's key exchange value is invalid"))?;
+        let exchange = RekeyExchange {
+            we_initiated: true,
+            choice,
+            shared: &shared,
+            nonce_i: &pending.nonce,
+            nonce_r: &nonce_r.data,
+            spis: (pending.spi, spi_r),
+        };
+        let new = (self.successor(now, sa, old_keys, &exchange))
+            .map_err(|e| Refused::Failed(e.to_string()))?;
+        Ok(new)
+    }
+
+    /// The IKE SA that replaces `old`: keys from the old SK_d (section 2.18), the old one's
+    /// addresses and NAT state, no Child SAs yet.
+    fn successor(
+        &self,
+        now: Instant,
+        old: &IkeSa,
+        old_keys: &IkeSaKeys,
+        exchange: &RekeyExchange<'_>,
+    ) -> Result<IkeSa, CryptoError> {
+        let choice = exchange.choice;
+        let suite = IkeSuite::new(choice.encryption, choice.integrity, choice.prf)?;
+        let (spi_i, spi_r) = exchange.spis;
+        let keys = old_keys.rekey(
+            suite,
+            exchange.shared,
+            exchange.nonce_i,
+            exchange.nonce_r,
+            &spi_i.to_be_bytes(),
+            &spi_r.to_be_bytes(),
+        )?;
+        let ciphers = SkCiphers::new(&keys, exchange.we_initiated)?;
+        let mut new = IkeSa::new(
+            old.connection.clone(),
+            exchange.we_initiated,
+            old.local,
+            old.remote,
+        );
+        new.phase = Phase::Established;
+        (new.spi_i, new.spi_r) = (spi_i, spi_r);
+        new.choice = Some(choice);
+        new.nonce_i = exchange.nonce_i.to_vec();
+        new.nonce_r = exchange.nonce_r.to_vec();
+        new.keys = Some(keys);
+        new.ciphers = Some(ciphers);
+        new.udp_encap = old.udp_encap;
+        (new.local_behind_nat, new.remote_behind_nat) =
+            (old.local_behind_nat, old.remote_behind_nat);
+        new.established_at = Some(now);
+        new.last_heard = Some(now);
+        new.ike_rekey_at = self.ike_rekey_schedule(&old.connection, now);
+        Ok(new)
+    }
+
+    /// Moves `sa`'s Child SAs to `new`, which replaces it, and deletes `sa` over itself.
+    fn retire(&mut self, now: Instant, sa: &mut IkeSa, mut new: IkeSa) -> Fate {
+        new.children = std::mem::take(&mut sa.children);
+        sa.retired_at = Some(now);
+        self.events.push_back(Event::IkeRekeyed {
+            name: sa.connection.clone(),
+            old: (sa.spi_i, sa.spi_r),
+            new: (new.spi_i, new.spi_r),
+        });
+        // A `terminate` that came during the rekey now concerns the new IKE SA.
+        if std::mem::take(&mut sa.delete_pending) {
+            new.delete_pending = true;
+            if self.send_deferred_delete(now, &mut new) == Fate::Remove {
+                return Fate::Remove;
+            }
+        }
+        self.sas.insert(new.local_spi(), new);
+        let delete = [Payload::Delete(Delete::ike_sa())];
+        match self.send_request(now, sa, ExchangeType::Informational, &delete) {
+            Ok(()) => {
+                sa.phase = Phase::Deleting;
+                Fate::Keep
+            }
+            Err(_) => Fate::Remove,
+        }
     }
 }

@@ -84,6 +84,10 @@ impl Engine {
             return Fate::Keep;
         }
         sa.outstanding = None;
+        if sa.phase == Phase::Deleting && sa.retired_at.is_some() {
+            // The IKE SA we rekeyed is gone; its Child SAs live on under the new one.
+            return Fate::Remove;
+        }
         if sa.phase == Phase::Deleting {
             self.delete_children(sa);
             self.events.push_back(Event::Deleted {

@@ -153,14 +153,24 @@ impl Engine {
     /// The earliest timer of `sa`: retransmission, half-open expiry or DPD.
     fn deadline(&self, sa: &IkeSa) -> Option<Instant> {
         if let Some(at) = sa.retired_at {
-            return Some(at + ike_rekey::RETIRED_FOR);
+            // Only the retransmission of our Delete of it, if any, runs meanwhile.
+            return [Some(at + ike_rekey::RETIRED_FOR), sa.next_deadline()]
+                .into_iter()
+                .flatten()
+                .min();
         }
         sa.next_deadline()
             .into_iter()
             .chain(self.dpd_deadline(sa))
             .chain(Self::child_deadline(sa))
+            .chain(Self::ike_rekey_deadline(sa))
             .chain(sa.keepalive_due())
             .min()
+    }
+
+    /// Every IKE SA held, half-open and retired ones included (status shows neither).
+    pub fn ike_sa_count(&self) -> usize {
+        self.sas.len()
     }
 
     pub fn status(&self) -> Vec<IkeSaStatus> {
@@ -444,12 +454,23 @@ impl Engine {
             return Fate::Remove;
         }
         if let Some(at) = sa.retired_at {
-            // Replaced by a rekey and never deleted by the peer: forget it quietly.
-            return if at + ike_rekey::RETIRED_FOR <= now {
-                Fate::Remove
-            } else {
-                Fate::Keep
-            };
+            // Replaced by a rekey: forgotten quietly once its Delete is answered, given up
+            // on, or (when the peer rekeyed) never sent.
+            if at + ike_rekey::RETIRED_FOR <= now {
+                return Fate::Remove;
+            }
+            let retransmit = self.config.retransmit;
+            if let Some(outstanding) = sa.outstanding.as_mut().filter(|o| o.deadline() <= now) {
+                match outstanding.on_timeout(now, &retransmit) {
+                    Timer::Resend => self.transmits.push_back(Transmit {
+                        local: sa.local,
+                        remote: sa.remote,
+                        payload: outstanding.datagram.clone(),
+                    }),
+                    Timer::GiveUp(_) => return Fate::Remove,
+                }
+            }
+            return Fate::Keep;
         }
         let retransmit = self.config.retransmit;
         while let Some(outstanding) = sa.outstanding.as_mut() {
@@ -485,6 +506,7 @@ impl Engine {
         }
         self.run_keepalive(now, sa);
         self.run_rekeys(now, sa);
+        self.run_ike_rekey(now, sa);
         self.run_dpd(now, sa)
     }
 

@@ -89,7 +89,11 @@ impl Engine {
             .map(|c| c.spi_in)
             .collect();
         self.remove_children(sa, &expired);
-        if sa.phase != Phase::Established || sa.outstanding.is_some() || sa.delete_pending {
+        if sa.phase != Phase::Established
+            || sa.outstanding.is_some()
+            || sa.delete_pending
+            || sa.retired_at.is_some()
+        {
             return;
         }
         let due = (sa.children.iter())
@@ -221,6 +225,9 @@ impl Engine {
             return Fate::Keep;
         };
         sa.outstanding = None;
+        if let Some(pending) = sa.pending_ike_rekey.take() {
+            return self.ike_rekey_response(now, sa, pending, &payloads);
+        }
         let Some(pending) = sa.pending_rekey.take() else {
             return Fate::Keep;
         };

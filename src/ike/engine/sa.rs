@@ -118,8 +118,13 @@ pub struct IkeSa {
     pub peer_rekeys: Vec<PeerRekey>,
     /// Inbound SPIs of the Child SAs our outstanding Delete names.
     pub pending_deletes: Vec<u32>,
-    /// Replaced by a rekeyed IKE SA (ike_rekey.rs): waits for the peer's Delete.
+    /// Replaced by a rekeyed IKE SA (ike_rekey.rs): waits for the peer's Delete, or for
+    /// the answer to ours when we rekeyed.
     pub retired_at: Option<Instant>,
+    /// When we rekey this IKE SA (its connection's rekey_time minus jitter).
+    pub ike_rekey_at: Option<Instant>,
+    /// Our CREATE_CHILD_SA rekeying this IKE SA, until answered.
+    pub pending_ike_rekey: Option<super::ike_rekey::PendingIkeRekey>,
 }
 
 impl std::fmt::Debug for IkeSa {
@@ -184,6 +189,8 @@ impl IkeSa {
             peer_rekeys: Vec::new(),
             pending_deletes: Vec::new(),
             retired_at: None,
+            ike_rekey_at: None,
+            pending_ike_rekey: None,
         }
     }
 
