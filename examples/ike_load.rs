@@ -6,8 +6,12 @@
 //! The source addresses must exist on an interface (the benchmark adds them). No kernel
 //! state is installed: the load side only negotiates.
 //!
+//! With `--flood RATE`, it is instead an IKE_SA_INIT flood such as spoofed sources make:
+//! each source's first request is sent again and again, RATE datagrams per second for
+//! `--timeout` seconds, and answers are counted but never followed up.
+//!
 //! ike_load --responder ADDR --sources CIDR --count N [--concurrency C] [--ike P]
-//!          [--esp P] [--psk-file F] [--timeout SECS]
+//!          [--esp P] [--psk-file F] [--timeout SECS] [--flood RATE]
 
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
@@ -29,6 +33,7 @@ struct Args {
     esp: String,
     psk: Secret,
     timeout: Duration,
+    flood: Option<u32>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -62,6 +67,10 @@ fn parse_args() -> Result<Args, String> {
                 .map_or(Ok(60), |v| v.parse())
                 .map_err(|e| format!("--timeout: {e}"))?,
         ),
+        flood: get("--flood", &mut map)
+            .map(|v| v.parse())
+            .transpose()
+            .map_err(|e| format!("--flood: {e}"))?,
     };
     if let Some(unknown) = map.keys().next() {
         return Err(format!("unknown option {unknown}"));
@@ -96,14 +105,19 @@ enum Outcome {
 }
 
 impl Flight {
-    fn start(args: &Args, source: IpAddr, now: Instant) -> Result<Flight, String> {
+    /// Bound and initiated, its IKE_SA_INIT not sent yet.
+    fn prepare(args: &Args, source: IpAddr, now: Instant) -> Result<Flight, String> {
         let socket = UdpSocket::bind(SocketAddr::new(source, 500))
             .map_err(|e| format!("bind {source}:500: {e}"))?;
         socket.set_nonblocking(true).map_err(|e| e.to_string())?;
         let mut engine = Engine::new(EngineConfig::default());
         engine.add_connection(connection(args, source)?);
         engine.initiate(now, "load").map_err(|e| e.to_string())?;
-        let mut flight = Flight { engine, socket };
+        Ok(Flight { engine, socket })
+    }
+
+    fn start(args: &Args, source: IpAddr, now: Instant) -> Result<Flight, String> {
+        let mut flight = Flight::prepare(args, source, now)?;
         flight.flush();
         Ok(flight)
     }
@@ -139,6 +153,45 @@ impl Flight {
     }
 }
 
+/// Sends each source's first IKE_SA_INIT over and over at `rate` datagrams per second.
+fn flood(args: &Args, rate: u32) -> Result<(), String> {
+    let now = Instant::now();
+    let mut flights = (args.sources.hosts().take(args.count))
+        .map(|source| {
+            let mut f = Flight::prepare(args, source, now)?;
+            let first = f.engine.poll_transmit().ok_or("no IKE_SA_INIT to send")?;
+            Ok((f, first.payload, first.remote))
+        })
+        .collect::<Result<Vec<_>, String>>()?;
+    let interval = Duration::from_secs_f64(1.0 / f64::from(rate.max(1)));
+    let (mut sent, mut answers) = (0u64, 0u64);
+    let start = Instant::now();
+    let mut buf = [0u8; 2048];
+    'send: while start.elapsed() < args.timeout {
+        for (f, datagram, to) in &mut flights {
+            if f.socket.send_to(datagram, *to).is_ok() {
+                sent += 1;
+            }
+            while f.socket.recv_from(&mut buf).is_ok() {
+                answers += 1;
+            }
+            // Paced by the clock, so a slow machine sends fewer, not later, datagrams.
+            let due = start + interval * u32::try_from(sent).unwrap_or(u32::MAX);
+            std::thread::sleep(due.saturating_duration_since(Instant::now()));
+            if start.elapsed() >= args.timeout {
+                break 'send;
+            }
+        }
+    }
+    let seconds = start.elapsed().as_secs_f64();
+    println!(
+        "{{\"flood_sent\":{sent},\"sources\":{},\"seconds\":{seconds:.3},\"rate\":{:.1},\"answers\":{answers}}}",
+        flights.len(),
+        sent as f64 / seconds
+    );
+    Ok(())
+}
+
 fn main() {
     let args = match parse_args() {
         Ok(a) => a,
@@ -147,6 +200,13 @@ fn main() {
             std::process::exit(2);
         }
     };
+    if let Some(rate) = args.flood {
+        if let Err(e) = flood(&args, rate) {
+            eprintln!("ike_load: {e}");
+            std::process::exit(1);
+        }
+        return;
+    }
     let mut sources = args.sources.hosts().take(args.count);
     let mut flights: Vec<Flight> = Vec::new();
     let (mut done, mut failed) = (0usize, 0usize);

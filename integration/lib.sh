@@ -247,6 +247,17 @@ EOF
 
 # --- a routevpn daemon on site a, the side these scenarios test ------------
 
+# rv_site_a_init: sets A (site a's routevpn directories, made here) and PSK, a fresh
+# pre-shared key written to $A/secrets/psk with the modes routevpn insists on.
+rv_site_a_init() {
+  PSK=$(od -An -tx1 -N24 /dev/urandom | tr -d ' \n')
+  A=$IT_WORK/a
+  mkdir -p "$A/tunnels" "$A/secrets" "$A/state"
+  chmod 700 "$A/secrets"
+  printf '%s\n' "$PSK" >"$A/secrets/psk"
+  chmod 600 "$A/secrets/psk"
+}
+
 # rv_daemon_start: `routevpn daemon` in site a with profiles in $A/tunnels and state in
 # $A/state, logging to $IT_WORK/daemon-a.log; passes once its control socket exists.
 # Not to be run in a subshell (such as assert's): cleanup needs the pid in IT_PIDS.

@@ -158,15 +158,42 @@ fn a_request_rate_from_unknown_addresses_engages_cookies_without_creating_state(
         let spoofed = SocketAddr::new(IpAddr::from([10, 99, (i >> 8) as u8, i as u8]), 500);
         b.handle_datagram(now, addr(B, 500), spoofed, &request);
     }
-    // Unknown peers get no answer at all (no reflection), and nothing is kept.
+    // Unknown peers get no answer at all (no reflection), and nothing is kept; the load
+    // is reported while the flood runs, not only when a known peer shows up.
     assert!(b.poll_transmit().is_none());
     assert!(b.status().is_empty());
+    assert_eq!(cookie_events(&mut b), vec![true]);
 
     let mut a = initiator();
     assert_eq!(establish(&mut a, &mut b, now), 2);
-    assert_eq!(cookie_events(&mut b), vec![true]);
     assert_eq!(established_children(&a), 1);
     assert_eq!(established_children(&b), 1);
+
+    // Once the flood is over, cookies stop by the clock alone, with no further request:
+    // the busier of the current and the last one-second window falls below the threshold.
+    let mut at = now;
+    while let Some(next) = b
+        .next_timeout()
+        .filter(|t| *t <= now + Duration::from_secs(5))
+    {
+        at = next;
+        b.handle_timeout(at);
+    }
+    assert_eq!(cookie_events(&mut b), vec![false]);
+    assert!(
+        at - now <= Duration::from_secs(3),
+        "stopped after {:?}",
+        at - now
+    );
+    let mut late = initiator();
+    late.initiate(at, TO_B).unwrap();
+    let request = late.poll_transmit().unwrap();
+    b.handle_datagram(at, request.remote, request.local, &request.payload);
+    let answer = answers(&mut b);
+    assert!(
+        !answer.iter().any(is_cookie_challenge),
+        "no cookie asked any more"
+    );
 }
 
 #[test]

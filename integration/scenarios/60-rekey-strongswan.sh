@@ -27,12 +27,7 @@ for n in 1 2; do
   ip -n b addr add "10.2.$n.1/24" dev lan
 done
 
-PSK=$(od -An -tx1 -N24 /dev/urandom | tr -d ' \n')
-A=$IT_WORK/a
-mkdir -p "$A/tunnels" "$A/secrets" "$A/state"
-chmod 700 "$A/secrets"
-printf '%s\n' "$PSK" >"$A/secrets/psk"
-chmod 600 "$A/secrets/psk"
+rv_site_a_init
 
 # Tunnel 1: VTI with PFS, also rekeyed by routevpn on its own every 55-60 s (the shortest
 # rekey_time profiles accept is 60 s).

@@ -43,12 +43,7 @@ table ip nat {
 }
 NFT
 
-PSK=$(od -An -tx1 -N24 /dev/urandom | tr -d ' \n')
-A=$IT_WORK/a
-mkdir -p "$A/tunnels" "$A/secrets" "$A/state"
-chmod 700 "$A/secrets"
-printf '%s\n' "$PSK" >"$A/secrets/psk"
-chmod 600 "$A/secrets/psk"
+rv_site_a_init
 cat >"$A/tunnels/natted.toml" <<TOML
 kind = "xfrm"
 local = "10.0.0.2"

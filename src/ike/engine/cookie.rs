@@ -97,6 +97,12 @@ impl CookieJar {
 
     /// Counts one IKE_SA_INIT request (before any other check, so unknown peers count).
     pub fn count_request(&mut self, now: Instant) {
+        self.roll(now);
+        self.in_window = self.in_window.saturating_add(1);
+    }
+
+    /// Moves the one-second counting windows on to `now`, so a rate decays without traffic.
+    pub fn roll(&mut self, now: Instant) {
         let elapsed = now.saturating_duration_since(self.window_start);
         if elapsed >= Duration::from_secs(1) {
             self.in_previous_window = if elapsed < Duration::from_secs(2) {
@@ -107,7 +113,13 @@ impl CookieJar {
             self.in_window = 0;
             self.window_start = now;
         }
-        self.in_window = self.in_window.saturating_add(1);
+    }
+
+    /// While cookies are asked for, when the rate is to be looked at again (the window
+    /// rolls), so they stop once the load is gone even if no request comes.
+    pub fn next_review(&self) -> Option<Instant> {
+        self.engaged
+            .then(|| self.window_start + Duration::from_secs(1))
     }
 
     /// The request rate the decision uses: the busier of this second and the last.

@@ -144,9 +144,14 @@ impl Engine {
     /// When [`Engine::handle_timeout`] must be called next.
     pub fn next_timeout(&self) -> Option<Instant> {
         let restarts = self.pending_initiations.iter().map(|(at, _)| *at);
+        let cookie_review = self
+            .cookies
+            .as_ref()
+            .and_then(cookie::CookieJar::next_review);
         (self.sas.values())
             .filter_map(|sa| self.deadline(sa))
             .chain(restarts)
+            .chain(cookie_review)
             .min()
     }
 
@@ -447,6 +452,14 @@ impl Engine {
             }
         }
         self.run_pending_initiations(now);
+        if self
+            .cookies
+            .as_ref()
+            .and_then(cookie::CookieJar::next_review)
+            .is_some_and(|at| at <= now)
+        {
+            self.review_cookies(now);
+        }
     }
 
     fn run_timers(&mut self, now: Instant, sa: &mut IkeSa) -> Fate {

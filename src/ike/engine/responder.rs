@@ -63,25 +63,12 @@ impl Engine {
         (local, remote): (SocketAddr, SocketAddr),
         spi_i: u64,
     ) -> bool {
-        let half_open = (self.sas.values())
-            .filter(|sa| !sa.initiator && sa.phase == Phase::Auth)
-            .count();
-        let config = self.config.cookies;
+        if !self.review_cookies(now) {
+            return true;
+        }
         let Some(jar) = self.cookies.as_mut() else {
             return true;
         };
-        let (required, changed) = jar.decide(&config, half_open);
-        let requests_per_second = jar.rate();
-        if changed {
-            self.events.push_back(Event::CookiesRequired {
-                engaged: required,
-                half_open,
-                requests_per_second,
-            });
-        }
-        if !required {
-            return true;
-        }
         // The cookie must be the first payload of the retried request.
         let echoed = match message.payloads.first() {
             Some(Payload::Notify(n)) if n.notify_type == NotifyType::Cookie => Some(&n.data),
@@ -101,6 +88,29 @@ impl Engine {
         false
     }
 
+    /// Decides from the current load whether IKE_SA_INIT needs a cookie, telling the
+    /// operator when that changes; true while cookies are required.
+    pub(super) fn review_cookies(&mut self, now: Instant) -> bool {
+        let half_open = (self.sas.values())
+            .filter(|sa| !sa.initiator && sa.phase == Phase::Auth)
+            .count();
+        let config = self.config.cookies;
+        let Some(jar) = self.cookies.as_mut() else {
+            return false;
+        };
+        jar.roll(now);
+        let (required, changed) = jar.decide(&config, half_open);
+        if changed {
+            let requests_per_second = jar.rate();
+            self.events.push_back(Event::CookiesRequired {
+                engaged: required,
+                half_open,
+                requests_per_second,
+            });
+        }
+        required
+    }
+
     pub(super) fn responder_init(
         &mut self,
         now: Instant,
@@ -116,6 +126,8 @@ impl Engine {
         if let Some(jar) = self.cookies.as_mut() {
             jar.count_request(now);
         }
+        // At once, whoever sends: a flood from unknown sources is load too.
+        self.review_cookies(now);
         // A retransmitted request of a half-open SA gets the same answer again.
         if let Some(sa) =
             (self.sas.values()).find(|sa| !sa.initiator && sa.spi_i == spi_i && sa.remote == remote)
