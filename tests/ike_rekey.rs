@@ -273,3 +273,39 @@ fn rekeys_follow_rekey_time_and_no_faster() {
     let rekeys = count(&p, 0, rekeyed);
     assert!((9..=12).contains(&rekeys), "{rekeys} rekeys in 10 minutes");
 }
+
+#[test]
+fn a_soft_expire_from_the_kernel_rekeys_the_child_at_once() {
+    // A byte or packet limit: only the kernel counts it, and says so with a soft expire.
+    let mut p = pair("aes128gcm16", "aes128gcm16", 3600);
+    let (spi_in, spi_out) = {
+        let status = p.engines[1].status();
+        (status[0].children[0].spi_in, status[0].children[0].spi_out)
+    };
+    p.engines[1].child_sa_expired(p.now, spi_out, false);
+    p.run_until(p.elapsed() + SECS(5));
+    assert_eq!((count(&p, 0, rekeyed), count(&p, 1, rekeyed)), (1, 1));
+    one_matching_pair(&p);
+    assert_ne!(p.engines[1].status()[0].children[0].spi_in, spi_in);
+    check_no_gap(&p).unwrap();
+    // The same report again, about the SA now gone, changes nothing.
+    p.engines[1].child_sa_expired(p.now, spi_out, false);
+    p.run_until(p.elapsed() + SECS(5));
+    assert_eq!(count(&p, 1, rekeyed), 1);
+}
+
+#[test]
+fn a_hard_expire_from_the_kernel_drops_the_pair_on_both_sides() {
+    let mut p = pair("aes128gcm16", "aes128gcm16", 3600);
+    let spi_in = p.engines[0].status()[0].children[0].spi_in;
+    p.engines[0].child_sa_expired(p.now, spi_in, true);
+    p.run_until(p.elapsed() + SECS(5));
+    assert_eq!((p.children(0), p.children(1)), (0, 0));
+    let deleted = |e: &Event| matches!(e, Event::ChildDeleted { .. });
+    assert_eq!((count(&p, 0, deleted), count(&p, 1, deleted)), (1, 1));
+    // The IKE SA itself stays.
+    assert_eq!(
+        (p.engines[0].status().len(), p.engines[1].status().len()),
+        (1, 1)
+    );
+}

@@ -11,6 +11,7 @@
 //! ```
 
 pub mod control;
+mod expiry;
 mod psk;
 pub mod report;
 pub mod sas;
@@ -100,6 +101,7 @@ impl Daemon {
             waiters: BTreeMap::new(),
         };
         daemon.reload(true)?;
+        expiry::listen(daemon.inbound.clone()).map_err(|e| format!("XFRM expiry reports: {e}"))?;
         sockets::listen_control(&daemon.options.socket, daemon.inbound.clone())
             .map_err(|e| format!("control socket {}: {e}", daemon.options.socket.display()))?;
         log(format_args!(
@@ -224,6 +226,9 @@ impl Daemon {
                         self.engine.handle_datagram(Instant::now(), local, remote, &bytes);
                     }
                     Some(Inbound::Control { request, reply }) => self.control(request, reply),
+                    Some(Inbound::Expired { spi, hard }) => {
+                        self.engine.child_sa_expired(Instant::now(), spi, hard);
+                    }
                     None => return Err("all sockets closed".into()),
                 },
                 () = tokio::time::sleep_until(deadline) => self.engine.handle_timeout(Instant::now()),

@@ -30,6 +30,8 @@ pub enum Inbound {
         request: Request,
         reply: oneshot::Sender<Response>,
     },
+    /// The kernel reports an SA's soft or hard lifetime reached (see expiry.rs).
+    Expired { spi: u32, hard: bool },
 }
 
 pub struct Sockets {

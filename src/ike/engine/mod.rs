@@ -27,6 +27,7 @@ mod config;
 mod cookie;
 mod dpd;
 mod events;
+mod expire;
 mod ike_rekey;
 mod informational;
 mod initiator;
