@@ -39,7 +39,9 @@ print(*itertools.islice(ipaddress.ip_network('198.18.0.0/22').hosts(), $N), sep=
 
 rv_profiles() {
   local ike=$1 esp=$2 dir=$IT_WORK/rv k src
-  rm -rf "$dir"
+  # The state stays: the previous suite's daemon left its devices (a stopped daemon keeps
+  # the dataplane), which the next one takes over as its own.
+  rm -rf "$dir/tunnels"
   mkdir -p "$dir/tunnels" "$dir/state"
   printf '%s' "$PSK" >"$dir/psk"
   chmod 600 "$dir/psk"
@@ -128,14 +130,19 @@ for suite in "${SUITES[@]}"; do
     --insecure-secrets daemon >"$IT_WORK/rv-$label.log" 2>&1 &
   rv_pid=$!
   IT_PIDS+=("$rv_pid")
-  retry 600 0.5 test -S "$IT_WORK/rv/state/routevpn.sock"
+  if ! retry 600 0.5 test -S "$IT_WORK/rv/state/routevpn.sock"; then
+    sed 's/^/    | /' "$IT_WORK/rv-$label.log"
+    exit 1
+  fi
   results+=("$label $(measure routevpn "$rv_pid" "$ike" "$esp")")
+  log "${results[-1]}"
   kill -TERM "$rv_pid"
   wait "$rv_pid" || true
   ip -n resp xfrm state flush
 
   charon_start resp "$(charon_text "$ike" "$esp")"
   results+=("$label $(measure charon "$(cat "$(charon_dir resp)/pid")" "$ike" "$esp")")
+  log "${results[-1]}"
   charon_kill resp
   ip -n resp xfrm state flush
 done
