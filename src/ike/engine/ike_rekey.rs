@@ -244,7 +244,7 @@ impl Engine {
         pending: PendingIkeRekey,
         payloads: &[Payload],
     ) -> Fate {
-        let retry_in = match self.accept_ike_rekey(now, sa, &pending, payloads) {
+        let reason = match self.accept_ike_rekey(now, sa, &pending, payloads) {
             Ok(new) => return self.retire(now, sa, new),
             Err(Refused::Group(group)) if pending.ke_retries < 2 && !sa.delete_pending => {
                 match self.start_ike_rekey(now, sa, Some(group), pending.ke_retries + 1) {
@@ -260,7 +260,7 @@ impl Engine {
         sa.ike_rekey_at = Some(now + retry_delay());
         self.events.push_back(Event::IkeRekeyFailed {
             name: sa.connection.clone(),
-            reason: retry_in,
+            reason,
         });
         self.send_deferred_delete(now, sa)
     }
