@@ -8,12 +8,16 @@ mod common;
 use std::collections::HashSet;
 use std::time::Duration;
 
-use common::peers::{connection, dpd, engine, Pair, TO_A, TO_B};
+use common::peers::{connection, dpd, engine, Pair, A, B, TO_A, TO_B};
 use routevpn::ike::engine::{EngineConfig, EngineConnection, Event, KernelAction};
 use routevpn::model::{DpdAction, StartAction};
 use routevpn::proposal::parse_esp;
 
 const SECS: fn(u64) -> Duration = Duration::from_secs;
+
+fn ip(address: &str) -> std::net::IpAddr {
+    address.parse().unwrap()
+}
 
 /// Child SAs that rekey every `rekey` seconds (minus up to a tenth), expire 10 % later.
 fn side(a: bool, esp: &str, rekey: u64) -> EngineConnection {
@@ -282,14 +286,18 @@ fn a_soft_expire_from_the_kernel_rekeys_the_child_at_once() {
         let status = p.engines[1].status();
         (status[0].children[0].spi_in, status[0].children[0].spi_out)
     };
-    p.engines[1].child_sa_expired(p.now, spi_out, false);
+    // b's outbound SA goes to a. The same SPI towards another address is not ours.
+    p.engines[1].child_sa_expired(p.now, ip(B), spi_out, false);
+    p.run_until(p.elapsed() + SECS(5));
+    assert_eq!(count(&p, 1, rekeyed), 0, "an SA to another destination");
+    p.engines[1].child_sa_expired(p.now, ip(A), spi_out, false);
     p.run_until(p.elapsed() + SECS(5));
     assert_eq!((count(&p, 0, rekeyed), count(&p, 1, rekeyed)), (1, 1));
     one_matching_pair(&p);
     assert_ne!(p.engines[1].status()[0].children[0].spi_in, spi_in);
     check_no_gap(&p).unwrap();
     // The same report again, about the SA now gone, changes nothing.
-    p.engines[1].child_sa_expired(p.now, spi_out, false);
+    p.engines[1].child_sa_expired(p.now, ip(A), spi_out, false);
     p.run_until(p.elapsed() + SECS(5));
     assert_eq!(count(&p, 1, rekeyed), 1);
 }
@@ -298,7 +306,8 @@ fn a_soft_expire_from_the_kernel_rekeys_the_child_at_once() {
 fn a_hard_expire_from_the_kernel_drops_the_pair_on_both_sides() {
     let mut p = pair("aes128gcm16", "aes128gcm16", 3600);
     let spi_in = p.engines[0].status()[0].children[0].spi_in;
-    p.engines[0].child_sa_expired(p.now, spi_in, true);
+    // a's inbound SA: its destination is a.
+    p.engines[0].child_sa_expired(p.now, ip(A), spi_in, true);
     p.run_until(p.elapsed() + SECS(5));
     assert_eq!((p.children(0), p.children(1)), (0, 0));
     let deleted = |e: &Event| matches!(e, Event::ChildDeleted { .. });

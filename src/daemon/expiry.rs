@@ -9,6 +9,7 @@ use netlink_sys::{protocols::NETLINK_XFRM, Socket, SocketAddr};
 use tokio::sync::mpsc;
 
 use super::sockets::Inbound;
+use crate::apply::netlink::xfrm::state::address;
 
 /// Starts a thread that forwards every expiry report as [`Inbound::Expired`]. The socket is
 /// opened here, in the caller's network namespace, so a failure is reported at start.
@@ -24,9 +25,14 @@ pub fn listen(inbound: mpsc::Sender<Inbound>) -> std::io::Result<()> {
 fn receive(socket: &Socket, inbound: &mpsc::Sender<Inbound>) {
     let mut buffer = vec![0u8; 64 * 1024];
     loop {
-        let Ok(length) = socket.recv(&mut &mut buffer[..], 0) else {
-            // ENOBUFS (reports lost under load) leaves the engine's own timers in charge.
-            continue;
+        let length = match socket.recv(&mut &mut buffer[..], 0) {
+            Ok(length) => length,
+            // Reports lost under load: the engine's own timers are still in charge.
+            Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => continue,
+            Err(e) => {
+                eprintln!("routevpn: XFRM expiry reports stop: {e}");
+                return;
+            }
         };
         let mut rest = buffer.get(..length).unwrap_or_default();
         while !rest.is_empty() {
@@ -36,8 +42,13 @@ fn receive(socket: &Socket, inbound: &mpsc::Sender<Inbound>) {
             let size = (message.header.length as usize).max(16);
             rest = rest.get(size..).unwrap_or_default();
             if let NetlinkPayload::InnerMessage(XfrmMessage::Expire(expire)) = message.payload {
+                let state = &expire.expire.state;
+                let Some(destination) = address(&state.id.daddr, state.family) else {
+                    continue;
+                };
                 let report = Inbound::Expired {
-                    spi: expire.expire.state.id.spi,
+                    destination,
+                    spi: state.id.spi,
                     hard: expire.expire.hard != 0,
                 };
                 if inbound.blocking_send(report).is_err() {

@@ -226,8 +226,8 @@ impl Daemon {
                         self.engine.handle_datagram(Instant::now(), local, remote, &bytes);
                     }
                     Some(Inbound::Control { request, reply }) => self.control(request, reply),
-                    Some(Inbound::Expired { spi, hard }) => {
-                        self.engine.child_sa_expired(Instant::now(), spi, hard);
+                    Some(Inbound::Expired { destination, spi, hard }) => {
+                        self.engine.child_sa_expired(Instant::now(), destination, spi, hard);
                     }
                     None => return Err("all sockets closed".into()),
                 },

@@ -30,8 +30,13 @@ pub enum Inbound {
         request: Request,
         reply: oneshot::Sender<Response>,
     },
-    /// The kernel reports an SA's soft or hard lifetime reached (see expiry.rs).
-    Expired { spi: u32, hard: bool },
+    /// The kernel reports an SA's soft or hard lifetime reached (see expiry.rs); an SA is
+    /// named by its destination and SPI.
+    Expired {
+        destination: std::net::IpAddr,
+        spi: u32,
+        hard: bool,
+    },
 }
 
 pub struct Sockets {

@@ -28,14 +28,6 @@ fn family(addr: IpAddr) -> u16 {
     }
 }
 
-fn to_ip(address: &Address, family: u16) -> Option<IpAddr> {
-    match family {
-        AF_INET => Some(IpAddr::V4(address.to_ipv4())),
-        AF_INET6 => Some(IpAddr::V6(address.to_ipv6())),
-        _ => None,
-    }
-}
-
 fn direction_code(direction: Direction) -> u8 {
     match direction {
         Direction::In => XFRM_POLICY_IN,
@@ -134,7 +126,7 @@ pub fn delete_message(policy: &Policy) -> DelGetMessage {
 }
 
 fn prefix(address: &Address, len: u8, family: u16) -> Option<IpNet> {
-    IpNet::new(to_ip(address, family)?, len).ok()
+    IpNet::new(super::state::address(address, family)?, len).ok()
 }
 
 /// The policy as routevpn models it, or `None` when it is of another shape.
@@ -183,8 +175,8 @@ pub fn decode(message: &ModifyMessage) -> Option<Policy> {
         if_id,
         priority: info.priority,
         template: Template {
-            src: to_ip(&t.saddr, t.family)?,
-            dst: to_ip(&t.id.daddr, t.family)?,
+            src: super::state::address(&t.saddr, t.family)?,
+            dst: super::state::address(&t.id.daddr, t.family)?,
             mode,
             reqid: t.reqid,
         },

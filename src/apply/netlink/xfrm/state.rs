@@ -162,7 +162,8 @@ pub fn delete_message(sa: &Sa) -> DelGetMessage {
     }
 }
 
-fn address(a: &Address, family: u16) -> Option<std::net::IpAddr> {
+/// An XFRM address as an IP address of `family` (AF_INET / AF_INET6).
+pub fn address(a: &Address, family: u16) -> Option<std::net::IpAddr> {
     match family {
         AF_INET => Some(a.to_ipv4().into()),
         AF_INET6 => Some(a.to_ipv6().into()),
