@@ -38,7 +38,7 @@ mod responder;
 mod retransmit;
 mod sa;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::Instant;
 
@@ -90,7 +90,8 @@ enum Fate {
 #[derive(Debug)]
 pub struct Engine {
     config: EngineConfig,
-    connections: Vec<EngineConnection>,
+    /// By name: timers look their connection up for every IKE SA on every event.
+    connections: BTreeMap<String, EngineConnection>,
     /// IKE SAs by our own SPI.
     sas: HashMap<u64, IkeSa>,
     transmits: VecDeque<Transmit>,
@@ -106,7 +107,7 @@ impl Engine {
     pub fn new(config: EngineConfig) -> Self {
         Engine {
             config,
-            connections: Vec::new(),
+            connections: BTreeMap::new(),
             sas: HashMap::new(),
             transmits: VecDeque::new(),
             actions: VecDeque::new(),
@@ -118,15 +119,15 @@ impl Engine {
 
     /// Adds a connection, replacing one of the same name.
     pub fn add_connection(&mut self, connection: EngineConnection) {
-        self.connections.retain(|c| c.name() != connection.name());
-        self.connections.push(connection);
+        self.connections
+            .insert(connection.name().to_owned(), connection);
     }
 
     /// Deletes the connection's IKE SAs (telling the peer) and forgets the connection, so
     /// that the peer's attempts are no longer answered (`routevpn down`).
     pub fn remove_connection(&mut self, now: Instant, name: &str) -> Result<(), EngineError> {
         self.terminate(now, name)?;
-        self.connections.retain(|c| c.name() != name);
+        self.connections.remove(name);
         Ok(())
     }
 
@@ -189,7 +190,7 @@ impl Engine {
     }
 
     fn connection(&self, name: &str) -> Option<&EngineConnection> {
-        self.connections.iter().find(|c| c.name() == name)
+        self.connections.get(name)
     }
 
     fn connection_named(&self, name: &str) -> Result<EngineConnection, EngineError> {

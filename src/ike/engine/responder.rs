@@ -24,7 +24,7 @@ use super::{Engine, Fate};
 impl Engine {
     /// Connections for a peer, by the addresses the datagram travelled between.
     fn candidates(&self, local: SocketAddr, remote: SocketAddr) -> Vec<EngineConnection> {
-        (self.connections.iter())
+        (self.connections.values())
             .filter(|c| c.config.remote == remote.ip() && c.local_addr == local.ip())
             .cloned()
             .collect()
