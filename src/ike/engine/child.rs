@@ -3,8 +3,6 @@
 
 use std::time::Instant;
 
-use rand::Rng;
-
 use crate::ike::codec::{
     AddressRange, NotifyType, Payload, PayloadLookup, Proposal, SecurityAssociation,
     TrafficSelectors,
@@ -312,18 +310,8 @@ pub fn responder_negotiate<'c>(
 }
 
 fn lifetimes(child: &ChildConfig) -> Lifetimes {
-    // In milliseconds: whole seconds would make both peers' timers fire together (and
-    // their rekeys collide) one time in rand_time + 1.
-    let jitter_ms = match child.rand_time.saturating_mul(1000) {
-        0 => 0,
-        max => rand::rngs::OsRng.gen_range(0..=max),
-    };
-    let soft_ms = child
-        .rekey_time
-        .saturating_mul(1000)
-        .saturating_sub(jitter_ms);
     Lifetimes {
-        soft: std::time::Duration::from_millis(soft_ms),
+        soft: super::config::rekey_after(child.rekey_time, child.rand_time),
         hard: std::time::Duration::from_secs(child.life_time),
         soft_bytes: child.rekey_bytes,
         hard_bytes: child.life_bytes,

@@ -148,6 +148,19 @@ pub fn show_identity(id: &WireIdentity) -> String {
     }
 }
 
+/// How long after its creation an SA is rekeyed: `rekey_time` minus a random jitter of up to
+/// `rand_time` (seconds, as swanctl.conf), zero for never. In milliseconds: whole seconds
+/// would make both peers' timers fire together (and their rekeys collide) one time in
+/// rand_time + 1.
+pub(super) fn rekey_after(rekey_time: u64, rand_time: u64) -> Duration {
+    use rand::Rng;
+    let jitter_ms = match rand_time.saturating_mul(1000) {
+        0 => 0,
+        max => rand::rngs::OsRng.gen_range(0..=max),
+    };
+    Duration::from_millis(rekey_time.saturating_mul(1000).saturating_sub(jitter_ms))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -122,6 +122,11 @@ impl CookieJar {
             .then(|| self.window_start + Duration::from_secs(1))
     }
 
+    /// Whether cookies are asked for now.
+    pub fn engaged(&self) -> bool {
+        self.engaged
+    }
+
     /// The request rate the decision uses: the busier of this second and the last.
     pub fn rate(&self) -> u32 {
         self.in_window.max(self.in_previous_window)

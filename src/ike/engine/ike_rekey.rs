@@ -142,16 +142,9 @@ impl Engine {
 
     /// When an IKE SA of `connection` established at `now` is to be rekeyed.
     pub(super) fn ike_rekey_schedule(&self, connection: &str, now: Instant) -> Option<Instant> {
-        use rand::Rng;
         let config = &self.connection(connection)?.config;
-        // Milliseconds, as for Child SAs (child.rs), so peers' timers rarely coincide.
-        let jitter_ms = match config.rand_time.saturating_mul(1000) {
-            0 => 0,
-            max => rand::rngs::OsRng.gen_range(0..=max),
-        };
-        let rekey_ms = config.rekey_time.saturating_mul(1000);
-        let after = rekey_ms.checked_sub(jitter_ms).filter(|ms| *ms > 0)?;
-        Some(now + Duration::from_millis(after))
+        let after = super::config::rekey_after(config.rekey_time, config.rand_time);
+        (!after.is_zero()).then(|| now + after)
     }
 
     /// The IKE rekey timer of `sa`; it waits while a request is outstanding.

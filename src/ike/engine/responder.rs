@@ -91,14 +91,21 @@ impl Engine {
     /// Decides from the current load whether IKE_SA_INIT needs a cookie, telling the
     /// operator when that changes; true while cookies are required.
     pub(super) fn review_cookies(&mut self, now: Instant) -> bool {
-        let half_open = (self.sas.values())
-            .filter(|sa| !sa.initiator && sa.phase == Phase::Auth)
-            .count();
         let config = self.config.cookies;
         let Some(jar) = self.cookies.as_mut() else {
             return false;
         };
         jar.roll(now);
+        // During a flood nothing changes: spare counting the half-open SAs per datagram.
+        if jar.engaged() && jar.rate() >= config.rate_threshold {
+            return true;
+        }
+        let half_open = (self.sas.values())
+            .filter(|sa| !sa.initiator && sa.phase == Phase::Auth)
+            .count();
+        let Some(jar) = self.cookies.as_mut() else {
+            return false;
+        };
         let (required, changed) = jar.decide(&config, half_open);
         if changed {
             let requests_per_second = jar.rate();
