@@ -318,3 +318,58 @@ fn a_hard_expire_from_the_kernel_drops_the_pair_on_both_sides() {
         (1, 1)
     );
 }
+
+/// Side a's or b's connection with a second Child SA for another pair of subnets (apart
+/// from the first: a responder takes the first configured child whose selectors fit).
+fn two_children(a: bool) -> EngineConnection {
+    let mut c = side(a, "aes128gcm16", 3600);
+    let mut second = c.config.children[0].clone();
+    second.name = "voice".into();
+    let (local, remote) = if a {
+        ("172.16.1.0/24", "172.16.2.0/24")
+    } else {
+        ("172.16.2.0/24", "172.16.1.0/24")
+    };
+    second.local_ts = vec![routevpn::profile::parse_traffic_selector(local).unwrap()];
+    second.remote_ts = vec![routevpn::profile::parse_traffic_selector(remote).unwrap()];
+    second.reqid += 1;
+    c.config.children.push(second);
+    c
+}
+
+#[test]
+fn further_child_sas_are_asked_for_after_ike_auth_and_rekey_on_their_own() {
+    let mut p = Pair::new(
+        engine(EngineConfig::default(), two_children(true)),
+        engine(EngineConfig::default(), two_children(false)),
+    );
+    p.engines[0].initiate(p.now, TO_B).unwrap();
+    p.run_until(SECS(5));
+    let children = |p: &Pair, side: usize| -> Vec<(String, String)> {
+        let mut all: Vec<(String, String)> = (p.engines[side].status().iter())
+            .flat_map(|s| s.children.iter())
+            .map(|c| (c.name.clone(), format!("{:?}", c.local_ts)))
+            .collect();
+        all.sort();
+        all
+    };
+    let names = |p: &Pair, side: usize| -> Vec<String> {
+        children(p, side).into_iter().map(|(n, _)| n).collect()
+    };
+    assert_eq!(names(&p, 0), ["net", "voice"]);
+    assert_eq!(names(&p, 1), ["net", "voice"]);
+    assert!(
+        children(&p, 0)[1].1.contains("172.16.1.0"),
+        "{:?}",
+        children(&p, 0)
+    );
+    let installed = |e: &Event| matches!(e, Event::ChildInstalled { .. });
+    assert_eq!((count(&p, 0, installed), count(&p, 1, installed)), (2, 2));
+    // Both rekey, one after the other over the one IKE SA; and nothing asks for a third.
+    p.engines[1].rekey_children(p.now, TO_A).unwrap();
+    p.run_until(p.elapsed() + SECS(30));
+    assert_eq!((count(&p, 0, rekeyed), count(&p, 1, rekeyed)), (2, 2));
+    assert_eq!(names(&p, 0), ["net", "voice"]);
+    assert_eq!((count(&p, 0, installed), count(&p, 1, installed)), (2, 2));
+    assert_eq!(count(&p, 0, failed) + count(&p, 1, failed), 0);
+}

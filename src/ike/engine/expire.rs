@@ -27,7 +27,7 @@ impl Engine {
             return;
         };
         let key = sa.local_spi();
-        let rekeying = sa.pending_rekey.as_ref().map(|p| p.old_spi_in);
+        let rekeying = sa.pending_rekey.as_ref().and_then(|p| p.replaces);
         let index = sa.children.iter().position(|c| names(&sa, c));
         if let Some(child) = index.and_then(|i| sa.children.get_mut(i)) {
             let spi_in = child.spi_in;

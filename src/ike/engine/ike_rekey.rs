@@ -359,6 +359,7 @@ impl Engine {
         new.established_at = Some(now);
         new.last_heard = Some(now);
         new.ike_rekey_at = self.ike_rekey_schedule(&old.connection, now);
+        new.children_to_request = old.children_to_request.clone();
         Ok(new)
     }
 

@@ -438,6 +438,9 @@ impl Engine {
         sa.phase = Phase::Established;
         sa.established_at = Some(now);
         sa.ike_rekey_at = self.ike_rekey_schedule(&sa.connection, now);
+        sa.children_to_request = (conn.config.children.iter().skip(1))
+            .map(|c| c.name.clone())
+            .collect();
         self.events.push_back(Event::Established {
             name: sa.connection.clone(),
             initiator: true,

@@ -19,7 +19,7 @@ use crate::ike::select::KeyExchange as Ke;
 use crate::model::Mode;
 
 use super::child::{self, address_ranges, Keymat, Negotiated};
-use super::events::{Event, KernelAction};
+use super::events::{Event, FailureReason, KernelAction};
 use super::sa::{IkeSa, PendingChild, Phase};
 use super::{Engine, EngineError, Fate};
 
@@ -27,15 +27,23 @@ use super::{Engine, EngineError, Fate};
 /// lifetime).
 pub const REKEY_RETRY: Duration = Duration::from_secs(10);
 
-/// Our CREATE_CHILD_SA rekey request, until it is answered.
+/// Our CREATE_CHILD_SA request for a Child SA, until it is answered.
 #[derive(Debug)]
 pub struct PendingRekey {
-    /// Inbound SPI of the Child SA being replaced.
-    pub old_spi_in: u32,
+    /// Inbound SPI of the Child SA being replaced; `None` for an additional Child SA.
+    pub replaces: Option<u32>,
     pub child: PendingChild,
     pub name: String,
     pub nonce: Vec<u8>,
     pub kex: Option<KeyExchange>,
+}
+
+/// What a CREATE_CHILD_SA for a Child SA asks for.
+struct ChildRequest {
+    /// The Child SA being rekeyed (inbound SPI, mode), if any.
+    replaces: Option<(u32, Mode)>,
+    local_ts: Vec<crate::ike::ts::TsRange>,
+    remote_ts: Vec<crate::ike::ts::TsRange>,
 }
 
 /// A rekey of one of our Child SAs that the peer started while ours of it was under way.
@@ -76,9 +84,14 @@ impl Engine {
     /// window, so it counts only while nothing is outstanding.
     pub(super) fn child_deadline(sa: &IkeSa) -> Option<Instant> {
         let idle = sa.phase == Phase::Established && sa.outstanding.is_none();
+        // Further Child SAs are asked for as soon as the window is free.
+        let request = (idle && !sa.children_to_request.is_empty())
+            .then_some(sa.established_at)
+            .flatten();
         (sa.children.iter())
             .flat_map(|c| [c.rekey_at.filter(|_| idle), c.expire_at])
             .flatten()
+            .chain(request)
             .min()
     }
 
@@ -107,6 +120,19 @@ impl Engine {
                     child: child.name.clone(),
                     reason: e.to_string(),
                 });
+            }
+        } else if let Some(name) = sa.children_to_request.pop_front() {
+            let config = (self.connection(&sa.connection))
+                .and_then(|c| c.config.children.iter().find(|c| c.name == name))
+                .cloned();
+            let Some(config) = config else {
+                return; // no longer configured
+            };
+            if let Err(e) = self.start_additional_child(now, sa, &config) {
+                self.fail(
+                    &sa.connection,
+                    FailureReason::Protocol(format!("asking for CHILD SA {name}: {e}")),
+                );
             }
         }
     }
@@ -157,6 +183,39 @@ impl Engine {
             old.rekey_at = None;
             return Ok(());
         };
+        old.rekey_at = None;
+        let request = ChildRequest {
+            replaces: Some((old.spi_in, old.mode)),
+            local_ts: old.local_ranges.clone(),
+            remote_ts: old.remote_ranges.clone(),
+        };
+        self.request_child(now, sa, config, request)
+    }
+
+    /// Asks the peer for the configured Child SA `config` in a CREATE_CHILD_SA of its own
+    /// (the IKE SA's first Child SA came with IKE_AUTH).
+    pub(super) fn start_additional_child(
+        &mut self,
+        now: Instant,
+        sa: &mut IkeSa,
+        config: &crate::plan::ChildConfig,
+    ) -> Result<(), EngineError> {
+        let conn = self.connection_named(&sa.connection)?;
+        let request = ChildRequest {
+            replaces: None,
+            local_ts: conn.local_ts(config),
+            remote_ts: conn.remote_ts(config),
+        };
+        self.request_child(now, sa, config, request)
+    }
+
+    fn request_child(
+        &mut self,
+        now: Instant,
+        sa: &mut IkeSa,
+        config: &crate::plan::ChildConfig,
+        request: ChildRequest,
+    ) -> Result<(), EngineError> {
         let spi_in = random::esp_spi()?;
         let nonce = random::nonce()?;
         let group = config
@@ -164,13 +223,17 @@ impl Engine {
             .first()
             .and_then(|p| p.dh.first().copied());
         let kex = group.map(KeyExchange::new).transpose()?;
-        let mut payloads = vec![Payload::Notify(Notify::for_child(
-            NotifyType::RekeySa,
-            ProtocolId::Esp,
-            old.spi_in,
-            Vec::new(),
-        ))];
-        if old.mode == Mode::Transport {
+        let mut payloads = Vec::new();
+        if let Some((old_spi_in, _)) = request.replaces {
+            payloads.push(Payload::Notify(Notify::for_child(
+                NotifyType::RekeySa,
+                ProtocolId::Esp,
+                old_spi_in,
+                Vec::new(),
+            )));
+        }
+        let mode = request.replaces.map_or(config.mode, |(_, mode)| mode);
+        if mode == Mode::Transport {
             payloads.push(Payload::Notify(Notify::new(
                 NotifyType::UseTransportMode,
                 Vec::new(),
@@ -189,19 +252,18 @@ impl Engine {
             )));
         }
         payloads.extend([
-            Payload::TsInitiator(TrafficSelectors::new(address_ranges(&old.local_ranges))),
-            Payload::TsResponder(TrafficSelectors::new(address_ranges(&old.remote_ranges))),
+            Payload::TsInitiator(TrafficSelectors::new(address_ranges(&request.local_ts))),
+            Payload::TsResponder(TrafficSelectors::new(address_ranges(&request.remote_ts))),
         ]);
-        old.rekey_at = None;
         let pending = PendingRekey {
-            old_spi_in: old.spi_in,
+            replaces: request.replaces.map(|(spi, _)| spi),
             child: PendingChild {
                 index: 0,
                 spi_in,
-                local_ts: old.local_ranges.clone(),
-                remote_ts: old.remote_ranges.clone(),
+                local_ts: request.local_ts,
+                remote_ts: request.remote_ts,
             },
-            name: old.name.clone(),
+            name: config.name.clone(),
             nonce,
             kex,
         };
@@ -232,7 +294,7 @@ impl Engine {
             return Fate::Keep;
         };
         let collision = (sa.peer_rekeys.iter())
-            .position(|p| p.old_spi_in == pending.old_spi_in)
+            .position(|p| Some(p.old_spi_in) == pending.replaces)
             .map(|i| sa.peer_rekeys.remove(i));
         match self.accept_rekey(now, sa, &pending, &payloads) {
             Ok(nonce_r) => {
@@ -251,27 +313,35 @@ impl Engine {
                     self.remove_children(sa, &[pending.child.spi_in]);
                     let delete = [Payload::Delete(Delete::esp(&[pending.child.spi_in]))];
                     let _ = self.send_request(now, sa, ExchangeType::Informational, &delete);
-                } else if sa.children.iter().any(|c| c.spi_in == pending.old_spi_in) {
-                    self.delete_child_sas(now, sa, vec![pending.old_spi_in]);
+                } else if let Some(old) =
+                    (pending.replaces).filter(|old| sa.children.iter().any(|c| c.spi_in == *old))
+                {
+                    self.delete_child_sas(now, sa, vec![old]);
                 } else {
-                    // The peer deleted the old SA meanwhile: nothing left to delete.
+                    // A new Child SA, or the peer deleted the old one meanwhile: nothing
+                    // left to delete.
                     return self.send_deferred_delete(now, sa);
                 }
             }
             Err(reason) => {
                 // The old SA stays; try again later unless the peer replaced it already.
                 if let Some(old) = (sa.children.iter_mut())
-                    .find(|c| c.spi_in == pending.old_spi_in && !c.superseded)
+                    .find(|c| Some(c.spi_in) == pending.replaces && !c.superseded)
                 {
                     if collision.is_none() {
                         old.rekey_at = Some(now + REKEY_RETRY);
                     }
                 }
-                self.events.push_back(Event::RekeyFailed {
-                    name: sa.connection.clone(),
-                    child: pending.name.clone(),
-                    reason,
-                });
+                if pending.replaces.is_some() {
+                    self.events.push_back(Event::RekeyFailed {
+                        name: sa.connection.clone(),
+                        child: pending.name.clone(),
+                        reason,
+                    });
+                } else {
+                    let why = format!("CHILD SA {} not created: {reason}", pending.name);
+                    self.fail(&sa.connection, FailureReason::Protocol(why));
+                }
                 if payloads.security_association().is_some() && !sa.delete_pending {
                     // The peer made a Child SA we will not use: our SPI names it.
                     let delete = [Payload::Delete(Delete::esp(&[pending.child.spi_in]))];
@@ -339,7 +409,7 @@ impl Engine {
             &negotiated,
             pending.child.spi_in,
             keymat,
-            Some(pending.old_spi_in),
+            pending.replaces,
         )
         .map_err(|e| e.to_string())?;
         Ok(nonce_r)
@@ -531,7 +601,7 @@ impl Engine {
             if sa
                 .pending_rekey
                 .as_ref()
-                .is_some_and(|p| p.old_spi_in == old_spi_in)
+                .is_some_and(|p| p.replaces == Some(old_spi_in))
             {
                 sa.peer_rekeys.push(PeerRekey {
                     old_spi_in,

@@ -125,6 +125,8 @@ pub struct IkeSa {
     pub ike_rekey_at: Option<Instant>,
     /// Our CREATE_CHILD_SA rekeying this IKE SA, until answered.
     pub pending_ike_rekey: Option<super::ike_rekey::PendingIkeRekey>,
+    /// Initiator: configured Child SAs beyond the first, still to be asked for one by one.
+    pub children_to_request: std::collections::VecDeque<String>,
 }
 
 impl std::fmt::Debug for IkeSa {
@@ -191,6 +193,7 @@ impl IkeSa {
             retired_at: None,
             ike_rekey_at: None,
             pending_ike_rekey: None,
+            children_to_request: std::collections::VecDeque::new(),
         }
     }
 
