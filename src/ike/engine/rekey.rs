@@ -125,8 +125,10 @@ impl Engine {
             let config = (self.connection(&sa.connection))
                 .and_then(|c| c.config.children.iter().find(|c| c.name == name))
                 .cloned();
-            let Some(config) = config else {
-                return; // no longer configured
+            // No longer configured, or the peer made it already.
+            let Some(config) = config.filter(|_| !sa.children.iter().any(|c| c.name == name))
+            else {
+                return;
             };
             if let Err(e) = self.start_additional_child(now, sa, &config) {
                 self.fail(
