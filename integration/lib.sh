@@ -278,6 +278,24 @@ ours() {
   rv status --json | python3 -c "import json,sys; s=json.load(sys.stdin); print($1)"
 }
 
+# swanctl_conf NAME LOCAL REMOTE IKE CHILD...: swanctl.conf text for one connection with
+# PSK $PSK and the addresses as identities; each CHILD is "name local_ts remote_ts esp
+# start_action" (tunnel mode, policy-based on charon's side).
+swanctl_conf() {
+  local name=$1 local=$2 remote=$3 ike=$4 child cname lts rts esp start
+  shift 4
+  printf 'connections {\n  %s {\n    version = 2\n' "$name"
+  printf '    local_addrs = %s\n    remote_addrs = %s\n    proposals = %s\n' "$local" "$remote" "$ike"
+  printf '    local { auth = psk\n            id = %s }\n' "$local"
+  printf '    remote { auth = psk\n             id = %s }\n    children {\n' "$remote"
+  for child in "$@"; do
+    read -r cname lts rts esp start <<<"$child"
+    printf '      %s {\n        local_ts = %s\n        remote_ts = %s\n' "$cname" "$lts" "$rts"
+    printf '        esp_proposals = %s\n        start_action = %s\n      }\n' "$esp" "$start"
+  done
+  printf '    }\n  }\n}\nsecrets {\n  ike-all { secret = "%s" }\n}\n' "$PSK"
+}
+
 # charon_kill SITE: SIGKILL, as a crash or power loss would: no DELETE reaches the peer.
 charon_kill() {
   local pid

@@ -55,39 +55,9 @@ TOML
 
 ip -n b route add 10.1.0.0/24 via 192.0.2.1 src 10.2.0.1
 ip -n b route add 10.1.9.0/24 via 192.0.2.1 src 10.2.9.1
-charon_start b "$(
-  cat <<CONF
-connections {
-  counted {
-    version = 2
-    local_addrs = 192.0.2.2
-    remote_addrs = 192.0.2.1
-    proposals = aes128gcm16-prfsha256-x25519
-    local { auth = psk
-            id = 192.0.2.2 }
-    remote { auth = psk
-             id = 192.0.2.1 }
-    children {
-      counted {
-        local_ts = 10.2.0.0/24
-        remote_ts = 10.1.0.0/24
-        esp_proposals = aes128gcm16
-        start_action = none
-      }
-      second {
-        local_ts = 10.2.9.0/24
-        remote_ts = 10.1.9.0/24
-        esp_proposals = aes128gcm16
-        start_action = none
-      }
-    }
-  }
-}
-secrets {
-  ike-all { secret = "$PSK" }
-}
-CONF
-)"
+charon_start b "$(swanctl_conf counted 192.0.2.2 192.0.2.1 aes128gcm16-prfsha256-x25519 \
+  "counted 10.2.0.0/24 10.1.0.0/24 aes128gcm16 none" \
+  "second 10.2.9.0/24 10.1.9.0/24 aes128gcm16 none")"
 rv_daemon_start
 
 out=$(rv up counted 2>&1) || true

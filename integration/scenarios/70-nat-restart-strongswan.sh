@@ -73,31 +73,8 @@ TOML
 # source address the policy matches.
 ip -n b route add 10.1.0.0/24 via 192.0.2.1 src 10.2.0.1
 swanctl_text() {
-  cat <<CONF
-connections {
-  natted {
-    version = 2
-    local_addrs = 192.0.2.2
-    remote_addrs = 192.0.2.1
-    proposals = aes256gcm16-prfsha384-x25519
-    local { auth = psk
-            id = 192.0.2.2 }
-    remote { auth = psk
-             id = 192.0.2.1 }
-    children {
-      natted {
-        local_ts = 10.2.0.0/24
-        remote_ts = 10.1.0.0/24
-        esp_proposals = aes256gcm16
-        start_action = $1
-      }
-    }
-  }
-}
-secrets {
-  ike-all { secret = "$PSK" }
-}
-CONF
+  swanctl_conf natted 192.0.2.2 192.0.2.1 aes256gcm16-prfsha384-x25519 \
+    "natted 10.2.0.0/24 10.1.0.0/24 aes256gcm16 $1"
 }
 charon_start b "$(swanctl_text none)"
 

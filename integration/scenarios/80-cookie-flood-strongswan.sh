@@ -54,33 +54,8 @@ src = "10.1.0.1"
 TOML
 
 ip -n b route add 10.1.0.0/24 via 192.0.2.1 src 10.2.0.1
-charon_start b "$(
-  cat <<CONF
-connections {
-  partner {
-    version = 2
-    local_addrs = 192.0.2.2
-    remote_addrs = 192.0.2.1
-    proposals = aes256gcm16-prfsha384-x25519
-    local { auth = psk
-            id = 192.0.2.2 }
-    remote { auth = psk
-             id = 192.0.2.1 }
-    children {
-      partner {
-        local_ts = 10.2.0.0/24
-        remote_ts = 10.1.0.0/24
-        esp_proposals = aes256gcm16
-        start_action = none
-      }
-    }
-  }
-}
-secrets {
-  ike-all { secret = "$PSK" }
-}
-CONF
-)"
+charon_start b "$(swanctl_conf partner 192.0.2.2 192.0.2.1 aes256gcm16-prfsha384-x25519 \
+  "partner 10.2.0.0/24 10.1.0.0/24 aes256gcm16 none")"
 rv_daemon_start
 
 capture_start a fl "$IT_WORK/flood.pcap" 120
