@@ -6,22 +6,12 @@ mod common;
 
 use std::time::Duration;
 
-use common::peers::{connection, dpd, engine, Pair, TO_A, TO_B};
+use common::peers::{connection, dpd, engine, without_rekey, Pair, TO_A, TO_B};
 use routevpn::ike::codec::{ExchangeType, Message};
-use routevpn::ike::engine::{EngineConfig, EngineConnection, Event, FailureReason, KernelAction};
+use routevpn::ike::engine::{EngineConfig, Event, FailureReason, KernelAction};
 use routevpn::model::{Dpd, DpdAction, StartAction};
 
 const SECS: fn(u64) -> Duration = Duration::from_secs;
-
-/// Child SAs without lifetimes: rekeying (tests/ike_rekey.rs) would add INFORMATIONAL
-/// Deletes and timers to what these tests count.
-fn without_rekey(mut c: EngineConnection) -> EngineConnection {
-    c.config.rekey_time = 0;
-    for child in &mut c.config.children {
-        (child.rekey_time, child.life_time, child.rand_time) = (0, 0, 0);
-    }
-    c
-}
 
 fn pair(a_dpd: Dpd, a_close: StartAction, b_dpd: Dpd) -> Pair {
     let a = engine(

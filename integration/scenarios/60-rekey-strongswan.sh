@@ -2,7 +2,8 @@
 # CHILD SA rekeying against a real strongSwan charon while 100 packets/s cross each tunnel:
 # rekeys started by routevpn (`routevpn rekey`, and on its own when rekey_time runs out)
 # and by charon (`swanctl --rekey`), on a VTI with PFS and on GRE over IPsec (transport).
-# Both IKE SAs are rekeyed by charon, then by routevpn (`routevpn rekey NAME --ike`).
+# Both IKE SAs are rekeyed by charon, then by routevpn (`routevpn rekey NAME --ike`), then
+# by both at once over a slow link (crossing rekeys, RFC 7296 section 2.8.2).
 # Zero lost packets, new SPIs agreed by both sides after
 # each rekey, old SAs removed.
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -220,16 +221,66 @@ assert "new IKE SPIs (were $ike_before, then $ike_after_charon, now $ike_now)" \
   test "$ike_now" != "$ike_before" -a "$ike_now" != "$ike_after_charon"
 ike_sas_at_charon() { test "$(swanctl_in b --list-sas 2>&1 | grep -c 'ESTABLISHED')" = 2; }
 assert "charon holds exactly the 2 IKE SAs (the rekeyed ones deleted)" retry 10 0.5 ike_sas_at_charon
+# same_ike_sa NAME: charon's IKE SA of NAME has our SPIs.
+same_ike_sa() {
+  local spi
+  spi=$(ike_spis "$1")
+  grep -q "${spi%_*}_i.*${spi#*_}_r" <(swanctl_in b --list-sas --ike "$1" 2>&1)
+}
 for name in vti-pfs gre-tr; do
-  spi=$(ike_spis "$name")
-  assert "$name: charon's IKE SA has our SPIs $spi" \
-    bash -c 'swanctl_out=$1; grep -q "${2%_*}_i.*${2#*_}_r" <<<"$swanctl_out"' _ \
-    "$(swanctl_in b --list-sas --ike "$name" 2>&1)" "$spi"
+  assert "$name: charon's IKE SA has our SPIs $(ike_spis "$name")" same_ike_sa "$name"
 done
 assert "no IKE SA was deleted or restarted" test "$(count 'IKE SA deleted\|initiating again')" = 0
 assert "no rekey failed" test "$(count 'rekeying failed')" = 0
 assert_only_esp "only ESP on the outer link during the rekeys" "$IT_WORK/rekey.pcap" 1000
 assert "more than 10 SPIs on the wire" test "$(pcap_spis "$IT_WORK/rekey.pcap")" -gt 10
-grep -E 'rekeyed|removed|failed|deleted' "$IT_WORK/daemon-a.log" | sed 's/^/    | /' | head -40
+
+# Crossing IKE rekeys (RFC 7296 section 2.8.2): a second of delay each way on the outer
+# link, so both sides' requests are on the wire before either is answered. Both exchanges
+# complete; the IKE SA made by the one with the lowest nonce is deleted by its maker, the
+# other side deletes the old one, and the CHILD SAs move to the survivor.
+modprobe sch_netem
+in_site a tc qdisc add dev out root netem delay 1000ms
+in_site a ping -n -q -i 0.01 -c 3000 -W 5 -I 10.1.1.1 10.2.1.1 >"$IT_WORK/ping-cross.txt" 2>&1 &
+ping_cross=$!
+sleep 3
+# Three rounds: which side's rekey is kept is random (nonces), so both outcomes show.
+for round in 1 2 3; do
+  for name in vti-pfs gre-tr; do
+    swanctl_in b --rekey --ike "$name" >"$IT_WORK/cross-charon.txt" 2>&1 &
+    theirs_pid=$!
+    rv rekey "$name" --ike >"$IT_WORK/cross-ours.txt" 2>&1 &
+    ours_pid=$!
+    theirs_rc=0 ours_rc=0
+    wait "$theirs_pid" || theirs_rc=$?
+    wait "$ours_pid" || ours_rc=$?
+    assert "round $round, $name: charon rekeys the IKE SA ($(tr '\n' ' ' <"$IT_WORK/cross-charon.txt"))" \
+      test "$theirs_rc" = 0
+    assert "round $round, $name: routevpn rekeys the IKE SA ($(cat "$IT_WORK/cross-ours.txt"))" \
+      test "$ours_rc" = 0
+    sleep 3
+  done
+done
+wait "$ping_cross" || true
+in_site a tc qdisc del dev out root
+summary=$(grep 'packets transmitted' "$IT_WORK/ping-cross.txt" || echo "no ping summary")
+assert "crossing IKE rekeys: 3000 pings over a 2 s RTT, none lost ($summary)" \
+  grep -q '3000 packets transmitted, 3000 received' <<<"$summary"
+assert "routevpn saw all 6 pairs of rekeys cross ($(count 'IKE SA rekeys crossed'))" \
+  test "$(count 'IKE SA rekeys crossed')" = 6
+charon_collisions=$(grep -c 'IKE_SA rekey collision' "$(charon_dir b)/charon.log" || true)
+assert "charon saw all 6 cross ($charon_collisions)" test "$charon_collisions" = 6
+# Who deletes what depends on the nonces; both sides must have kept the same IKE SA.
+two_each() { ike_sas_at_charon && test "$(ours "len(s['ike_sas'])")" = 2; }
+assert "each side kept one IKE SA per tunnel" retry 15 1 two_each
+for name in vti-pfs gre-tr; do
+  assert "$name: after the crossing charon's IKE SA has our SPIs $(ike_spis "$name")" \
+    same_ike_sa "$name"
+  assert "$name: charon holds the same CHILD SA after the crossing" retry 10 1 same "$name"
+done
+assert "still no IKE SA deleted or restarted" test "$(count 'IKE SA deleted\|initiating again')" = 0
+assert "no IKE rekey failed" test "$(count 'rekeying the IKE SA failed')" = 0
+grep 'collision' "$(charon_dir b)/charon.log" | sed 's/^/    charon | /'
+grep -E 'rekeyed|removed|failed|deleted|crossed' "$IT_WORK/daemon-a.log" | sed 's/^/    | /' | tail -20
 
 it_finish

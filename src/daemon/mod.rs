@@ -11,11 +11,11 @@
 //! ```
 
 pub mod control;
-mod expiry;
 mod psk;
 pub mod report;
 pub mod sas;
 mod sockets;
+mod xfrm_events;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -101,7 +101,7 @@ impl Daemon {
             waiters: BTreeMap::new(),
         };
         daemon.reload(true)?;
-        expiry::listen(daemon.inbound.clone()).map_err(|e| format!("XFRM expiry reports: {e}"))?;
+        xfrm_events::listen(daemon.inbound.clone()).map_err(|e| format!("XFRM reports: {e}"))?;
         sockets::listen_control(&daemon.options.socket, daemon.inbound.clone())
             .map_err(|e| format!("control socket {}: {e}", daemon.options.socket.display()))?;
         log(format_args!(
@@ -113,8 +113,18 @@ impl Daemon {
         ));
         let now = Instant::now();
         for t in &daemon.tunnels {
-            if t.ike.start_action == StartAction::Start && daemon.engine_knows(&t.name) {
-                let _ = daemon.engine.initiate(now, &t.name);
+            if !daemon.engine_knows(&t.name) {
+                continue;
+            }
+            match t.ike.start_action {
+                StartAction::Start => {
+                    let _ = daemon.engine.initiate(now, &t.name);
+                }
+                StartAction::Trap => log(format_args!(
+                    "{}: negotiating when traffic for it arrives (start_action = trap)",
+                    t.name
+                )),
+                StartAction::None => {}
             }
         }
         daemon.drain();
@@ -229,6 +239,7 @@ impl Daemon {
                     Some(Inbound::Expired { destination, spi, hard }) => {
                         self.engine.child_sa_expired(Instant::now(), destination, spi, hard);
                     }
+                    Some(Inbound::Acquired { reqid }) => self.engine.acquire(Instant::now(), reqid),
                     None => return Err("all sockets closed".into()),
                 },
                 () = tokio::time::sleep_until(deadline) => self.engine.handle_timeout(Instant::now()),

@@ -30,13 +30,15 @@ pub enum Inbound {
         request: Request,
         reply: oneshot::Sender<Response>,
     },
-    /// The kernel reports an SA's soft or hard lifetime reached (see expiry.rs); an SA is
-    /// named by its destination and SPI.
+    /// The kernel reports an SA's soft or hard lifetime reached (see xfrm_events.rs); an SA
+    /// is named by its destination and SPI.
     Expired {
         destination: std::net::IpAddr,
         spi: u32,
         hard: bool,
     },
+    /// A packet matched the policy of the Child SA with this reqid and found no SA.
+    Acquired { reqid: u32 },
 }
 
 pub struct Sockets {

@@ -46,6 +46,16 @@ pub fn connection(a: bool, dpd: Dpd, start: StartAction, close: StartAction) -> 
     }
 }
 
+/// The connection without IKE or Child SA lifetimes, so rekeys add no messages, Deletes or
+/// timers to what a test counts.
+pub fn without_rekey(mut c: EngineConnection) -> EngineConnection {
+    c.config.rekey_time = 0;
+    for child in &mut c.config.children {
+        (child.rekey_time, child.life_time, child.rand_time) = (0, 0, 0);
+    }
+    c
+}
+
 pub fn dpd(delay: u64, timeout: u64, action: DpdAction) -> Dpd {
     Dpd {
         delay: Duration::from_secs(delay),

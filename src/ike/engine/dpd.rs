@@ -1,7 +1,7 @@
 //! Dead peer detection and what follows a lost or closed IKE SA: a liveness check after
 //! `dpd.delay` without an authenticated message from the peer, the SA given up after
-//! `dpd.timeout` without an answer, then `dpd.action` (restart re-initiates), and
-//! `close_action` when the peer deletes the IKE SA. Connections that should be up
+//! `dpd.timeout` without an answer, then `dpd.action` (restart re-initiates, trap waits for
+//! traffic: trap.rs), and `close_action` when the peer deletes the IKE SA. Connections that should be up
 //! (start_action = start, or restarted) keep being retried while the peer is away.
 
 use std::time::{Duration, Instant};
@@ -86,6 +86,7 @@ impl Engine {
             Loss::AttemptFailed => config.start_action == StartAction::Start,
         };
         if !restart {
+            self.trap_after(name, loss);
             return;
         }
         let at = match loss {

@@ -177,6 +177,12 @@ pub enum Event {
         old: (u64, u64),
         new: (u64, u64),
     },
+    /// Both sides rekeyed the IKE SA at once (RFC 7296 section 2.8.2); normally the rekey
+    /// whose exchange did not use the lowest nonce is kept. `IkeRekeyed` names it.
+    IkeRekeysCrossed {
+        name: String,
+        ours_kept: bool,
+    },
     /// A rekey did not happen; the old SA stays and the rekey is tried again.
     RekeyFailed {
         name: String,
@@ -197,6 +203,15 @@ pub enum Event {
     Restarting {
         name: String,
         after: std::time::Duration,
+    },
+    /// A packet for the Child SA found no SA in the kernel: negotiating it (trap).
+    Acquired {
+        name: String,
+        child: String,
+    },
+    /// After a loss whose action is `trap`, the next packet for the tunnel negotiates it.
+    Trapped {
+        name: String,
     },
     /// The responder started or stopped asking initiators for cookies (engine-wide).
     CookiesRequired {
@@ -251,6 +266,10 @@ impl fmt::Display for Event {
                 child,
                 reason,
             } => write!(f, "{name}/{child}: rekeying failed, will retry: {reason}"),
+            Event::IkeRekeysCrossed { name, ours_kept } => {
+                let kept = if *ours_kept { "ours" } else { "the peer's" };
+                write!(f, "{name}: IKE SA rekeys crossed, keeping {kept}")
+            }
             Event::IkeRekeyFailed { name, reason } => {
                 write!(f, "{name}: rekeying the IKE SA failed, will retry: {reason}")
             }
@@ -268,6 +287,12 @@ impl fmt::Display for Event {
             }
             Event::Restarting { name, after } => {
                 write!(f, "{name}: initiating again in {} s", after.as_secs())
+            }
+            Event::Acquired { name, child } => {
+                write!(f, "{name}/{child}: traffic for the tunnel, negotiating (trap)")
+            }
+            Event::Trapped { name } => {
+                write!(f, "{name}: waiting for traffic to negotiate again (trap)")
             }
             Event::CookiesRequired {
                 engaged,

@@ -5,9 +5,10 @@
 //! side waits for that Delete (or a minute at most).
 //!
 //! We rekey when the connection's `rekey_time` (minus up to `rand_time`) has run out, or on
-//! `routevpn rekey NAME --ike`. A peer's IKE rekey that meets ours in flight is answered
-//! TEMPORARY_FAILURE (we have a request outstanding, window size 1); both sides then try
-//! again after a random delay, so one of them completes.
+//! `routevpn rekey NAME --ike`. A peer's IKE rekey that meets ours in flight is answered as
+//! usual (sections 2.8.2 and 2.25.2): both exchanges make a new IKE SA, and the one made by
+//! the exchange with the lowest of the four nonces is redundant. Its maker deletes it; the
+//! maker of the other deletes the old IKE SA, whose Child SAs move to the survivor.
 
 use std::time::{Duration, Instant};
 
@@ -84,12 +85,14 @@ impl Engine {
         else {
             return Err(refuse(NotifyType::InvalidSyntax));
         };
+        let crossing = sa.pending_ike_rekey.is_some();
         if sa.retired_at.is_some()
+            || sa.delete_pending
             || sa.pending_rekey.is_some()
-            || sa.pending_ike_rekey.is_some()
-            || sa.outstanding.is_some()
+            || sa.collided.is_some()
+            || (sa.outstanding.is_some() && !crossing)
         {
-            // One rekey at a time; the peer tries again (section 2.25).
+            // Closing, or busy with a Child SA: the peer tries again (section 2.25).
             return Err(refuse(NotifyType::TemporaryFailure));
         }
         let offered: Vec<(u8, u64, IkeProposal)> = (offer.proposals.iter())
@@ -119,13 +122,13 @@ impl Engine {
             spis: (spi_i, spi_r),
         };
         let mut new = (self.successor(now, sa, old_keys, &exchange)).map_err(internal)?;
-        new.children = std::mem::take(&mut sa.children);
-        sa.retired_at = Some(now);
-        self.events.push_back(Event::IkeRekeyed {
-            name: sa.connection.clone(),
-            old: (sa.spi_i, sa.spi_r),
-            new: (spi_i, spi_r),
-        });
+        if crossing {
+            // Provisional until ours is answered: quiet if the peer deletes it, no timers.
+            new.retired_at = Some(now);
+            sa.collided = Some(spi_r);
+        } else {
+            self.hand_over(sa, &mut new, now);
+        }
         self.sas.insert(spi_r, new);
         Ok(vec![
             Payload::SecurityAssociation(SecurityAssociation {
@@ -237,7 +240,16 @@ impl Engine {
         pending: PendingIkeRekey,
         payloads: &[Payload],
     ) -> Fate {
-        let reason = match self.accept_ike_rekey(now, sa, &pending, payloads) {
+        let theirs = (sa.collided.take()).and_then(|spi| self.sas.remove(&spi));
+        let outcome = self.accept_ike_rekey(now, sa, &pending, payloads);
+        if let Some(theirs) = theirs {
+            return match outcome {
+                Ok(ours) => self.settle_collision(now, sa, ours, theirs),
+                // The peer's rekey stands alone; the peer deletes the old IKE SA.
+                Err(_) => self.adopt(now, sa, theirs),
+            };
+        }
+        let reason = match outcome {
             Ok(new) => return self.retire(now, sa, new),
             Err(Refused::Group(group)) if pending.ke_retries < 2 && !sa.delete_pending => {
                 match self.start_ike_rekey(now, sa, Some(group), pending.ke_retries + 1) {
@@ -363,15 +375,81 @@ impl Engine {
         Ok(new)
     }
 
-    /// Moves `sa`'s Child SAs to `new`, which replaces it, and deletes `sa` over itself.
-    fn retire(&mut self, now: Instant, sa: &mut IkeSa, mut new: IkeSa) -> Fate {
-        new.children = std::mem::take(&mut sa.children);
-        sa.retired_at = Some(now);
+    /// Both rekeys of `old` completed (section 2.8.2): the IKE SA made by the exchange with
+    /// the lowest of the four nonces is redundant and deleted by the side that made it.
+    fn settle_collision(
+        &mut self,
+        now: Instant,
+        old: &mut IkeSa,
+        ours: IkeSa,
+        theirs: IkeSa,
+    ) -> Fate {
+        let ours_redundant = super::rekey::ours_redundant(
+            [&ours.nonce_i, &ours.nonce_r],
+            [&theirs.nonce_i, &theirs.nonce_r],
+        );
+        if ours_redundant {
+            // The peer's won: it deletes the old IKE SA, we the redundant one we made.
+            let fate = self.adopt(now, old, theirs);
+            self.delete_redundant(now, ours);
+            return fate;
+        }
+        self.events.push_back(Event::IkeRekeysCrossed {
+            name: old.connection.clone(),
+            ours_kept: true,
+        });
+        let mut theirs = theirs;
+        // The peer deletes its redundant IKE SA; it stays quiet until then.
+        theirs.retired_at = Some(now);
+        self.sas.insert(theirs.local_spi(), theirs);
+        self.retire(now, old, ours)
+    }
+
+    /// The peer's rekey of `old` replaces it: the Child SAs move to `new`, and `old` waits
+    /// for the peer's Delete.
+    pub(super) fn adopt(&mut self, now: Instant, old: &mut IkeSa, mut new: IkeSa) -> Fate {
+        self.events.push_back(Event::IkeRekeysCrossed {
+            name: old.connection.clone(),
+            ours_kept: false,
+        });
+        new.retired_at = None;
+        new.last_heard = Some(now);
+        self.hand_over(old, &mut new, now);
+        old.pending_ike_rekey = None;
+        if std::mem::take(&mut old.delete_pending) {
+            new.delete_pending = true;
+            if self.send_deferred_delete(now, &mut new) == Fate::Remove {
+                return Fate::Keep;
+            }
+        }
+        self.sas.insert(new.local_spi(), new);
+        Fate::Keep
+    }
+
+    /// Deletes a new IKE SA that lost a collision, over itself; it never had Child SAs.
+    fn delete_redundant(&mut self, now: Instant, mut redundant: IkeSa) {
+        redundant.retired_at = Some(now);
+        let delete = [Payload::Delete(Delete::ike_sa())];
+        if (self.send_request(now, &mut redundant, ExchangeType::Informational, &delete)).is_ok() {
+            redundant.phase = Phase::Deleting;
+            self.sas.insert(redundant.local_spi(), redundant);
+        }
+    }
+
+    /// `new` replaces `old`: it takes the Child SAs, `old` retires.
+    fn hand_over(&mut self, old: &mut IkeSa, new: &mut IkeSa, now: Instant) {
+        new.children = std::mem::take(&mut old.children);
+        old.retired_at = Some(now);
         self.events.push_back(Event::IkeRekeyed {
-            name: sa.connection.clone(),
-            old: (sa.spi_i, sa.spi_r),
+            name: old.connection.clone(),
+            old: (old.spi_i, old.spi_r),
             new: (new.spi_i, new.spi_r),
         });
+    }
+
+    /// Moves `sa`'s Child SAs to `new`, which replaces it, and deletes `sa` over itself.
+    fn retire(&mut self, now: Instant, sa: &mut IkeSa, mut new: IkeSa) -> Fate {
+        self.hand_over(sa, &mut new, now);
         // A `terminate` that came during the rekey now concerns the new IKE SA.
         if std::mem::take(&mut sa.delete_pending) {
             new.delete_pending = true;

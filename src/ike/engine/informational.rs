@@ -34,12 +34,23 @@ impl Engine {
             );
             return Fate::Remove;
         }
-        if sa.retired_at.is_some() && payloads.deletes().any(|d| d.protocol == ProtocolId::Ike) {
+        let deletes_ike = payloads.deletes().any(|d| d.protocol == ProtocolId::Ike);
+        if let Some(theirs) = (sa.collided.take())
+            .filter(|_| deletes_ike)
+            .and_then(|spi| self.sas.remove(&spi))
+        {
+            // Crossing IKE rekeys: the peer's won and it deleted the old IKE SA before
+            // answering ours (section 2.8.2), so the IKE SA it made takes the Child SAs.
+            let _ = self.send_response(sa, ExchangeType::Informational, message_id, &[]);
+            self.adopt(now, sa, theirs);
+            return Fate::Remove;
+        }
+        if sa.retired_at.is_some() && deletes_ike {
             // The old IKE SA of a rekey: its Child SAs live on in the new one.
             let _ = self.send_response(sa, ExchangeType::Informational, message_id, &[]);
             return Fate::Remove;
         }
-        if payloads.deletes().any(|d| d.protocol == ProtocolId::Ike) {
+        if deletes_ike {
             // Answer (empty), then forget the IKE SA and with it every Child SA.
             let _ = self.send_response(sa, ExchangeType::Informational, message_id, &[]);
             self.delete_children(sa);

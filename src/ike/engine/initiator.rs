@@ -437,6 +437,7 @@ impl Engine {
         }
         sa.phase = Phase::Established;
         sa.established_at = Some(now);
+        self.trapped.remove(&sa.connection);
         sa.ike_rekey_at = self.ike_rekey_schedule(&sa.connection, now);
         sa.children_to_request = (conn.config.children.iter().skip(1))
             .map(|c| c.name.clone())

@@ -19,8 +19,8 @@
 //! move to the NAT-T port, UDP-encapsulated ESP, keepalives, `force`, following a new NAT
 //! mapping (natt.rs), CREATE_CHILD_SA for Child SAs: rekeying from either side with
 //! collisions, and Child SAs the peer adds (rekey.rs); answering the peer's IKE SA rekey
-//! (ike_rekey.rs). Not yet: starting an IKE SA rekey,
-//! fragmentation.
+//! and starting IKE SA rekeys, with collisions (ike_rekey.rs); kernel SA expiry reports
+//! (expire.rs) and acquires for on-demand negotiation (trap.rs). Not yet: fragmentation.
 
 mod child;
 mod config;
@@ -37,8 +37,9 @@ mod rekey;
 mod responder;
 mod retransmit;
 mod sa;
+mod trap;
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::Instant;
 
@@ -101,6 +102,9 @@ pub struct Engine {
     cookies: Option<cookie::CookieJar>,
     /// Connections to initiate again at the given time (dpd.rs).
     pending_initiations: Vec<(Instant, String)>,
+    /// Connections that negotiate when traffic for them arrives, after a loss whose action
+    /// is `trap` (trap.rs).
+    trapped: BTreeSet<String>,
 }
 
 impl Engine {
@@ -114,6 +118,7 @@ impl Engine {
             events: VecDeque::new(),
             cookies: None,
             pending_initiations: Vec::new(),
+            trapped: BTreeSet::new(),
         }
     }
 
@@ -256,6 +261,7 @@ impl Engine {
     pub fn terminate(&mut self, now: Instant, name: &str) -> Result<(), EngineError> {
         self.connection_named(name)?;
         self.pending_initiations.retain(|(_, n)| n != name);
+        self.trapped.remove(name);
         let spis: Vec<u64> = (self.sas.iter())
             .filter(|(_, sa)| sa.connection == name)
             .map(|(spi, _)| *spi)

@@ -54,9 +54,12 @@ pub struct PeerRekey {
     pub nonce_r: Vec<u8>,
 }
 
-/// Nonces compare as octet strings, a shorter prefix first (as strongSwan's chunk_compare).
-fn lowest(nonces: [&[u8]; 4]) -> &[u8] {
-    nonces.into_iter().min().unwrap_or(&[])
+/// Of two crossing rekeys of one SA, the exchange that used the lowest of the four nonces
+/// made the redundant SA (sections 2.8.1 and 2.8.2). Nonces compare as octet strings, a
+/// shorter prefix first (as strongSwan's chunk_compare).
+pub(super) fn ours_redundant(ours: [&[u8]; 2], theirs: [&[u8]; 2]) -> bool {
+    let lowest = ours.into_iter().chain(theirs).min();
+    lowest.is_some_and(|low| ours.contains(&low))
 }
 
 impl Engine {
@@ -301,8 +304,7 @@ impl Engine {
         match self.accept_rekey(now, sa, &pending, &payloads) {
             Ok(nonce_r) => {
                 let ours_redundant = collision.as_ref().is_some_and(|peer| {
-                    let low = lowest([&pending.nonce, &nonce_r, &peer.nonce_i, &peer.nonce_r]);
-                    low == pending.nonce.as_slice() || low == nonce_r.as_slice()
+                    ours_redundant([&pending.nonce, &nonce_r], [&peer.nonce_i, &peer.nonce_r])
                 });
                 if sa.delete_pending {
                     // The whole IKE SA goes: its Delete takes every Child SA along.
@@ -638,5 +640,27 @@ impl Engine {
             Payload::TsResponder(TrafficSelectors::new(address_ranges(&negotiated.local_ts))),
         ]);
         Ok(answer)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ours_redundant;
+
+    #[test]
+    fn the_exchange_with_the_lowest_nonce_made_the_redundant_sa() {
+        let (low, mid, high, top) = (
+            &[0x01, 0xff][..],
+            &[0x02][..],
+            &[0x02, 0x00][..],
+            &[0xfe][..],
+        );
+        // The lowest nonce may be either side's initiator or responder nonce.
+        assert!(ours_redundant([low, top], [mid, high]));
+        assert!(ours_redundant([top, low], [high, mid]));
+        assert!(!ours_redundant([mid, high], [low, top]));
+        assert!(!ours_redundant([high, top], [top, low]));
+        // A shorter prefix sorts first.
+        assert!(ours_redundant([mid, top], [high, top]));
     }
 }

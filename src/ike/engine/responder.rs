@@ -437,6 +437,7 @@ impl Engine {
         }
         sa.phase = Phase::Established;
         sa.established_at = Some(now);
+        self.trapped.remove(&sa.connection);
         sa.ike_rekey_at = self.ike_rekey_schedule(&sa.connection, now);
         sa.expires_at = None;
         self.events.push_back(Event::Established {

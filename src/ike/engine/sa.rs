@@ -125,6 +125,9 @@ pub struct IkeSa {
     pub ike_rekey_at: Option<Instant>,
     /// Our CREATE_CHILD_SA rekeying this IKE SA, until answered.
     pub pending_ike_rekey: Option<super::ike_rekey::PendingIkeRekey>,
+    /// Our SPI of the IKE SA the peer's rekey made while ours was in flight (section
+    /// 2.8.2); which of the two new IKE SAs survives is settled when ours is answered.
+    pub collided: Option<u64>,
     /// Initiator: configured Child SAs beyond the first, still to be asked for one by one.
     pub children_to_request: std::collections::VecDeque<String>,
 }
@@ -193,6 +196,7 @@ impl IkeSa {
             retired_at: None,
             ike_rekey_at: None,
             pending_ike_rekey: None,
+            collided: None,
             children_to_request: std::collections::VecDeque::new(),
         }
     }
