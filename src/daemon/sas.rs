@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use crate::apply::diff::Change;
 use crate::apply::kernel::{Kernel, KernelError};
 use crate::apply::objects::{KeyMaterial, Object, Owned, Sa};
+use crate::ike::crypto::Secret;
 use crate::ike::engine::{ChildSaInstall, ChildSaRef, SaDirection};
 
 /// The two states of a Child SA: inbound first (the peer may use its SA as soon as it has
@@ -51,6 +52,16 @@ fn create(sa: &Sa, connection: &str) -> Change {
     })
 }
 
+/// The record of an installed state: deleting it needs its address, SPI and mark, not
+/// its keys, which stay in the kernel only.
+fn without_keys(mut sa: Sa) -> Sa {
+    sa.key = KeyMaterial(Secret::default());
+    if let Some((_, key)) = sa.integrity.as_mut() {
+        *key = KeyMaterial(Secret::default());
+    }
+    sa
+}
+
 fn delete(sa: &Sa) -> Change {
     Change::Delete {
         object: Object::Sa(sa.clone()),
@@ -93,7 +104,7 @@ impl Installed {
             .by_connection
             .entry(install.connection.clone())
             .or_default())
-        .extend(pair);
+        .extend(pair.into_iter().map(without_keys));
         Ok(())
     }
 
@@ -114,7 +125,7 @@ impl Installed {
             .by_connection
             .entry(child.connection.clone())
             .or_default())
-        .push(sa);
+        .push(without_keys(sa));
         Ok(())
     }
 
@@ -254,6 +265,12 @@ mod tests {
 
         installed.install(&mut kernel, &i).unwrap();
         assert_eq!(kernel.objects.len(), 2);
+        // The ESP keys went to the kernel; the daemon's record keeps none.
+        let records = &installed.by_connection["vti-a"];
+        assert!(records
+            .iter()
+            .all(|sa| sa.key.0.is_empty()
+                && sa.integrity.as_ref().is_none_or(|(_, k)| k.0.is_empty())));
         let errors = installed.remove(&mut kernel, &i.reference());
         assert!(errors.is_empty() && kernel.objects.is_empty());
 

@@ -195,7 +195,8 @@ fn strip_padding(mut plaintext: Vec<u8>) -> Result<Vec<u8>> {
 /// [`open`](Self::open). OpenSSL contexts are created on first use and reused.
 pub struct SkCipher {
     encr: Encryption,
-    integ: Option<IntegKey>,
+    /// Boxed: the precomputed hash states are large and AEAD suites have none.
+    integ: Option<Box<IntegKey>>,
     /// SK_e: the AES key, followed by the salt for GCM.
     key: Secret,
     encrypt_ctx: Option<CipherCtx>,
@@ -223,7 +224,7 @@ impl SkCipher {
             });
         }
         let integ = match integ {
-            Some(alg) => Some(IntegKey::new(alg, integ_key.expose())?),
+            Some(alg) => Some(Box::new(IntegKey::new(alg, integ_key.expose())?)),
             None if integ_key.is_empty() => None,
             None => {
                 return Err(CryptoError::BadLength {
@@ -251,7 +252,7 @@ impl SkCipher {
     }
 
     pub fn integ(&self) -> Option<Integrity> {
-        self.integ.as_ref().map(IntegKey::alg)
+        self.integ.as_deref().map(IntegKey::alg)
     }
 
     /// Octets of IV at the start of the body.
@@ -462,6 +463,16 @@ impl SkCiphers {
                 inbound: initiator,
             }
         })
+    }
+
+    /// Drops both directions' OpenSSL contexts (about a kilobyte each); the next message
+    /// builds its own again. An established IKE SA speaks rarely (liveness checks, rekeys),
+    /// so keeping them would cost memory on every tunnel for a few microseconds now and then.
+    pub fn release_contexts(&mut self) {
+        for cipher in [&mut self.outbound, &mut self.inbound] {
+            cipher.encrypt_ctx = None;
+            cipher.decrypt_ctx = None;
+        }
     }
 
     /// [`SkCipher::seal`] with the outbound keys.

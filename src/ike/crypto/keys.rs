@@ -104,6 +104,22 @@ pub struct IkeSaKeys {
 }
 
 impl IkeSaKeys {
+    /// Wipes every key but SK_d once the IKE SA is established: SK_p served AUTH only, and
+    /// the ciphers hold their own SK_e and SK_a. SK_d is what Child SA and IKE SA rekeys
+    /// derive from.
+    pub fn retain_sk_d_only(&mut self) {
+        for key in [
+            &mut self.sk_ai,
+            &mut self.sk_ar,
+            &mut self.sk_ei,
+            &mut self.sk_er,
+            &mut self.sk_pi,
+            &mut self.sk_pr,
+        ] {
+            *key = Secret::new(Vec::new());
+        }
+    }
+
     /// Keys of a new IKE SA from IKE_SA_INIT (section 2.14):
     ///
     /// ```text

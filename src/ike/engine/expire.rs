@@ -26,7 +26,6 @@ impl Engine {
         let Some(mut sa) = owner.and_then(|key| self.sas.remove(&key)) else {
             return;
         };
-        let key = sa.local_spi();
         let rekeying = sa.pending_rekey.as_ref().and_then(|p| p.replaces);
         let index = sa.children.iter().position(|c| names(&sa, c));
         if let Some(child) = index.and_then(|i| sa.children.get_mut(i)) {
@@ -42,6 +41,6 @@ impl Engine {
                 self.run_rekeys(now, &mut sa);
             }
         }
-        self.sas.insert(key, sa);
+        self.put(sa);
     }
 }

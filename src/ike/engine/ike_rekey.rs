@@ -129,7 +129,7 @@ impl Engine {
         } else {
             self.hand_over(sa, &mut new, now);
         }
-        self.sas.insert(spi_r, new);
+        self.put(new);
         Ok(vec![
             Payload::SecurityAssociation(SecurityAssociation {
                 proposals: vec![Proposal::from_ike(
@@ -174,7 +174,7 @@ impl Engine {
             };
             sa.ike_rekey_at = Some(now);
             self.run_ike_rekey(now, &mut sa);
-            self.sas.insert(spi, sa);
+            self.put(sa);
         }
         Ok(())
     }
@@ -222,12 +222,12 @@ impl Engine {
         ];
         self.send_request(now, sa, ExchangeType::CreateChildSa, &payloads)?;
         sa.ike_rekey_at = None;
-        sa.pending_ike_rekey = Some(PendingIkeRekey {
+        sa.pending_ike_rekey = Some(Box::new(PendingIkeRekey {
             spi,
             nonce,
             kex,
             ke_retries,
-        });
+        }));
         Ok(())
     }
 
@@ -382,7 +382,7 @@ impl Engine {
         now: Instant,
         old: &mut IkeSa,
         ours: IkeSa,
-        theirs: IkeSa,
+        theirs: Box<IkeSa>,
     ) -> Fate {
         let ours_redundant = super::rekey::ours_redundant(
             [&ours.nonce_i, &ours.nonce_r],
@@ -401,13 +401,13 @@ impl Engine {
         let mut theirs = theirs;
         // The peer deletes its redundant IKE SA; it stays quiet until then.
         theirs.retired_at = Some(now);
-        self.sas.insert(theirs.local_spi(), theirs);
+        self.put(theirs);
         self.retire(now, old, ours)
     }
 
     /// The peer's rekey of `old` replaces it: the Child SAs move to `new`, and `old` waits
     /// for the peer's Delete.
-    pub(super) fn adopt(&mut self, now: Instant, old: &mut IkeSa, mut new: IkeSa) -> Fate {
+    pub(super) fn adopt(&mut self, now: Instant, old: &mut IkeSa, mut new: Box<IkeSa>) -> Fate {
         self.events.push_back(Event::IkeRekeysCrossed {
             name: old.connection.clone(),
             ours_kept: false,
@@ -422,7 +422,7 @@ impl Engine {
                 return Fate::Keep;
             }
         }
-        self.sas.insert(new.local_spi(), new);
+        self.put(new);
         Fate::Keep
     }
 
@@ -432,7 +432,7 @@ impl Engine {
         let delete = [Payload::Delete(Delete::ike_sa())];
         if (self.send_request(now, &mut redundant, ExchangeType::Informational, &delete)).is_ok() {
             redundant.phase = Phase::Deleting;
-            self.sas.insert(redundant.local_spi(), redundant);
+            self.put(redundant);
         }
     }
 
@@ -457,7 +457,7 @@ impl Engine {
                 return Fate::Remove;
             }
         }
-        self.sas.insert(new.local_spi(), new);
+        self.put(new);
         let delete = [Payload::Delete(Delete::ike_sa())];
         match self.send_request(now, sa, ExchangeType::Informational, &delete) {
             Ok(()) => {

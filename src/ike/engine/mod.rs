@@ -37,9 +37,10 @@ mod rekey;
 mod responder;
 mod retransmit;
 mod sa;
+mod table;
 mod trap;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::SocketAddr;
 use std::time::Instant;
 
@@ -93,8 +94,8 @@ pub struct Engine {
     config: EngineConfig,
     /// By name: timers look their connection up for every IKE SA on every event.
     connections: BTreeMap<String, EngineConnection>,
-    /// IKE SAs by our own SPI.
-    sas: HashMap<u64, IkeSa>,
+    /// IKE SAs by our own SPI, with their deadlines (table.rs).
+    sas: table::SaTable,
     transmits: VecDeque<Transmit>,
     actions: VecDeque<KernelAction>,
     events: VecDeque<Event>,
@@ -112,7 +113,7 @@ impl Engine {
         Engine {
             config,
             connections: BTreeMap::new(),
-            sas: HashMap::new(),
+            sas: table::SaTable::default(),
             transmits: VecDeque::new(),
             actions: VecDeque::new(),
             events: VecDeque::new(),
@@ -122,10 +123,25 @@ impl Engine {
         }
     }
 
-    /// Adds a connection, replacing one of the same name.
+    /// Adds a connection, replacing one of the same name (its SAs' timers follow the new
+    /// settings).
     pub fn add_connection(&mut self, connection: EngineConnection) {
-        self.connections
-            .insert(connection.name().to_owned(), connection);
+        let name = connection.name().to_owned();
+        self.connections.insert(name.clone(), connection);
+        self.refresh_timers(&name);
+    }
+
+    /// Recomputes the deadlines of `name`'s SAs, which depend on its settings (DPD).
+    fn refresh_timers(&mut self, name: &str) {
+        let spis: Vec<u64> = (self.sas.iter())
+            .filter(|(_, sa)| sa.connection == name)
+            .map(|(spi, _)| *spi)
+            .collect();
+        for spi in spis {
+            if let Some(sa) = self.sas.remove(&spi) {
+                self.put(sa);
+            }
+        }
     }
 
     /// Deletes the connection's IKE SAs (telling the peer) and forgets the connection, so
@@ -133,6 +149,7 @@ impl Engine {
     pub fn remove_connection(&mut self, now: Instant, name: &str) -> Result<(), EngineError> {
         self.terminate(now, name)?;
         self.connections.remove(name);
+        self.refresh_timers(name);
         Ok(())
     }
 
@@ -155,11 +172,25 @@ impl Engine {
             .cookies
             .as_ref()
             .and_then(cookie::CookieJar::next_review);
-        (self.sas.values())
-            .filter_map(|sa| self.deadline(sa))
+        #[cfg(debug_assertions)]
+        for (sa, stored) in self.sas.deadlines() {
+            debug_assert_eq!(stored, self.deadline(sa), "stale timer: {sa:?}");
+        }
+        (self.sas.next_deadline())
+            .into_iter()
             .chain(restarts)
             .chain(cookie_review)
             .min()
+    }
+
+    /// Stores `sa` (back) in the table with its next deadline.
+    fn put(&mut self, sa: impl Into<Box<IkeSa>>) {
+        let mut sa = sa.into();
+        if sa.phase == Phase::Established {
+            sa.go_idle();
+        }
+        let deadline = self.deadline(&sa);
+        self.sas.insert(sa, deadline);
     }
 
     /// The earliest timer of `sa`: retransmission, half-open expiry or DPD.
@@ -251,7 +282,7 @@ impl Engine {
             .and_then(|p| p.dh.first().copied())
             .ok_or_else(|| EngineError::NoKeyExchangeGroup(name.to_owned()))?;
         self.send_init_request(now, &mut sa, &conn, group)?;
-        self.sas.insert(sa.spi_i, sa);
+        self.put(sa);
         Ok(())
     }
 
@@ -275,16 +306,16 @@ impl Engine {
                     let delete = vec![Payload::Delete(crate::ike::codec::Delete::ike_sa())];
                     self.send_request(now, &mut sa, ExchangeType::Informational, &delete)?;
                     sa.phase = Phase::Deleting;
-                    self.sas.insert(spi, sa);
+                    self.put(sa);
                 }
                 Phase::Established => {
                     // Another request is outstanding (window size 1): the Delete follows
                     // its answer.
                     sa.delete_pending = true;
-                    self.sas.insert(spi, sa);
+                    self.put(sa);
                 }
                 Phase::Deleting => {
-                    self.sas.insert(spi, sa);
+                    self.put(sa);
                 }
                 Phase::InitSent | Phase::Auth => {
                     self.events.push_back(Event::Deleted {
@@ -312,7 +343,7 @@ impl Engine {
         for spi in spis {
             if let Some(mut sa) = self.sas.remove(&spi) {
                 let result = self.send_request(now, &mut sa, ExchangeType::Informational, &[]);
-                self.sas.insert(spi, sa);
+                self.put(sa);
                 result?;
             }
         }
@@ -377,7 +408,7 @@ impl Engine {
         }
         self.run_pending_initiations(now);
         if fate == Fate::Keep {
-            self.sas.insert(sa.local_spi(), sa);
+            self.put(sa);
         }
     }
 
@@ -447,16 +478,12 @@ impl Engine {
 
     /// Timers: retransmissions, give-ups and half-open expiry.
     pub fn handle_timeout(&mut self, now: Instant) {
-        let due: Vec<u64> = (self.sas.iter())
-            .filter(|(_, sa)| self.deadline(sa).is_some_and(|d| d <= now))
-            .map(|(spi, _)| *spi)
-            .collect();
-        for spi in due {
+        for spi in self.sas.due(now) {
             let Some(mut sa) = self.sas.remove(&spi) else {
                 continue;
             };
             if self.run_timers(now, &mut sa) == Fate::Keep {
-                self.sas.insert(spi, sa);
+                self.put(sa);
             }
         }
         self.run_pending_initiations(now);

@@ -78,7 +78,7 @@ impl Engine {
                 child.rekey_at = Some(now);
             }
             self.run_rekeys(now, &mut sa);
-            self.sas.insert(spi, sa);
+            self.put(sa);
         }
         Ok(())
     }
@@ -273,7 +273,7 @@ impl Engine {
             kex,
         };
         self.send_request(now, sa, ExchangeType::CreateChildSa, &payloads)?;
-        sa.pending_rekey = Some(pending);
+        sa.pending_rekey = Some(Box::new(pending));
         Ok(())
     }
 
@@ -293,9 +293,9 @@ impl Engine {
         };
         sa.outstanding = None;
         if let Some(pending) = sa.pending_ike_rekey.take() {
-            return self.ike_rekey_response(now, sa, pending, &payloads);
+            return self.ike_rekey_response(now, sa, *pending, &payloads);
         }
-        let Some(pending) = sa.pending_rekey.take() else {
+        let Some(pending) = sa.pending_rekey.take().map(|p| *p) else {
             return Fate::Keep;
         };
         let collision = (sa.peer_rekeys.iter())

@@ -276,7 +276,7 @@ impl Engine {
         sa.expected_request_id = 1;
         sa.expires_at = Some(now + self.config.half_open_timeout);
         self.transmit(&sa, datagram);
-        self.sas.insert(spi_r, sa);
+        self.put(sa);
     }
 
     /// Answers AUTHENTICATION_FAILED. The SA stays until its half-open expiry, only to

@@ -112,8 +112,9 @@ pub struct IkeSa {
     /// `terminate` came while another request was outstanding: send the Delete once it is
     /// answered (window size 1).
     pub delete_pending: bool,
-    /// Our CREATE_CHILD_SA rekey request, until answered.
-    pub pending_rekey: Option<PendingRekey>,
+    /// Our CREATE_CHILD_SA rekey request, until answered (boxed, as the next one: rare,
+    /// and every tunnel's SA would otherwise carry their room).
+    pub pending_rekey: Option<Box<PendingRekey>>,
     /// The peer's rekeys of Child SAs we were rekeying too (collisions, rekey.rs).
     pub peer_rekeys: Vec<PeerRekey>,
     /// Inbound SPIs of the Child SAs our outstanding Delete names.
@@ -124,7 +125,7 @@ pub struct IkeSa {
     /// When we rekey this IKE SA (its connection's rekey_time minus jitter).
     pub ike_rekey_at: Option<Instant>,
     /// Our CREATE_CHILD_SA rekeying this IKE SA, until answered.
-    pub pending_ike_rekey: Option<super::ike_rekey::PendingIkeRekey>,
+    pub pending_ike_rekey: Option<Box<super::ike_rekey::PendingIkeRekey>>,
     /// Our SPI of the IKE SA the peer's rekey made while ours was in flight (section
     /// 2.8.2); which of the two new IKE SAs survives is settled when ours is answered.
     pub collided: Option<u64>,
@@ -198,6 +199,20 @@ impl IkeSa {
             pending_ike_rekey: None,
             collided: None,
             children_to_request: std::collections::VecDeque::new(),
+        }
+    }
+
+    /// Between messages of an established SA: what only the handshake needed goes (the
+    /// IKE_SA_INIT messages and SK_p that AUTH used; SK_e and SK_a live on in the ciphers,
+    /// SK_d for rekeys), and so do the cipher contexts (rebuilt per message).
+    pub fn go_idle(&mut self) {
+        self.init_request = Vec::new();
+        self.init_response = Vec::new();
+        if let Some(keys) = self.keys.as_mut() {
+            keys.retain_sk_d_only();
+        }
+        if let Some(ciphers) = self.ciphers.as_mut() {
+            ciphers.release_contexts();
         }
     }
 

@@ -26,9 +26,10 @@ impl Engine {
             return;
         };
         let armed = config.start_action == StartAction::Trap || self.trapped.contains(&name);
-        let live = (self.sas.values_mut())
-            .find(|sa| sa.connection == name && sa.retired_at.is_none() && !sa.rejected);
-        match live {
+        let live = (self.sas.iter())
+            .find(|(_, sa)| sa.connection == name && sa.retired_at.is_none() && !sa.rejected)
+            .map(|(spi, _)| *spi);
+        match live.and_then(|spi| self.sas.remove(&spi)) {
             None if armed => {
                 self.events.push_back(Event::Acquired {
                     name: name.clone(),
@@ -41,17 +42,18 @@ impl Engine {
             }
             // The IKE SA is up but this Child SA is gone (the peer deleted it): ask for it
             // again over the IKE SA, as the next request.
-            Some(sa)
-                if (armed || config.close_action == StartAction::Trap)
-                    && sa.phase == Phase::Established
+            Some(mut sa) => {
+                let missing = sa.phase == Phase::Established
                     && !sa.children.iter().any(|c| c.name == child)
                     && !sa.children_to_request.contains(&child)
-                    && sa.pending_rekey.as_ref().is_none_or(|p| p.name != child) =>
-            {
-                sa.children_to_request.push_back(child.clone());
-                self.events.push_back(Event::Acquired { name, child });
+                    && sa.pending_rekey.as_ref().is_none_or(|p| p.name != child);
+                if missing && (armed || config.close_action == StartAction::Trap) {
+                    sa.children_to_request.push_back(child.clone());
+                    self.events.push_back(Event::Acquired { name, child });
+                }
+                self.put(sa);
             }
-            _ => {}
+            None => {}
         }
     }
 
