@@ -3,10 +3,11 @@
 # daemon (N XFRM-interface tunnels, one per initiator address) and a strongSwan charon (one
 # connection for the initiators' range, `policies = no` since the daemon installs SAs only
 # too) each answer N initiators of examples/ike_load.rs (PSK, CHILD SA installed in the
-# kernel), for x25519 and for modp2048. Measured on the responder process: wall-clock
-# handshakes/s, CPU time per handshake (utime + stime of all its threads, so the load
-# generator's own share of the two CPUs does not count), and resident memory per IKE SA +
-# CHILD SA (RSS after the handshakes minus before, over N).
+# kernel), for x25519 and for modp2048, each after an unmeasured warm-up round. Measured on
+# the responder process: wall-clock handshakes/s, CPU time per handshake (utime + stime of
+# all its threads, so the load generator's own share of the two CPUs does not count), and
+# resident memory per IKE SA + CHILD SA (anonymous RSS after the measured round minus
+# before it, over N, each read after two quiet seconds).
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/../.." && pwd)
@@ -17,6 +18,9 @@ IKE_LOAD=${IKE_LOAD:-$repo/target/release/examples/ike_load}
 N=${N:-256}
 CONCURRENCY=${CONCURRENCY:-16}
 modprobe -a esp4 xfrm_interface xfrm_user dummy
+# Transparent huge pages off: khugepaged folding a responder's heap into 2 MiB pages in the
+# background moves resident memory by megabytes at random moments.
+echo never >/sys/kernel/mm/transparent_hugepage/enabled
 
 # "name ike-proposal esp-proposal"
 SUITES=(
@@ -32,10 +36,20 @@ ip -n resp route add 198.18.0.0/22 via 192.0.2.2
 PSK=benchmark-psk-0123456789abcdef
 printf '%s' "$PSK" >"$IT_WORK/psk"
 
-# The initiators' addresses, in the order ike_load walks them.
+# The initiators' addresses, in the order ike_load walks them; a first, unmeasured round
+# as large from other addresses warms each responder up. The first handshakes in a fresh
+# VM pay for loading the kernel's crypto modules and for code translation, which would
+# count against whichever responder runs first, and each responder's first SAs pay for its
+# one-time setup (library initialisation, tables). The measured round shows the cost of N
+# more tunnels.
 mapfile -t SOURCES < <(python3 -c "
 import ipaddress, itertools
 print(*itertools.islice(ipaddress.ip_network('198.18.0.0/22').hosts(), $N), sep='\n')")
+WARMUP_NET=198.18.2.0/23
+WARMUP=${WARMUP:-$N}
+mapfile -t -O "${#SOURCES[@]}" SOURCES < <(python3 -c "
+import ipaddress, itertools
+print(*itertools.islice(ipaddress.ip_network('$WARMUP_NET').hosts(), $WARMUP), sep='\n')")
 
 rv_profiles() {
   local ike=$1 esp=$2 dir=$IT_WORK/rv k src
@@ -45,7 +59,7 @@ rv_profiles() {
   mkdir -p "$dir/tunnels" "$dir/state"
   printf '%s' "$PSK" >"$dir/psk"
   chmod 600 "$dir/psk"
-  for ((k = 0; k < N; k++)); do
+  for ((k = 0; k < ${#SOURCES[@]}; k++)); do
     src=${SOURCES[$k]}
     cat >"$dir/tunnels/i$k.toml" <<TOML
 kind = "xfrm"
@@ -94,18 +108,25 @@ secrets {
 CONF
 }
 
-# cpu_ticks PID: utime + stime of every thread; rss_kb PID.
+# cpu_ticks PID: utime + stime of every thread; rss_kb PID: resident anonymous memory (the
+# heap; code pages the first handshakes bring in are file-backed and shared), counted from
+# the page tables: /proc/PID/status lags by up to 64 pages per thread on this kernel.
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
+rss_kb() { awk '/^Anonymous:/ {print $2}' "/proc/$1/smaps_rollup"; }
 
 # measure NAME PID IKE ESP: runs the load against the responder PID, prints a result line.
 measure() {
   local name=$1 pid=$2 ike=$3 esp=$4 cpu0 rss0 cpu1 rss1 out
-  sleep 1
+  in_site load "$IKE_LOAD" --responder 192.0.2.1 --sources "$WARMUP_NET" --count "$WARMUP" \
+    --concurrency "$CONCURRENCY" --ike "$ike" --esp "$esp" --psk-file "$IT_WORK/psk" --timeout 300 >/dev/null
+  # Both responders get two quiet seconds before each reading.
+  sleep 2
   cpu0=$(cpu_ticks "$pid") rss0=$(rss_kb "$pid")
   out=$(in_site load "$IKE_LOAD" --responder 192.0.2.1 --sources 198.18.0.0/22 --count "$N" \
     --concurrency "$CONCURRENCY" --ike "$ike" --esp "$esp" --psk-file "$IT_WORK/psk" --timeout 300)
-  cpu1=$(cpu_ticks "$pid") rss1=$(rss_kb "$pid")
+  cpu1=$(cpu_ticks "$pid")
+  sleep 2
+  rss1=$(rss_kb "$pid")
   python3 - "$name" "$out" "$cpu0" "$cpu1" "$rss0" "$rss1" "$(getconf CLK_TCK)" <<'PY'
 import json, sys
 name, out, cpu0, cpu1, rss0, rss1, hz = sys.argv[1:]
@@ -117,6 +138,7 @@ print(json.dumps({
     "rate": done / r["seconds"] if r["seconds"] else 0,
     "cpu_ms": 1000 * cpu / done if done else None,
     "kb_per_sa": (int(rss1) - int(rss0)) / done if done else None,
+    "rss_kb": [int(rss0), int(rss1)],
 }))
 PY
 }

@@ -195,8 +195,7 @@ fn strip_padding(mut plaintext: Vec<u8>) -> Result<Vec<u8>> {
 /// [`open`](Self::open). OpenSSL contexts are created on first use and reused.
 pub struct SkCipher {
     encr: Encryption,
-    /// Boxed: the precomputed hash states are large and AEAD suites have none.
-    integ: Option<Box<IntegKey>>,
+    integ: Option<IntegKey>,
     /// SK_e: the AES key, followed by the salt for GCM.
     key: Secret,
     encrypt_ctx: Option<CipherCtx>,
@@ -224,7 +223,7 @@ impl SkCipher {
             });
         }
         let integ = match integ {
-            Some(alg) => Some(Box::new(IntegKey::new(alg, integ_key.expose())?)),
+            Some(alg) => Some(IntegKey::new(alg, integ_key.expose())?),
             None if integ_key.is_empty() => None,
             None => {
                 return Err(CryptoError::BadLength {
@@ -252,7 +251,7 @@ impl SkCipher {
     }
 
     pub fn integ(&self) -> Option<Integrity> {
-        self.integ.as_deref().map(IntegKey::alg)
+        self.integ.as_ref().map(IntegKey::alg)
     }
 
     /// Octets of IV at the start of the body.

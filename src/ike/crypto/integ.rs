@@ -3,7 +3,7 @@
 use std::fmt;
 
 use super::hmac::{Hash, HmacKey};
-use super::{ct_eq, CryptoError, Result};
+use super::{ct_eq, CryptoError, Result, Secret};
 use crate::proposal::Integrity;
 
 fn hash_of(alg: Integrity) -> Hash {
@@ -15,11 +15,13 @@ fn hash_of(alg: Integrity) -> Hash {
     }
 }
 
-/// An integrity key (SK_ai / SK_ar) ready to compute and check ICVs: the HMAC of the data,
-/// truncated to `alg.icv_len()` octets (its leftmost bits).
+/// An integrity key (SK_ai / SK_ar) to compute and check ICVs: the HMAC of the data,
+/// truncated to `alg.icv_len()` octets (its leftmost bits). The key is kept as is and the
+/// HMAC states are derived per message: an IKE SA sends few messages once established,
+/// and the precomputed states of both directions cost every tunnel close to a kilobyte.
 pub struct IntegKey {
     alg: Integrity,
-    key: HmacKey,
+    key: Secret,
 }
 
 impl IntegKey {
@@ -39,8 +41,12 @@ impl IntegKey {
     fn with_any_key(alg: Integrity, key: &[u8]) -> Self {
         IntegKey {
             alg,
-            key: HmacKey::new(hash_of(alg), key),
+            key: Secret::from_slice(key),
         }
+    }
+
+    fn hmac_key(&self) -> HmacKey {
+        HmacKey::new(hash_of(self.alg), self.key.expose())
     }
 
     pub fn alg(&self) -> Integrity {
@@ -65,7 +71,8 @@ impl IntegKey {
 
     /// Appends the ICV of the concatenated `parts` to `out`.
     pub(crate) fn append_icv(&self, parts: &[&[u8]], out: &mut Vec<u8>) {
-        let mut mac = self.key.start();
+        let key = self.hmac_key();
+        let mut mac = key.start();
         parts.iter().for_each(|part| mac.update(part));
         out.extend_from_slice(&mac.finish().as_bytes()[..self.icv_len()]);
     }
@@ -77,7 +84,8 @@ impl IntegKey {
 
     /// Checks `icv` against the ICV of the concatenated `parts` in constant time.
     pub fn verify_concat(&self, parts: &[&[u8]], icv: &[u8]) -> Result<()> {
-        let mut mac = self.key.start();
+        let key = self.hmac_key();
+        let mut mac = key.start();
         parts.iter().for_each(|part| mac.update(part));
         let expected = mac.finish();
         if ct_eq(&expected.as_bytes()[..self.icv_len()], icv) {

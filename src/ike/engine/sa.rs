@@ -204,7 +204,8 @@ impl IkeSa {
 
     /// Between messages of an established SA: what only the handshake needed goes (the
     /// IKE_SA_INIT messages and SK_p that AUTH used; SK_e and SK_a live on in the ciphers,
-    /// SK_d for rekeys), and so do the cipher contexts (rebuilt per message).
+    /// SK_d for rekeys), and so do the cipher contexts (rebuilt per message) and spare room
+    /// in its lists.
     pub fn go_idle(&mut self) {
         self.init_request = Vec::new();
         self.init_response = Vec::new();
@@ -213,6 +214,13 @@ impl IkeSa {
         }
         if let Some(ciphers) = self.ciphers.as_mut() {
             ciphers.release_contexts();
+        }
+        // A first push leaves room for four Child SAs; most tunnels have one.
+        self.children.shrink_to_fit();
+        self.peer_rekeys.shrink_to_fit();
+        self.pending_deletes.shrink_to_fit();
+        if let Some((_, response)) = self.last_response.as_mut() {
+            response.shrink_to_fit();
         }
     }
 
