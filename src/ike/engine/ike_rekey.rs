@@ -382,7 +382,7 @@ impl Engine {
         now: Instant,
         old: &mut IkeSa,
         ours: IkeSa,
-        theirs: Box<IkeSa>,
+        mut theirs: Box<IkeSa>,
     ) -> Fate {
         let ours_redundant = super::rekey::ours_redundant(
             [&ours.nonce_i, &ours.nonce_r],
@@ -398,7 +398,6 @@ impl Engine {
             name: old.connection.clone(),
             ours_kept: true,
         });
-        let mut theirs = theirs;
         // The peer deletes its redundant IKE SA; it stays quiet until then.
         theirs.retired_at = Some(now);
         self.put(theirs);

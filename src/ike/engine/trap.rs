@@ -19,13 +19,14 @@ impl Engine {
     /// its connection is trapped. Requests for a connection that is already negotiating,
     /// or that is not ours, change nothing.
     pub fn acquire(&mut self, now: Instant, reqid: u32) {
-        let Some((name, child, config)) = (self.connections.values()).find_map(|c| {
+        let Some((name, child, start, close)) = (self.connections.values()).find_map(|c| {
             let child = c.config.children.iter().find(|ch| ch.reqid == reqid)?;
-            Some((c.name().to_owned(), child.name.clone(), c.config.clone()))
+            let (start, close) = (c.config.start_action, c.config.close_action);
+            Some((c.name().to_owned(), child.name.clone(), start, close))
         }) else {
             return;
         };
-        let armed = config.start_action == StartAction::Trap || self.trapped.contains(&name);
+        let armed = start == StartAction::Trap || self.trapped.contains(&name);
         let live = (self.sas.iter())
             .find(|(_, sa)| sa.connection == name && sa.retired_at.is_none() && !sa.rejected)
             .map(|(spi, _)| *spi);
@@ -47,7 +48,7 @@ impl Engine {
                     && !sa.children.iter().any(|c| c.name == child)
                     && !sa.children_to_request.contains(&child)
                     && sa.pending_rekey.as_ref().is_none_or(|p| p.name != child);
-                if missing && (armed || config.close_action == StartAction::Trap) {
+                if missing && (armed || close == StartAction::Trap) {
                     sa.children_to_request.push_back(child.clone());
                     self.events.push_back(Event::Acquired { name, child });
                 }
