@@ -36,14 +36,18 @@ fn no_dpd() -> Dpd {
     dpd(0, 150, DpdAction::Clear)
 }
 
-/// IKE_SA_INIT requests a has sent so far.
-fn init_requests(p: &Pair) -> usize {
+/// Requests of `exchange` a has sent so far.
+fn requests(p: &Pair, exchange: ExchangeType) -> usize {
     (p.records[0].sent.iter())
         .filter(|(_, b)| {
             let m = Message::decode(b).unwrap();
-            m.header.exchange == ExchangeType::IkeSaInit && !m.header.flags.response
+            m.header.exchange == exchange && !m.header.flags.response
         })
         .count()
+}
+
+fn init_requests(p: &Pair) -> usize {
+    requests(p, ExchangeType::IkeSaInit)
 }
 
 fn count(p: &Pair, f: impl Fn(&Event) -> bool) -> usize {
@@ -201,19 +205,12 @@ fn a_child_sa_the_peer_deleted_comes_back_over_the_ike_sa_on_traffic() {
     p.run_until(p.elapsed() + SECS(5));
     assert_eq!((p.children(0), p.children(1)), (1, 1));
     assert_eq!(init_requests(&p), 1, "over the same IKE SA");
-    // Again while it is being asked for: one request only.
-    let created = |p: &Pair| {
-        (p.records[0].sent.iter())
-            .filter(|(_, b)| {
-                Message::decode(b).unwrap().header.exchange == ExchangeType::CreateChildSa
-            })
-            .count()
-    };
-    let before = created(&p);
+    // Once it is back, another acquire asks for nothing.
+    let before = requests(&p, ExchangeType::CreateChildSa);
     p.engines[0].acquire(p.now, REQID);
     p.run_until(p.elapsed() + SECS(5));
     assert_eq!(
-        created(&p),
+        requests(&p, ExchangeType::CreateChildSa),
         before,
         "the Child SA is there: nothing to ask for"
     );
