@@ -48,7 +48,8 @@ pub struct DaemonOptions {
 const UP_WAIT: Duration = Duration::from_secs(30);
 
 /// One line on stderr, written with a single write(2): `eprintln!` writes every formatted
-/// piece separately (11 system calls for an IKE SA event line, seen with strace).
+/// piece separately (11 system calls for a line shaped like an IKE SA event, seen with
+/// strace on a test program).
 fn log(line: impl std::fmt::Display) {
     use std::io::Write;
     let text = format!("routevpn: {line}\n");

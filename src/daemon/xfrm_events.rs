@@ -3,7 +3,7 @@
 //! ones mean the kernel removed it) and acquires (a packet matched a tunnel's policy and
 //! found no SA: trapped connections negotiate).
 
-use netlink_packet_core::{NetlinkMessage, NetlinkPayload};
+use netlink_packet_core::{NetlinkBuffer, NetlinkMessage, NetlinkPayload};
 use netlink_packet_xfrm::constants::{
     XFRMNLGRP_ACQUIRE, XFRMNLGRP_EXPIRE, XFRM_MSG_ACQUIRE, XFRM_MSG_EXPIRE,
 };
@@ -12,6 +12,7 @@ use netlink_sys::{protocols::NETLINK_XFRM, Socket, SocketAddr};
 use tokio::sync::mpsc;
 
 use super::sockets::Inbound;
+use crate::apply::netlink::socket::align;
 use crate::apply::netlink::xfrm::state::address;
 
 const HEADER_LEN: usize = 16;
@@ -58,17 +59,18 @@ fn receive(socket: &Socket, inbound: &mpsc::Sender<Inbound>) {
 /// The first netlink message of `bytes` and what follows it; `None` when no whole one is
 /// left.
 fn split(bytes: &[u8]) -> Option<(&[u8], &[u8])> {
-    let length = u32::from_ne_bytes(bytes.get(..4)?.try_into().ok()?) as usize;
-    let message = bytes.get(..length).filter(|_| length >= HEADER_LEN)?;
-    let aligned = length.next_multiple_of(4).min(bytes.len());
-    Some((message, bytes.get(aligned..).unwrap_or_default()))
+    // Checks that the length field covers a header and stays inside `bytes`.
+    let length = NetlinkBuffer::new_checked(bytes).ok()?.length() as usize;
+    Some((
+        bytes.get(..length)?,
+        bytes.get(align(length)..).unwrap_or_default(),
+    ))
 }
 
 /// A report the daemon acts on. The crate's parsers slice their fixed part without a
 /// length check, so it is checked here first.
 fn decode(message: &[u8]) -> Option<Inbound> {
-    let kind = u16::from_ne_bytes(message.get(4..6)?.try_into().ok()?);
-    let fixed = match kind {
+    let fixed = match NetlinkBuffer::new_checked(message).ok()?.message_type() {
         XFRM_MSG_EXPIRE => XFRM_USER_EXPIRE_LEN,
         XFRM_MSG_ACQUIRE => XFRM_USER_ACQUIRE_LEN,
         _ => return None,

@@ -97,7 +97,8 @@ fn ext_ack_message(flags: u16, payload: &[u8]) -> Option<String> {
     None
 }
 
-fn align(length: usize) -> usize {
+/// Where the next message of a netlink datagram starts (NLMSG_ALIGN).
+pub(crate) fn align(length: usize) -> usize {
     (length + 3) & !3
 }
 

@@ -1,8 +1,9 @@
 //! Dead peer detection and what follows a lost or closed IKE SA: a liveness check after
 //! `dpd.delay` without an authenticated message from the peer, the SA given up after
 //! `dpd.timeout` without an answer, then `dpd.action` (restart re-initiates, trap waits for
-//! traffic: trap.rs), and `close_action` when the peer deletes the IKE SA. Connections that should be up
-//! (start_action = start, or restarted) keep being retried while the peer is away.
+//! traffic: trap.rs), and `close_action` when the peer deletes the IKE SA. Connections that
+//! should be up (start_action = start, or restarted) keep being retried while the peer is
+//! away.
 
 use std::time::{Duration, Instant};
 

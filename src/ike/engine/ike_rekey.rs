@@ -123,7 +123,8 @@ impl Engine {
         };
         let mut new = (self.successor(now, sa, old_keys, &exchange)).map_err(internal)?;
         if crossing {
-            // Provisional until ours is answered: quiet if the peer deletes it, no timers.
+            // Provisional until ours is answered: hidden, no DPD or rekey, quiet if the peer
+            // deletes it.
             new.retired_at = Some(now);
             sa.collided = Some(spi_r);
         } else {
@@ -415,14 +416,20 @@ impl Engine {
         new.last_heard = Some(now);
         self.hand_over(old, &mut new, now);
         old.pending_ike_rekey = None;
-        if std::mem::take(&mut old.delete_pending) {
-            new.delete_pending = true;
-            if self.send_deferred_delete(now, &mut new) == Fate::Remove {
-                return Fate::Keep;
-            }
+        if self.pass_on_terminate(now, old, &mut new) == Fate::Keep {
+            self.put(new);
         }
-        self.put(new);
         Fate::Keep
+    }
+
+    /// A `terminate` that came during the rekey of `old` now concerns `new`, which replaced
+    /// it: `new`'s Delete goes out. `Remove` if `new` is gone already (nothing could be sent).
+    fn pass_on_terminate(&mut self, now: Instant, old: &mut IkeSa, new: &mut IkeSa) -> Fate {
+        if !std::mem::take(&mut old.delete_pending) {
+            return Fate::Keep;
+        }
+        new.delete_pending = true;
+        self.send_deferred_delete(now, new)
     }
 
     /// Deletes a new IKE SA that lost a collision, over itself; it never had Child SAs.
@@ -449,12 +456,8 @@ impl Engine {
     /// Moves `sa`'s Child SAs to `new`, which replaces it, and deletes `sa` over itself.
     fn retire(&mut self, now: Instant, sa: &mut IkeSa, mut new: IkeSa) -> Fate {
         self.hand_over(sa, &mut new, now);
-        // A `terminate` that came during the rekey now concerns the new IKE SA.
-        if std::mem::take(&mut sa.delete_pending) {
-            new.delete_pending = true;
-            if self.send_deferred_delete(now, &mut new) == Fate::Remove {
-                return Fate::Remove;
-            }
+        if self.pass_on_terminate(now, sa, &mut new) == Fate::Remove {
+            return Fate::Remove;
         }
         self.put(new);
         let delete = [Payload::Delete(Delete::ike_sa())];
