@@ -607,3 +607,65 @@ fn cli_plan_fails_on_a_bad_directory() {
     let stderr = String::from_utf8(out.stderr).unwrap();
     assert!(stderr.contains(": error: "), "{stderr}");
 }
+
+/// `routevpn check PATH`, killed (and the test failed) if it has not ended within a minute.
+fn check_ends(path: &Path) -> std::process::Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_routevpn"))
+        .arg("check")
+        .arg(path)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run routevpn");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            child.kill().unwrap();
+            panic!("routevpn check {} did not end", path.display());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn cli_check_refuses_a_fifo_and_a_device_without_reading_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("fifo.toml");
+    let c_path = std::ffi::CString::new(fifo.clone().into_os_string().into_encoded_bytes());
+    assert_eq!(unsafe { libc::mkfifo(c_path.unwrap().as_ptr(), 0o600) }, 0);
+    for (path, why) in [
+        (fifo.as_path(), "is a FIFO, not a regular file"),
+        (
+            Path::new("/dev/zero"),
+            "is a character device, not a regular file",
+        ),
+    ] {
+        let out = check_ends(path);
+        assert_eq!(out.status.code(), Some(1), "{out:?}");
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        let expected = format!("{}: error: cannot read: {why}", path.display());
+        assert!(stderr.lines().any(|l| l == expected), "{stderr}");
+    }
+}
+
+#[test]
+fn cli_check_prints_control_characters_escaped() {
+    let path = "tests/corpus/bad/name-control-forges-a-line.toml";
+    let out = routevpn(&["check", path]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        stderr
+            .lines()
+            .all(|l| !l.starts_with("/etc/routevpn/tunnels/a.toml")),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(r#"invalid name "x\n/etc/routevpn"#),
+        "{stderr}"
+    );
+    let out = routevpn(&["check", "tests/corpus/bad/identity-control.toml"]);
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(!stderr.contains('\u{1b}'), "{stderr:?}");
+}

@@ -211,8 +211,55 @@ fn plan_is_serializable_and_deterministic() {
     let b = serde_json::to_string(&plan::build(&tunnels, &plan::Context::default())).unwrap();
     assert_eq!(a, b);
     let text = plan::render_text(&plan::build(&tunnels, &plan::Context::default()));
-    assert!(
-        text.contains("tunnel vti-telecom (")
-            && text.contains("psk /etc/routevpn/secrets/telecom.psk")
+    // The key file does not exist here: its path is not shown (see the test below).
+    assert!(text.contains("tunnel vti-telecom (") && text.contains("psk <redacted>"));
+}
+
+#[test]
+fn secret_file_paths_are_shown_only_once_they_name_a_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let profile = |name: &str, address: u8, psk_file: &str| {
+        let text = format!(
+            "kind = \"xfrm\"\nlocal = \"192.0.2.1\"\nremote = \"198.51.100.{address}\"\n\
+             [ike]\npsk_file = \"{psk_file}\"\n"
+        );
+        std::fs::write(dir.path().join(format!("{name}.toml")), text).unwrap();
+    };
+    // A key pasted where its file name belongs, and a real key file.
+    profile("pasted", 1, "MySecretKey123");
+    profile("real", 2, "real.psk");
+    std::fs::write(
+        dir.path().join("real.psk"),
+        "0x00112233445566778899aabbccddeeff\n",
+    )
+    .unwrap();
+    let loaded = profile::load(
+        &[dir.path().to_path_buf()],
+        Options {
+            insecure_secrets: true,
+        },
     );
+    let tunnels = loaded
+        .tunnels
+        .expect("a missing key file is only a warning");
+    for d in &loaded.diagnostics {
+        assert!(!d.to_string().contains("MySecretKey123"), "{d}");
+    }
+    let plan = plan::build(&tunnels, &plan::Context::default());
+    let text = plan::render_text(&plan);
+    let json = serde_json::to_string(&plan).unwrap();
+    for shown in [&text, &json] {
+        assert!(!shown.contains("MySecretKey123"), "{shown}");
+    }
+    let real = dir.path().join("real.psk").display().to_string();
+    assert!(text.contains("psk <redacted>"), "{text}");
+    assert!(text.contains(&format!("psk {real}")), "{text}");
+    let value: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let psk_files: Vec<&str> = value["tunnels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["ike"]["psk_file"].as_str().unwrap())
+        .collect();
+    assert_eq!(psk_files, ["<redacted>", real.as_str()]);
 }

@@ -243,8 +243,12 @@ fn manual_keys(
         let crate::model::Auth::Manual { keys_file } = &t.ike.auth else {
             continue;
         };
-        let text = std::fs::read_to_string(keys_file)
-            .map_err(|e| ApplyError::Keys(format!("{}: {e}", keys_file.display())))?;
+        let unreadable = |e: &dyn std::fmt::Display| {
+            let shown = crate::profile::shown_secret_path(keys_file);
+            ApplyError::Keys(format!("{shown}: {e}"))
+        };
+        let bytes = crate::profile::file::read(keys_file).map_err(|e| unreadable(&e))?;
+        let text = String::from_utf8(bytes).map_err(|_| unreadable(&"invalid UTF-8"))?;
         let source = crate::profile::SourceFile::new(keys_file.clone(), text);
         let sas = crate::profile::keys::parse(&source, t).map_err(|diagnostics| {
             ApplyError::Keys(

@@ -9,7 +9,10 @@ use crate::ike::crypto::Secret;
 #[derive(Debug, thiserror::Error)]
 pub enum PskError {
     #[error("{path}: {error}")]
-    Read { path: String, error: std::io::Error },
+    Read {
+        path: String,
+        error: crate::profile::file::FileError,
+    },
     #[error("{path}: the key is empty")]
     Empty { path: String },
     #[error("{path}: after 0x, only an even number of hex digits may follow")]
@@ -17,11 +20,13 @@ pub enum PskError {
 }
 
 pub fn read(path: &Path) -> Result<Secret, PskError> {
-    let shown = path.display().to_string();
-    let bytes = Secret::new(std::fs::read(path).map_err(|error| PskError::Read {
-        path: shown.clone(),
-        error,
-    })?);
+    let shown = crate::profile::shown_secret_path(path);
+    let bytes = Secret::new(
+        crate::profile::file::read(path).map_err(|error| PskError::Read {
+            path: shown.clone(),
+            error,
+        })?,
+    );
     parse(bytes.expose()).map_err(|e| match e {
         ParseError::Empty => PskError::Empty { path: shown },
         ParseError::BadHex => PskError::BadHex { path: shown },
@@ -84,5 +89,11 @@ mod tests {
             message.contains("bad.psk") && !message.contains("SECRET"),
             "{message}"
         );
+        // A key written where the file name belongs.
+        let message = read(&dir.path().join("MySecretKey123"))
+            .unwrap_err()
+            .to_string();
+        assert!(!message.contains("MySecretKey123"), "{message}");
+        assert!(message.starts_with("<redacted>: "), "{message}");
     }
 }

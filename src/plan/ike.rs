@@ -24,8 +24,10 @@ pub struct IkeConfig {
     pub remote_id: Identity,
     #[serde(serialize_with = "display_list")]
     pub proposals: Vec<IkeProposal>,
+    #[serde(serialize_with = "secret_path")]
     pub psk_file: Option<PathBuf>,
     /// Manual keying (a debugging aid): the dataplane installs these SAs, no IKE runs.
+    #[serde(serialize_with = "secret_path")]
     pub manual_keys_file: Option<PathBuf>,
     pub rekey_time: u64,
     pub over_time: u64,
@@ -128,6 +130,14 @@ fn display_list<T: std::fmt::Display, S: serde::Serializer>(
     s: S,
 ) -> Result<S::Ok, S::Error> {
     s.collect_seq(list.iter().map(ToString::to_string))
+}
+
+/// A secret file's path as [`crate::profile::shown_secret_path`] shows it.
+fn secret_path<S: serde::Serializer>(path: &Option<PathBuf>, s: S) -> Result<S::Ok, S::Error> {
+    match path {
+        Some(path) => s.serialize_some(&crate::profile::shown_secret_path(path)),
+        None => s.serialize_none(),
+    }
 }
 
 pub fn config(tunnel: &Tunnel, allocations: &Allocations) -> IkeConfig {

@@ -5,6 +5,7 @@ use std::fmt::Write;
 use super::policy::Direction;
 use super::{LinkKind, Plan, RouteKind, TunnelPlan, XfrmPolicy};
 use crate::model::{protocol_name, Mode, MssClamp};
+use crate::profile::shown_secret_path;
 
 fn ports(p: Option<(u16, u16)>) -> String {
     match p {
@@ -177,8 +178,8 @@ fn tunnel_block(out: &mut String, t: &TunnelPlan) {
         ike.remote_port,
         ike.remote_id,
         match (&ike.psk_file, &ike.manual_keys_file) {
-            (_, Some(keys)) => format!("manual keys {} (no IKE)", keys.display()),
-            (Some(psk), None) => format!("psk {}", psk.display()),
+            (_, Some(keys)) => format!("manual keys {} (no IKE)", shown_secret_path(keys)),
+            (Some(psk), None) => format!("psk {}", shown_secret_path(psk)),
             (None, None) => String::new(),
         }
     );

@@ -40,7 +40,7 @@ pub(super) fn proposal_error(ctx: &Context<'_>, v: &Val<&str>, what: &str, e: Pr
 /// The span of `len` bytes at `offset` in a string value, past its opening quotes (`"`, `'`,
 /// `"""` or `'''`); the whole value when escapes make the source differ from the value.
 fn keyword_span(ctx: &Context<'_>, v: &Val<&str>, offset: usize, len: usize) -> Range<usize> {
-    let raw = ctx.source.text.get(v.span.clone()).unwrap_or("");
+    let raw = ctx.source.text().get(v.span.clone()).unwrap_or("");
     let quotes = if raw.starts_with("\"\"\"") || raw.starts_with("'''") {
         3
     } else {

@@ -31,6 +31,9 @@ const SA_KEYS: &[&str] = &[
     "integrity_key",
 ];
 
+/// Said instead of quoting a value: a key may have been written in the wrong field.
+const NOT_SHOWN: &str = "(value not shown: it may be a key)";
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SaDirection {
     Out,
@@ -85,7 +88,7 @@ fn read_sa(section: &Section<'_>, tunnel: &Tunnel) -> Option<ManualSa> {
             let names: Vec<&str> = tunnel.children.iter().map(|c| c.name.as_str()).collect();
             ctx.error(
                 v.span,
-                format!("tunnel \"{}\" has no child \"{}\"", tunnel.name, v.value),
+                format!("`child` names no child of tunnel \"{}\"", tunnel.name),
                 Some(format!("children: {}", names.join(", "))),
             );
             None
@@ -104,10 +107,10 @@ fn read_sa(section: &Section<'_>, tunnel: &Tunnel) -> Option<ManualSa> {
         .and_then(|v| match v.value {
             "out" => Some(SaDirection::Out),
             "in" => Some(SaDirection::In),
-            other => {
+            _ => {
                 ctx.error(
                     v.span,
-                    format!("invalid direction \"{other}\""),
+                    format!("`direction` is neither \"out\" nor \"in\" {NOT_SHOWN}"),
                     Some("\"out\" (local -> remote) or \"in\"".into()),
                 );
                 None
@@ -124,8 +127,8 @@ fn read_sa(section: &Section<'_>, tunnel: &Tunnel) -> Option<ManualSa> {
             if found.is_none() {
                 ctx.error(
                     v.span,
-                    format!("`encryption` must be one ESP cipher, found \"{}\"", v.value),
-                    Some("e.g. aes256gcm16 or aes256".into()),
+                    format!("`encryption` is not one ESP cipher {NOT_SHOWN}"),
+                    Some("e.g. aes256gcm16 or aes256; the key goes in `key`".into()),
                 );
             }
             found
@@ -158,8 +161,10 @@ fn read_sa(section: &Section<'_>, tunnel: &Tunnel) -> Option<ManualSa> {
             None => {
                 ctx.error(
                     v.span,
-                    format!("unknown integrity algorithm \"{}\"", v.value),
-                    Some("sha256, sha384, sha512 (sha1 too)".into()),
+                    format!("`integrity` is not an integrity algorithm {NOT_SHOWN}"),
+                    Some(
+                        "sha256, sha384, sha512 (sha1 too); the key goes in `integrity_key`".into(),
+                    ),
                 );
                 None
             }
@@ -178,9 +183,9 @@ fn read_sa(section: &Section<'_>, tunnel: &Tunnel) -> Option<ManualSa> {
 
 /// Reads a tunnel's keys file: exactly one `out` and one `in` SA for every child.
 pub fn parse(source: &SourceFile, tunnel: &Tunnel) -> Result<Vec<ManualSa>, Vec<Diagnostic>> {
-    let ctx = Context::new(source);
+    let ctx = Context::for_secrets(source);
     let mut sas = Vec::new();
-    match DeTable::parse(&source.text) {
+    match DeTable::parse(source.text()) {
         Ok(doc) => {
             let top = Section::new(&ctx, "the keys file", doc.get_ref(), doc.span(), &["sa"]);
             for section in top.tables("sa", SA_KEYS) {
@@ -268,6 +273,37 @@ mod tests {
         let broken = format!("[[sa]]\nkey = \"{secret}");
         let diags = parse(&SourceFile::new("k", broken), &tunnel()).unwrap_err();
         assert!(!format!("{:?}", diags).contains("deadbeef"));
+    }
+
+    #[test]
+    fn keys_in_the_wrong_field_are_not_quoted() {
+        let (k1, k2, k3, k4) = ("0x1111aaaa", "0x2222bbbb", "0x3333cccc", "0x4444dddd");
+        let text = format!(
+            "[[sa]]\nchild = \"{k1}\"\ndirection = \"{k2}\"\nspi = 0x5555eeee5555eeee\n\
+             encryption = \"{k3}\"\nkey = \"{GCM_KEY}\"\n\
+             [[sa]]\ndirection = \"in\"\nspi = 4097\nencryption = \"aes256\"\nkey = \"{k1}\"\n\
+             integrity = \"{k4}\"\nintegrity_key = \"{k2}\"\n"
+        );
+        let diags = parse(&SourceFile::new("k", text), &tunnel()).unwrap_err();
+        let all: Vec<String> = diags.iter().map(|d| format!("{d} {d:?}")).collect();
+        for secret in ["1111aaaa", "2222bbbb", "3333cccc", "4444dddd", "5555eeee"] {
+            assert!(
+                all.iter().all(|d| !d.contains(secret)),
+                "{secret}: {all:#?}"
+            );
+        }
+        let messages: Vec<&str> = diags.iter().map(|d| d.message.as_str()).collect();
+        assert_eq!(
+            messages,
+            [
+                "`child` names no child of tunnel \"lab\"",
+                "`direction` is neither \"out\" nor \"in\" (value not shown: it may be a key)",
+                "`spi` in [[sa]] #1 is out of range, expected 256 to 4294967295",
+                "`encryption` is not one ESP cipher (value not shown: it may be a key)",
+                "`key` has 4 bytes, the algorithm needs 32",
+                "`integrity` is not an integrity algorithm (value not shown: it may be a key)",
+            ]
+        );
     }
 
     #[test]

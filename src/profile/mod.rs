@@ -4,6 +4,7 @@ mod child;
 mod cross;
 mod diagnostic;
 mod fields;
+pub mod file;
 mod ike;
 mod interface;
 pub mod keys;
@@ -17,6 +18,7 @@ mod values;
 use std::path::{Path, PathBuf};
 
 pub use diagnostic::{Diagnostic, Severity, SourceFile};
+pub use secrets::shown_path as shown_secret_path;
 pub use semantics::policy_children;
 
 use crate::model::Tunnel;
@@ -45,23 +47,24 @@ impl Loaded {
 
 /// Profile files named by `paths`: files as given, directories' `*.toml` (not recursive,
 /// hidden files skipped), sorted by path so allocation and diagnostics are stable.
+///
+/// Every entry named like a profile is listed whatever it is (a FIFO, a dangling symlink, a
+/// directory): skipping it would make its tunnel disappear; reading it reports why it is no
+/// profile.
 pub fn files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, Diagnostic> {
+    use std::os::unix::ffi::OsStrExt;
     let mut out = Vec::new();
     for path in paths {
         let unreadable = |e: std::io::Error| file_error(path, format!("cannot read: {e}"));
         if path.is_dir() {
             for entry in std::fs::read_dir(path).map_err(unreadable)? {
-                let entry = entry.map_err(unreadable)?;
-                let p = entry.path();
-                let hidden = p
-                    .file_name()
-                    .and_then(|n| n.to_str())
-                    .is_none_or(|n| n.starts_with('.'));
-                if !hidden && p.extension().is_some_and(|e| e == "toml") && p.is_file() {
+                let p = entry.map_err(unreadable)?.path();
+                let hidden = p.file_name().is_none_or(|n| n.as_bytes().starts_with(b"."));
+                if !hidden && p.extension().is_some_and(|e| e == "toml") {
                     out.push(p);
                 }
             }
-        } else if path.exists() {
+        } else if path.symlink_metadata().is_ok() {
             out.push(path.clone());
         } else {
             return Err(file_error(path, "no such file or directory".into()));
@@ -96,13 +99,32 @@ pub fn load(paths: &[PathBuf], options: Options) -> Loaded {
     };
     let mut sources = Vec::with_capacity(files.len());
     let mut diagnostics = Vec::new();
-    for file in files {
-        match std::fs::read_to_string(&file) {
-            Ok(text) => sources.push(SourceFile::new(file, text)),
-            Err(e) => diagnostics.push(file_error(&file, format!("cannot read: {e}"))),
+    for path in files {
+        match read_source(path) {
+            Ok(source) => sources.push(source),
+            Err(d) => diagnostics.push(d),
         }
     }
     load_sources(sources, options, diagnostics)
+}
+
+/// One profile's text; a file that is no readable UTF-8 text is an error, never skipped.
+fn read_source(path: PathBuf) -> Result<SourceFile, Diagnostic> {
+    let bytes = file::read(&path).map_err(|e| file_error(&path, format!("cannot read: {e}")))?;
+    String::from_utf8(bytes)
+        .map(|text| SourceFile::new(path.clone(), text))
+        .map_err(|e| {
+            let valid = e.utf8_error().valid_up_to();
+            let mut bytes = e.into_bytes();
+            bytes.truncate(valid);
+            let before = SourceFile::new(&path, String::from_utf8(bytes).unwrap_or_default());
+            before.diagnostic(
+                Severity::Error,
+                valid..valid,
+                "invalid UTF-8: profiles are UTF-8 text",
+                Some("save the file as UTF-8".into()),
+            )
+        })
 }
 
 /// Validates profiles already in memory (the loader and the tests share this).
@@ -118,10 +140,14 @@ pub fn load_sources(
         if let Some(mut p) = tunnel {
             let written = p.tunnel.ike.auth.secret_file().to_path_buf();
             let resolved = secrets::resolve(source.path(), &written);
+            let key = match p.tunnel.ike.auth {
+                crate::model::Auth::Psk { .. } => "psk_file",
+                crate::model::Auth::Manual { .. } => "manual_keys_file",
+            };
             diagnostics.extend(secrets::check(
                 source,
                 p.spans.psk_file.clone(),
-                &written,
+                key,
                 &resolved,
                 options.insecure_secrets,
             ));
@@ -214,6 +240,67 @@ mod tests {
                 "6:26: invalid interface address \"10.0.0.1/30 via 10.0.0.2\"",
             ]
         );
+    }
+
+    const GOOD: &str = "kind = \"vti\"\nremote = \"198.51.100.7\"\n[ike]\npsk_file = \"k\"\n";
+
+    /// `file: message` of every error loading `dir`, which must then give no tunnels.
+    fn load_errors(dir: &Path) -> Vec<String> {
+        let loaded = load(&[dir.to_path_buf()], Options::default());
+        assert!(loaded.tunnels.is_none(), "{:?}", loaded.diagnostics);
+        let name = |d: &Diagnostic| d.file.file_name().unwrap().to_string_lossy().into_owned();
+        loaded
+            .errors()
+            .map(|d| format!("{}: {}", name(d), d.located_message()))
+            .collect()
+    }
+
+    #[test]
+    fn a_profile_that_cannot_be_read_stops_the_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let at = |name: &str| dir.path().join(name);
+        std::fs::write(at("good.toml"), GOOD).unwrap();
+        std::fs::write(at(".hidden.toml"), "not a profile").unwrap();
+        std::fs::write(at("notes.txt"), "not a profile").unwrap();
+        std::os::unix::fs::symlink(at("gone.toml"), at("dangling.toml")).unwrap();
+        std::fs::create_dir(at("dir.toml")).unwrap();
+        let fifo = std::ffi::CString::new(at("fifo.toml").into_os_string().into_encoded_bytes());
+        assert_eq!(unsafe { libc::mkfifo(fifo.unwrap().as_ptr(), 0o600) }, 0);
+        assert_eq!(
+            load_errors(dir.path()),
+            [
+                "dangling.toml: 0:0: cannot read: dangling symlink",
+                "dir.toml: 0:0: cannot read: is a directory, not a regular file",
+                "fifo.toml: 0:0: cannot read: is a FIFO, not a regular file",
+            ]
+        );
+    }
+
+    #[test]
+    fn invalid_utf8_is_located_at_its_first_bad_byte() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut text = GOOD.as_bytes().to_vec();
+        text.extend_from_slice(b"# caf\xc3\xa9 \xff\xfe\n");
+        std::fs::write(dir.path().join("t.toml"), text).unwrap();
+        assert_eq!(
+            load_errors(dir.path()),
+            ["t.toml: 5:8: invalid UTF-8: profiles are UTF-8 text"]
+        );
+    }
+
+    #[test]
+    fn errors_beyond_the_cap_are_counted_not_shown() {
+        let junk: String = (0..reader::MAX_SHOWN_PER_FILE + 7)
+            .map(|i| format!("junk_{i} = 1\n"))
+            .collect();
+        let e = errors(&format!("{junk}{GOOD}"));
+        assert_eq!(e.len(), reader::MAX_SHOWN_PER_FILE + 1);
+        let shown = &e[..reader::MAX_SHOWN_PER_FILE];
+        assert!(
+            shown.iter().all(|l| l.contains(": unknown key `junk_")),
+            "{e:#?}"
+        );
+        assert_eq!(e[50], "0:0: 7 more errors not shown");
     }
 
     #[test]

@@ -34,38 +34,80 @@ pub enum IntOrStr<'a> {
     Str(&'a str),
 }
 
+/// Diagnostics of one severity shown per file; a file of junk would otherwise bury the first.
+pub const MAX_SHOWN_PER_FILE: usize = 50;
+
 /// Where diagnostics for one file accumulate.
 pub struct Context<'s> {
     pub source: &'s SourceFile,
+    /// Whether values may be secret (a keys file): messages then never quote them.
+    pub secret_values: bool,
     diagnostics: RefCell<Vec<Diagnostic>>,
+    /// Diagnostics beyond [`MAX_SHOWN_PER_FILE`], errors and warnings.
+    not_shown: RefCell<[usize; 2]>,
 }
 
 impl<'s> Context<'s> {
     pub fn new(source: &'s SourceFile) -> Self {
         Context {
             source,
+            secret_values: false,
             diagnostics: RefCell::new(Vec::new()),
+            not_shown: RefCell::new([0, 0]),
         }
     }
 
+    /// For files every value of which may be key material.
+    pub fn for_secrets(source: &'s SourceFile) -> Self {
+        Context {
+            secret_values: true,
+            ..Context::new(source)
+        }
+    }
+
+    fn push(&self, severity: Severity, span: Range<usize>, message: String, hint: Option<String>) {
+        let mut diagnostics = self.diagnostics.borrow_mut();
+        let shown = diagnostics
+            .iter()
+            .filter(|d| d.severity == severity)
+            .count();
+        if shown >= MAX_SHOWN_PER_FILE {
+            self.not_shown.borrow_mut()[severity as usize] += 1;
+            return;
+        }
+        diagnostics.push(self.source.diagnostic(severity, span, message, hint));
+    }
+
     pub fn error(&self, span: Range<usize>, message: impl Into<String>, hint: Option<String>) {
-        let d = self.source.diagnostic(Severity::Error, span, message, hint);
-        self.diagnostics.borrow_mut().push(d);
+        self.push(Severity::Error, span, message.into(), hint);
     }
 
     pub fn warning(&self, span: Range<usize>, message: impl Into<String>, hint: Option<String>) {
-        let d = self
-            .source
-            .diagnostic(Severity::Warning, span, message, hint);
-        self.diagnostics.borrow_mut().push(d);
+        self.push(Severity::Warning, span, message.into(), hint);
     }
 
     pub fn has_errors(&self) -> bool {
         self.diagnostics.borrow().iter().any(Diagnostic::is_error)
     }
 
+    /// The diagnostics, then one line per severity that had more than could be shown.
     pub fn into_diagnostics(self) -> Vec<Diagnostic> {
-        self.diagnostics.into_inner()
+        let mut diagnostics = self.diagnostics.into_inner();
+        let not_shown = self.not_shown.into_inner();
+        for (severity, word) in [(Severity::Error, "errors"), (Severity::Warning, "warnings")] {
+            let n = not_shown[severity as usize];
+            if n > 0 {
+                diagnostics.push(Diagnostic {
+                    severity,
+                    file: self.source.path().to_path_buf(),
+                    line: 0,
+                    column: 0,
+                    message: format!("{n} more {word} not shown"),
+                    hint: Some("fix the ones above and check again".into()),
+                });
+            }
+        }
+        diagnostics
     }
 }
 
@@ -227,10 +269,15 @@ by root and set `psk_file` under [ike]"
         match u64::from_str_radix(i.as_str().trim_start_matches('+'), i.radix()) {
             Ok(n) if range.contains(&n) => Some(Val::new(n, value.span())),
             _ => {
+                let found = if self.ctx.secret_values {
+                    String::new()
+                } else {
+                    format!(": {i}")
+                };
                 self.ctx.error(
                     value.span(),
                     format!(
-                        "`{key}` in {} is out of range: {i}, expected {} to {}",
+                        "`{key}` in {} is out of range{found}, expected {} to {}",
                         self.name,
                         range.start,
                         range.end - 1

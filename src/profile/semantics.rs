@@ -10,8 +10,14 @@ use super::reader::Context;
 use super::tunnel::Spans;
 use crate::model::{Child, Mode, TrafficSelector, Tunnel, TunnelKind};
 
-pub fn check(ctx: &Context<'_>, tunnel: &Tunnel, spans: &Spans) {
+/// `allow_remote_in_routes`: the profile accepts routes and selectors covering the peer.
+pub fn check(ctx: &Context<'_>, tunnel: &Tunnel, spans: &Spans, allow_remote_in_routes: bool) {
     unique_child_names(ctx, tunnel, spans);
+    unique_routes(ctx, tunnel, spans);
+    unique_snat(ctx, tunnel, spans);
+    if !allow_remote_in_routes {
+        remote_outside_routes(ctx, tunnel, spans);
+    }
     match tunnel.kind {
         TunnelKind::Vti | TunnelKind::Xfrm => selectors_cover_routes(ctx, tunnel, spans),
         TunnelKind::Gre => gre_endpoints_fit(ctx, tunnel, spans),
@@ -28,6 +34,76 @@ fn unique_child_names(ctx: &Context<'_>, tunnel: &Tunnel, spans: &Spans) {
                 span,
                 format!("child name \"{}\" is used twice in this tunnel", child.name),
                 Some("give each [[child]] its own `name`".into()),
+            );
+        }
+    }
+}
+
+/// Two routes with the same table, destination and metric are one kernel route: the second
+/// would replace the first, whose `via` or `src` then silently does not apply.
+fn unique_routes(ctx: &Context<'_>, tunnel: &Tunnel, spans: &Spans) {
+    let mut seen = HashSet::new();
+    for (i, route) in tunnel.routes.iter().enumerate() {
+        if !seen.insert((route.table, route.to, route.metric)) {
+            ctx.error(
+                spans.routes.get(i).cloned().unwrap_or(0..0),
+                format!(
+                    "route to {} is listed twice with the same table and metric",
+                    route.to
+                ),
+                Some("remove one, or give them different metrics".into()),
+            );
+        }
+    }
+}
+
+/// The first of two SNAT rules for the same traffic wins; the second would never apply.
+fn unique_snat(ctx: &Context<'_>, tunnel: &Tunnel, spans: &Spans) {
+    let mut seen = HashSet::new();
+    for (i, rule) in tunnel.snat.iter().enumerate() {
+        if !seen.insert((rule.to, rule.from)) {
+            ctx.error(
+                spans.snat_to.get(i).cloned().unwrap_or(0..0),
+                format!("a second SNAT rule for destination {}", rule.to),
+                Some("one rule per destination (and `from`): the second would never match".into()),
+            );
+        }
+    }
+}
+
+const REMOTE_HINT: &str = "IKE and ESP to the peer would be routed into the tunnel itself; \
+leave the peer's address out, or set allow_remote_in_routes = true if a more specific route \
+to the peer stays outside the tunnel";
+
+/// Routes into the tunnel, and selectors of policy-based children (their policies carry no
+/// mark), must not catch the packets that carry the tunnel: IKE and ESP to `remote`.
+fn remote_outside_routes(ctx: &Context<'_>, tunnel: &Tunnel, spans: &Spans) {
+    let remote = tunnel.remote;
+    for (i, route) in tunnel.routes.iter().enumerate() {
+        if route.to.contains(&remote) {
+            ctx.error(
+                spans.routes.get(i).cloned().unwrap_or(0..0),
+                format!("route to {} covers the peer's address {remote}", route.to),
+                Some(REMOTE_HINT.into()),
+            );
+        }
+    }
+    for child in policy_children(tunnel) {
+        // UDP carries IKE (and ESP behind NAT); protocol 50 is ESP.
+        let catches = |ts: &&TrafficSelector| {
+            ts.net.is_some_and(|net| net.contains(&remote))
+                && ts.protocol.is_none_or(|p| p == 17 || p == 50)
+        };
+        if let Some(ts) = child.remote_ts.iter().find(catches) {
+            let i = tunnel.children.iter().position(|c| c.name == child.name);
+            ctx.error(
+                i.and_then(|i| spans.children.get(i))
+                    .map_or(0..0, |s| s.remote_ts.clone()),
+                format!(
+                    "remote_ts {ts} of child \"{}\" covers the peer's address {remote}",
+                    child.name
+                ),
+                Some(REMOTE_HINT.into()),
             );
         }
     }

@@ -27,6 +27,7 @@ const TOP_KEYS: &[&str] = &[
     "mark",
     "if_id",
     "fail_closed",
+    "allow_remote_in_routes",
     "ike",
     "child",
     "interface",
@@ -116,7 +117,8 @@ pub fn read(ctx: &Context<'_>, doc: &DeTable<'_>, whole: Range<usize>) -> Option
             } else {
                 checked(ctx, &v, values::address)
                     .and_then(|a| usable_outer(ctx, &v, a))
-                    .and_then(|a| same_family(ctx, &v, a, remote).map(LocalEndpoint::Address))
+                    .and_then(|a| fits_remote(ctx, &v, a, remote))
+                    .map(LocalEndpoint::Address)
             }
         });
     let local_id = top
@@ -130,6 +132,9 @@ pub fn read(ctx: &Context<'_>, doc: &DeTable<'_>, whole: Range<usize>) -> Option
     let mark = id_value(&top, "mark", kind, TunnelKind::Vti, &mut spans.mark);
     let if_id = id_value(&top, "if_id", kind, TunnelKind::Xfrm, &mut spans.if_id);
     let fail_closed = top.boolean("fail_closed").is_none_or(|v| v.value);
+    let allow_remote_in_routes = top
+        .boolean("allow_remote_in_routes")
+        .is_some_and(|v| v.value);
 
     let ike = match top.table("ike", "[ike]".into(), IKE_KEYS) {
         Some(section) => read_ike(&section, &mut spans),
@@ -179,7 +184,7 @@ pub fn read(ctx: &Context<'_>, doc: &DeTable<'_>, whole: Range<usize>) -> Option
     if ctx.has_errors() {
         return None;
     }
-    super::semantics::check(ctx, &tunnel, &spans);
+    super::semantics::check(ctx, &tunnel, &spans, allow_remote_in_routes);
     (!ctx.has_errors()).then_some(Parsed { tunnel, spans })
 }
 
@@ -217,23 +222,31 @@ fn usable_outer(ctx: &Context<'_>, v: &Val<&str>, addr: IpAddr) -> Option<IpAddr
     Some(addr)
 }
 
-fn same_family(
+/// A local address of the remote's family, and not the remote itself.
+fn fits_remote(
     ctx: &Context<'_>,
     v: &Val<&str>,
     local: IpAddr,
     remote: Option<IpAddr>,
 ) -> Option<IpAddr> {
-    match remote {
-        Some(remote) if remote.is_ipv4() != local.is_ipv4() => {
-            ctx.error(
-                v.span.clone(),
-                format!("local {local} and remote {remote} are of different address families"),
-                Some("the outer addresses must both be IPv4 or both IPv6".into()),
-            );
-            None
-        }
-        _ => Some(local),
-    }
+    let Some(remote) = remote else {
+        return Some(local);
+    };
+    let problem = if remote.is_ipv4() != local.is_ipv4() {
+        (
+            format!("local {local} and remote {remote} are of different address families"),
+            "the outer addresses must both be IPv4 or both IPv6",
+        )
+    } else if remote.to_canonical() == local.to_canonical() {
+        (
+            format!("local {local} is the same address as remote"),
+            "remote is the peer's outer address, local this host's",
+        )
+    } else {
+        return Some(local);
+    };
+    ctx.error(v.span.clone(), problem.0, Some(problem.1.into()));
+    None
 }
 
 /// `mark` (VTI only) and `if_id` (XFRM interfaces only): explicit 32-bit IDs.
@@ -273,7 +286,7 @@ pub(super) fn kind_name(kind: TunnelKind) -> &'static str {
 /// Reads a whole file's text into a tunnel, or the diagnostics explaining why not.
 pub fn parse_source(source: &SourceFile) -> (Option<Parsed>, Vec<crate::profile::Diagnostic>) {
     let ctx = Context::new(source);
-    let parsed = match DeTable::parse(&source.text) {
+    let parsed = match DeTable::parse(source.text()) {
         Ok(doc) => {
             let span = doc.span();
             read(&ctx, doc.get_ref(), span)

@@ -275,7 +275,7 @@ pub fn identity(text: &str) -> Result<Identity, Invalid> {
             Some("DN identities come with certificates; with PSK use an address or a host name"),
         ));
     }
-    if text.is_empty() || text.chars().any(char::is_whitespace) {
+    if text.is_empty() || text.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err(invalid(
             format!("invalid identity \"{text}\""),
             Some("write an address, a host name (vpn.example.com) or user@example.com"),
@@ -290,8 +290,15 @@ pub fn identity(text: &str) -> Result<Identity, Invalid> {
     Ok(Identity::Fqdn(text.to_string()))
 }
 
-/// Linux interface names: 1 to 15 bytes, no slash, colon or white space.
+/// Linux interface names: 1 to 15 bytes, no slash, colon, white space or control character
+/// (NUL would cut the name short in the kernel).
 pub fn interface_name(text: &str) -> Result<(), Invalid> {
+    if text.chars().any(char::is_control) {
+        return Err(invalid(
+            format!("interface name \"{text}\" contains a control character"),
+            Some("use letters, digits, - and _"),
+        ));
+    }
     if text.is_empty() || text.len() > 15 {
         return Err(invalid(
             format!("interface name \"{text}\" must be 1 to 15 characters long"),
@@ -441,6 +448,17 @@ mod tests {
         assert!(interface_name("vti-telecom").is_ok());
         assert!(interface_name("a-very-long-interface").is_err());
         assert!(interface_name("eth0:1").is_err());
+        for name in ["vti\0x", "vti\u{1b}[2J", "a\u{7f}"] {
+            assert!(
+                interface_name(name)
+                    .unwrap_err()
+                    .message
+                    .ends_with("contains a control character"),
+                "{name:?}"
+            );
+        }
+        assert!(identity("peer\u{1b}[2J").is_err());
+        assert!(identity("peer\0").is_err());
         assert!(object_name("bank-01").is_ok());
         assert!(object_name("-x").is_err());
     }
