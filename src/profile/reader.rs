@@ -65,7 +65,13 @@ impl<'s> Context<'s> {
         }
     }
 
-    fn push(&self, severity: Severity, span: Range<usize>, message: String, hint: Option<String>) {
+    /// Records a diagnostic; `describe` (message and hint) runs only if it will be shown.
+    fn push(
+        &self,
+        severity: Severity,
+        span: Range<usize>,
+        describe: impl FnOnce() -> (String, Option<String>),
+    ) {
         let mut diagnostics = self.diagnostics.borrow_mut();
         let shown = diagnostics
             .iter()
@@ -75,15 +81,25 @@ impl<'s> Context<'s> {
             self.not_shown.borrow_mut()[severity as usize] += 1;
             return;
         }
+        let (message, hint) = describe();
         diagnostics.push(self.source.diagnostic(severity, span, message, hint));
     }
 
     pub fn error(&self, span: Range<usize>, message: impl Into<String>, hint: Option<String>) {
-        self.push(Severity::Error, span, message.into(), hint);
+        self.push(Severity::Error, span, || (message.into(), hint));
+    }
+
+    /// An error whose text is costly to compose (a suggestion): composed only if shown.
+    pub fn error_with(
+        &self,
+        span: Range<usize>,
+        describe: impl FnOnce() -> (String, Option<String>),
+    ) {
+        self.push(Severity::Error, span, describe);
     }
 
     pub fn warning(&self, span: Range<usize>, message: impl Into<String>, hint: Option<String>) {
-        self.push(Severity::Warning, span, message.into(), hint);
+        self.push(Severity::Warning, span, || (message.into(), hint));
     }
 
     pub fn has_errors(&self) -> bool {
@@ -150,22 +166,22 @@ impl<'a> Section<'a> {
         for (key, _) in table.iter() {
             let key_name: &str = key.get_ref();
             if !allowed.contains(&key_name) {
-                let hint = match closest(key_name, allowed) {
-                    Some(best) => format!("did you mean `{best}`?"),
-                    None => format!("allowed keys: {}", allowed.join(", ")),
-                };
-                let hint = if looks_like_inline_secret(key_name) {
-                    "secrets are never written in a profile: put the key in a file readable only \
-by root and set `psk_file` under [ike]"
-                        .to_string()
-                } else {
-                    hint
-                };
-                ctx.error(
-                    key.span(),
-                    format!("unknown key `{key_name}` in {}", section.name),
-                    Some(hint),
-                );
+                ctx.error_with(key.span(), || {
+                    let hint = if looks_like_inline_secret(key_name) {
+                        "secrets are never written in a profile: put the key in a file readable \
+only by root and set `psk_file` under [ike]"
+                            .to_string()
+                    } else {
+                        match closest(key_name, allowed) {
+                            Some(best) => format!("did you mean `{best}`?"),
+                            None => format!("allowed keys: {}", allowed.join(", ")),
+                        }
+                    };
+                    (
+                        format!("unknown key `{key_name}` in {}", section.name),
+                        Some(hint),
+                    )
+                });
             }
         }
         section
