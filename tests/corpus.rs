@@ -669,3 +669,23 @@ fn cli_check_prints_control_characters_escaped() {
     let stderr = String::from_utf8(out.stderr).unwrap();
     assert!(!stderr.contains('\u{1b}'), "{stderr:?}");
 }
+
+#[test]
+fn cli_plan_refuses_a_directory_with_a_profile_it_cannot_read() {
+    // Skipping the dangling profile would plan (and apply) without its tunnel.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        root().join("tests/corpus/good/default-keyword.toml"),
+        dir.path().join("default-keyword.toml"),
+    )
+    .unwrap();
+    let gone = dir.path().join("partner.toml");
+    std::os::unix::fs::symlink(dir.path().join("moved-away.toml"), &gone).unwrap();
+    let config_dir = dir.path().to_str().unwrap();
+    let out = routevpn(&["plan", "--config-dir", config_dir]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    let expected = format!("{}: error: cannot read: dangling symlink", gone.display());
+    assert!(stderr.lines().any(|l| l == expected), "{stderr}");
+    assert!(out.stdout.is_empty(), "{:?}", out.stdout);
+}
