@@ -263,3 +263,17 @@ fn secret_file_paths_are_shown_only_once_they_name_a_file() {
         .collect();
     assert_eq!(psk_files, ["<redacted>", real.as_str()]);
 }
+
+#[test]
+fn the_profile_file_name_is_shown_escaped() {
+    // `name` makes any file name acceptable; the plan still names the file.
+    let dir = tempfile::tempdir().unwrap();
+    let text =
+        "name = \"lab\"\nkind = \"xfrm\"\nremote = \"198.51.100.1\"\n[ike]\npsk_file = \"k\"\n";
+    std::fs::write(dir.path().join("lab\u{1b}[2J.toml"), text).unwrap();
+    let loaded = profile::load(&[dir.path().to_path_buf()], Options::default());
+    let tunnels = loaded.tunnels.expect("the profile loads");
+    let text = plan::render_text(&plan::build(&tunnels, &plan::Context::default()));
+    assert!(!text.contains('\u{1b}'), "{text:?}");
+    assert!(text.contains("lab\\u{1b}[2J.toml)"), "{text}");
+}

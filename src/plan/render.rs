@@ -5,7 +5,7 @@ use std::fmt::Write;
 use super::policy::Direction;
 use super::{LinkKind, Plan, RouteKind, TunnelPlan, XfrmPolicy};
 use crate::model::{protocol_name, Mode, MssClamp};
-use crate::profile::shown_secret_path;
+use crate::profile::{escaped, shown_secret_path};
 
 fn ports(p: Option<(u16, u16)>) -> String {
     match p {
@@ -50,7 +50,8 @@ fn policy_line(p: &XfrmPolicy) -> String {
 }
 
 fn tunnel_block(out: &mut String, t: &TunnelPlan) {
-    let _ = writeln!(out, "tunnel {} ({})", t.name, t.file);
+    // The file name is the only text here no validator restricted.
+    let _ = writeln!(out, "tunnel {} ({})", t.name, escaped(&t.file));
     let link = &t.link;
     let kind = match &link.kind {
         LinkKind::Vti {

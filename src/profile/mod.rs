@@ -17,7 +17,7 @@ mod values;
 
 use std::path::{Path, PathBuf};
 
-pub use diagnostic::{Diagnostic, Severity, SourceFile};
+pub use diagnostic::{escaped, Diagnostic, Severity, SourceFile};
 pub use secrets::shown_path as shown_secret_path;
 pub use semantics::policy_children;
 
@@ -264,8 +264,7 @@ mod tests {
         std::fs::write(at("notes.txt"), "not a profile").unwrap();
         std::os::unix::fs::symlink(at("gone.toml"), at("dangling.toml")).unwrap();
         std::fs::create_dir(at("dir.toml")).unwrap();
-        let fifo = std::ffi::CString::new(at("fifo.toml").into_os_string().into_encoded_bytes());
-        assert_eq!(unsafe { libc::mkfifo(fifo.unwrap().as_ptr(), 0o600) }, 0);
+        file::mkfifo(&at("fifo.toml"));
         assert_eq!(
             load_errors(dir.path()),
             [

@@ -43,7 +43,7 @@ pub struct Context<'s> {
     /// Whether values may be secret (a keys file): messages then never quote them.
     pub secret_values: bool,
     diagnostics: RefCell<Vec<Diagnostic>>,
-    /// Diagnostics beyond [`MAX_SHOWN_PER_FILE`], errors and warnings.
+    /// Diagnostics beyond [`MAX_SHOWN_PER_FILE`], indexed by `Severity as usize`.
     not_shown: RefCell<[usize; 2]>,
 }
 
