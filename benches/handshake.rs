@@ -12,8 +12,8 @@ use std::sync::atomic::{AtomicIsize, Ordering};
 use std::time::{Duration, Instant};
 
 use routevpn::ike::crypto::Secret;
+use routevpn::ike::engine::{ChildConfig, IkeConfig};
 use routevpn::ike::engine::{Engine, EngineConfig, EngineConnection, IkeSaState};
-use routevpn::plan::{ChildConfig, IkeConfig};
 use routevpn::profile::parse_traffic_selector;
 use routevpn::proposal::{parse_esp, parse_ike};
 
@@ -67,7 +67,6 @@ fn connection(
     let child = ChildConfig::new("net", ts(ours), ts(theirs), esp);
     let mut config = IkeConfig::new(
         &name,
-        local,
         remote,
         vec![parse_ike(ike, false).unwrap()],
         vec![child],

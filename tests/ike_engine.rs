@@ -9,12 +9,13 @@ use rand::{Rng, SeedableRng};
 
 use routevpn::ike::codec::{ExchangeType, Message};
 use routevpn::ike::crypto::Secret;
+use routevpn::ike::engine::{ChildConfig, IkeConfig};
 use routevpn::ike::engine::{
     ChildSaInstall, ChildSaRef, Engine, EngineConfig, EngineConnection, Event, FailureReason,
     IkeSaState, KernelAction, Transmit,
 };
-use routevpn::model::{Dpd, DpdAction, Identity, Mode, NatTraversal, StartAction, TrafficSelector};
-use routevpn::plan::{ChildConfig, Endpoint, IkeConfig};
+use routevpn::ike::engine::{Dpd, DpdAction, Identity, Mode, NatTraversal, StartAction};
+use routevpn::ike::ts::TrafficSelector;
 use routevpn::profile::parse_traffic_selector;
 use routevpn::proposal::{parse_esp, parse_ike};
 
@@ -102,14 +103,11 @@ fn connection(s: &Side) -> EngineConnection {
     };
     let config = IkeConfig {
         name: s.name.into(),
-        local: Endpoint::Address(s.local),
         remote: s.remote,
         remote_port: 500,
         local_id: Some(s.local_id.clone()),
         remote_id: s.remote_id.clone(),
         proposals: s.ike.iter().map(|p| parse_ike(p, true).unwrap()).collect(),
-        psk_file: Some("/etc/routevpn/psk".into()),
-        manual_keys_file: None,
         rekey_time: 14400,
         over_time: 1440,
         rand_time: 1440,

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use common::peers::{connection, dpd, engine, TO_B};
 use routevpn::ike::crypto::Secret;
+use routevpn::ike::engine::{DpdAction, StartAction};
 use routevpn::ike::engine::{Engine, EngineConfig, Event, FailureReason, Transmit};
-use routevpn::model::{DpdAction, StartAction};
 
 fn side(a: bool, psk: &[u8]) -> Engine {
     let mut conn = connection(

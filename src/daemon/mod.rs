@@ -230,7 +230,7 @@ impl Daemon {
                 continue;
             }
             self.engine.add_connection(EngineConnection {
-                config: t.ike.clone(),
+                config: t.ike.connection.clone(),
                 local_addr,
                 psk,
             });

@@ -3,6 +3,8 @@
 
 use std::time::Instant;
 
+use super::config::ChildConfig;
+use super::config::Mode;
 use crate::ike::codec::{
     AddressRange, NotifyType, Payload, PayloadLookup, Proposal, SecurityAssociation,
     TrafficSelectors,
@@ -10,8 +12,6 @@ use crate::ike::codec::{
 use crate::ike::crypto::{ChildSaKeys, CryptoError, Secret};
 use crate::ike::select::{accepts_esp_reply, select_esp, EspChoice, KeyExchange as Ke};
 use crate::ike::ts::{narrow, within, TsRange};
-use crate::model::Mode;
-use crate::plan::ChildConfig;
 use crate::proposal::EspProposal;
 
 use super::config::EngineConnection;

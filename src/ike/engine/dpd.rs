@@ -7,8 +7,8 @@
 
 use std::time::{Duration, Instant};
 
+use super::config::{DpdAction, StartAction};
 use crate::ike::codec::ExchangeType;
-use crate::model::{DpdAction, StartAction};
 
 use super::events::{Event, FailureReason};
 use super::sa::{IkeSa, Phase};

@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 use std::time::Instant;
 
+use super::config::{Mode, NatTraversal};
 use crate::ike::codec::{
     Auth, AuthMethod, Delete, ExchangeType, Flags, Header, Identification,
     KeyExchange as KePayload, Message, Nonce, Notify, NotifyType, Payload, PayloadLookup,
@@ -12,7 +13,6 @@ use crate::ike::crypto::{
     psk_auth, random, signed_octets, verify_psk_auth, IkeSaKeys, IkeSuite, KeyExchange, SkCiphers,
 };
 use crate::ike::select::{accepts_ike_reply, IkeChoice, KeyExchange as Ke};
-use crate::model::{Mode, NatTraversal};
 use crate::proposal::DhGroup;
 
 use super::child;

@@ -49,7 +49,11 @@ use crate::ike::codec::{
 };
 use crate::ike::crypto::{random, CryptoError};
 
-pub use config::{wire_identity, EngineConfig, EngineConnection, RetransmitConfig};
+pub(crate) use config::{display_list, secs};
+pub use config::{
+    wire_identity, ChildConfig, Dpd, DpdAction, EngineConfig, EngineConnection, Identity,
+    IkeConfig, Mode, NatTraversal, RetransmitConfig, StartAction, CHILD_REKEY_TIME, IKE_REKEY_TIME,
+};
 pub use cookie::CookieConfig;
 pub use events::{
     ChildSaInstall, ChildSaRef, ChildSaStatus, Event, FailureReason, IkeSaState, IkeSaStatus,

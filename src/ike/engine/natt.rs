@@ -11,8 +11,8 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use super::config::NatTraversal;
 use crate::ike::crypto::random;
-use crate::model::NatTraversal;
 
 use super::events::Transmit;
 use super::sa::{IkeSa, Phase};

@@ -10,13 +10,13 @@
 
 use std::time::{Duration, Instant};
 
+use super::config::Mode;
 use crate::ike::codec::{
     Delete, ExchangeType, KeyExchange as KePayload, Message, Nonce, Notify, NotifyType, Payload,
     PayloadLookup, Proposal, ProtocolId, SecurityAssociation, TrafficSelectors,
 };
 use crate::ike::crypto::{random, KeyExchange, Secret};
 use crate::ike::select::KeyExchange as Ke;
-use crate::model::Mode;
 
 use super::child::{self, address_ranges, Keymat, Negotiated};
 use super::events::{Event, FailureReason, KernelAction};
@@ -203,7 +203,7 @@ impl Engine {
         &mut self,
         now: Instant,
         sa: &mut IkeSa,
-        config: &crate::plan::ChildConfig,
+        config: &super::config::ChildConfig,
     ) -> Result<(), EngineError> {
         let conn = self.connection_named(&sa.connection)?;
         let request = ChildRequest {
@@ -218,7 +218,7 @@ impl Engine {
         &mut self,
         now: Instant,
         sa: &mut IkeSa,
-        config: &crate::plan::ChildConfig,
+        config: &super::config::ChildConfig,
         request: ChildRequest,
     ) -> Result<(), EngineError> {
         let spi_in = random::esp_spi()?;
@@ -426,7 +426,7 @@ impl Engine {
         now: Instant,
         sa: &mut IkeSa,
         conn: &super::EngineConnection,
-        config: &crate::plan::ChildConfig,
+        config: &super::config::ChildConfig,
         negotiated: &Negotiated,
         spi_in: u32,
         keymat: Keymat<'_>,

@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 use std::time::Instant;
 
+use super::config::Mode;
 use crate::ike::codec::{
     Auth, AuthMethod, ExchangeType, Flags, Header, Identification, KeyExchange as KePayload,
     Message, Nonce, Notify, NotifyType, Payload, PayloadLookup, Proposal, SecurityAssociation,
@@ -10,7 +11,6 @@ use crate::ike::codec::{
 };
 use crate::ike::crypto::{psk_auth, random, signed_octets, verify_psk_auth, KeyExchange};
 use crate::ike::select::{select_ike, KeyExchange as Ke};
-use crate::model::Mode;
 use crate::proposal::{DhGroup, IkeProposal};
 
 use super::child::{self, address_ranges};

@@ -3,10 +3,10 @@
 use std::net::SocketAddr;
 use std::time::Instant;
 
+use super::config::Mode;
 use crate::ike::crypto::{IkeSaKeys, KeyExchange, SkCiphers};
 use crate::ike::select::{EspChoice, IkeChoice};
 use crate::ike::ts::TsRange;
-use crate::model::Mode;
 
 use super::events::{ChildSaRef, ChildSaStatus, IkeSaState, IkeSaStatus, Selector};
 use super::rekey::{PeerRekey, PendingRekey};

@@ -7,7 +7,7 @@
 
 use std::time::Instant;
 
-use crate::model::{DpdAction, StartAction};
+use super::config::{DpdAction, StartAction};
 
 use super::dpd::Loss;
 use super::events::Event;

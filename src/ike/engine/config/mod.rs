@@ -7,11 +7,19 @@ use std::time::Duration;
 
 use crate::ike::codec::Identity as WireIdentity;
 use crate::ike::crypto::Secret;
-use crate::ike::ts::TsRange;
-use crate::model::{Identity, TrafficSelector};
-use crate::plan::{ChildConfig, IkeConfig};
+use crate::ike::ts::{TrafficSelector, TsRange};
 
 use super::cookie::CookieConfig;
+
+mod choices;
+mod connection;
+
+pub(crate) use choices::secs;
+pub use choices::{
+    Dpd, DpdAction, Identity, Mode, NatTraversal, StartAction, CHILD_REKEY_TIME, IKE_REKEY_TIME,
+};
+pub(crate) use connection::display_list;
+pub use connection::{ChildConfig, IkeConfig};
 
 /// Engine-wide settings.
 #[derive(Clone, Debug)]
@@ -31,8 +39,8 @@ impl Default for EngineConfig {
             retransmit: RetransmitConfig::default(),
             half_open_timeout: Duration::from_secs(30),
             cookies: CookieConfig::default(),
-            ike_port: super::IKE_PORT,
-            natt_port: super::NATT_PORT,
+            ike_port: crate::ike::engine::IKE_PORT,
+            natt_port: crate::ike::engine::NATT_PORT,
         }
     }
 }
