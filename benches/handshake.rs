@@ -72,11 +72,11 @@ fn connection(
         vec![child],
     );
     config.dpd.delay = Duration::ZERO;
-    EngineConnection {
+    EngineConnection::with_psk(
         config,
-        local_addr: local,
-        psk: Secret::from_slice(b"bench-psk-0123456789abcdef"),
-    }
+        local,
+        Secret::from_slice(b"bench-psk-0123456789abcdef"),
+    )
 }
 
 struct Row {

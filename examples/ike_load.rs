@@ -85,11 +85,7 @@ fn connection(args: &Args, local: IpAddr) -> Result<EngineConnection, String> {
     let ike = vec![parse_ike(&args.ike, true).map_err(|e| e.message)?];
     let mut config = IkeConfig::new("load", args.responder, ike, vec![child]);
     config.dpd.delay = Duration::ZERO;
-    Ok(EngineConnection {
-        config,
-        local_addr: local,
-        psk: args.psk.clone(),
-    })
+    Ok(EngineConnection::with_psk(config, local, args.psk.clone()))
 }
 
 /// One initiator in flight.

@@ -123,11 +123,7 @@ fn connection(s: &Side) -> EngineConnection {
         close_action: StartAction::None,
         children: vec![child],
     };
-    EngineConnection {
-        config,
-        local_addr: s.local,
-        psk: Secret::from_slice(s.psk),
-    }
+    EngineConnection::with_psk(config, s.local, Secret::from_slice(s.psk))
 }
 
 /// Network conditions; all randomness comes from the seed.

@@ -140,9 +140,5 @@ fn connection(name: &str, local: IpAddr, remote: IpAddr, me: &str, peer: &str) -
     config.local_id = Some(Identity::Fqdn(me.into()));
     config.remote_id = Identity::Fqdn(peer.into());
     config.start_action = StartAction::Start;
-    EngineConnection {
-        config,
-        local_addr: local,
-        psk: Secret::from_slice(b"fuzz-psk-0123456789abcdef"),
-    }
+    EngineConnection::with_psk(config, local, Secret::from_slice(b"fuzz-psk-0123456789abcdef"))
 }

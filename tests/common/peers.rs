@@ -39,11 +39,11 @@ pub fn connection(a: bool, dpd: Dpd, start: StartAction, close: StartAction) -> 
     let ike = vec![parse_ike("aes128gcm16-prfsha256-x25519", false).unwrap()];
     let mut config = IkeConfig::new(name, remote, ike, vec![child]);
     (config.dpd, config.start_action, config.close_action) = (dpd, start, close);
-    EngineConnection {
+    EngineConnection::with_psk(
         config,
-        local_addr: local,
-        psk: Secret::from_slice(b"peers-test-psk-0123456789"),
-    }
+        local,
+        Secret::from_slice(b"peers-test-psk-0123456789"),
+    )
 }
 
 /// The connection without IKE or Child SA lifetimes, so rekeys add no messages, Deletes or

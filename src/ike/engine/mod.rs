@@ -5,36 +5,45 @@
 //! ```text
 //! driver                       Engine
 //!   initiate / terminate  -->  IKE SAs (sa.rs), one per connection and peer
-//!   handle_datagram       -->    IKE_SA_INIT / IKE_AUTH (initiator.rs, responder.rs)
-//!   handle_timeout        -->    INFORMATIONAL (informational.rs), back-off (retransmit.rs)
+//!   handle_datagram       -->    one module per exchange, each serving both roles:
+//!                                  IKE_SA_INIT       ike_init.rs (+ cookie.rs, natt.rs)
+//!                                  IKE_AUTH          ike_auth.rs -> authenticators/
+//!                                  CREATE_CHILD_SA   rekey.rs (Child SAs), ike_rekey.rs
+//!                                  INFORMATIONAL     informational.rs, dpd.rs
+//!   handle_timeout        -->    back-off (retransmit.rs), DPD, rekeys, expiry
 //!   poll_transmit         <--  datagrams (SK protection in protect.rs)
 //!   poll_action           <--  KernelAction::{InstallChildSa, DeleteChildSa} (child.rs)
 //!   poll_event            <--  Event (operator log), status() snapshots
 //! ```
 //!
+//! Configuration ([`EngineConnection`], [`IkeConfig`]) is the engine's own: the plan builds
+//! it, and `ike` depends on no layer above it. Authentication is per method and per
+//! direction: [`LocalAuth`] makes our AUTH payload, [`RemoteAuth`] checks the peer's.
+//!
 //! Scope of this slice: IKE_SA_INIT (with INVALID_KE_PAYLOAD retry, NAT detection hashes
-//! and COOKIE under load, cookie.rs), IKE_AUTH with a pre-shared key and the first Child
-//! SA, INFORMATIONAL liveness checks and deletes, retransmission with window size 1, dead
-//! peer detection with restart / close actions and retries (dpd.rs), NAT traversal: the
-//! move to the NAT-T port, UDP-encapsulated ESP, keepalives, `force`, following a new NAT
-//! mapping (natt.rs), CREATE_CHILD_SA for Child SAs: rekeying from either side with
-//! collisions, and Child SAs the peer adds (rekey.rs); answering the peer's IKE SA rekey
-//! and starting IKE SA rekeys, with collisions (ike_rekey.rs); kernel SA expiry reports
-//! (expire.rs) and acquires for on-demand negotiation (trap.rs). Not yet: fragmentation.
+//! and COOKIE under load), IKE_AUTH with a pre-shared key and the first Child SA,
+//! INFORMATIONAL liveness checks and deletes, retransmission with window size 1, dead peer
+//! detection with restart / close actions and retries (dpd.rs), NAT traversal: the move to
+//! the NAT-T port, UDP-encapsulated ESP, keepalives, `force`, following a new NAT mapping
+//! (natt.rs), CREATE_CHILD_SA for Child SAs: rekeying from either side with collisions, and
+//! Child SAs the peer adds (rekey.rs); answering the peer's IKE SA rekey and starting IKE
+//! SA rekeys, with collisions (ike_rekey.rs); kernel SA expiry reports (expire.rs) and
+//! acquires for on-demand negotiation (trap.rs). Not yet: fragmentation, signatures.
 
+mod authenticators;
 mod child;
 mod config;
 mod cookie;
 mod dpd;
 mod events;
 mod expire;
+mod ike_auth;
+mod ike_init;
 mod ike_rekey;
 mod informational;
-mod initiator;
 mod natt;
 mod protect;
 mod rekey;
-mod responder;
 mod retransmit;
 mod sa;
 mod table;
@@ -49,6 +58,7 @@ use crate::ike::codec::{
 };
 use crate::ike::crypto::{random, CryptoError};
 
+pub use authenticators::{LocalAuth, RemoteAuth};
 pub(crate) use config::{display_list, secs};
 pub use config::{
     wire_identity, ChildConfig, Dpd, DpdAction, EngineConfig, EngineConnection, Identity,
@@ -83,6 +93,8 @@ pub enum EngineError {
     Protect(#[from] ProtectError),
     #[error("the IKE SA has no keys yet")]
     NoKeys,
+    #[error("authentication: {0}")]
+    Auth(#[from] authenticators::AuthError),
 }
 
 /// Whether an IKE SA survives the processing of a message or timer.
@@ -560,6 +572,12 @@ impl Engine {
         self.run_rekeys(now, sa);
         self.run_ike_rekey(now, sa);
         self.run_dpd(now, sa)
+    }
+
+    fn protocol_failure(&mut self, sa: &mut IkeSa, what: &str) -> Fate {
+        self.delete_children(sa);
+        self.fail(&sa.connection, FailureReason::Protocol(what.to_owned()));
+        Fate::Remove
     }
 
     fn transmit(&mut self, sa: &IkeSa, payload: Vec<u8>) {

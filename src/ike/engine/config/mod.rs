@@ -9,6 +9,7 @@ use crate::ike::codec::Identity as WireIdentity;
 use crate::ike::crypto::Secret;
 use crate::ike::ts::{TrafficSelector, TsRange};
 
+use super::authenticators::{LocalAuth, RemoteAuth};
 use super::cookie::CookieConfig;
 
 mod choices;
@@ -79,7 +80,9 @@ pub struct EngineConnection {
     pub config: IkeConfig,
     /// The local outer address (the plan's `local`, resolved by the driver).
     pub local_addr: IpAddr,
-    pub psk: Secret,
+    /// How we prove our identity, and how the peer must prove its own: chosen apart.
+    pub local_auth: LocalAuth,
+    pub remote_auth: RemoteAuth,
 }
 
 impl fmt::Debug for EngineConnection {
@@ -88,12 +91,23 @@ impl fmt::Debug for EngineConnection {
             .field("name", &self.config.name)
             .field("local_addr", &self.local_addr)
             .field("remote", &self.config.remote)
-            .field("psk", &self.psk)
+            .field("local_auth", &self.local_auth)
+            .field("remote_auth", &self.remote_auth)
             .finish_non_exhaustive()
     }
 }
 
 impl EngineConnection {
+    /// Both sides authenticate with the same pre-shared key.
+    pub fn with_psk(config: IkeConfig, local_addr: IpAddr, psk: Secret) -> Self {
+        EngineConnection {
+            config,
+            local_addr,
+            local_auth: LocalAuth::Psk(psk.clone()),
+            remote_auth: RemoteAuth::Psk(psk),
+        }
+    }
+
     pub fn name(&self) -> &str {
         &self.config.name
     }
