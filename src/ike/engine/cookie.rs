@@ -234,7 +234,7 @@ impl Engine {
             return true;
         }
         let half_open = (self.sas.values())
-            .filter(|sa| !sa.initiator && sa.phase == Phase::Auth)
+            .filter(|sa| !sa.initiator && sa.phase() == Phase::Auth)
             .count();
         let Some(jar) = self.cookies.as_mut() else {
             return false;

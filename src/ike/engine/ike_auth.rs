@@ -18,7 +18,7 @@ use super::child::{self, Negotiated};
 use super::config::{show_identity, wire_identity, ChildConfig, EngineConnection, Mode};
 use super::events::{Event, FailureReason, KernelAction};
 use super::protect;
-use super::sa::{IkeSa, PendingChild, Phase};
+use super::sa::{IkeSa, PendingChild, Phase, State};
 use super::{Engine, EngineError, Fate};
 
 impl Engine {
@@ -46,10 +46,13 @@ impl Engine {
     }
 
     fn auth_inputs(sa: &IkeSa) -> Option<AuthInputs<'_>> {
+        let State::Auth(handshake) = &sa.state else {
+            return None;
+        };
         Some(AuthInputs {
             prf: sa.choice?.prf,
-            init_request: &sa.init_request,
-            init_response: &sa.init_response,
+            init_request: &handshake.request,
+            init_response: &handshake.response,
             nonce_i: &sa.nonce_i,
             nonce_r: &sa.nonce_r,
             keys: sa.keys.as_ref()?,
@@ -86,12 +89,14 @@ impl Engine {
                 &local_ts,
                 &remote_ts,
             ));
-            sa.pending_child = Some(PendingChild {
-                index: 0,
-                spi_in,
-                local_ts,
-                remote_ts,
-            });
+            if let State::Auth(handshake) = &mut sa.state {
+                handshake.first_child = Some(PendingChild {
+                    index: 0,
+                    spi_in,
+                    local_ts,
+                    remote_ts,
+                });
+            }
         }
         self.send_request(now, sa, ExchangeType::IkeAuth, &payloads)
     }
@@ -106,7 +111,7 @@ impl Engine {
         bytes: &[u8],
     ) -> Fate {
         let message_id = message.header.message_id;
-        if sa.rejected {
+        if sa.rejected() {
             return Fate::Keep;
         }
         let Some(payloads) = self.open_request(sa, message, bytes) else {
@@ -209,7 +214,9 @@ impl Engine {
             &sa.connection,
             FailureReason::AuthenticationFailed { peer_id },
         );
-        sa.rejected = true;
+        if let State::Auth(handshake) = &mut sa.state {
+            handshake.rejected = true;
+        }
         Fate::Keep
     }
 
@@ -265,21 +272,25 @@ impl Engine {
             );
             return Fate::Remove;
         }
+        let first_child = match &mut sa.state {
+            State::Auth(handshake) => handshake.first_child.take(),
+            _ => None,
+        };
         self.establish(now, sa);
         sa.children_to_request = (conn.config.children.iter().skip(1))
             .map(|c| c.name.clone())
             .collect();
-        if let Some(pending) = sa.pending_child.take() {
+        if let Some(pending) = first_child {
             self.first_child_answer(now, sa, &conn, pending, &payloads);
         }
         Fate::Keep
     }
 
-    /// Both roles, once the peer is authenticated (and, as responder, answered).
+    /// Both roles, once the peer is authenticated (and, as responder, answered): what
+    /// only the handshake needed (IKE_SA_INIT messages, half-open expiry) goes with it.
     fn establish(&mut self, now: Instant, sa: &mut IkeSa) {
-        sa.phase = Phase::Established;
+        sa.state = State::Established;
         sa.established_at = Some(now);
-        sa.expires_at = None;
         self.trapped.remove(&sa.connection);
         sa.ike_rekey_at = self.ike_rekey_schedule(&sa.connection, now);
         self.events.push_back(Event::Established {
@@ -371,7 +382,7 @@ impl Engine {
             .filter(|(_, sa)| {
                 sa.connection == current.connection
                     && sa.remote.ip() == current.remote.ip()
-                    && sa.phase != Phase::Auth
+                    && sa.phase() != Phase::Auth
             })
             .map(|(spi, _)| *spi)
             .collect();

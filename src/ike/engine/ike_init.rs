@@ -19,7 +19,7 @@ use super::cookie::CookieJar;
 use super::events::FailureReason;
 use super::natt::{self, detect_nat, nat_notifies};
 use super::retransmit::Outstanding;
-use super::sa::{IkeSa, Phase};
+use super::sa::{Authenticating, IkeSa, State};
 use super::{Engine, EngineError, Fate};
 
 /// RFC 7427 hash algorithms we announce: SHA2-256, SHA2-384, SHA2-512.
@@ -79,30 +79,28 @@ pub(super) fn derive(
 impl Engine {
     // The initiator.
 
-    /// Sends (or, after INVALID_KE_PAYLOAD, sends again) the IKE_SA_INIT request with a key
-    /// exchange for `group`. The SPI and nonce stay; message ID 0 is reused.
+    /// Sends (or, after COOKIE or INVALID_KE_PAYLOAD, sends again) the IKE_SA_INIT request
+    /// with the key exchange and cookie of the SA's `InitSent` state. The SPI and nonce
+    /// stay; message ID 0 is reused.
     pub(super) fn send_init_request(
         &mut self,
         now: Instant,
         sa: &mut IkeSa,
         conn: &EngineConnection,
-        group: DhGroup,
     ) -> Result<(), EngineError> {
-        // A retry after COOKIE keeps the key exchange (RFC 7296 2.6: "all other payloads
-        // unchanged"); one after INVALID_KE_PAYLOAD needs the new group.
-        let kex = match sa.kex.take() {
-            Some(kex) if kex.group() == group => kex,
-            _ => KeyExchange::new(group)?,
+        let State::InitSent(init) = &mut sa.state else {
+            return Err(EngineError::NoKeys);
         };
+        let kex = &init.kex;
         let cookie =
-            (sa.cookie.clone()).map(|c| Payload::Notify(Notify::new(NotifyType::Cookie, c)));
+            (init.cookie.clone()).map(|c| Payload::Notify(Notify::new(NotifyType::Cookie, c)));
         let mut payloads: Vec<Payload> = cookie.into_iter().collect();
         payloads.extend([
             Payload::SecurityAssociation(SecurityAssociation::from_ike_proposals(
                 &conn.config.proposals,
                 None,
             )?),
-            Payload::KeyExchange(KePayload::new(group, kex.public_value().to_vec())),
+            Payload::KeyExchange(KePayload::new(kex.group(), kex.public_value().to_vec())),
             Payload::Nonce(Nonce {
                 data: sa.nonce_i.clone(),
             }),
@@ -127,8 +125,7 @@ impl Engine {
             },
         );
         let datagram = Message::new(header, payloads)?.encode()?;
-        sa.kex = Some(kex);
-        sa.init_request = datagram.clone();
+        init.request = datagram.clone();
         sa.outstanding = Some(Outstanding::new(
             now,
             0,
@@ -181,10 +178,10 @@ impl Engine {
         else {
             return self.protocol_failure(sa, "the peer chose IKE algorithms we did not offer");
         };
-        let Some(kex) = sa.kex.take() else {
+        let State::InitSent(init) = &sa.state else {
             return Fate::Remove;
         };
-        if ke.group != choice.dh.transform_id() || kex.group() != choice.dh {
+        if ke.group != choice.dh.transform_id() || init.kex.group() != choice.dh {
             return self.protocol_failure(sa, "KE group differs from the chosen group");
         }
         if !(random::NONCE_MIN_LEN..=random::NONCE_MAX_LEN).contains(&nonce.data.len())
@@ -194,7 +191,23 @@ impl Engine {
         }
         sa.spi_r = message.header.responder_spi;
         sa.nonce_r = nonce.data.clone();
-        let (keys, ciphers) = match derive(&choice, &kex, &ke.data, sa) {
+        let State::InitSent(init) = &sa.state else {
+            return Fate::Remove;
+        };
+        let derived = derive(&choice, &init.kex, &ke.data, sa);
+        let State::InitSent(init) = &mut sa.state else {
+            return Fate::Remove;
+        };
+        let request = std::mem::take(&mut init.request);
+        // The DH private value goes with the InitSent state.
+        sa.state = State::Auth(Box::new(Authenticating {
+            request,
+            response: bytes.to_vec(),
+            first_child: None,
+            half_open_until: None,
+            rejected: false,
+        }));
+        let (keys, ciphers) = match derived {
             Ok(k) => k,
             Err(what) => return self.protocol_failure(sa, &what),
         };
@@ -204,9 +217,7 @@ impl Engine {
         sa.choice = Some(choice);
         sa.keys = Some(keys);
         sa.ciphers = Some(ciphers);
-        sa.init_response = bytes.to_vec();
         sa.outstanding = None;
-        sa.phase = Phase::Auth;
         match self.send_auth_request(now, sa, &conn) {
             Ok(()) => Fate::Keep,
             Err(e) => self.protocol_failure(sa, &e.to_string()),
@@ -214,6 +225,7 @@ impl Engine {
     }
 
     /// The responder is under load and wants its cookie echoed (RFC 7296 section 2.6).
+    /// The retry keeps the key exchange ("all other payloads unchanged").
     fn retry_with_cookie(
         &mut self,
         now: Instant,
@@ -221,22 +233,20 @@ impl Engine {
         conn: &EngineConnection,
         cookie: &[u8],
     ) -> Fate {
-        let group = sa.kex.as_ref().map(KeyExchange::group);
-        match group {
-            // A few rounds at most: a responder that keeps changing its mind (or a forger
-            // racing the real one) must not keep us busy for ever.
-            Some(group) if (1..=64).contains(&cookie.len()) && sa.cookie_retries < 3 => {
-                sa.cookie_retries += 1;
-                sa.cookie = Some(cookie.to_vec());
-                match self.send_init_request(now, sa, conn, group) {
-                    Ok(()) => Fate::Keep,
-                    Err(e) => self.protocol_failure(sa, &e.to_string()),
-                }
-            }
-            _ => self.protocol_failure(sa, "the responder keeps asking for cookies"),
+        let State::InitSent(init) = &mut sa.state else {
+            return Fate::Remove;
+        };
+        // A few rounds at most: a responder that keeps changing its mind (or a forger
+        // racing the real one) must not keep us busy for ever.
+        if !(1..=64).contains(&cookie.len()) || init.cookie_retries >= 3 {
+            return self.protocol_failure(sa, "the responder keeps asking for cookies");
         }
+        init.cookie_retries += 1;
+        init.cookie = Some(cookie.to_vec());
+        self.resend_init_request(now, sa, conn)
     }
 
+    /// The responder wants a key exchange in another of our groups.
     fn retry_with_group(
         &mut self,
         now: Instant,
@@ -244,28 +254,42 @@ impl Engine {
         conn: &EngineConnection,
         requested: Option<u16>,
     ) -> Fate {
-        let current = sa.kex.as_ref().map(KeyExchange::group);
-        let group = requested.and_then(DhGroup::from_transform).filter(|g| {
-            Some(*g) != current && conn.config.proposals.iter().any(|p| p.dh.contains(g))
-        });
-        match group {
-            // One retry per group we have: a peer cannot keep us bouncing.
-            Some(group) if sa.ke_retries < 8 => {
-                sa.ke_retries += 1;
-                match self.send_init_request(now, sa, conn, group) {
-                    Ok(()) => Fate::Keep,
-                    Err(e) => self.protocol_failure(sa, &e.to_string()),
-                }
+        let State::InitSent(init) = &mut sa.state else {
+            return Fate::Remove;
+        };
+        let current = init.kex.group();
+        let group = requested
+            .and_then(DhGroup::from_transform)
+            .filter(|g| *g != current && conn.config.proposals.iter().any(|p| p.dh.contains(g)));
+        // One retry per group we have: a peer cannot keep us bouncing.
+        let Some(group) = group.filter(|_| init.ke_retries < 8) else {
+            self.fail(
+                &sa.connection,
+                FailureReason::InvalidKePayload {
+                    requested: requested.unwrap_or(0),
+                },
+            );
+            return Fate::Remove;
+        };
+        match KeyExchange::new(group) {
+            Ok(kex) => {
+                init.ke_retries += 1;
+                init.kex = kex;
             }
-            _ => {
-                self.fail(
-                    &sa.connection,
-                    FailureReason::InvalidKePayload {
-                        requested: requested.unwrap_or(0),
-                    },
-                );
-                Fate::Remove
-            }
+            Err(e) => return self.protocol_failure(sa, &e.to_string()),
+        }
+        self.resend_init_request(now, sa, conn)
+    }
+
+    fn resend_init_request(
+        &mut self,
+        now: Instant,
+        sa: &mut IkeSa,
+        conn: &EngineConnection,
+    ) -> Fate {
+        match self.send_init_request(now, sa, conn) {
+            Ok(()) => Fate::Keep,
+            Err(e) => self.protocol_failure(sa, &e.to_string()),
         }
     }
 
@@ -333,13 +357,15 @@ impl Engine {
         if let Some(sa) =
             (self.sas.values()).find(|sa| !sa.initiator && sa.spi_i == spi_i && sa.remote == remote)
         {
-            if sa.init_request == bytes && sa.phase == Phase::Auth {
-                let payload = sa.init_response.clone();
-                self.transmits.push_back(super::Transmit {
-                    local,
-                    remote,
-                    payload,
-                });
+            if let State::Auth(auth) = &sa.state {
+                if auth.request == bytes {
+                    let payload = auth.response.clone();
+                    self.transmits.push_back(super::Transmit {
+                        local,
+                        remote,
+                        payload,
+                    });
+                }
             }
             return;
         }
@@ -423,7 +449,15 @@ impl Engine {
         ) else {
             return;
         };
-        let mut sa = IkeSa::new(conn.name().to_owned(), false, local, remote);
+        let handshake = Authenticating {
+            request: bytes.to_vec(),
+            response: Vec::new(),
+            first_child: None,
+            half_open_until: Some(now + self.config.half_open_timeout),
+            rejected: false,
+        };
+        let state = State::Auth(Box::new(handshake));
+        let mut sa = IkeSa::new(conn.name().to_owned(), false, state, (local, remote));
         sa.spi_i = spi_i;
         sa.spi_r = spi_r;
         sa.nonce_i = nonce.data.clone();
@@ -464,11 +498,11 @@ impl Engine {
         sa.choice = Some(choice);
         sa.keys = Some(keys);
         sa.ciphers = Some(ciphers);
-        sa.init_request = bytes.to_vec();
-        sa.init_response = datagram.clone();
+        if let State::Auth(auth) = &mut sa.state {
+            auth.response = datagram.clone();
+        }
         sa.last_response = Some((0, datagram.clone()));
         sa.expected_request_id = 1;
-        sa.expires_at = Some(now + self.config.half_open_timeout);
         self.transmit(&sa, datagram);
         self.put(sa);
     }

@@ -56,7 +56,7 @@ use std::time::Instant;
 use crate::ike::codec::{
     ExchangeType, Flags, Header, Message, Notify, NotifyType, Payload, PayloadLookup,
 };
-use crate::ike::crypto::{random, CryptoError};
+use crate::ike::crypto::{random, CryptoError, KeyExchange};
 
 pub use authenticators::{LocalAuth, RemoteAuth};
 pub(crate) use config::{display_list, secs};
@@ -72,7 +72,7 @@ pub use events::{
 pub use protect::ProtectError;
 
 use retransmit::{Outstanding, Timer};
-use sa::{IkeSa, Phase};
+use sa::{IkeSa, InitSent, Phase, State};
 
 /// The standard ports, the defaults of [`EngineConfig`].
 pub const IKE_PORT: u16 = 500;
@@ -202,7 +202,7 @@ impl Engine {
     /// Stores `sa` (back) in the table with its next deadline.
     fn put(&mut self, sa: impl Into<Box<IkeSa>>) {
         let mut sa = sa.into();
-        if sa.phase == Phase::Established {
+        if sa.phase() == Phase::Established {
             sa.go_idle();
         }
         let deadline = self.deadline(&sa);
@@ -234,7 +234,7 @@ impl Engine {
 
     pub fn status(&self) -> Vec<IkeSaStatus> {
         let mut all: Vec<IkeSaStatus> = (self.sas.values())
-            .filter(|sa| !sa.rejected && sa.retired_at.is_none())
+            .filter(|sa| !sa.rejected() && sa.retired_at.is_none())
             .map(IkeSa::status)
             .collect();
         all.sort_by(|a, b| (&a.name, a.spi_i).cmp(&(&b.name, b.spi_i)));
@@ -282,22 +282,26 @@ impl Engine {
         let conn = self.connection_named(name)?;
         // A refused responder SA lingers only to repeat its answer: it does not count.
         let active =
-            |sa: &IkeSa| sa.connection == name && sa.phase != Phase::Deleting && !sa.rejected;
+            |sa: &IkeSa| sa.connection == name && sa.phase() != Phase::Deleting && !sa.rejected();
         if self.sas.values().any(active) {
             return Ok(());
         }
-        let mut sa = IkeSa::new(
-            name.to_owned(),
-            true,
-            SocketAddr::new(conn.local_addr, self.config.ike_port),
-            SocketAddr::new(conn.config.remote, conn.config.remote_port),
-        );
-        sa.spi_i = self.unique_spi()?;
-        sa.nonce_i = random::nonce()?;
         let group = (conn.config.proposals.first())
             .and_then(|p| p.dh.first().copied())
             .ok_or_else(|| EngineError::NoKeyExchangeGroup(name.to_owned()))?;
-        self.send_init_request(now, &mut sa, &conn, group)?;
+        let init = InitSent::new(KeyExchange::new(group)?);
+        let mut sa = IkeSa::new(
+            name.to_owned(),
+            true,
+            State::InitSent(Box::new(init)),
+            (
+                SocketAddr::new(conn.local_addr, self.config.ike_port),
+                SocketAddr::new(conn.config.remote, conn.config.remote_port),
+            ),
+        );
+        sa.spi_i = self.unique_spi()?;
+        sa.nonce_i = random::nonce()?;
+        self.send_init_request(now, &mut sa, &conn)?;
         self.put(sa);
         Ok(())
     }
@@ -317,11 +321,11 @@ impl Engine {
             let Some(mut sa) = self.sas.remove(&spi) else {
                 continue;
             };
-            match sa.phase {
+            match sa.phase() {
                 Phase::Established if sa.outstanding.is_none() => {
                     let delete = vec![Payload::Delete(crate::ike::codec::Delete::ike_sa())];
                     self.send_request(now, &mut sa, ExchangeType::Informational, &delete)?;
-                    sa.phase = Phase::Deleting;
+                    sa.state = State::Deleting;
                     self.put(sa);
                 }
                 Phase::Established => {
@@ -350,7 +354,7 @@ impl Engine {
         let spis: Vec<u64> = (self.sas.iter())
             .filter(|(_, sa)| {
                 sa.connection == name
-                    && sa.phase == Phase::Established
+                    && sa.phase() == Phase::Established
                     && sa.outstanding.is_none()
                     && !sa.delete_pending
             })
@@ -396,7 +400,7 @@ impl Engine {
         };
         let spis_match = sa.initiator != h.flags.initiator
             && h.initiator_spi == sa.spi_i
-            && (h.responder_spi == sa.spi_r || sa.phase == Phase::InitSent);
+            && (h.responder_spi == sa.spi_r || sa.phase() == Phase::InitSent);
         let progress = |sa: &IkeSa| {
             (
                 sa.expected_request_id,
@@ -439,7 +443,7 @@ impl Engine {
         if sa.outstanding.as_ref().map(|o| o.message_id) != Some(h.message_id) {
             return Fate::Keep;
         }
-        match (sa.phase, h.exchange) {
+        match (sa.phase(), h.exchange) {
             (Phase::InitSent, ExchangeType::IkeSaInit) if sa.initiator => {
                 self.init_response(now, sa, message, bytes)
             }
@@ -478,7 +482,7 @@ impl Engine {
         if h.message_id != sa.expected_request_id {
             return Fate::Keep;
         }
-        match (sa.phase, h.exchange) {
+        match (sa.phase(), h.exchange) {
             (Phase::Auth, ExchangeType::IkeAuth) if !sa.initiator => {
                 self.auth_request(now, sa, message, bytes)
             }
@@ -514,7 +518,7 @@ impl Engine {
     }
 
     fn run_timers(&mut self, now: Instant, sa: &mut IkeSa) -> Fate {
-        if sa.expires_at.is_some_and(|at| at <= now) {
+        if sa.half_open_until().is_some_and(|at| at <= now) {
             return Fate::Remove;
         }
         if let Some(at) = sa.retired_at {
@@ -548,7 +552,7 @@ impl Engine {
                     payload: outstanding.datagram.clone(),
                 }),
                 Timer::GiveUp(after) => {
-                    let phase = sa.phase;
+                    let phase = sa.phase();
                     self.delete_children(sa);
                     if phase == Phase::Deleting {
                         self.events.push_back(Event::Deleted {

@@ -94,7 +94,7 @@ pub fn forced_source_hash() -> Vec<u8> {
 
 impl IkeSa {
     pub fn keepalive_due(&self) -> Option<Instant> {
-        if !(self.udp_encap && self.local_behind_nat && self.phase == Phase::Established) {
+        if !(self.udp_encap && self.local_behind_nat && self.phase() == Phase::Established) {
             return None;
         }
         Some(self.last_keepalive.or(self.established_at)? + KEEPALIVE_INTERVAL)

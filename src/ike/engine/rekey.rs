@@ -67,7 +67,7 @@ impl Engine {
     pub fn rekey_children(&mut self, now: Instant, name: &str) -> Result<(), EngineError> {
         self.connection_named(name)?;
         let spis: Vec<u64> = (self.sas.iter())
-            .filter(|(_, sa)| sa.connection == name && sa.phase == Phase::Established)
+            .filter(|(_, sa)| sa.connection == name && sa.phase() == Phase::Established)
             .map(|(spi, _)| *spi)
             .collect();
         for spi in spis {
@@ -86,7 +86,7 @@ impl Engine {
     /// The earliest rekey or expiry among `sa`'s Child SAs. A rekey waits for the request
     /// window, so it counts only while nothing is outstanding.
     pub(super) fn child_deadline(sa: &IkeSa) -> Option<Instant> {
-        let idle = sa.phase == Phase::Established && sa.outstanding.is_none();
+        let idle = sa.phase() == Phase::Established && sa.outstanding.is_none();
         // Further Child SAs are asked for as soon as the window is free.
         let request = (idle && !sa.children_to_request.is_empty())
             .then_some(sa.established_at)
@@ -105,7 +105,7 @@ impl Engine {
             .map(|c| c.spi_in)
             .collect();
         self.remove_children(sa, &expired);
-        if sa.phase != Phase::Established
+        if sa.phase() != Phase::Established
             || sa.outstanding.is_some()
             || sa.delete_pending
             || sa.retired_at.is_some()
