@@ -12,8 +12,9 @@ use std::sync::atomic::{AtomicIsize, Ordering};
 use std::time::{Duration, Instant};
 
 use routevpn::ike::crypto::Secret;
-use routevpn::ike::engine::{ChildConfig, IkeConfig};
-use routevpn::ike::engine::{Engine, EngineConfig, EngineConnection, IkeSaState};
+use routevpn::ike::engine::{
+    ChildConfig, Engine, EngineConfig, EngineConnection, IkeConfig, IkeSaState,
+};
 use routevpn::profile::parse_traffic_selector;
 use routevpn::proposal::{parse_esp, parse_ike};
 

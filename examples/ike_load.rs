@@ -19,8 +19,9 @@ use std::time::{Duration, Instant};
 
 use ipnet::IpNet;
 use routevpn::ike::crypto::Secret;
-use routevpn::ike::engine::{ChildConfig, IkeConfig};
-use routevpn::ike::engine::{Engine, EngineConfig, EngineConnection, Event};
+use routevpn::ike::engine::{
+    ChildConfig, Engine, EngineConfig, EngineConnection, Event, IkeConfig,
+};
 use routevpn::profile::parse_traffic_selector;
 use routevpn::proposal::{parse_esp, parse_ike};
 

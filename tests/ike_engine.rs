@@ -9,12 +9,11 @@ use rand::{Rng, SeedableRng};
 
 use routevpn::ike::codec::{ExchangeType, Message};
 use routevpn::ike::crypto::Secret;
-use routevpn::ike::engine::{ChildConfig, IkeConfig};
 use routevpn::ike::engine::{
-    ChildSaInstall, ChildSaRef, Engine, EngineConfig, EngineConnection, Event, FailureReason,
-    IkeSaState, KernelAction, Transmit,
+    ChildConfig, ChildSaInstall, ChildSaRef, Dpd, DpdAction, Engine, EngineConfig,
+    EngineConnection, Event, FailureReason, Identity, IkeConfig, IkeSaState, KernelAction, Mode,
+    NatTraversal, StartAction, Transmit,
 };
-use routevpn::ike::engine::{Dpd, DpdAction, Identity, Mode, NatTraversal, StartAction};
 use routevpn::ike::ts::TrafficSelector;
 use routevpn::profile::parse_traffic_selector;
 use routevpn::proposal::{parse_esp, parse_ike};

@@ -6,8 +6,10 @@ use std::time::Duration;
 
 use common::peers::{connection, dpd, engine, Pair, TO_B};
 use routevpn::ike::crypto::Secret;
-use routevpn::ike::engine::{DpdAction, LocalAuth, RemoteAuth, StartAction};
-use routevpn::ike::engine::{Engine, EngineConfig, Event, FailureReason, IkeSaState, Transmit};
+use routevpn::ike::engine::{
+    DpdAction, Engine, EngineConfig, Event, FailureReason, IkeSaState, LocalAuth, RemoteAuth,
+    StartAction, Transmit,
+};
 
 fn side(a: bool, psk: &[u8]) -> Engine {
     asymmetric_side(a, psk, psk)

@@ -10,9 +10,9 @@ use std::time::{Duration, Instant};
 
 use libfuzzer_sys::fuzz_target;
 use routevpn::ike::crypto::Secret;
-use routevpn::ike::engine::{Engine, EngineConfig, EngineConnection, Transmit};
-use routevpn::ike::engine::{Identity, StartAction};
-use routevpn::ike::engine::{ChildConfig, IkeConfig};
+use routevpn::ike::engine::{
+    ChildConfig, Engine, EngineConfig, EngineConnection, Identity, IkeConfig, StartAction, Transmit,
+};
 use routevpn::profile::parse_traffic_selector;
 use routevpn::proposal::{parse_esp, parse_ike};
 

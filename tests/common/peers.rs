@@ -6,10 +6,9 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use routevpn::ike::crypto::Secret;
-use routevpn::ike::engine::{ChildConfig, IkeConfig};
-use routevpn::ike::engine::{Dpd, DpdAction, StartAction};
 use routevpn::ike::engine::{
-    Engine, EngineConfig, EngineConnection, Event, IkeSaState, KernelAction, Transmit,
+    ChildConfig, Dpd, DpdAction, Engine, EngineConfig, EngineConnection, Event, IkeConfig,
+    IkeSaState, KernelAction, StartAction, Transmit,
 };
 use routevpn::profile::parse_traffic_selector;
 use routevpn::proposal::{parse_esp, parse_ike};
