@@ -7,13 +7,13 @@
 use std::time::Instant;
 
 use crate::ike::codec::{
-    Auth, Delete, ExchangeType, Identification, Notify, NotifyType, Payload, PayloadLookup,
-    SecurityAssociation,
+    Auth, Delete, ExchangeType, Identification, Message, Notify, NotifyType, Payload,
+    PayloadLookup, SecurityAssociation,
 };
 use crate::ike::crypto::random;
 use crate::ike::select::KeyExchange as Ke;
 
-use super::authenticators::{AuthError, AuthInputs, Authenticator, Verifier};
+use super::authenticators::{AuthError, AuthInputs, Authenticator, Checking, Signing, Verifier};
 use super::child::{self, Negotiated};
 use super::config::{show_identity, wire_identity, ChildConfig, EngineConnection, Mode};
 use super::events::{Event, FailureReason, KernelAction};
@@ -29,8 +29,11 @@ impl Engine {
         id: &Identification,
     ) -> Result<Auth, AuthError> {
         let inputs = Self::auth_inputs(sa).ok_or(AuthError::NoKeys)?;
-        let octets = inputs.signed_octets(sa.initiator, id)?;
-        conn.local_auth.authenticate(inputs.prf, &octets)
+        let signed_octets = inputs.signed_octets(sa.initiator, id)?;
+        conn.local_auth.authenticate(&Signing {
+            prf: inputs.prf,
+            signed_octets: &signed_octets,
+        })
     }
 
     /// Checks the peer's AUTH payload, over its ID payload `id`.
@@ -41,8 +44,12 @@ impl Engine {
         auth: &Auth,
     ) -> Result<(), AuthError> {
         let inputs = Self::auth_inputs(sa).ok_or(AuthError::NoKeys)?;
-        let octets = inputs.signed_octets(!sa.initiator, id)?;
-        conn.remote_auth.verify(inputs.prf, &octets, auth)
+        let signed_octets = inputs.signed_octets(!sa.initiator, id)?;
+        conn.remote_auth.verify(&Checking {
+            prf: inputs.prf,
+            signed_octets: &signed_octets,
+            auth,
+        })
     }
 
     fn auth_inputs(sa: &IkeSa) -> Option<AuthInputs<'_>> {
@@ -107,7 +114,7 @@ impl Engine {
         &mut self,
         now: Instant,
         sa: &mut IkeSa,
-        message: &crate::ike::codec::Message,
+        message: &Message,
         bytes: &[u8],
     ) -> Fate {
         let message_id = message.header.message_id;
@@ -225,7 +232,7 @@ impl Engine {
         &mut self,
         now: Instant,
         sa: &mut IkeSa,
-        message: &crate::ike::codec::Message,
+        message: &Message,
         bytes: &[u8],
     ) -> Fate {
         let Some(conn) = self.connection(&sa.connection).cloned() else {

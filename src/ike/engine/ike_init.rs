@@ -89,7 +89,7 @@ impl Engine {
         conn: &EngineConnection,
     ) -> Result<(), EngineError> {
         let State::InitSent(init) = &mut sa.state else {
-            return Err(EngineError::NoKeys);
+            return Err(EngineError::PastInit);
         };
         let kex = &init.kex;
         let cookie =

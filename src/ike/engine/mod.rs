@@ -93,6 +93,8 @@ pub enum EngineError {
     Protect(#[from] ProtectError),
     #[error("the IKE SA has no keys yet")]
     NoKeys,
+    #[error("the IKE SA is past IKE_SA_INIT")]
+    PastInit,
     #[error("authentication: {0}")]
     Auth(#[from] authenticators::AuthError),
 }

@@ -41,28 +41,43 @@ pub enum RemoteAuth {
     Psk(Secret),
 }
 
-/// Makes our AUTH payload from our signed octets.
-pub trait Authenticator {
-    fn authenticate(&self, prf: Prf, signed_octets: &[u8]) -> Result<Auth, AuthError>;
+/// What a method has to make our AUTH payload. Signature methods will add the hash
+/// algorithms the peer announced (RFC 7427 SIGNATURE_HASH_ALGORITHMS).
+pub struct Signing<'a> {
+    pub prf: Prf,
+    pub signed_octets: &'a [u8],
 }
 
-/// Checks the peer's AUTH payload against the peer's signed octets.
+/// What a method has to check the peer's AUTH payload. Public-key methods will add the
+/// peer's identity and CERT payloads.
+pub struct Checking<'a> {
+    pub prf: Prf,
+    pub signed_octets: &'a [u8],
+    pub auth: &'a Auth,
+}
+
+/// Makes our AUTH payload.
+pub trait Authenticator {
+    fn authenticate(&self, signing: &Signing<'_>) -> Result<Auth, AuthError>;
+}
+
+/// Checks the peer's AUTH payload.
 pub trait Verifier {
-    fn verify(&self, prf: Prf, signed_octets: &[u8], auth: &Auth) -> Result<(), AuthError>;
+    fn verify(&self, checking: &Checking<'_>) -> Result<(), AuthError>;
 }
 
 impl Authenticator for LocalAuth {
-    fn authenticate(&self, prf: Prf, signed_octets: &[u8]) -> Result<Auth, AuthError> {
+    fn authenticate(&self, signing: &Signing<'_>) -> Result<Auth, AuthError> {
         match self {
-            LocalAuth::Psk(key) => Ok(psk::authenticate(prf, key, signed_octets)),
+            LocalAuth::Psk(key) => Ok(psk::authenticate(key, signing)),
         }
     }
 }
 
 impl Verifier for RemoteAuth {
-    fn verify(&self, prf: Prf, signed_octets: &[u8], auth: &Auth) -> Result<(), AuthError> {
+    fn verify(&self, checking: &Checking<'_>) -> Result<(), AuthError> {
         match self {
-            RemoteAuth::Psk(key) => psk::verify(prf, key, signed_octets, auth),
+            RemoteAuth::Psk(key) => psk::verify(key, checking),
         }
     }
 }

@@ -53,21 +53,34 @@ fn each_side_signs_its_message_the_other_nonce_and_its_own_id_key() {
     assert_ne!(expected_i, expected_r);
 }
 
+fn sign(auth: &LocalAuth, signed_octets: &[u8]) -> Auth {
+    let signing = Signing {
+        prf: Prf::HmacSha256,
+        signed_octets,
+    };
+    auth.authenticate(&signing).unwrap()
+}
+
+fn check(verifier: &RemoteAuth, signed_octets: &[u8], auth: &Auth) -> Result<(), AuthError> {
+    verifier.verify(&Checking {
+        prf: Prf::HmacSha256,
+        signed_octets,
+        auth,
+    })
+}
+
 #[test]
 fn psk_auth_verifies_with_the_same_key_only() {
     let octets = b"signed octets";
-    let ours = LocalAuth::Psk(secret(9));
-    let auth = ours.authenticate(Prf::HmacSha256, octets).unwrap();
+    let auth = sign(&LocalAuth::Psk(secret(9)), octets);
     assert_eq!(auth.method, AuthMethod::SharedKeyMic);
-    assert!(RemoteAuth::Psk(secret(9))
-        .verify(Prf::HmacSha256, octets, &auth)
-        .is_ok());
+    assert!(check(&RemoteAuth::Psk(secret(9)), octets, &auth).is_ok());
     assert!(matches!(
-        RemoteAuth::Psk(secret(8)).verify(Prf::HmacSha256, octets, &auth),
+        check(&RemoteAuth::Psk(secret(8)), octets, &auth),
         Err(AuthError::Mismatch)
     ));
     assert!(matches!(
-        RemoteAuth::Psk(secret(9)).verify(Prf::HmacSha256, b"other octets", &auth),
+        check(&RemoteAuth::Psk(secret(9)), b"other octets", &auth),
         Err(AuthError::Mismatch)
     ));
 }
@@ -75,12 +88,10 @@ fn psk_auth_verifies_with_the_same_key_only() {
 #[test]
 fn a_psk_verifier_refuses_other_methods_even_with_the_right_mic() {
     let octets = b"signed octets";
-    let mut auth = LocalAuth::Psk(secret(9))
-        .authenticate(Prf::HmacSha256, octets)
-        .unwrap();
+    let mut auth = sign(&LocalAuth::Psk(secret(9)), octets);
     auth.method = AuthMethod::DigitalSignature;
     assert!(matches!(
-        RemoteAuth::Psk(secret(9)).verify(Prf::HmacSha256, octets, &auth),
+        check(&RemoteAuth::Psk(secret(9)), octets, &auth),
         Err(AuthError::WrongMethod {
             expected: 2,
             got: 14
