@@ -12,8 +12,9 @@ use std::sync::atomic::{AtomicIsize, Ordering};
 use std::time::{Duration, Instant};
 
 use routevpn::ike::crypto::Secret;
-use routevpn::ike::engine::{Engine, EngineConfig, EngineConnection, IkeSaState};
-use routevpn::plan::{ChildConfig, IkeConfig};
+use routevpn::ike::engine::{
+    ChildConfig, Engine, EngineConfig, EngineConnection, IkeConfig, IkeSaState,
+};
 use routevpn::profile::parse_traffic_selector;
 use routevpn::proposal::{parse_esp, parse_ike};
 
@@ -67,17 +68,16 @@ fn connection(
     let child = ChildConfig::new("net", ts(ours), ts(theirs), esp);
     let mut config = IkeConfig::new(
         &name,
-        local,
         remote,
         vec![parse_ike(ike, false).unwrap()],
         vec![child],
     );
     config.dpd.delay = Duration::ZERO;
-    EngineConnection {
+    EngineConnection::with_psk(
         config,
-        local_addr: local,
-        psk: Secret::from_slice(b"bench-psk-0123456789abcdef"),
-    }
+        local,
+        Secret::from_slice(b"bench-psk-0123456789abcdef"),
+    )
 }
 
 struct Row {

@@ -19,8 +19,9 @@ use std::time::{Duration, Instant};
 
 use ipnet::IpNet;
 use routevpn::ike::crypto::Secret;
-use routevpn::ike::engine::{Engine, EngineConfig, EngineConnection, Event};
-use routevpn::plan::{ChildConfig, IkeConfig};
+use routevpn::ike::engine::{
+    ChildConfig, Engine, EngineConfig, EngineConnection, Event, IkeConfig,
+};
 use routevpn::profile::parse_traffic_selector;
 use routevpn::proposal::{parse_esp, parse_ike};
 
@@ -83,13 +84,9 @@ fn connection(args: &Args, local: IpAddr) -> Result<EngineConnection, String> {
     let esp = vec![parse_esp(&args.esp, true).map_err(|e| e.message)?];
     let child = ChildConfig::new("load", vec![ts("dynamic")?], vec![ts("dynamic")?], esp);
     let ike = vec![parse_ike(&args.ike, true).map_err(|e| e.message)?];
-    let mut config = IkeConfig::new("load", local, args.responder, ike, vec![child]);
+    let mut config = IkeConfig::new("load", args.responder, ike, vec![child]);
     config.dpd.delay = Duration::ZERO;
-    Ok(EngineConnection {
-        config,
-        local_addr: local,
-        psk: args.psk.clone(),
-    })
+    Ok(EngineConnection::with_psk(config, local, args.psk.clone()))
 }
 
 /// One initiator in flight.

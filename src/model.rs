@@ -9,6 +9,11 @@ use std::time::Duration;
 use ipnet::IpNet;
 use serde::Serialize;
 
+use crate::ike::engine::{display_list, secs};
+pub use crate::ike::engine::{
+    Dpd, DpdAction, Identity, Mode, NatTraversal, StartAction, CHILD_REKEY_TIME, IKE_REKEY_TIME,
+};
+pub use crate::ike::ts::{protocol_name, TrafficSelector};
 use crate::proposal::{EspProposal, IkeProposal};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -28,75 +33,6 @@ pub enum LocalEndpoint {
     /// The source address of the route towards the remote peer, resolved when applied.
     DefaultRoute,
     Address(IpAddr),
-}
-
-/// An IKE identity as swanctl.conf writes it (`192.0.2.1`, `vpn.example.com`, `user@example.com`).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case", tag = "type", content = "value")]
-pub enum Identity {
-    Address(IpAddr),
-    Fqdn(String),
-    Email(String),
-}
-
-impl std::fmt::Display for Identity {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Identity::Address(a) => write!(f, "{a}"),
-            Identity::Fqdn(s) | Identity::Email(s) => f.write_str(s),
-        }
-    }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum DpdAction {
-    Clear,
-    Restart,
-    Trap,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-pub struct Dpd {
-    /// Zero disables liveness checks.
-    #[serde(with = "secs")]
-    pub delay: Duration,
-    #[serde(with = "secs")]
-    pub timeout: Duration,
-    pub action: DpdAction,
-}
-
-/// swanctl's lifetimes, the defaults of profiles: IKE SAs rekey after 4 h, CHILD SAs
-/// after 1 h; `over_time` and `rand_time` default to 10 % of the rekey time.
-pub const IKE_REKEY_TIME: Duration = Duration::from_secs(4 * 3600);
-pub const CHILD_REKEY_TIME: Duration = Duration::from_secs(3600);
-
-/// Liveness checks after 30 s of silence, the peer given up after 150 s, then restart.
-impl Default for Dpd {
-    fn default() -> Self {
-        Dpd {
-            delay: Duration::from_secs(30),
-            timeout: Duration::from_secs(150),
-            action: DpdAction::Restart,
-        }
-    }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum NatTraversal {
-    /// Detect NAT and move to UDP 4500 when one is found.
-    Auto,
-    /// Always encapsulate ESP in UDP, even without NAT.
-    Force,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum StartAction {
-    Start,
-    Trap,
-    None,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -146,55 +82,6 @@ pub struct Ike {
     pub close_action: StartAction,
     pub remote_port: u16,
     pub allow_legacy: bool,
-}
-
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, serde::Deserialize,
-)]
-#[serde(rename_all = "lowercase")]
-pub enum Mode {
-    Tunnel,
-    Transport,
-}
-
-/// A traffic selector: a prefix (or the outer address, `dynamic`) with optional protocol / ports.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct TrafficSelector {
-    /// `None` means `dynamic`: the tunnel's own outer address.
-    pub net: Option<IpNet>,
-    pub protocol: Option<u8>,
-    pub ports: Option<(u16, u16)>,
-}
-
-impl std::fmt::Display for TrafficSelector {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.net {
-            Some(net) => write!(f, "{net}")?,
-            None => f.write_str("dynamic")?,
-        }
-        match (self.protocol, self.ports) {
-            (None, None) => Ok(()),
-            (proto, ports) => {
-                let proto = proto.map(protocol_name).unwrap_or_else(|| "any".into());
-                match ports {
-                    None => write!(f, "[{proto}]"),
-                    Some((lo, hi)) if lo == hi => write!(f, "[{proto}/{lo}]"),
-                    Some((lo, hi)) => write!(f, "[{proto}/{lo}-{hi}]"),
-                }
-            }
-        }
-    }
-}
-
-pub fn protocol_name(proto: u8) -> String {
-    match proto {
-        1 => "icmp".into(),
-        6 => "tcp".into(),
-        17 => "udp".into(),
-        47 => "gre".into(),
-        58 => "ipv6-icmp".into(),
-        other => other.to_string(),
-    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -359,22 +246,6 @@ impl Tunnel {
                 .unwrap_or(false)
         }
         covered(net, &self.routes)
-    }
-}
-
-fn display_list<T: std::fmt::Display, S: serde::Serializer>(
-    list: &[T],
-    serializer: S,
-) -> Result<S::Ok, S::Error> {
-    serializer.collect_seq(list.iter().map(ToString::to_string))
-}
-
-/// Durations serialize as whole seconds, the unit swanctl users read.
-pub(crate) mod secs {
-    use std::time::Duration;
-
-    pub fn serialize<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_u64(d.as_secs())
     }
 }
 

@@ -9,8 +9,9 @@ use std::time::{Duration, Instant};
 
 use common::peers::{addr, connection, dpd, engine, A, B, TO_B};
 use routevpn::ike::codec::{ExchangeType, Message, NotifyType, Payload};
-use routevpn::ike::engine::{CookieConfig, Engine, EngineConfig, Event, IkeSaState, KernelAction};
-use routevpn::model::{DpdAction, StartAction};
+use routevpn::ike::engine::{
+    CookieConfig, DpdAction, Engine, EngineConfig, Event, IkeSaState, KernelAction, StartAction,
+};
 
 fn initiator() -> Engine {
     let dpd = dpd(0, 150, DpdAction::Restart); // no liveness checks in these tests

@@ -8,8 +8,9 @@ use std::time::Duration;
 
 use common::peers::{connection, dpd, engine, without_rekey, Pair, TO_A, TO_B};
 use routevpn::ike::codec::{ExchangeType, Message};
-use routevpn::ike::engine::{EngineConfig, Event, FailureReason, KernelAction};
-use routevpn::model::{Dpd, DpdAction, StartAction};
+use routevpn::ike::engine::{
+    Dpd, DpdAction, EngineConfig, Event, FailureReason, KernelAction, StartAction,
+};
 
 const SECS: fn(u64) -> Duration = Duration::from_secs;
 

@@ -10,11 +10,11 @@ use rand::{Rng, SeedableRng};
 use routevpn::ike::codec::{ExchangeType, Message};
 use routevpn::ike::crypto::Secret;
 use routevpn::ike::engine::{
-    ChildSaInstall, ChildSaRef, Engine, EngineConfig, EngineConnection, Event, FailureReason,
-    IkeSaState, KernelAction, Transmit,
+    ChildConfig, ChildSaInstall, ChildSaRef, Dpd, DpdAction, Engine, EngineConfig,
+    EngineConnection, Event, FailureReason, Identity, IkeConfig, IkeSaState, KernelAction, Mode,
+    NatTraversal, StartAction, Transmit,
 };
-use routevpn::model::{Dpd, DpdAction, Identity, Mode, NatTraversal, StartAction, TrafficSelector};
-use routevpn::plan::{ChildConfig, Endpoint, IkeConfig};
+use routevpn::ike::ts::TrafficSelector;
 use routevpn::profile::parse_traffic_selector;
 use routevpn::proposal::{parse_esp, parse_ike};
 
@@ -102,14 +102,11 @@ fn connection(s: &Side) -> EngineConnection {
     };
     let config = IkeConfig {
         name: s.name.into(),
-        local: Endpoint::Address(s.local),
         remote: s.remote,
         remote_port: 500,
         local_id: Some(s.local_id.clone()),
         remote_id: s.remote_id.clone(),
         proposals: s.ike.iter().map(|p| parse_ike(p, true).unwrap()).collect(),
-        psk_file: Some("/etc/routevpn/psk".into()),
-        manual_keys_file: None,
         rekey_time: 14400,
         over_time: 1440,
         rand_time: 1440,
@@ -125,11 +122,7 @@ fn connection(s: &Side) -> EngineConnection {
         close_action: StartAction::None,
         children: vec![child],
     };
-    EngineConnection {
-        config,
-        local_addr: s.local,
-        psk: Secret::from_slice(s.psk),
-    }
+    EngineConnection::with_psk(config, s.local, Secret::from_slice(s.psk))
 }
 
 /// Network conditions; all randomness comes from the seed.

@@ -4,20 +4,80 @@ mod common;
 
 use std::time::Duration;
 
-use common::peers::{connection, dpd, engine, TO_B};
+use common::peers::{connection, dpd, engine, Pair, TO_B};
 use routevpn::ike::crypto::Secret;
-use routevpn::ike::engine::{Engine, EngineConfig, Event, FailureReason, Transmit};
-use routevpn::model::{DpdAction, StartAction};
+use routevpn::ike::engine::{
+    DpdAction, Engine, EngineConfig, Event, FailureReason, IkeSaState, LocalAuth, RemoteAuth,
+    StartAction, Transmit,
+};
 
 fn side(a: bool, psk: &[u8]) -> Engine {
+    asymmetric_side(a, psk, psk)
+}
+
+/// A side that authenticates with `ours` and expects the peer to use `theirs`.
+fn asymmetric_side(a: bool, ours: &[u8], theirs: &[u8]) -> Engine {
     let mut conn = connection(
         a,
         dpd(0, 150, DpdAction::Clear),
         StartAction::None,
         StartAction::None,
     );
-    conn.psk = Secret::from_slice(psk);
+    conn.local_auth = LocalAuth::Psk(Secret::from_slice(ours));
+    conn.remote_auth = RemoteAuth::Psk(Secret::from_slice(theirs));
     engine(EngineConfig::default(), conn)
+}
+
+const KEY_OF_A: &[u8] = b"a proves itself with this, 0123";
+const KEY_OF_B: &[u8] = b"b proves itself with that, 4567";
+
+#[test]
+fn each_side_authenticates_with_its_own_method_and_checks_the_peers_apart() {
+    let mut pair = Pair::new(
+        asymmetric_side(true, KEY_OF_A, KEY_OF_B),
+        asymmetric_side(false, KEY_OF_B, KEY_OF_A),
+    );
+    pair.engines[0].initiate(pair.now, TO_B).unwrap();
+    pair.settle();
+    for side in 0..2 {
+        let status = pair.engines[side].status();
+        assert_eq!(status.len(), 1, "side {side}");
+        assert_eq!(status[0].state, IkeSaState::Established, "side {side}");
+        assert_eq!(pair.children(side), 1, "side {side}");
+    }
+}
+
+#[test]
+fn a_peer_proving_itself_with_another_key_than_its_own_is_refused() {
+    let refused = |e: &Event| {
+        matches!(
+            e,
+            Event::Failed {
+                reason: FailureReason::AuthenticationFailed { .. },
+                ..
+            }
+        )
+    };
+    // a signs with b's key: b refuses a's AUTH (and tells a).
+    let mut pair = Pair::new(
+        asymmetric_side(true, KEY_OF_B, KEY_OF_B),
+        asymmetric_side(false, KEY_OF_B, KEY_OF_A),
+    );
+    pair.engines[0].initiate(pair.now, TO_B).unwrap();
+    pair.settle();
+    assert!(pair.last_event(1, refused).is_some(), "b refuses a");
+    assert!(pair.last_event(0, refused).is_some(), "a learns why");
+    assert!(pair.engines[0].status().is_empty() && pair.engines[1].status().is_empty());
+    // b signs with a's key: a refuses b's AUTH.
+    let mut pair = Pair::new(
+        asymmetric_side(true, KEY_OF_A, KEY_OF_B),
+        asymmetric_side(false, KEY_OF_A, KEY_OF_A),
+    );
+    pair.engines[0].initiate(pair.now, TO_B).unwrap();
+    pair.settle();
+    assert!(pair.last_event(0, refused).is_some(), "a refuses b");
+    assert!(pair.engines[0].status().is_empty());
+    assert_eq!(pair.children(0), 0);
 }
 
 fn deliver(to: &mut Engine, t: &Transmit, now: std::time::Instant) {

@@ -8,8 +8,9 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use common::peers::{connection, dpd, engine, Pair, B, TO_A, TO_B};
-use routevpn::ike::engine::{EngineConfig, KernelAction, UdpEncap};
-use routevpn::model::{DpdAction, NatTraversal, StartAction};
+use routevpn::ike::engine::{
+    DpdAction, EngineConfig, KernelAction, NatTraversal, StartAction, UdpEncap,
+};
 
 const PUBLIC: &str = "203.0.113.5:40000";
 

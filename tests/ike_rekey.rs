@@ -9,8 +9,9 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use common::peers::{connection, dpd, engine, Pair, A, B, TO_A, TO_B};
-use routevpn::ike::engine::{EngineConfig, EngineConnection, Event, KernelAction};
-use routevpn::model::{DpdAction, StartAction};
+use routevpn::ike::engine::{
+    DpdAction, EngineConfig, EngineConnection, Event, KernelAction, StartAction,
+};
 use routevpn::proposal::parse_esp;
 
 const SECS: fn(u64) -> Duration = Duration::from_secs;

@@ -8,8 +8,7 @@ mod common;
 use std::time::Duration;
 
 use common::peers::{addr, connection, dpd, engine, Pair, A, B, TO_A, TO_B};
-use routevpn::ike::engine::{EngineConfig, EngineConnection, Event};
-use routevpn::model::{DpdAction, StartAction};
+use routevpn::ike::engine::{DpdAction, EngineConfig, EngineConnection, Event, StartAction};
 
 const SECS: fn(u64) -> Duration = Duration::from_secs;
 const NAMES: [&str; 2] = [TO_B, TO_A];

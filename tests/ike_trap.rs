@@ -8,8 +8,7 @@ use std::time::Duration;
 
 use common::peers::{connection, dpd, engine, without_rekey, Pair, A, TO_A, TO_B};
 use routevpn::ike::codec::{ExchangeType, Message};
-use routevpn::ike::engine::{EngineConfig, Event};
-use routevpn::model::{Dpd, DpdAction, StartAction};
+use routevpn::ike::engine::{Dpd, DpdAction, EngineConfig, Event, StartAction};
 
 const SECS: fn(u64) -> Duration = Duration::from_secs;
 /// The reqid the test connections give their Child SA.

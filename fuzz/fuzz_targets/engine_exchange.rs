@@ -10,9 +10,9 @@ use std::time::{Duration, Instant};
 
 use libfuzzer_sys::fuzz_target;
 use routevpn::ike::crypto::Secret;
-use routevpn::ike::engine::{Engine, EngineConfig, EngineConnection, Transmit};
-use routevpn::model::{Identity, StartAction};
-use routevpn::plan::{ChildConfig, IkeConfig};
+use routevpn::ike::engine::{
+    ChildConfig, Engine, EngineConfig, EngineConnection, Identity, IkeConfig, StartAction, Transmit,
+};
 use routevpn::profile::parse_traffic_selector;
 use routevpn::proposal::{parse_esp, parse_ike};
 
@@ -136,13 +136,9 @@ fn connection(name: &str, local: IpAddr, remote: IpAddr, me: &str, peer: &str) -
     child.mark = Some(0x100);
     // x25519 keeps each execution cheap; the codec is the same for every group.
     let ike = vec![parse_ike("aes128gcm16-prfsha256-x25519", false).unwrap()];
-    let mut config = IkeConfig::new(name, local, remote, ike, vec![child]);
+    let mut config = IkeConfig::new(name, remote, ike, vec![child]);
     config.local_id = Some(Identity::Fqdn(me.into()));
     config.remote_id = Identity::Fqdn(peer.into());
     config.start_action = StartAction::Start;
-    EngineConnection {
-        config,
-        local_addr: local,
-        psk: Secret::from_slice(b"fuzz-psk-0123456789abcdef"),
-    }
+    EngineConnection::with_psk(config, local, Secret::from_slice(b"fuzz-psk-0123456789abcdef"))
 }

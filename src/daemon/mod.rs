@@ -229,11 +229,11 @@ impl Daemon {
                 log(format_args!("{}: {e}", t.name));
                 continue;
             }
-            self.engine.add_connection(EngineConnection {
-                config: t.ike.clone(),
+            self.engine.add_connection(EngineConnection::with_psk(
+                t.ike.connection.clone(),
                 local_addr,
                 psk,
-            });
+            ));
         }
         Ok(())
     }

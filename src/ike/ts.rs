@@ -5,8 +5,47 @@
 use std::net::IpAddr;
 
 use ipnet::IpNet;
+use serde::Serialize;
 
-use crate::model::TrafficSelector;
+/// A traffic selector: a prefix (or the outer address, `dynamic`) with optional protocol / ports.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct TrafficSelector {
+    /// `None` means `dynamic`: the tunnel's own outer address.
+    pub net: Option<IpNet>,
+    pub protocol: Option<u8>,
+    pub ports: Option<(u16, u16)>,
+}
+
+impl std::fmt::Display for TrafficSelector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.net {
+            Some(net) => write!(f, "{net}")?,
+            None => f.write_str("dynamic")?,
+        }
+        match (self.protocol, self.ports) {
+            (None, None) => Ok(()),
+            (proto, ports) => {
+                let proto = proto.map(protocol_name).unwrap_or_else(|| "any".into());
+                match ports {
+                    None => write!(f, "[{proto}]"),
+                    Some((lo, hi)) if lo == hi => write!(f, "[{proto}/{lo}]"),
+                    Some((lo, hi)) => write!(f, "[{proto}/{lo}-{hi}]"),
+                }
+            }
+        }
+    }
+}
+
+pub fn protocol_name(proto: u8) -> String {
+    match proto {
+        1 => "icmp".into(),
+        6 => "tcp".into(),
+        17 => "udp".into(),
+        47 => "gre".into(),
+        58 => "ipv6-icmp".into(),
+        other => other.to_string(),
+    }
+}
 
 /// One selector: an inclusive address range, an IP protocol (0 = any) and a port range.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -124,10 +163,27 @@ pub fn within(proposed: &[TsRange], chosen: &[TsRange]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::profile;
 
+    /// `prefix` or `dynamic`, then optionally `[protocol]` or `[protocol/port(-port)]`.
     fn ts(text: &str) -> TsRange {
-        let sel = profile::parse_traffic_selector(text).unwrap();
+        let (net, rest) = text.split_once('[').unwrap_or((text, ""));
+        let (protocol, ports) = rest
+            .trim_end_matches(']')
+            .split_once('/')
+            .unwrap_or((rest, ""));
+        let port = |p: &str| p.parse::<u16>().unwrap();
+        let sel = TrafficSelector {
+            net: (net != "dynamic").then(|| net.parse().unwrap()),
+            protocol: match protocol.trim_end_matches(']') {
+                "" => None,
+                name => Some((0..=255).find(|p| protocol_name(*p) == name).unwrap()),
+            },
+            ports: match ports.split_once('-') {
+                _ if ports.is_empty() => None,
+                Some((lo, hi)) => Some((port(lo), port(hi))),
+                None => Some((port(ports), port(ports))),
+            },
+        };
         TsRange::from_selector(&sel, "192.0.2.1".parse().unwrap())
     }
 

@@ -1,7 +1,7 @@
 //! The plan: the kernel state the profiles ask for, computed without touching the kernel.
 //!
 //! [`build`] is a pure function of the tunnels and a [`Context`] (earlier allocations, known
-//! outer MTUs). The dataplane diffs this against live state; the IKE engine gets [`IkeConfig`].
+//! outer MTUs). The dataplane diffs this against live state; the IKE engine gets [`IkePlan`]'s connection.
 
 pub mod alloc;
 mod ike;
@@ -17,7 +17,7 @@ use ipnet::IpNet;
 use serde::Serialize;
 
 pub use alloc::Allocations;
-pub use ike::{ChildConfig, IkeConfig};
+pub use ike::IkePlan;
 pub use nft::{Family as NftFamily, NftChain, NftRule, NftTable, TABLE as NFT_TABLE};
 pub use policy::{Direction, PolicyNet, XfrmPolicy, XfrmTemplate};
 pub use render::render_text;
@@ -68,7 +68,7 @@ pub struct TunnelPlan {
     pub rules: Vec<RulePlan>,
     pub sysctls: Vec<Sysctl>,
     pub policies: Vec<XfrmPolicy>,
-    pub ike: IkeConfig,
+    pub ike: IkePlan,
 }
 
 /// An outer endpoint: known, or the source address of the route to the peer at apply time.

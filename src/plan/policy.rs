@@ -5,7 +5,7 @@
 use ipnet::IpNet;
 use serde::Serialize;
 
-use super::{Endpoint, IkeConfig};
+use super::{Endpoint, IkePlan};
 use crate::model::{Mode, TrafficSelector, Tunnel};
 
 #[derive(
@@ -100,7 +100,7 @@ fn common_protocol(a: Option<u8>, b: Option<u8>) -> Result<Option<u8>, ()> {
     }
 }
 
-pub fn policies(tunnel: &Tunnel, ike: &IkeConfig) -> Vec<XfrmPolicy> {
+pub fn policies(tunnel: &Tunnel, ike: &IkePlan) -> Vec<XfrmPolicy> {
     let local = ike.local;
     let remote = Endpoint::Address(ike.remote);
     let outer_ipv6 = tunnel.outer_is_ipv6();

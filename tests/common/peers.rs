@@ -7,10 +7,9 @@ use std::time::{Duration, Instant};
 
 use routevpn::ike::crypto::Secret;
 use routevpn::ike::engine::{
-    Engine, EngineConfig, EngineConnection, Event, IkeSaState, KernelAction, Transmit,
+    ChildConfig, Dpd, DpdAction, Engine, EngineConfig, EngineConnection, Event, IkeConfig,
+    IkeSaState, KernelAction, StartAction, Transmit,
 };
-use routevpn::model::{Dpd, DpdAction, StartAction};
-use routevpn::plan::{ChildConfig, IkeConfig};
 use routevpn::profile::parse_traffic_selector;
 use routevpn::proposal::{parse_esp, parse_ike};
 
@@ -37,13 +36,13 @@ pub fn connection(a: bool, dpd: Dpd, start: StartAction, close: StartAction) -> 
     child.mark = Some(0x52000001);
     let (local, remote): (IpAddr, IpAddr) = (local.parse().unwrap(), remote.parse().unwrap());
     let ike = vec![parse_ike("aes128gcm16-prfsha256-x25519", false).unwrap()];
-    let mut config = IkeConfig::new(name, local, remote, ike, vec![child]);
+    let mut config = IkeConfig::new(name, remote, ike, vec![child]);
     (config.dpd, config.start_action, config.close_action) = (dpd, start, close);
-    EngineConnection {
+    EngineConnection::with_psk(
         config,
-        local_addr: local,
-        psk: Secret::from_slice(b"peers-test-psk-0123456789"),
-    }
+        local,
+        Secret::from_slice(b"peers-test-psk-0123456789"),
+    )
 }
 
 /// The connection without IKE or Child SA lifetimes, so rekeys add no messages, Deletes or

@@ -1,17 +1,16 @@
-//! The first Child SA: proposals and selectors as IKE_AUTH carries them, the checks of
-//! both sides, and what the kernel is told to install.
+//! Child SAs as IKE_AUTH and CREATE_CHILD_SA carry them: the payloads that propose and
+//! answer one, the checks of both sides, and what the kernel is told to install.
 
 use std::time::Instant;
 
+use super::config::{ChildConfig, Mode};
 use crate::ike::codec::{
-    AddressRange, NotifyType, Payload, PayloadLookup, Proposal, SecurityAssociation,
+    AddressRange, Notify, NotifyType, Payload, PayloadLookup, Proposal, SecurityAssociation,
     TrafficSelectors,
 };
 use crate::ike::crypto::{ChildSaKeys, CryptoError, Secret};
 use crate::ike::select::{accepts_esp_reply, select_esp, EspChoice, KeyExchange as Ke};
 use crate::ike::ts::{narrow, within, TsRange};
-use crate::model::Mode;
-use crate::plan::ChildConfig;
 use crate::proposal::EspProposal;
 
 use super::config::EngineConnection;
@@ -42,6 +41,55 @@ pub fn address_ranges(ranges: &[TsRange]) -> Vec<AddressRange> {
             end_address: r.end,
         })
         .collect()
+}
+
+/// The payloads that propose or answer a Child SA, in both exchanges and roles:
+/// USE_TRANSPORT_MODE for transport mode, the SA, then `keying` (CREATE_CHILD_SA's Nonce
+/// and KE; nothing in IKE_AUTH), then TSi and TSr (the initiator's side first).
+pub fn payloads(
+    mode: Mode,
+    sa: SecurityAssociation,
+    keying: impl IntoIterator<Item = Payload>,
+    tsi: &[TsRange],
+    tsr: &[TsRange],
+) -> Vec<Payload> {
+    let transport = (mode == Mode::Transport)
+        .then(|| Payload::Notify(Notify::new(NotifyType::UseTransportMode, Vec::new())));
+    (transport.into_iter())
+        .chain([Payload::SecurityAssociation(sa)])
+        .chain(keying)
+        .chain([
+            Payload::TsInitiator(TrafficSelectors::new(address_ranges(tsi))),
+            Payload::TsResponder(TrafficSelectors::new(address_ranges(tsr))),
+        ])
+        .collect()
+}
+
+/// The responder's answer accepting `negotiated` (proposal `number`, our inbound SPI).
+pub fn answer(
+    negotiated: &Negotiated,
+    number: u8,
+    spi_in: u32,
+    keying: impl IntoIterator<Item = Payload>,
+) -> Vec<Payload> {
+    let sa = SecurityAssociation {
+        proposals: vec![Proposal::from_esp(
+            number,
+            &negotiated.choice.as_proposal(),
+            spi_in,
+        )],
+    };
+    // TSi is the initiator's side, our remote one.
+    let (tsi, tsr) = (&negotiated.remote_ts, &negotiated.local_ts);
+    payloads(negotiated.mode, sa, keying, tsi, tsr)
+}
+
+/// The notification that refuses a Child SA the responder could not agree to.
+pub fn refusal(reason: &FailureReason) -> NotifyType {
+    match reason {
+        FailureReason::TsUnacceptable { .. } => NotifyType::TsUnacceptable,
+        _ => NotifyType::NoProposalChosen,
+    }
 }
 
 /// The address ranges of a TS payload (other selector types are narrowed away).

@@ -4,11 +4,16 @@
 //! spoofed addresses costs one HMAC per datagram and leaves nothing behind, while a real
 //! peer gets through one round trip later.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
+use crate::ike::codec::{Message, Notify, NotifyType, Payload};
 use crate::ike::crypto::{prf, random, CryptoError, Secret};
 use crate::proposal::Prf;
+
+use super::events::Event;
+use super::sa::Phase;
+use super::Engine;
 
 /// A fresh secret this often; cookies made with the previous one stay valid, so a cookie
 /// is honoured for between one and two periods.
@@ -177,6 +182,73 @@ impl CookieJar {
             let expected = mac(&v.secret, nonce_i, ip_i, spi_i);
             expected.ct_eq(tag)
         })
+    }
+}
+
+impl Engine {
+    /// Under load, admits only requests that echo a cookie we made for this initiator; the
+    /// others are answered with a fresh cookie and leave no state (RFC 7296 section 2.6).
+    pub(super) fn cookie_admits(
+        &mut self,
+        now: Instant,
+        message: &Message,
+        nonce_i: &[u8],
+        (local, remote): (SocketAddr, SocketAddr),
+        spi_i: u64,
+    ) -> bool {
+        if !self.review_cookies(now) {
+            return true;
+        }
+        let Some(jar) = self.cookies.as_mut() else {
+            return true;
+        };
+        // The cookie must be the first payload of the retried request.
+        let echoed = match message.payloads.first() {
+            Some(Payload::Notify(n)) if n.notify_type == NotifyType::Cookie => Some(&n.data),
+            _ => None,
+        };
+        if echoed.is_some_and(|c| jar.verify(c, nonce_i, remote.ip(), spi_i)) {
+            return true;
+        }
+        if let Ok(cookie) = jar.make(now, nonce_i, remote.ip(), spi_i) {
+            self.refuse_init(
+                local,
+                remote,
+                spi_i,
+                Notify::new(NotifyType::Cookie, cookie),
+            );
+        }
+        false
+    }
+
+    /// Decides from the current load whether IKE_SA_INIT needs a cookie, telling the
+    /// operator when that changes; true while cookies are required.
+    pub(super) fn review_cookies(&mut self, now: Instant) -> bool {
+        let config = self.config.cookies;
+        let Some(jar) = self.cookies.as_mut() else {
+            return false;
+        };
+        jar.roll(now);
+        // During a flood nothing changes: spare counting the half-open SAs per datagram.
+        if jar.engaged() && jar.rate() >= config.rate_threshold {
+            return true;
+        }
+        let half_open = (self.sas.values())
+            .filter(|sa| !sa.initiator && sa.phase() == Phase::Auth)
+            .count();
+        let Some(jar) = self.cookies.as_mut() else {
+            return false;
+        };
+        let (required, changed) = jar.decide(&config, half_open);
+        if changed {
+            let requests_per_second = jar.rate();
+            self.events.push_back(Event::CookiesRequired {
+                engaged: required,
+                half_open,
+                requests_per_second,
+            });
+        }
+        required
     }
 }
 

@@ -7,8 +7,8 @@
 
 use std::time::{Duration, Instant};
 
+use super::config::{DpdAction, StartAction};
 use crate::ike::codec::ExchangeType;
-use crate::model::{DpdAction, StartAction};
 
 use super::events::{Event, FailureReason};
 use super::sa::{IkeSa, Phase};
@@ -32,7 +32,7 @@ pub enum Loss {
 impl IkeSa {
     /// When the next liveness check is due, if DPD is on and nothing else is outstanding.
     pub fn dpd_due(&self, delay: Duration) -> Option<Instant> {
-        if delay.is_zero() || self.phase != Phase::Established || self.outstanding.is_some() {
+        if delay.is_zero() || self.phase() != Phase::Established || self.outstanding.is_some() {
             return None;
         }
         Some(self.last_heard.or(self.established_at)? + delay)

@@ -7,9 +7,9 @@ use std::time::{Duration, Instant};
 
 use ipnet::IpNet;
 
+use super::config::Mode;
 use crate::ike::crypto::Secret;
 use crate::ike::select::EspChoice;
-use crate::model::Mode;
 
 /// A datagram to send from `local` to `remote`. From the NAT-T port (`EngineConfig::
 /// natt_port`) the driver puts the four-octet non-ESP marker in front, except for a
@@ -64,8 +64,8 @@ impl fmt::Display for Selector {
         write!(f, "{}", self.net)?;
         match (self.protocol, self.ports) {
             (0, None) => Ok(()),
-            (p, None) => write!(f, "[{}]", crate::model::protocol_name(p)),
-            (p, Some((lo, hi))) => write!(f, "[{}/{lo}-{hi}]", crate::model::protocol_name(p)),
+            (p, None) => write!(f, "[{}]", crate::ike::ts::protocol_name(p)),
+            (p, Some((lo, hi))) => write!(f, "[{}/{lo}-{hi}]", crate::ike::ts::protocol_name(p)),
         }
     }
 }

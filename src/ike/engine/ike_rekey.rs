@@ -24,7 +24,7 @@ use crate::ike::select::{select_ike, IkeChoice};
 use crate::proposal::{DhGroup, IkeProposal};
 
 use super::events::Event;
-use super::sa::{IkeSa, Phase};
+use super::sa::{IkeSa, Phase, State};
 use super::{Engine, EngineError, Fate};
 
 /// How long a replaced IKE SA waits for the peer's Delete.
@@ -153,7 +153,7 @@ impl Engine {
 
     /// The IKE rekey timer of `sa`; it waits while a request is outstanding.
     pub(super) fn ike_rekey_deadline(sa: &IkeSa) -> Option<Instant> {
-        let idle = sa.phase == Phase::Established
+        let idle = sa.phase() == Phase::Established
             && sa.outstanding.is_none()
             && sa.retired_at.is_none()
             && !sa.delete_pending;
@@ -165,7 +165,7 @@ impl Engine {
         self.connection_named(name)?;
         let spis: Vec<u64> = (self.sas.iter())
             .filter(|(_, sa)| {
-                sa.connection == name && sa.phase == Phase::Established && sa.retired_at.is_none()
+                sa.connection == name && sa.phase() == Phase::Established && sa.retired_at.is_none()
             })
             .map(|(spi, _)| *spi)
             .collect();
@@ -356,10 +356,9 @@ impl Engine {
         let mut new = IkeSa::new(
             old.connection.clone(),
             exchange.we_initiated,
-            old.local,
-            old.remote,
+            State::Established,
+            (old.local, old.remote),
         );
-        new.phase = Phase::Established;
         (new.spi_i, new.spi_r) = (spi_i, spi_r);
         new.choice = Some(choice);
         new.nonce_i = exchange.nonce_i.to_vec();
@@ -437,7 +436,7 @@ impl Engine {
         redundant.retired_at = Some(now);
         let delete = [Payload::Delete(Delete::ike_sa())];
         if (self.send_request(now, &mut redundant, ExchangeType::Informational, &delete)).is_ok() {
-            redundant.phase = Phase::Deleting;
+            redundant.state = State::Deleting;
             self.put(redundant);
         }
     }
@@ -463,7 +462,7 @@ impl Engine {
         let delete = [Payload::Delete(Delete::ike_sa())];
         match self.send_request(now, sa, ExchangeType::Informational, &delete) {
             Ok(()) => {
-                sa.phase = Phase::Deleting;
+                sa.state = State::Deleting;
                 Fate::Keep
             }
             Err(_) => Fate::Remove,

@@ -9,7 +9,7 @@ use std::time::Instant;
 use super::dpd::Loss;
 use super::events::{Event, FailureReason};
 use super::protect;
-use super::sa::{IkeSa, Phase};
+use super::sa::{IkeSa, Phase, State};
 use super::{Engine, Fate};
 
 impl Engine {
@@ -95,11 +95,11 @@ impl Engine {
             return Fate::Keep;
         }
         sa.outstanding = None;
-        if sa.phase == Phase::Deleting && sa.retired_at.is_some() {
+        if sa.phase() == Phase::Deleting && sa.retired_at.is_some() {
             // The IKE SA we rekeyed is gone; its Child SAs live on under the new one.
             return Fate::Remove;
         }
-        if sa.phase == Phase::Deleting {
+        if sa.phase() == Phase::Deleting {
             self.delete_children(sa);
             self.events.push_back(Event::Deleted {
                 name: sa.connection.clone(),
@@ -129,7 +129,7 @@ impl Engine {
                 });
                 return Fate::Remove;
             }
-            sa.phase = Phase::Deleting;
+            sa.state = State::Deleting;
         }
         Fate::Keep
     }

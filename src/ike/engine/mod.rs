@@ -5,36 +5,45 @@
 //! ```text
 //! driver                       Engine
 //!   initiate / terminate  -->  IKE SAs (sa.rs), one per connection and peer
-//!   handle_datagram       -->    IKE_SA_INIT / IKE_AUTH (initiator.rs, responder.rs)
-//!   handle_timeout        -->    INFORMATIONAL (informational.rs), back-off (retransmit.rs)
+//!   handle_datagram       -->    one module per exchange, each serving both roles:
+//!                                  IKE_SA_INIT       ike_init.rs (+ cookie.rs, natt.rs)
+//!                                  IKE_AUTH          ike_auth.rs -> authenticators/
+//!                                  CREATE_CHILD_SA   rekey.rs (Child SAs), ike_rekey.rs
+//!                                  INFORMATIONAL     informational.rs, dpd.rs
+//!   handle_timeout        -->    back-off (retransmit.rs), DPD, rekeys, expiry
 //!   poll_transmit         <--  datagrams (SK protection in protect.rs)
 //!   poll_action           <--  KernelAction::{InstallChildSa, DeleteChildSa} (child.rs)
 //!   poll_event            <--  Event (operator log), status() snapshots
 //! ```
 //!
+//! Configuration ([`EngineConnection`], [`IkeConfig`]) is the engine's own: the plan builds
+//! it, and `ike` depends on no layer above it. Authentication is per method and per
+//! direction: [`LocalAuth`] makes our AUTH payload, [`RemoteAuth`] checks the peer's.
+//!
 //! Scope of this slice: IKE_SA_INIT (with INVALID_KE_PAYLOAD retry, NAT detection hashes
-//! and COOKIE under load, cookie.rs), IKE_AUTH with a pre-shared key and the first Child
-//! SA, INFORMATIONAL liveness checks and deletes, retransmission with window size 1, dead
-//! peer detection with restart / close actions and retries (dpd.rs), NAT traversal: the
-//! move to the NAT-T port, UDP-encapsulated ESP, keepalives, `force`, following a new NAT
-//! mapping (natt.rs), CREATE_CHILD_SA for Child SAs: rekeying from either side with
-//! collisions, and Child SAs the peer adds (rekey.rs); answering the peer's IKE SA rekey
-//! and starting IKE SA rekeys, with collisions (ike_rekey.rs); kernel SA expiry reports
-//! (expire.rs) and acquires for on-demand negotiation (trap.rs). Not yet: fragmentation.
+//! and COOKIE under load), IKE_AUTH with a pre-shared key and the first Child SA,
+//! INFORMATIONAL liveness checks and deletes, retransmission with window size 1, dead peer
+//! detection with restart / close actions and retries (dpd.rs), NAT traversal: the move to
+//! the NAT-T port, UDP-encapsulated ESP, keepalives, `force`, following a new NAT mapping
+//! (natt.rs), CREATE_CHILD_SA for Child SAs: rekeying from either side with collisions, and
+//! Child SAs the peer adds (rekey.rs); answering the peer's IKE SA rekey and starting IKE
+//! SA rekeys, with collisions (ike_rekey.rs); kernel SA expiry reports (expire.rs) and
+//! acquires for on-demand negotiation (trap.rs). Not yet: fragmentation, signatures.
 
+mod authenticators;
 mod child;
 mod config;
 mod cookie;
 mod dpd;
 mod events;
 mod expire;
+mod ike_auth;
+mod ike_init;
 mod ike_rekey;
 mod informational;
-mod initiator;
 mod natt;
 mod protect;
 mod rekey;
-mod responder;
 mod retransmit;
 mod sa;
 mod table;
@@ -47,9 +56,14 @@ use std::time::Instant;
 use crate::ike::codec::{
     ExchangeType, Flags, Header, Message, Notify, NotifyType, Payload, PayloadLookup,
 };
-use crate::ike::crypto::{random, CryptoError};
+use crate::ike::crypto::{random, CryptoError, KeyExchange};
 
-pub use config::{wire_identity, EngineConfig, EngineConnection, RetransmitConfig};
+pub use authenticators::{LocalAuth, RemoteAuth};
+pub(crate) use config::{display_list, secs};
+pub use config::{
+    wire_identity, ChildConfig, Dpd, DpdAction, EngineConfig, EngineConnection, Identity,
+    IkeConfig, Mode, NatTraversal, RetransmitConfig, StartAction, CHILD_REKEY_TIME, IKE_REKEY_TIME,
+};
 pub use cookie::CookieConfig;
 pub use events::{
     ChildSaInstall, ChildSaRef, ChildSaStatus, Event, FailureReason, IkeSaState, IkeSaStatus,
@@ -58,7 +72,7 @@ pub use events::{
 pub use protect::ProtectError;
 
 use retransmit::{Outstanding, Timer};
-use sa::{IkeSa, Phase};
+use sa::{IkeSa, InitSent, Phase, State};
 
 /// The standard ports, the defaults of [`EngineConfig`].
 pub const IKE_PORT: u16 = 500;
@@ -79,6 +93,10 @@ pub enum EngineError {
     Protect(#[from] ProtectError),
     #[error("the IKE SA has no keys yet")]
     NoKeys,
+    #[error("the IKE SA is past IKE_SA_INIT")]
+    PastInit,
+    #[error("authentication: {0}")]
+    Auth(#[from] authenticators::AuthError),
 }
 
 /// Whether an IKE SA survives the processing of a message or timer.
@@ -186,7 +204,7 @@ impl Engine {
     /// Stores `sa` (back) in the table with its next deadline.
     fn put(&mut self, sa: impl Into<Box<IkeSa>>) {
         let mut sa = sa.into();
-        if sa.phase == Phase::Established {
+        if sa.phase() == Phase::Established {
             sa.go_idle();
         }
         let deadline = self.deadline(&sa);
@@ -218,7 +236,7 @@ impl Engine {
 
     pub fn status(&self) -> Vec<IkeSaStatus> {
         let mut all: Vec<IkeSaStatus> = (self.sas.values())
-            .filter(|sa| !sa.rejected && sa.retired_at.is_none())
+            .filter(|sa| !sa.rejected() && sa.retired_at.is_none())
             .map(IkeSa::status)
             .collect();
         all.sort_by(|a, b| (&a.name, a.spi_i).cmp(&(&b.name, b.spi_i)));
@@ -266,22 +284,26 @@ impl Engine {
         let conn = self.connection_named(name)?;
         // A refused responder SA lingers only to repeat its answer: it does not count.
         let active =
-            |sa: &IkeSa| sa.connection == name && sa.phase != Phase::Deleting && !sa.rejected;
+            |sa: &IkeSa| sa.connection == name && sa.phase() != Phase::Deleting && !sa.rejected();
         if self.sas.values().any(active) {
             return Ok(());
         }
-        let mut sa = IkeSa::new(
-            name.to_owned(),
-            true,
-            SocketAddr::new(conn.local_addr, self.config.ike_port),
-            SocketAddr::new(conn.config.remote, conn.config.remote_port),
-        );
-        sa.spi_i = self.unique_spi()?;
-        sa.nonce_i = random::nonce()?;
         let group = (conn.config.proposals.first())
             .and_then(|p| p.dh.first().copied())
             .ok_or_else(|| EngineError::NoKeyExchangeGroup(name.to_owned()))?;
-        self.send_init_request(now, &mut sa, &conn, group)?;
+        let init = InitSent::new(KeyExchange::new(group)?);
+        let mut sa = IkeSa::new(
+            name.to_owned(),
+            true,
+            State::InitSent(Box::new(init)),
+            (
+                SocketAddr::new(conn.local_addr, self.config.ike_port),
+                SocketAddr::new(conn.config.remote, conn.config.remote_port),
+            ),
+        );
+        sa.spi_i = self.unique_spi()?;
+        sa.nonce_i = random::nonce()?;
+        self.send_init_request(now, &mut sa, &conn)?;
         self.put(sa);
         Ok(())
     }
@@ -301,11 +323,11 @@ impl Engine {
             let Some(mut sa) = self.sas.remove(&spi) else {
                 continue;
             };
-            match sa.phase {
+            match sa.phase() {
                 Phase::Established if sa.outstanding.is_none() => {
                     let delete = vec![Payload::Delete(crate::ike::codec::Delete::ike_sa())];
                     self.send_request(now, &mut sa, ExchangeType::Informational, &delete)?;
-                    sa.phase = Phase::Deleting;
+                    sa.state = State::Deleting;
                     self.put(sa);
                 }
                 Phase::Established => {
@@ -334,7 +356,7 @@ impl Engine {
         let spis: Vec<u64> = (self.sas.iter())
             .filter(|(_, sa)| {
                 sa.connection == name
-                    && sa.phase == Phase::Established
+                    && sa.phase() == Phase::Established
                     && sa.outstanding.is_none()
                     && !sa.delete_pending
             })
@@ -380,7 +402,7 @@ impl Engine {
         };
         let spis_match = sa.initiator != h.flags.initiator
             && h.initiator_spi == sa.spi_i
-            && (h.responder_spi == sa.spi_r || sa.phase == Phase::InitSent);
+            && (h.responder_spi == sa.spi_r || sa.phase() == Phase::InitSent);
         let progress = |sa: &IkeSa| {
             (
                 sa.expected_request_id,
@@ -423,7 +445,7 @@ impl Engine {
         if sa.outstanding.as_ref().map(|o| o.message_id) != Some(h.message_id) {
             return Fate::Keep;
         }
-        match (sa.phase, h.exchange) {
+        match (sa.phase(), h.exchange) {
             (Phase::InitSent, ExchangeType::IkeSaInit) if sa.initiator => {
                 self.init_response(now, sa, message, bytes)
             }
@@ -462,7 +484,7 @@ impl Engine {
         if h.message_id != sa.expected_request_id {
             return Fate::Keep;
         }
-        match (sa.phase, h.exchange) {
+        match (sa.phase(), h.exchange) {
             (Phase::Auth, ExchangeType::IkeAuth) if !sa.initiator => {
                 self.auth_request(now, sa, message, bytes)
             }
@@ -498,7 +520,7 @@ impl Engine {
     }
 
     fn run_timers(&mut self, now: Instant, sa: &mut IkeSa) -> Fate {
-        if sa.expires_at.is_some_and(|at| at <= now) {
+        if sa.half_open_until().is_some_and(|at| at <= now) {
             return Fate::Remove;
         }
         if let Some(at) = sa.retired_at {
@@ -532,7 +554,7 @@ impl Engine {
                     payload: outstanding.datagram.clone(),
                 }),
                 Timer::GiveUp(after) => {
-                    let phase = sa.phase;
+                    let phase = sa.phase();
                     self.delete_children(sa);
                     if phase == Phase::Deleting {
                         self.events.push_back(Event::Deleted {
@@ -556,6 +578,12 @@ impl Engine {
         self.run_rekeys(now, sa);
         self.run_ike_rekey(now, sa);
         self.run_dpd(now, sa)
+    }
+
+    fn protocol_failure(&mut self, sa: &mut IkeSa, what: &str) -> Fate {
+        self.delete_children(sa);
+        self.fail(&sa.connection, FailureReason::Protocol(what.to_owned()));
+        Fate::Remove
     }
 
     fn transmit(&mut self, sa: &IkeSa, payload: Vec<u8>) {

@@ -9,14 +9,59 @@
 //! one-octet keepalive ([`Transmit::is_keepalive`]).
 
 use std::net::SocketAddr;
+
+use crate::ike::codec::{Message, Notify, NotifyType, Payload, PayloadLookup};
 use std::time::{Duration, Instant};
 
+use super::config::NatTraversal;
 use crate::ike::crypto::random;
-use crate::model::NatTraversal;
 
 use super::events::Transmit;
+use super::protect::nat_hash;
 use super::sa::{IkeSa, Phase};
 use super::Engine;
+
+/// NAT_DETECTION_SOURCE_IP and _DESTINATION_IP as the sender of a message computes them.
+pub(super) fn nat_notifies(
+    spi_i: u64,
+    spi_r: u64,
+    local: SocketAddr,
+    remote: SocketAddr,
+) -> [Payload; 2] {
+    [
+        Payload::Notify(Notify::new(
+            NotifyType::NatDetectionSourceIp,
+            nat_hash(spi_i, spi_r, local),
+        )),
+        Payload::Notify(Notify::new(
+            NotifyType::NatDetectionDestinationIp,
+            nat_hash(spi_i, spi_r, remote),
+        )),
+    ]
+}
+
+/// Compares the peer's NAT detection hashes with what it should have seen:
+/// `(local_behind_nat, remote_behind_nat)`. Absent notifications detect nothing.
+pub(super) fn detect_nat(
+    message: &Message,
+    spi_i: u64,
+    spi_r: u64,
+    local: SocketAddr,
+    remote: SocketAddr,
+) -> (bool, bool) {
+    let expected_src = nat_hash(spi_i, spi_r, remote);
+    let remote_nat = message
+        .notifies()
+        .filter(|n| n.notify_type == NotifyType::NatDetectionSourceIp)
+        .fold(None, |seen: Option<bool>, n| {
+            Some(seen.unwrap_or(false) || n.data == expected_src)
+        })
+        .is_some_and(|matched| !matched);
+    let local_nat = message
+        .notify(NotifyType::NatDetectionDestinationIp)
+        .is_some_and(|n| n.data != nat_hash(spi_i, spi_r, local));
+    (local_nat, remote_nat)
+}
 
 /// RFC 3948 section 2.3: a single 0xFF octet.
 const KEEPALIVE: [u8; 1] = [0xff];
@@ -49,7 +94,7 @@ pub fn forced_source_hash() -> Vec<u8> {
 
 impl IkeSa {
     pub fn keepalive_due(&self) -> Option<Instant> {
-        if !(self.udp_encap && self.local_behind_nat && self.phase == Phase::Established) {
+        if !(self.udp_encap && self.local_behind_nat && self.phase() == Phase::Established) {
             return None;
         }
         Some(self.last_keepalive.or(self.established_at)? + KEEPALIVE_INTERVAL)
@@ -100,5 +145,40 @@ impl Engine {
             });
             sa.last_keepalive = Some(now);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ike::codec::{ExchangeType, Flags, Header};
+
+    fn addr(s: &str) -> SocketAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn nat_detection_compares_both_hashes() {
+        let (us, them) = (addr("192.0.2.1:500"), addr("198.51.100.2:500"));
+        let header = Header::new(ExchangeType::IkeSaInit, 1, 2, 0, Flags::default());
+        // The peer computed its hashes from its own view: source = it, destination = us.
+        let honest = Message::new(header, nat_notifies(1, 2, them, us).to_vec()).unwrap();
+        assert_eq!(detect_nat(&honest, 1, 2, us, them), (false, false));
+        // It saw us behind a NAT.
+        let translated = Message::new(
+            header,
+            nat_notifies(1, 2, them, addr("203.0.113.5:40000")).to_vec(),
+        )
+        .unwrap();
+        assert_eq!(detect_nat(&translated, 1, 2, us, them), (true, false));
+        // It is behind a NAT itself.
+        let hidden = Message::new(
+            header,
+            nat_notifies(1, 2, addr("10.0.0.2:500"), us).to_vec(),
+        )
+        .unwrap();
+        assert_eq!(detect_nat(&hidden, 1, 2, us, them), (false, true));
+        let silent = Message::new(header, vec![]).unwrap();
+        assert_eq!(detect_nat(&silent, 1, 2, us, them), (false, false));
     }
 }

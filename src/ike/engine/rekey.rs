@@ -10,15 +10,15 @@
 
 use std::time::{Duration, Instant};
 
+use super::config::Mode;
 use crate::ike::codec::{
     Delete, ExchangeType, KeyExchange as KePayload, Message, Nonce, Notify, NotifyType, Payload,
-    PayloadLookup, Proposal, ProtocolId, SecurityAssociation, TrafficSelectors,
+    PayloadLookup, ProtocolId, SecurityAssociation,
 };
 use crate::ike::crypto::{random, KeyExchange, Secret};
 use crate::ike::select::KeyExchange as Ke;
-use crate::model::Mode;
 
-use super::child::{self, address_ranges, Keymat, Negotiated};
+use super::child::{self, Keymat, Negotiated};
 use super::events::{Event, FailureReason, KernelAction};
 use super::sa::{IkeSa, PendingChild, Phase};
 use super::{Engine, EngineError, Fate};
@@ -67,7 +67,7 @@ impl Engine {
     pub fn rekey_children(&mut self, now: Instant, name: &str) -> Result<(), EngineError> {
         self.connection_named(name)?;
         let spis: Vec<u64> = (self.sas.iter())
-            .filter(|(_, sa)| sa.connection == name && sa.phase == Phase::Established)
+            .filter(|(_, sa)| sa.connection == name && sa.phase() == Phase::Established)
             .map(|(spi, _)| *spi)
             .collect();
         for spi in spis {
@@ -86,7 +86,7 @@ impl Engine {
     /// The earliest rekey or expiry among `sa`'s Child SAs. A rekey waits for the request
     /// window, so it counts only while nothing is outstanding.
     pub(super) fn child_deadline(sa: &IkeSa) -> Option<Instant> {
-        let idle = sa.phase == Phase::Established && sa.outstanding.is_none();
+        let idle = sa.phase() == Phase::Established && sa.outstanding.is_none();
         // Further Child SAs are asked for as soon as the window is free.
         let request = (idle && !sa.children_to_request.is_empty())
             .then_some(sa.established_at)
@@ -105,7 +105,7 @@ impl Engine {
             .map(|c| c.spi_in)
             .collect();
         self.remove_children(sa, &expired);
-        if sa.phase != Phase::Established
+        if sa.phase() != Phase::Established
             || sa.outstanding.is_some()
             || sa.delete_pending
             || sa.retired_at.is_some()
@@ -203,7 +203,7 @@ impl Engine {
         &mut self,
         now: Instant,
         sa: &mut IkeSa,
-        config: &crate::plan::ChildConfig,
+        config: &super::config::ChildConfig,
     ) -> Result<(), EngineError> {
         let conn = self.connection_named(&sa.connection)?;
         let request = ChildRequest {
@@ -218,7 +218,7 @@ impl Engine {
         &mut self,
         now: Instant,
         sa: &mut IkeSa,
-        config: &crate::plan::ChildConfig,
+        config: &super::config::ChildConfig,
         request: ChildRequest,
     ) -> Result<(), EngineError> {
         let spi_in = random::esp_spi()?;
@@ -238,28 +238,20 @@ impl Engine {
             )));
         }
         let mode = request.replaces.map_or(config.mode, |(_, mode)| mode);
-        if mode == Mode::Transport {
-            payloads.push(Payload::Notify(Notify::new(
-                NotifyType::UseTransportMode,
-                Vec::new(),
-            )));
-        }
-        payloads.push(Payload::SecurityAssociation(
-            SecurityAssociation::from_esp_proposals(&config.esp_proposals, spi_in)?,
-        ));
-        payloads.push(Payload::Nonce(Nonce {
+        let offer = SecurityAssociation::from_esp_proposals(&config.esp_proposals, spi_in)?;
+        let nonce_payload = Payload::Nonce(Nonce {
             data: nonce.clone(),
-        }));
-        if let (Some(group), Some(kex)) = (group, &kex) {
-            payloads.push(Payload::KeyExchange(KePayload::new(
-                group,
-                kex.public_value().to_vec(),
-            )));
-        }
-        payloads.extend([
-            Payload::TsInitiator(TrafficSelectors::new(address_ranges(&request.local_ts))),
-            Payload::TsResponder(TrafficSelectors::new(address_ranges(&request.remote_ts))),
-        ]);
+        });
+        let ke = (group.zip(kex.as_ref())).map(|(group, kex)| {
+            Payload::KeyExchange(KePayload::new(group, kex.public_value().to_vec()))
+        });
+        payloads.extend(child::payloads(
+            mode,
+            offer,
+            std::iter::once(nonce_payload).chain(ke),
+            &request.local_ts,
+            &request.remote_ts,
+        ));
         let pending = PendingRekey {
             replaces: request.replaces.map(|(spi, _)| spi),
             child: PendingChild {
@@ -426,7 +418,7 @@ impl Engine {
         now: Instant,
         sa: &mut IkeSa,
         conn: &super::EngineConnection,
-        config: &crate::plan::ChildConfig,
+        config: &super::config::ChildConfig,
         negotiated: &Negotiated,
         spi_in: u32,
         keymat: Keymat<'_>,
@@ -549,10 +541,7 @@ impl Engine {
         };
         let (config, negotiated, number) =
             child::responder_negotiate(&conn, &request).map_err(|(_, reason)| {
-                let notify = match reason {
-                    super::FailureReason::TsUnacceptable { .. } => NotifyType::TsUnacceptable,
-                    _ => NotifyType::NoProposalChosen,
-                };
+                let notify = child::refusal(&reason);
                 self.events.push_back(Event::RekeyFailed {
                     name: sa.connection.clone(),
                     child: old.as_ref().map_or_else(String::new, |(_, n)| n.clone()),
@@ -614,31 +603,16 @@ impl Engine {
                 });
             }
         }
-        let mut answer = Vec::new();
-        if negotiated.mode == Mode::Transport {
-            answer.push(Payload::Notify(Notify::new(
-                NotifyType::UseTransportMode,
-                Vec::new(),
-            )));
-        }
-        answer.push(Payload::SecurityAssociation(SecurityAssociation {
-            proposals: vec![Proposal::from_esp(
-                number,
-                &negotiated.choice.as_proposal(),
-                spi_in,
-            )],
-        }));
-        answer.push(Payload::Nonce(Nonce { data: nonce_r }));
-        if let (Some(group), Some(kex)) = (negotiated.choice.dh, kex) {
-            answer.push(Payload::KeyExchange(KePayload::new(
-                group,
-                kex.public_value().to_vec(),
-            )));
-        }
-        answer.extend([
-            Payload::TsInitiator(TrafficSelectors::new(address_ranges(&negotiated.remote_ts))),
-            Payload::TsResponder(TrafficSelectors::new(address_ranges(&negotiated.local_ts))),
-        ]);
+        let nonce_payload = Payload::Nonce(Nonce { data: nonce_r });
+        let ke = (negotiated.choice.dh.zip(kex)).map(|(group, kex)| {
+            Payload::KeyExchange(KePayload::new(group, kex.public_value().to_vec()))
+        });
+        let answer = child::answer(
+            &negotiated,
+            number,
+            spi_in,
+            std::iter::once(nonce_payload).chain(ke),
+        );
         Ok(answer)
     }
 }

@@ -3,10 +3,10 @@
 use std::net::SocketAddr;
 use std::time::Instant;
 
+use super::config::Mode;
 use crate::ike::crypto::{IkeSaKeys, KeyExchange, SkCiphers};
 use crate::ike::select::{EspChoice, IkeChoice};
 use crate::ike::ts::TsRange;
-use crate::model::Mode;
 
 use super::events::{ChildSaRef, ChildSaStatus, IkeSaState, IkeSaStatus, Selector};
 use super::rekey::{PeerRekey, PendingRekey};
@@ -48,17 +48,64 @@ pub struct PendingChild {
     pub remote_ts: Vec<TsRange>,
 }
 
-/// What the initiator is waiting for.
+/// Where an IKE SA stands, as a plain value to compare (see [`State`] for its data).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Phase {
-    /// Initiator: IKE_SA_INIT request outstanding.
     InitSent,
-    /// Initiator: IKE_AUTH request outstanding. Responder: IKE_SA_INIT answered, waiting
-    /// for IKE_AUTH.
     Auth,
+    Established,
+    Deleting,
+}
+
+/// Where an IKE SA stands, with what exists only there: the handshake's material goes with
+/// the handshake, nothing is cleared by hand.
+pub enum State {
+    /// Initiator: our IKE_SA_INIT request is outstanding.
+    InitSent(Box<InitSent>),
+    /// Keys derived: the initiator's IKE_AUTH request is outstanding, or the responder
+    /// waits for it.
+    Auth(Box<Authenticating>),
     Established,
     /// Our Delete of the IKE SA is outstanding.
     Deleting,
+}
+
+/// The initiator before the responder's IKE_SA_INIT answer.
+pub struct InitSent {
+    /// Our DH private value.
+    pub kex: KeyExchange,
+    /// Our IKE_SA_INIT request as sent, for AUTH.
+    pub request: Vec<u8>,
+    /// The responder's cookie, echoed first in every retry of the request.
+    pub cookie: Option<Vec<u8>>,
+    /// INVALID_KE_PAYLOAD retries so far (one per group at most).
+    pub ke_retries: u32,
+    pub cookie_retries: u32,
+}
+
+impl InitSent {
+    pub fn new(kex: KeyExchange) -> Self {
+        InitSent {
+            kex,
+            request: Vec::new(),
+            cookie: None,
+            ke_retries: 0,
+            cookie_retries: 0,
+        }
+    }
+}
+
+/// IKE_AUTH under way: what the AUTH payloads sign and the first Child SA.
+pub struct Authenticating {
+    /// Both IKE_SA_INIT messages as sent.
+    pub request: Vec<u8>,
+    pub response: Vec<u8>,
+    /// Initiator: the Child SA proposed with IKE_AUTH.
+    pub first_child: Option<PendingChild>,
+    /// Responder: the half-open SA is forgotten at this time.
+    pub half_open_until: Option<Instant>,
+    /// Responder: IKE_AUTH was refused; kept only to answer retransmits of it.
+    pub rejected: bool,
 }
 
 pub struct IkeSa {
@@ -66,19 +113,14 @@ pub struct IkeSa {
     /// IKE_AUTH names the peer).
     pub connection: String,
     pub initiator: bool,
-    pub phase: Phase,
+    pub state: State,
     pub spi_i: u64,
     pub spi_r: u64,
     pub local: SocketAddr,
     pub remote: SocketAddr,
     pub choice: Option<IkeChoice>,
-    /// Our DH private value, until the keys are derived.
-    pub kex: Option<KeyExchange>,
     pub nonce_i: Vec<u8>,
     pub nonce_r: Vec<u8>,
-    /// IKE_SA_INIT messages as sent, for AUTH.
-    pub init_request: Vec<u8>,
-    pub init_response: Vec<u8>,
     pub keys: Option<IkeSaKeys>,
     pub ciphers: Option<SkCiphers>,
     /// Message ID of our next request.
@@ -88,7 +130,6 @@ pub struct IkeSa {
     pub outstanding: Option<Outstanding>,
     /// Our last response and the ID of the request it answered, for retransmissions.
     pub last_response: Option<(u32, Vec<u8>)>,
-    pub pending_child: Option<PendingChild>,
     pub children: Vec<ChildSa>,
     pub local_behind_nat: bool,
     pub remote_behind_nat: bool,
@@ -100,15 +141,6 @@ pub struct IkeSa {
     pub last_heard: Option<Instant>,
     /// When our outstanding liveness check was first sent.
     pub dpd_probe_sent: Option<Instant>,
-    /// Responder: half-open SAs are forgotten at this time.
-    pub expires_at: Option<Instant>,
-    /// Initiator: INVALID_KE_PAYLOAD retries so far (one per group at most).
-    pub ke_retries: u32,
-    /// Initiator: the responder's cookie, echoed first in every IKE_SA_INIT retry.
-    pub cookie: Option<Vec<u8>>,
-    pub cookie_retries: u32,
-    /// Responder: IKE_AUTH was refused; kept only to answer retransmits of it.
-    pub rejected: bool,
     /// `terminate` came while another request was outstanding: send the Delete once it is
     /// answered (window size 1).
     pub delete_pending: bool,
@@ -138,7 +170,7 @@ impl std::fmt::Debug for IkeSa {
         f.debug_struct("IkeSa")
             .field("connection", &self.connection)
             .field("initiator", &self.initiator)
-            .field("phase", &self.phase)
+            .field("phase", &self.phase())
             .field("spi_i", &format_args!("{:016x}", self.spi_i))
             .field("spi_r", &format_args!("{:016x}", self.spi_r))
             .field("local", &self.local)
@@ -151,32 +183,29 @@ impl std::fmt::Debug for IkeSa {
 }
 
 impl IkeSa {
-    pub fn new(connection: String, initiator: bool, local: SocketAddr, remote: SocketAddr) -> Self {
+    pub fn new(
+        connection: String,
+        initiator: bool,
+        state: State,
+        (local, remote): (SocketAddr, SocketAddr),
+    ) -> Self {
         IkeSa {
             connection,
             initiator,
-            phase: if initiator {
-                Phase::InitSent
-            } else {
-                Phase::Auth
-            },
+            state,
             spi_i: 0,
             spi_r: 0,
             local,
             remote,
             choice: None,
-            kex: None,
             nonce_i: Vec::new(),
             nonce_r: Vec::new(),
-            init_request: Vec::new(),
-            init_response: Vec::new(),
             keys: None,
             ciphers: None,
             next_request_id: 0,
             expected_request_id: 0,
             outstanding: None,
             last_response: None,
-            pending_child: None,
             children: Vec::new(),
             local_behind_nat: false,
             remote_behind_nat: false,
@@ -185,11 +214,6 @@ impl IkeSa {
             last_keepalive: None,
             last_heard: None,
             dpd_probe_sent: None,
-            expires_at: None,
-            ke_retries: 0,
-            cookie: None,
-            cookie_retries: 0,
-            rejected: false,
             delete_pending: false,
             pending_rekey: None,
             peer_rekeys: Vec::new(),
@@ -202,13 +226,10 @@ impl IkeSa {
         }
     }
 
-    /// Between messages of an established SA: what only the handshake needed goes (the
-    /// IKE_SA_INIT messages and SK_p that AUTH used; SK_e and SK_a live on in the ciphers,
-    /// SK_d for rekeys), and so do the cipher contexts (rebuilt per message) and spare room
-    /// in its lists.
+    /// Between messages of an established SA: the keys only the handshake needed go (SK_p
+    /// that AUTH used; SK_e and SK_a live on in the ciphers, SK_d for rekeys), and so do the
+    /// cipher contexts (rebuilt per message) and spare room in its lists.
     pub fn go_idle(&mut self) {
-        self.init_request = Vec::new();
-        self.init_response = Vec::new();
         if let Some(keys) = self.keys.as_mut() {
             keys.retain_sk_d_only();
         }
@@ -224,6 +245,28 @@ impl IkeSa {
         }
     }
 
+    pub fn phase(&self) -> Phase {
+        match self.state {
+            State::InitSent(_) => Phase::InitSent,
+            State::Auth(_) => Phase::Auth,
+            State::Established => Phase::Established,
+            State::Deleting => Phase::Deleting,
+        }
+    }
+
+    /// Responder: IKE_AUTH was refused; the SA only answers retransmits until it expires.
+    pub fn rejected(&self) -> bool {
+        matches!(&self.state, State::Auth(auth) if auth.rejected)
+    }
+
+    /// Responder: when a half-open SA is forgotten.
+    pub fn half_open_until(&self) -> Option<Instant> {
+        match &self.state {
+            State::Auth(auth) => auth.half_open_until,
+            _ => None,
+        }
+    }
+
     /// Our SPI, the key of the engine's SA table.
     pub fn local_spi(&self) -> u64 {
         if self.initiator {
@@ -235,7 +278,7 @@ impl IkeSa {
 
     pub fn next_deadline(&self) -> Option<Instant> {
         let retransmit = self.outstanding.as_ref().map(Outstanding::deadline);
-        match (retransmit, self.expires_at) {
+        match (retransmit, self.half_open_until()) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         }
@@ -262,7 +305,7 @@ impl IkeSa {
     pub fn status(&self) -> IkeSaStatus {
         IkeSaStatus {
             name: self.connection.clone(),
-            state: match self.phase {
+            state: match self.phase() {
                 Phase::InitSent => IkeSaState::Connecting,
                 Phase::Auth => IkeSaState::Authenticating,
                 Phase::Established => IkeSaState::Established,
@@ -303,12 +346,25 @@ mod tests {
     use crate::ike::engine::config::RetransmitConfig;
     use crate::proposal::{Encryption, Integrity};
 
+    fn authenticating(half_open_until: Option<Instant>) -> State {
+        State::Auth(Box::new(Authenticating {
+            request: vec![1; 300],
+            response: vec![2; 300],
+            first_child: None,
+            half_open_until,
+            rejected: false,
+        }))
+    }
+
     fn sa(initiator: bool) -> IkeSa {
         let mut sa = IkeSa::new(
             "t".into(),
             initiator,
-            "192.0.2.1:500".parse().unwrap(),
-            "198.51.100.2:500".parse().unwrap(),
+            authenticating(None),
+            (
+                "192.0.2.1:500".parse().unwrap(),
+                "198.51.100.2:500".parse().unwrap(),
+            ),
         );
         (sa.spi_i, sa.spi_r) = (0x11, 0x22);
         sa
@@ -318,8 +374,6 @@ mod tests {
     fn our_spi_depends_on_the_role() {
         assert_eq!(sa(true).local_spi(), 0x11);
         assert_eq!(sa(false).local_spi(), 0x22);
-        assert_eq!(sa(true).phase, Phase::InitSent);
-        assert_eq!(sa(false).phase, Phase::Auth);
     }
 
     #[test]
@@ -327,8 +381,9 @@ mod tests {
         let now = Instant::now();
         let mut s = sa(false);
         assert_eq!(s.next_deadline(), None);
-        s.expires_at = Some(now + Duration::from_secs(30));
-        assert_eq!(s.next_deadline(), s.expires_at);
+        let expiry = now + Duration::from_secs(30);
+        s.state = authenticating(Some(expiry));
+        assert_eq!(s.next_deadline(), Some(expiry));
         s.outstanding = Some(Outstanding::new(
             now,
             1,
@@ -339,9 +394,24 @@ mod tests {
     }
 
     #[test]
+    fn the_half_open_expiry_and_refusal_go_with_the_handshake() {
+        let mut s = sa(false);
+        s.state = authenticating(Some(Instant::now()));
+        if let State::Auth(auth) = &mut s.state {
+            auth.rejected = true;
+        }
+        assert!(s.rejected() && s.half_open_until().is_some());
+        assert_eq!(s.phase(), Phase::Auth);
+        s.state = State::Established;
+        assert!(!s.rejected());
+        assert_eq!((s.half_open_until(), s.next_deadline()), (None, None));
+        assert_eq!(s.status().state, IkeSaState::Established);
+    }
+
+    #[test]
     fn status_lists_children_with_both_spis() {
         let mut s = sa(true);
-        s.phase = Phase::Established;
+        s.state = State::Established;
         s.children.push(ChildSa {
             name: "net".into(),
             reqid: 3,

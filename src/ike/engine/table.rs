@@ -82,11 +82,12 @@ impl SaTable {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ike::engine::sa::State;
     use std::time::Duration;
 
     fn sa(spi: u64) -> Box<IkeSa> {
         let addr = "192.0.2.1:500".parse().unwrap();
-        let mut sa = IkeSa::new("t".into(), true, addr, addr);
+        let mut sa = IkeSa::new("t".into(), true, State::Established, (addr, addr));
         sa.spi_i = spi;
         Box::new(sa)
     }

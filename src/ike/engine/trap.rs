@@ -7,7 +7,7 @@
 
 use std::time::Instant;
 
-use crate::model::{DpdAction, StartAction};
+use super::config::{DpdAction, StartAction};
 
 use super::dpd::Loss;
 use super::events::Event;
@@ -28,7 +28,7 @@ impl Engine {
         };
         let armed = start == StartAction::Trap || self.trapped.contains(&name);
         let live = (self.sas.iter())
-            .find(|(_, sa)| sa.connection == name && sa.retired_at.is_none() && !sa.rejected)
+            .find(|(_, sa)| sa.connection == name && sa.retired_at.is_none() && !sa.rejected())
             .map(|(spi, _)| *spi);
         match live.and_then(|spi| self.sas.remove(&spi)) {
             None if armed => {
@@ -44,7 +44,7 @@ impl Engine {
             // The IKE SA is up but this Child SA is gone (the peer deleted it): ask for it
             // again over the IKE SA, as the next request.
             Some(mut sa) => {
-                let missing = sa.phase == Phase::Established
+                let missing = sa.phase() == Phase::Established
                     && !sa.children.iter().any(|c| c.name == child)
                     && !sa.children_to_request.contains(&child)
                     && sa.pending_rekey.as_ref().is_none_or(|p| p.name != child);

@@ -7,11 +7,20 @@ use std::time::Duration;
 
 use crate::ike::codec::Identity as WireIdentity;
 use crate::ike::crypto::Secret;
-use crate::ike::ts::TsRange;
-use crate::model::{Identity, TrafficSelector};
-use crate::plan::{ChildConfig, IkeConfig};
+use crate::ike::ts::{TrafficSelector, TsRange};
 
+use super::authenticators::{LocalAuth, RemoteAuth};
 use super::cookie::CookieConfig;
+
+mod choices;
+mod connection;
+
+pub(crate) use choices::secs;
+pub use choices::{
+    Dpd, DpdAction, Identity, Mode, NatTraversal, StartAction, CHILD_REKEY_TIME, IKE_REKEY_TIME,
+};
+pub(crate) use connection::display_list;
+pub use connection::{ChildConfig, IkeConfig};
 
 /// Engine-wide settings.
 #[derive(Clone, Debug)]
@@ -31,8 +40,8 @@ impl Default for EngineConfig {
             retransmit: RetransmitConfig::default(),
             half_open_timeout: Duration::from_secs(30),
             cookies: CookieConfig::default(),
-            ike_port: super::IKE_PORT,
-            natt_port: super::NATT_PORT,
+            ike_port: crate::ike::engine::IKE_PORT,
+            natt_port: crate::ike::engine::NATT_PORT,
         }
     }
 }
@@ -71,7 +80,9 @@ pub struct EngineConnection {
     pub config: IkeConfig,
     /// The local outer address (the plan's `local`, resolved by the driver).
     pub local_addr: IpAddr,
-    pub psk: Secret,
+    /// How we prove our identity, and how the peer must prove its own: chosen apart.
+    pub local_auth: LocalAuth,
+    pub remote_auth: RemoteAuth,
 }
 
 impl fmt::Debug for EngineConnection {
@@ -80,12 +91,23 @@ impl fmt::Debug for EngineConnection {
             .field("name", &self.config.name)
             .field("local_addr", &self.local_addr)
             .field("remote", &self.config.remote)
-            .field("psk", &self.psk)
+            .field("local_auth", &self.local_auth)
+            .field("remote_auth", &self.remote_auth)
             .finish_non_exhaustive()
     }
 }
 
 impl EngineConnection {
+    /// Both sides authenticate with the same pre-shared key.
+    pub fn with_psk(config: IkeConfig, local_addr: IpAddr, psk: Secret) -> Self {
+        EngineConnection {
+            config,
+            local_addr,
+            local_auth: LocalAuth::Psk(psk.clone()),
+            remote_auth: RemoteAuth::Psk(psk),
+        }
+    }
+
     pub fn name(&self) -> &str {
         &self.config.name
     }

@@ -1,0 +1,406 @@
+//! IKE_AUTH (RFC 7296 sections 1.2 and 2.15) for both roles: the initiator's request, the
+//! responder's answer and the initiator's processing of it. Both sides build their AUTH
+//! payload and check the peer's in one place ([`Engine::our_auth`], [`Engine::peer_auth`]),
+//! with the configured authenticators; both become established in [`Engine::establish`];
+//! the first Child SA rides along.
+
+use std::time::Instant;
+
+use crate::ike::codec::{
+    Auth, Delete, ExchangeType, Identification, Message, Notify, NotifyType, Payload,
+    PayloadLookup, SecurityAssociation,
+};
+use crate::ike::crypto::random;
+use crate::ike::select::KeyExchange as Ke;
+
+use super::authenticators::{AuthError, AuthInputs, Authenticator, Checking, Signing, Verifier};
+use super::child::{self, Negotiated};
+use super::config::{show_identity, wire_identity, ChildConfig, EngineConnection, Mode};
+use super::events::{Event, FailureReason, KernelAction};
+use super::protect;
+use super::sa::{IkeSa, PendingChild, Phase, State};
+use super::{Engine, EngineError, Fate};
+
+impl Engine {
+    /// Our AUTH payload, over our ID payload `id`.
+    fn our_auth(
+        sa: &IkeSa,
+        conn: &EngineConnection,
+        id: &Identification,
+    ) -> Result<Auth, AuthError> {
+        let inputs = Self::auth_inputs(sa).ok_or(AuthError::NoKeys)?;
+        let signed_octets = inputs.signed_octets(sa.initiator, id)?;
+        conn.local_auth.authenticate(&Signing {
+            prf: inputs.prf,
+            signed_octets: &signed_octets,
+        })
+    }
+
+    /// Checks the peer's AUTH payload, over its ID payload `id`.
+    fn peer_auth(
+        sa: &IkeSa,
+        conn: &EngineConnection,
+        id: &Identification,
+        auth: &Auth,
+    ) -> Result<(), AuthError> {
+        let inputs = Self::auth_inputs(sa).ok_or(AuthError::NoKeys)?;
+        let signed_octets = inputs.signed_octets(!sa.initiator, id)?;
+        conn.remote_auth.verify(&Checking {
+            prf: inputs.prf,
+            signed_octets: &signed_octets,
+            auth,
+        })
+    }
+
+    fn auth_inputs(sa: &IkeSa) -> Option<AuthInputs<'_>> {
+        let State::Auth(handshake) = &sa.state else {
+            return None;
+        };
+        Some(AuthInputs {
+            prf: sa.choice?.prf,
+            init_request: &handshake.request,
+            init_response: &handshake.response,
+            nonce_i: &sa.nonce_i,
+            nonce_r: &sa.nonce_r,
+            keys: sa.keys.as_ref()?,
+        })
+    }
+
+    /// Initiator: IDi, AUTH, IDr (the identity we expect) and the first configured Child SA.
+    pub(super) fn send_auth_request(
+        &mut self,
+        now: Instant,
+        sa: &mut IkeSa,
+        conn: &EngineConnection,
+    ) -> Result<(), EngineError> {
+        let idi = Identification::new(wire_identity(&conn.local_identity()));
+        let idr = Identification::new(wire_identity(&conn.remote_identity()));
+        let auth = Self::our_auth(sa, conn, &idi)?;
+        let mut payloads = vec![
+            Payload::IdInitiator(idi),
+            Payload::Notify(Notify::new(NotifyType::InitialContact, Vec::new())),
+            Payload::IdResponder(idr),
+            Payload::Auth(auth),
+        ];
+        if let Some(child) = conn.config.children.first() {
+            let spi_in = random::esp_spi()?;
+            let (local_ts, remote_ts) = (conn.local_ts(child), conn.remote_ts(child));
+            let offer = SecurityAssociation::from_esp_proposals(
+                &child::without_dh(&child.esp_proposals),
+                spi_in,
+            )?;
+            payloads.extend(child::payloads(
+                child.mode,
+                offer,
+                [],
+                &local_ts,
+                &remote_ts,
+            ));
+            if let State::Auth(handshake) = &mut sa.state {
+                handshake.first_child = Some(PendingChild {
+                    index: 0,
+                    spi_in,
+                    local_ts,
+                    remote_ts,
+                });
+            }
+        }
+        self.send_request(now, sa, ExchangeType::IkeAuth, &payloads)
+    }
+
+    /// Responder: authenticates the initiator, picks the connection by the identities,
+    /// answers with our ID and AUTH and the first Child SA (or why there is none).
+    pub(super) fn auth_request(
+        &mut self,
+        now: Instant,
+        sa: &mut IkeSa,
+        message: &Message,
+        bytes: &[u8],
+    ) -> Fate {
+        let message_id = message.header.message_id;
+        if sa.rejected() {
+            return Fate::Keep;
+        }
+        let Some(payloads) = self.open_request(sa, message, bytes) else {
+            return Fate::Keep;
+        };
+        let (Some(idi), Some(auth)) = (payloads.id_initiator(), payloads.auth()) else {
+            return self.reject_auth(sa, message_id, None);
+        };
+        let peer_id = Some(show_identity(&idi.identity));
+        // The connection is the one whose peer identity (and, if asked for, our own) match.
+        let wanted_idr = payloads.id_responder();
+        let conn = (self.candidates(sa.local, sa.remote).into_iter()).find(|c| {
+            wire_identity(&c.remote_identity()) == idi.identity
+                && wanted_idr.is_none_or(|idr| idr.identity == wire_identity(&c.local_identity()))
+        });
+        let Some(conn) = conn else {
+            return self.reject_auth(sa, message_id, peer_id);
+        };
+        if Self::peer_auth(sa, &conn, idi, auth).is_err() {
+            return self.reject_auth(sa, message_id, peer_id);
+        }
+        sa.connection = conn.name().to_owned();
+        if payloads.notify(NotifyType::InitialContact).is_some() {
+            self.forget_older_sas(sa);
+        }
+        let idr = Identification::new(wire_identity(&conn.local_identity()));
+        let Ok(auth) = Self::our_auth(sa, &conn, &idr) else {
+            return Fate::Remove;
+        };
+        let mut response = vec![Payload::IdResponder(idr), Payload::Auth(auth)];
+        let (child_answer, installed) = self.answer_first_child(&conn, &payloads);
+        response.extend(child_answer);
+        if self
+            .send_response(sa, ExchangeType::IkeAuth, message_id, &response)
+            .is_err()
+        {
+            return Fate::Remove;
+        }
+        self.establish(now, sa);
+        if let Some((child, negotiated, spi_in)) = installed {
+            self.install_first_child(now, sa, &conn, &child, &negotiated, spi_in);
+        }
+        Fate::Keep
+    }
+
+    /// Responder: the answer payloads for the Child SA an IKE_AUTH request proposes, and
+    /// what to install once the answer is sent.
+    fn answer_first_child(
+        &mut self,
+        conn: &EngineConnection,
+        payloads: &[Payload],
+    ) -> (Vec<Payload>, Option<(ChildConfig, Negotiated, u32)>) {
+        let (Some(offer), Some(tsi), Some(tsr)) = (
+            payloads.security_association(),
+            payloads.ts_initiator(),
+            payloads.ts_responder(),
+        ) else {
+            return (Vec::new(), None);
+        };
+        let request = child::Request {
+            sa: offer,
+            tsi,
+            tsr,
+            transport: payloads.notify(NotifyType::UseTransportMode).is_some(),
+            ke: Ke::Absent,
+            only: None,
+        };
+        let notify = |t| vec![Payload::Notify(Notify::new(t, Vec::new()))];
+        match child::responder_negotiate(conn, &request) {
+            Ok((child, negotiated, number)) => match random::esp_spi() {
+                Ok(spi_in) => {
+                    let answer = child::answer(&negotiated, number, spi_in, []);
+                    (answer, Some((child.clone(), negotiated, spi_in)))
+                }
+                Err(_) => (notify(NotifyType::TemporaryFailure), None),
+            },
+            Err((_, reason)) => {
+                let refusal = child::refusal(&reason);
+                self.fail(conn.name(), reason);
+                (notify(refusal), None)
+            }
+        }
+    }
+
+    /// Answers AUTHENTICATION_FAILED. The SA stays until its half-open expiry, only to
+    /// answer a retransmitted request from the cache: if our answer is lost, the initiator
+    /// still learns why instead of timing out.
+    fn reject_auth(&mut self, sa: &mut IkeSa, message_id: u32, peer_id: Option<String>) -> Fate {
+        let notify = [Payload::Notify(Notify::new(
+            NotifyType::AuthenticationFailed,
+            Vec::new(),
+        ))];
+        if self
+            .send_response(sa, ExchangeType::IkeAuth, message_id, &notify)
+            .is_err()
+        {
+            return Fate::Remove;
+        }
+        self.fail(
+            &sa.connection,
+            FailureReason::AuthenticationFailed { peer_id },
+        );
+        if let State::Auth(handshake) = &mut sa.state {
+            handshake.rejected = true;
+        }
+        Fate::Keep
+    }
+
+    /// Initiator: the responder's IKE_AUTH answer.
+    pub(super) fn auth_response(
+        &mut self,
+        now: Instant,
+        sa: &mut IkeSa,
+        message: &Message,
+        bytes: &[u8],
+    ) -> Fate {
+        let Some(conn) = self.connection(&sa.connection).cloned() else {
+            return Fate::Remove;
+        };
+        let Some(ciphers) = sa.ciphers.as_mut() else {
+            return Fate::Remove;
+        };
+        let Ok(payloads) = protect::open(ciphers, message, bytes) else {
+            return Fate::Keep;
+        };
+        sa.outstanding = None;
+        if payloads.notify(NotifyType::AuthenticationFailed).is_some() {
+            self.fail(
+                &sa.connection,
+                FailureReason::AuthenticationFailed { peer_id: None },
+            );
+            return Fate::Remove;
+        }
+        let (Some(idr), Some(auth)) = (payloads.id_responder(), payloads.auth()) else {
+            let reason = match payloads.error_notify() {
+                Some(n) => FailureReason::PeerError {
+                    notify: n.notify_type.to_u16(),
+                },
+                None => FailureReason::Protocol("IKE_AUTH response lacks IDr or AUTH".into()),
+            };
+            self.fail(&sa.connection, reason);
+            return Fate::Remove;
+        };
+        let peer_id = Some(show_identity(&idr.identity));
+        let verified = idr.identity == wire_identity(&conn.remote_identity())
+            && Self::peer_auth(sa, &conn, idr, auth).is_ok();
+        if !verified {
+            // The responder may consider the SA established: tell it (RFC 7296 section
+            // 2.21.2), once, since we forget the SA now.
+            let notify = [Payload::Notify(Notify::new(
+                NotifyType::AuthenticationFailed,
+                Vec::new(),
+            ))];
+            let _ = self.send_request(now, sa, ExchangeType::Informational, &notify);
+            self.fail(
+                &sa.connection,
+                FailureReason::AuthenticationFailed { peer_id },
+            );
+            return Fate::Remove;
+        }
+        let first_child = match &mut sa.state {
+            State::Auth(handshake) => handshake.first_child.take(),
+            _ => None,
+        };
+        self.establish(now, sa);
+        sa.children_to_request = (conn.config.children.iter().skip(1))
+            .map(|c| c.name.clone())
+            .collect();
+        if let Some(pending) = first_child {
+            self.first_child_answer(now, sa, &conn, pending, &payloads);
+        }
+        Fate::Keep
+    }
+
+    /// Both roles, once the peer is authenticated (and, as responder, answered): what
+    /// only the handshake needed (IKE_SA_INIT messages, half-open expiry) goes with it.
+    fn establish(&mut self, now: Instant, sa: &mut IkeSa) {
+        sa.state = State::Established;
+        sa.established_at = Some(now);
+        self.trapped.remove(&sa.connection);
+        sa.ike_rekey_at = self.ike_rekey_schedule(&sa.connection, now);
+        self.events.push_back(Event::Established {
+            name: sa.connection.clone(),
+            initiator: sa.initiator,
+            local: sa.local,
+            remote: sa.remote,
+            ike: sa.choice.map(|c| c.to_string()).unwrap_or_default(),
+        });
+    }
+
+    /// Initiator: the responder's answer for the Child SA we proposed.
+    fn first_child_answer(
+        &mut self,
+        now: Instant,
+        sa: &mut IkeSa,
+        conn: &EngineConnection,
+        pending: PendingChild,
+        payloads: &[Payload],
+    ) {
+        let Some(child) = conn.config.children.get(pending.index) else {
+            return;
+        };
+        let negotiated = match child::initiator_accepts(child, &pending, payloads, Ke::Absent) {
+            Ok(n) => n,
+            Err(reason) => {
+                // If the responder did create the Child SA, it must go again.
+                if payloads.security_association().is_some() {
+                    self.delete_refused_child(now, sa, pending.spi_in);
+                }
+                self.fail(&sa.connection, reason);
+                return;
+            }
+        };
+        if child.mode == Mode::Transport && negotiated.mode != Mode::Transport {
+            self.delete_refused_child(now, sa, pending.spi_in);
+            self.fail(
+                &sa.connection,
+                FailureReason::ModeMismatch {
+                    child: child.name.clone(),
+                    ours: child.mode,
+                },
+            );
+            return;
+        }
+        self.install_first_child(now, sa, conn, child, &negotiated, pending.spi_in);
+    }
+
+    /// Both roles: the Child SA negotiated in IKE_AUTH, keyed from the IKE_SA_INIT nonces.
+    fn install_first_child(
+        &mut self,
+        now: Instant,
+        sa: &mut IkeSa,
+        conn: &EngineConnection,
+        child: &ChildConfig,
+        negotiated: &Negotiated,
+        spi_in: u32,
+    ) {
+        let (ni, nr) = (sa.nonce_i.clone(), sa.nonce_r.clone());
+        let keymat = child::Keymat {
+            ni: &ni,
+            nr: &nr,
+            pfs: None,
+            we_initiated: sa.initiator,
+        };
+        match child::install(sa, conn, child, negotiated, spi_in, keymat, now) {
+            Ok((install, event)) => {
+                self.actions
+                    .push_back(KernelAction::InstallChildSa(Box::new(install)));
+                self.events.push_back(event);
+            }
+            Err(e) => self.fail(&sa.connection, FailureReason::Protocol(e.to_string())),
+        }
+    }
+
+    /// Asks the responder to delete a Child SA it created but we refuse; our inbound SPI
+    /// names it (RFC 7296 section 3.11).
+    fn delete_refused_child(&mut self, now: Instant, sa: &mut IkeSa, spi_in: u32) {
+        let delete = [Payload::Delete(Delete::esp(&[spi_in]))];
+        if let Err(e) = self.send_request(now, sa, ExchangeType::Informational, &delete) {
+            self.fail(&sa.connection, FailureReason::Protocol(e.to_string()));
+        }
+    }
+
+    /// INITIAL_CONTACT: the peer has no other IKE SA with us any more (it restarted), so
+    /// ours with it, and their Child SAs, are stale.
+    fn forget_older_sas(&mut self, current: &IkeSa) {
+        let stale: Vec<u64> = (self.sas.iter())
+            .filter(|(_, sa)| {
+                sa.connection == current.connection
+                    && sa.remote.ip() == current.remote.ip()
+                    && sa.phase() != Phase::Auth
+            })
+            .map(|(spi, _)| *spi)
+            .collect();
+        for spi in stale {
+            if let Some(mut sa) = self.sas.remove(&spi) {
+                self.delete_children(&mut sa);
+                self.events.push_back(Event::Deleted {
+                    name: sa.connection.clone(),
+                    by_peer: true,
+                });
+            }
+        }
+    }
+}
