@@ -13,4 +13,6 @@
 //! certificates, CERTREQ-driven choice of our certificate, raw-public-key CERT payloads,
 //! OCSP, and encrypted private key files.
 
+mod der;
 pub mod keys;
+pub mod signature;

@@ -157,9 +157,16 @@ impl Certificate {
 /// Authentication method (IANA "IKEv2 Authentication Method").
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum AuthMethod {
+    /// 1: RSA with PKCS#1 v1.5 over SHA-1 (RFC 7296).
     RsaSignature,
     SharedKeyMic,
-    /// RFC 7427.
+    /// 9: ECDSA with SHA-256 on P-256 (RFC 4754).
+    EcdsaSha256P256,
+    /// 10: ECDSA with SHA-384 on P-384 (RFC 4754).
+    EcdsaSha384P384,
+    /// 11: ECDSA with SHA-512 on P-521 (RFC 4754).
+    EcdsaSha512P521,
+    /// 14: RFC 7427.
     DigitalSignature,
     /// Only for numbers without a variant above.
     Other(u8),
@@ -170,6 +177,9 @@ impl AuthMethod {
         match value {
             1 => AuthMethod::RsaSignature,
             2 => AuthMethod::SharedKeyMic,
+            9 => AuthMethod::EcdsaSha256P256,
+            10 => AuthMethod::EcdsaSha384P384,
+            11 => AuthMethod::EcdsaSha512P521,
             14 => AuthMethod::DigitalSignature,
             other => AuthMethod::Other(other),
         }
@@ -179,6 +189,9 @@ impl AuthMethod {
         match self {
             AuthMethod::RsaSignature => 1,
             AuthMethod::SharedKeyMic => 2,
+            AuthMethod::EcdsaSha256P256 => 9,
+            AuthMethod::EcdsaSha384P384 => 10,
+            AuthMethod::EcdsaSha512P521 => 11,
             AuthMethod::DigitalSignature => 14,
             AuthMethod::Other(other) => other,
         }
@@ -310,9 +323,10 @@ mod tests {
         let mut out = Vec::new();
         auth.write(&mut out).unwrap();
         assert_eq!(out, bytes);
-        for n in [1, 2, 14, 9] {
+        for n in 0..=u8::MAX {
             assert_eq!(AuthMethod::from_u8(n).to_u8(), n);
         }
+        assert_eq!(AuthMethod::from_u8(10), AuthMethod::EcdsaSha384P384);
         assert_eq!(AuthMethod::from_u8(14), AuthMethod::DigitalSignature);
 
         let bytes = [4, 0x30, 0x82];
