@@ -16,3 +16,4 @@
 mod der;
 pub mod keys;
 pub mod signature;
+pub mod x509;
