@@ -28,8 +28,7 @@ use super::der::Der;
 use super::keys::PublicKey;
 use crate::ike::codec::{Certificate as CertPayload, Identity};
 
-/// Certificate Encoding of a DER X.509 certificate in a CERT payload.
-pub const X509_SIGNATURE: u8 = 4;
+const X509_SIGNATURE: u8 = CertPayload::X509_SIGNATURE;
 
 // X509_V_ERR_* codes (x509_vfy.h) that map to our own error kinds.
 const UNABLE_TO_GET_ISSUER_CERT: i32 = 2;
@@ -144,10 +143,7 @@ impl CertChain {
                 let data = cert
                     .to_der()
                     .map_err(|e| CertError::Malformed(e.to_string()))?;
-                Ok(CertPayload {
-                    encoding: X509_SIGNATURE,
-                    data,
-                })
+                Ok(CertPayload::x509(data))
             })
             .collect()
     }
@@ -306,13 +302,13 @@ impl TrustStore {
         })
     }
 
-    /// Data of our CERTREQ payload: the SHA-1 of each CA's SubjectPublicKeyInfo.
-    pub fn certreq_data(&self) -> Vec<u8> {
-        self.anchors
-            .iter()
+    /// Our CERTREQ payload: the SHA-1 of each CA's SubjectPublicKeyInfo.
+    pub fn certificate_request(&self) -> CertPayload {
+        let hashes: Vec<[u8; 20]> = (self.anchors.iter())
             .filter_map(|ca| ca.public_key().and_then(|k| k.public_key_to_der()).ok())
-            .flat_map(|spki| sha1(&spki))
-            .collect()
+            .map(|spki| openssl::sha::sha1(&spki))
+            .collect();
+        CertPayload::x509_request(&hashes)
     }
 
     /// Verifies `chain` now; returns the end entity's public key.

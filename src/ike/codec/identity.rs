@@ -140,6 +140,38 @@ pub struct Certificate {
 }
 
 impl Certificate {
+    /// Certificate Encoding 4, "X.509 Certificate - Signature": a DER certificate in CERT,
+    /// SHA-1 hashes of trusted CAs' SubjectPublicKeyInfo in CERTREQ.
+    pub const X509_SIGNATURE: u8 = 4;
+    const SHA1_LEN: usize = 20;
+
+    /// A CERT payload body carrying one DER certificate.
+    pub fn x509(der: Vec<u8>) -> Self {
+        Certificate {
+            encoding: Self::X509_SIGNATURE,
+            data: der,
+        }
+    }
+
+    /// A CERTREQ payload body naming CAs by the SHA-1 of their SubjectPublicKeyInfo.
+    pub fn x509_request(ca_hashes: &[[u8; 20]]) -> Self {
+        Certificate {
+            encoding: Self::X509_SIGNATURE,
+            data: ca_hashes.concat(),
+        }
+    }
+
+    /// The CA hashes of an X.509 CERTREQ; `None` for another encoding or a length that is
+    /// not a multiple of 20 (RFC 7296 section 3.7).
+    pub fn ca_hashes(&self) -> Option<Vec<[u8; 20]>> {
+        if self.encoding != Self::X509_SIGNATURE || self.data.len() % Self::SHA1_LEN != 0 {
+            return None;
+        }
+        (self.data.chunks_exact(Self::SHA1_LEN))
+            .map(|hash| hash.try_into().ok())
+            .collect()
+    }
+
     pub(crate) fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Certificate {
             encoding: r.u8("certificate encoding")?,
@@ -345,6 +377,17 @@ mod tests {
         let mut out = Vec::new();
         cert.write(&mut out).unwrap();
         assert_eq!(out, bytes);
+        let request = Certificate::x509_request(&[[1; 20], [2; 20]]);
+        assert_eq!(request.data.len(), 40);
+        assert_eq!(request.ca_hashes(), Some(vec![[1; 20], [2; 20]]));
+        assert_eq!(Certificate::x509_request(&[]).ca_hashes(), Some(vec![]));
+        let odd = Certificate::x509(vec![0; 21]);
+        assert_eq!(odd.ca_hashes(), None);
+        let other = Certificate {
+            encoding: 11,
+            data: vec![0; 20],
+        };
+        assert_eq!(other.ca_hashes(), None);
         assert!(Certificate::read(&mut Reader::new(
             &[],
             Location::Payload(PayloadType::Certificate)

@@ -494,10 +494,12 @@ fn loading_names_the_file() {
 }
 
 #[test]
-fn certreq_data_hashes_each_ca_key() {
+fn certificate_request_hashes_each_ca_key() {
     let pki = pki(Alg::Rsa, Alg::P256, Alg::P256);
     let store = pki.store(&[]);
     let spki = pki.root.key.public_key_to_der().unwrap();
-    assert_eq!(store.certreq_data(), sha1(&spki));
-    assert_eq!(store.certreq_data().len(), 20);
+    let request = store.certificate_request();
+    assert_eq!(request.encoding, 4);
+    assert_eq!(request.data, sha1(&spki));
+    assert_eq!(request.ca_hashes().unwrap().len(), 1);
 }
