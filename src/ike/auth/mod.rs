@@ -8,6 +8,8 @@
 //!   the choice of a scheme from what the peer announced.
 //! * [`x509`]: our certificate, trust anchors and CRLs; peer chain verification; matching
 //!   the peer's IKE identity against the certificate (subject DN or subjectAltName).
+//! * [`check_decode`]: the invariants the `decode_credentials` fuzz target and the proptests
+//!   check on hostile input.
 //!
 //! Not done yet: the engine's `Authenticator` for signatures, profile syntax for keys and
 //! certificates, CERTREQ-driven choice of our certificate, raw-public-key CERT payloads,
@@ -15,5 +17,8 @@
 
 mod der;
 pub mod keys;
+mod selfcheck;
 pub mod signature;
+
+pub use selfcheck::check_decode;
 pub mod x509;

@@ -283,6 +283,10 @@ impl TrustStore {
         }
         for path in crl_files {
             X509Crl::from_pem(&read_file(path)?).map_err(|_| load_error(path, "not a PEM CRL"))?;
+            // OpenSSL's CRL lookup takes the name as UTF-8 and would panic otherwise.
+            if path.to_str().is_none() {
+                return Err(load_error(path, "CRL file name is not UTF-8"));
+            }
         }
         Self::new(anchors, crl_files.to_vec())
     }

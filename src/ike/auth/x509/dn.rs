@@ -125,6 +125,13 @@ fn attribute_nid(name: &str) -> Option<Nid> {
         "" => return None,
         _ => {}
     }
+    // OpenSSL's lookup would panic on a NUL; types are short names or dotted OIDs anyway.
+    if !name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-')
+    {
+        return None;
+    }
     let nid = Asn1Object::from_str(name).ok()?.nid();
     (nid != Nid::UNDEF).then_some(nid)
 }
@@ -188,6 +195,7 @@ mod tests {
             ("C=CH,CN= ", 6, "empty value for CN"),
             ("", 1, "empty distinguished name"),
             ("/C=CH/=x", 7, "unknown attribute type \"\""),
+            ("C\0N=x", 1, "unknown attribute type \"C\\0N\""),
         ];
         for (text, column, reason) in cases {
             let e = DistinguishedName::parse(text).unwrap_err();

@@ -491,6 +491,18 @@ fn loading_names_the_file() {
     let e = TrustStore::load(std::slice::from_ref(&garbage), &[]).unwrap_err();
     assert!(e.to_string().starts_with(&garbage.display().to_string()));
     assert!(TrustStore::load(&[], &[]).is_err());
+    use std::os::unix::ffi::OsStrExt;
+    let crl = pki.crl("clean.pem", &pki.intermediate, &[]);
+    let odd = pki
+        .dir
+        .path()
+        .join(std::ffi::OsStr::from_bytes(b"crl-\xff.pem"));
+    std::fs::copy(&crl, &odd).unwrap();
+    let e = TrustStore::load(std::slice::from_ref(&ca), std::slice::from_ref(&odd)).unwrap_err();
+    assert!(
+        e.to_string().ends_with(": CRL file name is not UTF-8"),
+        "{e}"
+    );
 }
 
 #[test]
