@@ -84,6 +84,12 @@ fn fragments_are_as_large_as_fit_and_no_more() {
         cbc_sealed_len
     )
     .is_err());
+    // 28 + 8 + 48 (IV, one padded block, ICV): the smallest budget with room for plaintext,
+    // up to 15 octets of it.
+    let at_least = fragment(&header(), PayloadType::Nonce, &[1; 16], 84, cbc_sealed_len).unwrap();
+    assert_eq!(at_least.len(), 2);
+    assert_eq!(at_least[0].plaintext.len(), 15);
+    assert!(fragment(&header(), PayloadType::Nonce, &[1; 16], 83, cbc_sealed_len).is_err());
     // More than 65535 fragments do not fit the field.
     let huge = vec![0; 70_000];
     // A budget of 37 octets and a cipher without overhead: one octet per fragment.
