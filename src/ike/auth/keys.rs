@@ -170,7 +170,9 @@ impl PrivateKey {
     /// Parses a PEM private key; `origin` says where it came from, for errors.
     pub fn from_pem(pem: &[u8], origin: &str) -> Result<Self, KeyError> {
         let fail = |problem| KeyError::new(origin, problem);
-        if contains(pem, b"ENCRYPTED") {
+        // PKCS#8 and traditional (OpenSSL `Proc-Type`) encrypted PEM headers.
+        if contains(pem, b"BEGIN ENCRYPTED PRIVATE KEY") || contains(pem, b"Proc-Type: 4,ENCRYPTED")
+        {
             return Err(fail(KeyProblem::Encrypted));
         }
         // A passphrase callback that supplies none: OpenSSL must never prompt on a terminal.

@@ -8,7 +8,8 @@
 //! end entity with a key usage extension must allow digital signatures. The verification
 //! time can be fixed ([`TrustStore::verify_at`]) for tests and for an engine with its own
 //! clock. Not done: OCSP, CRL fetching, certificate policies, name constraints beyond
-//! OpenSSL's own.
+//! OpenSSL's own, extended key usage checks, and matching an FQDN ID against the subject's
+//! CN (only subjectAltName DNS entries count, as RFC 4945 section 3.1.2 prefers).
 
 pub mod dn;
 
@@ -25,7 +26,7 @@ use openssl::x509::{X509Crl, X509KeyUsage, X509Ref, X509StoreContext, X509Verify
 
 use self::dn::DistinguishedName;
 use super::der::Der;
-use super::keys::PublicKey;
+use super::keys::{PrivateKey, PublicKey};
 use crate::ike::codec::{Certificate as CertPayload, Identity};
 
 const X509_SIGNATURE: u8 = CertPayload::X509_SIGNATURE;
@@ -156,6 +157,23 @@ impl CertChain {
             subject: subject_of(&self.end_entity),
             reason: e.to_string(),
         })
+    }
+
+    /// Fails unless `key` is the private key of the end entity: a key file that does not
+    /// belong to the certificate would make every AUTH fail at the peer.
+    pub fn check_private_key(&self, key: &PrivateKey, key_origin: &str) -> Result<(), CertError> {
+        let matches = (self.end_entity.public_key()).is_ok_and(|ours| ours.public_eq(key.pkey()));
+        if matches {
+            Ok(())
+        } else {
+            Err(CertError::Load {
+                origin: key_origin.to_string(),
+                reason: format!(
+                    "private key does not belong to certificate \"{}\"",
+                    subject_of(&self.end_entity)
+                ),
+            })
+        }
     }
 
     /// Our default local ID with a certificate: its subject DN (ID_DER_ASN1_DN).

@@ -515,3 +515,21 @@ fn certificate_request_hashes_each_ca_key() {
     assert_eq!(request.data, sha1(&spki));
     assert_eq!(request.ca_hashes().unwrap().len(), 1);
 }
+
+#[test]
+fn our_private_key_must_belong_to_our_certificate() {
+    let pki = pki(Alg::P256, Alg::P256, Alg::Rsa);
+    let chain = pki.chain(&pki.leaf);
+    let pem = pki.leaf.key.private_key_to_pem_pkcs8().unwrap();
+    let ours = PrivateKey::from_pem(&pem, "leaf.key").unwrap();
+    chain.check_private_key(&ours, "leaf.key").unwrap();
+    let pem = pki.intermediate.key.private_key_to_pem_pkcs8().unwrap();
+    let other = PrivateKey::from_pem(&pem, "sub.key").unwrap();
+    let e = chain
+        .check_private_key(&other, "/etc/routevpn/sub.key")
+        .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "/etc/routevpn/sub.key: private key does not belong to certificate \"C=CH, O=Bank, CN=vpn.bank.ch\""
+    );
+}
