@@ -457,3 +457,63 @@ fn selection_follows_our_order_and_the_peer_announcement() {
         Err(SignatureError::NoSharedHash { .. })
     ));
 }
+
+#[test]
+fn rfc_4754_ecdsa_256_vector_verifies_as_method_9() {
+    use openssl::bn::{BigNum, BigNumContext};
+    use openssl::ec::{EcGroup, EcKey};
+    use openssl::nid::Nid;
+    use openssl::pkey::PKey;
+    // RFC 4754 section 8.1: public key gw, message "abc", signature r || s.
+    let x = "2442A5CC0ECD015FA3CA31DC8E2BBC70BF42D60CBCA20085E0822CB04235E970";
+    let y = "6FC98BD7E50211A4A27102FA3549DF79EBCB4BF246B80945CDDFE7D509BBFD7D";
+    let r = "CB28E0999B9C7715FD0A80D8E47A77079716CBBF917DD72E97566EA1C066957C";
+    let s = "86FA3BB4E26CAD5BF90B7F81899256CE7594BB1EA0C89212748BFF3B3D5B0315";
+    let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).unwrap();
+    let (x, y) = (
+        BigNum::from_hex_str(x).unwrap(),
+        BigNum::from_hex_str(y).unwrap(),
+    );
+    let ec = EcKey::from_public_key_affine_coordinates(&group, &x, &y).unwrap();
+    let mut ctx = BigNumContext::new().unwrap();
+    assert!(ec.check_key().is_ok() && ec.public_key().is_on_curve(&group, &mut ctx).unwrap());
+    let public = PublicKey::from_pkey(PKey::from_ec_key(ec).unwrap()).unwrap();
+    let (r, s) = (unhex(r), unhex(s));
+    let method = AuthMethod::EcdsaSha256P256;
+    let rs = [r.as_slice(), &s].concat();
+    assert_eq!(
+        verify(&public, method, &rs, b"abc", DEFAULT_SCHEMES).unwrap(),
+        SignatureScheme::Ecdsa(Digest::Sha256)
+    );
+    let sr = [s.as_slice(), &r].concat();
+    assert!(matches!(
+        verify(&public, method, &sr, b"abc", DEFAULT_SCHEMES),
+        Err(SignatureError::DoesNotVerify)
+    ));
+    assert!(matches!(
+        verify(&public, method, &rs, b"abd", DEFAULT_SCHEMES),
+        Err(SignatureError::DoesNotVerify)
+    ));
+}
+
+#[test]
+fn pss_signatures_use_a_salt_of_the_hash_length() {
+    for (digest, len) in [
+        (Digest::Sha256, 32),
+        (Digest::Sha384, 48),
+        (Digest::Sha512, 64),
+    ] {
+        let data = sign(rsa(), SignatureScheme::RsaPss(digest), OCTETS).unwrap();
+        let signature = &data[1 + usize::from(data[0])..];
+        let check = |salt: i32| {
+            let public = rsa().public_key();
+            let mut v = Verifier::new(digest.message_digest(), public.pkey()).unwrap();
+            v.set_rsa_padding(Padding::PKCS1_PSS).unwrap();
+            v.set_rsa_pss_saltlen(RsaPssSaltlen::custom(salt)).unwrap();
+            v.set_rsa_mgf1_md(digest.message_digest()).unwrap();
+            v.verify_oneshot(signature, OCTETS).unwrap_or(false)
+        };
+        assert!(check(len), "{digest:?}");
+        assert!(!check(20), "{digest:?}");
+    }
+}
