@@ -186,16 +186,12 @@ fn parse_hash_algorithm(content: &[u8]) -> Option<Digest> {
 impl SignatureScheme {
     /// The digest named in SIGNATURE_HASH_ALGORITHMS for this scheme.
     pub fn hash(self) -> SignatureHash {
-        match self {
-            SignatureScheme::RsaPss(d)
-            | SignatureScheme::RsaPkcs1(d)
-            | SignatureScheme::Ecdsa(d) => match d {
-                Digest::Sha1 => SignatureHash::Sha1,
-                Digest::Sha256 => SignatureHash::Sha256,
-                Digest::Sha384 => SignatureHash::Sha384,
-                Digest::Sha512 => SignatureHash::Sha512,
-            },
-            SignatureScheme::Ed25519 => SignatureHash::Identity,
+        match self.digest() {
+            Some(Digest::Sha1) => SignatureHash::Sha1,
+            Some(Digest::Sha256) => SignatureHash::Sha256,
+            Some(Digest::Sha384) => SignatureHash::Sha384,
+            Some(Digest::Sha512) => SignatureHash::Sha512,
+            None => SignatureHash::Identity,
         }
     }
 
@@ -387,38 +383,49 @@ pub fn select(
         })
 }
 
+/// The classic methods: method, the scheme it stands for, the curve it requires (`None`:
+/// an RSA key).
+const CLASSIC_METHODS: [(AuthMethod, SignatureScheme, Option<Curve>); 4] = [
+    (
+        AuthMethod::RsaSignature,
+        SignatureScheme::RsaPkcs1(Digest::Sha1),
+        None,
+    ),
+    (
+        AuthMethod::EcdsaSha256P256,
+        SignatureScheme::Ecdsa(Digest::Sha256),
+        Some(Curve::P256),
+    ),
+    (
+        AuthMethod::EcdsaSha384P384,
+        SignatureScheme::Ecdsa(Digest::Sha384),
+        Some(Curve::P384),
+    ),
+    (
+        AuthMethod::EcdsaSha512P521,
+        SignatureScheme::Ecdsa(Digest::Sha512),
+        Some(Curve::P521),
+    ),
+];
+
 /// The classic method of a key kind and the scheme it implies.
 fn classic_for(kind: KeyKind) -> Result<(AuthMethod, SignatureScheme), SignatureError> {
-    match kind {
-        KeyKind::Rsa { .. } => Ok((
-            AuthMethod::RsaSignature,
-            SignatureScheme::RsaPkcs1(Digest::Sha1),
-        )),
-        KeyKind::Ecdsa(Curve::P256) => Ok((
-            AuthMethod::EcdsaSha256P256,
-            SignatureScheme::Ecdsa(Digest::Sha256),
-        )),
-        KeyKind::Ecdsa(Curve::P384) => Ok((
-            AuthMethod::EcdsaSha384P384,
-            SignatureScheme::Ecdsa(Digest::Sha384),
-        )),
-        KeyKind::Ecdsa(Curve::P521) => Ok((
-            AuthMethod::EcdsaSha512P521,
-            SignatureScheme::Ecdsa(Digest::Sha512),
-        )),
-        KeyKind::Ed25519 => Err(SignatureError::NoClassicMethod(kind)),
-    }
+    let curve = match kind {
+        KeyKind::Rsa { .. } => None,
+        KeyKind::Ecdsa(curve) => Some(curve),
+        KeyKind::Ed25519 => return Err(SignatureError::NoClassicMethod(kind)),
+    };
+    (CLASSIC_METHODS.iter())
+        .find(|(_, _, c)| *c == curve)
+        .map(|(method, scheme, _)| (*method, *scheme))
+        .ok_or(SignatureError::NoClassicMethod(kind))
 }
 
 /// The scheme and curve a classic method stands for.
 fn classic_scheme(method: AuthMethod) -> Option<(SignatureScheme, Option<Curve>)> {
-    Some(match method {
-        AuthMethod::RsaSignature => (SignatureScheme::RsaPkcs1(Digest::Sha1), None),
-        AuthMethod::EcdsaSha256P256 => (SignatureScheme::Ecdsa(Digest::Sha256), Some(Curve::P256)),
-        AuthMethod::EcdsaSha384P384 => (SignatureScheme::Ecdsa(Digest::Sha384), Some(Curve::P384)),
-        AuthMethod::EcdsaSha512P521 => (SignatureScheme::Ecdsa(Digest::Sha512), Some(Curve::P521)),
-        _ => return None,
-    })
+    (CLASSIC_METHODS.iter())
+        .find(|(m, _, _)| *m == method)
+        .map(|(_, scheme, curve)| (*scheme, *curve))
 }
 
 /// Method 14 Authentication Data: length octet, AlgorithmIdentifier, signature.
