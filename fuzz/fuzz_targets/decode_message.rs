@@ -1,5 +1,6 @@
-//! Feeds untrusted octets to the IKEv2 codec. The checks live in `check_decode`, which the
-//! codec's proptests call too, so stable CI asserts the same invariants the fuzzer does.
+//! Feeds untrusted octets to the IKEv2 codec (SKF reassembly included). The checks live in
+//! `check_decode`, which the codec's proptests call too, so stable CI asserts the same
+//! invariants the fuzzer does.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;

@@ -201,6 +201,21 @@ impl SkFrame {
         &self.bytes
     }
 
+    /// Seals `plaintext` into this frame: sets the lengths for a body of `sealed_len`
+    /// octets, has `seal(aad, plaintext)` make the body, appends it. One path for SK and
+    /// SKF; `seal` is the crypto module's (`SkCiphers::seal`), `sealed_len` its
+    /// `sealed_len(plaintext.len())`.
+    pub fn seal_with<E: From<EncodeError>>(
+        mut self,
+        plaintext: &[u8],
+        sealed_len: usize,
+        seal: impl FnOnce(&[u8], &[u8]) -> Result<Vec<u8>, E>,
+    ) -> Result<Vec<u8>, E> {
+        self.set_body_len(sealed_len)?;
+        let body = seal(&self.bytes, plaintext)?;
+        Ok(self.finish(&body)?)
+    }
+
     /// Appends the body and returns the datagram. Fails if the body is not the length
     /// promised to [`SkFrame::set_body_len`], since the peer would reject the ICV.
     pub fn finish(mut self, body: &[u8]) -> Result<Vec<u8>, EncodeError> {

@@ -140,6 +140,38 @@ pub struct Certificate {
 }
 
 impl Certificate {
+    /// Certificate Encoding 4, "X.509 Certificate - Signature": a DER certificate in CERT,
+    /// SHA-1 hashes of trusted CAs' SubjectPublicKeyInfo in CERTREQ.
+    pub const X509_SIGNATURE: u8 = 4;
+    const SHA1_LEN: usize = 20;
+
+    /// A CERT payload body carrying one DER certificate.
+    pub fn x509(der: Vec<u8>) -> Self {
+        Certificate {
+            encoding: Self::X509_SIGNATURE,
+            data: der,
+        }
+    }
+
+    /// A CERTREQ payload body naming CAs by the SHA-1 of their SubjectPublicKeyInfo.
+    pub fn x509_request(ca_hashes: &[[u8; 20]]) -> Self {
+        Certificate {
+            encoding: Self::X509_SIGNATURE,
+            data: ca_hashes.concat(),
+        }
+    }
+
+    /// The CA hashes of an X.509 CERTREQ; `None` for another encoding or a length that is
+    /// not a multiple of 20 (RFC 7296 section 3.7).
+    pub fn ca_hashes(&self) -> Option<Vec<[u8; 20]>> {
+        if self.encoding != Self::X509_SIGNATURE || self.data.len() % Self::SHA1_LEN != 0 {
+            return None;
+        }
+        (self.data.chunks_exact(Self::SHA1_LEN))
+            .map(|hash| hash.try_into().ok())
+            .collect()
+    }
+
     pub(crate) fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Certificate {
             encoding: r.u8("certificate encoding")?,
@@ -157,9 +189,16 @@ impl Certificate {
 /// Authentication method (IANA "IKEv2 Authentication Method").
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum AuthMethod {
+    /// 1: RSA with PKCS#1 v1.5 over SHA-1 (RFC 7296).
     RsaSignature,
     SharedKeyMic,
-    /// RFC 7427.
+    /// 9: ECDSA with SHA-256 on P-256 (RFC 4754).
+    EcdsaSha256P256,
+    /// 10: ECDSA with SHA-384 on P-384 (RFC 4754).
+    EcdsaSha384P384,
+    /// 11: ECDSA with SHA-512 on P-521 (RFC 4754).
+    EcdsaSha512P521,
+    /// 14: RFC 7427.
     DigitalSignature,
     /// Only for numbers without a variant above.
     Other(u8),
@@ -170,6 +209,9 @@ impl AuthMethod {
         match value {
             1 => AuthMethod::RsaSignature,
             2 => AuthMethod::SharedKeyMic,
+            9 => AuthMethod::EcdsaSha256P256,
+            10 => AuthMethod::EcdsaSha384P384,
+            11 => AuthMethod::EcdsaSha512P521,
             14 => AuthMethod::DigitalSignature,
             other => AuthMethod::Other(other),
         }
@@ -179,6 +221,9 @@ impl AuthMethod {
         match self {
             AuthMethod::RsaSignature => 1,
             AuthMethod::SharedKeyMic => 2,
+            AuthMethod::EcdsaSha256P256 => 9,
+            AuthMethod::EcdsaSha384P384 => 10,
+            AuthMethod::EcdsaSha512P521 => 11,
             AuthMethod::DigitalSignature => 14,
             AuthMethod::Other(other) => other,
         }
@@ -310,9 +355,10 @@ mod tests {
         let mut out = Vec::new();
         auth.write(&mut out).unwrap();
         assert_eq!(out, bytes);
-        for n in [1, 2, 14, 9] {
+        for n in 0..=u8::MAX {
             assert_eq!(AuthMethod::from_u8(n).to_u8(), n);
         }
+        assert_eq!(AuthMethod::from_u8(10), AuthMethod::EcdsaSha384P384);
         assert_eq!(AuthMethod::from_u8(14), AuthMethod::DigitalSignature);
 
         let bytes = [4, 0x30, 0x82];
@@ -331,6 +377,17 @@ mod tests {
         let mut out = Vec::new();
         cert.write(&mut out).unwrap();
         assert_eq!(out, bytes);
+        let request = Certificate::x509_request(&[[1; 20], [2; 20]]);
+        assert_eq!(request.data.len(), 40);
+        assert_eq!(request.ca_hashes(), Some(vec![[1; 20], [2; 20]]));
+        assert_eq!(Certificate::x509_request(&[]).ca_hashes(), Some(vec![]));
+        let odd = Certificate::x509(vec![0; 21]);
+        assert_eq!(odd.ca_hashes(), None);
+        let other = Certificate {
+            encoding: 11,
+            data: vec![0; 20],
+        };
+        assert_eq!(other.ca_hashes(), None);
         assert!(Certificate::read(&mut Reader::new(
             &[],
             Location::Payload(PayloadType::Certificate)

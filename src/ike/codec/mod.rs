@@ -28,6 +28,7 @@ mod algorithms;
 mod delete;
 mod encrypted;
 mod error;
+mod fragments;
 mod header;
 mod identity;
 mod key_exchange;
@@ -52,6 +53,10 @@ pub use algorithms::ProposalTransforms;
 pub use delete::Delete;
 pub use encrypted::{patch_message_length, Encrypted, EncryptedFragment, ProtectedLayout, SkFrame};
 pub use error::{DecodeError, EncodeError, ErrorKind, Expected, Location};
+pub use fragments::{
+    fragment, max_message_len, Fragment, Ignored, Reassembler, Reassembly, ReassemblyLimits,
+    IPV4_DEFAULT_MTU, IPV6_DEFAULT_MTU,
+};
 pub use header::{ExchangeType, Flags, Header};
 pub use identity::{Auth, AuthMethod, Certificate, Identification, Identity};
 pub use key_exchange::{KeyExchange, Nonce};

@@ -5,7 +5,8 @@
 // Failing loudly is the point of this module.
 #![allow(clippy::expect_used, clippy::panic)]
 
-use super::encrypted::ProtectedLayout;
+use super::encrypted::{EncryptedFragment, ProtectedLayout};
+use super::fragments::{Reassembler, Reassembly, ReassemblyLimits};
 use super::header::Header;
 use super::message::Message;
 use super::non_esp::{classify_udp_4500, Udp4500};
@@ -25,6 +26,36 @@ pub fn check_decode(data: &[u8]) {
     }
     if let Udp4500::Ike(message) = classify_udp_4500(data) {
         assert_eq!(data.get(4..), Some(message));
+    }
+    check_reassembly(data);
+}
+
+/// Feeds `data` to a [`Reassembler`] as fragment records (number, total: one octet each;
+/// a length octet; that many plaintext octets) and checks it never holds more than its
+/// limits.
+fn check_reassembly(data: &[u8]) {
+    let limits = ReassemblyLimits {
+        max_fragments: 8,
+        max_bytes: 256,
+    };
+    let mut reassembler = Reassembler::new(0, limits);
+    let mut rest = data;
+    while let [number, total, len, tail @ ..] = rest {
+        let take = usize::from(*len).min(tail.len());
+        let (plaintext, tail) = tail.split_at(take);
+        rest = tail;
+        let skf = EncryptedFragment {
+            fragment_number: (*number).into(),
+            total_fragments: (*total).into(),
+            first_payload: PayloadType::Nonce,
+            body: Vec::new(),
+        };
+        let outcome = reassembler.add(0, &skf, plaintext.to_vec());
+        assert!(reassembler.held_bytes() <= limits.max_bytes);
+        if let Reassembly::Complete { plaintext, .. } = outcome {
+            assert!(plaintext.len() <= limits.max_bytes);
+            assert!(skf.total_fragments <= limits.max_fragments);
+        }
     }
 }
 
