@@ -11,6 +11,7 @@
 //! ```
 
 pub mod control;
+mod control_server;
 mod psk;
 pub mod report;
 pub mod sas;
@@ -118,7 +119,8 @@ impl Daemon {
         };
         daemon.reload(true)?;
         xfrm_events::listen(daemon.inbound.clone()).map_err(|e| format!("XFRM reports: {e}"))?;
-        sockets::listen_control(&daemon.options.socket, daemon.inbound.clone())
+        let limits = control_server::Limits::default();
+        control_server::listen(&daemon.options.socket, daemon.inbound.clone(), limits)
             .map_err(|e| format!("control socket {}: {e}", daemon.options.socket.display()))?;
         log(format_args!(
             "listening on {} (IKE port {}, NAT-T port {}), {} tunnel(s)",
