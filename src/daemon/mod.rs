@@ -12,6 +12,8 @@
 
 pub mod control;
 mod control_server;
+mod dataplane;
+mod failures;
 mod psk;
 pub mod report;
 pub mod sas;
@@ -90,6 +92,10 @@ struct Daemon {
     tunnels: Vec<Tunnel>,
     enabled: BTreeSet<String>,
     installed: sas::Installed,
+    /// Tunnels the kernel refused, left out until their retry.
+    failing: failures::Failing,
+    /// The reqids of the IKE tunnels' children, with the mark and if_id their SAs carry.
+    ike_children: sas::Children,
     /// `up` requests waiting for their tunnel's CHILD SA (or its failure).
     waiters: BTreeMap<String, Vec<oneshot::Sender<Response>>>,
 }
@@ -115,9 +121,20 @@ impl Daemon {
             tunnels: Vec::new(),
             enabled: BTreeSet::new(),
             installed: sas::Installed::default(),
+            failing: failures::Failing::default(),
+            ike_children: sas::Children::default(),
             waiters: BTreeMap::new(),
         };
         daemon.reload(true)?;
+        // A daemon killed before could not remove its SAs; no IKE SA owns them now.
+        let swept = (daemon.installed)
+            .sweep_orphans(&mut daemon.kernel, &daemon.ike_children)
+            .map_err(|e| format!("removing SAs left by an earlier daemon: {e}"))?;
+        if swept > 0 {
+            log(format_args!(
+                "removed {swept} SA(s) left by an earlier daemon"
+            ));
+        }
         xfrm_events::listen(daemon.inbound.clone()).map_err(|e| format!("XFRM reports: {e}"))?;
         let limits = control_server::Limits::default();
         control_server::listen(&daemon.options.socket, daemon.inbound.clone(), limits)
@@ -129,24 +146,31 @@ impl Daemon {
             daemon.options.natt_port,
             daemon.tunnels.len()
         ));
-        let now = Instant::now();
-        for t in &daemon.tunnels {
-            if !daemon.engine_knows(&t.name) {
-                continue;
-            }
-            match t.ike.start_action {
-                StartAction::Start => {
-                    let _ = daemon.engine.initiate(now, &t.name);
-                }
-                StartAction::Trap => log(format_args!(
-                    "{}: negotiating when traffic for it arrives (start_action = trap)",
-                    t.name
-                )),
-                StartAction::None => {}
-            }
+        let names: Vec<String> = daemon.tunnels.iter().map(|t| t.name.clone()).collect();
+        for name in &names {
+            daemon.start_tunnel(name);
         }
         daemon.drain();
         Ok(daemon)
+    }
+
+    /// Initiates `name` or waits for its traffic, as its start_action says.
+    fn start_tunnel(&mut self, name: &str) {
+        if !self.engine_knows(name) || self.failing.error(name).is_some() {
+            return;
+        }
+        let Some(t) = self.tunnels.iter().find(|t| t.name == name) else {
+            return;
+        };
+        match t.ike.start_action {
+            StartAction::Start => {
+                let _ = self.engine.initiate(Instant::now(), name);
+            }
+            StartAction::Trap => log(format_args!(
+                "{name}: negotiating when traffic for it arrives (start_action = trap)"
+            )),
+            StartAction::None => {}
+        }
     }
 
     fn engine_knows(&self, name: &str) -> bool {
@@ -183,20 +207,39 @@ impl Daemon {
             let _ = self.engine.terminate(now, &gone.name);
         }
         self.tunnels = tunnels;
+        self.failing.retain(&self.enabled);
+        // The operator may have fixed what failed: try those tunnels now.
+        self.failing.retry_all_now(now);
         let applied = self.apply();
         release_free_memory();
         applied
     }
 
-    /// Applies the enabled tunnels' dataplane and gives the engine their connections.
+    /// Applies the enabled tunnels' dataplane and gives the engine their connections. A
+    /// tunnel the kernel refuses is left out (its IKE SA and SAs go) and retried later.
     fn apply(&mut self) -> Result<(), String> {
-        let (outcome, plan) = crate::apply::apply(
+        let applied = dataplane::apply_each(
             &mut self.kernel,
             &self.tunnels,
             &self.enabled,
             &self.options.paths,
+            &mut self.failing,
+            Instant::now(),
         )
         .map_err(|e| format!("apply: {e}"))?;
+        let dataplane::Applied {
+            outcome,
+            plan,
+            recovered,
+            failed,
+        } = applied;
+        for (name, error, wait) in &failed {
+            log(format_args!(
+                "{name}: left out, retrying in {} s: {error}",
+                wait.as_secs()
+            ));
+            self.drop_connection(name);
+        }
         if outcome.writes > 0 {
             log(format_args!(
                 "dataplane: {} changes ({} created, {} updated, {} deleted)",
@@ -237,7 +280,32 @@ impl Daemon {
                 psk,
             });
         }
+        self.ike_children = sas::children(&plan);
+        for (name, attempts) in &recovered {
+            log(format_args!(
+                "{name}: dataplane applied after {attempts} failed attempt(s)"
+            ));
+            self.start_tunnel(name);
+        }
         Ok(())
+    }
+
+    /// Forgets `name`'s IKE SA (telling the peer) and removes its SAs.
+    fn drop_connection(&mut self, name: &str) {
+        let _ = self.engine.remove_connection(Instant::now(), name);
+        for e in self.installed.remove_connection(&mut self.kernel, name) {
+            log(format_args!("{name}: removing its SAs: {e}"));
+        }
+    }
+
+    /// Retries the failed tunnels whose time has come.
+    fn retry_failed(&mut self) {
+        let now = Instant::now();
+        if self.failing.next_retry().is_some_and(|at| at <= now) {
+            if let Err(e) = self.apply() {
+                log(format_args!("retrying the failed tunnels: {e}"));
+            }
+        }
     }
 
     async fn run(&mut self, mut rx: mpsc::Receiver<Inbound>) -> Result<(), String> {
@@ -247,8 +315,9 @@ impl Daemon {
         let mut hup = signal(SignalKind::hangup()).map_err(|e| e.to_string())?;
         loop {
             let far = Instant::now() + Duration::from_secs(3600);
+            let next = [self.engine.next_timeout(), self.failing.next_retry()];
             let deadline =
-                tokio::time::Instant::from_std(self.engine.next_timeout().unwrap_or(far));
+                tokio::time::Instant::from_std(next.into_iter().flatten().min().unwrap_or(far));
             tokio::select! {
                 message = rx.recv() => match message {
                     Some(Inbound::Datagram { local, remote, bytes }) => {
@@ -261,7 +330,10 @@ impl Daemon {
                     Some(Inbound::Acquired { reqid }) => self.engine.acquire(Instant::now(), reqid),
                     None => return Err("all sockets closed".into()),
                 },
-                () = tokio::time::sleep_until(deadline) => self.engine.handle_timeout(Instant::now()),
+                () = tokio::time::sleep_until(deadline) => {
+                    self.engine.handle_timeout(Instant::now());
+                    self.retry_failed();
+                }
                 _ = term.recv() => break,
                 _ = int.recv() => break,
                 _ = hup.recv() => {
@@ -345,9 +417,17 @@ impl Daemon {
         let now = Instant::now();
         match request {
             Request::Status => {
-                let kernel = self.kernel.sa_status().unwrap_or_default();
+                // Counters that cannot be read are an error, not "no SA".
+                let kernel = match self.kernel.sa_status() {
+                    Ok(kernel) => kernel,
+                    Err(e) => {
+                        let _ = reply.send(Response::error(format!("reading the SAs: {e}")));
+                        return;
+                    }
+                };
                 let mut response = Response::ok("");
                 response.ike_sas = report::build(&self.engine.status(), &kernel, now);
+                response.failures = self.failing.reports(now);
                 let _ = reply.send(response);
             }
             Request::Reload => {
@@ -365,8 +445,14 @@ impl Daemon {
                     return;
                 }
                 self.enabled.insert(name.clone());
+                // `up` tries a failed tunnel at once.
+                self.failing.clear(&name);
                 if let Err(e) = self.apply() {
                     let _ = reply.send(Response::error(e));
+                    return;
+                }
+                if let Some(error) = self.failing.error(&name) {
+                    let _ = reply.send(Response::error(format!("{name}: {error}")));
                     return;
                 }
                 if !self.ike_tunnel(&name) {
@@ -390,11 +476,9 @@ impl Daemon {
                 }
             }
             Request::Down { name } => {
-                let _ = self.engine.remove_connection(now, &name);
-                for e in self.installed.remove_connection(&mut self.kernel, &name) {
-                    log(format_args!("{name}: removing its SAs: {e}"));
-                }
+                self.drop_connection(&name);
                 self.enabled.remove(&name);
+                self.failing.retain(&self.enabled);
                 let response = match self.apply() {
                     Ok(()) => Response::ok(format!("{name}: down")),
                     Err(e) => Response::error(e),
