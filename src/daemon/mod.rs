@@ -17,6 +17,7 @@ mod failures;
 mod psk;
 pub mod report;
 pub mod sas;
+mod shutdown;
 mod sockets;
 mod xfrm_events;
 
@@ -127,14 +128,7 @@ impl Daemon {
         };
         daemon.reload(true)?;
         // A daemon killed before could not remove its SAs; no IKE SA owns them now.
-        let swept = (daemon.installed)
-            .sweep_orphans(&mut daemon.kernel, &daemon.ike_children)
-            .map_err(|e| format!("removing SAs left by an earlier daemon: {e}"))?;
-        if swept > 0 {
-            log(format_args!(
-                "removed {swept} SA(s) left by an earlier daemon"
-            ));
-        }
+        daemon.sweep_orphans()?;
         xfrm_events::listen(daemon.inbound.clone()).map_err(|e| format!("XFRM reports: {e}"))?;
         let limits = control_server::Limits::default();
         control_server::listen(&daemon.options.socket, daemon.inbound.clone(), limits)
@@ -281,11 +275,30 @@ impl Daemon {
             });
         }
         self.ike_children = sas::children(&plan);
+        if !recovered.is_empty() {
+            // Their reqids were not swept at start.
+            if let Err(e) = self.sweep_orphans() {
+                log(e);
+            }
+        }
         for (name, attempts) in &recovered {
             log(format_args!(
                 "{name}: dataplane applied after {attempts} failed attempt(s)"
             ));
             self.start_tunnel(name);
+        }
+        Ok(())
+    }
+
+    /// Deletes the SAs of the IKE tunnels' children that no IKE SA of ours owns.
+    fn sweep_orphans(&mut self) -> Result<(), String> {
+        let swept = (self.installed)
+            .sweep_orphans(&mut self.kernel, &self.ike_children)
+            .map_err(|e| format!("removing SAs left by an earlier daemon: {e}"))?;
+        if swept > 0 {
+            log(format_args!(
+                "removed {swept} SA(s) left by an earlier daemon"
+            ));
         }
         Ok(())
     }
@@ -344,7 +357,7 @@ impl Daemon {
             }
             self.drain();
         }
-        self.shutdown();
+        self.shutdown(&mut rx).await;
         Ok(())
     }
 
@@ -499,33 +512,5 @@ impl Daemon {
                 let _ = reply.send(response);
             }
         }
-    }
-
-    /// Tells every peer, removes every SA the daemon installed; the dataplane stays, so
-    /// traffic for the tunnels stays dropped (fail closed) until the daemon is back.
-    fn shutdown(&mut self) {
-        let now = Instant::now();
-        let names: Vec<String> = self
-            .engine
-            .status()
-            .iter()
-            .map(|s| s.name.clone())
-            .collect();
-        for name in &names {
-            let _ = self.engine.terminate(now, name);
-        }
-        while let Some(t) = self.engine.poll_transmit() {
-            let _ = self.sockets.send(&t);
-        }
-        for connection in self.installed.connections() {
-            for e in self
-                .installed
-                .remove_connection(&mut self.kernel, &connection)
-            {
-                log(format_args!("{connection}: removing its SAs: {e}"));
-            }
-        }
-        let _ = std::fs::remove_file(&self.options.socket);
-        log("stopped");
     }
 }
