@@ -76,6 +76,8 @@ pub struct TunnelFailure {
     pub error: String,
     /// Failed attempts in a row.
     pub attempts: u32,
+    /// It runs on the profile it last applied with until the retry.
+    pub kept_previous: bool,
     pub retry_in_secs: u64,
 }
 

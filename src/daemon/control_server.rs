@@ -137,7 +137,7 @@ async fn accept_loop(
                     }
                     Err(_) => {
                         counters.busy.fetch_add(1, Ordering::Relaxed);
-                        refuse_busy(&stream, limits.clients);
+                        refuse_busy(stream, limits.clients);
                     }
                 }
             }
@@ -158,13 +158,16 @@ async fn accept_loop(
 }
 
 /// Answers "busy" without waiting: the answer fits any socket buffer, and a client that
-/// does not read it loses it rather than holding the daemon.
-fn refuse_busy(stream: &UnixStream, clients: usize) {
+/// does not read it loses it rather than holding the daemon. Written with a plain
+/// non-blocking write: tokio's `try_write` refuses until the reactor has seen the socket
+/// writable once.
+fn refuse_busy(stream: UnixStream, clients: usize) {
+    use std::io::Write;
     let busy = Response::error(format!(
         "the daemon is busy: {clients} control connections are open; try again"
     ));
-    if let Ok(text) = serde_json::to_string(&busy) {
-        let _ = stream.try_write(format!("{text}\n").as_bytes());
+    if let (Ok(text), Ok(mut stream)) = (serde_json::to_string(&busy), stream.into_std()) {
+        let _ = stream.write(format!("{text}\n").as_bytes());
     }
 }
 

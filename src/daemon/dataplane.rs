@@ -1,7 +1,8 @@
 //! The daemon's apply: a tunnel whose objects the kernel refuses (a module missing, its
-//! device name taken by a foreign device, ...) is left out and retried later, and the
-//! other tunnels are applied without it. An error that no single tunnel owns still fails
-//! the whole apply.
+//! device name taken by a foreign device, ...) goes back to the profile it last applied
+//! with (a reload must not tear down a working tunnel), or else is left out, and is retried
+//! later; the other tunnels are applied either way. An error that no single tunnel owns
+//! still fails the whole apply.
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
@@ -17,47 +18,77 @@ use crate::plan::Plan;
 pub struct Applied {
     pub outcome: Outcome,
     pub plan: Plan,
+    /// The profiles applied: those given, but a failing tunnel's kept one.
+    pub tunnels: Vec<Tunnel>,
     /// Tunnels applied again after failures, with how many attempts had failed.
     pub recovered: Vec<(String, u32)>,
-    /// Tunnels left out by this apply: the error and the wait before their retry.
-    pub failed: Vec<(String, String, Duration)>,
+    /// Tunnels that failed in this apply: the error, the wait before their retry, and
+    /// whether they kept their previous profile (else they were left out).
+    pub failed: Vec<(String, String, Duration, bool)>,
 }
 
-/// Applies the `enabled` tunnels but those `failing` waits to retry; each tunnel the
-/// kernel refuses joins `failing` and the rest are applied again without it.
+/// Applies the `enabled` tunnels; one that `failing` waits to retry keeps its previous
+/// profile or is left out. Each tunnel the kernel refuses joins `failing` and the rest are
+/// applied again: with its profile from `applied_before` if that differs, else without it.
 pub fn apply_each(
     kernel: &mut dyn Kernel,
     tunnels: &[Tunnel],
     enabled: &BTreeSet<String>,
     paths: &Paths,
     failing: &mut Failing,
+    applied_before: &[Tunnel],
     now: Instant,
 ) -> Result<Applied, ApplyError> {
     let mut failed = Vec::new();
     loop {
         let selected = failing.to_apply(enabled, now);
-        let error = match crate::apply::apply(kernel, tunnels, &selected, paths) {
+        let effective: Vec<Tunnel> = (tunnels.iter())
+            .map(|t| match failing.kept(&t.name) {
+                Some(kept) if failing.waiting(&t.name, now) => kept.clone(),
+                _ => t.clone(),
+            })
+            .collect();
+        let error = match crate::apply::apply(kernel, &effective, &selected, paths) {
             Ok((outcome, plan)) => {
-                let recovered = (selected.iter())
+                let retried: Vec<&String> = (selected.iter())
+                    .filter(|n| !failing.waiting(n, now))
+                    .collect();
+                let recovered = (retried.into_iter())
                     .filter_map(|n| Some((n.clone(), failing.clear(n)?)))
+                    .collect();
+                let tunnels = effective
+                    .into_iter()
+                    .filter(|t| selected.contains(&t.name))
                     .collect();
                 return Ok(Applied {
                     outcome,
                     plan,
+                    tunnels,
                     recovered,
                     failed,
                 });
             }
             Err(error) => error,
         };
-        let culprit = culprit(kernel, tunnels, &selected, paths, &error)?;
-        // Leaving it out must shrink the selection, or this would not end.
+        let culprit = culprit(kernel, &effective, &selected, paths, &error)?;
         let Some(tunnel) = culprit.filter(|t| selected.contains(t)) else {
             return Err(error);
         };
+        // Each tunnel falls back once, then out: this ends.
+        let kept = if failing.waiting(&tunnel, now) {
+            None
+        } else {
+            let current = tunnels.iter().find(|t| t.name == tunnel);
+            (failing
+                .kept(&tunnel)
+                .or_else(|| applied_before.iter().find(|t| t.name == tunnel)))
+            .filter(|before| Some(*before) != current)
+            .cloned()
+        };
         let message = error.to_string();
-        let wait = failing.record(&tunnel, message.clone(), now);
-        failed.push((tunnel, message, wait));
+        let keeps = kept.is_some();
+        let wait = failing.record(&tunnel, message.clone(), kept, now);
+        failed.push((tunnel, message, wait, keeps));
     }
 }
 
@@ -94,6 +125,8 @@ mod tests {
         kernel: FakeKernel,
         paths: Paths,
         tunnels: Vec<Tunnel>,
+        /// What the last apply applied, as the daemon keeps it.
+        applied: Vec<Tunnel>,
         failing: Failing,
         _dir: tempfile::TempDir,
     }
@@ -118,6 +151,7 @@ mod tests {
                 allocations: dir.path().join("alloc.json"),
             },
             tunnels,
+            applied: Vec::new(),
             failing: Failing::default(),
             _dir: dir,
         }
@@ -127,7 +161,10 @@ mod tests {
         fn apply(&mut self, now: Instant) -> Result<Applied, ApplyError> {
             let enabled = self.tunnels.iter().map(|t| t.name.clone()).collect();
             let (kernel, failing) = (&mut self.kernel, &mut self.failing);
-            apply_each(kernel, &self.tunnels, &enabled, &self.paths, failing, now)
+            let (tunnels, before) = (&self.tunnels, &self.applied);
+            let applied = apply_each(kernel, tunnels, &enabled, &self.paths, failing, before, now)?;
+            self.applied.clone_from(&applied.tunnels);
+            Ok(applied)
         }
 
         fn device(&self, i: usize) -> ObjectKey {
@@ -189,6 +226,34 @@ mod tests {
         assert_eq!(retried.plan.tunnels.len(), h.tunnels.len());
         assert!(h.kernel.objects.contains_key(&refused_device));
         assert!(h.failing.next_retry().is_none());
+    }
+
+    #[test]
+    fn a_changed_profile_the_kernel_refuses_keeps_the_one_that_worked_until_the_retry() {
+        let mut h = host();
+        let now = Instant::now();
+        h.apply(now).unwrap();
+        let (name, working) = (h.tunnels[0].name.clone(), h.device(0));
+        h.tunnels[0].interface.name = "renamed0".into();
+        let renamed = h.device(0);
+        h.kernel.fail_on.insert(renamed.clone());
+
+        let applied = h.apply(now).unwrap();
+        let [(failed, error, _, kept)] = &applied.failed[..] else {
+            panic!("{:?}", applied.failed)
+        };
+        assert_eq!((failed, *kept), (&name, true), "{error}");
+        assert!(h.kernel.objects.contains_key(&working), "still up");
+        assert!(!h.kernel.objects.contains_key(&renamed));
+        assert!(h.failing.reports(now)[0].kept_previous);
+        // Until the retry, it stays on the profile that worked.
+        assert!(h.apply(now).unwrap().failed.is_empty());
+        assert!(h.kernel.objects.contains_key(&working));
+
+        let retried = h.apply(now + Duration::from_secs(5)).unwrap();
+        assert_eq!(retried.recovered, [(name, 1)]);
+        assert!(h.kernel.objects.contains_key(&renamed));
+        assert!(!h.kernel.objects.contains_key(&working));
     }
 
     #[test]

@@ -1,10 +1,12 @@
-//! Tunnels whose dataplane the kernel refused: left out of the applies until their retry is
-//! due, 5 s after the first failure, doubling up to 5 minutes.
+//! Tunnels whose dataplane the kernel refused: until their retry is due (5 s after the
+//! first failure, doubling up to 5 minutes) they keep the profile they last applied with,
+//! if any, or are left out of the applies.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use super::control::TunnelFailure;
+use crate::model::Tunnel;
 
 const FIRST_RETRY: Duration = Duration::from_secs(5);
 const LAST_RETRY: Duration = Duration::from_secs(300);
@@ -14,6 +16,8 @@ struct Failure {
     error: String,
     attempts: u32,
     retry_at: Instant,
+    /// The profile the tunnel last applied with, applied meanwhile.
+    kept: Option<Tunnel>,
 }
 
 #[derive(Debug, Default)]
@@ -28,8 +32,15 @@ fn backoff(attempts: u32) -> Duration {
 }
 
 impl Failing {
-    /// Records another failure of `tunnel`; returns the wait before its next attempt.
-    pub fn record(&mut self, tunnel: &str, error: String, now: Instant) -> Duration {
+    /// Records another failure of `tunnel`, which keeps `kept` until its retry; returns the
+    /// wait before its next attempt.
+    pub fn record(
+        &mut self,
+        tunnel: &str,
+        error: String,
+        kept: Option<Tunnel>,
+        now: Instant,
+    ) -> Duration {
         let attempts = self.by_tunnel.get(tunnel).map_or(0, |f| f.attempts) + 1;
         let wait = backoff(attempts);
         self.by_tunnel.insert(
@@ -38,6 +49,7 @@ impl Failing {
                 error,
                 attempts,
                 retry_at: now + wait,
+                kept,
             },
         );
         wait
@@ -48,14 +60,24 @@ impl Failing {
         self.by_tunnel.remove(tunnel).map(|f| f.attempts)
     }
 
+    /// Waiting for its retry.
+    pub fn waiting(&self, tunnel: &str, now: Instant) -> bool {
+        self.by_tunnel.get(tunnel).is_some_and(|f| f.retry_at > now)
+    }
+
+    pub fn kept(&self, tunnel: &str) -> Option<&Tunnel> {
+        self.by_tunnel.get(tunnel)?.kept.as_ref()
+    }
+
     pub fn error(&self, tunnel: &str) -> Option<&str> {
         self.by_tunnel.get(tunnel).map(|f| f.error.as_str())
     }
 
-    /// The tunnels of `enabled` to apply now: all but those waiting for their retry.
+    /// The tunnels of `enabled` to apply now: all but those waiting for their retry with
+    /// no earlier profile to keep.
     pub fn to_apply(&self, enabled: &BTreeSet<String>, now: Instant) -> BTreeSet<String> {
         (enabled.iter())
-            .filter(|n| self.by_tunnel.get(*n).is_none_or(|f| f.retry_at <= now))
+            .filter(|n| !self.waiting(n, now) || self.kept(n).is_some())
             .cloned()
             .collect()
     }
@@ -81,6 +103,7 @@ impl Failing {
                 name: name.clone(),
                 error: f.error.clone(),
                 attempts: f.attempts,
+                kept_previous: f.kept.is_some(),
                 retry_in_secs: f.retry_at.saturating_duration_since(now).as_secs(),
             })
             .collect()
@@ -103,10 +126,16 @@ mod tests {
         let now = Instant::now();
         let enabled: BTreeSet<String> = ["a", "b"].map(String::from).into();
         let mut failing = Failing::default();
-        assert_eq!(failing.record("a", "refused".into(), now), FIRST_RETRY);
+        assert_eq!(
+            failing.record("a", "refused".into(), None, now),
+            FIRST_RETRY
+        );
         assert_eq!(failing.to_apply(&enabled, now), ["b".to_string()].into());
         assert_eq!(failing.to_apply(&enabled, now + FIRST_RETRY), enabled);
-        assert_eq!(failing.record("a", "refused".into(), now), FIRST_RETRY * 2);
+        assert_eq!(
+            failing.record("a", "refused".into(), None, now),
+            FIRST_RETRY * 2
+        );
         let report = &failing.reports(now)[0];
         assert_eq!((report.attempts, report.retry_in_secs), (2, 10));
         assert_eq!(failing.clear("a"), Some(2));

@@ -95,6 +95,8 @@ struct Daemon {
     installed: sas::Installed,
     /// Tunnels the kernel refused, left out until their retry.
     failing: failures::Failing,
+    /// The profiles the last apply applied (a failing tunnel falls back to its own).
+    applied: Vec<Tunnel>,
     /// The reqids of the IKE tunnels' children, with the mark and if_id their SAs carry.
     ike_children: sas::Children,
     /// `up` requests waiting for their tunnel's CHILD SA (or its failure).
@@ -123,6 +125,7 @@ impl Daemon {
             enabled: BTreeSet::new(),
             installed: sas::Installed::default(),
             failing: failures::Failing::default(),
+            applied: Vec::new(),
             ike_children: sas::Children::default(),
             waiters: BTreeMap::new(),
         };
@@ -218,21 +221,31 @@ impl Daemon {
             &self.enabled,
             &self.options.paths,
             &mut self.failing,
+            &self.applied,
             Instant::now(),
         )
         .map_err(|e| format!("apply: {e}"))?;
         let dataplane::Applied {
             outcome,
             plan,
+            tunnels,
             recovered,
             failed,
         } = applied;
-        for (name, error, wait) in &failed {
+        self.applied = tunnels;
+        for (name, error, wait, kept) in &failed {
+            let what = if *kept {
+                "keeps its previous profile"
+            } else {
+                "left out"
+            };
             log(format_args!(
-                "{name}: left out, retrying in {} s: {error}",
+                "{name}: {what}, retrying in {} s: {error}",
                 wait.as_secs()
             ));
-            self.drop_connection(name);
+            if !kept {
+                self.drop_connection(name);
+            }
         }
         if outcome.writes > 0 {
             log(format_args!(

@@ -144,9 +144,14 @@ pub fn render(sas: &[IkeSaReport]) -> String {
 pub fn render_failures(failures: &[TunnelFailure]) -> String {
     let mut out = String::new();
     for f in failures {
+        let kept = if f.kept_previous {
+            ", keeping its previous profile"
+        } else {
+            ""
+        };
         let _ = writeln!(
             out,
-            "{}: FAILED ({} attempt(s)), retrying in {}s: {}",
+            "{}: FAILED ({} attempt(s){kept}), retrying in {}s: {}",
             f.name, f.attempts, f.retry_in_secs, f.error
         );
     }
