@@ -151,9 +151,11 @@ impl Daemon {
         Ok(daemon)
     }
 
-    /// Initiates `name` or waits for its traffic, as its start_action says.
+    /// Initiates `name` or waits for its traffic, as its start_action says, unless it has
+    /// an IKE SA already (it kept running on its previous profile).
     fn start_tunnel(&mut self, name: &str) {
-        if !self.engine_knows(name) || self.failing.error(name).is_some() {
+        let running = self.engine.status().iter().any(|s| s.name == name);
+        if running || !self.engine_knows(name) || self.failing.error(name).is_some() {
             return;
         }
         let Some(t) = self.tunnels.iter().find(|t| t.name == name) else {
