@@ -25,7 +25,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::apply::kernel::Kernel;
 use crate::apply::netlink::LinuxKernel;
-use crate::apply::state::Paths;
+use crate::apply::state::{lock, Paths};
 use crate::ike::engine::{Engine, EngineConfig, EngineConnection, Event, KernelAction};
 use crate::model::{StartAction, Tunnel};
 use crate::plan::Endpoint;
@@ -69,6 +69,8 @@ fn release_free_memory() {
 
 /// Runs until SIGTERM or SIGINT; errors are about starting (profiles, sockets, netlink).
 pub fn run(options: DaemonOptions) -> Result<(), String> {
+    // Held for the daemon's life: the CLI then never applies behind its back.
+    let _daemon_lock = lock::try_exclusive(&options.paths.daemon_lock(), "daemon")?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -188,13 +190,16 @@ impl Daemon {
 
     /// Applies the enabled tunnels' dataplane and gives the engine their connections.
     fn apply(&mut self) -> Result<(), String> {
-        let (outcome, plan) = crate::apply::apply(
-            &mut self.kernel,
-            &self.tunnels,
-            &self.enabled,
-            &self.options.paths,
-        )
-        .map_err(|e| format!("apply: {e}"))?;
+        let paths = &self.options.paths;
+        let applied =
+            lock::exclusive(&paths.apply_lock(), "daemon", |m| log(m)).and_then(|_held| {
+                crate::apply::apply(&mut self.kernel, &self.tunnels, &self.enabled, paths)
+                    .map_err(|e| e.to_string())
+            });
+        let (outcome, plan) = applied.map_err(|e| format!("apply: {e}"))?;
+        for warning in &outcome.warnings {
+            log(format_args!("warning: {warning}"));
+        }
         if outcome.writes > 0 {
             log(format_args!(
                 "dataplane: {} changes ({} created, {} updated, {} deleted)",
