@@ -22,15 +22,15 @@ fn routevpns(value: u32) -> bool {
     value & 0xff00_0000 == PREFIX && value != PREFIX
 }
 
-/// Marks and if_ids from the tunnels' links, reqids from their policies; values the kernel
-/// does not show are planned afresh (each name's preferred value, as on a first apply).
+/// Marks and if_ids from the tunnels' links, reqids from the policies that then match the
+/// plan; values the kernel does not show are planned afresh (as on a first apply).
 fn allocations_from(
+    kernel: &mut dyn Kernel,
     live: &[Object],
     tunnels: &[Tunnel],
     unrecovered: &mut Vec<String>,
 ) -> Allocations {
-    let fresh = plan::build(tunnels, &plan::Context::default()).allocations;
-    let mut found = Allocations::default();
+    let mut found = plan::build(tunnels, &plan::Context::default()).allocations;
     let link = |name: &str| {
         live.iter().find_map(|o| match o {
             Object::Link(l) if l.name == name => Some(&l.kind),
@@ -47,40 +47,44 @@ fn allocations_from(
             }
             _ => {}
         }
-        let reqids: BTreeSet<u32> = live
-            .iter()
-            .filter_map(|o| match o {
-                Object::Policy(p)
-                    if (p.template.dst == t.remote || p.template.src == t.remote)
-                        && routevpns(p.template.reqid) =>
-                {
-                    Some(p.template.reqid)
-                }
-                _ => None,
-            })
-            .collect();
-        for child in &t.children {
-            let name = format!("{}/{}", t.name, child.name);
-            let planned = fresh.reqids.get(&name);
-            match (reqids.len(), reqids.first()) {
-                (1, Some(only)) if t.children.len() == 1 => {
-                    found.reqids.insert(name, *only);
-                }
-                _ if planned.is_some_and(|p| reqids.contains(p)) => {
-                    found
-                        .reqids
-                        .insert(name, planned.copied().unwrap_or_default());
-                }
-                (0, _) => {}
-                _ => unrecovered.push(format!("the reqid of {name}")),
+    }
+    // With the marks and if_ids known, a planned policy has the key of the live one.
+    let names = tunnels.iter().map(|t| t.name.clone()).collect();
+    let planned = match super::desired(kernel, tunnels, &names, found.clone()) {
+        Ok((desired, _)) => desired,
+        Err(e) => {
+            unrecovered.push(format!("the reqids ({e})"));
+            return found;
+        }
+    };
+    let by_value: BTreeMap<u32, String> = (found.reqids.iter())
+        .map(|(name, v)| (*v, name.clone()))
+        .collect();
+    let mut seen: BTreeMap<String, BTreeSet<u32>> = BTreeMap::new();
+    for wanted in &planned {
+        let Object::Policy(p) = &wanted.object else {
+            continue;
+        };
+        let key = wanted.object.key();
+        let held = live.iter().find_map(|o| match o {
+            Object::Policy(l) if o.key() == key && routevpns(l.template.reqid) => {
+                Some(l.template.reqid)
             }
+            _ => None,
+        });
+        if let (Some(name), Some(reqid)) = (by_value.get(&p.template.reqid), held) {
+            seen.entry(name.clone()).or_default().insert(reqid);
         }
     }
-    let mut merged = fresh;
-    merged.marks.extend(found.marks);
-    merged.if_ids.extend(found.if_ids);
-    merged.reqids.extend(found.reqids);
-    merged
+    for (name, values) in seen {
+        match (values.len(), values.first()) {
+            (1, Some(value)) => {
+                found.reqids.insert(name, *value);
+            }
+            _ => unrecovered.push(format!("the reqid of {name}")),
+        }
+    }
+    found
 }
 
 /// The live objects routevpn recognises as its own.
@@ -165,7 +169,7 @@ pub fn rebuild(
         Read::Ok(a) => a,
         Read::Corrupt(corrupt) => {
             let mut unrecovered = Vec::new();
-            let a = allocations_from(&live, tunnels, &mut unrecovered);
+            let a = allocations_from(kernel, &live, tunnels, &mut unrecovered);
             let mut line = corrupt_line(&corrupt, "the marks, if_ids and reqids");
             if !unrecovered.is_empty() {
                 line += &format!(
