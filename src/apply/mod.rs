@@ -348,6 +348,7 @@ pub fn apply_selection(
         paths.save(&state, &previous).map_err(ApplyError::State)?;
     }
     let enabled = select(&state).map_err(ApplyError::Selection)?;
+    let recorded = state.clone();
     let (desired, plan) = desired(kernel, tunnels, &enabled, previous.clone())?;
     let planned = started.elapsed();
     // Allocations only grow: stored first, the values the kernel is about to carry are
@@ -363,6 +364,8 @@ pub fn apply_selection(
     outcome.timings.insert(0, ("plan", planned));
     outcome.warnings = recovered.warnings;
     state.enabled = enabled;
-    paths.save_state(&state).map_err(ApplyError::State)?;
+    if state != recorded {
+        paths.save_state(&state).map_err(ApplyError::State)?;
+    }
     Ok((outcome, plan))
 }

@@ -71,6 +71,10 @@ fn parse<T: for<'de> Deserialize<'de> + Default>(path: &Path) -> Result<Result<T
     }
 }
 
+fn strictly<T>(parsed: Result<T, String>) -> Result<T, String> {
+    parsed.map_err(|e| format!("{e} (`routevpn apply` sets it aside and rebuilds it)"))
+}
+
 /// Reads `path`; an unparsable file is renamed to `<name>.corrupt-<unix time>` and reported.
 fn read_or_set_aside<T: for<'de> Deserialize<'de> + Default>(
     path: &Path,
@@ -107,7 +111,10 @@ impl Paths {
     /// Both files, strictly: a corrupt one is an error (for `plan` and `status`, which
     /// only look; `apply` uses [`load_for_apply`](Self::load_for_apply)).
     pub fn load(&self) -> Result<(State, Allocations), String> {
-        Ok((parse(&self.state)??, parse(&self.allocations)??))
+        Ok((
+            strictly(parse(&self.state)?)?,
+            strictly(parse(&self.allocations)?)?,
+        ))
     }
 
     /// Both files; one that cannot be parsed is set aside for the caller to rebuild.
