@@ -117,20 +117,14 @@ fn through_daemon(
         Err(ClientError::NotRunning(path)) => {
             // A daemon without its socket (starting, or stuck) still owns the dataplane.
             let paths = cli.state_paths();
-            match lock::holder_of(&paths.daemon_lock()) {
+            match daemon_holder(&paths) {
                 Ok(None) => {}
                 Ok(Some(holder)) => {
-                    daemon_unreachable(
-                        &paths,
-                        &holder,
-                        &format!("no control socket at {}", path.display()),
-                    );
+                    let why = format!("no control socket at {}", path.display());
+                    daemon_unreachable(&paths, &holder, &why);
                     return ExitCode::FAILURE;
                 }
-                Err(e) => {
-                    eprintln!("routevpn: {e}");
-                    return ExitCode::FAILURE;
-                }
+                Err(code) => return code,
             }
             let Some(loaded) = load_or_report(&cli.config_dir, options) else {
                 return ExitCode::FAILURE;
@@ -292,7 +286,7 @@ fn select(
 /// what it negotiated.
 fn apply_command(cli: &Cli, options: Options) -> ExitCode {
     let paths = cli.state_paths();
-    match lock::holder_of(&paths.daemon_lock()) {
+    match daemon_holder(&paths) {
         Ok(None) => dataplane(cli, options, Selection::All),
         Ok(Some(holder)) => {
             match control::request(
@@ -301,7 +295,11 @@ fn apply_command(cli: &Cli, options: Options) -> ExitCode {
                 Duration::from_secs(40),
             ) {
                 Ok(response) if response.ok => {
-                    println!("apply: the routevpn daemon ({holder}) runs: it reloaded the profiles and applied them ({})", response.message);
+                    println!(
+                        "apply: the routevpn daemon ({holder}) runs; it reloaded the profiles \
+                         and applied them: {}",
+                        response.message
+                    );
                     ExitCode::SUCCESS
                 }
                 Ok(response) => {
@@ -317,11 +315,16 @@ fn apply_command(cli: &Cli, options: Options) -> ExitCode {
                 }
             }
         }
-        Err(e) => {
-            eprintln!("routevpn: {e}");
-            ExitCode::FAILURE
-        }
+        Err(code) => code,
     }
+}
+
+/// Who holds the daemon's lock, if a daemon runs; an unreadable lock is reported.
+fn daemon_holder(paths: &Paths) -> Result<Option<String>, ExitCode> {
+    lock::holder_of(&paths.daemon_lock()).map_err(|e| {
+        eprintln!("routevpn: {e}");
+        ExitCode::FAILURE
+    })
 }
 
 fn daemon_unreachable(paths: &Paths, holder: &str, error: &dyn std::fmt::Display) {
