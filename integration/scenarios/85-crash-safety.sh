@@ -173,11 +173,18 @@ for ((run = 1; run <= KILL_RUNS && SECONDS - t0 < KILL_BUDGET; run++)); do
     while kill -0 "$pid" 2>/dev/null && ! [[ $STATE/state.json -nt $IT_WORK/started ]]; do nap_ms 10; done
     nap_ms $((RANDOM % (span_ms / 5 + 1)))
   fi
-  if kill -9 "$pid" 2>/dev/null; then
-    killed=$((killed + 1))
-    if [[ $STATE/state.json -nt $IT_WORK/started ]]; then writing=$((writing + 1)); fi
+  # Recorded before the kill lands: did the run get as far as its kernel writes?
+  intent=0
+  if [[ $STATE/state.json -nt $IT_WORK/started ]]; then intent=1; fi
+  kill -9 "$pid" 2>/dev/null || true
+  # Only a run that dies of the SIGKILL (status 137) counts as killed.
+  status=0
+  wait "$pid" 2>/dev/null || status=$?
+  if ((status == 137)); then
+    killed=$((killed + 1)) writing=$((writing + intent))
+  else
+    finished=$((finished + 1))
   fi
-  if wait "$pid" 2>/dev/null; then finished=$((finished + 1)); fi
   if ((run % 25 == 0)); then converges "after kill run $run"; fi
 done
 runs=$((run - 1))

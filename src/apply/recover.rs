@@ -197,7 +197,9 @@ pub fn rebuild(
                 .collect();
             recovered.warnings.push(format!(
                 "{}: {} objects recognised as routevpn's, tunnels up: {}; lost: the values \
-                 sysctls had before routevpn changed them (they stay as they are now)",
+                 sysctls had before routevpn changed them (they stay as they are now); not \
+                 recognisable: a GRE link without a route of routevpn's, marks or if_ids set \
+                 outside 0x52000000-0x52ffffff (remove such leftovers by hand)",
                 corrupt_line(&corrupt, "it"),
                 owned.len(),
                 if enabled.is_empty() {
