@@ -29,7 +29,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::apply::kernel::Kernel;
 use crate::apply::netlink::LinuxKernel;
-use crate::apply::state::Paths;
+use crate::apply::state::{lock, Paths};
 use crate::ike::engine::{Engine, EngineConfig, EngineConnection, Event, KernelAction};
 use crate::model::{StartAction, Tunnel};
 use crate::plan::Endpoint;
@@ -73,6 +73,8 @@ fn release_free_memory() {
 
 /// Runs until SIGTERM or SIGINT; errors are about starting (profiles, sockets, netlink).
 pub fn run(options: DaemonOptions) -> Result<(), String> {
+    // Held for the daemon's life: the CLI then never applies behind its back.
+    let _daemon_lock = lock::try_exclusive(&options.paths.daemon_lock(), "daemon")?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -217,11 +219,15 @@ impl Daemon {
     /// Applies the enabled tunnels' dataplane and gives the engine their connections. A
     /// tunnel the kernel refuses is left out (its IKE SA and SAs go) and retried later.
     fn apply(&mut self) -> Result<(), String> {
+        let paths = &self.options.paths;
+        // One apply at a time across the CLI and the daemon (the state lock).
+        let _held = lock::exclusive(&paths.apply_lock(), "daemon", |m| log(m))
+            .map_err(|e| format!("apply: {e}"))?;
         let applied = dataplane::apply_each(
             &mut self.kernel,
             &self.tunnels,
             &self.enabled,
-            &self.options.paths,
+            paths,
             &mut self.failing,
             &self.applied,
             Instant::now(),
@@ -248,6 +254,9 @@ impl Daemon {
             if !kept {
                 self.drop_connection(name);
             }
+        }
+        for warning in &outcome.warnings {
+            log(format_args!("warning: {warning}"));
         }
         if outcome.writes > 0 {
             log(format_args!(
