@@ -215,3 +215,6 @@ fn our_identity(ctx: &Context<'_>, parsed: &mut Parsed, chain: &CertChain) {
         },
     }
 }
+
+#[cfg(test)]
+mod tests;
