@@ -261,10 +261,11 @@ fn auth_text(auth: &IkeAuth) -> String {
             }
         }
     };
+    if let (LocalCredential::Psk { .. }, RemoteCredential::Psk { .. }) = (&auth.local, &auth.remote)
+    {
+        return local; // one key both ways
+    }
     let remote = match &auth.remote {
-        RemoteCredential::Psk { .. } if matches!(auth.local, LocalCredential::Psk { .. }) => {
-            return local
-        }
         RemoteCredential::Psk { file } => format!("psk {}", shown_secret_path(file)),
         RemoteCredential::PublicKey {
             key: PeerKey::File(file),

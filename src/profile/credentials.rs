@@ -100,6 +100,9 @@ fn check_files(
                 let parsed = readable(ctx, span, "crl", path).map(|pem| X509Crl::from_pem(&pem));
                 if let Some(Err(_)) = parsed {
                     unparsable(ctx, span, "crl", path, "not a PEM CRL");
+                } else if parsed.is_some() && path.to_str().is_none() {
+                    // OpenSSL's CRL lookup takes the name as UTF-8 (TrustStore::load).
+                    unparsable(ctx, span, "crl", path, "file name is not UTF-8");
                 }
             }
         }

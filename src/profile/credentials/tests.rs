@@ -379,3 +379,36 @@ fn the_plan_shows_a_private_key_path_only_once_it_names_a_file() {
     )));
     assert!(Path::new(&path).exists());
 }
+
+#[test]
+fn a_crl_whose_path_openssl_cannot_take_is_refused() {
+    use std::os::unix::ffi::OsStrExt;
+    // TOML is UTF-8; a path becomes something else only through the profile's directory.
+    let site = Site::new();
+    let (ca, ca_key) = bank(&site);
+    let dir = site
+        .dir
+        .path()
+        .join(std::ffi::OsStr::from_bytes(b"latin1-\xe9"));
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::write(dir.join("bank.crl"), crl(&ca, &ca_key)).unwrap();
+    let profile = dir.join("t.toml");
+    let text = format!(
+        "{HEAD}remote_id = \"vpn.partner.ch\"\n[ike]\nprivate_key = \"{}\"\nca = \"{}\"\ncrl = \"bank.crl\"\n",
+        site.path("our.key").display(),
+        site.path("ca.pem").display()
+    );
+    std::fs::write(&profile, text).unwrap();
+    let loaded = load(
+        &[profile],
+        Options {
+            insecure_secrets: true,
+        },
+    );
+    let errors: Vec<String> = loaded.errors().map(|d| d.message.clone()).collect();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(
+        errors[0].ends_with("/bank.crl: file name is not UTF-8"),
+        "{errors:?}"
+    );
+}
