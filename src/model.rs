@@ -11,8 +11,8 @@ use serde::Serialize;
 
 use crate::ike::engine::{display_list, secs};
 pub use crate::ike::engine::{
-    Dn, Dpd, DpdAction, Identity, KeyId, Mode, NatTraversal, SendCert, StartAction,
-    CHILD_REKEY_TIME, IKE_REKEY_TIME,
+    Dn, Dpd, DpdAction, Identity, KeyId, Mode, NatTraversal, StartAction, CHILD_REKEY_TIME,
+    IKE_REKEY_TIME,
 };
 pub use crate::ike::ts::{protocol_name, TrafficSelector};
 use crate::proposal::{EspProposal, IkeProposal};
@@ -87,6 +87,18 @@ pub enum RemoteCredential {
     /// A signature by the key of a certificate that chains to one of `ca`, checked
     /// against `crl` (PEM files).
     Certificate { ca: Vec<PathBuf>, crl: Vec<PathBuf> },
+}
+
+/// Whether we send our certificate in a CERT payload (swanctl's `send_cert`). The
+/// daemon maps it onto the engine's own setting.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SendCert {
+    Always,
+    /// When the peer sent a CERTREQ.
+    #[default]
+    IfAsked,
+    Never,
 }
 
 /// The peer's raw public key: a PEM SPKI or `0s…` file, or the `0s…` text itself.

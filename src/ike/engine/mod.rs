@@ -62,8 +62,8 @@ pub use authenticators::{LocalAuth, RemoteAuth};
 pub(crate) use config::{display_list, secs};
 pub use config::{
     wire_identity, ChildConfig, Dn, Dpd, DpdAction, EngineConfig, EngineConnection, Identity,
-    IkeConfig, KeyId, Mode, NatTraversal, RetransmitConfig, SendCert, StartAction,
-    CHILD_REKEY_TIME, IKE_REKEY_TIME,
+    IkeConfig, KeyId, Mode, NatTraversal, RetransmitConfig, StartAction, CHILD_REKEY_TIME,
+    IKE_REKEY_TIME,
 };
 pub use cookie::CookieConfig;
 pub use events::{

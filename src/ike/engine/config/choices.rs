@@ -89,17 +89,6 @@ impl std::fmt::Display for KeyId {
     }
 }
 
-/// Whether we send our certificate in a CERT payload (swanctl's `send_cert`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SendCert {
-    Always,
-    /// When the peer sent a CERTREQ.
-    #[default]
-    IfAsked,
-    Never,
-}
-
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum DpdAction {

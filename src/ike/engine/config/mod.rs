@@ -17,8 +17,8 @@ mod connection;
 
 pub(crate) use choices::secs;
 pub use choices::{
-    Dn, Dpd, DpdAction, Identity, KeyId, Mode, NatTraversal, SendCert, StartAction,
-    CHILD_REKEY_TIME, IKE_REKEY_TIME,
+    Dn, Dpd, DpdAction, Identity, KeyId, Mode, NatTraversal, StartAction, CHILD_REKEY_TIME,
+    IKE_REKEY_TIME,
 };
 pub(crate) use connection::display_list;
 pub use connection::{ChildConfig, IkeConfig};
