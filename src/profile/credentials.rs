@@ -3,17 +3,18 @@
 //! key matched against our certificate. Messages name files and say why, never content.
 
 use std::ops::Range;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use openssl::x509::{X509Crl, X509};
 
+use super::auth::AuthSpans;
 use super::diagnostic::{Diagnostic, SourceFile};
 use super::file::{self, FileError};
 use super::reader::Context;
 use super::secrets;
 use super::tunnel::Parsed;
 use crate::ike::auth::keys::{PrivateKey, PublicKey};
-use crate::ike::auth::x509::CertChain;
+use crate::ike::auth::x509::{CertChain, CertError};
 use crate::ike::engine::wire_identity;
 use crate::model::{Auth, Dn, Identity, LocalCredential, PeerKey, RemoteCredential};
 
@@ -87,29 +88,32 @@ fn check_files(
         RemoteCredential::PublicKey {
             key: PeerKey::File(path),
         } => peer_key_in(ctx, &spans.remote_public_key, path),
-        RemoteCredential::Certificate { ca, crl } => {
-            for (path, span) in ca.iter().zip(&spans.ca) {
-                let parsed = readable(ctx, span, "ca", path).map(|pem| X509::stack_from_pem(&pem));
-                match parsed {
-                    Some(Ok(certs)) if !certs.is_empty() => {}
-                    Some(_) => unparsable(ctx, span, "ca", path, "not a PEM certificate file"),
-                    None => {}
-                }
-            }
-            for (path, span) in crl.iter().zip(&spans.crl) {
-                let parsed = readable(ctx, span, "crl", path).map(|pem| X509Crl::from_pem(&pem));
-                if let Some(Err(_)) = parsed {
-                    unparsable(ctx, span, "crl", path, "not a PEM CRL");
-                } else if parsed.is_some() && path.to_str().is_none() {
-                    // OpenSSL's CRL lookup takes the name as UTF-8 (TrustStore::load).
-                    unparsable(ctx, span, "crl", path, "file name is not UTF-8");
-                }
-            }
-        }
+        RemoteCredential::Certificate { ca, crl } => trust_files_in(ctx, spans, ca, crl),
         RemoteCredential::Psk { .. }
         | RemoteCredential::PublicKey {
             key: PeerKey::Rfc3110(_),
         } => {}
+    }
+}
+
+/// The CA certificates and CRLs the peer's certificate is checked against.
+fn trust_files_in(ctx: &Context<'_>, spans: &AuthSpans, ca: &[PathBuf], crl: &[PathBuf]) {
+    for (path, span) in ca.iter().zip(&spans.ca) {
+        let parsed = readable(ctx, span, "ca", path).map(|pem| X509::stack_from_pem(&pem));
+        match parsed {
+            Some(Ok(certs)) if !certs.is_empty() => {}
+            Some(_) => unparsable(ctx, span, "ca", path, "not a PEM certificate file"),
+            None => {}
+        }
+    }
+    for (path, span) in crl.iter().zip(&spans.crl) {
+        let parsed = readable(ctx, span, "crl", path).map(|pem| X509Crl::from_pem(&pem));
+        if let Some(Err(_)) = parsed {
+            unparsable(ctx, span, "crl", path, "not a PEM CRL");
+        } else if parsed.is_some() && path.to_str().is_none() {
+            // OpenSSL's CRL lookup takes the name as UTF-8 (TrustStore::load).
+            unparsable(ctx, span, "crl", path, "file name is not UTF-8");
+        }
     }
 }
 
@@ -198,9 +202,15 @@ fn our_identity(ctx: &Context<'_>, parsed: &mut Parsed, chain: &CertChain) {
     match (&parsed.tunnel.local_id, &parsed.spans.local_id) {
         (Some(id), Some(span)) => {
             if let Err(e) = chain.check_identity(&wire_identity(id)) {
+                let why = match e {
+                    CertError::IdMismatch { subject, .. } => format!(
+                        "local_id {id} is neither the subject nor a subjectAltName of our certificate \"{subject}\""
+                    ),
+                    other => format!("local_id {id}: {other}"),
+                };
                 ctx.error(
                     span.clone(),
-                    format!("local_id {id} is not in our certificate: {e}"),
+                    why,
                     Some("leave local_id out to use the certificate's subject".into()),
                 );
             }

@@ -227,7 +227,7 @@ fn local_id_must_be_named_by_our_certificate() {
     assert_eq!(
         site.said(&profile("vpn.other.ch"), Severity::Error),
         [format!(
-            "4:12: local_id vpn.other.ch is not in our certificate: peer ID fqdn:vpn.other.ch matches neither the subject nor a subjectAltName of \"{SUBJECT}\""
+            "4:12: local_id vpn.other.ch is neither the subject nor a subjectAltName of our certificate \"{SUBJECT}\""
         )]
     );
 }
