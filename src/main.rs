@@ -134,7 +134,7 @@ fn through_daemon(
                 Selection::All => "",
             };
             let negotiated = (loaded.tunnels.iter().flatten())
-                .any(|t| t.name == name && matches!(t.ike.auth, routevpn::model::Auth::Psk { .. }));
+                .any(|t| t.name == name && matches!(t.ike.auth, routevpn::model::Auth::Ike(_)));
             if negotiated && matches!(fallback, Selection::Up(_)) {
                 eprintln!(
                     "routevpn: {name} is negotiated by IKE: routevpn daemon is not running (no socket at {})",

@@ -31,7 +31,7 @@ use crate::apply::kernel::Kernel;
 use crate::apply::netlink::LinuxKernel;
 use crate::apply::state::{lock, Paths};
 use crate::ike::engine::{Engine, EngineConfig, EngineConnection, Event, KernelAction};
-use crate::model::{StartAction, Tunnel};
+use crate::model::{LocalCredential, RemoteCredential, StartAction, Tunnel};
 use crate::plan::Endpoint;
 use crate::profile::{self, Options};
 use control::{Request, Response};
@@ -180,7 +180,7 @@ impl Daemon {
 
     fn ike_tunnel(&self, name: &str) -> bool {
         (self.tunnels.iter())
-            .any(|t| t.name == name && matches!(t.ike.auth, crate::model::Auth::Psk { .. }))
+            .any(|t| t.name == name && matches!(t.ike.auth, crate::model::Auth::Ike(_)))
     }
 
     /// Loads the profiles, applies the enabled tunnels' dataplane and (re)configures the
@@ -265,7 +265,17 @@ impl Daemon {
             ));
         }
         for t in &plan.tunnels {
-            let Some(psk_file) = &t.ike.psk_file else {
+            let Some(auth) = &t.ike.auth else {
+                continue;
+            };
+            // Public-key credentials are loaded once the daemon is wired for them (issue 12).
+            let (LocalCredential::Psk { file: psk_file }, RemoteCredential::Psk { .. }) =
+                (&auth.local, &auth.remote)
+            else {
+                log(format_args!(
+                    "{}: public-key authentication is not supported by the daemon yet",
+                    t.name
+                ));
                 continue;
             };
             let local_addr = match t.ike.local {
