@@ -228,10 +228,10 @@ struct NftKernel(Nft);
 
 impl Kernel for NftKernel {
     fn egress(&mut self, remote: IpAddr) -> Result<Egress, KernelError> {
-        Err(KernelError {
-            object: None,
-            message: format!("no route lookups here ({remote})"),
-        })
+        Err(KernelError::other(
+            None,
+            format!("no route lookups here ({remote})"),
+        ))
     }
 
     fn read(&mut self, scope: &Scope) -> Result<Vec<Object>, KernelError> {

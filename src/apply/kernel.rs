@@ -20,6 +20,34 @@ pub struct KernelError {
     /// The object the kernel refused, if the error concerns one.
     pub object: Option<ObjectKey>,
     pub message: String,
+    /// The errno behind the refusal, when there is one: callers decide on it, never on
+    /// `message`.
+    pub errno: Option<i32>,
+}
+
+impl KernelError {
+    /// An error that no errno stands behind (a decoding failure, a skipped step).
+    pub fn other(object: Option<ObjectKey>, message: impl Into<String>) -> Self {
+        KernelError {
+            object,
+            message: message.into(),
+            errno: None,
+        }
+    }
+
+    /// A failed system call or netlink request, keeping its errno.
+    pub fn io(object: Option<ObjectKey>, context: &str, error: &std::io::Error) -> Self {
+        let message = if context.is_empty() {
+            error.to_string()
+        } else {
+            format!("{context}: {error}")
+        };
+        KernelError {
+            object,
+            message,
+            errno: super::netlink::socket::errno(error),
+        }
+    }
 }
 
 impl std::fmt::Display for KernelError {
@@ -97,28 +125,34 @@ impl FakeKernel {
 
     fn apply_one(&mut self, change: &Change) -> Result<(), KernelError> {
         let key = change.key();
-        let refuse = |message: &str| KernelError {
+        // Linux's answers: XFRM says ESRCH for a missing SA or policy, rtnetlink ENOENT.
+        let refuse = |errno: i32| KernelError {
             object: Some(key.clone()),
-            message: message.into(),
+            message: std::io::Error::from_raw_os_error(errno).to_string(),
+            errno: Some(errno),
+        };
+        let missing = match key {
+            ObjectKey::Sa { .. } | ObjectKey::Policy { .. } => libc::ESRCH,
+            _ => libc::ENOENT,
         };
         if self.fail_on.remove(&key) {
-            return Err(refuse("injected failure"));
+            return Err(KernelError::other(Some(key.clone()), "injected failure"));
         }
         match change {
             Change::Create(o) => {
                 if self.objects.contains_key(&key) {
-                    return Err(refuse("File exists"));
+                    return Err(refuse(libc::EEXIST));
                 }
                 if let Some(device) = needs_device(&o.object) {
                     if !self.device_exists(device) {
-                        return Err(refuse("No such device"));
+                        return Err(refuse(libc::ENODEV));
                     }
                 }
                 self.objects.insert(key, o.object.clone());
             }
             Change::Delete { object, .. } => {
                 if self.objects.remove(&key).is_none() {
-                    return Err(refuse("No such file or directory"));
+                    return Err(refuse(missing));
                 }
                 if let Object::Link(link) = object {
                     let name = link.name.clone();
@@ -128,7 +162,7 @@ impl FakeKernel {
             }
             Change::Update { to, .. } => {
                 if !self.objects.contains_key(&key) {
-                    return Err(refuse("No such file or directory"));
+                    return Err(refuse(missing));
                 }
                 self.objects.insert(key, to.object.clone());
             }
@@ -154,6 +188,7 @@ impl Kernel for FakeKernel {
             .ok_or_else(|| KernelError {
                 object: None,
                 message: format!("no route to {remote}"),
+                errno: Some(libc::ENETUNREACH),
             })
     }
 

@@ -28,7 +28,7 @@ pub enum ApplyError {
     /// The kernel refused a change; everything this run had changed was undone, except
     /// what `rollback` lists.
     Kernel {
-        error: KernelError,
+        error: Box<KernelError>,
         rollback: Vec<KernelError>,
     },
     State(String),
@@ -145,7 +145,7 @@ pub fn reconcile_recording(
     );
     let started = std::time::Instant::now();
     let live = kernel.read(&scope).map_err(|error| ApplyError::Kernel {
-        error,
+        error: Box::new(error),
         rollback: vec![],
     })?;
     let read = started.elapsed();
@@ -183,7 +183,10 @@ pub fn reconcile_recording(
             record(&after).map_err(ApplyError::State)?;
         }
         *state = after;
-        return Err(ApplyError::Kernel { error, rollback });
+        return Err(ApplyError::Kernel {
+            error: Box::new(error),
+            rollback,
+        });
     }
 
     let mut outcome = Outcome {
@@ -228,7 +231,7 @@ pub fn status(
     let (desired, plan) = desired(kernel, tunnels, &state.enabled, previous)?;
     let scope = Scope::of(desired.iter().map(|o| o.object.key()));
     let live = kernel.read(&scope).map_err(|error| ApplyError::Kernel {
-        error,
+        error: Box::new(error),
         rollback: vec![],
     })?;
     let reqids = plan
@@ -242,7 +245,7 @@ pub fn status(
         })
         .collect();
     let sas = kernel.sa_status().map_err(|error| ApplyError::Kernel {
-        error,
+        error: Box::new(error),
         rollback: vec![],
     })?;
     Ok(status::report(&desired, &live, &sas, &reqids))

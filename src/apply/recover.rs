@@ -162,7 +162,7 @@ pub fn rebuild(
         ..Scope::default()
     };
     let live = kernel.read(&scope).map_err(|error| ApplyError::Kernel {
-        error,
+        error: Box::new(error),
         rollback: vec![],
     })?;
     let allocations = match allocations {

@@ -226,7 +226,7 @@ fn delete_all(kernel: &mut dyn Kernel, sas: &[Sa]) -> Vec<KernelError> {
         .execute(&changes)
         .into_iter()
         .filter_map(Result::err)
-        .filter(|e| !e.message.contains("No such process") && !e.message.contains("ESRCH"))
+        .filter(|e| e.errno != Some(libc::ESRCH))
         .collect()
 }
 
@@ -335,6 +335,26 @@ mod tests {
         installed.install(&mut kernel, &i).unwrap();
         assert!(installed.remove_connection(&mut kernel, "vti-a").is_empty());
         assert!(kernel.objects.is_empty());
+    }
+
+    #[test]
+    fn a_state_the_kernel_already_dropped_is_not_an_error_but_a_refusal_is() {
+        let mut kernel = FakeKernel::default();
+        let mut installed = Installed::default();
+        let i = install(None);
+        installed.install(&mut kernel, &i).unwrap();
+        // The hard lifetime took one state: its delete answers ESRCH, which is success here.
+        let inbound = kernel.objects.keys().next().unwrap().clone();
+        kernel.objects.remove(&inbound);
+        assert!(installed.remove(&mut kernel, &i.reference()).is_empty());
+        assert!(kernel.objects.is_empty());
+
+        installed.install(&mut kernel, &i).unwrap();
+        let outbound = kernel.objects.keys().last().unwrap().clone();
+        kernel.fail_on.insert(outbound);
+        let errors = installed.remove(&mut kernel, &i.reference());
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(errors[0].errno, None);
     }
 
     #[test]

@@ -166,6 +166,7 @@ fn in_runs<C: std::borrow::Borrow<Change>, G: PartialEq>(
                 Err(KernelError {
                     object: Some(c.borrow().key()),
                     message: "not attempted after an earlier failure".into(),
+                    errno: None,
                 })
             }));
             break;

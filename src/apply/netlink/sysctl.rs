@@ -37,10 +37,8 @@ impl Backend for Sysctls {
                 let Object::Sysctl(s) = &o.object else {
                     unreachable!("routed by family")
                 };
-                std::fs::write(s.proc_path(), &s.value).map_err(|e| KernelError {
-                    object: Some(change.key()),
-                    message: e.to_string(),
-                })
+                std::fs::write(s.proc_path(), &s.value)
+                    .map_err(|e| KernelError::io(Some(change.key()), "", &e))
             })
             .collect()
     }

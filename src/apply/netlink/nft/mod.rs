@@ -80,11 +80,13 @@ impl Nft {
 
 impl Backend for Nft {
     fn read(&mut self, _scope: &Scope, out: &mut Vec<Object>) -> Result<(), KernelError> {
-        let table =
-            read::read(&mut self.wire, NFT_TABLE, self.memo.as_ref()).map_err(|e| KernelError {
-                object: None,
-                message: format!("reading nftables table inet {NFT_TABLE}: {e}"),
-            })?;
+        let table = read::read(&mut self.wire, NFT_TABLE, self.memo.as_ref()).map_err(|e| {
+            KernelError::io(
+                None,
+                &format!("reading nftables table inet {NFT_TABLE}"),
+                &e,
+            )
+        })?;
         if let Some(table) = table {
             out.push(Object::Nft(NftTable {
                 name: table.name.clone(),
@@ -99,10 +101,8 @@ impl Backend for Nft {
         changes
             .iter()
             .map(|change| {
-                self.carry_out(change).map_err(|message| KernelError {
-                    object: Some(change.key()),
-                    message,
-                })
+                self.carry_out(change)
+                    .map_err(|message| KernelError::other(Some(change.key()), message))
             })
             .collect()
     }

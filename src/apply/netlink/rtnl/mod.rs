@@ -40,10 +40,7 @@ pub struct Rtnl {
 }
 
 fn failed(what: &str, e: io::Error) -> KernelError {
-    KernelError {
-        object: None,
-        message: format!("{what}: {e}"),
-    }
+    KernelError::io(None, what, &e)
 }
 
 fn object_of(change: &Change) -> &Object {
@@ -184,17 +181,14 @@ impl Rtnl {
             .iter()
             .zip(built)
             .map(|(change, b)| {
-                let outcome = match b {
+                let object = Some(change.key());
+                match b {
                     Ok(()) => sent
                         .next()
                         .unwrap_or_else(|| Err(io::Error::other("no acknowledgement")))
-                        .map_err(|e| e.to_string()),
-                    Err(message) => Err(message),
-                };
-                outcome.map_err(|message| KernelError {
-                    object: Some(change.key()),
-                    message,
-                })
+                        .map_err(|e| KernelError::io(object, "", &e)),
+                    Err(message) => Err(KernelError::other(object, message)),
+                }
             })
             .collect()
     }
@@ -273,10 +267,8 @@ impl Backend for Rtnl {
 
 impl RouteBackend for Rtnl {
     fn egress(&mut self, remote: IpAddr) -> Result<Egress, KernelError> {
-        let fail = |message: String| KernelError {
-            object: None,
-            message: format!("route to {remote}: {message}"),
-        };
+        let fail =
+            |message: String| KernelError::other(None, format!("route to {remote}: {message}"));
         let answer = self
             .socket
             .request(0, Msg::GetRoute(route::lookup(remote)))

@@ -32,10 +32,7 @@ impl Xfrm {
     fn dump_states(&mut self) -> Result<Vec<XfrmMessage>, KernelError> {
         self.socket
             .dump(XfrmMessage::GetDumpSa(GetDumpMessage::default()))
-            .map_err(|e| KernelError {
-                object: None,
-                message: format!("reading XFRM states: {e}"),
-            })
+            .map_err(|e| KernelError::io(None, "reading XFRM states", &e))
     }
 
     /// Every ESP SA with its counters, whoever installed it.
@@ -55,10 +52,7 @@ impl Xfrm {
 }
 
 fn error(change: &Change, e: io::Error) -> KernelError {
-    KernelError {
-        object: Some(change.key()),
-        message: e.to_string(),
-    }
+    KernelError::io(Some(change.key()), "", &e)
 }
 
 impl Backend for Xfrm {
@@ -66,10 +60,7 @@ impl Backend for Xfrm {
         let answers = self
             .socket
             .dump(XfrmMessage::GetPolicy(DelGetMessage::default()))
-            .map_err(|e| KernelError {
-                object: None,
-                message: format!("reading XFRM policies: {e}"),
-            })?;
+            .map_err(|e| KernelError::io(None, "reading XFRM policies", &e))?;
         out.extend(answers.iter().filter_map(|m| match m {
             XfrmMessage::AddPolicy(p) | XfrmMessage::UpdatePolicy(p) => {
                 policy::decode(p).map(Object::Policy)
