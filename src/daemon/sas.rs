@@ -9,10 +9,11 @@ use crate::apply::kernel::{Kernel, KernelError};
 use crate::apply::objects::{KeyMaterial, Object, Owned, Sa};
 use crate::ike::crypto::Secret;
 use crate::ike::engine::{ChildSaInstall, ChildSaRef, SaDirection};
+use crate::model::{Tunnel, REPLAY_WINDOW};
 
 /// The two states of a Child SA: inbound first (the peer may use its SA as soon as it has
-/// our answer), then outbound.
-pub fn states(install: &ChildSaInstall) -> [Sa; 2] {
+/// our answer), then outbound. `replay_window` is the child's, in packets.
+pub fn states(install: &ChildSaInstall, replay_window: u32) -> [Sa; 2] {
     let state = |d: &SaDirection, encap: Option<(u16, u16)>| Sa {
         src: d.src,
         dst: d.dst,
@@ -29,6 +30,8 @@ pub fn states(install: &ChildSaInstall) -> [Sa; 2] {
             .map(|i| (i, KeyMaterial(d.integrity_key.clone()))),
         encap,
         lifetimes: Some(install.lifetimes),
+        esn: install.algorithms.esn,
+        replay_window,
     };
     let ports = install.encap.map(|e| (e.local_port, e.remote_port));
     [
@@ -76,8 +79,9 @@ impl Installed {
         &mut self,
         kernel: &mut dyn Kernel,
         install: &ChildSaInstall,
+        replay_window: u32,
     ) -> Result<(), KernelError> {
-        let [inbound, outbound] = states(install);
+        let [inbound, outbound] = states(install, replay_window);
         let (pair, deferred) = if install.defer_outbound {
             (vec![inbound], Some(outbound))
         } else {
@@ -161,6 +165,17 @@ impl Installed {
     }
 }
 
+/// The replay window `install`'s child asks for; the default for a child no profile names
+/// any more (removed by a reload while it was negotiated).
+pub fn replay_window(tunnels: &[Tunnel], install: &ChildSaInstall) -> u32 {
+    tunnels
+        .iter()
+        .filter(|t| t.name == install.connection)
+        .flat_map(|t| &t.children)
+        .find(|c| c.name == install.child)
+        .map_or(REPLAY_WINDOW, |c| c.replay_window)
+}
+
 /// Deletes each SA; one the kernel already dropped (hard lifetime) is not an error.
 fn delete_all(kernel: &mut dyn Kernel, sas: &[Sa]) -> Vec<KernelError> {
     let changes: Vec<Change> = sas.iter().map(delete).collect();
@@ -228,7 +243,7 @@ mod tests {
             local_port: 4500,
             remote_port: 44000,
         }));
-        let [inbound, outbound] = states(&i);
+        let [inbound, outbound] = states(&i, 64);
         assert_eq!(
             (inbound.spi, inbound.dst.to_string()),
             (0xc000_0001, "192.0.2.1".into())
@@ -245,8 +260,18 @@ mod tests {
                 (7, Some(0x5200_0001), Mode::Tunnel)
             );
             assert_eq!(sa.lifetimes.unwrap().hard, Duration::from_secs(3960));
+            assert_eq!((sa.esn, sa.replay_window), (false, 64));
         }
         assert_ne!(inbound.key, outbound.key, "each direction has its own key");
+    }
+
+    #[test]
+    fn negotiated_esn_reaches_both_states() {
+        let mut i = install(None);
+        i.algorithms.esn = true;
+        for sa in states(&i, 128) {
+            assert_eq!((sa.esn, sa.replay_window), (true, 128));
+        }
     }
 
     #[test]
@@ -259,11 +284,11 @@ mod tests {
             dst: "198.51.100.2".parse().unwrap(),
             spi: 0xc000_0002,
         });
-        assert!(installed.install(&mut kernel, &i).is_err());
+        assert!(installed.install(&mut kernel, &i, 32).is_err());
         assert!(kernel.objects.is_empty());
         assert!(installed.connections().is_empty());
 
-        installed.install(&mut kernel, &i).unwrap();
+        installed.install(&mut kernel, &i, 32).unwrap();
         assert_eq!(kernel.objects.len(), 2);
         // The ESP keys went to the kernel; the daemon's record keeps none.
         let records = &installed.by_connection["vti-a"];
@@ -274,7 +299,7 @@ mod tests {
         let errors = installed.remove(&mut kernel, &i.reference());
         assert!(errors.is_empty() && kernel.objects.is_empty());
 
-        installed.install(&mut kernel, &i).unwrap();
+        installed.install(&mut kernel, &i, 32).unwrap();
         assert!(installed.remove_connection(&mut kernel, "vti-a").is_empty());
         assert!(kernel.objects.is_empty());
     }
@@ -285,7 +310,7 @@ mod tests {
         let mut installed = Installed::default();
         let mut i = install(None);
         i.defer_outbound = true;
-        installed.install(&mut kernel, &i).unwrap();
+        installed.install(&mut kernel, &i, 32).unwrap();
         let outbound = ObjectKey::Sa {
             dst: "198.51.100.2".parse().unwrap(),
             spi: 0xc000_0002,
@@ -303,7 +328,7 @@ mod tests {
         assert!(installed.remove(&mut kernel, &i.reference()).is_empty());
         assert!(kernel.objects.is_empty());
         // Removed before activation: nothing is left to activate.
-        installed.install(&mut kernel, &i).unwrap();
+        installed.install(&mut kernel, &i, 32).unwrap();
         installed.remove(&mut kernel, &i.reference());
         installed
             .activate_outbound(&mut kernel, &i.reference())

@@ -59,6 +59,8 @@ pub struct ChildConfig {
     pub life_bytes: u64,
     pub rekey_packets: u64,
     pub life_packets: u64,
+    /// Packets; 0: no replay protection.
+    pub replay_window: u32,
 }
 
 impl ChildConfig {
@@ -87,6 +89,7 @@ impl ChildConfig {
             life_bytes: 0,
             rekey_packets: 0,
             life_packets: 0,
+            replay_window: crate::model::REPLAY_WINDOW,
         }
     }
 }
@@ -166,6 +169,7 @@ pub fn config(tunnel: &Tunnel, allocations: &Allocations) -> IkeConfig {
             life_bytes: c.life_bytes,
             rekey_packets: c.rekey_packets,
             life_packets: c.life_packets,
+            replay_window: c.replay_window,
         })
         .collect();
     IkeConfig {
