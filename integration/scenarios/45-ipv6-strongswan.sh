@@ -8,7 +8,9 @@
 #              charon initiates.
 #   4 gre6     ip6gre over IPv6 protected by transport-mode ESP, IPv4 + IPv6 LANs;
 #              routevpn initiates.
-# Every case pings each LAN family through; the outer link carries only ESP.
+#   5 xfrm-esn routevpn to routevpn (a second daemon on site c), XFRM interface over IPv6,
+#              ESN with replay_window 64 on a and the default 32 on c.
+# Every case pings each LAN family through; the outer links carry only ESP.
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 . "$here/../lib.sh"
 it_init 45-ipv6-strongswan
@@ -16,18 +18,22 @@ it_init 45-ipv6-strongswan
 ROUTEVPN=${ROUTEVPN:-$PWD/target/debug/routevpn}
 modprobe -a ip_vti ip6_vti ip_gre ip6_gre esp4 esp6 xfrm_interface dummy
 
-IKE_OURS=aes256gcm16-prfsha384-ecp384
-IKE_THEIRS=$IKE_OURS
-NAME=(x xfrm-ds vti6 xfrm-64 gre6)
-KIND=(x xfrm vti xfrm gre)
-ESP=(x aes256gcm16 aes128gcm16 aes128gcm16-esn aes128gcm16)
-# Outer addresses of tunnel N: a ends in 1, b in 2.
-OUTER=(x 2001:db8:f::1 2001:db8:f::2 192.0.2.3 2001:db8:f::4)
-PREFIX=(x 64 64 24 64)
+# Tunnel 1 as profiles/xfrm-dualstack.toml; the others with a cheaper group (TCG is slow).
+# Tunnel 5 joins site a's routevpn to a second routevpn daemon on site c.
+IKE=(x aes256gcm16-prfsha384-ecp384 aes128gcm16-prfsha256-x25519 aes128gcm16-prfsha256-x25519
+  aes128gcm16-prfsha256-x25519 aes128gcm16-prfsha256-x25519)
+NAME=(x xfrm-ds vti6 xfrm-64 gre6 xfrm-esn)
+KIND=(x xfrm vti xfrm gre xfrm)
+ESP=(x aes256gcm16 aes128gcm16 aes128gcm16-esn aes128gcm16 aes128gcm16-esn)
+# replay_window on site a's side, where set.
+WINDOW=(x "" "" 128 "" 64)
+# Outer addresses of tunnel N: a ends in 1, the peer in 2.
+OUTER=(x 2001:db8:f::1 2001:db8:f::2 192.0.2.3 2001:db8:f::4 2001:db8:e::5)
+PREFIX=(x 64 64 24 64 64)
 # outer N SIDE: tunnel N's outer address on side 1 (a) or 2 (b).
 outer() { echo "${OUTER[$1]}$2"; }
 # LANs of tunnel N: IPv6 fd00:S:N::/64 always, IPv4 10.S.N.0/24 where the case carries it.
-V4=(x yes no no yes)
+V4=(x yes no no yes no)
 
 site_add a
 site_add b
@@ -49,45 +55,64 @@ done
 rv_site_a_init
 
 # --- routevpn's profiles: roles are driven by the test
-for n in 1 2 3 4; do
-  {
-    cat <<EOF
+# profile N ME PEER SIDE PEER_SIDE: tunnel N's profile for LAN site ME (1 a, 3 c) toward
+# PEER's LANs, from outer address SIDE (1 or 2) to PEER_SIDE.
+profile() {
+  local n=$1 me=$2 peer=$3 side=$4 peer_side=$5 local_ts remote_ts addrs
+  cat <<EOF
 kind = "${KIND[$n]}"
-local = "$(outer "$n" 1)"
-remote = "$(outer "$n" 2)"
+local = "$(outer "$n" "$side")"
+remote = "$(outer "$n" "$peer_side")"
 [ike]
-proposals = ["$IKE_OURS"]
+proposals = ["${IKE[$n]}"]
 psk_file = "../secrets/psk"
 start_action = "none"
 close_action = "none"
 [[child]]
 esp_proposals = ["${ESP[$n]}"]
 EOF
-    local_ts="\"fd00:1:$n::/64\"" remote_ts="\"fd00:2:$n::/64\"" addrs="\"fd00:1:$n::1/128\""
-    if [[ ${V4[$n]} == yes ]]; then
-      local_ts+=", \"10.1.$n.0/24\"" remote_ts+=", \"10.2.$n.0/24\"" addrs+=", \"10.1.$n.1/32\""
-    fi
-    ((n == 3)) && echo "replay_window = 128"
-    if [[ ${KIND[$n]} == gre ]]; then
-      # GRE between the outer addresses: the child protects GRE itself (transport mode).
-      addrs="\"fd00:16:$n::1/64\", \"172.16.$n.1/30\""
-    else
-      echo "local_ts = [$local_ts]"
-      echo "remote_ts = [$remote_ts]"
-    fi
-    cat <<EOF
+  local_ts="\"fd00:$me:$n::/64\"" remote_ts="\"fd00:$peer:$n::/64\"" addrs="\"fd00:$me:$n::1/128\""
+  if [[ ${V4[$n]} == yes ]]; then
+    local_ts+=", \"10.$me.$n.0/24\"" remote_ts+=", \"10.$peer.$n.0/24\"" addrs+=", \"10.$me.$n.1/32\""
+  fi
+  [[ -z ${WINDOW[$n]} || $me != 1 ]] || echo "replay_window = ${WINDOW[$n]}"
+  if [[ ${KIND[$n]} == gre ]]; then
+    # GRE between the outer addresses: the child protects GRE itself (transport mode).
+    addrs="\"fd00:16:$n::1/64\", \"172.16.$n.1/30\""
+  else
+    echo "local_ts = [$local_ts]"
+    echo "remote_ts = [$remote_ts]"
+  fi
+  cat <<EOF
 [interface]
 name = "${NAME[$n]}"
 addresses = [$addrs]
 [[route]]
-to = "fd00:2:$n::/64"
-src = "fd00:1:$n::1"
+to = "fd00:$peer:$n::/64"
+src = "fd00:$me:$n::1"
 EOF
-    if [[ ${V4[$n]} == yes ]]; then
-      printf '[[route]]\nto = "10.2.%s.0/24"\nsrc = "10.1.%s.1"\n' "$n" "$n"
-    fi
-  } >"$A/tunnels/${NAME[$n]}.toml"
-done
+  if [[ ${V4[$n]} == yes ]]; then
+    printf '[[route]]\nto = "10.%s.%s.0/24"\nsrc = "10.%s.%s.1"\n' "$peer" "$n" "$me" "$n"
+  fi
+}
+for n in 1 2 3 4; do profile "$n" 1 2 1 2 >"$A/tunnels/${NAME[$n]}.toml"; done
+profile 5 1 3 1 2 >"$A/tunnels/${NAME[5]}.toml"
+
+# --- a second routevpn daemon on site c, the peer of tunnel 5
+site_add c
+site_ipv6 c
+link_add a out2 "$(outer 5 1)/64" c out "$(outer 5 2)/64"
+lan_add c lan fd00:3:5::1/64
+ip -n a addr add fd00:1:5::1/64 dev lan
+C=$IT_WORK/c
+mkdir -p "$C/tunnels" "$C/secrets" "$C/state"
+chmod 700 "$C/secrets"
+install -m 600 "$A/secrets/psk" "$C/secrets/psk"
+profile 5 3 1 2 1 >"$C/tunnels/${NAME[5]}.toml"
+(exec ip netns exec c "$ROUTEVPN" --config-dir "$C/tunnels" --state-dir "$C/state" daemon \
+  >"$IT_WORK/daemon-c.log" 2>&1) &
+IT_PIDS+=("$!")
+assert "routevpn daemon on site c answers" retry 100 0.2 test -S "$C/state/routevpn.sock"
 
 # --- charon's side on site b: its own devices, routes and connections
 route_back() {
@@ -115,19 +140,19 @@ for n in 1 2 3 4; do
 done
 {
   echo "connections {"
-  swanctl_conn xfrm-ds "$(outer 1 2)" "$(outer 1 1)" "$IKE_THEIRS" xfrm-ds \
+  swanctl_conn xfrm-ds "$(outer 1 2)" "$(outer 1 1)" "${IKE[1]}" xfrm-ds \
     "$(child_ts 1)        if_id_in = 1
         if_id_out = 1
         esp_proposals = ${ESP[1]}"
-  swanctl_conn vti6 "$(outer 2 2)" "$(outer 2 1)" "$IKE_THEIRS" vti6 \
+  swanctl_conn vti6 "$(outer 2 2)" "$(outer 2 1)" "${IKE[2]}" vti6 \
     "$(child_ts 2)        mark_in = 2
         mark_out = 2
         esp_proposals = ${ESP[2]}"
-  swanctl_conn xfrm-64 "$(outer 3 2)" "$(outer 3 1)" "$IKE_THEIRS" xfrm-64 \
+  swanctl_conn xfrm-64 "$(outer 3 2)" "$(outer 3 1)" "${IKE[3]}" xfrm-64 \
     "$(child_ts 3)        if_id_in = 3
         if_id_out = 3
         esp_proposals = ${ESP[3]}"
-  swanctl_conn gre6 "$(outer 4 2)" "$(outer 4 1)" "$IKE_THEIRS" gre6 \
+  swanctl_conn gre6 "$(outer 4 2)" "$(outer 4 1)" "${IKE[4]}" gre6 \
     "        local_ts = dynamic[gre]
         remote_ts = dynamic[gre]
         mode = transport
@@ -138,6 +163,7 @@ charon_start b "$(cat "$IT_WORK/b-swanctl.conf")"
 pass "charon started on site b with 4 connections"
 
 rv_daemon_start
+log "sites, charon and both daemons up"
 capture_start a out "$IT_WORK/up.pcap" 150
 
 # --- each case up, in its role, then pings of each LAN family
@@ -160,10 +186,22 @@ for n in 1 2 3 4; do
   fi
 done
 capture_stop
-for site in a b; do in_site "$site" cat /proc/net/xfrm_stat >"$IT_WORK/$site-xfrm_stat.log"; done
 assert_only_esp46 "outer link: only ESP for the 6 pings of 4 tunnels" "$IT_WORK/up.pcap" 24
-in_site a ip -s xfrm state >"$IT_WORK/a-states.log"
-in_site b ip -s xfrm state >"$IT_WORK/b-states.log"
+
+log "tunnels 1-4 checked"
+
+# --- routevpn to routevpn with ESN
+capture_start a out2 "$IT_WORK/esn.pcap" 60
+out=$(rv up xfrm-esn 2>&1) || true
+assert "xfrm-esn: routevpn up toward routevpn on site c ($out)" grep -q "CHILD SA installed" <<<"$out"
+assert "xfrm-esn: ping fd00:1:5::1 -> fd00:3:5::1" ping_from a fd00:1:5::1 fd00:3:5::1 2
+capture_stop
+assert_only_esp46 "xfrm-esn: only ESP between the routevpn sites" "$IT_WORK/esn.pcap" 4
+
+for site in a b c; do
+  in_site "$site" cat /proc/net/xfrm_stat >"$IT_WORK/$site-xfrm_stat.log"
+  in_site "$site" ip -s xfrm state >"$IT_WORK/$site-states.log"
+done
 
 # --- the kernel states: AF_UNSPEC on tunnel mode, ESN with the child's window
 tunnel_af_unspec=$(grep -A3 -E "^src ($(outer 1 1)|$(outer 1 2)|$(outer 2 1)|$(outer 2 2)|$(outer 3 1)|$(outer 3 2)) " \
@@ -173,10 +211,20 @@ esn_a=$(grep -A3 -E "^src ($(outer 3 1)|$(outer 3 2)) " "$IT_WORK/a-states.log" 
 esn_b=$(grep -A3 -E "^src ($(outer 3 1)|$(outer 3 2)) " "$IT_WORK/b-states.log" | grep -c "flag.* esn" || true)
 assert "xfrm-64: both states on site a have ESN ($esn_a)" test "$esn_a" = 2
 assert "xfrm-64: both states on site b (charon) have ESN ($esn_b)" test "$esn_b" = 2
-window=$(grep -c "replay_window 128" "$IT_WORK/a-states.log" || true)
+window=$(grep -c "replay_window 128," "$IT_WORK/a-states.log" || true)
 assert "xfrm-64: site a's states have the child's replay window 128 ($window)" test "$window" = 2
+esn_a=$(grep -A3 -E "^src ($(outer 5 1)|$(outer 5 2)) " "$IT_WORK/a-states.log" | grep -c "flag.* esn" || true)
+esn_c=$(grep -c "flag.* esn" "$IT_WORK/c-states.log" || true)
+assert "xfrm-esn: both states on site a have ESN ($esn_a)" test "$esn_a" = 2
+assert "xfrm-esn: both states on site c have ESN ($esn_c)" test "$esn_c" = 2
+window=$(grep -c "replay_window 64," "$IT_WORK/a-states.log" || true)
+assert "xfrm-esn: site a's states have replay window 64 ($window)" test "$window" = 2
+window=$(grep -c "replay_window 32," "$IT_WORK/c-states.log" || true)
+assert "xfrm-esn: site c's states have the default window 32 ($window)" test "$window" = 2
 no_esn_elsewhere=$(grep -c "flag.* esn" "$IT_WORK/a-states.log" || true)
-assert "site a: ESN only where negotiated ($no_esn_elsewhere states)" test "$no_esn_elsewhere" = 2
+assert "site a: ESN only where negotiated ($no_esn_elsewhere states)" test "$no_esn_elsewhere" = 4
+
+log "kernel states checked"
 
 # --- MTU: the largest IPv6 ping that fits xfrm-ds passes, one byte more is refused here
 mtu=$(ip -n a -j link show xfrm-ds | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["mtu"])')
@@ -202,8 +250,15 @@ assert "fail closed: no cleartext echo on the wire ($clear), nor ESP ($esp)" tes
 for n in 2 3 4; do
   swanctl_in b --terminate --ike "${NAME[$n]}" --timeout 10 >/dev/null 2>&1 || true
 done
+assert "xfrm-esn: routevpn down" rv down xfrm-esn
+c_empty() { test "$(in_site c ip xfrm state | grep -c '^src' || true)" = 0; }
+assert "xfrm-esn: site c heard the delete and removed its SAs" retry 25 0.2 c_empty
 no_states() { test "$(in_site a ip xfrm state | grep -c '^src' || true)" = 0; }
 assert "the peer's deletes removed every SA on site a" retry 25 0.2 no_states
-if grep -q "$PSK" "$IT_WORK/daemon-a.log"; then fail "the PSK appears in the daemon log"; else pass "the PSK never appears in the daemon log"; fi
+if grep -q "$PSK" "$IT_WORK/daemon-a.log" "$IT_WORK/daemon-c.log"; then
+  fail "the PSK appears in a daemon log"
+else
+  pass "the PSK never appears in the daemon logs"
+fi
 
 it_finish
