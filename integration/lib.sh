@@ -373,3 +373,63 @@ assert_only_esp() {
     tcpdump -n -r "$file" 2>/dev/null | head -n 20 | sed 's/^/    | /'
   fi
 }
+
+# --- IPv6 on the wire and inside (45-ipv6-strongswan) ------------------------
+# Scenarios are IPv4-only unless they call site_ipv6. Addresses stay inside the
+# namespaces: 2001:db8::/32 outside, fd00::/8 for LANs.
+
+# site_ipv6 SITE: IPv6 on in SITE, quiet and immediate: no router solicitations,
+# no autoconfiguration, no DAD wait. Call before link_add / lan_add: new devices
+# take the "default" settings.
+site_ipv6() {
+  local site=$1 conf
+  for conf in all default; do
+    in_site "$site" sysctl -qw "net.ipv6.conf.$conf.disable_ipv6=0" \
+      "net.ipv6.conf.$conf.accept_dad=0" "net.ipv6.conf.$conf.accept_ra=0" \
+      "net.ipv6.conf.$conf.router_solicitations=0" "net.ipv6.conf.$conf.autoconf=0"
+  done
+}
+
+# Cleartext ICMP and ICMPv6 echo (requests and replies): what must never cross an
+# outer link protected by ESP. ip6[40] is the ICMPv6 type when no extension header
+# sits in between, as for ping.
+PCAP_CLEAR_ECHO='icmp[icmptype] = icmp-echo or icmp[icmptype] = icmp-echoreply or (icmp6 and (ip6[40] = 128 or ip6[40] = 129))'
+
+# ESP of either family, also behind IPv6 extension headers (ip6gre adds a
+# destination option, the tunnel encapsulation limit, before transport-mode ESP).
+PCAP_ESP46='esp or ip6 protochain 50'
+
+# assert_only_esp46 DESC FILE [MIN_ESP]: at least MIN_ESP (default 1) ESP packets of
+# either family, no cleartext echo, and no other cleartext traffic besides IKE and
+# ICMPv6 control (neighbour discovery, MLD).
+assert_only_esp46() {
+  local desc=$1 file=$2 min=${3:-1} esp echo other
+  esp=$(pcap_count "$file" "$PCAP_ESP46")
+  echo=$(pcap_count "$file" "$PCAP_CLEAR_ECHO")
+  other=$(pcap_count "$file" "(ip or ip6) and not ($PCAP_ESP46) and not udp port 500 and not udp port 4500 and not icmp6")
+  if ((esp >= min && echo == 0 && other == 0)); then
+    pass "$desc ($esp ESP packets, no cleartext)"
+  else
+    fail "$desc (esp=$esp, wanted >= $min; cleartext echo=$echo other=$other)"
+    { tcpdump -n -r "$file" 2>/dev/null || true; } | sed -n '1,20s/^/    | /p'
+  fi
+}
+
+# swanctl_conn NAME LOCAL REMOTE IKE CHILD_NAME CHILD_BODY: one connection of
+# swanctl.conf's `connections` (PSK, the addresses as identities) whose single child
+# holds CHILD_BODY (local_ts, remote_ts, esp_proposals, mark / if_id, mode...).
+swanctl_conn() {
+  local name=$1 local=$2 remote=$3 ike=$4 child=$5 body=$6
+  printf '  %s {\n    version = 2\n' "$name"
+  printf '    local_addrs = %s\n    remote_addrs = %s\n    proposals = %s\n' "$local" "$remote" "$ike"
+  printf '    local { auth = psk\n            id = %s }\n' "$local"
+  printf '    remote { auth = psk\n             id = %s }\n' "$remote"
+  printf '    children {\n      %s {\n%s\n        start_action = none\n      }\n    }\n  }\n' \
+    "$child" "$body"
+}
+
+# ping_size_from SITE SRC DST SIZE: one ping of SIZE payload bytes, never fragmented.
+ping_size_from() {
+  local site=$1 src=$2 dst=$3 size=$4
+  in_site "$site" ping -n -c 1 -W 3 -M do -s "$size" -I "$src" "$dst"
+}

@@ -12,7 +12,7 @@ use serde::Serialize;
 use crate::ike::engine::{display_list, secs};
 pub use crate::ike::engine::{
     Dn, Dpd, DpdAction, Identity, KeyId, Mode, NatTraversal, StartAction, CHILD_REKEY_TIME,
-    IKE_REKEY_TIME,
+    IKE_REKEY_TIME, MAX_REPLAY_WINDOW, REPLAY_WINDOW,
 };
 pub use crate::ike::ts::{protocol_name, TrafficSelector};
 use crate::proposal::{EspProposal, IkeProposal};
@@ -194,6 +194,8 @@ pub struct Child {
     pub life_bytes: u64,
     pub rekey_packets: u64,
     pub life_packets: u64,
+    /// Packets; 0: no replay protection.
+    pub replay_window: u32,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]

@@ -99,6 +99,7 @@ fn connection(s: &Side) -> EngineConnection {
         life_bytes: 0,
         rekey_packets: 0,
         life_packets: 0,
+        replay_window: 32,
     };
     let config = IkeConfig {
         name: s.name.into(),

@@ -157,6 +157,10 @@ pub struct Sa {
     pub encap: Option<(u16, u16)>,
     /// Soft and hard limits; `None`: unlimited (manual SAs).
     pub lifetimes: Option<crate::ike::engine::Lifetimes>,
+    /// 64-bit sequence numbers, as negotiated.
+    pub esn: bool,
+    /// Packets; 0: no replay protection.
+    pub replay_window: u32,
 }
 
 /// routevpn's whole nftables table, compared and replaced as one unit.

@@ -192,6 +192,9 @@ fn manual_sas(
                     .map(|(i, k)| (*i, obj::KeyMaterial(k.clone()))),
                 encap: None,
                 lifetimes: None,
+                // Nothing negotiates ESN for manual keys.
+                esn: false,
+                replay_window: child.replay_window,
             }),
         });
     }

@@ -400,7 +400,8 @@ impl Daemon {
         while let Some(action) = self.engine.poll_action() {
             match action {
                 KernelAction::InstallChildSa(install) => {
-                    if let Err(e) = self.installed.install(&mut self.kernel, &install) {
+                    let window = sas::replay_window(&self.tunnels, &install);
+                    if let Err(e) = self.installed.install(&mut self.kernel, &install, window) {
                         log(format_args!(
                             "{}: installing the CHILD SA failed: {e}",
                             install.connection

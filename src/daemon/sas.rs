@@ -10,6 +10,7 @@ use crate::apply::kernel::{Kernel, KernelError};
 use crate::apply::objects::{KeyMaterial, Object, Owned, Sa};
 use crate::ike::crypto::Secret;
 use crate::ike::engine::{ChildSaInstall, ChildSaRef, SaDirection};
+use crate::model::{Tunnel, REPLAY_WINDOW};
 
 /// What identifies an IKE child's SAs in the kernel: reqid -> (mark, if_id). Deleting a
 /// state needs its mark and if_id besides the address and SPI.
@@ -25,8 +26,8 @@ pub fn children(plan: &crate::plan::Plan) -> Children {
 }
 
 /// The two states of a Child SA: inbound first (the peer may use its SA as soon as it has
-/// our answer), then outbound.
-pub fn states(install: &ChildSaInstall) -> [Sa; 2] {
+/// our answer), then outbound. `replay_window` is the child's, in packets.
+pub fn states(install: &ChildSaInstall, replay_window: u32) -> [Sa; 2] {
     let state = |d: &SaDirection, encap: Option<(u16, u16)>| Sa {
         src: d.src,
         dst: d.dst,
@@ -43,6 +44,8 @@ pub fn states(install: &ChildSaInstall) -> [Sa; 2] {
             .map(|i| (i, KeyMaterial(d.integrity_key.clone()))),
         encap,
         lifetimes: Some(install.lifetimes),
+        esn: install.algorithms.esn,
+        replay_window,
     };
     let ports = install.encap.map(|e| (e.local_port, e.remote_port));
     [
@@ -90,8 +93,9 @@ impl Installed {
         &mut self,
         kernel: &mut dyn Kernel,
         install: &ChildSaInstall,
+        replay_window: u32,
     ) -> Result<(), KernelError> {
-        let [inbound, outbound] = states(install);
+        let [inbound, outbound] = states(install, replay_window);
         let (pair, deferred) = if install.defer_outbound {
             (vec![inbound], Some(outbound))
         } else {
@@ -216,7 +220,20 @@ fn to_delete(s: &crate::apply::status::SaStatus, mark: Option<u32>, if_id: Optio
         integrity: None,
         encap: None,
         lifetimes: None,
+        esn: false,
+        replay_window: 0,
     }
+}
+
+/// The replay window `install`'s child asks for; the default for a child no profile names
+/// any more (removed by a reload while it was negotiated).
+pub fn replay_window(tunnels: &[Tunnel], install: &ChildSaInstall) -> u32 {
+    tunnels
+        .iter()
+        .filter(|t| t.name == install.connection)
+        .flat_map(|t| &t.children)
+        .find(|c| c.name == install.child)
+        .map_or(REPLAY_WINDOW, |c| c.replay_window)
 }
 
 /// Deletes each SA; one the kernel already dropped (hard lifetime) is not an error.
@@ -286,7 +303,7 @@ mod tests {
             local_port: 4500,
             remote_port: 44000,
         }));
-        let [inbound, outbound] = states(&i);
+        let [inbound, outbound] = states(&i, 64);
         assert_eq!(
             (inbound.spi, inbound.dst.to_string()),
             (0xc000_0001, "192.0.2.1".into())
@@ -303,8 +320,18 @@ mod tests {
                 (7, Some(0x5200_0001), Mode::Tunnel)
             );
             assert_eq!(sa.lifetimes.unwrap().hard, Duration::from_secs(3960));
+            assert_eq!((sa.esn, sa.replay_window), (false, 64));
         }
         assert_ne!(inbound.key, outbound.key, "each direction has its own key");
+    }
+
+    #[test]
+    fn negotiated_esn_reaches_both_states() {
+        let mut i = install(None);
+        i.algorithms.esn = true;
+        for sa in states(&i, 128) {
+            assert_eq!((sa.esn, sa.replay_window), (true, 128));
+        }
     }
 
     #[test]
@@ -317,11 +344,11 @@ mod tests {
             dst: "198.51.100.2".parse().unwrap(),
             spi: 0xc000_0002,
         });
-        assert!(installed.install(&mut kernel, &i).is_err());
+        assert!(installed.install(&mut kernel, &i, 32).is_err());
         assert!(kernel.objects.is_empty());
         assert!(installed.connections().is_empty());
 
-        installed.install(&mut kernel, &i).unwrap();
+        installed.install(&mut kernel, &i, 32).unwrap();
         assert_eq!(kernel.objects.len(), 2);
         // The ESP keys went to the kernel; the daemon's record keeps none.
         let records = &installed.by_connection["vti-a"];
@@ -332,7 +359,7 @@ mod tests {
         let errors = installed.remove(&mut kernel, &i.reference());
         assert!(errors.is_empty() && kernel.objects.is_empty());
 
-        installed.install(&mut kernel, &i).unwrap();
+        installed.install(&mut kernel, &i, 32).unwrap();
         assert!(installed.remove_connection(&mut kernel, "vti-a").is_empty());
         assert!(kernel.objects.is_empty());
     }
@@ -342,14 +369,14 @@ mod tests {
         let mut kernel = FakeKernel::default();
         let mut installed = Installed::default();
         let i = install(None);
-        installed.install(&mut kernel, &i).unwrap();
+        installed.install(&mut kernel, &i, 32).unwrap();
         // The hard lifetime took one state: its delete answers ESRCH, which is success here.
         let inbound = kernel.objects.keys().next().unwrap().clone();
         kernel.objects.remove(&inbound);
         assert!(installed.remove(&mut kernel, &i.reference()).is_empty());
         assert!(kernel.objects.is_empty());
 
-        installed.install(&mut kernel, &i).unwrap();
+        installed.install(&mut kernel, &i, 32).unwrap();
         let outbound = kernel.objects.keys().last().unwrap().clone();
         kernel.fail_on.insert(outbound);
         let errors = installed.remove(&mut kernel, &i.reference());
@@ -363,7 +390,7 @@ mod tests {
         let mut installed = Installed::default();
         let mut i = install(None);
         i.defer_outbound = true;
-        installed.install(&mut kernel, &i).unwrap();
+        installed.install(&mut kernel, &i, 32).unwrap();
         let outbound = ObjectKey::Sa {
             dst: "198.51.100.2".parse().unwrap(),
             spi: 0xc000_0002,
@@ -381,7 +408,7 @@ mod tests {
         assert!(installed.remove(&mut kernel, &i.reference()).is_empty());
         assert!(kernel.objects.is_empty());
         // Removed before activation: nothing is left to activate.
-        installed.install(&mut kernel, &i).unwrap();
+        installed.install(&mut kernel, &i, 32).unwrap();
         installed.remove(&mut kernel, &i.reference());
         installed
             .activate_outbound(&mut kernel, &i.reference())
@@ -397,15 +424,19 @@ mod tests {
         let mut left = install(None);
         left.inbound.spi = 0xc000_0011;
         left.outbound.spi = 0xc000_0012;
-        Installed::default().install(&mut kernel, &left).unwrap();
+        Installed::default()
+            .install(&mut kernel, &left, 32)
+            .unwrap();
         // Installed by this daemon, same reqid: stays.
-        installed.install(&mut kernel, &install(None)).unwrap();
+        installed.install(&mut kernel, &install(None), 32).unwrap();
         // A manually keyed tunnel's state (reqid 8, not an IKE child): stays.
         let mut manual = install(None);
         manual.reqid = 8;
         manual.inbound.spi = 0x100;
         manual.outbound.spi = 0x101;
-        Installed::default().install(&mut kernel, &manual).unwrap();
+        Installed::default()
+            .install(&mut kernel, &manual, 32)
+            .unwrap();
         assert_eq!(kernel.objects.len(), 6);
 
         let children = Children::from([(7, (Some(0x5200_0001), None))]);

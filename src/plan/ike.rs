@@ -68,6 +68,7 @@ pub fn config(tunnel: &Tunnel, allocations: &Allocations) -> IkePlan {
             life_bytes: c.life_bytes,
             rekey_packets: c.rekey_packets,
             life_packets: c.life_packets,
+            replay_window: c.replay_window,
         })
         .collect();
     let connection = IkeConfig {

@@ -8,7 +8,9 @@ use super::ike::proposals;
 use super::reader::Section;
 use super::tunnel::{kind_name, ChildSpans, Spans};
 use super::values;
-use crate::model::{Child, Gre, Mode, TrafficSelector, TunnelKind};
+use crate::model::{
+    Child, Gre, Mode, TrafficSelector, TunnelKind, MAX_REPLAY_WINDOW, REPLAY_WINDOW,
+};
 use crate::proposal::{self, EspProposal};
 
 pub(super) const CHILD_KEYS: &[&str] = &[
@@ -24,6 +26,7 @@ pub(super) const CHILD_KEYS: &[&str] = &[
     "life_bytes",
     "rekey_packets",
     "life_packets",
+    "replay_window",
 ];
 
 pub(super) fn read_children(
@@ -109,6 +112,7 @@ pub(super) fn default_child(name: &str, kind: TunnelKind, gre: Option<&Gre>, mod
         life_bytes: 0,
         rekey_packets: 0,
         life_packets: 0,
+        replay_window: REPLAY_WINDOW,
     }
 }
 
@@ -266,6 +270,7 @@ pub(super) fn read_child(
         .or_else(|| (!section.contains("rekey_packets")).then_some(0));
     let life_packets = volume_key(section, "life_packets")
         .or_else(|| (!section.contains("life_packets")).then_some(0));
+    let replay_window = replay_window(section, esp.as_deref());
     Some(Child {
         name: name?,
         local_ts: local_ts?,
@@ -279,5 +284,23 @@ pub(super) fn read_child(
         life_bytes: life_bytes?,
         rekey_packets: rekey_packets?,
         life_packets: life_packets?,
+        replay_window: replay_window?,
     })
+}
+
+/// `replay_window`, in packets. With ESN the kernel refuses an inbound SA without a window.
+fn replay_window(section: &Section<'_>, esp: Option<&[EspProposal]>) -> Option<u32> {
+    let Some(v) = section.integer("replay_window", 0..u64::from(MAX_REPLAY_WINDOW) + 1) else {
+        return (!section.contains("replay_window")).then_some(REPLAY_WINDOW);
+    };
+    let offers_esn = esp.is_some_and(|list| list.iter().any(|p| p.esn.contains(&true)));
+    if v.value == 0 && offers_esn {
+        section.ctx.error(
+            v.span,
+            format!("replay_window = 0 in {} cannot go with ESN", section.name),
+            Some("the kernel needs a replay window for ESN: remove `esn` or set a window".into()),
+        );
+        return None;
+    }
+    u32::try_from(v.value).ok()
 }

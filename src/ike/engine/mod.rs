@@ -63,7 +63,7 @@ pub(crate) use config::{display_list, secs};
 pub use config::{
     wire_identity, ChildConfig, Dn, Dpd, DpdAction, EngineConfig, EngineConnection, Identity,
     IkeConfig, KeyId, Mode, NatTraversal, RetransmitConfig, StartAction, CHILD_REKEY_TIME,
-    IKE_REKEY_TIME,
+    IKE_REKEY_TIME, MAX_REPLAY_WINDOW, REPLAY_WINDOW,
 };
 pub use cookie::CookieConfig;
 pub use events::{

@@ -2,8 +2,9 @@
 
 use netlink_packet_xfrm::state::{DelGetMessage, ModifyMessage};
 use netlink_packet_xfrm::{
-    Address, Alg, AlgAead, AlgAuth, EncapTmpl, Id, LifetimeConfig, Mark, Selector, UserSaId,
-    UserSaInfo, XfrmAttrs, IPPROTO_ESP, UDP_ENCAP_ESPINUDP, XFRM_MODE_TRANSPORT, XFRM_MODE_TUNNEL,
+    Address, Alg, AlgAead, AlgAuth, EncapTmpl, Id, LifetimeConfig, Mark, ReplayEsn, Selector,
+    UserSaId, UserSaInfo, XfrmAttrs, IPPROTO_ESP, UDP_ENCAP_ESPINUDP, XFRM_MODE_TRANSPORT,
+    XFRM_MODE_TUNNEL, XFRM_STATE_AF_UNSPEC, XFRM_STATE_ESN,
 };
 
 use crate::apply::objects::{KeyMaterial, Sa};
@@ -15,7 +16,8 @@ use crate::proposal::{Encryption, Integrity};
 
 const AF_INET: u16 = libc::AF_INET as u16;
 const AF_INET6: u16 = libc::AF_INET6 as u16;
-const REPLAY_WINDOW: u8 = 32;
+/// The widest window the legacy `replay_window` field gives: its bitmap is one u32.
+const LEGACY_REPLAY_WINDOW: u32 = 32;
 
 fn name<const N: usize>(text: &str) -> [u8; N] {
     let mut out = [0u8; N];
@@ -86,9 +88,44 @@ fn lifetime(l: &Lifetimes) -> LifetimeConfig {
     }
 }
 
+/// ESN, and windows wider than the legacy bitmap, need the XFRMA_REPLAY_ESN_VAL attribute,
+/// and then the legacy field must be 0 (the kernel refuses both).
+fn replay(sa: &Sa) -> (u8, Option<XfrmAttrs>) {
+    if !sa.esn && sa.replay_window <= LEGACY_REPLAY_WINDOW {
+        return (sa.replay_window as u8, None);
+    }
+    let bmp_len = sa.replay_window.div_ceil(32);
+    let state = ReplayEsn {
+        bmp_len,
+        replay_window: sa.replay_window,
+        bmp: vec![0; bmp_len as usize],
+        ..ReplayEsn::default()
+    };
+    (0, Some(XfrmAttrs::ReplayStateEsn(state)))
+}
+
+/// Tunnel mode may carry the other family than its outer one (4-in-6, 6-in-4): with a
+/// selector of the outer family the kernel knows only that inner family and drops the other.
+fn flags(sa: &Sa) -> u8 {
+    let mut flags = 0;
+    if sa.mode == Mode::Tunnel {
+        flags |= XFRM_STATE_AF_UNSPEC;
+    }
+    if sa.esn {
+        flags |= XFRM_STATE_ESN;
+    }
+    flags
+}
+
 pub fn add_message(sa: &Sa) -> ModifyMessage {
+    let (replay_window, replay_state) = replay(sa);
+    // A tunnel-mode SA's selector family stays unspecified: the kernel then decapsulates
+    // and encapsulates both inner families (with AF_UNSPEC in the flags, as strongSwan).
     let selector = Selector {
-        family: family(sa),
+        family: match sa.mode {
+            Mode::Tunnel => 0,
+            Mode::Transport => family(sa),
+        },
         ..Selector::default()
     };
     let info = UserSaInfo {
@@ -109,7 +146,8 @@ pub fn add_message(sa: &Sa) -> ModifyMessage {
             Mode::Tunnel => XFRM_MODE_TUNNEL,
             Mode::Transport => XFRM_MODE_TRANSPORT,
         },
-        replay_window: REPLAY_WINDOW,
+        replay_window,
+        flags: flags(sa),
         ..UserSaInfo::default()
     };
     let key = sa.key.0.expose().to_vec();
@@ -135,6 +173,7 @@ pub fn add_message(sa: &Sa) -> ModifyMessage {
             alg_key: key,
         }));
     }
+    nlas.extend(replay_state);
     nlas.extend(identity_attrs(sa));
     if let Some((sport, dport)) = sa.encap {
         nlas.push(XfrmAttrs::EncapsulationTemplate(EncapTmpl {
@@ -178,6 +217,7 @@ pub fn decode(message: &ModifyMessage) -> Option<Sa> {
         return None;
     }
     let (mut encryption, mut integrity, mut mark, mut if_id) = (None, None, None, None);
+    let mut replay_window = u32::from(info.replay_window);
     for nla in &message.nlas {
         match nla {
             XfrmAttrs::EncryptionAlgAead(a)
@@ -196,6 +236,7 @@ pub fn decode(message: &ModifyMessage) -> Option<Sa> {
             }
             XfrmAttrs::Mark(m) if m.mask == u32::MAX => mark = Some(m.value),
             XfrmAttrs::IfId(id) if *id != 0 => if_id = Some(*id),
+            XfrmAttrs::ReplayStateEsn(r) => replay_window = r.replay_window,
             _ => {}
         }
     }
@@ -218,6 +259,8 @@ pub fn decode(message: &ModifyMessage) -> Option<Sa> {
         // Manual SAs, the only ones reconciled, have neither.
         encap: None,
         lifetimes: None,
+        esn: info.flags & XFRM_STATE_ESN != 0,
+        replay_window,
     })
 }
 
@@ -268,7 +311,88 @@ mod tests {
             integrity: integrity.map(|i| (i, KeyMaterial(Secret::new(vec![9; i.key_len()])))),
             encap: None,
             lifetimes: None,
+            esn: false,
+            replay_window: 32,
         }
+    }
+
+    fn parsed(sa: &Sa) -> ModifyMessage {
+        let message = add_message(sa);
+        let mut bytes = vec![0; message.buffer_len()];
+        message.emit(&mut bytes);
+        ModifyMessage::parse(bytes.as_slice()).unwrap()
+    }
+
+    fn replay_esn(message: &ModifyMessage) -> Option<&ReplayEsn> {
+        message.nlas.iter().find_map(|nla| match nla {
+            XfrmAttrs::ReplayStateEsn(r) => Some(r),
+            _ => None,
+        })
+    }
+
+    #[test]
+    fn tunnel_mode_states_may_carry_the_other_family() {
+        // An IPv6 outer carrying IPv4 (4-in-6) and the reverse.
+        let mut six = sa(Encryption::AesGcm16(128), None);
+        (six.src, six.dst) = (
+            "2001:db8::1".parse().unwrap(),
+            "2001:db8::2".parse().unwrap(),
+        );
+        for tunnel in [sa(Encryption::AesGcm16(128), None), six] {
+            let info = parsed(&tunnel).user_sa_info;
+            assert_eq!(info.flags & XFRM_STATE_AF_UNSPEC, XFRM_STATE_AF_UNSPEC);
+            assert_eq!(info.selector.family, 0, "both inner families");
+        }
+        let transport = Sa {
+            mode: Mode::Transport,
+            ..sa(Encryption::AesGcm16(128), None)
+        };
+        let info = parsed(&transport).user_sa_info;
+        assert_eq!(info.flags & XFRM_STATE_AF_UNSPEC, 0);
+        assert_eq!(info.selector.family, AF_INET);
+    }
+
+    #[test]
+    fn esn_states_carry_the_esn_flag_and_an_esn_replay_state() {
+        for (window, words) in [(32, 1), (33, 2), (4096, 128)] {
+            let esn = Sa {
+                esn: true,
+                replay_window: window,
+                ..sa(Encryption::AesGcm16(128), None)
+            };
+            let message = parsed(&esn);
+            let info = &message.user_sa_info;
+            assert_eq!(info.flags & XFRM_STATE_ESN, XFRM_STATE_ESN);
+            // The kernel refuses a legacy window beside the ESN state.
+            assert_eq!(info.replay_window, 0);
+            let state = replay_esn(&message).expect("XFRMA_REPLAY_ESN_VAL");
+            assert_eq!((state.replay_window, state.bmp_len), (window, words));
+            assert_eq!(state.bmp.len(), words as usize);
+            assert_eq!(decode(&message), Some(esn));
+        }
+    }
+
+    #[test]
+    fn without_esn_the_legacy_window_serves_up_to_its_32_packets() {
+        for window in [0, 1, 32] {
+            let plain = Sa {
+                replay_window: window,
+                ..sa(Encryption::AesGcm16(128), None)
+            };
+            let message = parsed(&plain);
+            assert_eq!(u32::from(message.user_sa_info.replay_window), window);
+            assert_eq!(message.user_sa_info.flags & XFRM_STATE_ESN, 0);
+            assert!(replay_esn(&message).is_none());
+            assert_eq!(decode(&message), Some(plain));
+        }
+        let wide = Sa {
+            replay_window: 64,
+            ..sa(Encryption::AesGcm16(128), None)
+        };
+        let message = parsed(&wide);
+        assert_eq!(message.user_sa_info.flags & XFRM_STATE_ESN, 0);
+        assert_eq!(replay_esn(&message).map(|r| r.bmp_len), Some(2));
+        assert_eq!(decode(&message), Some(wide));
     }
 
     #[test]
@@ -279,11 +403,7 @@ mod tests {
             sa(Encryption::AesCbc(256), Some(Integrity::HmacSha256_128)),
             sa(Encryption::AesCbc(128), Some(Integrity::HmacSha512_256)),
         ] {
-            let message = add_message(&original);
-            let mut bytes = vec![0; message.buffer_len()];
-            message.emit(&mut bytes);
-            let parsed = ModifyMessage::parse(bytes.as_slice()).unwrap();
-            assert_eq!(decode(&parsed), Some(original));
+            assert_eq!(decode(&parsed(&original)), Some(original));
         }
     }
 

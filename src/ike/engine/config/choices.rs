@@ -112,6 +112,12 @@ pub struct Dpd {
 pub const IKE_REKEY_TIME: Duration = Duration::from_secs(4 * 3600);
 pub const CHILD_REKEY_TIME: Duration = Duration::from_secs(3600);
 
+/// strongSwan's default replay window, in packets.
+pub const REPLAY_WINDOW: u32 = 32;
+/// The widest window the kernel takes (XFRMA_REPLAY_ESN_VAL's bitmap of 4096 bits), as
+/// strongSwan allows.
+pub const MAX_REPLAY_WINDOW: u32 = 4096;
+
 /// Liveness checks after 30 s of silence, the peer given up after 150 s, then restart.
 impl Default for Dpd {
     fn default() -> Self {

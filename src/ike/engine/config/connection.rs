@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use serde::Serialize;
 
 use super::choices::{
-    Dpd, Identity, Mode, NatTraversal, StartAction, CHILD_REKEY_TIME, IKE_REKEY_TIME,
+    Dpd, Identity, Mode, NatTraversal, StartAction, CHILD_REKEY_TIME, IKE_REKEY_TIME, REPLAY_WINDOW,
 };
 use crate::ike::ts::TrafficSelector;
 use crate::proposal::{EspProposal, IkeProposal};
@@ -51,6 +51,8 @@ pub struct ChildConfig {
     pub life_bytes: u64,
     pub rekey_packets: u64,
     pub life_packets: u64,
+    /// Packets; 0: no replay protection.
+    pub replay_window: u32,
 }
 
 impl ChildConfig {
@@ -79,6 +81,7 @@ impl ChildConfig {
             life_bytes: 0,
             rekey_packets: 0,
             life_packets: 0,
+            replay_window: REPLAY_WINDOW,
         }
     }
 }

@@ -18,7 +18,7 @@ mod connection;
 pub(crate) use choices::secs;
 pub use choices::{
     Dn, Dpd, DpdAction, Identity, KeyId, Mode, NatTraversal, StartAction, CHILD_REKEY_TIME,
-    IKE_REKEY_TIME,
+    IKE_REKEY_TIME, MAX_REPLAY_WINDOW, REPLAY_WINDOW,
 };
 pub(crate) use connection::display_list;
 pub use connection::{ChildConfig, IkeConfig};
