@@ -296,13 +296,17 @@ swanctl_conf() {
   printf '    }\n  }\n}\nsecrets {\n  ike-all { secret = "%s" }\n}\n' "$PSK"
 }
 
-# charon_kill SITE: SIGKILL, as a crash or power loss would: no DELETE reaches the peer.
-charon_kill() {
+# crash PID_FILE: SIGKILL the daemon whose pid PID_FILE holds, as a crash or power loss
+# would: no DELETE reaches the peer.
+crash() {
   local pid
-  pid=$(cat "$(charon_dir "$1")/pid")
+  pid=$(cat "$1")
   kill -KILL "$pid"
   wait "$pid" 2>/dev/null || true
 }
+
+# charon_kill SITE: crash SITE's charon.
+charon_kill() { crash "$(charon_dir "$1")/pid"; }
 
 # swanctl_in SITE --COMMAND [ARGS...]: swanctl against SITE's charon. The
 # command must come first: swanctl only parses --uri/--file after it.
@@ -432,4 +436,92 @@ swanctl_conn() {
 ping_size_from() {
   local site=$1 src=$2 dst=$3 size=$4
   in_site "$site" ping -n -c 1 -W 3 -M do -s "$size" -I "$src" "$dst"
+}
+
+# --- libreswan (pluto) -------------------------------------------------
+# integration/setup unpacks Debian's libreswan here (it conflicts with the strongSwan
+# packages). Each pluto gets its own config, secrets, NSS database, control socket and
+# log under the scenario's work dir.
+
+LIBRESWAN_DIR=${LIBRESWAN_DIR:-/opt/routevpn-it/libreswan}
+LIBRESWAN_EXEC=$LIBRESWAN_DIR/usr/libexec/ipsec
+
+pluto_dir() { printf '%s/pluto-%s' "$IT_WORK" "$1"; }
+
+# libreswan_link_libexec: libreswan's scripts (`ipsec`, `_updown`) hard-code
+# /usr/libexec/ipsec. In the VM /usr is a throw-away overlay, so a symlink there points
+# it at the unpacked tree. Refused outside the VM: it would change the host's /usr.
+libreswan_link_libexec() {
+  if [[ $(findmnt -n -o FSTYPE /usr) != overlay ]]; then
+    echo "/usr is not the VM's overlay: run this scenario through integration/vm" >&2
+    return 1
+  fi
+  [[ -e /usr/libexec/ipsec && ! -L /usr/libexec/ipsec ]] && {
+    echo "/usr/libexec/ipsec exists and is not ours" >&2
+    return 1
+  }
+  mkdir -p /usr/libexec
+  ln -sfn "$LIBRESWAN_EXEC" /usr/libexec/ipsec
+}
+
+# in_pluto_env SITE CMD...: CMD in SITE with libreswan's sbin first in PATH (strongSwan's
+# starter also installs an `ipsec`; pluto's updown runs `ipsec _updown`).
+in_pluto_env() {
+  local site=$1
+  shift
+  ip netns exec "$site" env PATH="$LIBRESWAN_DIR/usr/sbin:$PATH" "$@"
+}
+
+# pluto_start SITE CONN_TEXT SECRETS_TEXT: start a pluto inside SITE with CONN_TEXT
+# (ipsec.conf conn sections; "config setup" is added here) and SECRETS_TEXT
+# (ipsec.secrets), then add every conn with auto=add. Passes once whack answers.
+pluto_start() {
+  local site=$1 conns=$2 secrets=$3 dir
+  dir=$(pluto_dir "$site")
+  [[ -L /usr/libexec/ipsec ]] || libreswan_link_libexec
+  mkdir -p "$dir/nss" "$dir/run" "$dir/ipsec.d"
+  [[ -e $dir/nss/cert9.db ]] || certutil -N --empty-password -d "sql:$dir/nss"
+  # A restarted pluto must not find the old one's pid file or socket.
+  rm -f "$dir/run/pluto.pid" "$dir/run/pluto.ctl"
+  printf 'config setup\n  logappend=yes\n\n%s\n' "$conns" >"$dir/ipsec.conf"
+  printf '%s\n' "$secrets" >"$dir/ipsec.secrets"
+  chmod 600 "$dir/ipsec.secrets"
+  # Not through in_pluto_env: a backgrounded function is a subshell, and $! would be its
+  # pid, not pluto's.
+  ip netns exec "$site" env PATH="$LIBRESWAN_DIR/usr/sbin:$PATH" "$LIBRESWAN_EXEC/pluto" \
+    --nofork --config "$dir/ipsec.conf" --secretsfile "$dir/ipsec.secrets" --nssdir "$dir/nss" --ipsecdir "$dir/ipsec.d" \
+    --rundir "$dir/run" --dumpdir "$dir/run" --logfile "$dir/pluto.log" --no-dnssec \
+    >>"$dir/pluto.stdout.log" 2>&1 &
+  IT_PIDS+=("$!")
+  # ip and env exec: this is pluto's own pid, for pluto_kill.
+  printf '%s\n' "$!" >"$dir/pid"
+  if ! retry 50 0.2 whack_in "$site" --status >/dev/null 2>&1; then
+    echo "pluto in $site did not come up; log follows" >&2
+    tail -n 30 "$dir/pluto.log" "$dir/pluto.stdout.log" >&2 || true
+    return 1
+  fi
+  if ! in_pluto_env "$site" ipsec addconn --config "$dir/ipsec.conf" \
+    --ctlsocket "$dir/run/pluto.ctl" --autoall >"$dir/addconn.log" 2>&1; then
+    cat "$dir/addconn.log" >&2
+    return 1
+  fi
+}
+
+# pluto_kill SITE: crash SITE's pluto; its kernel state stays behind.
+pluto_kill() { crash "$(pluto_dir "$1")/pid"; }
+
+# pluto_running_in SITE: some process in SITE is a pluto.
+pluto_running_in() {
+  local pid
+  for pid in $(ip netns pids "$1"); do
+    [[ $(cat "/proc/$pid/comm" 2>/dev/null) != pluto ]] || return 0
+  done
+  return 1
+}
+
+# whack_in SITE ARGS...: `ipsec whack` against SITE's pluto.
+whack_in() {
+  local site=$1
+  shift
+  in_pluto_env "$site" ipsec whack --ctlsocket "$(pluto_dir "$site")/run/pluto.ctl" "$@"
 }
