@@ -28,10 +28,7 @@ impl Engine {
             // The initiator could not verify our AUTH (RFC 7296 section 2.21.2).
             let _ = self.send_response(sa, ExchangeType::Informational, message_id, &[]);
             self.delete_children(sa);
-            self.fail(
-                &sa.connection,
-                FailureReason::AuthenticationFailed { peer_id: None },
-            );
+            self.fail(&sa.connection, FailureReason::refused_by_peer());
             return Fate::Remove;
         }
         let deletes_ike = payloads.deletes().any(|d| d.protocol == ProtocolId::Ike);

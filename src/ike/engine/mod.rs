@@ -58,7 +58,7 @@ use crate::ike::codec::{
 };
 use crate::ike::crypto::{random, CryptoError, KeyExchange};
 
-pub use authenticators::{LocalAuth, RemoteAuth};
+pub use authenticators::{LocalAuth, RemoteAuth, SendCert};
 pub(crate) use config::{display_list, secs};
 pub use config::{
     wire_identity, ChildConfig, Dpd, DpdAction, EngineConfig, EngineConnection, Identity,

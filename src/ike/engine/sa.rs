@@ -4,6 +4,8 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use super::config::Mode;
+use crate::ike::auth::signature::{announced_hashes, SignatureHash};
+use crate::ike::codec::{NotifyType, PayloadLookup, PayloadType};
 use crate::ike::crypto::{IkeSaKeys, KeyExchange, SkCiphers};
 use crate::ike::select::{EspChoice, IkeChoice};
 use crate::ike::ts::TsRange;
@@ -106,6 +108,29 @@ pub struct Authenticating {
     pub half_open_until: Option<Instant>,
     /// Responder: IKE_AUTH was refused; kept only to answer retransmits of it.
     pub rejected: bool,
+    /// What the peer's IKE_SA_INIT message said about authentication.
+    pub peer: PeerOffers,
+}
+
+/// What a peer announces for public-key authentication: the signature hashes it accepts
+/// (RFC 7427) and whether it asked for our certificate (CERTREQ).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PeerOffers {
+    /// `None`: no SIGNATURE_HASH_ALGORITHMS, so only the classic methods.
+    pub hashes: Option<Vec<SignatureHash>>,
+    pub certificate_requested: bool,
+}
+
+impl PeerOffers {
+    pub fn of(payloads: &impl PayloadLookup) -> Self {
+        PeerOffers {
+            hashes: (payloads.notify(NotifyType::SignatureHashAlgorithms))
+                .and_then(announced_hashes),
+            certificate_requested: (payloads.payloads_of(PayloadType::CertificateRequest))
+                .next()
+                .is_some(),
+        }
+    }
 }
 
 pub struct IkeSa {
@@ -353,6 +378,7 @@ mod tests {
             first_child: None,
             half_open_until,
             rejected: false,
+            peer: PeerOffers::default(),
         }))
     }
 

@@ -32,6 +32,10 @@ pub struct EngineConfig {
     /// Our IKE and NAT-T ports (the driver's sockets).
     pub ike_port: u16,
     pub natt_port: u16,
+    /// RFC 7427: announce SIGNATURE_HASH_ALGORITHMS and sign with method 14 when the peer
+    /// announces them too (strongSwan's `charon.signature_authentication`). Off: only
+    /// the classic signature methods, as for peers that predate RFC 7427.
+    pub signature_authentication: bool,
 }
 
 impl Default for EngineConfig {
@@ -42,6 +46,7 @@ impl Default for EngineConfig {
             cookies: CookieConfig::default(),
             ike_port: crate::ike::engine::IKE_PORT,
             natt_port: crate::ike::engine::NATT_PORT,
+            signature_authentication: true,
         }
     }
 }
