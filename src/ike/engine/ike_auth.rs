@@ -17,7 +17,6 @@ use super::authenticators::{AuthError, AuthInputs, Authenticator, Checking, Sign
 use super::child::{self, Negotiated};
 use super::config::{show_identity, wire_identity, ChildConfig, EngineConnection, Mode};
 use super::events::{Event, FailureReason, KernelAction};
-use super::protect;
 use super::sa::{Authenticating, IkeSa, PendingChild, Phase, State};
 use super::{Engine, EngineError, Fate};
 
@@ -286,10 +285,10 @@ impl Engine {
         let Some(conn) = self.connection(&sa.connection).cloned() else {
             return Fate::Remove;
         };
-        let Some(ciphers) = sa.ciphers.as_mut() else {
+        if sa.ciphers.is_none() {
             return Fate::Remove;
-        };
-        let Ok(payloads) = protect::open(ciphers, message, bytes) else {
+        }
+        let Ok(payloads) = sa.open(message, bytes) else {
             return Fate::Keep;
         };
         sa.outstanding = None;

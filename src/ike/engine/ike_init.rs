@@ -18,6 +18,7 @@ use crate::proposal::{DhGroup, IkeProposal};
 use super::config::{EngineConnection, NatTraversal};
 use super::cookie::CookieJar;
 use super::events::FailureReason;
+use super::fragmentation;
 use super::natt::{self, detect_nat, nat_notifies};
 use super::retransmit::Outstanding;
 use super::sa::{Authenticating, IkeSa, PeerOffers, State};
@@ -123,7 +124,11 @@ impl Engine {
         {
             n.data = natt::forced_source_hash();
         }
-        payloads.extend([source, destination]);
+        payloads.extend([
+            source,
+            destination,
+            Payload::Notify(fragmentation::supported()),
+        ]);
         payloads.extend(self.hash_algorithms());
         let header = Header::new(
             ExchangeType::IkeSaInit,
@@ -140,7 +145,7 @@ impl Engine {
         sa.outstanding = Some(Outstanding::new(
             now,
             0,
-            datagram.clone(),
+            vec![datagram.clone()],
             &self.config.retransmit,
         ));
         sa.next_request_id = 1;
@@ -229,6 +234,9 @@ impl Engine {
         sa.choice = Some(choice);
         sa.keys = Some(keys);
         sa.ciphers = Some(ciphers);
+        sa.fragmentation = message
+            .notify(NotifyType::Ikev2FragmentationSupported)
+            .is_some();
         sa.outstanding = None;
         match self.send_auth_request(now, sa, &conn) {
             Ok(()) => Fate::Keep,
@@ -503,6 +511,13 @@ impl Engine {
                 .map(Payload::CertificateRequest),
         );
         payloads.extend(nat_notifies(spi_i, spi_r, local, remote));
+        // Offered only to an initiator that offered it (RFC 7383 section 2.3).
+        sa.fragmentation = message
+            .notify(NotifyType::Ikev2FragmentationSupported)
+            .is_some();
+        if sa.fragmentation {
+            payloads.push(Payload::Notify(fragmentation::supported()));
+        }
         payloads.extend(self.hash_algorithms());
         let header = Header::new(
             ExchangeType::IkeSaInit,
@@ -523,7 +538,7 @@ impl Engine {
         if let State::Auth(auth) = &mut sa.state {
             auth.response = datagram.clone();
         }
-        sa.last_response = Some((0, datagram.clone()));
+        sa.last_response = Some((0, vec![datagram.clone()]));
         sa.expected_request_id = 1;
         self.transmit(&sa, datagram);
         self.put(sa);

@@ -8,7 +8,6 @@ use std::time::Instant;
 
 use super::dpd::Loss;
 use super::events::{Event, FailureReason};
-use super::protect;
 use super::sa::{IkeSa, Phase, State};
 use super::{Engine, Fate};
 
@@ -85,10 +84,7 @@ impl Engine {
         message: &Message,
         bytes: &[u8],
     ) -> Fate {
-        let Some(ciphers) = sa.ciphers.as_mut() else {
-            return Fate::Keep;
-        };
-        if protect::open(ciphers, message, bytes).is_err() {
+        if sa.open(message, bytes).is_err() {
             return Fate::Keep;
         }
         sa.outstanding = None;

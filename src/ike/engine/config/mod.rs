@@ -36,6 +36,11 @@ pub struct EngineConfig {
     /// announces them too (strongSwan's `charon.signature_authentication`). Off: only
     /// the classic signature methods, as for peers that predate RFC 7427.
     pub signature_authentication: bool,
+    /// The largest IP packet an IKE fragment may fill (RFC 7383; strongSwan's
+    /// `charon.fragment_size`). 1280, the IPv6 minimum MTU, for both families as
+    /// strongSwan does: IPv4 paths below it are rare, and RFC 7383 section 2.5.1's 576 would
+    /// split a typical certificate IKE_AUTH into four or more fragments.
+    pub fragment_size: usize,
 }
 
 impl Default for EngineConfig {
@@ -47,6 +52,7 @@ impl Default for EngineConfig {
             ike_port: crate::ike::engine::IKE_PORT,
             natt_port: crate::ike::engine::NATT_PORT,
             signature_authentication: true,
+            fragment_size: 1280,
         }
     }
 }
