@@ -343,6 +343,7 @@ fn status(cli: &Cli, options: Options, json: bool) -> ExitCode {
         Ok(response) => {
             println!("IKE SAs (routevpn daemon):");
             print!("{}", daemon::report::render(&response.ike_sas));
+            print!("{}", daemon::report::render_failures(&response.failures));
         }
         Err(ClientError::NotRunning(_)) => {}
         Err(e) => eprintln!("routevpn: {e}"),

@@ -3,19 +3,22 @@
 # sides): a VTI and a GRE-over-IPsec tunnel come up with `routevpn up`, both daemons report
 # the same SPIs, traffic crosses as ESP only, `down` removes the SAs on both sides (the peer
 # hears the DELETE), a wrong PSK and a proposal mismatch fail with clear messages and
-# leave no SA, and a stopped daemon removes its SAs.
+# leave no SA, a daemon killed with SIGKILL finds and removes its old SAs when it starts
+# again, a tunnel whose device name a foreign device holds is reported and retried while
+# the others come up, and a daemon stopped with an exchange in flight still tells the peer
+# and removes every SA.
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 . "$here/../lib.sh"
 it_init 30-ike-daemon
 
 ROUTEVPN=${ROUTEVPN:-$PWD/target/debug/routevpn}
-modprobe -a ip_vti ip_gre esp4 esp6 dummy
+modprobe -a ip_vti ip_gre esp4 esp6 dummy sch_netem
 
 site_add a
 site_add b
 link_add a out 192.0.2.1/24 b out 192.0.2.2/24
 # One outer address pair per tunnel: IPv4 VTIs are told apart by their endpoints alone.
-for i in 11 21 31; do
+for i in 11 21 31 41; do
   ip -n a addr add 192.0.2.$i/24 dev out
   ip -n b addr add 192.0.2.$((i + 1))/24 dev out
 done
@@ -109,10 +112,11 @@ daemon_start() {
   local site=$1
   # exec all the way down, so that $! is the daemon itself (for kill -TERM below).
   (exec ip netns exec "$site" "$ROUTEVPN" --config-dir "$IT_WORK/$site/tunnels" \
-    --state-dir "$IT_WORK/$site/state" daemon >"$IT_WORK/daemon-$site.log" 2>&1) &
+    --state-dir "$IT_WORK/$site/state" daemon >>"$IT_WORK/daemon-$site.log" 2>&1) &
   IT_PIDS+=("$!")
   eval "DAEMON_$site=$!"
-  if ! retry 100 0.2 test -S "$IT_WORK/$site/state/routevpn.sock"; then
+  # Answering, not the socket file: a killed daemon leaves its file behind.
+  if ! retry 100 0.2 rv "$site" status --json >/dev/null 2>&1; then
     fail "daemon on site $site did not start"
     sed 's/^/    | /' "$IT_WORK/daemon-$site.log"
     return 1
@@ -126,6 +130,7 @@ daemon_start b
 json() {
   rv "$1" status --json | python3 -c "import json,sys; s=json.load(sys.stdin); print($2)"
 }
+assert_eventually() { local desc=$1; shift; if retry 25 0.2 "$@"; then pass "$desc"; else fail "$desc"; fi; }
 child_of() { printf 'next(c for sa in s["ike_sas"] if sa["name"]=="%s" for c in sa["children"])' "$1"; }
 sa_of() { printf 'next(sa for sa in s["ike_sas"] if sa["name"]=="%s")' "$1"; }
 
@@ -133,6 +138,11 @@ sa_of() { printf 'next(sa for sa in s["ike_sas"] if sa["name"]=="%s")' "$1"; }
 # Both sides start their tunnels (start_action = start): `up` finds it under way or done.
 out=$(rv a up vti-ike 2>&1)
 assert "up vti-ike succeeds ($out)" grep -Eq "CHILD SA installed|already established" <<<"$out"
+# Both sides initiated at once: each may briefly hold a second IKE SA until the duplicate
+# is deleted; compare once one is left on each side.
+ike_sas_named() { json "$1" "sum(sa['name'] == '$2' for sa in s['ike_sas'])"; }
+one_vti_ike_sa_each() { test "$(ike_sas_named a vti-ike)/$(ike_sas_named b vti-ike)" = 1/1; }
+assert_eventually "one vti-ike IKE SA on each side" one_vti_ike_sa_each
 a_in=$(json a "$(child_of vti-ike)['spi_in']") a_out=$(json a "$(child_of vti-ike)['spi_out']")
 b_in=$(json b "$(child_of vti-ike)['spi_in']") b_out=$(json b "$(child_of vti-ike)['spi_out']")
 assert "CHILD SPIs mirror: a in $a_in = b out $b_out, a out $a_out = b in $b_in" \
@@ -160,10 +170,16 @@ assert "the GRE child runs in transport mode" test "$(json b "$(child_of gre-ike
 assert "ping over GRE over IPsec" ping_from a 10.1.2.1 10.2.2.1
 
 # --- down: the peer hears the DELETE and removes its SAs too
-states() { in_site "$1" ip xfrm state | grep -c '^src' || true; }
+# ESP SAs with their SPI: `ip xfrm state` also lists the kernel's acquire states (SPI 0,
+# no keys), made whenever a packet meets a policy without SA, e.g. the GRE device's own
+# IPv6 neighbour discovery; counting '^src' lines counted those too.
+spis() {
+  in_site "$1" ip xfrm state | grep -Eo 'proto esp spi 0x[0-9a-f]+' | awk '{print $4}' |
+    grep -vx 0x00000000 || true
+}
+states() { spis "$1" | grep -c . || true; }
 assert "4 SAs per site with two tunnels up" test "$(states a)/$(states b)" = 4/4
 assert "down vti-ike on site a" rv a down vti-ike
-assert_eventually() { local desc=$1; shift; if retry 25 0.2 "$@"; then pass "$desc"; else fail "$desc"; fi; }
 only_gre_left() { test "$(states a)/$(states b)" = 2/2; }
 assert_eventually "only the GRE tunnel's SAs are left on both sites" only_gre_left
 assert "site a's VTI device is gone" sh -c "! ip netns exec a ip link show vti-ike 2>/dev/null"
@@ -184,9 +200,58 @@ no_failed_ike_sa() { ! json a "[sa['name'] for sa in s['ike_sas']]" | grep -q "b
 assert "no IKE SA is left for the failed tunnels" no_failed_ike_sa
 grep -q "$PSK" "$IT_WORK"/daemon-*.log && fail "the PSK appears in a daemon log" || pass "the PSK never appears in the logs"
 
-# --- stopping a daemon removes its SAs (and tells the peer)
+# --- SIGKILL: the kernel keeps the SAs; the next daemon removes them and negotiates anew
+# A tunnel never applied before, whose device name a foreign device holds when a starts.
+# vti-noprop's profile on a new address pair, with a proposal both sides share.
+write_taken() {
+  local tunnels=$IT_WORK/$1/tunnels
+  sed -e 's/vti-noprop/vti-taken/' -e 's/192\.0\.2\.3\([12]\)"/192.0.2.4\1"/' \
+    -e 's/^proposals = .*/proposals = ["aes128gcm16-prfsha256-ecp256"]/' \
+    -e 's/172\.16\.2\./172.16.3./' "$tunnels/vti-noprop.toml" >"$tunnels/vti-taken.toml"
+}
+out=$(rv a up vti-ike 2>&1)
+assert "vti-ike up again before the kill ($out)" grep -Eq "CHILD SA installed|already established" <<<"$out"
+four_sas_a() { test "$(states a)" = 4; }
+assert_eventually "site a holds the 4 SAs of gre-ike and vti-ike before the kill" four_sas_a
+old_spis=$(spis a | sort)
+kill -KILL "$DAEMON_a"
+wait "$DAEMON_a" 2>/dev/null || true
+assert "SIGKILL left the SAs (and their keys) in the kernel" test "$(spis a | sort)" = "$old_spis"
+write_taken a
+write_taken b
+# SIGHUP reloads the profiles; a new tunnel is enabled by `up`.
+kill -HUP "$DAEMON_b"
+if retry 25 0.2 rv b up vti-taken --no-wait >/dev/null 2>&1; then pass "site b reloads and starts vti-taken"; else fail "site b did not start vti-taken"; fi
+ip -n a link add vti-taken type dummy
+daemon_start a
+assert "the new daemon logs the 4 SAs it removed" \
+  grep -q "removed 4 SA(s) left by an earlier daemon" "$IT_WORK/daemon-a.log"
+survivors() { comm -12 <(cat <<<"$old_spis") <(spis a | sort); }
+assert "none of the old SPIs is left on site a" test -z "$(survivors)"
+gre_up_with_new_spis() {
+  local spi
+  spi=$(json a "$(child_of gre-ike)['spi_in']" 2>/dev/null) || return 1
+  ! grep -q "0x$spi" <<<"$old_spis" && spis a | grep -qx "0x$spi"
+}
+if retry 100 0.2 gre_up_with_new_spis; then pass "gre-ike is back with new SPIs while vti-taken fails"; else fail "gre-ike did not come back with new SPIs"; fi
+taken_error=$(json a "next(f['error'] for f in s['failures'] if f['name'] == 'vti-taken')" 2>&1 || true)
+# The dummy is no device kind routevpn reads, so the kernel's EEXIST is what refuses it.
+assert "status --json names vti-taken's failure: $taken_error" \
+  grep -Eq "vti-taken.*(File exists|not created by routevpn)" <<<"$taken_error"
+assert "status text names it too" sh -c "'$ROUTEVPN' --config-dir '$IT_WORK/a/tunnels' --state-dir '$IT_WORK/a/state' status | grep -q 'vti-taken: FAILED'"
+assert "the foreign device was not touched" sh -c "ip -n a -d link show vti-taken | grep -q dummy"
+ip -n a link del vti-taken
+taken_up() { json a "$(child_of vti-taken)['state']" 2>/dev/null | grep -qx INSTALLED; }
+if retry 60 1 taken_up; then pass "vti-taken comes up by the retry once the name is free"; else fail "vti-taken did not come up by the retry"; fi
+assert "status no longer lists a failure" test "$(json a "len(s['failures'])")" = 0
+
+# --- stopping a daemon removes its SAs and tells the peer, even with an exchange in
+# flight: a CHILD rekey whose answer is 0.6 s away (netem) defers the DELETE until then.
+in_site a tc qdisc add dev out root netem delay 300ms
+assert "a rekeys gre-ike" rv a rekey gre-ike
 kill -TERM "$DAEMON_a"
 wait "$DAEMON_a" 2>/dev/null || true
+in_site a tc qdisc del dev out root
 no_sas_a() { test "$(states a)" = 0; }
 assert_eventually "a stopped daemon leaves no SA behind" no_sas_a
 no_sas_b() { test "$(states b)" = 0; }

@@ -199,6 +199,23 @@ pub fn status(
     Ok(status::report(&desired, &live, &sas, &reqids))
 }
 
+/// The enabled tunnel whose planned object has `key`; `None` if no single tunnel owns one
+/// (shared objects, or objects only the state file remembers).
+pub fn owner(
+    kernel: &mut dyn Kernel,
+    tunnels: &[Tunnel],
+    enabled: &BTreeSet<String>,
+    paths: &Paths,
+    key: &objects::ObjectKey,
+) -> Result<Option<String>, ApplyError> {
+    let (_, previous) = paths.load().map_err(ApplyError::State)?;
+    let (desired, _) = desired(kernel, tunnels, enabled, previous)?;
+    Ok(desired
+        .into_iter()
+        .find(|o| &o.object.key() == key)
+        .and_then(|o| o.tunnel))
+}
+
 /// Plans the enabled tunnels and resolves them against the kernel's routes.
 fn desired(
     kernel: &mut dyn Kernel,

@@ -46,6 +46,9 @@ pub struct Response {
     pub message: String,
     #[serde(default)]
     pub ike_sas: Vec<IkeSaReport>,
+    /// Tunnels whose dataplane the kernel refused, waiting for their retry.
+    #[serde(default)]
+    pub failures: Vec<TunnelFailure>,
 }
 
 impl Response {
@@ -53,7 +56,7 @@ impl Response {
         Response {
             ok: true,
             message: message.into(),
-            ike_sas: Vec::new(),
+            ..Response::default()
         }
     }
 
@@ -61,9 +64,21 @@ impl Response {
         Response {
             ok: false,
             message: message.into(),
-            ike_sas: Vec::new(),
+            ..Response::default()
         }
     }
+}
+
+/// A tunnel left out of the dataplane because the kernel refused it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TunnelFailure {
+    pub name: String,
+    pub error: String,
+    /// Failed attempts in a row.
+    pub attempts: u32,
+    /// It runs on the profile it last applied with until the retry.
+    pub kept_previous: bool,
+    pub retry_in_secs: u64,
 }
 
 /// An IKE SA as `status --json` shows it (swanctl --list-sas's fields). SPIs are lowercase

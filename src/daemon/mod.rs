@@ -11,9 +11,13 @@
 //! ```
 
 pub mod control;
+mod control_server;
+mod dataplane;
+mod failures;
 mod psk;
 pub mod report;
 pub mod sas;
+mod shutdown;
 mod sockets;
 mod xfrm_events;
 
@@ -89,6 +93,12 @@ struct Daemon {
     tunnels: Vec<Tunnel>,
     enabled: BTreeSet<String>,
     installed: sas::Installed,
+    /// Tunnels the kernel refused, left out until their retry.
+    failing: failures::Failing,
+    /// The profiles the last apply applied (a failing tunnel falls back to its own).
+    applied: Vec<Tunnel>,
+    /// The reqids of the IKE tunnels' children, with the mark and if_id their SAs carry.
+    ike_children: sas::Children,
     /// `up` requests waiting for their tunnel's CHILD SA (or its failure).
     waiters: BTreeMap<String, Vec<oneshot::Sender<Response>>>,
 }
@@ -114,11 +124,17 @@ impl Daemon {
             tunnels: Vec::new(),
             enabled: BTreeSet::new(),
             installed: sas::Installed::default(),
+            failing: failures::Failing::default(),
+            applied: Vec::new(),
+            ike_children: sas::Children::default(),
             waiters: BTreeMap::new(),
         };
         daemon.reload(true)?;
+        // A daemon killed before could not remove its SAs; no IKE SA owns them now.
+        daemon.sweep_orphans()?;
         xfrm_events::listen(daemon.inbound.clone()).map_err(|e| format!("XFRM reports: {e}"))?;
-        sockets::listen_control(&daemon.options.socket, daemon.inbound.clone())
+        let limits = control_server::Limits::default();
+        control_server::listen(&daemon.options.socket, daemon.inbound.clone(), limits)
             .map_err(|e| format!("control socket {}: {e}", daemon.options.socket.display()))?;
         log(format_args!(
             "listening on {} (IKE port {}, NAT-T port {}), {} tunnel(s)",
@@ -127,24 +143,33 @@ impl Daemon {
             daemon.options.natt_port,
             daemon.tunnels.len()
         ));
-        let now = Instant::now();
-        for t in &daemon.tunnels {
-            if !daemon.engine_knows(&t.name) {
-                continue;
-            }
-            match t.ike.start_action {
-                StartAction::Start => {
-                    let _ = daemon.engine.initiate(now, &t.name);
-                }
-                StartAction::Trap => log(format_args!(
-                    "{}: negotiating when traffic for it arrives (start_action = trap)",
-                    t.name
-                )),
-                StartAction::None => {}
-            }
+        let names: Vec<String> = daemon.tunnels.iter().map(|t| t.name.clone()).collect();
+        for name in &names {
+            daemon.start_tunnel(name);
         }
         daemon.drain();
         Ok(daemon)
+    }
+
+    /// Initiates `name` or waits for its traffic, as its start_action says, unless it has
+    /// an IKE SA already (it kept running on its previous profile).
+    fn start_tunnel(&mut self, name: &str) {
+        let running = self.engine.status().iter().any(|s| s.name == name);
+        if running || !self.engine_knows(name) || self.failing.error(name).is_some() {
+            return;
+        }
+        let Some(t) = self.tunnels.iter().find(|t| t.name == name) else {
+            return;
+        };
+        match t.ike.start_action {
+            StartAction::Start => {
+                let _ = self.engine.initiate(Instant::now(), name);
+            }
+            StartAction::Trap => log(format_args!(
+                "{name}: negotiating when traffic for it arrives (start_action = trap)"
+            )),
+            StartAction::None => {}
+        }
     }
 
     fn engine_knows(&self, name: &str) -> bool {
@@ -181,20 +206,49 @@ impl Daemon {
             let _ = self.engine.terminate(now, &gone.name);
         }
         self.tunnels = tunnels;
+        self.failing.retain(&self.enabled);
+        // The operator may have fixed what failed: try those tunnels now.
+        self.failing.retry_all_now(now);
         let applied = self.apply();
         release_free_memory();
         applied
     }
 
-    /// Applies the enabled tunnels' dataplane and gives the engine their connections.
+    /// Applies the enabled tunnels' dataplane and gives the engine their connections. A
+    /// tunnel the kernel refuses is left out (its IKE SA and SAs go) and retried later.
     fn apply(&mut self) -> Result<(), String> {
-        let (outcome, plan) = crate::apply::apply(
+        let applied = dataplane::apply_each(
             &mut self.kernel,
             &self.tunnels,
             &self.enabled,
             &self.options.paths,
+            &mut self.failing,
+            &self.applied,
+            Instant::now(),
         )
         .map_err(|e| format!("apply: {e}"))?;
+        let dataplane::Applied {
+            outcome,
+            plan,
+            tunnels,
+            recovered,
+            failed,
+        } = applied;
+        self.applied = tunnels;
+        for (name, error, wait, kept) in &failed {
+            let what = if *kept {
+                "keeps its previous profile"
+            } else {
+                "left out"
+            };
+            log(format_args!(
+                "{name}: {what}, retrying in {} s: {error}",
+                wait.as_secs()
+            ));
+            if !kept {
+                self.drop_connection(name);
+            }
+        }
         if outcome.writes > 0 {
             log(format_args!(
                 "dataplane: {} changes ({} created, {} updated, {} deleted)",
@@ -235,7 +289,51 @@ impl Daemon {
                 psk,
             ));
         }
+        self.ike_children = sas::children(&plan);
+        if !recovered.is_empty() {
+            // Their reqids were not swept at start.
+            if let Err(e) = self.sweep_orphans() {
+                log(e);
+            }
+        }
+        for (name, attempts) in &recovered {
+            log(format_args!(
+                "{name}: dataplane applied after {attempts} failed attempt(s)"
+            ));
+            self.start_tunnel(name);
+        }
         Ok(())
+    }
+
+    /// Deletes the SAs of the IKE tunnels' children that no IKE SA of ours owns.
+    fn sweep_orphans(&mut self) -> Result<(), String> {
+        let swept = (self.installed)
+            .sweep_orphans(&mut self.kernel, &self.ike_children)
+            .map_err(|e| format!("removing SAs left by an earlier daemon: {e}"))?;
+        if swept > 0 {
+            log(format_args!(
+                "removed {swept} SA(s) left by an earlier daemon"
+            ));
+        }
+        Ok(())
+    }
+
+    /// Forgets `name`'s IKE SA (telling the peer) and removes its SAs.
+    fn drop_connection(&mut self, name: &str) {
+        let _ = self.engine.remove_connection(Instant::now(), name);
+        for e in self.installed.remove_connection(&mut self.kernel, name) {
+            log(format_args!("{name}: removing its SAs: {e}"));
+        }
+    }
+
+    /// Retries the failed tunnels whose time has come.
+    fn retry_failed(&mut self) {
+        let now = Instant::now();
+        if self.failing.next_retry().is_some_and(|at| at <= now) {
+            if let Err(e) = self.apply() {
+                log(format_args!("retrying the failed tunnels: {e}"));
+            }
+        }
     }
 
     async fn run(&mut self, mut rx: mpsc::Receiver<Inbound>) -> Result<(), String> {
@@ -245,8 +343,9 @@ impl Daemon {
         let mut hup = signal(SignalKind::hangup()).map_err(|e| e.to_string())?;
         loop {
             let far = Instant::now() + Duration::from_secs(3600);
+            let next = [self.engine.next_timeout(), self.failing.next_retry()];
             let deadline =
-                tokio::time::Instant::from_std(self.engine.next_timeout().unwrap_or(far));
+                tokio::time::Instant::from_std(next.into_iter().flatten().min().unwrap_or(far));
             tokio::select! {
                 message = rx.recv() => match message {
                     Some(Inbound::Datagram { local, remote, bytes }) => {
@@ -259,7 +358,10 @@ impl Daemon {
                     Some(Inbound::Acquired { reqid }) => self.engine.acquire(Instant::now(), reqid),
                     None => return Err("all sockets closed".into()),
                 },
-                () = tokio::time::sleep_until(deadline) => self.engine.handle_timeout(Instant::now()),
+                () = tokio::time::sleep_until(deadline) => {
+                    self.engine.handle_timeout(Instant::now());
+                    self.retry_failed();
+                }
                 _ = term.recv() => break,
                 _ = int.recv() => break,
                 _ = hup.recv() => {
@@ -270,7 +372,7 @@ impl Daemon {
             }
             self.drain();
         }
-        self.shutdown();
+        self.shutdown(&mut rx).await;
         Ok(())
     }
 
@@ -343,9 +445,17 @@ impl Daemon {
         let now = Instant::now();
         match request {
             Request::Status => {
-                let kernel = self.kernel.sa_status().unwrap_or_default();
+                // Counters that cannot be read are an error, not "no SA".
+                let kernel = match self.kernel.sa_status() {
+                    Ok(kernel) => kernel,
+                    Err(e) => {
+                        let _ = reply.send(Response::error(format!("reading the SAs: {e}")));
+                        return;
+                    }
+                };
                 let mut response = Response::ok("");
                 response.ike_sas = report::build(&self.engine.status(), &kernel, now);
+                response.failures = self.failing.reports(now);
                 let _ = reply.send(response);
             }
             Request::Reload => {
@@ -363,8 +473,14 @@ impl Daemon {
                     return;
                 }
                 self.enabled.insert(name.clone());
+                // `up` tries a failed tunnel at once.
+                self.failing.clear(&name);
                 if let Err(e) = self.apply() {
                     let _ = reply.send(Response::error(e));
+                    return;
+                }
+                if let Some(error) = self.failing.error(&name) {
+                    let _ = reply.send(Response::error(format!("{name}: {error}")));
                     return;
                 }
                 if !self.ike_tunnel(&name) {
@@ -388,11 +504,9 @@ impl Daemon {
                 }
             }
             Request::Down { name } => {
-                let _ = self.engine.remove_connection(now, &name);
-                for e in self.installed.remove_connection(&mut self.kernel, &name) {
-                    log(format_args!("{name}: removing its SAs: {e}"));
-                }
+                self.drop_connection(&name);
                 self.enabled.remove(&name);
+                self.failing.retain(&self.enabled);
                 let response = match self.apply() {
                     Ok(()) => Response::ok(format!("{name}: down")),
                     Err(e) => Response::error(e),
@@ -413,33 +527,5 @@ impl Daemon {
                 let _ = reply.send(response);
             }
         }
-    }
-
-    /// Tells every peer, removes every SA the daemon installed; the dataplane stays, so
-    /// traffic for the tunnels stays dropped (fail closed) until the daemon is back.
-    fn shutdown(&mut self) {
-        let now = Instant::now();
-        let names: Vec<String> = self
-            .engine
-            .status()
-            .iter()
-            .map(|s| s.name.clone())
-            .collect();
-        for name in &names {
-            let _ = self.engine.terminate(now, name);
-        }
-        while let Some(t) = self.engine.poll_transmit() {
-            let _ = self.sockets.send(&t);
-        }
-        for connection in self.installed.connections() {
-            for e in self
-                .installed
-                .remove_connection(&mut self.kernel, &connection)
-            {
-                log(format_args!("{connection}: removing its SAs: {e}"));
-            }
-        }
-        let _ = std::fs::remove_file(&self.options.socket);
-        log("stopped");
     }
 }

@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 use std::time::Instant;
 
-use super::control::{ChildSaReport, IkeSaReport};
+use super::control::{ChildSaReport, IkeSaReport, TunnelFailure};
 use crate::apply::status::SaStatus;
 use crate::ike::engine::{IkeSaState, IkeSaStatus};
 use crate::model::Mode;
@@ -136,6 +136,24 @@ pub fn render(sas: &[IkeSaReport]) -> String {
                 c.remote_ts.join(" ")
             );
         }
+    }
+    out
+}
+
+/// The tunnels left out of the dataplane, one line each; nothing when there are none.
+pub fn render_failures(failures: &[TunnelFailure]) -> String {
+    let mut out = String::new();
+    for f in failures {
+        let kept = if f.kept_previous {
+            ", keeping its previous profile"
+        } else {
+            ""
+        };
+        let _ = writeln!(
+            out,
+            "{}: FAILED ({} attempt(s){kept}), retrying in {}s: {}",
+            f.name, f.attempts, f.retry_in_secs, f.error
+        );
     }
     out
 }

@@ -2,13 +2,27 @@
 //! the kernel, and the record of what the daemon installed, so that `down`, shutdown and a
 //! failed install remove exactly those.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
 
 use crate::apply::diff::Change;
 use crate::apply::kernel::{Kernel, KernelError};
 use crate::apply::objects::{KeyMaterial, Object, Owned, Sa};
 use crate::ike::crypto::Secret;
 use crate::ike::engine::{ChildSaInstall, ChildSaRef, SaDirection};
+
+/// What identifies an IKE child's SAs in the kernel: reqid -> (mark, if_id). Deleting a
+/// state needs its mark and if_id besides the address and SPI.
+pub type Children = BTreeMap<u32, (Option<u32>, Option<u32>)>;
+
+/// The children of the plan's IKE tunnels (not those keyed by hand: `apply` owns theirs).
+pub fn children(plan: &crate::plan::Plan) -> Children {
+    (plan.tunnels.iter())
+        .filter(|t| t.ike.psk_file.is_some())
+        .flat_map(|t| t.ike.children.iter())
+        .map(|c| (c.reqid, (c.mark, c.if_id)))
+        .collect()
+}
 
 /// The two states of a Child SA: inbound first (the peer may use its SA as soon as it has
 /// our answer), then outbound.
@@ -158,6 +172,50 @@ impl Installed {
 
     pub fn connections(&self) -> Vec<String> {
         self.by_connection.keys().cloned().collect()
+    }
+
+    /// Deletes the ESP states with a reqid of `children` that the daemon did not install:
+    /// those of a daemon that was killed, whose keys the kernel would otherwise keep until
+    /// their hard lifetime. Returns how many went. SPI 0 marks an acquire, not an SA.
+    pub fn sweep_orphans(
+        &self,
+        kernel: &mut dyn Kernel,
+        children: &Children,
+    ) -> Result<usize, KernelError> {
+        let ours: BTreeSet<(IpAddr, u32)> = (self.by_connection.values().flatten())
+            .chain(self.deferred.values())
+            .map(|sa| (sa.dst, sa.spi))
+            .collect();
+        let orphans: Vec<Sa> = (kernel.sa_status()?.iter())
+            .filter(|s| s.spi != 0 && !ours.contains(&(s.dst, s.spi)))
+            .filter_map(|s| {
+                let &(mark, if_id) = children.get(&s.reqid)?;
+                Some(to_delete(s, mark, if_id))
+            })
+            .collect();
+        match delete_all(kernel, &orphans).into_iter().next() {
+            Some(error) => Err(error),
+            None => Ok(orphans.len()),
+        }
+    }
+}
+
+/// A state to delete: the kernel finds it by destination, SPI, mark and if_id; the
+/// algorithm and keys are placeholders the delete request does not carry.
+fn to_delete(s: &crate::apply::status::SaStatus, mark: Option<u32>, if_id: Option<u32>) -> Sa {
+    Sa {
+        src: s.src,
+        dst: s.dst,
+        spi: s.spi,
+        mode: crate::model::Mode::Tunnel,
+        reqid: s.reqid,
+        mark,
+        if_id,
+        encryption: crate::proposal::Encryption::AesGcm16(128),
+        key: KeyMaterial(Secret::default()),
+        integrity: None,
+        encap: None,
+        lifetimes: None,
     }
 }
 
@@ -309,5 +367,36 @@ mod tests {
             .activate_outbound(&mut kernel, &i.reference())
             .unwrap();
         assert!(kernel.objects.is_empty());
+    }
+
+    #[test]
+    fn the_sweep_removes_only_unowned_states_of_ike_children() {
+        let mut kernel = FakeKernel::default();
+        let mut installed = Installed::default();
+        // Left by a killed daemon: reqid 7, as the plan gives the child.
+        let mut left = install(None);
+        left.inbound.spi = 0xc000_0011;
+        left.outbound.spi = 0xc000_0012;
+        Installed::default().install(&mut kernel, &left).unwrap();
+        // Installed by this daemon, same reqid: stays.
+        installed.install(&mut kernel, &install(None)).unwrap();
+        // A manually keyed tunnel's state (reqid 8, not an IKE child): stays.
+        let mut manual = install(None);
+        manual.reqid = 8;
+        manual.inbound.spi = 0x100;
+        manual.outbound.spi = 0x101;
+        Installed::default().install(&mut kernel, &manual).unwrap();
+        assert_eq!(kernel.objects.len(), 6);
+
+        let children = Children::from([(7, (Some(0x5200_0001), None))]);
+        assert_eq!(installed.sweep_orphans(&mut kernel, &children), Ok(2));
+        let spis: BTreeSet<u32> = (kernel.objects.keys())
+            .filter_map(|k| match k {
+                ObjectKey::Sa { spi, .. } => Some(*spi),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(spis, [0xc000_0001, 0xc000_0002, 0x100, 0x101].into());
+        assert_eq!(installed.sweep_orphans(&mut kernel, &children), Ok(0));
     }
 }

@@ -4,15 +4,12 @@
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::AsRawFd;
-use std::path::Path;
 use std::sync::Arc;
 
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::net::{UdpSocket, UnixListener};
+use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 
 use super::control::{Request, Response};
-use super::UP_WAIT;
 use crate::ike::engine::Transmit;
 
 /// RFC 3948: IKE on the NAT-T port is preceded by four zero octets, which tell it from ESP.
@@ -154,59 +151,5 @@ async fn receive(
         {
             return;
         }
-    }
-}
-
-/// Accepts control connections: one JSON request line, one JSON response line.
-pub fn listen_control(path: &Path, inbound: mpsc::Sender<Inbound>) -> std::io::Result<()> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    // A socket file left by a daemon that died; a running one would still answer.
-    if std::os::unix::net::UnixStream::connect(path).is_ok() {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::AddrInUse,
-            "another routevpn daemon answers there",
-        ));
-    }
-    let _ = std::fs::remove_file(path);
-    let listener = UnixListener::bind(path)?;
-    // Only root (the owner) may command the daemon.
-    std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            tokio::spawn(serve(stream, inbound.clone()));
-        }
-    });
-    Ok(())
-}
-
-async fn serve(stream: tokio::net::UnixStream, inbound: mpsc::Sender<Inbound>) {
-    let (read, mut write) = stream.into_split();
-    let mut line = String::new();
-    if BufReader::new(read).read_line(&mut line).await.is_err() {
-        return;
-    }
-    let response = match serde_json::from_str::<Request>(&line) {
-        Err(e) => Response::error(format!("bad request: {e}")),
-        Ok(request) => {
-            let (reply, answer) = oneshot::channel();
-            if inbound
-                .send(Inbound::Control { request, reply })
-                .await
-                .is_err()
-            {
-                return;
-            }
-            match tokio::time::timeout(UP_WAIT, answer).await {
-                Ok(Ok(response)) => response,
-                Ok(Err(_)) => Response::error("the daemon dropped the request"),
-                Err(_) => Response::error("no result yet: still negotiating (see routevpn status)"),
-            }
-        }
-    };
-    if let Ok(mut text) = serde_json::to_string(&response) {
-        text.push('\n');
-        let _ = write.write_all(text.as_bytes()).await;
     }
 }

@@ -1,0 +1,243 @@
+//! The daemon's side of the control socket: one JSON request line per connection, one JSON
+//! response line. Clients cannot wear the daemon down: the accept loop survives its errors
+//! (EMFILE and friends back it off), at most `clients` connections are served at once (the
+//! rest are told "busy" and closed at once), a request line is capped in length and must
+//! arrive within `request_timeout`.
+
+use std::io::ErrorKind;
+use std::os::unix::fs::{DirBuilderExt, FileTypeExt, PermissionsExt};
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::{mpsc, oneshot, Semaphore};
+
+use super::control::{Request, Response};
+use super::sockets::Inbound;
+use super::{log, UP_WAIT};
+
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// Connections served at once.
+    pub clients: usize,
+    /// Time a client has to send its request line, and to take the answer.
+    pub request_timeout: Duration,
+    /// Longest request line, newline included.
+    pub request_bytes: usize,
+    /// Pause after a failed accept, so that a full file table is not polled in a loop.
+    pub accept_backoff: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            clients: 64,
+            request_timeout: Duration::from_secs(10),
+            request_bytes: 64 * 1024,
+            accept_backoff: Duration::from_millis(100),
+        }
+    }
+}
+
+/// What the accept loop went through, for tests and diagnostics.
+#[derive(Debug, Default)]
+pub struct Counters {
+    pub failed_accepts: AtomicU64,
+    pub busy: AtomicU64,
+}
+
+/// Binds the control socket (mode 0600 from the start) and serves it on a task.
+pub fn listen(
+    path: &Path,
+    inbound: mpsc::Sender<Inbound>,
+    limits: Limits,
+) -> std::io::Result<Arc<Counters>> {
+    let listener = bind_private(path)?;
+    let counters = Arc::new(Counters::default());
+    tokio::spawn(accept_loop(
+        listener,
+        inbound,
+        limits,
+        Arc::clone(&counters),
+    ));
+    Ok(counters)
+}
+
+/// Binds inside a fresh 0700 directory beside `path`, sets the socket's mode there and
+/// renames it into place: nobody else can connect during the window in which the socket
+/// has the umask's mode. The rename also replaces a stale socket atomically.
+fn bind_private(path: &Path) -> std::io::Result<UnixListener> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    refuse_live_or_foreign(path)?;
+    let private = dir.join(format!(".routevpn-bind.{}", std::process::id()));
+    std::fs::DirBuilder::new().mode(0o700).create(&private)?;
+    let bound = bind_then_rename(&private.join("socket"), path);
+    let _ = std::fs::remove_dir_all(&private);
+    bound
+}
+
+fn bind_then_rename(staging: &Path, path: &Path) -> std::io::Result<UnixListener> {
+    let listener = UnixListener::bind(staging)?;
+    std::fs::set_permissions(staging, std::fs::Permissions::from_mode(0o600))?;
+    std::fs::rename(staging, path)?;
+    Ok(listener)
+}
+
+/// What may be at `path` before binding: nothing, or a socket nobody answers on (left by a
+/// daemon that was killed). Anything else is not ours to replace.
+fn refuse_live_or_foreign(path: &Path) -> std::io::Result<()> {
+    let metadata = match std::fs::symlink_metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    if !metadata.file_type().is_socket() {
+        return Err(std::io::Error::new(
+            ErrorKind::AlreadyExists,
+            "exists and is not a socket; not replacing it",
+        ));
+    }
+    if std::os::unix::net::UnixStream::connect(path).is_ok() {
+        return Err(std::io::Error::new(
+            ErrorKind::AddrInUse,
+            "another routevpn daemon answers there",
+        ));
+    }
+    Ok(())
+}
+
+async fn accept_loop(
+    listener: UnixListener,
+    inbound: mpsc::Sender<Inbound>,
+    limits: Limits,
+    counters: Arc<Counters>,
+) {
+    let slots = Arc::new(Semaphore::new(limits.clients));
+    let mut failures: u64 = 0;
+    loop {
+        match listener.accept().await {
+            Ok((stream, _)) => {
+                if failures > 0 {
+                    log(format_args!(
+                        "control socket: accepting again after {failures} failed accept(s)"
+                    ));
+                    failures = 0;
+                }
+                match Arc::clone(&slots).try_acquire_owned() {
+                    Ok(slot) => {
+                        let inbound = inbound.clone();
+                        tokio::spawn(async move {
+                            serve(stream, inbound, limits).await;
+                            drop(slot);
+                        });
+                    }
+                    Err(_) => {
+                        counters.busy.fetch_add(1, Ordering::Relaxed);
+                        refuse_busy(stream, limits.clients);
+                    }
+                }
+            }
+            Err(e) => {
+                // One line per burst: a full file table would otherwise flood the log.
+                if failures == 0 {
+                    log(format_args!(
+                        "control socket: accept failed: {e}; retrying every {} ms",
+                        limits.accept_backoff.as_millis()
+                    ));
+                }
+                failures += 1;
+                counters.failed_accepts.fetch_add(1, Ordering::Relaxed);
+                tokio::time::sleep(limits.accept_backoff).await;
+            }
+        }
+    }
+}
+
+/// Answers "busy" without waiting: the answer fits any socket buffer, and a client that
+/// does not read it loses it rather than holding the daemon. Written with a plain
+/// non-blocking write: tokio's `try_write` refuses until the reactor has seen the socket
+/// writable once.
+fn refuse_busy(stream: UnixStream, clients: usize) {
+    use std::io::Write;
+    let busy = Response::error(format!(
+        "the daemon is busy: {clients} control connections are open; try again"
+    ));
+    if let (Ok(text), Ok(mut stream)) = (serde_json::to_string(&busy), stream.into_std()) {
+        let _ = stream.write(format!("{text}\n").as_bytes());
+    }
+}
+
+/// Why a request line could not be read.
+enum BadLine {
+    TooLong,
+    TimedOut,
+    Closed,
+}
+
+/// Reads one line of at most `limits.request_bytes`, within `limits.request_timeout`.
+async fn read_request(
+    read: tokio::net::unix::OwnedReadHalf,
+    limits: Limits,
+) -> Result<Vec<u8>, BadLine> {
+    let cap = u64::try_from(limits.request_bytes).unwrap_or(u64::MAX);
+    let mut bounded = BufReader::new(read.take(cap));
+    let mut line = Vec::new();
+    match tokio::time::timeout(limits.request_timeout, bounded.read_until(b'\n', &mut line)).await {
+        Err(_) => Err(BadLine::TimedOut),
+        Ok(Err(_)) | Ok(Ok(0)) => Err(BadLine::Closed),
+        Ok(Ok(_)) if line.ends_with(b"\n") => Ok(line),
+        Ok(Ok(_)) if line.len() >= limits.request_bytes => Err(BadLine::TooLong),
+        // The client closed its side without a newline: take what it sent.
+        Ok(Ok(_)) => Ok(line),
+    }
+}
+
+async fn serve(stream: UnixStream, inbound: mpsc::Sender<Inbound>, limits: Limits) {
+    let (read, mut write) = stream.into_split();
+    let response = match read_request(read, limits).await {
+        Err(BadLine::Closed) => return,
+        Err(BadLine::TimedOut) => Response::error(format!(
+            "no request line within {} s",
+            limits.request_timeout.as_secs_f64()
+        )),
+        Err(BadLine::TooLong) => Response::error(format!(
+            "request longer than {} bytes",
+            limits.request_bytes
+        )),
+        Ok(line) => match serde_json::from_slice::<Request>(&line) {
+            Err(e) => Response::error(format!("bad request: {e}")),
+            Ok(request) => match ask(request, &inbound).await {
+                Some(response) => response,
+                None => return,
+            },
+        },
+    };
+    if let Ok(mut text) = serde_json::to_string(&response) {
+        text.push('\n');
+        let _ =
+            tokio::time::timeout(limits.request_timeout, write.write_all(text.as_bytes())).await;
+    }
+}
+
+/// Hands the request to the daemon's loop and waits for its answer; `None` when the
+/// daemon is stopping.
+async fn ask(request: Request, inbound: &mpsc::Sender<Inbound>) -> Option<Response> {
+    let (reply, answer) = oneshot::channel();
+    inbound
+        .send(Inbound::Control { request, reply })
+        .await
+        .ok()?;
+    Some(match tokio::time::timeout(UP_WAIT, answer).await {
+        Ok(Ok(response)) => response,
+        Ok(Err(_)) => Response::error("the daemon dropped the request"),
+        Err(_) => Response::error("no result yet: still negotiating (see routevpn status)"),
+    })
+}
+
+#[cfg(test)]
+#[path = "control_server_tests.rs"]
+mod tests;
