@@ -26,29 +26,32 @@ impl Engine {
         bytes: &[u8],
     ) -> bool {
         let h = message.header;
+        let answered = (!h.flags.response)
+            .then_some(sa.last_response.as_ref())
+            .flatten()
+            .filter(|(id, _)| *id == h.message_id);
+        let awaited = if h.flags.response {
+            sa.outstanding.as_ref().map(|o| o.message_id) == Some(h.message_id)
+        } else {
+            h.message_id == sa.expected_request_id
+        };
+        // Nothing is decrypted for a message we would not take anyway.
+        if !(awaited || answered.is_some()) {
+            return false;
+        }
         let Some(ciphers) = sa.ciphers.as_mut().filter(|_| sa.fragmentation) else {
             return false;
         };
         let Ok((skf, plaintext)) = protect::open_fragment(ciphers, message, bytes) else {
             return false;
         };
-        let awaited = if h.flags.response {
-            sa.outstanding.as_ref().map(|o| o.message_id) == Some(h.message_id)
-        } else {
-            if let Some((id, response)) = &sa.last_response {
-                // A retransmitted request: answered once, on its first fragment, not once
-                // per fragment (section 2.6.1).
-                if *id == h.message_id {
-                    if skf.fragment_number == 1 {
-                        let again = super::transmits(sa.local, sa.remote, response);
-                        self.transmits.extend(again);
-                    }
-                    return false;
-                }
+        if let Some((_, response)) = answered {
+            // A retransmitted request: answered again once, on its first fragment, not
+            // once per fragment (section 2.6.1).
+            if skf.fragment_number == 1 {
+                let again = super::transmits(sa.local, sa.remote, response);
+                self.transmits.extend(again);
             }
-            h.message_id == sa.expected_request_id
-        };
-        if !awaited {
             return false;
         }
         let reassembler = match &mut sa.reassembly {
