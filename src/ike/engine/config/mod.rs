@@ -175,7 +175,7 @@ pub fn show_identity(id: &WireIdentity) -> String {
     match id {
         WireIdentity::Address(a) => a.to_string(),
         WireIdentity::Fqdn(s) | WireIdentity::Rfc822(s) => s.clone(),
-        WireIdentity::DerAsn1Dn(_) => "<ASN.1 DN>".into(),
+        WireIdentity::DerAsn1Dn(_) => crate::ike::auth::x509::describe(id),
         WireIdentity::KeyId(k) => format!("<key id of {} octets>", k.len()),
         WireIdentity::Other { id_type, .. } => format!("<ID type {id_type}>"),
     }
@@ -222,6 +222,14 @@ mod tests {
         assert_eq!(
             show_identity(&WireIdentity::Fqdn("x.example".into())),
             "x.example"
+        );
+        // A DN reads as its text, so a refused peer is named in failure messages.
+        let mut name = openssl::x509::X509Name::builder().unwrap();
+        name.append_entry_by_text("CN", "vpn.bank.ch").unwrap();
+        let der = name.build().to_der().unwrap();
+        assert_eq!(
+            show_identity(&WireIdentity::DerAsn1Dn(der)),
+            "\"CN=vpn.bank.ch\""
         );
     }
 }
