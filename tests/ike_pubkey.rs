@@ -374,3 +374,27 @@ fn a_responder_that_verifies_certificates_asks_for_them_in_ike_sa_init() {
     let (_, raw_key) = raw(&pki::openssl_key(Alg::P256));
     assert!(certificate_requests(raw_key).is_empty());
 }
+
+#[test]
+fn a_responder_that_cannot_sign_says_so_and_refuses() {
+    // b ignores a's hashes (no RFC 7427), so its Ed25519 key has no method to sign with;
+    // a, seeing no hashes either, signs with ECDSA method 9 and is accepted.
+    let (sign_a, check_a) = raw(&pki::openssl_key(Alg::P256));
+    let (sign_b, check_b) = raw(&pki::openssl_key(Alg::Ed25519));
+    let pair = connect(
+        side(true, sign_a, check_b, EngineConfig::default()),
+        side(false, sign_b, check_a, classic()),
+    );
+    nothing_established(&pair);
+    let [responder] = failures(&pair, 1).try_into().unwrap();
+    assert!(
+        responder.contains("we cannot authenticate ourselves")
+            && responder.contains("no classic AUTH method"),
+        "{responder}"
+    );
+    let [initiator] = failures(&pair, 0).try_into().unwrap();
+    assert!(
+        initiator.contains("the peer refused our authentication"),
+        "{initiator}"
+    );
+}

@@ -191,3 +191,33 @@ fn send_cert_decides_when_our_chain_goes_out() {
     };
     assert!(bare.certificates(true).unwrap().is_empty());
 }
+
+#[test]
+fn no_hash_the_key_can_use_is_no_shared_signature_hash() {
+    use crate::ike::auth::signature::SignatureHash;
+    let key = Arc::new(crate::ike::auth::keys::tests::ed25519_key());
+    let auth = LocalAuth::Signature {
+        key,
+        chain: None,
+        send_cert: SendCert::Never,
+    };
+    let signing = |peer_hashes| Signing {
+        prf: Prf::HmacSha256,
+        signed_octets: b"octets",
+        peer_hashes,
+    };
+    let only_sha2: &[SignatureHash] = &[SignatureHash::Sha256, SignatureHash::Sha512];
+    let refused = auth.authenticate(&signing(Some(only_sha2)));
+    assert!(
+        matches!(
+            &refused,
+            Err(AuthError::Signature(SignatureError::NoSharedHash { .. }))
+        ),
+        "{refused:?}"
+    );
+    let text = refused.unwrap_err().to_string();
+    assert!(text.starts_with("no shared signature hash"), "{text}");
+    let with_identity: &[SignatureHash] = &[SignatureHash::Sha256, SignatureHash::Identity];
+    let signed = auth.authenticate(&signing(Some(with_identity))).unwrap();
+    assert_eq!(signed.method, AuthMethod::DigitalSignature);
+}
