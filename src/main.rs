@@ -1,3 +1,4 @@
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -5,7 +6,7 @@ use std::time::Duration;
 use clap::Parser;
 use routevpn::apply;
 use routevpn::apply::netlink::LinuxKernel;
-use routevpn::apply::state::Paths;
+use routevpn::apply::state::{lock, Paths};
 use routevpn::cli::{Cli, Command, PlanArgs};
 use routevpn::daemon::{self, control, control::ClientError, control::Request, DaemonOptions};
 use routevpn::demo::{self, DemoOptions};
@@ -31,7 +32,7 @@ fn main() -> ExitCode {
             println!("routevpn {}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS
         }
-        Command::Apply => dataplane(&cli, options, Selection::All),
+        Command::Apply => apply_command(&cli, options),
         Command::Up { ref name, no_wait } => {
             let request = Request::Up {
                 name: name.clone(),
@@ -114,6 +115,17 @@ fn through_daemon(
             }
         }
         Err(ClientError::NotRunning(path)) => {
+            // A daemon without its socket (starting, or stuck) still owns the dataplane.
+            let paths = cli.state_paths();
+            match daemon_holder(&paths) {
+                Ok(None) => {}
+                Ok(Some(holder)) => {
+                    let why = format!("no control socket at {}", path.display());
+                    daemon_unreachable(&paths, &holder, &why);
+                    return ExitCode::FAILURE;
+                }
+                Err(code) => return code,
+            }
             let Some(loaded) = load_or_report(&cli.config_dir, options) else {
                 return ExitCode::FAILURE;
             };
@@ -122,7 +134,7 @@ fn through_daemon(
                 Selection::All => "",
             };
             let negotiated = (loaded.tunnels.iter().flatten())
-                .any(|t| t.name == name && matches!(t.ike.auth, routevpn::model::Auth::Psk { .. }));
+                .any(|t| t.name == name && matches!(t.ike.auth, routevpn::model::Auth::Ike(_)));
             if negotiated && matches!(fallback, Selection::Up(_)) {
                 eprintln!(
                     "routevpn: {name} is negotiated by IKE: routevpn daemon is not running (no socket at {})",
@@ -239,6 +251,90 @@ fn open_kernel(paths: &apply::state::Paths) -> Option<LinuxKernel> {
     }
 }
 
+/// The tunnels a local `up`/`down`/`apply` leaves enabled, given the recorded ones.
+fn select(
+    selection: &Selection<'_>,
+    tunnels: &[routevpn::model::Tunnel],
+    recorded: &BTreeSet<String>,
+    config_dir: &std::path::Path,
+) -> Result<BTreeSet<String>, String> {
+    let known = |name: &str| tunnels.iter().any(|t| t.name == name);
+    let mut enabled = recorded.clone();
+    match selection {
+        Selection::All => enabled = tunnels.iter().map(|t| t.name.clone()).collect(),
+        Selection::Up(name) => {
+            if !known(name) {
+                return Err(format!(
+                    "no profile defines tunnel \"{name}\" in {}",
+                    config_dir.display()
+                ));
+            }
+            enabled.insert(name.to_string());
+        }
+        Selection::Down(name) => {
+            if !enabled.remove(*name) && !known(name) {
+                return Err(format!("tunnel \"{name}\" is neither up nor defined"));
+            }
+        }
+    }
+    // Tunnels whose profile is gone are taken down by omission.
+    enabled.retain(|name| known(name));
+    Ok(enabled)
+}
+
+/// `apply` while a daemon runs asks it to reload: applying behind its back would undo
+/// what it negotiated.
+fn apply_command(cli: &Cli, options: Options) -> ExitCode {
+    let paths = cli.state_paths();
+    match daemon_holder(&paths) {
+        Ok(None) => dataplane(cli, options, Selection::All),
+        Ok(Some(holder)) => {
+            match control::request(
+                &cli.control_socket(),
+                &Request::Reload,
+                Duration::from_secs(40),
+            ) {
+                Ok(response) if response.ok => {
+                    println!(
+                        "apply: the routevpn daemon ({holder}) runs; it reloaded the profiles \
+                         and applied them: {}",
+                        response.message
+                    );
+                    ExitCode::SUCCESS
+                }
+                Ok(response) => {
+                    eprintln!(
+                        "routevpn: apply: the routevpn daemon ({holder}) could not reload: {}",
+                        response.message
+                    );
+                    ExitCode::FAILURE
+                }
+                Err(e) => {
+                    daemon_unreachable(&paths, &holder, &e);
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Err(code) => code,
+    }
+}
+
+/// Who holds the daemon's lock, if a daemon runs; an unreadable lock is reported.
+fn daemon_holder(paths: &Paths) -> Result<Option<String>, ExitCode> {
+    lock::holder_of(&paths.daemon_lock()).map_err(|e| {
+        eprintln!("routevpn: {e}");
+        ExitCode::FAILURE
+    })
+}
+
+fn daemon_unreachable(paths: &Paths, holder: &str, error: &dyn std::fmt::Display) {
+    eprintln!(
+        "routevpn: a routevpn daemon ({holder}) holds {} but does not answer ({error}); \
+         not changing the dataplane behind its back (stop it, or retry once it listens)",
+        paths.daemon_lock().display()
+    );
+}
+
 fn dataplane(cli: &Cli, options: Options, selection: Selection<'_>) -> ExitCode {
     let started = std::time::Instant::now();
     let Some(loaded) = load_or_report(&cli.config_dir, options) else {
@@ -247,46 +343,30 @@ fn dataplane(cli: &Cli, options: Options, selection: Selection<'_>) -> ExitCode 
     let load_time = started.elapsed();
     let tunnels = loaded.tunnels.unwrap_or_default();
     let paths = cli.state_paths();
-    let (state, _) = match paths.load() {
-        Ok(loaded) => loaded,
+    let verb = match selection {
+        Selection::All => "apply",
+        Selection::Up(_) => "up",
+        Selection::Down(_) => "down",
+    };
+    let _lock = match lock::exclusive(&paths.apply_lock(), verb, |waiting| {
+        eprintln!("routevpn: {waiting}")
+    }) {
+        Ok(held) => held,
         Err(e) => {
-            eprintln!("routevpn: state: {e}");
+            eprintln!("routevpn: {verb}: {e}");
             return ExitCode::FAILURE;
         }
     };
-    let known = |name: &str| tunnels.iter().any(|t| t.name == name);
-    let mut enabled = state.enabled.clone();
-    let verb = match selection {
-        Selection::All => {
-            enabled = tunnels.iter().map(|t| t.name.clone()).collect();
-            "apply"
-        }
-        Selection::Up(name) => {
-            if !known(name) {
-                eprintln!(
-                    "routevpn: no profile defines tunnel \"{name}\" in {}",
-                    cli.config_dir.display()
-                );
-                return ExitCode::FAILURE;
-            }
-            enabled.insert(name.to_string());
-            "up"
-        }
-        Selection::Down(name) => {
-            if !enabled.remove(name) && !known(name) {
-                eprintln!("routevpn: tunnel \"{name}\" is neither up nor defined");
-                return ExitCode::FAILURE;
-            }
-            "down"
-        }
-    };
-    // Tunnels whose profile is gone are taken down by omission.
-    enabled.retain(|name| known(name));
     let Some(mut kernel) = open_kernel(&paths) else {
         return ExitCode::FAILURE;
     };
-    match apply::apply(&mut kernel, &tunnels, &enabled, &paths) {
+    let choose =
+        |state: &apply::state::State| select(&selection, &tunnels, &state.enabled, &cli.config_dir);
+    match apply::apply_selection(&mut kernel, &tunnels, &paths, choose) {
         Ok((outcome, plan)) => {
+            for warning in &outcome.warnings {
+                eprintln!("routevpn: warning: {warning}");
+            }
             for line in &outcome.log {
                 println!("  {line}");
             }
@@ -306,6 +386,10 @@ fn dataplane(cli: &Cli, options: Options, selection: Selection<'_>) -> ExitCode 
                 eprintln!("timings: {}", phases.join(", "));
             }
             ExitCode::SUCCESS
+        }
+        Err(apply::ApplyError::Selection(e)) => {
+            eprintln!("routevpn: {e}");
+            ExitCode::FAILURE
         }
         Err(e) => {
             eprintln!("routevpn: {verb} failed: {e}");

@@ -3,7 +3,7 @@
 //! Every address is an [`IpAddr`] / [`IpNet`]: IPv4 and IPv6 are equal citizens, inner and outer.
 
 use std::net::IpAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use ipnet::IpNet;
@@ -11,7 +11,8 @@ use serde::Serialize;
 
 use crate::ike::engine::{display_list, secs};
 pub use crate::ike::engine::{
-    Dpd, DpdAction, Identity, Mode, NatTraversal, StartAction, CHILD_REKEY_TIME, IKE_REKEY_TIME,
+    Dn, Dpd, DpdAction, Identity, KeyId, Mode, NatTraversal, StartAction, CHILD_REKEY_TIME,
+    IKE_REKEY_TIME,
 };
 pub use crate::ike::ts::{protocol_name, TrafficSelector};
 use crate::proposal::{EspProposal, IkeProposal};
@@ -38,28 +39,118 @@ pub enum LocalEndpoint {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case", tag = "method")]
 pub enum Auth {
-    /// The key is read from `file` by the daemon only; it never enters the model.
-    Psk { file: PathBuf },
+    /// IKE negotiates the SAs; each side proves its identity as configured.
+    Ike(IkeAuth),
     /// No IKE: SAs with static SPIs and keys from `keys_file`, installed by the dataplane.
     /// A debugging aid, as `ip xfrm state add` would set them.
-    Manual { keys_file: PathBuf },
+    Manual {
+        #[serde(serialize_with = "secret_path")]
+        keys_file: PathBuf,
+    },
+}
+
+/// How we authenticate (`auth`) and how the peer must (`remote_auth`): chosen apart, as a
+/// peer may answer our signature with a PSK. Credentials stay paths: the daemon reads them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct IkeAuth {
+    pub local: LocalCredential,
+    pub remote: RemoteCredential,
+    /// Meaningful with a certificate only.
+    pub send_cert: SendCert,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "method")]
+pub enum LocalCredential {
+    Psk {
+        #[serde(serialize_with = "secret_path")]
+        file: PathBuf,
+    },
+    /// A signature with `private_key`; without a certificate the peer knows the bare key.
+    PublicKey {
+        #[serde(serialize_with = "secret_path")]
+        private_key: PathBuf,
+        /// PEM: our certificate, then intermediates.
+        certificate: Option<PathBuf>,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "method")]
+pub enum RemoteCredential {
+    Psk {
+        #[serde(serialize_with = "secret_path")]
+        file: PathBuf,
+    },
+    /// A signature by this one key (raw public key, as libreswan's `rsasigkey`).
+    PublicKey { key: PeerKey },
+    /// A signature by the key of a certificate that chains to one of `ca`, checked
+    /// against `crl` (PEM files).
+    Certificate { ca: Vec<PathBuf>, crl: Vec<PathBuf> },
+}
+
+/// Whether we send our certificate in a CERT payload (swanctl's `send_cert`). The
+/// daemon maps it onto the engine's own setting.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SendCert {
+    Always,
+    /// When the peer sent a CERTREQ.
+    #[default]
+    IfAsked,
+    Never,
+}
+
+/// The peer's raw public key: a PEM SPKI or `0s…` file, or the `0s…` text itself.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PeerKey {
+    File(PathBuf),
+    /// libreswan's RFC 3110 form, checked when the profile was read.
+    Rfc3110(String),
 }
 
 impl Auth {
-    /// The secret file behind this authentication.
-    pub fn secret_file(&self) -> &std::path::Path {
-        match self {
-            Auth::Psk { file } => file,
-            Auth::Manual { keys_file } => keys_file,
+    /// Every file path, for resolving them against the profile's directory.
+    pub fn paths_mut(&mut self) -> Vec<&mut PathBuf> {
+        let ike = match self {
+            Auth::Manual { keys_file } => return vec![keys_file],
+            Auth::Ike(ike) => ike,
+        };
+        let mut paths = match &mut ike.local {
+            LocalCredential::Psk { file } => vec![file],
+            LocalCredential::PublicKey {
+                private_key,
+                certificate,
+            } => std::iter::once(private_key).chain(certificate).collect(),
+        };
+        match &mut ike.remote {
+            RemoteCredential::Psk { file } => paths.push(file),
+            RemoteCredential::PublicKey {
+                key: PeerKey::File(file),
+            } => paths.push(file),
+            RemoteCredential::PublicKey {
+                key: PeerKey::Rfc3110(_),
+            } => {}
+            RemoteCredential::Certificate { ca, crl } => paths.extend(ca.iter_mut().chain(crl)),
         }
+        paths
     }
+}
 
-    pub fn with_secret_file(&self, path: PathBuf) -> Auth {
-        match self {
-            Auth::Psk { .. } => Auth::Psk { file: path },
-            Auth::Manual { .. } => Auth::Manual { keys_file: path },
+impl IkeAuth {
+    /// The pre-shared key file, if either side uses one (both then use the same).
+    pub fn psk_file(&self) -> Option<&Path> {
+        match (&self.local, &self.remote) {
+            (LocalCredential::Psk { file }, _) | (_, RemoteCredential::Psk { file }) => Some(file),
+            _ => None,
         }
     }
+}
+
+/// A secret file's path as [`crate::profile::shown_secret_path`] shows it.
+fn secret_path<S: serde::Serializer>(path: &Path, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&crate::profile::shown_secret_path(path))
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]

@@ -1,88 +1,13 @@
 //! Reconciliation against the in-memory kernel: idempotence, drift repair, exact teardown,
 //! rollback on failure and refusal to take over objects routevpn did not create.
 
+mod common;
+
 use std::collections::BTreeSet;
-use std::path::PathBuf;
 
-use routevpn::apply::kernel::{Egress, FakeKernel};
-use routevpn::apply::objects::{Object, ObjectKey, Route, RouteType, Sysctl, MAIN_TABLE};
-use routevpn::apply::state::Paths;
+use common::dataplane::{all, host};
+use routevpn::apply::objects::{Object, ObjectKey, RouteType};
 use routevpn::apply::{self, ApplyError};
-use routevpn::model::Tunnel;
-use routevpn::profile::{self, Options};
-
-fn examples() -> Vec<Tunnel> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("profiles");
-    profile::load(&[dir], Options::default())
-        .tunnels
-        .expect("examples load")
-}
-
-struct Host {
-    kernel: FakeKernel,
-    paths: Paths,
-    _dir: tempfile::TempDir,
-    tunnels: Vec<Tunnel>,
-}
-
-fn user_route() -> Object {
-    Object::Route(Route {
-        table: MAIN_TABLE,
-        to: "10.99.0.0/16".parse().unwrap(),
-        metric: 0,
-        route_type: RouteType::Unicast,
-        device: None,
-        via: Some("192.0.2.254".parse().unwrap()),
-        src: None,
-        protocol: 4, // static, as `ip route add` makes it
-    })
-}
-
-fn host() -> Host {
-    let dir = tempfile::tempdir().unwrap();
-    let paths = Paths {
-        state: dir.path().join("run/state.json"),
-        allocations: dir.path().join("lib/alloc.json"),
-    };
-    let mut kernel = FakeKernel::default();
-    // The datacenter profile uses %defaultroute: the fake kernel routes its peer via eth0.
-    kernel.egress.insert(
-        "198.51.100.20".parse().unwrap(),
-        Egress {
-            source: "10.1.1.246".parse().unwrap(),
-            device: "eth0".into(),
-            mtu: 9001,
-        },
-    );
-    let global = Sysctl {
-        key: "net.ipv6.conf.all.forwarding".into(),
-        value: "0".into(),
-    };
-    kernel.objects.insert(
-        ObjectKey::Sysctl {
-            key: global.key.clone(),
-        },
-        Object::Sysctl(global),
-    );
-    let route = user_route();
-    kernel.objects.insert(route.key(), route);
-    Host {
-        kernel,
-        paths,
-        _dir: dir,
-        tunnels: examples(),
-    }
-}
-
-fn all(h: &Host) -> BTreeSet<String> {
-    h.tunnels.iter().map(|t| t.name.clone()).collect()
-}
-
-impl Host {
-    fn apply(&mut self, enabled: &BTreeSet<String>) -> Result<apply::Outcome, ApplyError> {
-        apply::apply(&mut self.kernel, &self.tunnels, enabled, &self.paths).map(|(o, _)| o)
-    }
-}
 
 #[test]
 fn second_apply_changes_nothing() {

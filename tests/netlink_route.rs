@@ -117,6 +117,7 @@ fn read(rtnl: &mut Rtnl, links: &[&str]) -> Vec<Object> {
     let scope = Scope {
         links: links.iter().map(|s| s.to_string()).collect(),
         sysctls: BTreeSet::new(),
+        all_links: false,
     };
     let mut out = Vec::new();
     rtnl.read(&scope, &mut out).unwrap();

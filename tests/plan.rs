@@ -259,7 +259,7 @@ fn secret_file_paths_are_shown_only_once_they_name_a_file() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|t| t["ike"]["psk_file"].as_str().unwrap())
+        .map(|t| t["ike"]["auth"]["local"]["file"].as_str().unwrap())
         .collect();
     assert_eq!(psk_files, ["<redacted>", real.as_str()]);
 }

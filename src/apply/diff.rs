@@ -73,7 +73,7 @@ impl std::fmt::Display for Conflict {
 
 /// Objects routevpn recognises as its own without a record: routes and rules with its
 /// protocol number, and its nftables table.
-fn intrinsically_ours(object: &Object) -> bool {
+pub(super) fn intrinsically_ours(object: &Object) -> bool {
     match object {
         Object::Route(r) => r.protocol == ROUTE_PROTOCOL,
         Object::Rule(r) => r.protocol == ROUTE_PROTOCOL,

@@ -38,6 +38,8 @@ impl std::error::Error for KernelError {}
 pub struct Scope {
     pub links: BTreeSet<String>,
     pub sysctls: BTreeSet<String>,
+    /// Every link, whatever its name: for rebuilding a lost state from the kernel.
+    pub all_links: bool,
 }
 
 impl Scope {
@@ -160,9 +162,9 @@ impl Kernel for FakeKernel {
             .objects
             .values()
             .filter(|o| match o {
-                Object::Link(l) => scope.links.contains(&l.name),
+                Object::Link(l) => scope.all_links || scope.links.contains(&l.name),
                 Object::Sysctl(s) => scope.sysctls.contains(&s.key),
-                Object::Address(a) => scope.links.contains(&a.device),
+                Object::Address(a) => scope.all_links || scope.links.contains(&a.device),
                 _ => true,
             })
             .cloned()

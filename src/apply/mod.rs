@@ -5,6 +5,7 @@ pub mod diff;
 pub mod kernel;
 pub mod netlink;
 pub mod objects;
+mod recover;
 pub mod resolve;
 pub mod state;
 pub mod status;
@@ -33,6 +34,8 @@ pub enum ApplyError {
     State(String),
     /// A manual keys file is unreadable or invalid (its diagnostics never quote keys).
     Keys(String),
+    /// The command cannot say which tunnels to enable (e.g. `down` of an unknown tunnel).
+    Selection(String),
 }
 
 impl std::fmt::Display for ApplyError {
@@ -55,6 +58,7 @@ impl std::fmt::Display for ApplyError {
             }
             ApplyError::State(e) => write!(f, "state file: {e}"),
             ApplyError::Keys(e) => write!(f, "manual keys: {e}"),
+            ApplyError::Selection(e) => f.write_str(e),
         }
     }
 }
@@ -73,6 +77,8 @@ pub struct Outcome {
     pub log: Vec<String>,
     /// Time spent per phase, for `ROUTEVPN_TIMINGS=1`.
     pub timings: Vec<(&'static str, std::time::Duration)>,
+    /// What the operator must hear about, e.g. a corrupt state file rebuilt from the kernel.
+    pub warnings: Vec<String>,
 }
 
 fn describe(change: &Change) -> String {
@@ -89,6 +95,48 @@ pub fn reconcile(
     desired: &[Owned],
     state: &mut State,
 ) -> Result<Outcome, ApplyError> {
+    reconcile_recording(kernel, desired, state, &mut |_| Ok(()))
+}
+
+/// The state to record before the kernel writes: everything about to be created is owned
+/// already, and every sysctl about to be overwritten has its original, so that a crash
+/// at any point leaves nothing untracked.
+fn intent(state: &State, desired: &[Owned], changes: &[Change]) -> State {
+    let mut intent = state.clone();
+    for change in changes {
+        match change {
+            Change::Create(o) | Change::Update { to: o, .. } => {
+                intent.owned.insert(o.object.key());
+            }
+            Change::Delete { .. } => {}
+        }
+        if let Change::Update {
+            from: Object::Sysctl(before),
+            to,
+        } = change
+        {
+            // Remember what the host had before routevpn's first write.
+            if matches!(&to.object, Object::Sysctl(_))
+                && desired.iter().any(|d| d.object.key() == change.key())
+            {
+                intent
+                    .sysctl_originals
+                    .entry(before.key.clone())
+                    .or_insert_with(|| before.value.clone());
+            }
+        }
+    }
+    intent
+}
+
+/// As [`reconcile`], calling `record` to store the state durably before the first kernel
+/// write (the intent) and after a rollback; the caller records the final state.
+pub fn reconcile_recording(
+    kernel: &mut dyn Kernel,
+    desired: &[Owned],
+    state: &mut State,
+    record: &mut dyn FnMut(&State) -> Result<(), String>,
+) -> Result<Outcome, ApplyError> {
     let scope = Scope::of(
         desired
             .iter()
@@ -103,6 +151,10 @@ pub fn reconcile(
     let read = started.elapsed();
     let changes = diff::diff(desired, &live, &state.owned, &state.sysctl_originals)
         .map_err(ApplyError::Conflict)?;
+    let intent = intent(state, desired, &changes);
+    if intent != *state {
+        record(&intent).map_err(ApplyError::State)?;
+    }
     let compared = started.elapsed();
     let results = kernel.execute(&changes);
     let written = started.elapsed();
@@ -115,11 +167,22 @@ pub fn reconcile(
             .rev()
             .flat_map(|(c, _)| c.inverse())
             .collect();
-        let rollback = kernel
+        let rollback: Vec<KernelError> = kernel
             .execute(&undo)
             .into_iter()
             .filter_map(Result::err)
             .collect();
+        // What could not be undone stays owned, so a later run still removes it.
+        let mut after = state.clone();
+        let stuck = rollback.iter().filter_map(|e| e.object.clone());
+        after
+            .owned
+            .extend(stuck.filter(|k| intent.owned.contains(k)));
+        after.sysctl_originals = intent.sysctl_originals.clone();
+        if after != intent {
+            record(&after).map_err(ApplyError::State)?;
+        }
+        *state = after;
         return Err(ApplyError::Kernel { error, rollback });
     }
 
@@ -135,26 +198,12 @@ pub fn reconcile(
     for change in &changes {
         match change {
             Change::Create(_) => outcome.created += 1,
-            Change::Update {
-                from: Object::Sysctl(before),
-                to,
-            } => {
-                // Remember what the host had before routevpn's first write.
-                if matches!(&to.object, Object::Sysctl(_))
-                    && desired.iter().any(|d| d.object.key() == change.key())
-                {
-                    state
-                        .sysctl_originals
-                        .entry(before.key.clone())
-                        .or_insert_with(|| before.value.clone());
-                }
-                outcome.updated += 1;
-            }
             Change::Update { .. } => outcome.updated += 1,
             Change::Delete { .. } => outcome.deleted += 1,
         }
         outcome.log.push(describe(change));
     }
+    state.sysctl_originals = intent.sysctl_originals;
     state.owned = desired.iter().map(|o| o.object.key()).collect();
     let wanted_sysctls: BTreeSet<&str> = desired
         .iter()
@@ -292,21 +341,52 @@ fn merge(previous: &Allocations, now: &Allocations) -> Allocations {
 }
 
 /// Brings the kernel to the state of the `enabled` tunnels (all others are removed).
+/// Call it with [`state::lock`]'s apply lock held.
 pub fn apply(
     kernel: &mut dyn Kernel,
     tunnels: &[Tunnel],
     enabled: &BTreeSet<String>,
     paths: &Paths,
 ) -> Result<(Outcome, plan::Plan), ApplyError> {
+    apply_selection(kernel, tunnels, paths, |_| Ok(enabled.clone()))
+}
+
+/// As [`apply`], with the enabled tunnels chosen from the recorded state (for `up` and
+/// `down`). A corrupt state or allocations file is set aside and rebuilt from the kernel.
+pub fn apply_selection(
+    kernel: &mut dyn Kernel,
+    tunnels: &[Tunnel],
+    paths: &Paths,
+    select: impl FnOnce(&State) -> Result<BTreeSet<String>, String>,
+) -> Result<(Outcome, plan::Plan), ApplyError> {
     let started = std::time::Instant::now();
-    let (mut state, previous) = paths.load().map_err(ApplyError::State)?;
-    let (desired, plan) = desired(kernel, tunnels, enabled, previous.clone())?;
+    let (state, allocations) = paths.load_for_apply().map_err(ApplyError::State)?;
+    let mut recovered = recover::Recovered::default();
+    let (mut state, previous) =
+        recover::rebuild(kernel, tunnels, state, allocations, &mut recovered)?;
+    if !recovered.warnings.is_empty() {
+        // Recorded at once: what the kernel told is not asked again after another crash.
+        paths.save(&state, &previous).map_err(ApplyError::State)?;
+    }
+    let enabled = select(&state).map_err(ApplyError::Selection)?;
+    let recorded = state.clone();
+    let (desired, plan) = desired(kernel, tunnels, &enabled, previous.clone())?;
     let planned = started.elapsed();
-    let mut outcome = reconcile(kernel, &desired, &mut state)?;
+    // Allocations only grow: stored first, the values the kernel is about to carry are
+    // never lost to a crash.
+    let allocations = merge(&previous, &plan.allocations);
+    if allocations != previous {
+        paths
+            .save_allocations(&allocations)
+            .map_err(ApplyError::State)?;
+    }
+    let mut record = |s: &State| paths.save_state(s);
+    let mut outcome = reconcile_recording(kernel, &desired, &mut state, &mut record)?;
     outcome.timings.insert(0, ("plan", planned));
-    state.enabled = enabled.clone();
-    paths
-        .save(&state, &merge(&previous, &plan.allocations))
-        .map_err(ApplyError::State)?;
+    outcome.warnings = recovered.warnings;
+    state.enabled = enabled;
+    if state != recorded {
+        paths.save_state(&state).map_err(ApplyError::State)?;
+    }
     Ok((outcome, plan))
 }

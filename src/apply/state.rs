@@ -1,5 +1,11 @@
 //! What routevpn remembers between runs: which objects it created (so teardown removes
 //! exactly those), sysctl values it overwrote, which tunnels are up, and the allocations.
+//!
+//! Files are replaced atomically and durably ([`durable`]); a file that cannot be parsed is
+//! set aside and reported, never read as "nothing", so the caller can rebuild it.
+
+pub mod durable;
+pub mod lock;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -40,24 +46,50 @@ impl Default for Paths {
     }
 }
 
-fn read_json<T: for<'de> Deserialize<'de> + Default>(path: &Path) -> Result<T, String> {
-    match std::fs::read(path) {
-        Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| format!("{}: {e}", path.display())),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(T::default()),
-        Err(e) => Err(format!("{}: {e}", path.display())),
+/// A state file that could not be parsed, already moved aside.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Corrupt {
+    pub path: PathBuf,
+    /// Where the bad file now is.
+    pub kept: PathBuf,
+    /// Located reason (`file:line:col: why`).
+    pub why: String,
+}
+
+/// A file's content, or the fact that it was corrupt (and has been set aside).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Read<T> {
+    Ok(T),
+    Corrupt(Corrupt),
+}
+
+fn parse<T: for<'de> Deserialize<'de> + Default>(path: &Path) -> Result<Result<T, String>, String> {
+    match durable::read(path)? {
+        None => Ok(Ok(T::default())),
+        Some(bytes) => Ok(serde_json::from_slice(&bytes)
+            .map_err(|e| format!("{}:{}:{}: {e}", path.display(), e.line(), e.column()))),
     }
 }
 
-/// Writes through a temporary file and a rename, so a crash never leaves half a file.
-fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), String> {
-    let fail = |e: std::io::Error| format!("{}: {e}", path.display());
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(fail)?;
+fn strictly<T>(parsed: Result<T, String>) -> Result<T, String> {
+    parsed.map_err(|e| format!("{e} (`routevpn apply` sets it aside and rebuilds it)"))
+}
+
+/// Reads `path`; an unparsable file is renamed to `<name>.corrupt-<unix time>` and reported.
+fn read_or_set_aside<T: for<'de> Deserialize<'de> + Default>(
+    path: &Path,
+) -> Result<Read<T>, String> {
+    match parse(path)? {
+        Ok(value) => Ok(Read::Ok(value)),
+        Err(why) => {
+            let kept = durable::set_aside(path)?;
+            Ok(Read::Corrupt(Corrupt {
+                path: path.to_path_buf(),
+                kept,
+                why,
+            }))
+        }
     }
-    let tmp = path.with_extension("json.tmp");
-    let bytes = serde_json::to_vec_pretty(value).map_err(|e| format!("{}: {e}", path.display()))?;
-    std::fs::write(&tmp, bytes).map_err(fail)?;
-    std::fs::rename(&tmp, path).map_err(fail)
 }
 
 impl Paths {
@@ -66,12 +98,43 @@ impl Paths {
         self.state.with_file_name("nftables.json")
     }
 
+    /// Held around every load-plan-apply-save, by the CLI and the daemon alike.
+    pub fn apply_lock(&self) -> PathBuf {
+        self.state.with_file_name("apply.lock")
+    }
+
+    /// Held by a running daemon for its whole life.
+    pub fn daemon_lock(&self) -> PathBuf {
+        self.state.with_file_name("daemon.lock")
+    }
+
+    /// Both files, strictly: a corrupt one is an error (for `plan` and `status`, which
+    /// only look; `apply` uses [`load_for_apply`](Self::load_for_apply)).
     pub fn load(&self) -> Result<(State, Allocations), String> {
-        Ok((read_json(&self.state)?, read_json(&self.allocations)?))
+        Ok((
+            strictly(parse(&self.state)?)?,
+            strictly(parse(&self.allocations)?)?,
+        ))
+    }
+
+    /// Both files; one that cannot be parsed is set aside for the caller to rebuild.
+    pub fn load_for_apply(&self) -> Result<(Read<State>, Read<Allocations>), String> {
+        Ok((
+            read_or_set_aside(&self.state)?,
+            read_or_set_aside(&self.allocations)?,
+        ))
+    }
+
+    pub fn save_state(&self, state: &State) -> Result<(), String> {
+        durable::write_json(&self.state, state)
+    }
+
+    pub fn save_allocations(&self, allocations: &Allocations) -> Result<(), String> {
+        durable::write_json(&self.allocations, allocations)
     }
 
     pub fn save(&self, state: &State, allocations: &Allocations) -> Result<(), String> {
-        write_json(&self.allocations, allocations)?;
-        write_json(&self.state, state)
+        self.save_allocations(allocations)?;
+        self.save_state(state)
     }
 }

@@ -29,9 +29,9 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::apply::kernel::Kernel;
 use crate::apply::netlink::LinuxKernel;
-use crate::apply::state::Paths;
+use crate::apply::state::{lock, Paths};
 use crate::ike::engine::{Engine, EngineConfig, EngineConnection, Event, KernelAction};
-use crate::model::{StartAction, Tunnel};
+use crate::model::{LocalCredential, RemoteCredential, StartAction, Tunnel};
 use crate::plan::Endpoint;
 use crate::profile::{self, Options};
 use control::{Request, Response};
@@ -73,6 +73,8 @@ fn release_free_memory() {
 
 /// Runs until SIGTERM or SIGINT; errors are about starting (profiles, sockets, netlink).
 pub fn run(options: DaemonOptions) -> Result<(), String> {
+    // Held for the daemon's life: the CLI then never applies behind its back.
+    let _daemon_lock = lock::try_exclusive(&options.paths.daemon_lock(), "daemon")?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -178,7 +180,7 @@ impl Daemon {
 
     fn ike_tunnel(&self, name: &str) -> bool {
         (self.tunnels.iter())
-            .any(|t| t.name == name && matches!(t.ike.auth, crate::model::Auth::Psk { .. }))
+            .any(|t| t.name == name && matches!(t.ike.auth, crate::model::Auth::Ike(_)))
     }
 
     /// Loads the profiles, applies the enabled tunnels' dataplane and (re)configures the
@@ -217,11 +219,15 @@ impl Daemon {
     /// Applies the enabled tunnels' dataplane and gives the engine their connections. A
     /// tunnel the kernel refuses is left out (its IKE SA and SAs go) and retried later.
     fn apply(&mut self) -> Result<(), String> {
+        let paths = &self.options.paths;
+        // One apply at a time across the CLI and the daemon (the state lock).
+        let _held = lock::exclusive(&paths.apply_lock(), "daemon", |m| log(m))
+            .map_err(|e| format!("apply: {e}"))?;
         let applied = dataplane::apply_each(
             &mut self.kernel,
             &self.tunnels,
             &self.enabled,
-            &self.options.paths,
+            paths,
             &mut self.failing,
             &self.applied,
             Instant::now(),
@@ -249,6 +255,9 @@ impl Daemon {
                 self.drop_connection(name);
             }
         }
+        for warning in &outcome.warnings {
+            log(format_args!("warning: {warning}"));
+        }
         if outcome.writes > 0 {
             log(format_args!(
                 "dataplane: {} changes ({} created, {} updated, {} deleted)",
@@ -256,7 +265,17 @@ impl Daemon {
             ));
         }
         for t in &plan.tunnels {
-            let Some(psk_file) = &t.ike.psk_file else {
+            let Some(auth) = &t.ike.auth else {
+                continue;
+            };
+            // Public-key credentials are loaded once the daemon is wired for them (issue 12).
+            let (LocalCredential::Psk { file: psk_file }, RemoteCredential::Psk { .. }) =
+                (&auth.local, &auth.remote)
+            else {
+                log(format_args!(
+                    "{}: public-key authentication is not supported by the daemon yet",
+                    t.name
+                ));
                 continue;
             };
             let local_addr = match t.ike.local {

@@ -18,7 +18,7 @@ pub type Children = BTreeMap<u32, (Option<u32>, Option<u32>)>;
 /// The children of the plan's IKE tunnels (not those keyed by hand: `apply` owns theirs).
 pub fn children(plan: &crate::plan::Plan) -> Children {
     (plan.tunnels.iter())
-        .filter(|t| t.ike.psk_file.is_some())
+        .filter(|t| t.ike.auth.is_some())
         .flat_map(|t| t.ike.children.iter())
         .map(|c| (c.reqid, (c.mark, c.if_id)))
         .collect()

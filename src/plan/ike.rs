@@ -1,6 +1,6 @@
 //! What the IKE side of a tunnel is planned as: the engine's connection settings
 //! ([`IkeConfig`], owned by the engine) with the marks / if_ids / reqids the plan chose, and
-//! where the daemon finds the local address and the secrets. The PSK stays a path.
+//! where the daemon finds the local address and the credentials. Secrets stay paths.
 
 use std::ops::Deref;
 use std::path::PathBuf;
@@ -9,13 +9,14 @@ use serde::Serialize;
 
 use super::{Allocations, Endpoint};
 use crate::ike::engine::{ChildConfig, IkeConfig};
-use crate::model::{Auth, Tunnel, TunnelKind};
+use crate::model::{Auth, IkeAuth, Tunnel, TunnelKind};
 
 #[derive(Clone, Debug, Serialize)]
 pub struct IkePlan {
     pub local: Endpoint,
-    #[serde(serialize_with = "secret_path")]
-    pub psk_file: Option<PathBuf>,
+    /// How each side authenticates; `None` with manual keying. Secret paths are shown as
+    /// [`crate::profile::shown_secret_path`] shows them.
+    pub auth: Option<IkeAuth>,
     /// Manual keying (a debugging aid): the dataplane installs these SAs, no IKE runs.
     #[serde(serialize_with = "secret_path")]
     pub manual_keys_file: Option<PathBuf>,
@@ -42,8 +43,8 @@ fn secret_path<S: serde::Serializer>(path: &Option<PathBuf>, s: S) -> Result<S::
 }
 
 pub fn config(tunnel: &Tunnel, allocations: &Allocations) -> IkePlan {
-    let (psk_file, manual_keys_file) = match &tunnel.ike.auth {
-        Auth::Psk { file } => (Some(file.clone()), None),
+    let (auth, manual_keys_file) = match &tunnel.ike.auth {
+        Auth::Ike(auth) => (Some(auth.clone()), None),
         Auth::Manual { keys_file } => (None, Some(keys_file.clone())),
     };
     let mark = (tunnel.kind == TunnelKind::Vti).then(|| allocations.marks[&tunnel.name]);
@@ -87,7 +88,7 @@ pub fn config(tunnel: &Tunnel, allocations: &Allocations) -> IkePlan {
     };
     IkePlan {
         local: Endpoint::from(tunnel.local),
-        psk_file,
+        auth,
         manual_keys_file,
         connection,
     }

@@ -4,7 +4,9 @@ use std::fmt::Write;
 
 use super::policy::Direction;
 use super::{LinkKind, Plan, RouteKind, TunnelPlan, XfrmPolicy};
-use crate::model::{protocol_name, Mode, MssClamp};
+use crate::model::{
+    protocol_name, IkeAuth, LocalCredential, Mode, MssClamp, PeerKey, RemoteCredential,
+};
 use crate::profile::{escaped, shown_secret_path};
 
 fn ports(p: Option<(u16, u16)>) -> String {
@@ -178,9 +180,9 @@ fn tunnel_block(out: &mut String, t: &TunnelPlan) {
         ike.remote,
         ike.remote_port,
         ike.remote_id,
-        match (&ike.psk_file, &ike.manual_keys_file) {
+        match (&ike.auth, &ike.manual_keys_file) {
             (_, Some(keys)) => format!("manual keys {} (no IKE)", shown_secret_path(keys)),
-            (Some(psk), None) => format!("psk {}", shown_secret_path(psk)),
+            (Some(auth), None) => auth_text(auth),
             (None, None) => String::new(),
         }
     );
@@ -242,4 +244,45 @@ pub fn render_text(plan: &Plan) -> String {
         let _ = writeln!(out, "warning: {w}");
     }
     out
+}
+
+/// `psk FILE`, or what each side proves itself with when they differ or use keys.
+fn auth_text(auth: &IkeAuth) -> String {
+    let local = match &auth.local {
+        LocalCredential::Psk { file } => format!("psk {}", shown_secret_path(file)),
+        LocalCredential::PublicKey {
+            private_key,
+            certificate,
+        } => {
+            let key = format!("key {}", shown_secret_path(private_key));
+            match certificate {
+                Some(cert) => format!("{key} cert {} (send {:?})", cert.display(), auth.send_cert),
+                None => key,
+            }
+        }
+    };
+    if let (LocalCredential::Psk { .. }, RemoteCredential::Psk { .. }) = (&auth.local, &auth.remote)
+    {
+        return local; // one key both ways
+    }
+    let remote = match &auth.remote {
+        RemoteCredential::Psk { file } => format!("psk {}", shown_secret_path(file)),
+        RemoteCredential::PublicKey {
+            key: PeerKey::File(file),
+        } => format!("key {}", file.display()),
+        RemoteCredential::PublicKey {
+            key: PeerKey::Rfc3110(_),
+        } => "key 0s… (inline)".to_string(),
+        RemoteCredential::Certificate { ca, crl } => {
+            let list = |files: &[std::path::PathBuf]| -> String {
+                let shown: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
+                shown.join(",")
+            };
+            match crl.is_empty() {
+                true => format!("ca {}", list(ca)),
+                false => format!("ca {} crl {}", list(ca), list(crl)),
+            }
+        }
+    };
+    format!("local {local}, remote {remote}")
 }

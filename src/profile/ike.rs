@@ -3,6 +3,7 @@
 use std::ops::Range;
 use std::time::Duration;
 
+use super::auth::read_auth;
 use super::fields::{choice, duration_key};
 use super::reader::{Context, Section, Val};
 use super::tunnel::Spans;
@@ -12,7 +13,14 @@ use crate::proposal::{self, IkeProposal, ProposalError};
 pub(super) const IKE_KEYS: &[&str] = &[
     "proposals",
     "auth",
+    "remote_auth",
     "psk_file",
+    "private_key",
+    "certificate",
+    "remote_public_key",
+    "ca",
+    "crl",
+    "send_cert",
     "rekey_time",
     "over_time",
     "rand_time",
@@ -133,7 +141,7 @@ pub(super) fn read_ike(section: &Section<'_>, spans: &mut Spans) -> Option<Ike> 
                 }
             })
     } else {
-        read_auth(section, spans)
+        read_auth(section, &mut spans.psk_file, &mut spans.auth)
     };
 
     let rekey_time = duration_key(section, "rekey_time");
@@ -257,41 +265,4 @@ pub(super) fn read_dpd(ike: &Section<'_>) -> Option<Dpd> {
         timeout: timeout_value,
         action,
     })
-}
-
-/// `auth` and what it needs: a PSK file for now.
-fn read_auth(section: &Section<'_>, spans: &mut Spans) -> Option<Auth> {
-    match section.string("auth").map(|v| (v.value, v.span)) {
-        None | Some(("psk", _)) => {
-            let file = section.required_string(
-                "psk_file",
-                Some(
-                    "psk_file = \"/etc/routevpn/secrets/<tunnel>.psk\" (root-owned, mode 0600)"
-                        .into(),
-                ),
-            );
-            file.map(|v| {
-                spans.psk_file = v.span;
-                Auth::Psk {
-                    file: v.value.into(),
-                }
-            })
-        }
-        Some(("pubkey", span)) => {
-            section.ctx.error(
-                span,
-                "auth = \"pubkey\" is not supported yet",
-                Some("use auth = \"psk\" with psk_file".into()),
-            );
-            None
-        }
-        Some((other, span)) => {
-            section.ctx.error(
-                span,
-                format!("invalid auth \"{other}\" in [ike]"),
-                Some("one of: psk".into()),
-            );
-            None
-        }
-    }
 }

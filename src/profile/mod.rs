@@ -1,6 +1,8 @@
 //! Profile files: TOML, one tunnel per file, read into the validated [`crate::model`].
 
+mod auth;
 mod child;
+mod credentials;
 mod cross;
 mod diagnostic;
 mod fields;
@@ -138,20 +140,7 @@ pub fn load_sources(
         let (tunnel, found) = tunnel::parse_source(source);
         diagnostics.extend(found);
         if let Some(mut p) = tunnel {
-            let written = p.tunnel.ike.auth.secret_file().to_path_buf();
-            let resolved = secrets::resolve(source.path(), &written);
-            let key = match p.tunnel.ike.auth {
-                crate::model::Auth::Psk { .. } => "psk_file",
-                crate::model::Auth::Manual { .. } => "manual_keys_file",
-            };
-            diagnostics.extend(secrets::check(
-                source,
-                p.spans.psk_file.clone(),
-                key,
-                &resolved,
-                options.insecure_secrets,
-            ));
-            p.tunnel.ike.auth = p.tunnel.ike.auth.with_secret_file(resolved);
+            diagnostics.extend(credentials::check(source, &mut p, options.insecure_secrets));
             parsed.push((source, p));
         }
     }

@@ -76,10 +76,14 @@ pub fn check(
     };
     let shown = path.display();
     if meta.len() == 0 {
+        let hint = match key {
+            "private_key" => "write our PEM private key into it",
+            _ => "write the pre-shared key agreed with the peer into it",
+        };
         return at(
             Severity::Error,
             format!("secret file {shown} is empty"),
-            "write the pre-shared key agreed with the peer into it",
+            hint,
         );
     }
     if !insecure_allowed {

@@ -54,6 +54,9 @@ pub struct Spans {
     pub children: Vec<ChildSpans>,
     pub ike_proposals: Range<usize>,
     pub psk_file: Range<usize>,
+    pub auth: super::auth::AuthSpans,
+    /// `None` when the profile leaves the identity to its default.
+    pub local_id: Option<Range<usize>>,
 }
 
 /// Where one child's values are; keys left to their defaults point at the child itself.
@@ -121,9 +124,10 @@ pub fn read(ctx: &Context<'_>, doc: &DeTable<'_>, whole: Range<usize>) -> Option
                     .map(LocalEndpoint::Address)
             }
         });
-    let local_id = top
-        .string("local_id")
-        .and_then(|v| checked(ctx, &v, values::identity));
+    let local_id = top.string("local_id").and_then(|v| {
+        spans.local_id = Some(v.span.clone());
+        checked(ctx, &v, values::identity)
+    });
     let remote_id = match top.string("remote_id") {
         Some(v) => checked(ctx, &v, values::identity),
         None => remote.map(Identity::Address),
@@ -163,6 +167,9 @@ pub fn read(ctx: &Context<'_>, doc: &DeTable<'_>, whole: Range<usize>) -> Option
     let routes = read_routes(&top, &mut spans);
     let snat = read_snat(&top, &mut spans);
 
+    if let Some(ike) = &ike {
+        super::auth::require_remote_id(&top, &ike.auth, &spans.auth);
+    }
     let tunnel = Tunnel {
         name: name?,
         file: source.path().to_path_buf(),

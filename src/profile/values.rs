@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use ipnet::IpNet;
 
-use crate::model::{Identity, InterfaceAddress, TrafficSelector};
+use crate::model::{Dn, Identity, InterfaceAddress, KeyId, TrafficSelector};
 
 #[derive(Debug, PartialEq, Eq)]
 pub struct Invalid {
@@ -268,12 +268,23 @@ pub fn identity(text: &str) -> Result<Identity, Invalid> {
     if let Ok(addr) = text.parse::<IpAddr>() {
         return Ok(Identity::Address(addr));
     }
+    if let Some(octets) = text.strip_prefix("keyid:") {
+        return key_id(text, octets).map(|id| Identity::KeyId(KeyId(id)));
+    }
     // Before the white-space test: DNs usually contain spaces ("C=CH, O=Example").
     if text.contains('=') {
-        return Err(invalid(
-            format!("distinguished-name identity \"{text}\" is not supported"),
-            Some("DN identities come with certificates; with PSK use an address or a host name"),
-        ));
+        if text.chars().any(char::is_control) {
+            return Err(invalid(
+                format!("distinguished name \"{text}\" contains a control character"),
+                None,
+            ));
+        }
+        return Dn::parse(text).map(Identity::Dn).map_err(|e| {
+            invalid(
+                format!("invalid distinguished name \"{text}\": {e}"),
+                Some("write TYPE=value pairs separated by commas: C=CH, O=Bank, CN=vpn.bank.ch"),
+            )
+        });
     }
     if text.is_empty() || text.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err(invalid(
@@ -288,6 +299,22 @@ pub fn identity(text: &str) -> Result<Identity, Invalid> {
         return Ok(Identity::Email(text.to_string()));
     }
     Ok(Identity::Fqdn(text.to_string()))
+}
+
+/// The octets of `keyid:#<hex>` or `keyid:0x<hex>`, as strongSwan writes key IDs.
+fn key_id(text: &str, octets: &str) -> Result<Vec<u8>, Invalid> {
+    let digits = (octets.strip_prefix('#'))
+        .or_else(|| octets.strip_prefix("0x"))
+        .filter(|d| !d.is_empty() && d.len() % 2 == 0 && d.bytes().all(|b| b.is_ascii_hexdigit()));
+    let hint = Some("write keyid:#<hex> or keyid:0x<hex>, an even number of hex digits");
+    let Some(digits) = digits else {
+        return Err(invalid(format!("invalid key ID identity \"{text}\""), hint));
+    };
+    (0..digits.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&digits[i..i + 2], 16))
+        .collect::<Result<_, _>>()
+        .map_err(|_| invalid(format!("invalid key ID identity \"{text}\""), hint))
 }
 
 /// Linux interface names: 1 to 15 bytes, no slash, colon, white space or control character
@@ -433,10 +460,33 @@ mod tests {
             identity("203.0.113.5").unwrap(),
             Identity::Address(_)
         ));
-        assert!(identity("C=CH, O=x")
-            .unwrap_err()
-            .message
-            .starts_with("distinguished-name identity"));
+        let dn = identity("C=CH, O=Bank, CN=vpn.bank.ch").unwrap();
+        assert_eq!(dn.to_string(), "C=CH, O=Bank, CN=vpn.bank.ch");
+        assert!(matches!(dn, Identity::Dn(_)));
+        assert_eq!(
+            identity("C=Switzerland, O=x").unwrap_err().message,
+            "invalid distinguished name \"C=Switzerland, O=x\": column 1: a value does not fit its attribute type (C= takes a 2-letter country code)"
+        );
+        assert_eq!(
+            identity("C=CH, XX=1").unwrap_err().message,
+            "invalid distinguished name \"C=CH, XX=1\": column 6: unknown attribute type \"XX\""
+        );
+        for text in ["keyid:#00ab", "keyid:0x00AB"] {
+            assert_eq!(
+                identity(text).unwrap(),
+                Identity::KeyId(KeyId(vec![0, 0xab]))
+            );
+        }
+        assert_eq!(identity("keyid:0x00ab").unwrap().to_string(), "keyid:#00ab");
+        for text in ["keyid:#abc", "keyid:#", "keyid:0xzz", "keyid:ab"] {
+            assert!(
+                identity(text)
+                    .unwrap_err()
+                    .message
+                    .starts_with("invalid key ID"),
+                "{text}"
+            );
+        }
         assert!(identity("vpn example")
             .unwrap_err()
             .message

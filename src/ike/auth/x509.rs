@@ -101,7 +101,12 @@ impl fmt::Debug for CertChain {
 impl CertChain {
     /// Our certificate from a PEM file: the end entity first, intermediates after it.
     pub fn load(path: &Path) -> Result<Self, CertError> {
-        let certs = X509::stack_from_pem(&read_file(path)?)
+        Self::from_pem(&read_file(path)?, path)
+    }
+
+    /// [`CertChain::load`] of a file already read; `path` names it in errors.
+    pub fn from_pem(pem: &[u8], path: &Path) -> Result<Self, CertError> {
+        let certs = X509::stack_from_pem(pem)
             .map_err(|_| load_error(path, "not a PEM certificate file"))?;
         let mut certs = certs.into_iter();
         let end_entity = certs

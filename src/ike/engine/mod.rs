@@ -63,8 +63,9 @@ use crate::ike::crypto::{random, CryptoError, KeyExchange};
 pub use authenticators::{LocalAuth, RemoteAuth, SendCert};
 pub(crate) use config::{display_list, secs};
 pub use config::{
-    wire_identity, ChildConfig, Dpd, DpdAction, EngineConfig, EngineConnection, Identity,
-    IkeConfig, Mode, NatTraversal, RetransmitConfig, StartAction, CHILD_REKEY_TIME, IKE_REKEY_TIME,
+    wire_identity, ChildConfig, Dn, Dpd, DpdAction, EngineConfig, EngineConnection, Identity,
+    IkeConfig, KeyId, Mode, NatTraversal, RetransmitConfig, StartAction, CHILD_REKEY_TIME,
+    IKE_REKEY_TIME,
 };
 pub use cookie::CookieConfig;
 pub use events::{

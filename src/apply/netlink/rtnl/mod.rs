@@ -209,7 +209,7 @@ impl Backend for Rtnl {
             let Some(name) = link::name_of(m) else {
                 continue;
             };
-            if !scope.links.contains(name) {
+            if !scope.all_links && !scope.links.contains(name) {
                 continue;
             }
             in_scope.insert(m.header.index);

@@ -6,13 +6,22 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-/// An IKE identity as swanctl.conf writes it (`192.0.2.1`, `vpn.example.com`, `user@example.com`).
+use crate::ike::auth::x509::dn::{DistinguishedName, DnError};
+
+/// An IKE identity as swanctl.conf writes it (`192.0.2.1`, `vpn.example.com`,
+/// `user@example.com`, `C=CH, O=Bank, CN=vpn.bank.ch`, `keyid:#0123…`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case", tag = "type", content = "value")]
 pub enum Identity {
     Address(IpAddr),
     Fqdn(String),
     Email(String),
+    /// ID_DER_ASN1_DN: a certificate's subject.
+    #[serde(serialize_with = "as_text")]
+    Dn(Dn),
+    /// ID_KEY_ID: opaque octets, usually a key's SHA-1.
+    #[serde(serialize_with = "as_text")]
+    KeyId(KeyId),
 }
 
 impl std::fmt::Display for Identity {
@@ -20,7 +29,63 @@ impl std::fmt::Display for Identity {
         match self {
             Identity::Address(a) => write!(f, "{a}"),
             Identity::Fqdn(s) | Identity::Email(s) => f.write_str(s),
+            Identity::Dn(dn) => write!(f, "{dn}"),
+            Identity::KeyId(id) => write!(f, "{id}"),
         }
+    }
+}
+
+fn as_text<T: std::fmt::Display, S: serde::Serializer>(value: &T, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(value)
+}
+
+/// A distinguished name, with the DER its ID payload carries: encoded once, when parsed, so
+/// that a name OpenSSL cannot encode (`C=Switzerland`) is a profile error, not a failed SA.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Dn {
+    name: DistinguishedName,
+    der: Vec<u8>,
+}
+
+impl Dn {
+    /// Parses a DN as swanctl.conf writes it: `C=CH, O=Bank, CN=vpn.bank.ch`.
+    pub fn parse(text: &str) -> Result<Self, DnError> {
+        let name = DistinguishedName::parse(text)?;
+        let der = name.to_der().map_err(|_| DnError {
+            column: 1,
+            reason: "a value does not fit its attribute type (C= takes a 2-letter country code)"
+                .into(),
+        })?;
+        Ok(Dn { name, der })
+    }
+
+    /// The DN of an ID payload or of a certificate's subject.
+    pub fn from_der(der: &[u8]) -> Option<Self> {
+        DistinguishedName::from_der(der).map(|name| Dn {
+            name,
+            der: der.to_vec(),
+        })
+    }
+
+    pub fn der(&self) -> &[u8] {
+        &self.der
+    }
+}
+
+impl std::fmt::Display for Dn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.name)
+    }
+}
+
+/// The octets of an ID_KEY_ID identity, shown as strongSwan writes them: `keyid:#<hex>`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyId(pub Vec<u8>);
+
+impl std::fmt::Display for KeyId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("keyid:#")?;
+        self.0.iter().try_for_each(|b| write!(f, "{b:02x}"))
     }
 }
 

@@ -17,7 +17,8 @@ mod connection;
 
 pub(crate) use choices::secs;
 pub use choices::{
-    Dpd, DpdAction, Identity, Mode, NatTraversal, StartAction, CHILD_REKEY_TIME, IKE_REKEY_TIME,
+    Dn, Dpd, DpdAction, Identity, KeyId, Mode, NatTraversal, StartAction, CHILD_REKEY_TIME,
+    IKE_REKEY_TIME,
 };
 pub(crate) use connection::display_list;
 pub use connection::{ChildConfig, IkeConfig};
@@ -167,6 +168,8 @@ pub fn wire_identity(id: &Identity) -> WireIdentity {
         Identity::Address(a) => WireIdentity::Address(*a),
         Identity::Fqdn(name) => WireIdentity::Fqdn(name.clone()),
         Identity::Email(address) => WireIdentity::Rfc822(address.clone()),
+        Identity::Dn(dn) => WireIdentity::DerAsn1Dn(dn.der().to_vec()),
+        Identity::KeyId(id) => WireIdentity::KeyId(id.0.clone()),
     }
 }
 
@@ -218,6 +221,15 @@ mod tests {
         assert_eq!(
             wire_identity(&Identity::Email("a@b.example".into())),
             WireIdentity::Rfc822("a@b.example".into())
+        );
+        let dn = Dn::parse("C=CH, O=Bank, CN=vpn.bank.ch").unwrap();
+        let WireIdentity::DerAsn1Dn(der) = wire_identity(&Identity::Dn(dn.clone())) else {
+            panic!("a DN is ID_DER_ASN1_DN");
+        };
+        assert_eq!(Dn::from_der(&der), Some(dn));
+        assert_eq!(
+            wire_identity(&Identity::KeyId(KeyId(vec![0xab, 1]))),
+            WireIdentity::KeyId(vec![0xab, 1])
         );
         assert_eq!(
             show_identity(&WireIdentity::Fqdn("x.example".into())),
