@@ -46,8 +46,8 @@ fn digest_for(key: &PKey<Private>) -> MessageDigest {
 }
 
 pub(crate) struct Issued {
-    cert: X509,
-    key: PKey<Private>,
+    pub(crate) cert: X509,
+    pub(crate) key: PKey<Private>,
 }
 
 fn name(cn: &str) -> X509Name {
@@ -143,8 +143,8 @@ fn issue(spec: Spec<'_>, issuer: Option<&Issued>) -> Issued {
 }
 
 pub(crate) struct Pki {
-    root: Issued,
-    intermediate: Issued,
+    pub(crate) root: Issued,
+    pub(crate) intermediate: Issued,
     pub(crate) leaf: Issued,
     dir: tempfile::TempDir,
 }
