@@ -2,22 +2,34 @@
 //! datagram, whether each message is delivered, dropped, duplicated, truncated, bit-flipped
 //! or replaced by fuzzer bytes, and how far the clock moves. Unlike `decode_message` this
 //! reaches the states behind authentication (keys agreed, SK payloads opened, CHILD SAs
-//! installed, deletes), where a mutated field meets live state.
+//! installed, deletes), where a mutated field meets live state. Bits of the first byte
+//! switch on a signature (Ed25519, raw key) for side a, so AUTH method 14 is checked, and a
+//! small fragment size, so IKE_AUTH and later messages travel as SKF fragments.
 #![no_main]
 
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use libfuzzer_sys::fuzz_target;
+use std::sync::Arc;
+
+use routevpn::ike::auth::keys::PrivateKey;
 use routevpn::ike::crypto::Secret;
 use routevpn::ike::engine::{
-    ChildConfig, Engine, EngineConfig, EngineConnection, Identity, IkeConfig, StartAction, Transmit,
+    ChildConfig, Engine, EngineConfig, EngineConnection, Identity, IkeConfig, LocalAuth,
+    RemoteAuth, SendCert, StartAction, Transmit,
 };
 use routevpn::profile::parse_traffic_selector;
 use routevpn::proposal::{parse_esp, parse_ike};
 
 /// Bounds one input's work so a slow path shows up as a timeout, not a hang.
 const MAX_STEPS: usize = 64;
+
+/// A fixed key: generating one per input would dominate the run time.
+const ED25519_KEY: &[u8] = b"-----BEGIN PRIVATE KEY-----
+MC4CAQAwBQYDK2VwBCIEIPm+S7PclnU4R0AWVl6hdfhLE570Sw/oRL+Erlq/Sqm4
+-----END PRIVATE KEY-----
+";
 
 fuzz_target!(|data: &[u8]| {
     let mut input = Input(data);
@@ -33,12 +45,27 @@ fuzz_target!(|data: &[u8]| {
             "198.51.100.2".parse().unwrap(),
         )
     };
-    let mut engines = [
-        Engine::new(EngineConfig::default()),
-        Engine::new(EngineConfig::default()),
-    ];
-    engines[0].add_connection(connection("to-b", a, b, "a.example", "b.example"));
-    engines[1].add_connection(connection("to-a", b, a, "b.example", "a.example"));
+    let flags = data.first().copied().unwrap_or(0);
+    let config = EngineConfig {
+        fragment_size: if flags & 4 != 0 { 300 } else { 1280 },
+        ..EngineConfig::default()
+    };
+    let mut engines = [Engine::new(config.clone()), Engine::new(config)];
+    let mut to_b = connection("to-b", a, b, "a.example", "b.example");
+    let mut to_a = connection("to-a", b, a, "b.example", "a.example");
+    if flags & 2 != 0 {
+        let key = Arc::new(PrivateKey::from_pem(ED25519_KEY, "fuzz key").unwrap());
+        to_a.remote_auth = RemoteAuth::PublicKey {
+            key: key.public_key(),
+        };
+        to_b.local_auth = LocalAuth::Signature {
+            key,
+            chain: None,
+            send_cert: SendCert::Never,
+        };
+    }
+    engines[0].add_connection(to_b);
+    engines[1].add_connection(to_a);
     let mut now = Instant::now();
     engines[0].initiate(now, "to-b").unwrap();
 

@@ -12,6 +12,7 @@
 
 pub mod control;
 mod control_server;
+mod credentials;
 mod dataplane;
 mod failures;
 mod psk;
@@ -31,7 +32,7 @@ use crate::apply::kernel::Kernel;
 use crate::apply::netlink::LinuxKernel;
 use crate::apply::state::{lock, Paths};
 use crate::ike::engine::{Engine, EngineConfig, EngineConnection, Event, KernelAction};
-use crate::model::{LocalCredential, RemoteCredential, StartAction, Tunnel};
+use crate::model::{StartAction, Tunnel};
 use crate::plan::Endpoint;
 use crate::profile::{self, Options};
 use control::{Request, Response};
@@ -97,6 +98,8 @@ struct Daemon {
     installed: sas::Installed,
     /// Tunnels the kernel refused, left out until their retry.
     failing: failures::Failing,
+    /// Tunnels whose credential files could not be used at the last apply, and why.
+    unusable_credentials: BTreeMap<String, String>,
     /// The profiles the last apply applied (a failing tunnel falls back to its own).
     applied: Vec<Tunnel>,
     /// The reqids of the IKE tunnels' children, with the mark and if_id their SAs carry.
@@ -127,6 +130,7 @@ impl Daemon {
             enabled: BTreeSet::new(),
             installed: sas::Installed::default(),
             failing: failures::Failing::default(),
+            unusable_credentials: BTreeMap::new(),
             applied: Vec::new(),
             ike_children: sas::Children::default(),
             waiters: BTreeMap::new(),
@@ -264,18 +268,9 @@ impl Daemon {
                 outcome.writes, outcome.created, outcome.updated, outcome.deleted
             ));
         }
+        self.unusable_credentials.clear();
         for t in &plan.tunnels {
             let Some(auth) = &t.ike.auth else {
-                continue;
-            };
-            // Public-key credentials are loaded once the daemon is wired for them (issue 12).
-            let (LocalCredential::Psk { file: psk_file }, RemoteCredential::Psk { .. }) =
-                (&auth.local, &auth.remote)
-            else {
-                log(format_args!(
-                    "{}: public-key authentication is not supported by the daemon yet",
-                    t.name
-                ));
                 continue;
             };
             let local_addr = match t.ike.local {
@@ -291,10 +286,11 @@ impl Daemon {
                     }
                 },
             };
-            let psk = match psk::read(psk_file) {
-                Ok(psk) => psk,
+            let (local_auth, remote_auth) = match credentials::authenticators(auth) {
+                Ok(authenticators) => authenticators,
                 Err(e) => {
                     log(format_args!("{}: {e}", t.name));
+                    self.unusable_credentials.insert(t.name.clone(), e);
                     continue;
                 }
             };
@@ -302,11 +298,12 @@ impl Daemon {
                 log(format_args!("{}: {e}", t.name));
                 continue;
             }
-            self.engine.add_connection(EngineConnection::with_psk(
-                t.ike.connection.clone(),
+            self.engine.add_connection(EngineConnection {
+                config: t.ike.connection.clone(),
                 local_addr,
-                psk,
-            ));
+                local_auth,
+                remote_auth,
+            });
         }
         self.ike_children = sas::children(&plan);
         if !recovered.is_empty() {
@@ -500,6 +497,10 @@ impl Daemon {
                     return;
                 }
                 if let Some(error) = self.failing.error(&name) {
+                    let _ = reply.send(Response::error(format!("{name}: {error}")));
+                    return;
+                }
+                if let Some(error) = self.unusable_credentials.get(&name) {
                     let _ = reply.send(Response::error(format!("{name}: {error}")));
                     return;
                 }

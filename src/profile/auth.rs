@@ -34,7 +34,7 @@ const PSK_HINT: &str = "psk_file = \"/etc/routevpn/secrets/<tunnel>.psk\" (root-
 const SHOWHOSTKEY_PREFIXES: &[&str] = &["leftrsasigkey=", "rightrsasigkey="];
 
 /// The `0s…` text of a pasted key, without the `leftrsasigkey=` prefix, if it is one.
-pub(super) fn rfc3110_text(value: &str) -> Option<&str> {
+pub(crate) fn rfc3110_text(value: &str) -> Option<&str> {
     let text = value.trim();
     let text = (SHOWHOSTKEY_PREFIXES.iter())
         .find_map(|p| text.strip_prefix(p))

@@ -19,6 +19,7 @@ mod values;
 
 use std::path::{Path, PathBuf};
 
+pub(crate) use auth::rfc3110_text;
 pub use diagnostic::{escaped, Diagnostic, Severity, SourceFile};
 pub use secrets::shown_path as shown_secret_path;
 pub use semantics::policy_children;

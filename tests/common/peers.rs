@@ -91,7 +91,11 @@ pub struct Pair {
     /// Every kernel action of both sides in the order they happened: (side, index into
     /// that side's `records.actions`).
     pub action_order: Vec<(usize, usize)>,
+    /// What arrives of the datagrams a side sent in one go (default: all, in order).
+    pub network: Option<Box<Network>>,
 }
+
+pub type Network = dyn FnMut(usize, Vec<Transmit>) -> Vec<Transmit>;
 
 impl Pair {
     pub fn new(a: Engine, b: Engine) -> Pair {
@@ -104,6 +108,7 @@ impl Pair {
             down: [false, false],
             nat: None,
             action_order: Vec::new(),
+            network: None,
         }
     }
 
@@ -127,9 +132,16 @@ impl Pair {
                         .push((side, self.records[side].actions.len()));
                     self.records[side].actions.push((at, k));
                 }
-                while let Some(mut t) = self.engines[side].poll_transmit() {
+                let mut sent = Vec::new();
+                while let Some(t) = self.engines[side].poll_transmit() {
                     moved = true;
                     self.records[side].sent.push((at, t.payload.clone()));
+                    sent.push(t);
+                }
+                if let Some(network) = self.network.as_mut() {
+                    sent = network(side, sent);
+                }
+                for mut t in sent {
                     if !self.translate(side, &mut t) || self.down[1 - side] {
                         continue;
                     }

@@ -11,8 +11,8 @@
 //! * [`check_decode`]: the invariants the `decode_credentials` fuzz target and the proptests
 //!   check on hostile input.
 //!
-//! Not done yet: the engine's `Authenticator` for signatures, profile syntax for keys and
-//! certificates, CERTREQ-driven choice of our certificate, raw-public-key CERT payloads,
+//! The engine uses them in `engine::authenticators` (`signature`, `pubkey`). Not done yet:
+//! CERTREQ-driven choice of our certificate, raw-public-key CERT payloads,
 //! OCSP, and encrypted private key files.
 
 mod der;

@@ -439,4 +439,4 @@ fn classify(result: X509VerifyResult, subject: String) -> CertError {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -6,7 +6,7 @@
 //! payload with [`SkFrame::seal_with`]. Receiving: each SKF message is checked and decrypted
 //! on its own (section 2.6), then its plaintext goes to a [`Reassembler`]. The engine
 //! wiring (IKEV2_FRAGMENTATION_SUPPORTED negotiation, when to fragment, retransmitting all
-//! fragments) is not here.
+//! fragments) is `engine::fragmentation`.
 
 use std::collections::BTreeMap;
 
@@ -182,6 +182,11 @@ impl Reassembler {
             bytes: 0,
             complete: false,
         }
+    }
+
+    /// The Message ID whose fragments this collects.
+    pub fn message_id(&self) -> u32 {
+        self.message_id
     }
 
     /// Octets held, for accounting.

@@ -144,6 +144,9 @@ pub enum Event {
         local: SocketAddr,
         remote: SocketAddr,
         ike: String,
+        /// How the peer proved its identity ("pre-shared key", "ecdsa-sha256 signature
+        /// (AUTH method 14)", ...).
+        peer_auth: String,
     },
     ChildInstalled {
         name: String,
@@ -230,9 +233,13 @@ impl fmt::Display for Event {
                 local,
                 remote,
                 ike,
+                peer_auth,
             } => {
                 let role = if *initiator { "initiator" } else { "responder" };
-                write!(f, "{name}: IKE SA established as {role} {local} <-> {remote} ({ike})")
+                write!(
+                    f,
+                    "{name}: IKE SA established as {role} {local} <-> {remote} ({ike}; peer authenticated by {peer_auth})"
+                )
             }
             Event::ChildInstalled {
                 name,
@@ -328,9 +335,12 @@ pub enum FailureReason {
         ours: Vec<String>,
         theirs: Option<Vec<String>>,
     },
-    /// AUTH did not verify, or the peer's identity is not the configured one.
+    /// AUTH did not verify, or the peer's identity is not the configured one. `why`: what
+    /// exactly (wrong signature, unknown CA, expired, revoked, ID not in the certificate,
+    /// no shared signature hash, ...), when known; never secret material.
     AuthenticationFailed {
         peer_id: Option<String>,
+        why: Option<String>,
     },
     /// The traffic selectors do not overlap.
     TsUnacceptable {
@@ -356,6 +366,24 @@ pub enum FailureReason {
     },
     /// A protocol violation by the peer (missing payloads, bad key exchange value, ...).
     Protocol(String),
+}
+
+impl FailureReason {
+    /// The peer answered or told us AUTHENTICATION_FAILED: it did not accept our AUTH.
+    pub fn refused_by_peer() -> Self {
+        FailureReason::AuthenticationFailed {
+            peer_id: None,
+            why: Some("the peer refused our authentication (AUTHENTICATION_FAILED)".into()),
+        }
+    }
+
+    /// We could not make our own AUTH (no signature hash the peer accepts, ...).
+    pub fn cannot_authenticate(problem: impl fmt::Display) -> Self {
+        FailureReason::AuthenticationFailed {
+            peer_id: None,
+            why: Some(format!("we cannot authenticate ourselves: {problem}")),
+        }
+    }
 }
 
 fn list(items: &[String]) -> String {
@@ -392,15 +420,18 @@ impl fmt::Display for FailureReason {
                 list(ours),
                 theirs(t)
             ),
-            FailureReason::AuthenticationFailed { peer_id } => {
+            FailureReason::AuthenticationFailed { peer_id, why } => {
                 write!(f, "authentication failed")?;
                 if let Some(id) = peer_id {
                     write!(f, " (peer identity {id})")?;
                 }
-                write!(
-                    f,
-                    ": check that both sides use the same pre-shared key and identities"
-                )
+                match why {
+                    Some(why) => write!(f, ": {why}"),
+                    None => write!(
+                        f,
+                        ": check that both sides use the same credentials and identities"
+                    ),
+                }
             }
             FailureReason::TsUnacceptable {
                 child,
@@ -488,8 +519,12 @@ mod tests {
         let text = r.to_string();
         assert!(text.contains("ours AES_CBC_256"), "{text}");
         assert!(text.contains("not disclosed"), "{text}");
-        let auth = FailureReason::AuthenticationFailed { peer_id: None }.to_string();
-        assert!(auth.contains("same pre-shared key"), "{auth}");
+        let auth = FailureReason::AuthenticationFailed {
+            peer_id: None,
+            why: None,
+        }
+        .to_string();
+        assert!(auth.contains("same credentials"), "{auth}");
         let slow = FailureReason::PeerNotResponding {
             after: Duration::from_millis(165_060),
         };

@@ -7,8 +7,8 @@
 use std::time::Instant;
 
 use crate::ike::codec::{
-    Auth, Delete, ExchangeType, Identification, Message, Notify, NotifyType, Payload,
-    PayloadLookup, SecurityAssociation,
+    Auth, Certificate, Delete, ExchangeType, Identification, Message, Notify, NotifyType, Payload,
+    PayloadLookup, PayloadType, SecurityAssociation,
 };
 use crate::ike::crypto::random;
 use crate::ike::select::KeyExchange as Ke;
@@ -17,8 +17,7 @@ use super::authenticators::{AuthError, AuthInputs, Authenticator, Checking, Sign
 use super::child::{self, Negotiated};
 use super::config::{show_identity, wire_identity, ChildConfig, EngineConnection, Mode};
 use super::events::{Event, FailureReason, KernelAction};
-use super::protect;
-use super::sa::{IkeSa, PendingChild, Phase, State};
+use super::sa::{Authenticating, IkeSa, PendingChild, Phase, State};
 use super::{Engine, EngineError, Fate};
 
 impl Engine {
@@ -28,42 +27,63 @@ impl Engine {
         conn: &EngineConnection,
         id: &Identification,
     ) -> Result<Auth, AuthError> {
-        let inputs = Self::auth_inputs(sa).ok_or(AuthError::NoKeys)?;
+        let (inputs, handshake) = Self::auth_inputs(sa).ok_or(AuthError::NoKeys)?;
         let signed_octets = inputs.signed_octets(sa.initiator, id)?;
         conn.local_auth.authenticate(&Signing {
             prf: inputs.prf,
             signed_octets: &signed_octets,
+            peer_hashes: handshake.peer.hashes.as_deref(),
         })
     }
 
-    /// Checks the peer's AUTH payload, over its ID payload `id`.
+    /// Checks the peer's AUTH payload, over its ID payload `id`, with the CERT payloads
+    /// that came with it.
     fn peer_auth(
         sa: &IkeSa,
         conn: &EngineConnection,
         id: &Identification,
         auth: &Auth,
-    ) -> Result<(), AuthError> {
-        let inputs = Self::auth_inputs(sa).ok_or(AuthError::NoKeys)?;
+        certificates: &[Certificate],
+    ) -> Result<String, AuthError> {
+        let (inputs, _) = Self::auth_inputs(sa).ok_or(AuthError::NoKeys)?;
         let signed_octets = inputs.signed_octets(!sa.initiator, id)?;
         conn.remote_auth.verify(&Checking {
             prf: inputs.prf,
             signed_octets: &signed_octets,
             auth,
+            peer_id: &id.identity,
+            certificates,
         })
     }
 
-    fn auth_inputs(sa: &IkeSa) -> Option<AuthInputs<'_>> {
+    fn auth_inputs(sa: &IkeSa) -> Option<(AuthInputs<'_>, &Authenticating)> {
         let State::Auth(handshake) = &sa.state else {
             return None;
         };
-        Some(AuthInputs {
+        let inputs = AuthInputs {
             prf: sa.choice?.prf,
             init_request: &handshake.request,
             init_response: &handshake.response,
             nonce_i: &sa.nonce_i,
             nonce_r: &sa.nonce_r,
             keys: sa.keys.as_ref()?,
-        })
+        };
+        Some((inputs, handshake))
+    }
+
+    /// Our AUTH and the CERT payloads that go with it (`asked`: the peer sent CERTREQ).
+    fn our_proof(
+        sa: &IkeSa,
+        conn: &EngineConnection,
+        id: &Identification,
+        asked: bool,
+    ) -> Result<(Auth, Vec<Payload>), AuthError> {
+        let auth = Self::our_auth(sa, conn, id)?;
+        let certificates = conn.local_auth.certificates(asked)?;
+        Ok((
+            auth,
+            certificates.into_iter().map(Payload::Certificate).collect(),
+        ))
     }
 
     /// Initiator: IDi, AUTH, IDr (the identity we expect) and the first configured Child SA.
@@ -75,13 +95,20 @@ impl Engine {
     ) -> Result<(), EngineError> {
         let idi = Identification::new(wire_identity(&conn.local_identity()));
         let idr = Identification::new(wire_identity(&conn.remote_identity()));
-        let auth = Self::our_auth(sa, conn, &idi)?;
-        let mut payloads = vec![
-            Payload::IdInitiator(idi),
-            Payload::Notify(Notify::new(NotifyType::InitialContact, Vec::new())),
-            Payload::IdResponder(idr),
-            Payload::Auth(auth),
-        ];
+        let asked = Self::auth_inputs(sa).is_some_and(|(_, h)| h.peer.certificate_requested);
+        let (auth, certificates) = Self::our_proof(sa, conn, &idi, asked)?;
+        let mut payloads = vec![Payload::IdInitiator(idi)];
+        payloads.extend(certificates);
+        payloads.push(Payload::Notify(Notify::new(
+            NotifyType::InitialContact,
+            Vec::new(),
+        )));
+        payloads.extend(
+            conn.remote_auth
+                .certificate_request()
+                .map(Payload::CertificateRequest),
+        );
+        payloads.extend([Payload::IdResponder(idr), Payload::Auth(auth)]);
         if let Some(child) = conn.config.children.first() {
             let spi_in = random::esp_spi()?;
             let (local_ts, remote_ts) = (conn.local_ts(child), conn.remote_ts(child));
@@ -125,7 +152,11 @@ impl Engine {
             return Fate::Keep;
         };
         let (Some(idi), Some(auth)) = (payloads.id_initiator(), payloads.auth()) else {
-            return self.reject_auth(sa, message_id, None);
+            let reason = FailureReason::AuthenticationFailed {
+                peer_id: None,
+                why: Some("IKE_AUTH request lacks IDi or AUTH".into()),
+            };
+            return self.reject_auth(sa, message_id, reason);
         };
         let peer_id = Some(show_identity(&idi.identity));
         // The connection is the one whose peer identity (and, if asked for, our own) match.
@@ -135,20 +166,39 @@ impl Engine {
                 && wanted_idr.is_none_or(|idr| idr.identity == wire_identity(&c.local_identity()))
         });
         let Some(conn) = conn else {
-            return self.reject_auth(sa, message_id, peer_id);
+            let why = Some("no connection expects this identity".to_owned());
+            let reason = FailureReason::AuthenticationFailed { peer_id, why };
+            return self.reject_auth(sa, message_id, reason);
         };
-        if Self::peer_auth(sa, &conn, idi, auth).is_err() {
-            return self.reject_auth(sa, message_id, peer_id);
-        }
+        let certificates = certificates(&payloads);
+        let peer_auth = match Self::peer_auth(sa, &conn, idi, auth, &certificates) {
+            Ok(how) => how,
+            Err(e) => {
+                let why = Some(e.to_string());
+                let reason = FailureReason::AuthenticationFailed { peer_id, why };
+                return self.reject_auth(sa, message_id, reason);
+            }
+        };
         sa.connection = conn.name().to_owned();
         if payloads.notify(NotifyType::InitialContact).is_some() {
             self.forget_older_sas(sa);
         }
         let idr = Identification::new(wire_identity(&conn.local_identity()));
-        let Ok(auth) = Self::our_auth(sa, &conn, &idr) else {
-            return Fate::Remove;
+        let asked = payloads
+            .payloads_of(PayloadType::CertificateRequest)
+            .next()
+            .is_some()
+            || Self::auth_inputs(sa).is_some_and(|(_, h)| h.peer.certificate_requested);
+        let (auth, certificates) = match Self::our_proof(sa, &conn, &idr, asked) {
+            Ok(proof) => proof,
+            Err(e) => {
+                let reason = FailureReason::cannot_authenticate(e);
+                return self.reject_auth(sa, message_id, reason);
+            }
         };
-        let mut response = vec![Payload::IdResponder(idr), Payload::Auth(auth)];
+        let mut response = vec![Payload::IdResponder(idr)];
+        response.extend(certificates);
+        response.push(Payload::Auth(auth));
         let (child_answer, installed) = self.answer_first_child(&conn, &payloads);
         response.extend(child_answer);
         if self
@@ -157,7 +207,7 @@ impl Engine {
         {
             return Fate::Remove;
         }
-        self.establish(now, sa);
+        self.establish(now, sa, peer_auth);
         if let Some((child, negotiated, spi_in)) = installed {
             self.install_first_child(now, sa, &conn, &child, &negotiated, spi_in);
         }
@@ -206,7 +256,7 @@ impl Engine {
     /// Answers AUTHENTICATION_FAILED. The SA stays until its half-open expiry, only to
     /// answer a retransmitted request from the cache: if our answer is lost, the initiator
     /// still learns why instead of timing out.
-    fn reject_auth(&mut self, sa: &mut IkeSa, message_id: u32, peer_id: Option<String>) -> Fate {
+    fn reject_auth(&mut self, sa: &mut IkeSa, message_id: u32, reason: FailureReason) -> Fate {
         let notify = [Payload::Notify(Notify::new(
             NotifyType::AuthenticationFailed,
             Vec::new(),
@@ -217,10 +267,7 @@ impl Engine {
         {
             return Fate::Remove;
         }
-        self.fail(
-            &sa.connection,
-            FailureReason::AuthenticationFailed { peer_id },
-        );
+        self.fail(&sa.connection, reason);
         if let State::Auth(handshake) = &mut sa.state {
             handshake.rejected = true;
         }
@@ -238,18 +285,15 @@ impl Engine {
         let Some(conn) = self.connection(&sa.connection).cloned() else {
             return Fate::Remove;
         };
-        let Some(ciphers) = sa.ciphers.as_mut() else {
+        if sa.ciphers.is_none() {
             return Fate::Remove;
-        };
-        let Ok(payloads) = protect::open(ciphers, message, bytes) else {
+        }
+        let Ok(payloads) = sa.open(message, bytes) else {
             return Fate::Keep;
         };
         sa.outstanding = None;
         if payloads.notify(NotifyType::AuthenticationFailed).is_some() {
-            self.fail(
-                &sa.connection,
-                FailureReason::AuthenticationFailed { peer_id: None },
-            );
+            self.fail(&sa.connection, FailureReason::refused_by_peer());
             return Fate::Remove;
         }
         let (Some(idr), Some(auth)) = (payloads.id_responder(), payloads.auth()) else {
@@ -263,27 +307,37 @@ impl Engine {
             return Fate::Remove;
         };
         let peer_id = Some(show_identity(&idr.identity));
-        let verified = idr.identity == wire_identity(&conn.remote_identity())
-            && Self::peer_auth(sa, &conn, idr, auth).is_ok();
-        if !verified {
-            // The responder may consider the SA established: tell it (RFC 7296 section
-            // 2.21.2), once, since we forget the SA now.
-            let notify = [Payload::Notify(Notify::new(
-                NotifyType::AuthenticationFailed,
-                Vec::new(),
-            ))];
-            let _ = self.send_request(now, sa, ExchangeType::Informational, &notify);
-            self.fail(
-                &sa.connection,
-                FailureReason::AuthenticationFailed { peer_id },
-            );
-            return Fate::Remove;
-        }
+        let verified = if idr.identity == wire_identity(&conn.remote_identity()) {
+            Self::peer_auth(sa, &conn, idr, auth, &certificates(&payloads))
+                .map_err(|e| e.to_string())
+        } else {
+            Err("the peer's identity is not the one configured".into())
+        };
+        let peer_auth = match verified {
+            Ok(how) => how,
+            Err(why) => {
+                // The responder may consider the SA established: tell it (RFC 7296 section
+                // 2.21.2), once, since we forget the SA now.
+                let notify = [Payload::Notify(Notify::new(
+                    NotifyType::AuthenticationFailed,
+                    Vec::new(),
+                ))];
+                let _ = self.send_request(now, sa, ExchangeType::Informational, &notify);
+                self.fail(
+                    &sa.connection,
+                    FailureReason::AuthenticationFailed {
+                        peer_id,
+                        why: Some(why),
+                    },
+                );
+                return Fate::Remove;
+            }
+        };
         let first_child = match &mut sa.state {
             State::Auth(handshake) => handshake.first_child.take(),
             _ => None,
         };
-        self.establish(now, sa);
+        self.establish(now, sa, peer_auth);
         sa.children_to_request = (conn.config.children.iter().skip(1))
             .map(|c| c.name.clone())
             .collect();
@@ -295,7 +349,7 @@ impl Engine {
 
     /// Both roles, once the peer is authenticated (and, as responder, answered): what
     /// only the handshake needed (IKE_SA_INIT messages, half-open expiry) goes with it.
-    fn establish(&mut self, now: Instant, sa: &mut IkeSa) {
+    fn establish(&mut self, now: Instant, sa: &mut IkeSa, peer_auth: String) {
         sa.state = State::Established;
         sa.established_at = Some(now);
         self.trapped.remove(&sa.connection);
@@ -306,6 +360,7 @@ impl Engine {
             local: sa.local,
             remote: sa.remote,
             ike: sa.choice.map(|c| c.to_string()).unwrap_or_default(),
+            peer_auth,
         });
     }
 
@@ -403,4 +458,14 @@ impl Engine {
             }
         }
     }
+}
+
+/// The bodies of the CERT payloads among `payloads`, in order.
+fn certificates(payloads: &[Payload]) -> Vec<Certificate> {
+    (payloads.iter())
+        .filter_map(|p| match p {
+            Payload::Certificate(c) => Some(c.clone()),
+            _ => None,
+        })
+        .collect()
 }

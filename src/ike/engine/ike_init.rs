@@ -6,6 +6,7 @@
 use std::net::SocketAddr;
 use std::time::Instant;
 
+use crate::ike::auth::signature::{hash_algorithms_notify, our_hashes, DEFAULT_SCHEMES};
 use crate::ike::codec::{
     ExchangeType, Flags, Header, KeyExchange as KePayload, Message, Nonce, Notify, NotifyType,
     Payload, PayloadLookup, Proposal, SecurityAssociation,
@@ -17,13 +18,11 @@ use crate::proposal::{DhGroup, IkeProposal};
 use super::config::{EngineConnection, NatTraversal};
 use super::cookie::CookieJar;
 use super::events::FailureReason;
+use super::fragmentation;
 use super::natt::{self, detect_nat, nat_notifies};
 use super::retransmit::Outstanding;
-use super::sa::{Authenticating, IkeSa, State};
+use super::sa::{Authenticating, IkeSa, PeerOffers, State};
 use super::{Engine, EngineError, Fate};
-
-/// RFC 7427 hash algorithms we announce: SHA2-256, SHA2-384, SHA2-512.
-pub(super) const SIGNATURE_HASHES: [u16; 3] = [2, 3, 4];
 
 /// The IKE algorithms of a one-proposal answer, if it names exactly one of each.
 pub(super) fn single_ike_choice(sa: &SecurityAssociation) -> Option<IkeChoice> {
@@ -77,6 +76,21 @@ pub(super) fn derive(
 }
 
 impl Engine {
+    /// Our SIGNATURE_HASH_ALGORITHMS, unless RFC 7427 is off.
+    fn hash_algorithms(&self) -> Option<Payload> {
+        (self.config.signature_authentication)
+            .then(|| Payload::Notify(hash_algorithms_notify(&our_hashes(DEFAULT_SCHEMES))))
+    }
+
+    /// What the peer's IKE_SA_INIT offers; its hashes count only if RFC 7427 is on here.
+    fn peer_offers(&self, message: &Message) -> PeerOffers {
+        let mut offers = PeerOffers::of(message);
+        if !self.config.signature_authentication {
+            offers.hashes = None;
+        }
+        offers
+    }
+
     // The initiator.
 
     /// Sends (or, after COOKIE or INVALID_KE_PAYLOAD, sends again) the IKE_SA_INIT request
@@ -110,10 +124,12 @@ impl Engine {
         {
             n.data = natt::forced_source_hash();
         }
-        payloads.extend([source, destination]);
-        payloads.push(Payload::Notify(Notify::signature_hash_algorithms(
-            &SIGNATURE_HASHES,
-        )));
+        payloads.extend([
+            source,
+            destination,
+            Payload::Notify(fragmentation::supported()),
+        ]);
+        payloads.extend(self.hash_algorithms());
         let header = Header::new(
             ExchangeType::IkeSaInit,
             sa.spi_i,
@@ -129,7 +145,7 @@ impl Engine {
         sa.outstanding = Some(Outstanding::new(
             now,
             0,
-            datagram.clone(),
+            vec![datagram.clone()],
             &self.config.retransmit,
         ));
         sa.next_request_id = 1;
@@ -206,6 +222,7 @@ impl Engine {
             first_child: None,
             half_open_until: None,
             rejected: false,
+            peer: self.peer_offers(message),
         }));
         let (keys, ciphers) = match derived {
             Ok(k) => k,
@@ -217,9 +234,16 @@ impl Engine {
         sa.choice = Some(choice);
         sa.keys = Some(keys);
         sa.ciphers = Some(ciphers);
+        sa.fragmentation = message
+            .notify(NotifyType::Ikev2FragmentationSupported)
+            .is_some();
         sa.outstanding = None;
         match self.send_auth_request(now, sa, &conn) {
             Ok(()) => Fate::Keep,
+            Err(EngineError::Auth(e)) => {
+                self.fail(&sa.connection, FailureReason::cannot_authenticate(e));
+                Fate::Remove
+            }
             Err(e) => self.protocol_failure(sa, &e.to_string()),
         }
     }
@@ -455,6 +479,7 @@ impl Engine {
             first_child: None,
             half_open_until: Some(now + self.config.half_open_timeout),
             rejected: false,
+            peer: self.peer_offers(message),
         };
         let state = State::Auth(Box::new(handshake));
         let mut sa = IkeSa::new(conn.name().to_owned(), false, state, (local, remote));
@@ -478,10 +503,22 @@ impl Engine {
                 data: sa.nonce_r.clone(),
             }),
         ];
+        // The connection is not final until IKE_AUTH names the peer, but its CAs are the
+        // best guess of what the peer's certificate must chain to.
+        payloads.extend(
+            conn.remote_auth
+                .certificate_request()
+                .map(Payload::CertificateRequest),
+        );
         payloads.extend(nat_notifies(spi_i, spi_r, local, remote));
-        payloads.push(Payload::Notify(Notify::signature_hash_algorithms(
-            &SIGNATURE_HASHES,
-        )));
+        // Offered only to an initiator that offered it (RFC 7383 section 2.3).
+        sa.fragmentation = message
+            .notify(NotifyType::Ikev2FragmentationSupported)
+            .is_some();
+        if sa.fragmentation {
+            payloads.push(Payload::Notify(fragmentation::supported()));
+        }
+        payloads.extend(self.hash_algorithms());
         let header = Header::new(
             ExchangeType::IkeSaInit,
             spi_i,
@@ -501,7 +538,7 @@ impl Engine {
         if let State::Auth(auth) = &mut sa.state {
             auth.response = datagram.clone();
         }
-        sa.last_response = Some((0, datagram.clone()));
+        sa.last_response = Some((0, vec![datagram.clone()]));
         sa.expected_request_id = 1;
         self.transmit(&sa, datagram);
         self.put(sa);

@@ -8,7 +8,6 @@ use std::time::Instant;
 
 use super::dpd::Loss;
 use super::events::{Event, FailureReason};
-use super::protect;
 use super::sa::{IkeSa, Phase, State};
 use super::{Engine, Fate};
 
@@ -28,10 +27,7 @@ impl Engine {
             // The initiator could not verify our AUTH (RFC 7296 section 2.21.2).
             let _ = self.send_response(sa, ExchangeType::Informational, message_id, &[]);
             self.delete_children(sa);
-            self.fail(
-                &sa.connection,
-                FailureReason::AuthenticationFailed { peer_id: None },
-            );
+            self.fail(&sa.connection, FailureReason::refused_by_peer());
             return Fate::Remove;
         }
         let deletes_ike = payloads.deletes().any(|d| d.protocol == ProtocolId::Ike);
@@ -88,10 +84,7 @@ impl Engine {
         message: &Message,
         bytes: &[u8],
     ) -> Fate {
-        let Some(ciphers) = sa.ciphers.as_mut() else {
-            return Fate::Keep;
-        };
-        if protect::open(ciphers, message, bytes).is_err() {
+        if sa.open(message, bytes).is_err() {
             return Fate::Keep;
         }
         sa.outstanding = None;

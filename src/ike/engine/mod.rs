@@ -37,6 +37,7 @@ mod cookie;
 mod dpd;
 mod events;
 mod expire;
+mod fragmentation;
 mod ike_auth;
 mod ike_init;
 mod ike_rekey;
@@ -54,11 +55,12 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use crate::ike::codec::{
-    ExchangeType, Flags, Header, Message, Notify, NotifyType, Payload, PayloadLookup,
+    max_message_len, ExchangeType, Flags, Header, Message, Notify, NotifyType, Payload,
+    PayloadLookup,
 };
 use crate::ike::crypto::{random, CryptoError, KeyExchange};
 
-pub use authenticators::{LocalAuth, RemoteAuth};
+pub use authenticators::{LocalAuth, RemoteAuth, SendCert};
 pub(crate) use config::{display_list, secs};
 pub use config::{
     wire_identity, ChildConfig, Dn, Dpd, DpdAction, EngineConfig, EngineConnection, Identity,
@@ -414,7 +416,8 @@ impl Engine {
         let moved_from = spis_match
             .then(|| self.follow_addresses(&mut sa, local, remote))
             .flatten();
-        let fate = if !spis_match {
+        let whole = || message.encrypted_fragment().is_none();
+        let fate = if !spis_match || !(whole() || self.collect_fragment(&mut sa, &message, bytes)) {
             Fate::Keep
         } else if h.flags.response {
             self.handle_response(now, &mut sa, &message, bytes)
@@ -474,11 +477,8 @@ impl Engine {
         if let Some((id, response)) = &sa.last_response {
             if *id == h.message_id {
                 // A retransmitted request: answer again without processing it.
-                self.transmits.push_back(Transmit {
-                    local: sa.local,
-                    remote: sa.remote,
-                    payload: response.clone(),
-                });
+                self.transmits
+                    .extend(transmits(sa.local, sa.remote, response));
                 return Fate::Keep;
             }
         }
@@ -533,11 +533,10 @@ impl Engine {
             let retransmit = self.config.retransmit;
             if let Some(outstanding) = sa.outstanding.as_mut().filter(|o| o.deadline() <= now) {
                 match outstanding.on_timeout(now, &retransmit) {
-                    Timer::Resend => self.transmits.push_back(Transmit {
-                        local: sa.local,
-                        remote: sa.remote,
-                        payload: outstanding.datagram.clone(),
-                    }),
+                    Timer::Resend => {
+                        let again = transmits(sa.local, sa.remote, &outstanding.datagrams);
+                        self.transmits.extend(again);
+                    }
                     Timer::GiveUp(_) => return Fate::Remove,
                 }
             }
@@ -549,11 +548,10 @@ impl Engine {
                 break;
             }
             match outstanding.on_timeout(now, &retransmit) {
-                Timer::Resend => self.transmits.push_back(Transmit {
-                    local: sa.local,
-                    remote: sa.remote,
-                    payload: outstanding.datagram.clone(),
-                }),
+                Timer::Resend => {
+                    let again = transmits(sa.local, sa.remote, &outstanding.datagrams);
+                    self.transmits.extend(again);
+                }
                 Timer::GiveUp(after) => {
                     let phase = sa.phase();
                     self.delete_children(sa);
@@ -595,6 +593,14 @@ impl Engine {
         });
     }
 
+    /// The longest protected message we send on `sa` unfragmented: `None` unless both
+    /// sides support RFC 7383; else what fits `fragment_size` octets of IP packet.
+    fn max_message_len(&self, sa: &IkeSa) -> Option<usize> {
+        let marker = sa.local.port() != self.config.ike_port;
+        (sa.fragmentation)
+            .then(|| max_message_len(self.config.fragment_size, sa.remote.is_ipv6(), marker))
+    }
+
     /// Opens a protected request. One carrying a critical payload we do not know is
     /// answered with UNSUPPORTED_CRITICAL_PAYLOAD and goes no further (RFC 7296 2.5).
     fn open_request(
@@ -603,7 +609,7 @@ impl Engine {
         message: &Message,
         bytes: &[u8],
     ) -> Option<Vec<Payload>> {
-        let payloads = protect::open(sa.ciphers.as_mut()?, message, bytes).ok()?;
+        let payloads = sa.open(message, bytes).ok()?;
         if let Some(unknown) = payloads.unsupported_critical() {
             let notify = [Payload::Notify(Notify::new(
                 NotifyType::UnsupportedCriticalPayload,
@@ -634,16 +640,18 @@ impl Engine {
                 ..Flags::default()
             },
         );
+        let max_len = self.max_message_len(sa);
         let ciphers = sa.ciphers.as_mut().ok_or(EngineError::NoKeys)?;
-        let datagram = protect::seal(ciphers, header, payloads)?;
+        let datagrams = protect::seal(ciphers, header, payloads, max_len)?;
+        self.transmits
+            .extend(transmits(sa.local, sa.remote, &datagrams));
         sa.outstanding = Some(Outstanding::new(
             now,
             sa.next_request_id,
-            datagram.clone(),
+            datagrams,
             &self.config.retransmit,
         ));
         sa.next_request_id = sa.next_request_id.wrapping_add(1);
-        self.transmit(sa, datagram);
         Ok(())
     }
 
@@ -666,13 +674,28 @@ impl Engine {
                 ..Flags::default()
             },
         );
+        let max_len = self.max_message_len(sa);
         let ciphers = sa.ciphers.as_mut().ok_or(EngineError::NoKeys)?;
-        let datagram = protect::seal(ciphers, header, payloads)?;
-        sa.last_response = Some((message_id, datagram.clone()));
+        let datagrams = protect::seal(ciphers, header, payloads, max_len)?;
+        self.transmits
+            .extend(transmits(sa.local, sa.remote, &datagrams));
+        sa.last_response = Some((message_id, datagrams));
         sa.expected_request_id = message_id.wrapping_add(1);
-        self.transmit(sa, datagram);
         Ok(())
     }
+}
+
+/// One [`Transmit`] per datagram (a message or its fragments), in order.
+fn transmits(
+    local: SocketAddr,
+    remote: SocketAddr,
+    datagrams: &[Vec<u8>],
+) -> impl Iterator<Item = Transmit> + '_ {
+    (datagrams.iter()).map(move |payload| Transmit {
+        local,
+        remote,
+        payload: payload.clone(),
+    })
 }
 
 #[cfg(test)]

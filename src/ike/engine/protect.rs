@@ -1,9 +1,11 @@
-//! SK payload protection of whole messages, and NAT detection hashes.
+//! SK payload protection of whole messages, SKF fragments of messages too long for the path
+//! (RFC 7383), and NAT detection hashes.
 
 use std::net::{IpAddr, SocketAddr};
 
 use crate::ike::codec::{
-    decode_payloads, encode_payloads, Header, Message, Payload, PayloadLookup, SkFrame,
+    decode_payloads, encode_payloads, fragment, EncryptedFragment, Header, Message, Payload,
+    PayloadLookup, SkFrame,
 };
 use crate::ike::crypto::SkCiphers;
 
@@ -17,21 +19,56 @@ pub enum ProtectError {
     Decode(crate::ike::codec::DecodeError),
     #[error("crypto: {0}")]
     Crypto(#[from] crate::ike::crypto::CryptoError),
-    #[error("not a protected message (or fragmented, which is not supported yet)")]
+    #[error("not a protected message")]
     NotProtected,
 }
 
-/// Builds the datagram of a protected message with `payloads` inside its SK payload.
+/// IKE header and SK payload header.
+const SK_OVERHEAD: usize = Header::LEN + 4;
+
+/// Builds the datagrams of a protected message with `payloads` inside: one SK message or,
+/// if `max_len` is given and that message would be longer, SKF fragments of at most
+/// `max_len` octets each.
 pub fn seal(
     ciphers: &mut SkCiphers,
     header: Header,
     payloads: &[Payload],
-) -> Result<Vec<u8>, ProtectError> {
+    max_len: Option<usize>,
+) -> Result<Vec<Vec<u8>>, ProtectError> {
     let (first, plaintext) = encode_payloads(payloads)?;
-    let mut frame = SkFrame::new(&header, first);
-    frame.set_body_len(ciphers.outbound.sealed_len(plaintext.len()))?;
-    let body = ciphers.seal(frame.aad(), &plaintext)?;
-    Ok(frame.finish(&body)?)
+    let sealed_len = |ciphers: &SkCiphers, n: usize| ciphers.outbound.sealed_len(n);
+    let whole_len = SK_OVERHEAD.saturating_add(sealed_len(ciphers, plaintext.len()));
+    let frames = match max_len.filter(|max| whole_len > *max) {
+        None => vec![(SkFrame::new(&header, first), plaintext.as_slice())],
+        Some(max) => fragment(&header, first, &plaintext, max, |n| sealed_len(ciphers, n))?
+            .into_iter()
+            .map(|f| (f.frame, f.plaintext))
+            .collect(),
+    };
+    (frames.into_iter())
+        .map(|(frame, part)| {
+            let len = sealed_len(ciphers, part.len());
+            frame.seal_with(part, len, |aad, p| {
+                Ok::<_, ProtectError>(ciphers.seal(aad, p)?)
+            })
+        })
+        .collect()
+}
+
+/// Checks and decrypts the SK or SKF payload of a received message: its plaintext.
+fn decrypt(
+    ciphers: &mut SkCiphers,
+    message: &Message,
+    datagram: &[u8],
+) -> Result<Vec<u8>, ProtectError> {
+    let layout = message
+        .protected_layout()
+        .ok_or(ProtectError::NotProtected)?;
+    let aad = datagram.get(layout.aad).ok_or(ProtectError::NotProtected)?;
+    let body = datagram
+        .get(layout.body)
+        .ok_or(ProtectError::NotProtected)?;
+    Ok(ciphers.open(aad, body)?)
 }
 
 /// Checks and decrypts a received protected message; returns its inner payloads.
@@ -41,15 +78,29 @@ pub fn open(
     datagram: &[u8],
 ) -> Result<Vec<Payload>, ProtectError> {
     let sk = message.encrypted().ok_or(ProtectError::NotProtected)?;
-    let layout = message
-        .protected_layout()
-        .ok_or(ProtectError::NotProtected)?;
-    let aad = datagram.get(layout.aad).ok_or(ProtectError::NotProtected)?;
-    let body = datagram
-        .get(layout.body)
-        .ok_or(ProtectError::NotProtected)?;
-    let plaintext = ciphers.open(aad, body)?;
+    let plaintext = decrypt(ciphers, message, datagram)?;
     decode_payloads(sk.first_payload, &plaintext).map_err(ProtectError::Decode)
+}
+
+/// Checks and decrypts one received fragment (RFC 7383 section 2.6: each on its own,
+/// before it is kept): its SKF payload and plaintext part.
+pub fn open_fragment<'m>(
+    ciphers: &mut SkCiphers,
+    message: &'m Message,
+    datagram: &[u8],
+) -> Result<(&'m EncryptedFragment, Vec<u8>), ProtectError> {
+    let skf = message
+        .encrypted_fragment()
+        .ok_or(ProtectError::NotProtected)?;
+    Ok((skf, decrypt(ciphers, message, datagram)?))
+}
+
+/// Decodes the inner payloads of a reassembled message.
+pub fn decode_reassembled(
+    first_payload: crate::ike::codec::PayloadType,
+    plaintext: &[u8],
+) -> Result<Vec<Payload>, ProtectError> {
+    decode_payloads(first_payload, plaintext).map_err(ProtectError::Decode)
 }
 
 /// NAT_DETECTION_*_IP data: `SHA-1(SPIi | SPIr | IP | Port)` (RFC 7296 section 2.23).
@@ -99,7 +150,10 @@ mod tests {
                 NotifyType::InitialContact,
                 vec![],
             ))];
-            let datagram = seal(&mut i, header, &payloads).unwrap();
+            let [datagram] = seal(&mut i, header, &payloads, None)
+                .unwrap()
+                .try_into()
+                .unwrap();
             let message = Message::decode(&datagram).unwrap();
             assert_eq!(message.header.message_id, 5);
             assert_eq!(open(&mut r, &message, &datagram).unwrap(), payloads);
@@ -111,7 +165,10 @@ mod tests {
             let message = Message::decode(&tampered).unwrap();
             assert!(open(&mut r, &message, &tampered).is_err());
             // Empty INFORMATIONAL.
-            let datagram = seal(&mut r, header, &[]).unwrap();
+            let [datagram] = seal(&mut r, header, &[], Some(100))
+                .unwrap()
+                .try_into()
+                .unwrap();
             let message = Message::decode(&datagram).unwrap();
             assert!(open(&mut i, &message, &datagram).unwrap().is_empty());
         }

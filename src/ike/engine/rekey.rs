@@ -277,10 +277,7 @@ impl Engine {
         message: &Message,
         bytes: &[u8],
     ) -> Fate {
-        let Some(ciphers) = sa.ciphers.as_mut() else {
-            return Fate::Keep;
-        };
-        let Ok(payloads) = super::protect::open(ciphers, message, bytes) else {
+        let Ok(payloads) = sa.open(message, bytes) else {
             return Fate::Keep;
         };
         sa.outstanding = None;

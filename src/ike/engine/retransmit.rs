@@ -8,7 +8,8 @@ use super::config::RetransmitConfig;
 #[derive(Clone, Debug)]
 pub struct Outstanding {
     pub message_id: u32,
-    pub datagram: Vec<u8>,
+    /// The request as sent: one datagram, or all its fragments.
+    pub datagrams: Vec<Vec<u8>>,
     first_sent: Instant,
     sends: u32,
     next_at: Instant,
@@ -24,10 +25,15 @@ pub enum Timer {
 
 impl Outstanding {
     /// A request sent (for the first time) at `now`.
-    pub fn new(now: Instant, message_id: u32, datagram: Vec<u8>, cfg: &RetransmitConfig) -> Self {
+    pub fn new(
+        now: Instant,
+        message_id: u32,
+        datagrams: Vec<Vec<u8>>,
+        cfg: &RetransmitConfig,
+    ) -> Self {
         Outstanding {
             message_id,
-            datagram,
+            datagrams,
             first_sent: now,
             sends: 1,
             next_at: now + cfg.interval(0),
@@ -58,7 +64,7 @@ mod tests {
     fn five_retransmits_then_give_up() {
         let cfg = RetransmitConfig::default();
         let t0 = Instant::now();
-        let mut o = Outstanding::new(t0, 0, vec![1], &cfg);
+        let mut o = Outstanding::new(t0, 0, vec![vec![1]], &cfg);
         let mut resends = Vec::new();
         loop {
             let at = o.deadline();

@@ -4,11 +4,14 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use super::config::Mode;
+use crate::ike::auth::signature::{announced_hashes, SignatureHash};
+use crate::ike::codec::{Message, NotifyType, Payload, PayloadLookup, PayloadType, Reassembler};
 use crate::ike::crypto::{IkeSaKeys, KeyExchange, SkCiphers};
 use crate::ike::select::{EspChoice, IkeChoice};
 use crate::ike::ts::TsRange;
 
 use super::events::{ChildSaRef, ChildSaStatus, IkeSaState, IkeSaStatus, Selector};
+use super::protect::{self, ProtectError};
 use super::rekey::{PeerRekey, PendingRekey};
 use super::retransmit::Outstanding;
 
@@ -106,6 +109,29 @@ pub struct Authenticating {
     pub half_open_until: Option<Instant>,
     /// Responder: IKE_AUTH was refused; kept only to answer retransmits of it.
     pub rejected: bool,
+    /// What the peer's IKE_SA_INIT message said about authentication.
+    pub peer: PeerOffers,
+}
+
+/// What a peer announces for public-key authentication: the signature hashes it accepts
+/// (RFC 7427) and whether it asked for our certificate (CERTREQ).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PeerOffers {
+    /// `None`: no SIGNATURE_HASH_ALGORITHMS, so only the classic methods.
+    pub hashes: Option<Vec<SignatureHash>>,
+    pub certificate_requested: bool,
+}
+
+impl PeerOffers {
+    pub fn of(payloads: &impl PayloadLookup) -> Self {
+        PeerOffers {
+            hashes: (payloads.notify(NotifyType::SignatureHashAlgorithms))
+                .and_then(announced_hashes),
+            certificate_requested: (payloads.payloads_of(PayloadType::CertificateRequest))
+                .next()
+                .is_some(),
+        }
+    }
 }
 
 pub struct IkeSa {
@@ -128,8 +154,16 @@ pub struct IkeSa {
     /// Message ID of the peer's next request.
     pub expected_request_id: u32,
     pub outstanding: Option<Outstanding>,
-    /// Our last response and the ID of the request it answered, for retransmissions.
-    pub last_response: Option<(u32, Vec<u8>)>,
+    /// Our last response (one datagram or its fragments) and the ID of the request it
+    /// answered, for retransmissions.
+    pub last_response: Option<(u32, Vec<Vec<u8>>)>,
+    /// Both sides announced IKEV2_FRAGMENTATION_SUPPORTED (RFC 7383).
+    pub fragmentation: bool,
+    /// Fragments of the peer's message being collected.
+    pub reassembly: Option<Reassembler>,
+    /// A message whose fragments are all in: its ID and inner payloads, for the handler
+    /// that opens it ([`IkeSa::open`]).
+    pub reassembled: Option<(u32, Vec<Payload>)>,
     pub children: Vec<ChildSa>,
     pub local_behind_nat: bool,
     pub remote_behind_nat: bool,
@@ -206,6 +240,9 @@ impl IkeSa {
             expected_request_id: 0,
             outstanding: None,
             last_response: None,
+            fragmentation: false,
+            reassembly: None,
+            reassembled: None,
             children: Vec::new(),
             local_behind_nat: false,
             remote_behind_nat: false,
@@ -240,9 +277,22 @@ impl IkeSa {
         self.children.shrink_to_fit();
         self.peer_rekeys.shrink_to_fit();
         self.pending_deletes.shrink_to_fit();
-        if let Some((_, response)) = self.last_response.as_mut() {
+        for response in self.last_response.iter_mut().flat_map(|(_, r)| r) {
             response.shrink_to_fit();
         }
+    }
+
+    /// The inner payloads of a protected message: decrypted, or reassembled from its
+    /// fragments by the engine before the handler was called.
+    pub fn open(&mut self, message: &Message, bytes: &[u8]) -> Result<Vec<Payload>, ProtectError> {
+        if message.encrypted_fragment().is_some() {
+            return match self.reassembled.take() {
+                Some((id, payloads)) if id == message.header.message_id => Ok(payloads),
+                _ => Err(ProtectError::NotProtected),
+            };
+        }
+        let ciphers = self.ciphers.as_mut().ok_or(ProtectError::NotProtected)?;
+        protect::open(ciphers, message, bytes)
     }
 
     pub fn phase(&self) -> Phase {
@@ -353,6 +403,7 @@ mod tests {
             first_child: None,
             half_open_until,
             rejected: false,
+            peer: PeerOffers::default(),
         }))
     }
 

@@ -20,7 +20,7 @@ const DAY: i64 = 86_400;
 const NOW: i64 = T0 + DAY;
 
 #[derive(Clone, Copy)]
-enum Alg {
+pub(crate) enum Alg {
     Rsa,
     P256,
     Ed25519,
@@ -45,9 +45,9 @@ fn digest_for(key: &PKey<Private>) -> MessageDigest {
     }
 }
 
-struct Issued {
-    cert: X509,
-    key: PKey<Private>,
+pub(crate) struct Issued {
+    pub(crate) cert: X509,
+    pub(crate) key: PKey<Private>,
 }
 
 fn name(cn: &str) -> X509Name {
@@ -142,14 +142,14 @@ fn issue(spec: Spec<'_>, issuer: Option<&Issued>) -> Issued {
     }
 }
 
-struct Pki {
-    root: Issued,
-    intermediate: Issued,
-    leaf: Issued,
+pub(crate) struct Pki {
+    pub(crate) root: Issued,
+    pub(crate) intermediate: Issued,
+    pub(crate) leaf: Issued,
     dir: tempfile::TempDir,
 }
 
-fn pki(root: Alg, intermediate: Alg, leaf: Alg) -> Pki {
+pub(crate) fn pki(root: Alg, intermediate: Alg, leaf: Alg) -> Pki {
     let root = issue(Spec::new("Root CA", root, Role::Ca, 1), None);
     let intermediate = issue(Spec::new("Sub CA", intermediate, Role::Ca, 2), Some(&root));
     let leaf = issue(
@@ -165,7 +165,7 @@ fn pki(root: Alg, intermediate: Alg, leaf: Alg) -> Pki {
 }
 
 impl Pki {
-    fn chain(&self, leaf: &Issued) -> CertChain {
+    pub(crate) fn chain(&self, leaf: &Issued) -> CertChain {
         CertChain {
             end_entity: leaf.cert.clone(),
             intermediates: vec![self.intermediate.cert.clone()],
@@ -178,7 +178,7 @@ impl Pki {
         path
     }
 
-    fn store(&self, crls: &[PathBuf]) -> TrustStore {
+    pub(crate) fn store(&self, crls: &[PathBuf]) -> TrustStore {
         let ca = self.write("ca.pem", &self.root.cert.to_pem().unwrap());
         TrustStore::load(&[ca], crls).unwrap()
     }

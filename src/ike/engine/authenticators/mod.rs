@@ -8,21 +8,38 @@
 //! ```
 //!
 //! [`AuthInputs::signed_octets`] builds them for either side; each method only signs or
-//! checks them.
+//! checks them: [`psk`] (shared key MIC), [`signature`] (our RFC 7427 or classic signature
+//! and CERT payloads), [`pubkey`] (the peer's signature, with a configured raw key or the
+//! key of a certificate chain verified against our CAs).
 
 mod psk;
+mod pubkey;
+mod signature;
 
-use crate::ike::codec::{Auth, AuthMethod, Identification};
+use std::sync::Arc;
+
+use crate::ike::auth::keys::{PrivateKey, PublicKey};
+use crate::ike::auth::signature::{SignatureError, SignatureHash};
+use crate::ike::auth::x509::{CertChain, CertError, TrustStore};
+use crate::ike::codec::{Auth, AuthMethod, Certificate, Identification, Identity};
 use crate::ike::crypto::{signed_octets, IkeSaKeys, Secret};
 use crate::proposal::Prf;
+
+pub use signature::SendCert;
 
 /// Why an AUTH payload could not be built or was not accepted.
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
     #[error("the peer authenticated with method {got}, we expect {expected}")]
     WrongMethod { expected: u8, got: u8 },
-    #[error("the AUTH payload does not match")]
+    #[error("the pre-shared key MIC does not match: check that both sides use the same pre-shared key and identities")]
     Mismatch,
+    /// Making our signature or checking the peer's: wrong signature, no shared hash, ...
+    #[error("{0}")]
+    Signature(#[from] SignatureError),
+    /// The peer's certificate chain: unknown CA, expired, revoked, ID mismatch, garbage.
+    #[error("{0}")]
+    Certificate(#[from] CertError),
     #[error("the IKE SA has no keys yet")]
     NoKeys,
     #[error("encoding the ID payload: {0}")]
@@ -33,27 +50,57 @@ pub enum AuthError {
 #[derive(Clone, Debug)]
 pub enum LocalAuth {
     Psk(Secret),
+    /// A signature with our private key; with `chain`, the certificate (and intermediates)
+    /// that vouch for it go in CERT payloads as `send_cert` says.
+    Signature {
+        key: Arc<PrivateKey>,
+        chain: Option<CertChain>,
+        send_cert: SendCert,
+    },
 }
 
 /// How the peer must authenticate to us (swanctl's `remote` auth round).
 #[derive(Clone, Debug)]
 pub enum RemoteAuth {
     Psk(Secret),
+    /// A signature by this raw public key (`remote_public_key`); CERT payloads are ignored.
+    PublicKey {
+        key: PublicKey,
+    },
+    /// A signature by the key of a certificate the peer sends, verified against `trust`
+    /// and naming the peer's ID (subject DN or subjectAltName).
+    Certificate {
+        trust: Arc<TrustStore>,
+    },
 }
 
-/// What a method has to make our AUTH payload. Signature methods will add the hash
-/// algorithms the peer announced (RFC 7427 SIGNATURE_HASH_ALGORITHMS).
+impl RemoteAuth {
+    /// Our CERTREQ payload: only when we verify certificates, naming our CAs.
+    pub fn certificate_request(&self) -> Option<Certificate> {
+        match self {
+            RemoteAuth::Certificate { trust } => Some(trust.certificate_request()),
+            RemoteAuth::Psk(_) | RemoteAuth::PublicKey { .. } => None,
+        }
+    }
+}
+
+/// What a method has to make our AUTH payload.
 pub struct Signing<'a> {
     pub prf: Prf,
     pub signed_octets: &'a [u8],
+    /// The hashes the peer announced in SIGNATURE_HASH_ALGORITHMS (RFC 7427), if it did.
+    pub peer_hashes: Option<&'a [SignatureHash]>,
 }
 
-/// What a method has to check the peer's AUTH payload. Public-key methods will add the
-/// peer's identity and CERT payloads.
+/// What a method has to check the peer's AUTH payload.
 pub struct Checking<'a> {
     pub prf: Prf,
     pub signed_octets: &'a [u8],
     pub auth: &'a Auth,
+    /// The identity the peer claims in its ID payload.
+    pub peer_id: &'a Identity,
+    /// The bodies of the peer's CERT payloads, in order.
+    pub certificates: &'a [Certificate],
 }
 
 /// Makes our AUTH payload.
@@ -61,23 +108,26 @@ pub trait Authenticator {
     fn authenticate(&self, signing: &Signing<'_>) -> Result<Auth, AuthError>;
 }
 
-/// Checks the peer's AUTH payload.
+/// Checks the peer's AUTH payload; says how the peer proved itself, for the log.
 pub trait Verifier {
-    fn verify(&self, checking: &Checking<'_>) -> Result<(), AuthError>;
+    fn verify(&self, checking: &Checking<'_>) -> Result<String, AuthError>;
 }
 
 impl Authenticator for LocalAuth {
     fn authenticate(&self, signing: &Signing<'_>) -> Result<Auth, AuthError> {
         match self {
             LocalAuth::Psk(key) => Ok(psk::authenticate(key, signing)),
+            LocalAuth::Signature { key, .. } => signature::authenticate(key, signing),
         }
     }
 }
 
 impl Verifier for RemoteAuth {
-    fn verify(&self, checking: &Checking<'_>) -> Result<(), AuthError> {
+    fn verify(&self, checking: &Checking<'_>) -> Result<String, AuthError> {
         match self {
-            RemoteAuth::Psk(key) => psk::verify(key, checking),
+            RemoteAuth::Psk(key) => psk::verify(key, checking).map(|()| "pre-shared key".into()),
+            RemoteAuth::PublicKey { key } => pubkey::verify(key, checking),
+            RemoteAuth::Certificate { trust } => pubkey::verify_certified(trust, checking),
         }
     }
 }

@@ -17,6 +17,7 @@ pub(super) fn verify(key: &Secret, checking: &Checking<'_>) -> Result<(), AuthEr
         prf,
         signed_octets,
         auth,
+        ..
     } = *checking;
     expect_method(AuthMethod::SharedKeyMic, auth)?;
     verify_psk_auth(prf, key, signed_octets, &auth.data).map_err(|_| AuthError::Mismatch)

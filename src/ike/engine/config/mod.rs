@@ -33,6 +33,15 @@ pub struct EngineConfig {
     /// Our IKE and NAT-T ports (the driver's sockets).
     pub ike_port: u16,
     pub natt_port: u16,
+    /// RFC 7427: announce SIGNATURE_HASH_ALGORITHMS and sign with method 14 when the peer
+    /// announces them too (strongSwan's `charon.signature_authentication`). Off: only
+    /// the classic signature methods, as for peers that predate RFC 7427.
+    pub signature_authentication: bool,
+    /// The largest IP packet an IKE fragment may fill (RFC 7383; strongSwan's
+    /// `charon.fragment_size`). 1280, the IPv6 minimum MTU, for both families as
+    /// strongSwan does: IPv4 paths below it are rare, and RFC 7383 section 2.5.1's 576 would
+    /// split a typical certificate IKE_AUTH into four or more fragments.
+    pub fragment_size: usize,
 }
 
 impl Default for EngineConfig {
@@ -43,6 +52,8 @@ impl Default for EngineConfig {
             cookies: CookieConfig::default(),
             ike_port: crate::ike::engine::IKE_PORT,
             natt_port: crate::ike::engine::NATT_PORT,
+            signature_authentication: true,
+            fragment_size: 1280,
         }
     }
 }
@@ -167,7 +178,7 @@ pub fn show_identity(id: &WireIdentity) -> String {
     match id {
         WireIdentity::Address(a) => a.to_string(),
         WireIdentity::Fqdn(s) | WireIdentity::Rfc822(s) => s.clone(),
-        WireIdentity::DerAsn1Dn(_) => "<ASN.1 DN>".into(),
+        WireIdentity::DerAsn1Dn(_) => crate::ike::auth::x509::describe(id),
         WireIdentity::KeyId(k) => format!("<key id of {} octets>", k.len()),
         WireIdentity::Other { id_type, .. } => format!("<ID type {id_type}>"),
     }
@@ -223,6 +234,14 @@ mod tests {
         assert_eq!(
             show_identity(&WireIdentity::Fqdn("x.example".into())),
             "x.example"
+        );
+        // A DN reads as its text, so a refused peer is named in failure messages.
+        let mut name = openssl::x509::X509Name::builder().unwrap();
+        name.append_entry_by_text("CN", "vpn.bank.ch").unwrap();
+        let der = name.build().to_der().unwrap();
+        assert_eq!(
+            show_identity(&WireIdentity::DerAsn1Dn(der)),
+            "\"CN=vpn.bank.ch\""
         );
     }
 }
