@@ -211,6 +211,12 @@ fn the_daemon_lock_is_exclusive_and_tells_who_holds_it() {
     let e = lock::try_exclusive(&path, "daemon").unwrap_err();
     assert!(e.contains(&holder), "{e}");
     drop(held);
+    // Other tests of this process spawn the CLI: a child forked while the lock's descriptor
+    // was open shares it until its exec closes it (O_CLOEXEC), so the release is awaited.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while lock::holder_of(&path).unwrap().is_some() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
     assert_eq!(lock::holder_of(&path).unwrap(), None);
 }
 
