@@ -358,6 +358,17 @@ pcap_count() {
 }
 
 # pcap_spis FILE: number of distinct ESP SPIs in the capture.
+# sa_count SITE [SRC]: ESP SAs on SITE, whose outer source matches the extended regex SRC
+# if given. `ip xfrm state` also lists the kernel's acquire states (SPI 0, no keys), made
+# whenever a packet meets a policy without SA (a fail-closed ping does): they are not SAs.
+sa_count() {
+  local site=$1 src=${2:-.*}
+  in_site "$site" ip xfrm state | awk -v src="^($src)\$" '
+    /^src / { wanted = ($2 ~ src) }
+    /^\tproto esp spi / && wanted && $4 !~ /^0x00000000/ { n++ }
+    END { print n + 0 }'
+}
+
 pcap_spis() {
   { tcpdump -n -r "$1" esp 2>/dev/null || true; } | { grep -o 'spi=0x[0-9a-f]*' || true; } | sort -u | wc -l
 }

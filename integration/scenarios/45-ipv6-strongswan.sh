@@ -237,7 +237,7 @@ assert "xfrm-ds: one byte more is refused locally: message too long" grep -qi "m
 
 # --- fail closed: charon deletes the SAs; IPv6 toward its LAN stays off the wire
 swanctl_in b --terminate --ike xfrm-ds --timeout 10 >/dev/null 2>&1 || true
-gone() { test "$(in_site a ip xfrm state | grep -cE "^src ($(outer 1 1)|$(outer 1 2)) " || true)" = 0; }
+gone() { test "$(sa_count a "$(outer 1 1)|$(outer 1 2)")" = 0; }
 assert "xfrm-ds: the peer's delete removed its SAs on site a" retry 25 0.2 gone
 capture_start a out "$IT_WORK/closed.pcap" 30
 assert_not "xfrm-ds without SAs: IPv6 ping gets no answer" ping_from a fd00:1:1::1 fd00:2:1::1 2
@@ -251,9 +251,9 @@ for n in 2 3 4; do
   swanctl_in b --terminate --ike "${NAME[$n]}" --timeout 10 >/dev/null 2>&1 || true
 done
 assert "xfrm-esn: routevpn down" rv down xfrm-esn
-c_empty() { test "$(in_site c ip xfrm state | grep -c '^src' || true)" = 0; }
+c_empty() { test "$(sa_count c)" = 0; }
 assert "xfrm-esn: site c heard the delete and removed its SAs" retry 25 0.2 c_empty
-no_states() { test "$(in_site a ip xfrm state | grep -c '^src' || true)" = 0; }
+no_states() { test "$(sa_count a)" = 0; }
 assert "the peer's deletes removed every SA on site a" retry 25 0.2 no_states
 if grep -q "$PSK" "$IT_WORK/daemon-a.log" "$IT_WORK/daemon-c.log"; then
   fail "the PSK appears in a daemon log"

@@ -11,7 +11,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 it_init 85-crash-safety
 
 ROUTEVPN=${ROUTEVPN:-$PWD/target/debug/routevpn}
-KILL_RUNS=${KILL_RUNS:-100}
+KILL_RUNS=${KILL_RUNS:-120}
 LOOP_RUNS=${LOOP_RUNS:-20}
 # Each phase stops early past its budget (TCG on a loaded host is many times slower).
 KILL_BUDGET=${KILL_BUDGET:-240} LOOP_BUDGET=${LOOP_BUDGET:-180}
