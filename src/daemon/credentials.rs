@@ -35,7 +35,10 @@ fn local(credential: &LocalCredential, send_cert: SendCert) -> Result<LocalAuth,
             let key = PrivateKey::from_pem(pem.expose(), &origin).map_err(|e| e.to_string())?;
             let chain = match certificate {
                 Some(path) => {
-                    let chain = CertChain::load(path).map_err(|e| e.to_string())?;
+                    // Through the profile reader: a FIFO or device in its place cannot block.
+                    let pem = file::read(path)
+                        .map_err(|e| format!("certificate {}: {e}", path.display()))?;
+                    let chain = CertChain::from_pem(&pem, path).map_err(|e| e.to_string())?;
                     chain
                         .check_private_key(&key, &origin)
                         .map_err(|e| e.to_string())?;
