@@ -6,7 +6,7 @@ mod credentials;
 mod cross;
 mod diagnostic;
 mod fields;
-pub mod file;
+pub use crate::file;
 mod ike;
 mod interface;
 pub mod keys;

@@ -161,9 +161,9 @@ impl PrivateKey {
     /// Reads a PEM private key file; errors name the file, never its content.
     pub fn load(path: &Path) -> Result<Self, KeyError> {
         let origin = path.display().to_string();
-        let pem = std::fs::read(path)
+        let pem = crate::file::read(path)
             .map(Secret::new)
-            .map_err(|e| KeyError::new(&origin, e.into()))?;
+            .map_err(|e| KeyError::new(&origin, io::Error::other(e.to_string()).into()))?;
         Self::from_pem(pem.expose(), &origin)
     }
 

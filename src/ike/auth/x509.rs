@@ -73,7 +73,8 @@ fn load_error(origin: &Path, reason: impl fmt::Display) -> CertError {
 }
 
 fn read_file(path: &Path) -> Result<Vec<u8>, CertError> {
-    std::fs::read(path).map_err(|e| load_error(path, format!("cannot read: {e}")))
+    // Regular files only, bounded: a FIFO or device named as a CA must not hang the daemon.
+    crate::file::read(path).map_err(|e| load_error(path, format!("cannot read: {e}")))
 }
 
 fn subject_of(cert: &X509Ref) -> String {

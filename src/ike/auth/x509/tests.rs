@@ -533,3 +533,27 @@ fn our_private_key_must_belong_to_our_certificate() {
         "/etc/routevpn/sub.key: private key does not belong to certificate \"C=CH, O=Bank, CN=vpn.bank.ch\""
     );
 }
+
+/// A FIFO named as a CA, a certificate or a private key is refused at once: the daemon
+/// loads these on its event loop, where a blocking open would stop every tunnel.
+#[test]
+fn credential_files_that_are_not_regular_files_are_refused_without_blocking() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("ca.pem");
+    crate::file::mkfifo(&fifo);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let path = fifo.clone();
+    std::thread::spawn(move || {
+        let ca = TrustStore::load(std::slice::from_ref(&path), &[]).map(|_| ());
+        let cert = CertChain::load(&path).map(|_| ());
+        let key = crate::ike::auth::keys::PrivateKey::load(&path).map(|_| ());
+        let _ = tx.send((ca.is_err(), cert.is_err(), key.map_err(|e| e.to_string())));
+    });
+    // A blocked open never answers; the FIFO's writer side is never opened here.
+    let (ca, cert, key) = rx
+        .recv_timeout(std::time::Duration::from_secs(10))
+        .expect("loading a FIFO blocked");
+    assert!(ca && cert, "a FIFO was accepted as a certificate file");
+    let key = key.unwrap_err();
+    assert!(key.contains("a FIFO"), "{key}");
+}

@@ -1,4 +1,4 @@
-//! Reading profiles and secret files: regular files only, bounded in size, never blocking.
+//! Reading profiles, secrets and credentials: regular files only, bounded in size, never blocking.
 //!
 //! A profile that cannot be read must stop the load (a skipped file would remove its
 //! tunnel), and a FIFO or `/dev/zero` named by mistake must not hang or exhaust memory.
