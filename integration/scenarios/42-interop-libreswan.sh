@@ -279,7 +279,7 @@ assert "no IKE SA deleted or restarted, no rekey failed" \
   test "$(count 'IKE SA deleted\|initiating again\|rekeying failed\|rekeying the IKE SA failed')" = 0
 assert_only_esp "only ESP on the outer link during the rekeys" "$IT_WORK/rekey.pcap" 2000
 # the rekeyed SAs are gone: one CHILD SA per tunnel left in a's kernel (6 tunnels x 2)
-settled() { test "$(in_site a ip xfrm state | grep -c '^src' || true)" = 12; }
+settled() { test "$(sa_count a)" = 12; }
 assert "old SAs removed: 12 states on site a" retry 25 0.2 settled
 
 # --- pluto crashes; DPD on vti-d restarts the tunnel once pluto is back

@@ -151,7 +151,7 @@ same() { test "$(spis "$1")" = "$(theirs "$1")"; }
 ike_spis() {
   ours "' '.join(sa['spi_i'] + '_' + sa['spi_r'] for sa in s['ike_sas'] if sa['name']=='$1')"
 }
-states() { in_site a ip xfrm state | grep -c '^src' || true; }
+states() { sa_count a; }
 
 for name in vti-pfs gre-tr; do
   out=$(rv up "$name" 2>&1) || true

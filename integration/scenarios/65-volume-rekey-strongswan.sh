@@ -92,7 +92,7 @@ same() { test "$(spis)" = "$(theirs)"; }
 assert "charon holds the same CHILD SA (ours $(spis), charon's $(theirs))" retry 10 1 same
 assert "the SPIs changed (first inbound $first, now $(spis))" test "${first}" != "$(spis | cut -d/ -f1)"
 assert "no CHILD SA was lost to the hard limit" test "$(grep -c 'CHILD SA removed' "$IT_WORK/daemon-a.log")" = "$rekeys"
-settled() { test "$(in_site a ip xfrm state | grep -c '^src')" = 4; }
+settled() { test "$(sa_count a)" = 4; }
 assert "one SA pair per CHILD SA left on site a" retry 25 0.2 settled
 
 it_finish
