@@ -5,7 +5,11 @@
 #     are added, changed and removed; every 10 runs and at the end one apply converges (the
 #     next makes 0 changes), and with every profile removed nothing of routevpn's is left
 #     (links, addresses, proto 210 routes, rules, XFRM, nftables table, sysctls);
-# (b) three loops of apply / up / down in parallel: no run fails, the end state converges.
+# (b) three loops of apply / up / down in parallel: no run fails, the end state converges;
+# (c) the daemon (IKE tunnels, IPv4 and IPv6 outer, against a routevpn peer) killed with
+#     SIGKILL at random instants while it starts, negotiates and installs SAs: each new daemon
+#     removes what the killed one left, the last one holds exactly its tunnels' SAs and
+#     converges, and once stopped with every profile removed nothing of routevpn's is left.
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 . "$here/../lib.sh"
 it_init 85-crash-safety
@@ -15,6 +19,7 @@ KILL_RUNS=${KILL_RUNS:-120}
 LOOP_RUNS=${LOOP_RUNS:-20}
 # Each phase stops early past its budget (TCG on a loaded host is many times slower).
 KILL_BUDGET=${KILL_BUDGET:-240} LOOP_BUDGET=${LOOP_BUDGET:-180}
+DAEMON_KILL_RUNS=${DAEMON_KILL_RUNS:-30} DAEMON_KILL_BUDGET=${DAEMON_KILL_BUDGET:-120}
 modprobe -a ip_vti ip6_vti ip_gre xfrm_interface esp4 esp6 dummy
 
 site_add a
@@ -233,4 +238,130 @@ rm -f "$CONF"/*.toml
 assert "apply with every profile removed" rv apply
 check_clean "after the parallel loops"
 
-log "summary: runs killed $killed ($writing among their kernel writes), leaks found $LEAKS, concurrent runs failed $failed of $concurrent"
+# --- (c) the daemon killed at random instants. Site a's daemon initiates two IKE tunnels
+# (a VTI over IPv4, an XFRM interface over IPv6 carrying both families); site b's daemon
+# answers (start and close action none: it never initiates) and stays up throughout.
+PSK=$(od -An -tx1 -N24 /dev/urandom | tr -d ' \n')
+# ike_site SITE L4 R4 L6 R6 LNET RNET START: the IKE profiles and PSK of one site.
+ike_site() {
+  local site=$1 l4=$2 r4=$3 l6=$4 r6=$5 ln=$6 rn=$7 start=$8 dir=$IT_WORK/d-$1
+  mkdir -p "$dir/tunnels" "$dir/secrets" "$dir/state"
+  chmod 700 "$dir/secrets"
+  printf '%s\n' "$PSK" >"$dir/secrets/psk"
+  chmod 600 "$dir/secrets/psk"
+  cat >"$dir/tunnels/ike4.toml" <<EOF
+kind = "vti"
+local = "$l4"
+remote = "$r4"
+[ike]
+proposals = ["aes128gcm16-prfsha256-x25519"]
+psk_file = "../secrets/psk"
+start_action = "$start"
+close_action = "$start"
+[[child]]
+local_ts = ["10.$ln.7.0/24"]
+remote_ts = ["10.$rn.7.0/24"]
+esp_proposals = ["aes128gcm16"]
+[interface]
+name = "ike4"
+addresses = ["10.$ln.7.1/32"]
+[[route]]
+to = "10.$rn.7.0/24"
+src = "10.$ln.7.1"
+EOF
+  cat >"$dir/tunnels/ike6.toml" <<EOF
+kind = "xfrm"
+local = "$l6"
+remote = "$r6"
+[ike]
+proposals = ["aes256gcm16-prfsha384-ecp256"]
+psk_file = "../secrets/psk"
+start_action = "$start"
+close_action = "$start"
+[[child]]
+local_ts = ["10.$ln.8.0/24", "fd00:87:$ln::/64"]
+remote_ts = ["10.$rn.8.0/24", "fd00:87:$rn::/64"]
+esp_proposals = ["aes256gcm16"]
+[interface]
+name = "ike6"
+addresses = ["10.$ln.8.1/32", "fd00:87:$ln::1/128"]
+[[route]]
+to = "10.$rn.8.0/24"
+src = "10.$ln.8.1"
+[[route]]
+to = "fd00:87:$rn::/64"
+src = "fd00:87:$ln::1"
+EOF
+}
+ike_site a 192.0.2.1 192.0.2.2 2001:db8:85::1 2001:db8:85::2 1 2 start
+ike_site b 192.0.2.2 192.0.2.1 2001:db8:85::2 2001:db8:85::1 2 1 none
+rvd() {
+  local site=$1
+  shift
+  in_site "$site" "$ROUTEVPN" --config-dir "$IT_WORK/d-$site/tunnels" --state-dir "$IT_WORK/d-$site/state" "$@"
+}
+# daemon_run SITE: starts SITE's daemon; DAEMON_PID is the daemon itself (exec all the way).
+daemon_run() {
+  (exec ip netns exec "$1" "$ROUTEVPN" --config-dir "$IT_WORK/d-$1/tunnels" \
+    --state-dir "$IT_WORK/d-$1/state" daemon >>"$IT_WORK/daemon-$1.log" 2>&1) &
+  DAEMON_PID=$!
+  IT_PIDS+=("$DAEMON_PID")
+}
+installed() {
+  rvd a status --json 2>/dev/null | python3 -c '
+import json, sys
+s = json.load(sys.stdin)
+print(sum(c["state"] == "INSTALLED" for sa in s["ike_sas"] if sa["state"] == "ESTABLISHED" for c in sa["children"]))'
+}
+both_installed() { test "$(installed)" = 2; }
+daemon_run b
+DAEMON_B=$DAEMON_PID
+if retry 100 0.2 rvd b status --json >/dev/null 2>&1; then pass "site b's daemon answers"; else fail "site b's daemon did not start"; fi
+# How long a daemon takes from its start to both tunnels installed: the kills land across it.
+start=$(date +%s%N)
+daemon_run a
+assert "a first daemon brings both tunnels up" retry 300 0.1 both_installed
+daemon_ms=$((($(date +%s%N) - start) / 1000000))
+assert "both SA pairs are in site a's kernel" test "$(sa_count a)" = 4
+log "a daemon takes ${daemon_ms} ms to install both tunnels; killing up to ${DAEMON_KILL_RUNS} daemons (budget ${DAEMON_KILL_BUDGET} s)"
+daemon_killed=0 with_sas=0 t0=$SECONDS
+for ((run = 1; run <= DAEMON_KILL_RUNS && SECONDS - t0 < DAEMON_KILL_BUDGET; run++)); do
+  kill -KILL "$DAEMON_PID" 2>/dev/null || true
+  wait "$DAEMON_PID" 2>/dev/null || true
+  daemon_run a
+  # A uniform instant over 1.5 times the start-up span: some kills find everything up.
+  nap_ms $((RANDOM * daemon_ms * 3 / 2 / 32768))
+  if kill -0 "$DAEMON_PID" 2>/dev/null; then
+    daemon_killed=$((daemon_killed + 1))
+    if (($(sa_count a) > 0)); then with_sas=$((with_sas + 1)); fi
+  fi
+done
+kill -KILL "$DAEMON_PID" 2>/dev/null || true
+wait "$DAEMON_PID" 2>/dev/null || true
+log "daemons killed: $daemon_killed of $((run - 1)) ($with_sas with SAs in the kernel) in $((SECONDS - t0)) s"
+assert "daemons were killed with SAs in the kernel ($with_sas)" test "$with_sas" -gt 0
+daemon_run a
+assert "the daemon after the kills brings both tunnels up" retry 300 0.1 both_installed
+exactly_ours() { test "$(sa_count a)/$(sa_count b)" = 4/4; }
+if retry 100 0.2 exactly_ours; then
+  pass "after the kills each site holds exactly its 4 SAs (none left by a killed daemon)"
+else
+  fail "after the kills: site a holds $(sa_count a) SAs, site b $(sa_count b), wanted 4/4"
+fi
+assert "ping over the IPv4 tunnel" ping_from a 10.1.7.1 10.2.7.1
+assert "IPv4 over the IPv6 tunnel" ping_from a 10.1.8.1 10.2.8.1
+assert "IPv6 over the IPv6 tunnel" ping_from a fd00:87:1::1 fd00:87:2::1
+kill -TERM "$DAEMON_PID"
+wait "$DAEMON_PID" 2>/dev/null || true
+no_sas() { test "$(sa_count a)/$(sa_count b)" = 0/0; }
+if retry 100 0.2 no_sas; then pass "a stopped daemon leaves no SA on either site"; else fail "SAs left after the stop: $(sa_count a)/$(sa_count b)"; fi
+# The stopped daemon leaves its fail-closed dataplane, which must be exactly the plan.
+d_changes=$(rvd a apply 2>>"$IT_WORK/apply.log" | sed -n 's/^apply: \([0-9]*\) change.*/\1/p')
+assert "the dataplane left by the last daemon is the plan (an apply makes '$d_changes' changes)" test "$d_changes" = 0
+rm -f "$IT_WORK/d-a/tunnels"/*.toml
+assert "apply with every profile removed" rvd a apply
+check_clean "after the daemon kills"
+kill -TERM "$DAEMON_B"
+wait "$DAEMON_B" 2>/dev/null || true
+
+log "summary: runs killed $killed ($writing among their kernel writes), leaks found $LEAKS, concurrent runs failed $failed of $concurrent, daemons killed $daemon_killed ($with_sas with SAs in the kernel)"
