@@ -86,6 +86,10 @@ pub enum Command {
         /// UDP port for NAT traversal (IKE and ESP in UDP).
         #[arg(long, default_value_t = 4500, value_name = "PORT")]
         natt_port: u16,
+        /// Serve Prometheus metrics at GET /metrics on this TCP address (127.0.0.1:9505)
+        /// or unix socket (unix:/run/routevpn/metrics.sock). Off by default.
+        #[arg(long, value_name = "ADDRESS")]
+        metrics: Option<crate::daemon::metrics::server::Address>,
     },
     /// Show routevpn at work: two sites in network namespaces, a daemon in each, a VTI and a
     /// GRE-over-IPsec tunnel negotiated between them, a ping across each, their SAs; then

@@ -75,6 +75,7 @@ fn main() -> ExitCode {
         Command::Daemon {
             ike_port,
             natt_port,
+            ref metrics,
         } => {
             let daemon_options = DaemonOptions {
                 config_dir: cli.config_dir.clone(),
@@ -83,6 +84,7 @@ fn main() -> ExitCode {
                 profile: options,
                 ike_port,
                 natt_port,
+                metrics: metrics.clone(),
             };
             match daemon::run(daemon_options) {
                 Ok(()) => ExitCode::SUCCESS,

@@ -5,6 +5,8 @@ use std::io::{BufRead, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 
+use std::sync::atomic::Ordering;
+
 use super::*;
 
 /// Stands in for the daemon's loop: answers every request with "served".

@@ -10,11 +10,13 @@
 //!                                                  ──> events ──> log, waiting `up`s
 //! ```
 
+mod accept;
 pub mod control;
 mod control_server;
 mod credentials;
 mod dataplane;
 mod failures;
+pub mod metrics;
 mod psk;
 pub mod report;
 pub mod sas;
@@ -47,6 +49,8 @@ pub struct DaemonOptions {
     pub profile: Options,
     pub ike_port: u16,
     pub natt_port: u16,
+    /// Where to serve Prometheus metrics, if anywhere.
+    pub metrics: Option<metrics::server::Address>,
 }
 
 /// How long `up` waits for the CHILD SAs before answering "still negotiating".
@@ -106,6 +110,7 @@ struct Daemon {
     ike_children: sas::Children,
     /// `up` requests waiting for their tunnel's CHILD SA (or its failure).
     waiters: BTreeMap<String, Vec<oneshot::Sender<Response>>>,
+    metrics: metrics::Recorder,
 }
 
 impl Daemon {
@@ -134,6 +139,7 @@ impl Daemon {
             applied: Vec::new(),
             ike_children: sas::Children::default(),
             waiters: BTreeMap::new(),
+            metrics: metrics::Recorder::default(),
         };
         daemon.reload(true)?;
         // A daemon killed before could not remove its SAs; no IKE SA owns them now.
@@ -142,6 +148,12 @@ impl Daemon {
         let limits = control_server::Limits::default();
         control_server::listen(&daemon.options.socket, daemon.inbound.clone(), limits)
             .map_err(|e| format!("control socket {}: {e}", daemon.options.socket.display()))?;
+        if let Some(address) = &daemon.options.metrics {
+            let limits = metrics::server::Limits::default();
+            metrics::server::listen(address, daemon.inbound.clone(), limits)
+                .map_err(|e| format!("metrics listener {address}: {e}"))?;
+            log(format_args!("serving metrics on {address}"));
+        }
         log(format_args!(
             "listening on {} (IKE port {}, NAT-T port {}), {} tunnel(s)",
             daemon.options.socket.display(),
@@ -227,6 +239,7 @@ impl Daemon {
         // One apply at a time across the CLI and the daemon (the state lock).
         let _held = lock::exclusive(&paths.apply_lock(), "daemon", |m| log(m))
             .map_err(|e| format!("apply: {e}"))?;
+        let started = Instant::now();
         let applied = dataplane::apply_each(
             &mut self.kernel,
             &self.tunnels,
@@ -245,6 +258,7 @@ impl Daemon {
             failed,
         } = applied;
         self.applied = tunnels;
+        (self.metrics).applied(started.elapsed(), outcome.writes as u64);
         for (name, error, wait, kept) in &failed {
             let what = if *kept {
                 "keeps its previous profile"
@@ -372,6 +386,9 @@ impl Daemon {
                         self.engine.child_sa_expired(Instant::now(), destination, spi, hard);
                     }
                     Some(Inbound::Acquired { reqid }) => self.engine.acquire(Instant::now(), reqid),
+                    Some(Inbound::Metrics { reply }) => {
+                        let _ = reply.send(self.exposition());
+                    }
                     None => return Err("all sockets closed".into()),
                 },
                 () = tokio::time::sleep_until(deadline) => {
@@ -437,6 +454,7 @@ impl Daemon {
         }
         while let Some(event) = self.engine.poll_event() {
             log(&event);
+            self.metrics.event(&event, std::time::SystemTime::now());
             match &event {
                 Event::ChildInstalled { name, .. } => {
                     self.answer(
@@ -450,6 +468,26 @@ impl Daemon {
                 _ => {}
             }
         }
+    }
+
+    /// The metrics now; the kernel's SA counters that cannot be read make it an error.
+    fn exposition(&mut self) -> Result<String, String> {
+        let kernel = (self.kernel.sa_status()).map_err(|e| format!("reading the SAs: {e}"))?;
+        let sas = report::build(&self.engine.status(), &kernel, Instant::now());
+        let tunnels: Vec<String> = self.tunnels.iter().map(|t| t.name.clone()).collect();
+        let ike_tunnels: Vec<String> = (tunnels.iter())
+            .filter(|n| self.ike_tunnel(n))
+            .cloned()
+            .collect();
+        let snapshot = metrics::Snapshot {
+            tunnels: &tunnels,
+            ike_tunnels: &ike_tunnels,
+            sas: &sas,
+            dpd: self.engine.dpd_counters(),
+            failing: &self.failing.reports(Instant::now()),
+            now: std::time::SystemTime::now(),
+        };
+        Ok(metrics::render(&self.metrics, &snapshot))
     }
 
     fn answer(&mut self, name: &str, response: Response) {

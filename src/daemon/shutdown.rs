@@ -40,6 +40,9 @@ impl Daemon {
                     Some(Inbound::Control { reply, .. }) => {
                         let _ = reply.send(Response::error("the daemon is stopping"));
                     }
+                    Some(Inbound::Metrics { reply }) => {
+                        let _ = reply.send(Err("the daemon is stopping".into()));
+                    }
                     // Expiries and acquires: every SA goes anyway, none is negotiated.
                     Some(Inbound::Expired { .. } | Inbound::Acquired { .. }) => {}
                     None => break,
