@@ -17,6 +17,7 @@ mod credentials;
 mod dataplane;
 mod failures;
 pub mod metrics;
+mod notify;
 mod psk;
 pub mod report;
 pub mod sas;
@@ -33,7 +34,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::apply::kernel::Kernel;
 use crate::apply::netlink::LinuxKernel;
 use crate::apply::state::{lock, Paths};
-use crate::ike::engine::{Engine, EngineConfig, EngineConnection, Event, KernelAction};
+use crate::ike::engine::{Engine, EngineConfig, EngineConnection, Event, IkeSaState, KernelAction};
 use crate::model::{StartAction, Tunnel};
 use crate::plan::Endpoint;
 use crate::profile::{self, Options};
@@ -63,6 +64,13 @@ fn log(line: impl std::fmt::Display) {
     use std::io::Write;
     let text = format!("routevpn: {line}\n");
     let _ = std::io::stderr().lock().write_all(text.as_bytes());
+}
+
+/// Logs a notification systemd could not be sent (the daemon runs on regardless).
+fn notified(sent: std::io::Result<()>) {
+    if let Err(e) = sent {
+        log(format_args!("notifying systemd: {e}"));
+    }
 }
 
 /// Gives the heap's free pages back to the system. Loading and applying many profiles
@@ -111,6 +119,9 @@ struct Daemon {
     /// `up` requests waiting for their tunnel's CHILD SA (or its failure).
     waiters: BTreeMap<String, Vec<oneshot::Sender<Response>>>,
     metrics: metrics::Recorder,
+    systemd: notify::Notifier,
+    /// Something changed what the STATUS line says (an event, an apply).
+    status_changed: bool,
 }
 
 impl Daemon {
@@ -140,6 +151,8 @@ impl Daemon {
             ike_children: sas::Children::default(),
             waiters: BTreeMap::new(),
             metrics: metrics::Recorder::default(),
+            systemd: notify::Notifier::from_env()?,
+            status_changed: false,
         };
         daemon.reload(true)?;
         // A daemon killed before could not remove its SAs; no IKE SA owns them now.
@@ -166,7 +179,22 @@ impl Daemon {
             daemon.start_tunnel(name);
         }
         daemon.drain();
+        let status = daemon.status_line();
+        notified(daemon.systemd.ready(status));
         Ok(daemon)
+    }
+
+    /// What systemd shows for the daemon ("3 tunnel(s), 3 established").
+    fn status_line(&self) -> String {
+        let established: BTreeSet<String> = (self.engine.status().into_iter())
+            .filter(|s| s.state == IkeSaState::Established && !s.children.is_empty())
+            .map(|s| s.name)
+            .collect();
+        let failing = self.failing.reports(Instant::now()).len();
+        let manual = (self.enabled.iter())
+            .filter(|n| !self.ike_tunnel(n) && self.failing.error(n).is_none())
+            .count();
+        notify::status_line(self.tunnels.len(), established.len(), manual, failing)
     }
 
     /// Initiates `name` or waits for its traffic, as its start_action says, unless it has
@@ -258,6 +286,7 @@ impl Daemon {
             failed,
         } = applied;
         self.applied = tunnels;
+        self.status_changed = true;
         (self.metrics).applied(started.elapsed(), outcome.writes as u64);
         for (name, error, wait, kept) in &failed {
             let what = if *kept {
@@ -371,6 +400,8 @@ impl Daemon {
         let mut term = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
         let mut int = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
         let mut hup = signal(SignalKind::hangup()).map_err(|e| e.to_string())?;
+        let watchdog = self.systemd.watchdog;
+        let mut next_ping = tokio::time::Instant::now();
         loop {
             let far = Instant::now() + Duration::from_secs(3600);
             let next = [self.engine.next_timeout(), self.failing.next_retry()];
@@ -398,13 +429,26 @@ impl Daemon {
                 _ = term.recv() => break,
                 _ = int.recv() => break,
                 _ = hup.recv() => {
+                    notified(self.systemd.reloading());
                     if let Err(e) = self.reload(false) {
                         log(format_args!("reload: {e}"));
                     }
+                    let status = self.status_line();
+                    notified(self.systemd.ready(status));
+                }
+                // From this loop: if it hangs, the pings stop and systemd steps in.
+                () = tokio::time::sleep_until(next_ping), if watchdog.is_some() => {
+                    notified(self.systemd.watchdog_ping());
+                    next_ping = tokio::time::Instant::now() + watchdog.unwrap_or_default();
                 }
             }
             self.drain();
+            if std::mem::take(&mut self.status_changed) {
+                let status = self.status_line();
+                notified(self.systemd.status(status));
+            }
         }
+        notified(self.systemd.stopping());
         self.shutdown(&mut rx).await;
         Ok(())
     }
@@ -453,6 +497,7 @@ impl Daemon {
             }
         }
         while let Some(event) = self.engine.poll_event() {
+            self.status_changed = true;
             log(&event);
             self.metrics.event(&event, std::time::SystemTime::now());
             match &event {
