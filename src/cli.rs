@@ -90,6 +90,10 @@ pub enum Command {
         /// or unix socket (unix:/run/routevpn/metrics.sock). Off by default.
         #[arg(long, value_name = "ADDRESS")]
         metrics: Option<crate::daemon::metrics::server::Address>,
+        /// Log level (error, warn, info, debug, trace), per module too, like RUST_LOG:
+        /// "info,ike=debug,apply=warn". Modules: daemon, ike, apply, systemd.
+        #[arg(long, value_name = "FILTER", default_value = "info")]
+        log_level: crate::daemon::logging::Filter,
     },
     /// Show routevpn at work: two sites in network namespaces, a daemon in each, a VTI and a
     /// GRE-over-IPsec tunnel negotiated between them, a ping across each, their SAs; then

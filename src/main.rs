@@ -76,6 +76,7 @@ fn main() -> ExitCode {
             ike_port,
             natt_port,
             ref metrics,
+            ref log_level,
         } => {
             let daemon_options = DaemonOptions {
                 config_dir: cli.config_dir.clone(),
@@ -85,6 +86,7 @@ fn main() -> ExitCode {
                 ike_port,
                 natt_port,
                 metrics: metrics.clone(),
+                log: log_level.clone(),
             };
             match daemon::run(daemon_options) {
                 Ok(()) => ExitCode::SUCCESS,

@@ -54,6 +54,14 @@ fn the_daemon_notifies_ready_reloading_stopping_and_pings_the_watchdog() {
         .set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
     let metrics = dir.path().join("metrics.sock");
+    // Stands in for the journal's stream: JOURNAL_STREAM names it by device and inode.
+    let journal_path = dir.path().join("journal");
+    let journal = std::fs::File::create(&journal_path).unwrap();
+    let stream = {
+        use std::os::unix::fs::MetadataExt;
+        let m = journal.metadata().unwrap();
+        format!("{}:{}", m.dev(), m.ino())
+    };
     let mut command = Command::new(env!("CARGO_BIN_EXE_routevpn"));
     command
         .arg("--config-dir")
@@ -63,11 +71,14 @@ fn the_daemon_notifies_ready_reloading_stopping_and_pings_the_watchdog() {
         .arg("daemon")
         .arg("--metrics")
         .arg(format!("unix:{}", metrics.display()))
+        .arg("--log-level")
+        .arg("error,daemon=info")
+        .env("JOURNAL_STREAM", stream)
         .env("NOTIFY_SOCKET", &notify)
         // A ping every 200 ms.
         .env("WATCHDOG_USEC", "400000")
         .env_remove("WATCHDOG_PID")
-        .stderr(Stdio::null());
+        .stderr(Stdio::from(journal));
     // SAFETY: unshare(2) between fork and exec touches nothing of the parent's.
     unsafe {
         command.pre_exec(|| {
@@ -119,4 +130,15 @@ fn the_daemon_notifies_ready_reloading_stopping_and_pings_the_watchdog() {
     let mut daemon = daemon;
     let status = daemon.0.wait().unwrap();
     assert!(status.success(), "{status}");
+    // Daemon records at info, with the journal's priority prefix; nothing else.
+    let log = std::fs::read_to_string(&journal_path).unwrap();
+    let lines: Vec<&str> = log.lines().collect();
+    assert!(
+        lines
+            .first()
+            .is_some_and(|l| l.starts_with("<6>daemon: serving metrics on unix:")),
+        "{log}"
+    );
+    assert!(lines.iter().all(|l| l.starts_with("<6>daemon: ")), "{log}");
+    assert_eq!(lines.last(), Some(&"<6>daemon: stopped"), "{log}");
 }

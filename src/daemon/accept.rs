@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use tokio::sync::Semaphore;
 
-use super::log;
+use super::{log, logging};
 
 /// A listening socket of either family.
 pub trait Listener: Send + 'static {
@@ -92,10 +92,13 @@ where
                 Err(e) => {
                     // One line per burst: a full file table would otherwise flood the log.
                     if failures == 0 {
-                        log(format_args!(
-                            "{what}: accept failed: {e}; retrying every {} ms",
-                            capacity.accept_backoff.as_millis()
-                        ));
+                        logging::error(
+                            logging::DAEMON,
+                            format_args!(
+                                "{what}: accept failed: {e}; retrying every {} ms",
+                                capacity.accept_backoff.as_millis()
+                            ),
+                        );
                     }
                     failures += 1;
                     seen.failed_accepts.fetch_add(1, Ordering::Relaxed);

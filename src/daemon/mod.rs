@@ -16,6 +16,8 @@ mod control_server;
 mod credentials;
 mod dataplane;
 mod failures;
+pub mod ike_log;
+pub mod logging;
 pub mod metrics;
 mod notify;
 mod psk;
@@ -39,6 +41,7 @@ use crate::model::{StartAction, Tunnel};
 use crate::plan::Endpoint;
 use crate::profile::{self, Options};
 use control::{Request, Response};
+use logging::{APPLY, DAEMON, IKE};
 use sockets::{Inbound, Sockets};
 
 /// What `routevpn daemon` was started with.
@@ -52,24 +55,21 @@ pub struct DaemonOptions {
     pub natt_port: u16,
     /// Where to serve Prometheus metrics, if anywhere.
     pub metrics: Option<metrics::server::Address>,
+    pub log: logging::Filter,
 }
 
 /// How long `up` waits for the CHILD SAs before answering "still negotiating".
 const UP_WAIT: Duration = Duration::from_secs(30);
 
-/// One line on stderr, written with a single write(2): `eprintln!` writes every formatted
-/// piece separately (11 system calls for a line shaped like an IKE SA event, seen with
-/// strace on a test program).
+/// An info record about the daemon itself (logging.rs).
 fn log(line: impl std::fmt::Display) {
-    use std::io::Write;
-    let text = format!("routevpn: {line}\n");
-    let _ = std::io::stderr().lock().write_all(text.as_bytes());
+    logging::info(logging::DAEMON, line);
 }
 
 /// Logs a notification systemd could not be sent (the daemon runs on regardless).
 fn notified(sent: std::io::Result<()>) {
     if let Err(e) = sent {
-        log(format_args!("notifying systemd: {e}"));
+        logging::warn(logging::SYSTEMD, format_args!("notifying systemd: {e}"));
     }
 }
 
@@ -86,6 +86,7 @@ fn release_free_memory() {
 
 /// Runs until SIGTERM or SIGINT; errors are about starting (profiles, sockets, netlink).
 pub fn run(options: DaemonOptions) -> Result<(), String> {
+    logging::init(options.log.clone(), logging::Sink::Stderr)?;
     // Held for the daemon's life: the CLI then never applies behind its back.
     let _daemon_lock = lock::try_exclusive(&options.paths.daemon_lock(), "daemon")?;
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -211,9 +212,12 @@ impl Daemon {
             StartAction::Start => {
                 let _ = self.engine.initiate(Instant::now(), name);
             }
-            StartAction::Trap => log(format_args!(
-                "{name}: negotiating when traffic for it arrives (start_action = trap)"
-            )),
+            StartAction::Trap => logging::info(
+                IKE,
+                format_args!(
+                    "{name}: negotiating when traffic for it arrives (start_action = trap)"
+                ),
+            ),
             StartAction::None => {}
         }
     }
@@ -235,7 +239,7 @@ impl Daemon {
             self.options.profile,
         );
         for d in &loaded.diagnostics {
-            log(d);
+            logging::warn(APPLY, d);
         }
         let tunnels = loaded
             .tunnels
@@ -265,7 +269,7 @@ impl Daemon {
     fn apply(&mut self) -> Result<(), String> {
         let paths = &self.options.paths;
         // One apply at a time across the CLI and the daemon (the state lock).
-        let _held = lock::exclusive(&paths.apply_lock(), "daemon", |m| log(m))
+        let _held = lock::exclusive(&paths.apply_lock(), "daemon", |m| logging::info(APPLY, m))
             .map_err(|e| format!("apply: {e}"))?;
         let started = Instant::now();
         let applied = dataplane::apply_each(
@@ -294,22 +298,25 @@ impl Daemon {
             } else {
                 "left out"
             };
-            log(format_args!(
-                "{name}: {what}, retrying in {} s: {error}",
-                wait.as_secs()
-            ));
+            logging::error(
+                APPLY,
+                format_args!("{name}: {what}, retrying in {} s: {error}", wait.as_secs()),
+            );
             if !kept {
                 self.drop_connection(name);
             }
         }
         for warning in &outcome.warnings {
-            log(format_args!("warning: {warning}"));
+            logging::warn(APPLY, warning);
         }
         if outcome.writes > 0 {
-            log(format_args!(
-                "dataplane: {} changes ({} created, {} updated, {} deleted)",
-                outcome.writes, outcome.created, outcome.updated, outcome.deleted
-            ));
+            logging::info(
+                APPLY,
+                format_args!(
+                    "dataplane: {} changes ({} created, {} updated, {} deleted)",
+                    outcome.writes, outcome.created, outcome.updated, outcome.deleted
+                ),
+            );
         }
         self.unusable_credentials.clear();
         for t in &plan.tunnels {
@@ -321,10 +328,10 @@ impl Daemon {
                 Endpoint::DefaultRoute => match self.kernel.egress(t.ike.remote) {
                     Ok(e) => e.source,
                     Err(e) => {
-                        log(format_args!(
-                            "{}: no route to the peer {}: {e}",
-                            t.name, t.ike.remote
-                        ));
+                        logging::error(
+                            APPLY,
+                            format_args!("{}: no route to the peer {}: {e}", t.name, t.ike.remote),
+                        );
                         continue;
                     }
                 },
@@ -332,13 +339,13 @@ impl Daemon {
             let (local_auth, remote_auth) = match credentials::authenticators(auth) {
                 Ok(authenticators) => authenticators,
                 Err(e) => {
-                    log(format_args!("{}: {e}", t.name));
+                    logging::error(IKE, format_args!("{}: {e}", t.name));
                     self.unusable_credentials.insert(t.name.clone(), e);
                     continue;
                 }
             };
             if let Err(e) = self.sockets.bind(local_addr, &self.inbound) {
-                log(format_args!("{}: {e}", t.name));
+                logging::error(IKE, format_args!("{}: {e}", t.name));
                 continue;
             }
             self.engine.add_connection(EngineConnection {
@@ -352,13 +359,14 @@ impl Daemon {
         if !recovered.is_empty() {
             // Their reqids were not swept at start.
             if let Err(e) = self.sweep_orphans() {
-                log(e);
+                logging::error(APPLY, e);
             }
         }
         for (name, attempts) in &recovered {
-            log(format_args!(
-                "{name}: dataplane applied after {attempts} failed attempt(s)"
-            ));
+            logging::info(
+                APPLY,
+                format_args!("{name}: dataplane applied after {attempts} failed attempt(s)"),
+            );
             self.start_tunnel(name);
         }
         Ok(())
@@ -370,9 +378,10 @@ impl Daemon {
             .sweep_orphans(&mut self.kernel, &self.ike_children)
             .map_err(|e| format!("removing SAs left by an earlier daemon: {e}"))?;
         if swept > 0 {
-            log(format_args!(
-                "removed {swept} SA(s) left by an earlier daemon"
-            ));
+            logging::info(
+                APPLY,
+                format_args!("removed {swept} SA(s) left by an earlier daemon"),
+            );
         }
         Ok(())
     }
@@ -381,7 +390,7 @@ impl Daemon {
     fn drop_connection(&mut self, name: &str) {
         let _ = self.engine.remove_connection(Instant::now(), name);
         for e in self.installed.remove_connection(&mut self.kernel, name) {
-            log(format_args!("{name}: removing its SAs: {e}"));
+            logging::error(IKE, format_args!("{name}: removing its SAs: {e}"));
         }
     }
 
@@ -390,7 +399,7 @@ impl Daemon {
         let now = Instant::now();
         if self.failing.next_retry().is_some_and(|at| at <= now) {
             if let Err(e) = self.apply() {
-                log(format_args!("retrying the failed tunnels: {e}"));
+                logging::error(APPLY, format_args!("retrying the failed tunnels: {e}"));
             }
         }
     }
@@ -410,6 +419,7 @@ impl Daemon {
             tokio::select! {
                 message = rx.recv() => match message {
                     Some(Inbound::Datagram { local, remote, bytes }) => {
+                        ike_log::received(local, remote, &bytes);
                         self.engine.handle_datagram(Instant::now(), local, remote, &bytes);
                     }
                     Some(Inbound::Control { request, reply }) => self.control(request, reply),
@@ -431,7 +441,7 @@ impl Daemon {
                 _ = hup.recv() => {
                     notified(self.systemd.reloading());
                     if let Err(e) = self.reload(false) {
-                        log(format_args!("reload: {e}"));
+                        logging::error(DAEMON, format_args!("reload: {e}"));
                     }
                     let status = self.status_line();
                     notified(self.systemd.ready(status));
@@ -456,14 +466,18 @@ impl Daemon {
     /// Carries out what the engine produced: datagrams, kernel actions, events.
     fn drain(&mut self) {
         while let Some(action) = self.engine.poll_action() {
+            ike_log::action(&action);
             match action {
                 KernelAction::InstallChildSa(install) => {
                     let window = sas::replay_window(&self.tunnels, &install);
                     if let Err(e) = self.installed.install(&mut self.kernel, &install, window) {
-                        log(format_args!(
-                            "{}: installing the CHILD SA failed: {e}",
-                            install.connection
-                        ));
+                        logging::error(
+                            IKE,
+                            format_args!(
+                                "{}: installing the CHILD SA failed: {e}",
+                                install.connection
+                            ),
+                        );
                         let _ = self.engine.terminate(Instant::now(), &install.connection);
                         self.answer(
                             &install.connection,
@@ -473,18 +487,21 @@ impl Daemon {
                 }
                 KernelAction::ActivateOutbound(child) => {
                     if let Err(e) = self.installed.activate_outbound(&mut self.kernel, &child) {
-                        log(format_args!(
-                            "{}: installing the new outbound SA failed: {e}",
-                            child.connection
-                        ));
+                        logging::error(
+                            IKE,
+                            format_args!(
+                                "{}: installing the new outbound SA failed: {e}",
+                                child.connection
+                            ),
+                        );
                     }
                 }
                 KernelAction::DeleteChildSa(child) => {
                     for e in self.installed.remove(&mut self.kernel, &child) {
-                        log(format_args!(
-                            "{}: removing a CHILD SA: {e}",
-                            child.connection
-                        ));
+                        logging::error(
+                            IKE,
+                            format_args!("{}: removing a CHILD SA: {e}", child.connection),
+                        );
                     }
                 }
             }
@@ -492,13 +509,14 @@ impl Daemon {
         // After the actions: a new SA must be in the kernel before the message that lets
         // the peer use it leaves.
         while let Some(t) = self.engine.poll_transmit() {
+            ike_log::sent(&t);
             if let Err(e) = self.sockets.send(&t) {
-                log(format_args!("sending to {}: {e}", t.remote));
+                logging::warn(IKE, format_args!("sending to {}: {e}", t.remote));
             }
         }
         while let Some(event) = self.engine.poll_event() {
             self.status_changed = true;
-            log(&event);
+            ike_log::event(&event);
             self.metrics.event(&event, std::time::SystemTime::now());
             match &event {
                 Event::ChildInstalled { name, .. } => {
