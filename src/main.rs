@@ -12,6 +12,7 @@ use routevpn::daemon::{self, control, control::ClientError, control::Request, Da
 use routevpn::demo::{self, DemoOptions};
 use routevpn::plan;
 use routevpn::profile::{self, Diagnostic, Loaded, Options};
+use routevpn::progress::Progress;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -366,7 +367,12 @@ fn dataplane(cli: &Cli, options: Options, selection: Selection<'_>) -> ExitCode 
     };
     let choose =
         |state: &apply::state::State| select(&selection, &tunnels, &state.enabled, &cli.config_dir);
-    match apply::apply_selection(&mut kernel, &tunnels, &paths, choose) {
+    let mut progress = Progress::on_stderr(&format!("{verb}: writing changes"));
+    let applied = apply::apply_reporting(&mut kernel, &tunnels, &paths, choose, &mut |d, t| {
+        progress.update(d, t)
+    });
+    progress.finish();
+    match applied {
         Ok((outcome, plan)) => {
             for warning in &outcome.warnings {
                 eprintln!("routevpn: warning: {warning}");
