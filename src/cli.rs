@@ -49,7 +49,12 @@ pub enum Command {
     /// wait for the CHILD SAs), else its dataplane alone (manual keys).
     Up {
         /// Tunnel name (the profile's file name without .toml, or its `name`).
-        name: String,
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        name: Option<String>,
+        /// Every tunnel: one apply, then every IKE tunnel negotiated at once; waits for
+        /// them all (progress on a terminal), at most 60 s.
+        #[arg(long)]
+        all: bool,
         /// Return once the negotiation has started instead of waiting for its result.
         #[arg(long)]
         no_wait: bool,

@@ -471,7 +471,7 @@ _routevpn() {
             return 0
             ;;
         routevpn__subcmd__up)
-            opts="-h --no-wait --config-dir --state-dir --insecure-secrets --help"
+            opts="-h --all --no-wait --config-dir --state-dir --insecure-secrets --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -533,6 +533,50 @@ impl Daemon {
         }
     }
 
+    /// Enables every tunnel, applies once, and initiates the IKE tunnels not established:
+    /// one apply for all, where an `up` per tunnel would apply each time.
+    fn up_all(&mut self, now: Instant) -> Response {
+        self.enabled = self.tunnels.iter().map(|t| t.name.clone()).collect();
+        self.failing.retry_all_now(now);
+        if let Err(e) = self.apply() {
+            return Response::error(e);
+        }
+        let status = self.engine.status();
+        let mut negotiating = Vec::new();
+        let mut problems = Vec::new();
+        let names: Vec<String> = (self.tunnels.iter())
+            .filter(|t| self.ike_tunnel(&t.name))
+            .map(|t| t.name.clone())
+            .collect();
+        for name in names {
+            let why = (self.failing.error(&name))
+                .or(self.unusable_credentials.get(&name).map(String::as_str));
+            if let Some(error) = why {
+                problems.push(format!("{name}: {error}"));
+                continue;
+            }
+            let sa = status.iter().find(|s| s.name == name);
+            if sa.is_none() {
+                if let Err(e) = self.engine.initiate(now, &name) {
+                    problems.push(format!("{name}: {e}"));
+                    continue;
+                }
+            }
+            negotiating.push(name);
+        }
+        let mut response = if problems.is_empty() {
+            Response::ok(format!(
+                "{} tunnel(s) up, {} negotiated by IKE",
+                self.enabled.len(),
+                negotiating.len()
+            ))
+        } else {
+            Response::error(problems.join("; "))
+        };
+        response.negotiating = negotiating;
+        response
+    }
+
     /// The metrics now; the kernel's SA counters that cannot be read make it an error.
     fn exposition(&mut self) -> Result<String, String> {
         let kernel = (self.kernel.sa_status()).map_err(|e| format!("reading the SAs: {e}"))?;
@@ -624,6 +668,9 @@ impl Daemon {
                 } else {
                     let _ = reply.send(Response::ok(format!("{name}: initiating")));
                 }
+            }
+            Request::UpAll => {
+                let _ = reply.send(self.up_all(now));
             }
             Request::Down { name } => {
                 self.drop_connection(&name);
