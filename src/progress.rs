@@ -9,11 +9,7 @@ const REDRAW_EVERY: Duration = Duration::from_millis(100);
 
 /// "\rapply: writing 1200/5000 changes (24%)" and an erase to the end of the line.
 pub fn render(what: &str, done: usize, total: usize) -> String {
-    let percent = if total == 0 {
-        100
-    } else {
-        done.min(total) * 100 / total
-    };
+    let percent = (done.min(total) * 100).checked_div(total).unwrap_or(100);
     format!("\r{what} {done}/{total} ({percent}%)\x1b[K")
 }
 

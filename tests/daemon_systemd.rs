@@ -130,6 +130,10 @@ fn the_daemon_notifies_ready_reloading_stopping_and_pings_the_watchdog() {
     let mut daemon = daemon;
     let status = daemon.0.wait().unwrap();
     assert!(status.success(), "{status}");
+    assert!(
+        !metrics.exists(),
+        "the metrics socket is removed on the way out"
+    );
     // Daemon records at info, with the journal's priority prefix; nothing else.
     let log = std::fs::read_to_string(&journal_path).unwrap();
     let lines: Vec<&str> = log.lines().collect();

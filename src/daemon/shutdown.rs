@@ -62,6 +62,9 @@ impl Daemon {
             }
         }
         let _ = std::fs::remove_file(&self.options.socket);
+        if let Some(super::metrics::server::Address::Unix(path)) = &self.options.metrics {
+            let _ = std::fs::remove_file(path);
+        }
         if unanswered > 0 {
             log(format_args!(
                 "stopped ({unanswered} IKE SA(s) without the peer's answer to the DELETE)"

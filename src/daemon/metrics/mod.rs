@@ -251,6 +251,9 @@ fn render_sas(out: &mut Exposition, recorder: &Recorder, snapshot: &Snapshot<'_>
     packets.write(out, "routevpn_child_sa_packets_total", &labels);
 }
 
+/// One counter of [`DpdCounters`].
+type Count = fn(&DpdCounters) -> u64;
+
 fn render_engine(out: &mut Exposition, recorder: &Recorder, snapshot: &Snapshot<'_>) {
     out.family(
         "routevpn_ike_failures_total",
@@ -264,7 +267,7 @@ fn render_engine(out: &mut Exposition, recorder: &Recorder, snapshot: &Snapshot<
             *count as f64,
         );
     }
-    let dpd: [(&str, &str, fn(&DpdCounters) -> u64); 2] = [
+    let dpd: [(&str, &str, Count); 2] = [
         (
             "routevpn_dpd_probes_total",
             "Liveness checks (dead peer detection) sent.",

@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 #[derive(Debug, PartialEq)]
 pub struct Sample {
     pub name: String,
-    pub labels: Vec<(String, String)>,
+    pub labels: Labels,
     pub value: f64,
 }
 
@@ -70,7 +70,9 @@ fn parse_value(text: &str) -> Result<f64, String> {
 }
 
 /// `{a="x",b="y"}` at the start of `text`; returns the labels and the rest.
-fn parse_labels(text: &str) -> Result<(Vec<(String, String)>, &str), String> {
+type Labels = Vec<(String, String)>;
+
+fn parse_labels(text: &str) -> Result<(Labels, &str), String> {
     let mut labels = Vec::new();
     let mut rest = text.strip_prefix('{').ok_or("expected {")?;
     loop {
