@@ -24,10 +24,14 @@ fn signal(daemon: &Daemon, signal: libc::c_int) {
     assert_eq!(unsafe { libc::kill(pid, signal) }, 0);
 }
 
-/// The next notification that is not a watchdog ping (10 s at most); counts the pings.
+/// The next notification that is not a watchdog ping (within 10 s); counts the pings.
 fn next(systemd: &UnixDatagram, pings: &mut usize) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
     let mut buf = [0; 4096];
     loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        assert!(!left.is_zero(), "only watchdog pings for 10 s");
+        systemd.set_read_timeout(Some(left)).unwrap();
         let n = systemd.recv(&mut buf).expect("a notification within 10 s");
         let message = String::from_utf8(buf[..n].to_vec()).unwrap();
         if message == "WATCHDOG=1" {
