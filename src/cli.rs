@@ -49,7 +49,12 @@ pub enum Command {
     /// wait for the CHILD SAs), else its dataplane alone (manual keys).
     Up {
         /// Tunnel name (the profile's file name without .toml, or its `name`).
-        name: String,
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        name: Option<String>,
+        /// Every tunnel: one apply, then every IKE tunnel negotiated at once; waits for
+        /// them all (progress on a terminal), at most 60 s.
+        #[arg(long)]
+        all: bool,
         /// Return once the negotiation has started instead of waiting for its result.
         #[arg(long)]
         no_wait: bool,
@@ -86,6 +91,14 @@ pub enum Command {
         /// UDP port for NAT traversal (IKE and ESP in UDP).
         #[arg(long, default_value_t = 4500, value_name = "PORT")]
         natt_port: u16,
+        /// Serve Prometheus metrics at GET /metrics on this TCP address (127.0.0.1:9505)
+        /// or unix socket (unix:/run/routevpn/metrics.sock). Off by default.
+        #[arg(long, value_name = "ADDRESS")]
+        metrics: Option<crate::daemon::metrics::server::Address>,
+        /// Log level (error, warn, info, debug, trace), per module too, like RUST_LOG:
+        /// "info,ike=debug,apply=warn". Modules: daemon, ike, apply, systemd.
+        #[arg(long, value_name = "FILTER", default_value = "info")]
+        log_level: crate::daemon::logging::Filter,
     },
     /// Show routevpn at work: two sites in network namespaces, a daemon in each, a VTI and a
     /// GRE-over-IPsec tunnel negotiated between them, a ping across each, their SAs; then

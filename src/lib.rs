@@ -13,4 +13,5 @@ pub mod ike;
 pub mod model;
 pub mod plan;
 pub mod profile;
+pub mod progress;
 pub mod proposal;

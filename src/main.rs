@@ -12,6 +12,7 @@ use routevpn::daemon::{self, control, control::ClientError, control::Request, Da
 use routevpn::demo::{self, DemoOptions};
 use routevpn::plan;
 use routevpn::profile::{self, Diagnostic, Loaded, Options};
+use routevpn::progress::Progress;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -33,13 +34,22 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Apply => apply_command(&cli, options),
-        Command::Up { ref name, no_wait } => {
+        Command::Up {
+            name: Some(ref name),
+            no_wait,
+            ..
+        } => {
             let request = Request::Up {
                 name: name.clone(),
                 wait: !no_wait,
             };
             through_daemon(&cli, options, request, Selection::Up(name))
         }
+        Command::Up {
+            name: None,
+            no_wait,
+            ..
+        } => up_all(&cli, options, no_wait),
         Command::Down { ref name } => {
             let request = Request::Down { name: name.clone() };
             through_daemon(&cli, options, request, Selection::Down(name))
@@ -75,6 +85,8 @@ fn main() -> ExitCode {
         Command::Daemon {
             ike_port,
             natt_port,
+            ref metrics,
+            ref log_level,
         } => {
             let daemon_options = DaemonOptions {
                 config_dir: cli.config_dir.clone(),
@@ -83,6 +95,8 @@ fn main() -> ExitCode {
                 profile: options,
                 ike_port,
                 natt_port,
+                metrics: metrics.clone(),
+                log: log_level.clone(),
             };
             match daemon::run(daemon_options) {
                 Ok(()) => ExitCode::SUCCESS,
@@ -133,16 +147,80 @@ fn through_daemon(
                 Selection::Up(name) | Selection::Down(name) => *name,
                 Selection::All => "",
             };
-            let negotiated = (loaded.tunnels.iter().flatten())
-                .any(|t| t.name == name && matches!(t.ike.auth, routevpn::model::Auth::Ike(_)));
-            if negotiated && matches!(fallback, Selection::Up(_)) {
+            let all = matches!(fallback, Selection::All);
+            let negotiated = (loaded.tunnels.iter().flatten()).any(|t| {
+                (all || t.name == name) && matches!(t.ike.auth, routevpn::model::Auth::Ike(_))
+            });
+            if negotiated && !matches!(fallback, Selection::Down(_)) {
+                let which = if all { "a tunnel" } else { name };
                 eprintln!(
-                    "routevpn: {name} is negotiated by IKE: routevpn daemon is not running (no socket at {})",
+                    "routevpn: {which} is negotiated by IKE: routevpn daemon is not running (no socket at {})",
                     path.display()
                 );
                 return ExitCode::FAILURE;
             }
             dataplane(cli, options, fallback)
+        }
+        Err(e) => {
+            eprintln!("routevpn: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// How long `up --all` waits for the IKE tunnels.
+const UP_ALL_WAIT: Duration = Duration::from_secs(60);
+
+/// `up --all`: one request for every tunnel, then the IKE tunnels awaited together.
+fn up_all(cli: &Cli, options: Options, no_wait: bool) -> ExitCode {
+    let socket = cli.control_socket();
+    let response = match control::request(&socket, &Request::UpAll, Duration::from_secs(40)) {
+        Ok(response) => response,
+        // Without the daemon: the dataplane alone, refused if a tunnel needs IKE.
+        Err(ClientError::NotRunning(_)) => {
+            return through_daemon(cli, options, Request::UpAll, Selection::All)
+        }
+        Err(e) => {
+            eprintln!("routevpn: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if response.ok {
+        println!("{}", response.message);
+    } else {
+        eprintln!("routevpn: {}", response.message);
+    }
+    let names = &response.negotiating;
+    if no_wait || names.is_empty() {
+        return if response.ok {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        };
+    }
+    let mut progress = Progress::on_stderr("up: established");
+    let deadline = std::time::Instant::now() + UP_ALL_WAIT;
+    let poll = Duration::from_millis(200);
+    let missing = control::wait_established(&socket, names, deadline, poll, &mut |d, t| {
+        progress.update(d, t)
+    });
+    progress.finish();
+    match missing {
+        Ok(missing) if missing.is_empty() => {
+            println!("up: {} tunnel(s) established", names.len());
+            if response.ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Ok(missing) => {
+            eprintln!(
+                "routevpn: up: not established after {} s: {} (routevpn status, the daemon's log)",
+                UP_ALL_WAIT.as_secs(),
+                missing.join(", ")
+            );
+            ExitCode::FAILURE
         }
         Err(e) => {
             eprintln!("routevpn: {e}");
@@ -362,7 +440,12 @@ fn dataplane(cli: &Cli, options: Options, selection: Selection<'_>) -> ExitCode 
     };
     let choose =
         |state: &apply::state::State| select(&selection, &tunnels, &state.enabled, &cli.config_dir);
-    match apply::apply_selection(&mut kernel, &tunnels, &paths, choose) {
+    let mut progress = Progress::on_stderr(&format!("{verb}: writing changes"));
+    let applied = apply::apply_reporting(&mut kernel, &tunnels, &paths, choose, &mut |d, t| {
+        progress.update(d, t)
+    });
+    progress.finish();
+    match applied {
         Ok((outcome, plan)) => {
             for warning in &outcome.warnings {
                 eprintln!("routevpn: warning: {warning}");

@@ -104,6 +104,21 @@ fn a_peer_that_restarts_gets_its_tunnel_back_within_delay_plus_timeout() {
     // Back within delay + timeout (the peer was up again before the restart).
     assert_eq!(installs(&p, 0), vec![SECS(0), SECS(180)]);
     assert_eq!((p.children(0), p.children(1)), (1, 1));
+    // Counted once per check, not per retransmission; one peer given up.
+    let counted = p.engines[0].dpd_counters()[TO_B];
+    assert_eq!(counted.probes, checks(&p, 0) as u64);
+    assert_eq!(counted.timeouts, 1);
+    assert!(p.engines[1].dpd_counters().is_empty());
+}
+
+/// Liveness checks side `side` started: its probes without their retransmissions.
+fn checks(p: &Pair, side: usize) -> usize {
+    let ids: std::collections::BTreeSet<(u64, u32)> = (p.records[side].sent.iter())
+        .map(|(_, bytes)| Message::decode(bytes).unwrap().header)
+        .filter(|h| h.exchange == ExchangeType::Informational && !h.flags.response)
+        .map(|h| (h.initiator_spi, h.message_id))
+        .collect();
+    ids.len()
 }
 
 #[test]

@@ -155,7 +155,7 @@ _routevpn() {
             return 0
             ;;
         routevpn__subcmd__daemon)
-            opts="-h --ike-port --natt-port --config-dir --state-dir --insecure-secrets --help"
+            opts="-h --ike-port --natt-port --metrics --log-level --config-dir --state-dir --insecure-secrets --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -166,6 +166,14 @@ _routevpn() {
                     return 0
                     ;;
                 --natt-port)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --metrics)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-level)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -463,7 +471,7 @@ _routevpn() {
             return 0
             ;;
         routevpn__subcmd__up)
-            opts="-h --no-wait --config-dir --state-dir --insecure-secrets --help"
+            opts="-h --all --no-wait --config-dir --state-dir --insecure-secrets --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

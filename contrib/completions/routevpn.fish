@@ -51,6 +51,7 @@ complete -c routevpn -n "__fish_routevpn_using_subcommand plan" -l insecure-secr
 complete -c routevpn -n "__fish_routevpn_using_subcommand plan" -s h -l help -d 'Print help'
 complete -c routevpn -n "__fish_routevpn_using_subcommand up" -l config-dir -d 'Directory holding the tunnel profiles (*.toml)' -r -F
 complete -c routevpn -n "__fish_routevpn_using_subcommand up" -l state-dir -d 'Where routevpn keeps what it created and the allocated marks / if_ids [default: /run/routevpn and /var/lib/routevpn]. For several instances on one host' -r -F
+complete -c routevpn -n "__fish_routevpn_using_subcommand up" -l all -d 'Every tunnel: one apply, then every IKE tunnel negotiated at once; waits for them all (progress on a terminal), at most 60 s'
 complete -c routevpn -n "__fish_routevpn_using_subcommand up" -l no-wait -d 'Return once the negotiation has started instead of waiting for its result'
 complete -c routevpn -n "__fish_routevpn_using_subcommand up" -l insecure-secrets -d 'Accept secret files not owned by root or readable by others (test setups only)'
 complete -c routevpn -n "__fish_routevpn_using_subcommand up" -s h -l help -d 'Print help'
@@ -74,6 +75,8 @@ complete -c routevpn -n "__fish_routevpn_using_subcommand status" -l insecure-se
 complete -c routevpn -n "__fish_routevpn_using_subcommand status" -s h -l help -d 'Print help'
 complete -c routevpn -n "__fish_routevpn_using_subcommand daemon" -l ike-port -d 'UDP port for IKE' -r
 complete -c routevpn -n "__fish_routevpn_using_subcommand daemon" -l natt-port -d 'UDP port for NAT traversal (IKE and ESP in UDP)' -r
+complete -c routevpn -n "__fish_routevpn_using_subcommand daemon" -l metrics -d 'Serve Prometheus metrics at GET /metrics on this TCP address (127.0.0.1:9505) or unix socket (unix:/run/routevpn/metrics.sock). Off by default' -r
+complete -c routevpn -n "__fish_routevpn_using_subcommand daemon" -l log-level -d 'Log level (error, warn, info, debug, trace), per module too, like RUST_LOG: "info,ike=debug,apply=warn". Modules: daemon, ike, apply, systemd' -r
 complete -c routevpn -n "__fish_routevpn_using_subcommand daemon" -l config-dir -d 'Directory holding the tunnel profiles (*.toml)' -r -F
 complete -c routevpn -n "__fish_routevpn_using_subcommand daemon" -l state-dir -d 'Where routevpn keeps what it created and the allocated marks / if_ids [default: /run/routevpn and /var/lib/routevpn]. For several instances on one host' -r -F
 complete -c routevpn -n "__fish_routevpn_using_subcommand daemon" -l insecure-secrets -d 'Accept secret files not owned by root or readable by others (test setups only)'

@@ -35,6 +35,12 @@ impl KernelError {
         }
     }
 
+    /// A change left out because an earlier one failed (later changes depend on earlier
+    /// ones: links before addresses, addresses before routes).
+    pub fn not_attempted(change: &super::diff::Change) -> Self {
+        KernelError::other(Some(change.key()), "not attempted after an earlier failure")
+    }
+
     /// A failed system call or netlink request, keeping its errno.
     pub fn io(object: Option<ObjectKey>, context: &str, error: &std::io::Error) -> Self {
         let message = if context.is_empty() {

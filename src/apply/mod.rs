@@ -137,6 +137,40 @@ pub fn reconcile_recording(
     state: &mut State,
     record: &mut dyn FnMut(&State) -> Result<(), String>,
 ) -> Result<Outcome, ApplyError> {
+    reconcile_reporting(kernel, desired, state, record, &mut |_, _| {})
+}
+
+/// Changes handed to the kernel at once between two progress reports: large enough to
+/// keep its batches efficient, small enough for a steady progress display.
+const WRITE_CHUNK: usize = 512;
+
+/// Executes `changes` a chunk at a time, telling `progress` (done, total) after each;
+/// after a failed chunk the rest are not attempted.
+fn execute_reporting(
+    kernel: &mut dyn Kernel,
+    changes: &[Change],
+    progress: &mut dyn FnMut(usize, usize),
+) -> Vec<Result<(), KernelError>> {
+    let mut results = Vec::with_capacity(changes.len());
+    for chunk in changes.chunks(WRITE_CHUNK) {
+        if results.iter().any(Result::is_err) {
+            results.extend(chunk.iter().map(|c| Err(KernelError::not_attempted(c))));
+            continue;
+        }
+        results.extend(kernel.execute(chunk));
+        progress(results.len(), changes.len());
+    }
+    results
+}
+
+/// As [`reconcile_recording`], telling `progress` how many of the changes are written.
+fn reconcile_reporting(
+    kernel: &mut dyn Kernel,
+    desired: &[Owned],
+    state: &mut State,
+    record: &mut dyn FnMut(&State) -> Result<(), String>,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<Outcome, ApplyError> {
     let scope = Scope::of(
         desired
             .iter()
@@ -156,7 +190,7 @@ pub fn reconcile_recording(
         record(&intent).map_err(ApplyError::State)?;
     }
     let compared = started.elapsed();
-    let results = kernel.execute(&changes);
+    let results = execute_reporting(kernel, &changes, progress);
     let written = started.elapsed();
     if let Some(failed) = results.iter().position(Result::is_err) {
         let error = results[failed].clone().unwrap_err();
@@ -362,6 +396,17 @@ pub fn apply_selection(
     paths: &Paths,
     select: impl FnOnce(&State) -> Result<BTreeSet<String>, String>,
 ) -> Result<(Outcome, plan::Plan), ApplyError> {
+    apply_reporting(kernel, tunnels, paths, select, &mut |_, _| {})
+}
+
+/// As [`apply_selection`], telling `progress` (done, total) as the changes are written.
+pub fn apply_reporting(
+    kernel: &mut dyn Kernel,
+    tunnels: &[Tunnel],
+    paths: &Paths,
+    select: impl FnOnce(&State) -> Result<BTreeSet<String>, String>,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<(Outcome, plan::Plan), ApplyError> {
     let started = std::time::Instant::now();
     let (state, allocations) = paths.load_for_apply().map_err(ApplyError::State)?;
     let mut recovered = recover::Recovered::default();
@@ -384,7 +429,7 @@ pub fn apply_selection(
             .map_err(ApplyError::State)?;
     }
     let mut record = |s: &State| paths.save_state(s);
-    let mut outcome = reconcile_recording(kernel, &desired, &mut state, &mut record)?;
+    let mut outcome = reconcile_reporting(kernel, &desired, &mut state, &mut record, progress)?;
     outcome.timings.insert(0, ("plan", planned));
     outcome.warnings = recovered.warnings;
     state.enabled = enabled;
@@ -392,4 +437,49 @@ pub fn apply_selection(
         paths.save_state(&state).map_err(ApplyError::State)?;
     }
     Ok((outcome, plan))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::kernel::FakeKernel;
+    use super::objects::{ObjectKey, Sysctl};
+    use super::*;
+
+    fn creates(n: usize) -> Vec<Change> {
+        (0..n)
+            .map(|i| {
+                Change::Create(Owned {
+                    tunnel: None,
+                    object: Object::Sysctl(Sysctl {
+                        key: format!("net.test.k{i}"),
+                        value: "1".into(),
+                    }),
+                })
+            })
+            .collect()
+    }
+
+    #[test]
+    fn writes_report_progress_a_chunk_at_a_time_and_stop_after_a_failure() {
+        let changes = creates(1300);
+        let mut kernel = FakeKernel::default();
+        let mut reports = Vec::new();
+        let results = execute_reporting(&mut kernel, &changes, &mut |d, t| reports.push((d, t)));
+        assert!(results.iter().all(Result::is_ok));
+        assert_eq!(reports, [(512, 1300), (1024, 1300), (1300, 1300)]);
+
+        let mut kernel = FakeKernel::default();
+        kernel.fail_on.insert(ObjectKey::Sysctl {
+            key: "net.test.k600".into(),
+        });
+        let mut reports = Vec::new();
+        let results = execute_reporting(&mut kernel, &changes, &mut |d, t| reports.push((d, t)));
+        assert_eq!(reports, [(512, 1300), (1024, 1300)]);
+        assert_eq!(results.len(), 1300);
+        assert!(results[1024..].iter().all(|r| r
+            .as_ref()
+            .is_err_and(|e| e.message == "not attempted after an earlier failure")));
+        // The third chunk never reached the kernel.
+        assert_eq!(kernel.objects.len(), 1024 - 1);
+    }
 }

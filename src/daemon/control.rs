@@ -38,6 +38,10 @@ pub enum Request {
     },
     /// Re-read the profiles and apply them.
     Reload,
+    /// Apply every tunnel's dataplane and initiate the IKE tunnels not established yet;
+    /// answers at once, naming in `negotiating` the tunnels to wait for (`up --all`).
+    #[serde(rename = "up-all")]
+    UpAll,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -49,6 +53,9 @@ pub struct Response {
     /// Tunnels whose dataplane the kernel refused, waiting for their retry.
     #[serde(default)]
     pub failures: Vec<TunnelFailure>,
+    /// The IKE tunnels an `up --all` started or found negotiating.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub negotiating: Vec<String>,
 }
 
 impl Response {
@@ -157,6 +164,42 @@ pub fn request(
     serde_json::from_str(&answer).map_err(|e| ClientError::Garbled(e.to_string()))
 }
 
+/// The tunnels of `names` whose IKE SA is established with CHILD SAs, per `sas`.
+pub fn established<'a>(names: &'a [String], sas: &[IkeSaReport]) -> Vec<&'a str> {
+    (names.iter())
+        .filter(|n| {
+            (sas.iter())
+                .any(|sa| sa.name == **n && sa.state == "ESTABLISHED" && !sa.children.is_empty())
+        })
+        .map(String::as_str)
+        .collect()
+}
+
+/// Asks for the status every `poll` until every tunnel of `names` is established or
+/// `deadline` passes, telling `progress` (established, total) each time; returns the
+/// tunnels still not established.
+pub fn wait_established(
+    socket: &Path,
+    names: &[String],
+    deadline: std::time::Instant,
+    poll: Duration,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<Vec<String>, ClientError> {
+    loop {
+        let status = request(socket, &Request::Status, Duration::from_secs(10))?;
+        if !status.ok {
+            return Err(ClientError::Garbled(status.message));
+        }
+        let up = established(names, &status.ike_sas);
+        progress(up.len(), names.len());
+        if up.len() == names.len() || std::time::Instant::now() >= deadline {
+            let missing = names.iter().filter(|n| !up.contains(&n.as_str()));
+            return Ok(missing.cloned().collect());
+        }
+        std::thread::sleep(poll);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -175,6 +218,8 @@ mod tests {
             Request::Status
         );
         assert!(serde_json::from_str::<Request>(r#"{"cmd":"format-disk"}"#).is_err());
+        let all = serde_json::to_string(&Request::UpAll).unwrap();
+        assert_eq!(all, r#"{"cmd":"up-all"}"#);
     }
 
     #[test]

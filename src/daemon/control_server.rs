@@ -1,23 +1,23 @@
 //! The daemon's side of the control socket: one JSON request line per connection, one JSON
-//! response line. Clients cannot wear the daemon down: the accept loop survives its errors
-//! (EMFILE and friends back it off), at most `clients` connections are served at once (the
-//! rest are told "busy" and closed at once), a request line is capped in length and must
-//! arrive within `request_timeout`.
+//! response line. Clients cannot wear the daemon down: the accept loop (accept.rs)
+//! survives its errors, at most `clients` connections are served at once (the rest are
+//! told "busy" and closed at once), a request line is capped in length and must arrive
+//! within `request_timeout`.
 
 use std::io::ErrorKind;
 use std::os::unix::fs::{DirBuilderExt, FileTypeExt, PermissionsExt};
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
-use tokio::sync::{mpsc, oneshot, Semaphore};
+use tokio::sync::{mpsc, oneshot};
 
+use super::accept::{self, Capacity, Counters};
 use super::control::{Request, Response};
 use super::sockets::Inbound;
-use super::{log, UP_WAIT};
+use super::UP_WAIT;
 
 #[derive(Clone, Copy, Debug)]
 pub struct Limits {
@@ -42,13 +42,6 @@ impl Default for Limits {
     }
 }
 
-/// What the accept loop went through, for tests and diagnostics.
-#[derive(Debug, Default)]
-pub struct Counters {
-    pub failed_accepts: AtomicU64,
-    pub busy: AtomicU64,
-}
-
 /// Binds the control socket (mode 0600 from the start) and serves it on a task.
 pub fn listen(
     path: &Path,
@@ -56,20 +49,25 @@ pub fn listen(
     limits: Limits,
 ) -> std::io::Result<Arc<Counters>> {
     let listener = bind_private(path)?;
-    let counters = Arc::new(Counters::default());
-    tokio::spawn(accept_loop(
+    let capacity = Capacity {
+        clients: limits.clients,
+        accept_backoff: limits.accept_backoff,
+    };
+    let serve = move |stream| serve(stream, inbound.clone(), limits);
+    let refuse = move |stream| refuse_busy(stream, limits.clients);
+    Ok(accept::spawn(
         listener,
-        inbound,
-        limits,
-        Arc::clone(&counters),
-    ));
-    Ok(counters)
+        "control socket",
+        capacity,
+        serve,
+        refuse,
+    ))
 }
 
 /// Binds inside a fresh 0700 directory beside `path`, sets the socket's mode there and
 /// renames it into place: nobody else can connect during the window in which the socket
 /// has the umask's mode. The rename also replaces a stale socket atomically.
-fn bind_private(path: &Path) -> std::io::Result<UnixListener> {
+pub(super) fn bind_private(path: &Path) -> std::io::Result<UnixListener> {
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)?;
     refuse_live_or_foreign(path)?;
@@ -110,53 +108,6 @@ fn refuse_live_or_foreign(path: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
-async fn accept_loop(
-    listener: UnixListener,
-    inbound: mpsc::Sender<Inbound>,
-    limits: Limits,
-    counters: Arc<Counters>,
-) {
-    let slots = Arc::new(Semaphore::new(limits.clients));
-    let mut failures: u64 = 0;
-    loop {
-        match listener.accept().await {
-            Ok((stream, _)) => {
-                if failures > 0 {
-                    log(format_args!(
-                        "control socket: accepting again after {failures} failed accept(s)"
-                    ));
-                    failures = 0;
-                }
-                match Arc::clone(&slots).try_acquire_owned() {
-                    Ok(slot) => {
-                        let inbound = inbound.clone();
-                        tokio::spawn(async move {
-                            serve(stream, inbound, limits).await;
-                            drop(slot);
-                        });
-                    }
-                    Err(_) => {
-                        counters.busy.fetch_add(1, Ordering::Relaxed);
-                        refuse_busy(stream, limits.clients);
-                    }
-                }
-            }
-            Err(e) => {
-                // One line per burst: a full file table would otherwise flood the log.
-                if failures == 0 {
-                    log(format_args!(
-                        "control socket: accept failed: {e}; retrying every {} ms",
-                        limits.accept_backoff.as_millis()
-                    ));
-                }
-                failures += 1;
-                counters.failed_accepts.fetch_add(1, Ordering::Relaxed);
-                tokio::time::sleep(limits.accept_backoff).await;
-            }
-        }
-    }
-}
-
 /// Answers "busy" without waiting: the answer fits any socket buffer, and a client that
 /// does not read it loses it rather than holding the daemon. Written with a plain
 /// non-blocking write: tokio's `try_write` refuses until the reactor has seen the socket
@@ -172,17 +123,14 @@ fn refuse_busy(stream: UnixStream, clients: usize) {
 }
 
 /// Why a request line could not be read.
-enum BadLine {
+pub(super) enum BadLine {
     TooLong,
     TimedOut,
     Closed,
 }
 
 /// Reads one line of at most `limits.request_bytes`, within `limits.request_timeout`.
-async fn read_request(
-    read: tokio::net::unix::OwnedReadHalf,
-    limits: Limits,
-) -> Result<Vec<u8>, BadLine> {
+async fn read_request(read: impl AsyncRead + Unpin, limits: Limits) -> Result<Vec<u8>, BadLine> {
     let cap = u64::try_from(limits.request_bytes).unwrap_or(u64::MAX);
     let mut bounded = BufReader::new(read.take(cap));
     let mut line = Vec::new();

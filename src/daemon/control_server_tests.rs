@@ -5,7 +5,10 @@ use std::io::{BufRead, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 
+use std::sync::atomic::Ordering;
+
 use super::*;
+use crate::daemon::control::{wait_established, IkeSaReport};
 
 /// Stands in for the daemon's loop: answers every request with "served".
 fn answer_requests(mut rx: mpsc::Receiver<Inbound>) {
@@ -239,4 +242,62 @@ fn emfile_child() {
         .unwrap();
     let answer: Response = serde_json::from_str(&line).unwrap();
     assert!(answer.ok && answer.message == "served", "{answer:?}");
+}
+
+/// Stands in for a daemon whose tunnels `names` come up one per status request, except
+/// `never`.
+fn establish_one_per_status(mut rx: mpsc::Receiver<Inbound>, names: Vec<String>, never: &str) {
+    let never = never.to_owned();
+    tokio::spawn(async move {
+        let mut asked = 0;
+        while let Some(message) = rx.recv().await {
+            if let Inbound::Control { reply, .. } = message {
+                asked += 1;
+                let mut response = Response::ok("");
+                let up = names.iter().take(asked).filter(|n| **n != never);
+                response.ike_sas = up
+                    .map(|name| IkeSaReport {
+                        name: name.clone(),
+                        state: "ESTABLISHED".into(),
+                        children: vec![Default::default()],
+                        ..IkeSaReport::default()
+                    })
+                    .collect();
+                let _ = reply.send(response);
+            }
+        }
+    });
+}
+
+#[tokio::test]
+async fn up_all_waits_until_every_tunnel_is_established_reporting_progress() {
+    let names: Vec<String> = ["a", "b", "c"].map(String::from).into();
+    for (never, wait, expected_missing) in [
+        ("", Duration::from_secs(30), vec![]),
+        ("b", Duration::from_millis(300), vec!["b".to_string()]),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("routevpn.sock");
+        let (tx, rx) = mpsc::channel(16);
+        establish_one_per_status(rx, names.clone(), never);
+        listen(&path, tx, Limits::default()).unwrap();
+        let names = names.clone();
+        let (missing, reports) = tokio::task::spawn_blocking(move || {
+            let mut reports = Vec::new();
+            let deadline = std::time::Instant::now() + wait;
+            let poll = Duration::from_millis(10);
+            let missing = wait_established(&path, &names, deadline, poll, &mut |d, t| {
+                reports.push((d, t))
+            });
+            (missing.unwrap(), reports)
+        })
+        .await
+        .unwrap();
+        assert_eq!(missing, expected_missing);
+        if never.is_empty() {
+            assert_eq!(reports, [(1, 3), (2, 3), (3, 3)]);
+        } else {
+            assert_eq!(reports.last(), Some(&(2, 3)), "{reports:?}");
+        }
+    }
 }

@@ -10,11 +10,16 @@
 //!                                                  ──> events ──> log, waiting `up`s
 //! ```
 
+mod accept;
 pub mod control;
 mod control_server;
 mod credentials;
 mod dataplane;
 mod failures;
+pub mod ike_log;
+pub mod logging;
+pub mod metrics;
+mod notify;
 mod psk;
 pub mod report;
 pub mod sas;
@@ -31,11 +36,12 @@ use tokio::sync::{mpsc, oneshot};
 use crate::apply::kernel::Kernel;
 use crate::apply::netlink::LinuxKernel;
 use crate::apply::state::{lock, Paths};
-use crate::ike::engine::{Engine, EngineConfig, EngineConnection, Event, KernelAction};
+use crate::ike::engine::{Engine, EngineConfig, EngineConnection, Event, IkeSaState, KernelAction};
 use crate::model::{StartAction, Tunnel};
 use crate::plan::Endpoint;
 use crate::profile::{self, Options};
 use control::{Request, Response};
+use logging::{APPLY, DAEMON, IKE};
 use sockets::{Inbound, Sockets};
 
 /// What `routevpn daemon` was started with.
@@ -47,18 +53,24 @@ pub struct DaemonOptions {
     pub profile: Options,
     pub ike_port: u16,
     pub natt_port: u16,
+    /// Where to serve Prometheus metrics, if anywhere.
+    pub metrics: Option<metrics::server::Address>,
+    pub log: logging::Filter,
 }
 
 /// How long `up` waits for the CHILD SAs before answering "still negotiating".
 const UP_WAIT: Duration = Duration::from_secs(30);
 
-/// One line on stderr, written with a single write(2): `eprintln!` writes every formatted
-/// piece separately (11 system calls for a line shaped like an IKE SA event, seen with
-/// strace on a test program).
+/// An info record about the daemon itself (logging.rs).
 fn log(line: impl std::fmt::Display) {
-    use std::io::Write;
-    let text = format!("routevpn: {line}\n");
-    let _ = std::io::stderr().lock().write_all(text.as_bytes());
+    logging::info(logging::DAEMON, line);
+}
+
+/// Logs a notification systemd could not be sent (the daemon runs on regardless).
+fn notified(sent: std::io::Result<()>) {
+    if let Err(e) = sent {
+        logging::warn(logging::SYSTEMD, format_args!("notifying systemd: {e}"));
+    }
 }
 
 /// Gives the heap's free pages back to the system. Loading and applying many profiles
@@ -74,6 +86,7 @@ fn release_free_memory() {
 
 /// Runs until SIGTERM or SIGINT; errors are about starting (profiles, sockets, netlink).
 pub fn run(options: DaemonOptions) -> Result<(), String> {
+    logging::init(options.log.clone(), logging::Sink::Stderr)?;
     // Held for the daemon's life: the CLI then never applies behind its back.
     let _daemon_lock = lock::try_exclusive(&options.paths.daemon_lock(), "daemon")?;
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -106,6 +119,10 @@ struct Daemon {
     ike_children: sas::Children,
     /// `up` requests waiting for their tunnel's CHILD SA (or its failure).
     waiters: BTreeMap<String, Vec<oneshot::Sender<Response>>>,
+    metrics: metrics::Recorder,
+    systemd: notify::Notifier,
+    /// Something changed what the STATUS line says (an event, an apply).
+    status_changed: bool,
 }
 
 impl Daemon {
@@ -134,6 +151,9 @@ impl Daemon {
             applied: Vec::new(),
             ike_children: sas::Children::default(),
             waiters: BTreeMap::new(),
+            metrics: metrics::Recorder::default(),
+            systemd: notify::Notifier::from_env()?,
+            status_changed: false,
         };
         daemon.reload(true)?;
         // A daemon killed before could not remove its SAs; no IKE SA owns them now.
@@ -142,6 +162,12 @@ impl Daemon {
         let limits = control_server::Limits::default();
         control_server::listen(&daemon.options.socket, daemon.inbound.clone(), limits)
             .map_err(|e| format!("control socket {}: {e}", daemon.options.socket.display()))?;
+        if let Some(address) = &daemon.options.metrics {
+            let limits = metrics::server::Limits::default();
+            metrics::server::listen(address, daemon.inbound.clone(), limits)
+                .map_err(|e| format!("metrics listener {address}: {e}"))?;
+            log(format_args!("serving metrics on {address}"));
+        }
         log(format_args!(
             "listening on {} (IKE port {}, NAT-T port {}), {} tunnel(s)",
             daemon.options.socket.display(),
@@ -154,7 +180,22 @@ impl Daemon {
             daemon.start_tunnel(name);
         }
         daemon.drain();
+        let status = daemon.status_line();
+        notified(daemon.systemd.ready(status));
         Ok(daemon)
+    }
+
+    /// What systemd shows for the daemon ("3 tunnel(s), 3 established").
+    fn status_line(&self) -> String {
+        let established: BTreeSet<String> = (self.engine.status().into_iter())
+            .filter(|s| s.state == IkeSaState::Established && !s.children.is_empty())
+            .map(|s| s.name)
+            .collect();
+        let failing = self.failing.reports(Instant::now()).len();
+        let manual = (self.enabled.iter())
+            .filter(|n| !self.ike_tunnel(n) && self.failing.error(n).is_none())
+            .count();
+        notify::status_line(self.tunnels.len(), established.len(), manual, failing)
     }
 
     /// Initiates `name` or waits for its traffic, as its start_action says, unless it has
@@ -171,9 +212,12 @@ impl Daemon {
             StartAction::Start => {
                 let _ = self.engine.initiate(Instant::now(), name);
             }
-            StartAction::Trap => log(format_args!(
-                "{name}: negotiating when traffic for it arrives (start_action = trap)"
-            )),
+            StartAction::Trap => logging::info(
+                IKE,
+                format_args!(
+                    "{name}: negotiating when traffic for it arrives (start_action = trap)"
+                ),
+            ),
             StartAction::None => {}
         }
     }
@@ -195,7 +239,7 @@ impl Daemon {
             self.options.profile,
         );
         for d in &loaded.diagnostics {
-            log(d);
+            logging::warn(APPLY, d);
         }
         let tunnels = loaded
             .tunnels
@@ -225,8 +269,9 @@ impl Daemon {
     fn apply(&mut self) -> Result<(), String> {
         let paths = &self.options.paths;
         // One apply at a time across the CLI and the daemon (the state lock).
-        let _held = lock::exclusive(&paths.apply_lock(), "daemon", |m| log(m))
+        let _held = lock::exclusive(&paths.apply_lock(), "daemon", |m| logging::info(APPLY, m))
             .map_err(|e| format!("apply: {e}"))?;
+        let started = Instant::now();
         let applied = dataplane::apply_each(
             &mut self.kernel,
             &self.tunnels,
@@ -245,28 +290,33 @@ impl Daemon {
             failed,
         } = applied;
         self.applied = tunnels;
+        self.status_changed = true;
+        (self.metrics).applied(started.elapsed(), outcome.writes as u64);
         for (name, error, wait, kept) in &failed {
             let what = if *kept {
                 "keeps its previous profile"
             } else {
                 "left out"
             };
-            log(format_args!(
-                "{name}: {what}, retrying in {} s: {error}",
-                wait.as_secs()
-            ));
+            logging::error(
+                APPLY,
+                format_args!("{name}: {what}, retrying in {} s: {error}", wait.as_secs()),
+            );
             if !kept {
                 self.drop_connection(name);
             }
         }
         for warning in &outcome.warnings {
-            log(format_args!("warning: {warning}"));
+            logging::warn(APPLY, warning);
         }
         if outcome.writes > 0 {
-            log(format_args!(
-                "dataplane: {} changes ({} created, {} updated, {} deleted)",
-                outcome.writes, outcome.created, outcome.updated, outcome.deleted
-            ));
+            logging::info(
+                APPLY,
+                format_args!(
+                    "dataplane: {} changes ({} created, {} updated, {} deleted)",
+                    outcome.writes, outcome.created, outcome.updated, outcome.deleted
+                ),
+            );
         }
         self.unusable_credentials.clear();
         for t in &plan.tunnels {
@@ -278,10 +328,10 @@ impl Daemon {
                 Endpoint::DefaultRoute => match self.kernel.egress(t.ike.remote) {
                     Ok(e) => e.source,
                     Err(e) => {
-                        log(format_args!(
-                            "{}: no route to the peer {}: {e}",
-                            t.name, t.ike.remote
-                        ));
+                        logging::error(
+                            APPLY,
+                            format_args!("{}: no route to the peer {}: {e}", t.name, t.ike.remote),
+                        );
                         continue;
                     }
                 },
@@ -289,13 +339,13 @@ impl Daemon {
             let (local_auth, remote_auth) = match credentials::authenticators(auth) {
                 Ok(authenticators) => authenticators,
                 Err(e) => {
-                    log(format_args!("{}: {e}", t.name));
+                    logging::error(IKE, format_args!("{}: {e}", t.name));
                     self.unusable_credentials.insert(t.name.clone(), e);
                     continue;
                 }
             };
             if let Err(e) = self.sockets.bind(local_addr, &self.inbound) {
-                log(format_args!("{}: {e}", t.name));
+                logging::error(IKE, format_args!("{}: {e}", t.name));
                 continue;
             }
             self.engine.add_connection(EngineConnection {
@@ -309,13 +359,14 @@ impl Daemon {
         if !recovered.is_empty() {
             // Their reqids were not swept at start.
             if let Err(e) = self.sweep_orphans() {
-                log(e);
+                logging::error(APPLY, e);
             }
         }
         for (name, attempts) in &recovered {
-            log(format_args!(
-                "{name}: dataplane applied after {attempts} failed attempt(s)"
-            ));
+            logging::info(
+                APPLY,
+                format_args!("{name}: dataplane applied after {attempts} failed attempt(s)"),
+            );
             self.start_tunnel(name);
         }
         Ok(())
@@ -327,9 +378,10 @@ impl Daemon {
             .sweep_orphans(&mut self.kernel, &self.ike_children)
             .map_err(|e| format!("removing SAs left by an earlier daemon: {e}"))?;
         if swept > 0 {
-            log(format_args!(
-                "removed {swept} SA(s) left by an earlier daemon"
-            ));
+            logging::info(
+                APPLY,
+                format_args!("removed {swept} SA(s) left by an earlier daemon"),
+            );
         }
         Ok(())
     }
@@ -338,7 +390,7 @@ impl Daemon {
     fn drop_connection(&mut self, name: &str) {
         let _ = self.engine.remove_connection(Instant::now(), name);
         for e in self.installed.remove_connection(&mut self.kernel, name) {
-            log(format_args!("{name}: removing its SAs: {e}"));
+            logging::error(IKE, format_args!("{name}: removing its SAs: {e}"));
         }
     }
 
@@ -347,7 +399,7 @@ impl Daemon {
         let now = Instant::now();
         if self.failing.next_retry().is_some_and(|at| at <= now) {
             if let Err(e) = self.apply() {
-                log(format_args!("retrying the failed tunnels: {e}"));
+                logging::error(APPLY, format_args!("retrying the failed tunnels: {e}"));
             }
         }
     }
@@ -357,6 +409,8 @@ impl Daemon {
         let mut term = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
         let mut int = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
         let mut hup = signal(SignalKind::hangup()).map_err(|e| e.to_string())?;
+        let watchdog = self.systemd.watchdog;
+        let mut next_ping = tokio::time::Instant::now();
         loop {
             let far = Instant::now() + Duration::from_secs(3600);
             let next = [self.engine.next_timeout(), self.failing.next_retry()];
@@ -365,6 +419,7 @@ impl Daemon {
             tokio::select! {
                 message = rx.recv() => match message {
                     Some(Inbound::Datagram { local, remote, bytes }) => {
+                        ike_log::received(local, remote, &bytes);
                         self.engine.handle_datagram(Instant::now(), local, remote, &bytes);
                     }
                     Some(Inbound::Control { request, reply }) => self.control(request, reply),
@@ -372,6 +427,9 @@ impl Daemon {
                         self.engine.child_sa_expired(Instant::now(), destination, spi, hard);
                     }
                     Some(Inbound::Acquired { reqid }) => self.engine.acquire(Instant::now(), reqid),
+                    Some(Inbound::Metrics { reply }) => {
+                        let _ = reply.send(self.exposition());
+                    }
                     None => return Err("all sockets closed".into()),
                 },
                 () = tokio::time::sleep_until(deadline) => {
@@ -381,13 +439,26 @@ impl Daemon {
                 _ = term.recv() => break,
                 _ = int.recv() => break,
                 _ = hup.recv() => {
+                    notified(self.systemd.reloading());
                     if let Err(e) = self.reload(false) {
-                        log(format_args!("reload: {e}"));
+                        logging::error(DAEMON, format_args!("reload: {e}"));
                     }
+                    let status = self.status_line();
+                    notified(self.systemd.ready(status));
+                }
+                // From this loop: if it hangs, the pings stop and systemd steps in.
+                () = tokio::time::sleep_until(next_ping), if watchdog.is_some() => {
+                    notified(self.systemd.watchdog_ping());
+                    next_ping = tokio::time::Instant::now() + watchdog.unwrap_or_default();
                 }
             }
             self.drain();
+            if std::mem::take(&mut self.status_changed) {
+                let status = self.status_line();
+                notified(self.systemd.status(status));
+            }
         }
+        notified(self.systemd.stopping());
         self.shutdown(&mut rx).await;
         Ok(())
     }
@@ -395,14 +466,18 @@ impl Daemon {
     /// Carries out what the engine produced: datagrams, kernel actions, events.
     fn drain(&mut self) {
         while let Some(action) = self.engine.poll_action() {
+            ike_log::action(&action);
             match action {
                 KernelAction::InstallChildSa(install) => {
                     let window = sas::replay_window(&self.tunnels, &install);
                     if let Err(e) = self.installed.install(&mut self.kernel, &install, window) {
-                        log(format_args!(
-                            "{}: installing the CHILD SA failed: {e}",
-                            install.connection
-                        ));
+                        logging::error(
+                            IKE,
+                            format_args!(
+                                "{}: installing the CHILD SA failed: {e}",
+                                install.connection
+                            ),
+                        );
                         let _ = self.engine.terminate(Instant::now(), &install.connection);
                         self.answer(
                             &install.connection,
@@ -412,18 +487,21 @@ impl Daemon {
                 }
                 KernelAction::ActivateOutbound(child) => {
                     if let Err(e) = self.installed.activate_outbound(&mut self.kernel, &child) {
-                        log(format_args!(
-                            "{}: installing the new outbound SA failed: {e}",
-                            child.connection
-                        ));
+                        logging::error(
+                            IKE,
+                            format_args!(
+                                "{}: installing the new outbound SA failed: {e}",
+                                child.connection
+                            ),
+                        );
                     }
                 }
                 KernelAction::DeleteChildSa(child) => {
                     for e in self.installed.remove(&mut self.kernel, &child) {
-                        log(format_args!(
-                            "{}: removing a CHILD SA: {e}",
-                            child.connection
-                        ));
+                        logging::error(
+                            IKE,
+                            format_args!("{}: removing a CHILD SA: {e}", child.connection),
+                        );
                     }
                 }
             }
@@ -431,12 +509,15 @@ impl Daemon {
         // After the actions: a new SA must be in the kernel before the message that lets
         // the peer use it leaves.
         while let Some(t) = self.engine.poll_transmit() {
+            ike_log::sent(&t);
             if let Err(e) = self.sockets.send(&t) {
-                log(format_args!("sending to {}: {e}", t.remote));
+                logging::warn(IKE, format_args!("sending to {}: {e}", t.remote));
             }
         }
         while let Some(event) = self.engine.poll_event() {
-            log(&event);
+            self.status_changed = true;
+            ike_log::event(&event);
+            self.metrics.event(&event, std::time::SystemTime::now());
             match &event {
                 Event::ChildInstalled { name, .. } => {
                     self.answer(
@@ -450,6 +531,70 @@ impl Daemon {
                 _ => {}
             }
         }
+    }
+
+    /// Enables every tunnel, applies once, and initiates the IKE tunnels not established:
+    /// one apply for all, where an `up` per tunnel would apply each time.
+    fn up_all(&mut self, now: Instant) -> Response {
+        self.enabled = self.tunnels.iter().map(|t| t.name.clone()).collect();
+        self.failing.retry_all_now(now);
+        if let Err(e) = self.apply() {
+            return Response::error(e);
+        }
+        let status = self.engine.status();
+        let mut negotiating = Vec::new();
+        let mut problems = Vec::new();
+        let names: Vec<String> = (self.tunnels.iter())
+            .filter(|t| self.ike_tunnel(&t.name))
+            .map(|t| t.name.clone())
+            .collect();
+        for name in names {
+            let why = (self.failing.error(&name))
+                .or(self.unusable_credentials.get(&name).map(String::as_str));
+            if let Some(error) = why {
+                problems.push(format!("{name}: {error}"));
+                continue;
+            }
+            let sa = status.iter().find(|s| s.name == name);
+            if sa.is_none() {
+                if let Err(e) = self.engine.initiate(now, &name) {
+                    problems.push(format!("{name}: {e}"));
+                    continue;
+                }
+            }
+            negotiating.push(name);
+        }
+        let mut response = if problems.is_empty() {
+            Response::ok(format!(
+                "{} tunnel(s) up, {} negotiated by IKE",
+                self.enabled.len(),
+                negotiating.len()
+            ))
+        } else {
+            Response::error(problems.join("; "))
+        };
+        response.negotiating = negotiating;
+        response
+    }
+
+    /// The metrics now; the kernel's SA counters that cannot be read make it an error.
+    fn exposition(&mut self) -> Result<String, String> {
+        let kernel = (self.kernel.sa_status()).map_err(|e| format!("reading the SAs: {e}"))?;
+        let sas = report::build(&self.engine.status(), &kernel, Instant::now());
+        let tunnels: Vec<String> = self.tunnels.iter().map(|t| t.name.clone()).collect();
+        let ike_tunnels: Vec<String> = (tunnels.iter())
+            .filter(|n| self.ike_tunnel(n))
+            .cloned()
+            .collect();
+        let snapshot = metrics::Snapshot {
+            tunnels: &tunnels,
+            ike_tunnels: &ike_tunnels,
+            sas: &sas,
+            dpd: self.engine.dpd_counters(),
+            failing: &self.failing.reports(Instant::now()),
+            now: std::time::SystemTime::now(),
+        };
+        Ok(metrics::render(&self.metrics, &snapshot))
     }
 
     fn answer(&mut self, name: &str, response: Response) {
@@ -523,6 +668,9 @@ impl Daemon {
                 } else {
                     let _ = reply.send(Response::ok(format!("{name}: initiating")));
                 }
+            }
+            Request::UpAll => {
+                let _ = reply.send(self.up_all(now));
             }
             Request::Down { name } => {
                 self.drop_connection(&name);

@@ -158,6 +158,22 @@ pub fn render_failures(failures: &[TunnelFailure]) -> String {
     out
 }
 
+/// The kernel's inbound SA of reqid 3 (SPI c1a2b3c4, 192.0.2.1 from 198.51.100.2): 840
+/// bytes in 10 packets.
+#[cfg(test)]
+pub fn inbound_sa() -> SaStatus {
+    SaStatus {
+        reqid: 3,
+        spi: 0xc1a2_b3c4,
+        src: "198.51.100.2".parse().unwrap(),
+        dst: "192.0.2.1".parse().unwrap(),
+        algorithms: String::new(),
+        bytes: 840,
+        packets: 10,
+        age: 5,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -194,16 +210,7 @@ mod tests {
             }],
         };
         let kernel = [
-            SaStatus {
-                reqid: 3,
-                spi: 0xc1a2_b3c4,
-                src: "198.51.100.2".parse().unwrap(),
-                dst: "192.0.2.1".parse().unwrap(),
-                algorithms: String::new(),
-                bytes: 840,
-                packets: 10,
-                age: 5,
-            },
+            inbound_sa(),
             // Same SPI towards another host: not ours.
             SaStatus {
                 reqid: 9,

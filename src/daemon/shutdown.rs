@@ -11,7 +11,7 @@ use tokio::sync::mpsc;
 
 use super::control::Response;
 use super::sockets::Inbound;
-use super::{log, Daemon};
+use super::{log, logging, Daemon};
 
 /// How long the peers have to answer the DELETEs (the engine retransmits meanwhile).
 const DELETE_WAIT: Duration = Duration::from_secs(3);
@@ -35,10 +35,14 @@ impl Daemon {
             tokio::select! {
                 message = rx.recv() => match message {
                     Some(Inbound::Datagram { local, remote, bytes }) => {
+                        super::ike_log::received(local, remote, &bytes);
                         self.engine.handle_datagram(Instant::now(), local, remote, &bytes);
                     }
                     Some(Inbound::Control { reply, .. }) => {
                         let _ = reply.send(Response::error("the daemon is stopping"));
+                    }
+                    Some(Inbound::Metrics { reply }) => {
+                        let _ = reply.send(Err("the daemon is stopping".into()));
                     }
                     // Expiries and acquires: every SA goes anyway, none is negotiated.
                     Some(Inbound::Expired { .. } | Inbound::Acquired { .. }) => {}
@@ -51,10 +55,16 @@ impl Daemon {
         let unanswered = self.engine.status().len();
         for connection in self.installed.connections() {
             for e in (self.installed).remove_connection(&mut self.kernel, &connection) {
-                log(format_args!("{connection}: removing its SAs: {e}"));
+                logging::error(
+                    logging::IKE,
+                    format_args!("{connection}: removing its SAs: {e}"),
+                );
             }
         }
         let _ = std::fs::remove_file(&self.options.socket);
+        if let Some(super::metrics::server::Address::Unix(path)) = &self.options.metrics {
+            let _ = std::fs::remove_file(path);
+        }
         if unanswered > 0 {
             log(format_args!(
                 "stopped ({unanswered} IKE SA(s) without the peer's answer to the DELETE)"

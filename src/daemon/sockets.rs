@@ -36,6 +36,10 @@ pub enum Inbound {
     },
     /// A packet matched the policy of the Child SA with this reqid and found no SA.
     Acquired { reqid: u32 },
+    /// A scrape of the metrics listener: the exposition, or why the state is unreadable.
+    Metrics {
+        reply: oneshot::Sender<Result<String, String>>,
+    },
 }
 
 pub struct Sockets {

@@ -162,13 +162,8 @@ fn in_runs<C: std::borrow::Borrow<Change>, G: PartialEq>(
         results.extend(outcome);
         start = end;
         if failed {
-            results.extend(changes[start..].iter().map(|c| {
-                Err(KernelError {
-                    object: Some(c.borrow().key()),
-                    message: "not attempted after an earlier failure".into(),
-                    errno: None,
-                })
-            }));
+            let rest = changes[start..].iter();
+            results.extend(rest.map(|c| Err(KernelError::not_attempted(c.borrow()))));
             break;
         }
     }

@@ -5,6 +5,7 @@
 //! should be up (start_action = start, or restarted) keep being retried while the peer is
 //! away.
 
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use super::config::{DpdAction, StartAction};
@@ -17,6 +18,14 @@ use super::{Engine, Fate};
 /// Wait before initiating again after an attempt gave up (strongSwan's keyingtries with a
 /// retry interval, without an upper bound on tries: the operator asked for the tunnel).
 pub const RETRY_INTERVAL: Duration = Duration::from_secs(30);
+
+/// Liveness checks of one connection since the engine started, for the metrics.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DpdCounters {
+    pub probes: u64,
+    /// Peers given up because a liveness check went unanswered.
+    pub timeouts: u64,
+}
 
 /// Why an IKE SA went away, for deciding what to do next.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -60,6 +69,7 @@ impl Engine {
             return Fate::Keep;
         };
         if sa.dpd_expiry(dpd.timeout).is_some_and(|at| at <= now) {
+            self.count_dpd(&sa.connection, |c| c.timeouts += 1);
             self.delete_children(sa);
             self.fail(
                 &sa.connection,
@@ -71,8 +81,18 @@ impl Engine {
         let due = sa.dpd_due(dpd.delay).is_some_and(|at| at <= now) && !sa.delete_pending;
         if due && (self.send_request(now, sa, ExchangeType::Informational, &[])).is_ok() {
             sa.dpd_probe_sent = Some(now);
+            self.count_dpd(&sa.connection, |c| c.probes += 1);
         }
         Fate::Keep
+    }
+
+    pub(super) fn count_dpd(&mut self, name: &str, count: impl FnOnce(&mut DpdCounters)) {
+        count(self.dpd_counters.entry(name.to_owned()).or_default());
+    }
+
+    /// Liveness checks sent and peers given up, by connection.
+    pub fn dpd_counters(&self) -> &BTreeMap<String, DpdCounters> {
+        &self.dpd_counters
     }
 
     /// Decides what follows the loss of an IKE SA of `name` and schedules it.

@@ -386,6 +386,23 @@ impl FailureReason {
     }
 }
 
+impl FailureReason {
+    /// A stable, secret-free name of the kind of failure (a metrics label).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            FailureReason::NoProposalChosen { .. } => "no_proposal_chosen",
+            FailureReason::NoChildProposalChosen { .. } => "no_child_proposal_chosen",
+            FailureReason::AuthenticationFailed { .. } => "authentication_failed",
+            FailureReason::TsUnacceptable { .. } => "ts_unacceptable",
+            FailureReason::ModeMismatch { .. } => "mode_mismatch",
+            FailureReason::PeerNotResponding { .. } => "peer_not_responding",
+            FailureReason::InvalidKePayload { .. } => "invalid_ke_payload",
+            FailureReason::PeerError { .. } => "peer_error",
+            FailureReason::Protocol(_) => "protocol",
+        }
+    }
+}
+
 fn list(items: &[String]) -> String {
     if items.is_empty() {
         "(none)".into()

@@ -68,6 +68,7 @@ pub use config::{
     IKE_REKEY_TIME, MAX_REPLAY_WINDOW, REPLAY_WINDOW,
 };
 pub use cookie::CookieConfig;
+pub use dpd::DpdCounters;
 pub use events::{
     ChildSaInstall, ChildSaRef, ChildSaStatus, Event, FailureReason, IkeSaState, IkeSaStatus,
     KernelAction, Lifetimes, SaDirection, Selector, Transmit, UdpEncap,
@@ -127,6 +128,7 @@ pub struct Engine {
     /// Connections that negotiate when traffic for them arrives, after a loss whose action
     /// is `trap` (trap.rs).
     trapped: BTreeSet<String>,
+    dpd_counters: BTreeMap<String, DpdCounters>,
 }
 
 impl Engine {
@@ -141,6 +143,7 @@ impl Engine {
             cookies: None,
             pending_initiations: Vec::new(),
             trapped: BTreeSet::new(),
+            dpd_counters: BTreeMap::new(),
         }
     }
 
@@ -561,6 +564,9 @@ impl Engine {
                             by_peer: false,
                         });
                     } else {
+                        if phase == Phase::Established && sa.dpd_probe_sent.is_some() {
+                            self.count_dpd(&sa.connection, |c| c.timeouts += 1);
+                        }
                         self.fail(&sa.connection, FailureReason::PeerNotResponding { after });
                         let loss = if phase == Phase::Established {
                             dpd::Loss::DeadPeer
