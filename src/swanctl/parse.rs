@@ -100,7 +100,10 @@ impl Reader {
             let at = lx.location();
             match lx.peek() {
                 None if nesting == 0 => return Ok(()),
-                None => return Err(at.error(format!("section `{}` is not closed", section.name))),
+                None => {
+                    let message = format!("section `{}` is not closed", section.name);
+                    return Err(section.at.error(message));
+                }
                 Some('\n') => lx.bump(),
                 Some('}') if nesting == 0 => return Err(at.error("`}` without a section to close")),
                 Some('}') => {
@@ -428,3 +431,7 @@ fn class(pattern: &[char], open: usize, c: char) -> Option<usize> {
     }
     (c == '[').then_some(open + 1)
 }
+
+#[cfg(test)]
+#[path = "parse_tests.rs"]
+mod tests;

@@ -162,16 +162,16 @@ impl<'a> Mapper<'a> {
                 _ => self.report.unsupported(at, format!("{key} = {v}")),
             }
         }
-        let Some(remote) = remote else {
-            self.report.error(
-                &conn.at,
-                format!(
-                    "connection `{}` has no remote_addrs: routevpn needs the peer's address",
-                    conn.name
-                ),
+        // Without a peer address the profile is refused, but the rest is still checked so
+        // that one run reports every problem.
+        let remote = remote.unwrap_or_else(|| {
+            let why = format!(
+                "connection `{}` has no usable remote_addrs: routevpn needs the peer's address",
+                conn.name
             );
-            return Vec::new();
-        };
+            self.report.error(&conn.at, why);
+            IpAddr::from([0, 0, 0, 0])
+        });
         let (local_round, remote_round) = (self.round("local"), self.round("remote"));
         let secrets = self.authentication(
             &mut ike,
@@ -296,9 +296,12 @@ impl<'a> Mapper<'a> {
                     {
                         round.auth = Some("pubkey")
                     }
-                    _ => self
-                        .report
-                        .unsupported(&value.at, format!("{}.auth = {v}", section.name)),
+                    _ => {
+                        // Neither method: no follow-on complaint about missing keys.
+                        round.auth = Some("");
+                        let what = format!("{}.auth = {v}", section.name);
+                        self.report.unsupported(&value.at, what)
+                    }
                 },
                 ("id", _) => round.id = Some(value),
                 ("certs", "local") => round.certs = files("x509"),
@@ -362,7 +365,7 @@ impl<'a> Mapper<'a> {
             let local_key = local_id
                 .clone()
                 .or(local_addr.map(|a| a.to_string()))
-                .unwrap_or_default();
+                .unwrap_or_else(|| "%any".into());
             let remote_key = remote_id.clone().unwrap_or_else(|| remote_addr.to_string());
             match self.store.psk_for(&local_key, &remote_key) {
                 Some(psk) => {

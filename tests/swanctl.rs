@@ -1,0 +1,318 @@
+//! swanctl.conf import and export: the corpus in tests/swanctl/ (see its README), the round
+//! trip of every example profile through export and import, the CLI, and charon itself
+//! loading an exported file.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use routevpn::model::Tunnel;
+use routevpn::profile::{self, Diagnostic, Options};
+use routevpn::swanctl::{self, export, import, install};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn cases() -> Vec<PathBuf> {
+    let mut cases: Vec<PathBuf> = std::fs::read_dir(root().join("tests/swanctl"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_dir())
+        .collect();
+    cases.sort();
+    cases
+}
+
+/// Every file below `dir`, by relative path, `{case}` standing for `case`.
+fn tree(dir: &Path, case: &Path) -> BTreeMap<String, String> {
+    fn walk(dir: &Path, base: &Path, case: &str, out: &mut BTreeMap<String, String>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                walk(&path, base, case, out);
+            } else {
+                let rel = path.strip_prefix(base).unwrap().display().to_string();
+                let text = std::fs::read_to_string(&path).unwrap();
+                out.insert(rel, text.replace(case, "{case}"));
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    if dir.exists() {
+        walk(dir, dir, &case.display().to_string(), &mut out);
+    }
+    out
+}
+
+fn shown(diagnostics: &[Diagnostic], case: &Path) -> String {
+    let prefix = format!("{}/", case.display());
+    diagnostics
+        .iter()
+        .map(|d| format!("{}\n", d.to_string().replace(&prefix, "")))
+        .collect()
+}
+
+/// Compares `actual` with the golden file `path`, or rewrites it under UPDATE_GOLDEN.
+fn golden(path: &Path, actual: &str, failures: &mut Vec<String>) {
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        if actual.is_empty() {
+            let _ = std::fs::remove_file(path);
+        } else {
+            std::fs::write(path, actual).unwrap();
+        }
+        return;
+    }
+    let expected = std::fs::read_to_string(path).unwrap_or_default();
+    if expected != actual {
+        failures.push(format!(
+            "{}:\n--- expected\n{expected}--- actual\n{actual}",
+            path.display()
+        ));
+    }
+}
+
+fn insecure() -> Options {
+    Options {
+        insecure_secrets: true,
+    }
+}
+
+#[test]
+fn corpus_cases_import_to_their_golden_profiles_or_errors() {
+    let mut failures = Vec::new();
+    for case in cases() {
+        let conf = case.join("swanctl.conf");
+        let lenient = case.join("lenient").exists();
+        let (errors, warnings, written) = match swanctl::parse_file(&conf) {
+            Err(d) => (vec![d], Vec::new(), BTreeMap::new()),
+            Ok(parsed) => {
+                let imported = import::import(&parsed, &case, import::Options { lenient });
+                let (errors, warnings): (Vec<_>, Vec<_>) = imported
+                    .diagnostics
+                    .into_iter()
+                    .partition(Diagnostic::is_error);
+                if !errors.is_empty() {
+                    (errors, warnings, BTreeMap::new())
+                } else {
+                    let out = tempfile::tempdir().unwrap();
+                    let options = install::Options {
+                        out: out.path().to_path_buf(),
+                        force: false,
+                        dry_run: false,
+                        profile: insecure(),
+                    };
+                    match install::install(&imported.profiles, &options) {
+                        Ok(_) => (Vec::new(), warnings, tree(out.path(), &case)),
+                        Err(e) => (e, warnings, BTreeMap::new()),
+                    }
+                }
+            }
+        };
+        golden(
+            &case.join("expected-errors"),
+            &shown(&errors, &case),
+            &mut failures,
+        );
+        golden(
+            &case.join("expected-warnings"),
+            &shown(&warnings, &case),
+            &mut failures,
+        );
+        let expected_dir = case.join("expected");
+        if std::env::var_os("UPDATE_GOLDEN").is_some() {
+            let _ = std::fs::remove_dir_all(&expected_dir);
+            for (rel, text) in &written {
+                let path = expected_dir.join(rel);
+                std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+                std::fs::write(path, text).unwrap();
+            }
+        } else if tree(&expected_dir, &case) != written {
+            failures.push(format!(
+                "{}: written files differ from expected/: {written:#?}",
+                case.display()
+            ));
+        }
+        // A case is either imported or refused: never both, never neither.
+        assert!(
+            errors.is_empty() != written.is_empty(),
+            "{}: errors {errors:?} and {} files",
+            case.display(),
+            written.len()
+        );
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// The example profiles with their key files present (the examples name /etc paths).
+fn examples_with_keys(dir: &Path) -> Vec<Tunnel> {
+    let keys = dir.join("keys");
+    std::fs::create_dir(&keys).unwrap();
+    let loaded = profile::load(&[root().join("profiles")], insecure());
+    let mut tunnels = loaded.tunnels.expect("the examples load");
+    for t in &mut tunnels {
+        let routevpn::model::Auth::Ike(auth) = &mut t.ike.auth else {
+            continue;
+        };
+        if let routevpn::model::LocalCredential::Psk { file } = &mut auth.local {
+            let name = file.file_name().unwrap().to_owned();
+            *file = keys.join(name);
+            std::fs::write(&file, format!("key of {}\n", t.name)).unwrap();
+        }
+        if let routevpn::model::RemoteCredential::Psk { file } = &mut auth.remote {
+            *file = keys.join(file.file_name().unwrap());
+        }
+    }
+    tunnels
+}
+
+/// What the two sides negotiate and how SAs are bound to the device: the fields export
+/// carries and import must give back. A GRE tunnel's policies carry neither mark nor
+/// if_id, as charon's policy-based children: one with tunnel-mode children comes back as
+/// an XFRM interface negotiating the same SAs.
+fn negotiation(t: &Tunnel) -> String {
+    let mut ike = t.ike.clone();
+    ike.auth = routevpn::model::Auth::Manual {
+        keys_file: PathBuf::new(),
+    };
+    let binding = match t.kind {
+        routevpn::model::TunnelKind::Vti => format!("mark {:?}", t.mark),
+        routevpn::model::TunnelKind::Xfrm | routevpn::model::TunnelKind::Gre => {
+            format!("if_id {:?}", t.if_id)
+        }
+    };
+    let local_id = t.local_id.clone().or(match t.local {
+        routevpn::model::LocalEndpoint::Address(a) => Some(routevpn::model::Identity::Address(a)),
+        routevpn::model::LocalEndpoint::DefaultRoute => None,
+    });
+    format!(
+        "{:?} {:?} {local_id:?} {:?} {ike:?} {:?} {binding}",
+        t.local, t.remote, t.remote_id, t.children
+    )
+}
+
+#[test]
+fn every_example_profile_survives_export_and_import() {
+    let dir = tempfile::tempdir().unwrap();
+    let tunnels = examples_with_keys(dir.path());
+    let (text, refused) = export::export(&tunnels, export::Options { with_secrets: true });
+    // An inline RFC 3110 key has no swanctl.conf form; every other example exports.
+    let refused: Vec<&str> = refused.iter().map(|r| r.tunnel.as_str()).collect();
+    assert_eq!(refused, ["gre-behind-nat"]);
+    let conf = dir.path().join("swanctl.conf");
+    std::fs::write(&conf, &text).unwrap();
+    let parsed = swanctl::parse_file(&conf).unwrap();
+    let imported = import::import(&parsed, dir.path(), import::Options::default());
+    assert!(!imported.has_errors(), "{:#?}", imported.diagnostics);
+    let out = dir.path().join("out");
+    let options = install::Options {
+        out: out.clone(),
+        force: false,
+        dry_run: false,
+        profile: insecure(),
+    };
+    install::install(&imported.profiles, &options).unwrap();
+    let loaded = profile::load(&[out], insecure());
+    let back = loaded.tunnels.expect("imported profiles load");
+    let exported: Vec<&Tunnel> = tunnels
+        .iter()
+        .filter(|t| t.name != "gre-behind-nat")
+        .collect();
+    assert_eq!(back.len(), exported.len());
+    for (before, after) in exported.iter().zip(&back) {
+        assert_eq!(before.name, after.name);
+        assert_eq!(negotiation(before), negotiation(after), "{}", before.name);
+        // The same key, in the file the profile names.
+        let key = |t: &Tunnel| match &t.ike.auth {
+            routevpn::model::Auth::Ike(a) => std::fs::read(a.psk_file().unwrap()).unwrap(),
+            _ => unreachable!(),
+        };
+        assert_eq!(
+            String::from_utf8(key(after)).unwrap().trim_end(),
+            String::from_utf8(key(before)).unwrap().trim_end()
+        );
+    }
+}
+
+fn routevpn(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_routevpn"))
+        .args(args)
+        .output()
+        .expect("run routevpn")
+}
+
+#[test]
+fn cli_import_writes_secrets_0600_never_overwrites_and_never_prints_keys() {
+    use std::os::unix::fs::PermissionsExt;
+    let out = tempfile::tempdir().unwrap();
+    let conf = root().join("tests/swanctl/vti-mark/swanctl.conf");
+    let (conf, out_dir) = (conf.to_str().unwrap(), out.path().to_str().unwrap());
+    let args = ["--insecure-secrets", "import", conf, "--out", out_dir];
+
+    let dry = routevpn(&[&args[..], &["--dry-run"]].concat());
+    assert_eq!(dry.status.code(), Some(0), "{dry:?}");
+    assert!(std::fs::read_dir(out.path()).unwrap().next().is_none());
+
+    let first = routevpn(&args);
+    assert_eq!(first.status.code(), Some(0), "{first:?}");
+    let stdout = String::from_utf8(first.stdout).unwrap();
+    assert!(
+        stdout.contains("connection aws-tunnel1: wrote "),
+        "{stdout}"
+    );
+    let secret = out.path().join("secrets/aws-tunnel1.psk");
+    let mode = std::fs::metadata(&secret).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    assert_eq!(std::fs::read(&secret).unwrap(), b"Tunnel1 \"shared\" key");
+
+    let again = routevpn(&args);
+    assert_eq!(again.status.code(), Some(1));
+    let stderr = String::from_utf8(again.stderr).unwrap();
+    assert!(
+        stderr.contains("aws-tunnel1.toml: error: exists already (--force replaces it)"),
+        "{stderr}"
+    );
+    let forced = routevpn(&[&args[..], &["--force"]].concat());
+    assert_eq!(forced.status.code(), Some(0), "{forced:?}");
+
+    // `check` accepts what import wrote; export prints the key only when asked.
+    let check = routevpn(&["--insecure-secrets", "check", out_dir]);
+    assert_eq!(check.status.code(), Some(0), "{check:?}");
+    let export = |extra: &[&str]| {
+        let o = routevpn(
+            &[
+                &["--insecure-secrets", "--config-dir", out_dir, "export"],
+                extra,
+            ]
+            .concat(),
+        );
+        assert_eq!(o.status.code(), Some(0), "{o:?}");
+        String::from_utf8(o.stdout).unwrap() + &String::from_utf8(o.stderr).unwrap()
+    };
+    let plain = export(&[]);
+    assert!(!plain.contains("Tunnel1"), "{plain}");
+    assert!(
+        plain.contains("# ike-aws-tunnel1: the pre-shared key is in "),
+        "{plain}"
+    );
+    assert!(export(&["--with-secrets"]).contains(r#"secret = "Tunnel1 \"shared\" key""#));
+
+    // Every output of a failed import, too, is free of keys.
+    let bad = routevpn(&[
+        "import",
+        "--out",
+        out_dir,
+        root()
+            .join("tests/swanctl/err-unsupported/swanctl.conf")
+            .to_str()
+            .unwrap(),
+    ]);
+    assert_eq!(bad.status.code(), Some(1));
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&bad.stdout),
+        String::from_utf8_lossy(&bad.stderr)
+    );
+    assert!(!all.contains("Ar3etTnp"), "{all}");
+    assert!(all.contains("nothing written"), "{all}");
+}
