@@ -163,6 +163,24 @@ fn examples_with_keys(dir: &Path) -> Vec<Tunnel> {
             *file = keys.join(file.file_name().unwrap());
         }
     }
+    // The examples let routevpn allocate marks and if_ids: two with fixed ones as well.
+    let fixed = |kind, name: &str| {
+        let mut t = tunnels.iter().find(|t| t.kind == kind).unwrap().clone();
+        t.name = name.into();
+        t.remote = match t.remote {
+            std::net::IpAddr::V4(_) => "198.51.100.99".parse().unwrap(),
+            std::net::IpAddr::V6(_) => "2001:db8:100::99".parse().unwrap(),
+        };
+        t.mark = (kind == routevpn::model::TunnelKind::Vti).then_some(42);
+        t.if_id = (kind == routevpn::model::TunnelKind::Xfrm).then_some(0x1234);
+        t
+    };
+    let extra = [
+        fixed(routevpn::model::TunnelKind::Vti, "vti-mark-42"),
+        fixed(routevpn::model::TunnelKind::Xfrm, "xfrm-if-id-4660"),
+    ];
+    tunnels.extend(extra);
+    tunnels.sort_by(|a, b| a.name.cmp(&b.name));
     tunnels
 }
 
@@ -315,4 +333,189 @@ fn cli_import_writes_secrets_0600_never_overwrites_and_never_prints_keys() {
     );
     assert!(!all.contains("Ar3etTnp"), "{all}");
     assert!(all.contains("nothing written"), "{all}");
+}
+
+const CHARON: &str = "/usr/lib/ipsec/charon";
+
+/// A charon in a network namespace of its own, with its own strongswan.conf, VICI socket
+/// and (private tmpfs) /run; killed and its namespace deleted on drop.
+struct Charon {
+    netns: String,
+    dir: PathBuf,
+    process: std::process::Child,
+}
+
+impl Charon {
+    fn start(dir: &Path) -> Charon {
+        assert!(
+            Path::new(CHARON).exists() && Path::new("/usr/sbin/swanctl").exists(),
+            "charon and swanctl are needed: apt-get install strongswan-charon strongswan-swanctl \
+             (integration/test installs them)"
+        );
+        let netns = format!("rv-swanctl-{}", std::process::id());
+        let ip = |args: &[&str]| {
+            let ok = Command::new("ip").args(args).status().unwrap().success();
+            assert!(ok, "ip {args:?}");
+        };
+        ip(&["netns", "add", &netns]);
+        ip(&["-n", &netns, "link", "set", "lo", "up"]);
+        let conf = format!(
+            "charon {{\n  load_modular = no\n  load = random nonce aes sha1 sha2 hmac kdf gcm gmp \
+             openssl pem pkcs1 x509 pubkey kernel-netlink socket-default vici\n  \
+             install_routes = no\n  plugins {{\n    vici {{ socket = unix://{d}/charon.vici }}\n  }}\n  \
+             filelog {{\n    log {{\n      path = {d}/charon.log\n      flush_line = yes\n      \
+             default = 1\n      cfg = 2\n    }}\n  }}\n}}\nswanctl {{\n  load = pem pkcs1 x509 \
+             pubkey random nonce openssl\n}}\n",
+            d = dir.display()
+        );
+        std::fs::write(dir.join("strongswan.conf"), conf).unwrap();
+        // ip, unshare, sh and env all exec: the child is charon itself.
+        let process = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &netns,
+                "unshare",
+                "-m",
+                "--propagation",
+                "private",
+            ])
+            .args([
+                "sh",
+                "-c",
+                "mount -t tmpfs -o mode=0755 tmpfs /run && exec env STRONGSWAN_CONF=\"$1\" \"$2\"",
+            ])
+            .arg("charon")
+            .arg(dir.join("strongswan.conf"))
+            .arg(CHARON)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let charon = Charon {
+            netns,
+            dir: dir.to_path_buf(),
+            process,
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while !charon.swanctl(&["--stats"]).status.success() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "charon did not come up"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        charon
+    }
+
+    fn swanctl(&self, args: &[&str]) -> std::process::Output {
+        let uri = format!("unix://{}/charon.vici", self.dir.display());
+        Command::new("ip")
+            .args(["netns", "exec", &self.netns, "swanctl"])
+            .args(args)
+            .args(["--uri", &uri])
+            .env("STRONGSWAN_CONF", self.dir.join("strongswan.conf"))
+            .output()
+            .unwrap()
+    }
+}
+
+impl Drop for Charon {
+    fn drop(&mut self) {
+        let _ = self.process.kill();
+        let _ = self.process.wait();
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.netns])
+            .status();
+    }
+}
+
+/// What charon logged (at cfg level 2) while loading connection `name`.
+fn charon_parsed(log: &str, name: &str) -> String {
+    let start = log
+        .find(&format!(" conn {name}:\n"))
+        .unwrap_or_else(|| panic!("charon logged no conn {name}"));
+    let rest = &log[start..];
+    let end = rest.find("configured proposals:").unwrap_or(rest.len());
+    rest[..end].to_string()
+}
+
+#[test]
+fn charon_accepts_every_exported_connection_as_routevpn_negotiates_it() {
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("note: charon_accepts_every_exported_connection… needs root (network namespace)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let tunnels = examples_with_keys(dir.path());
+    let (text, _) = export::export(&tunnels, export::Options { with_secrets: true });
+    let conf = dir.path().join("swanctl.conf");
+    std::fs::write(&conf, &text).unwrap();
+    let charon = Charon::start(dir.path());
+    let load = charon.swanctl(&["--load-all", "--file", conf.to_str().unwrap()]);
+    let stdout = String::from_utf8_lossy(&load.stdout);
+    assert!(load.status.success(), "{load:?}");
+    let exported: Vec<&Tunnel> = tunnels
+        .iter()
+        .filter(|t| t.name != "gre-behind-nat")
+        .collect();
+    assert!(
+        stdout.contains(&format!(
+            "successfully loaded {} connections, 0 unloaded",
+            exported.len()
+        )),
+        "{stdout}"
+    );
+    let listed = String::from_utf8(charon.swanctl(&["--list-conns"]).stdout).unwrap();
+    let log = std::fs::read_to_string(dir.path().join("charon.log")).unwrap();
+    for t in exported {
+        assert!(listed.contains(&format!("{}: IKEv2", t.name)), "{listed}");
+        let parsed = charon_parsed(&log, &t.name);
+        let mut expected = vec![
+            format!("  rekey_time = {}\n", t.ike.rekey_time.as_secs()),
+            format!("  over_time = {}\n", t.ike.over_time.as_secs()),
+            format!("  rand_time = {}\n", t.ike.rand_time.as_secs()),
+            format!("  dpd_delay = {}\n", t.ike.dpd.delay.as_secs()),
+            format!("  id = {}\n", t.remote_id),
+        ];
+        expected.extend(t.ike.proposals.iter().map(|p| format!("IKE:{p}")));
+        for child in &t.children {
+            let ts = |list: &[routevpn::model::TrafficSelector]| {
+                list.iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            };
+            expected.push(format!("  local_ts = {}\n", ts(&child.local_ts)));
+            expected.push(format!("  remote_ts = {}\n", ts(&child.remote_ts)));
+            expected.push(format!("  life_time = {}\n", child.life_time.as_secs()));
+            for p in &child.esp_proposals {
+                let esn = if p.esn.contains(&true) {
+                    ""
+                } else {
+                    "/NO_EXT_SEQ"
+                };
+                expected.push(format!("ESP:{p}{esn}"));
+            }
+        }
+        const UNIQUE: u32 = u32::MAX;
+        match t.kind {
+            routevpn::model::TunnelKind::Vti => {
+                let mark = t.mark.unwrap_or(UNIQUE);
+                expected.push(format!("  mark_in = {mark}/{UNIQUE}\n"));
+                expected.push(format!("  mark_out = {mark}/{UNIQUE}\n"));
+            }
+            routevpn::model::TunnelKind::Xfrm => {
+                expected.push(format!("  if_id_in = {}\n", t.if_id.unwrap_or(UNIQUE)));
+            }
+            routevpn::model::TunnelKind::Gre => {}
+        }
+        for line in expected {
+            assert!(
+                parsed.contains(&line),
+                "{}: no {line:?} in\n{parsed}",
+                t.name
+            );
+        }
+    }
 }

@@ -105,10 +105,16 @@ pub fn install(
 
     // The same validation as `routevpn check`, shown at the paths the files will have.
     let loaded = profile::load(std::slice::from_ref(&stage.0), options.profile);
+    let (staged, out) = (
+        stage.0.display().to_string(),
+        options.out.display().to_string(),
+    );
     let shown = |mut d: Diagnostic| {
         if let Ok(rest) = d.file.strip_prefix(&stage.0) {
             d.file = options.out.join(rest);
         }
+        // A cross-file message names the other profile by its staged path too.
+        d.message = d.message.replace(&staged, &out);
         d
     };
     let (errors, warnings): (Vec<Diagnostic>, Vec<Diagnostic>) = loaded
