@@ -317,7 +317,10 @@ fn psk_secret(
     key = key.strip_suffix(b"\n").unwrap_or(key);
     key = key.strip_suffix(b"\r").unwrap_or(key);
     let text = match std::str::from_utf8(key) {
-        Ok(text) if !text.chars().any(char::is_control) => Zeroizing::new(value(text)),
+        // strongSwan would decode a text key starting with `0s` as base64: write it as hex.
+        Ok(text) if !text.chars().any(char::is_control) && !text.starts_with("0s") => {
+            Zeroizing::new(value(text))
+        }
         _ => {
             let mut hex = Zeroizing::new(String::from("0x"));
             key.iter().for_each(|b| {
@@ -334,4 +337,63 @@ fn psk_secret(
     w.set("secret", text.as_str());
     w.close();
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::profile::{load_sources, SourceFile};
+
+    /// The `secret = …` line export writes for a key file holding `key`.
+    fn secret_line(key: &[u8]) -> String {
+        let dir = tempfile::tempdir().unwrap();
+        let psk = dir.path().join("k.psk");
+        std::fs::write(&psk, key).unwrap();
+        let text = format!(
+            "kind = \"vti\"\nremote = \"198.51.100.7\"\n[ike]\npsk_file = \"{}\"\n",
+            psk.display()
+        );
+        let source = SourceFile::new(dir.path().join("t.toml"), text);
+        let options = crate::profile::Options {
+            insecure_secrets: true,
+        };
+        let tunnels = load_sources(vec![source], options, Vec::new())
+            .tunnels
+            .unwrap();
+        let (plain, _) = export(&tunnels, Options::default());
+        assert!(
+            plain.contains("# ike-t: the pre-shared key is in "),
+            "{plain}"
+        );
+        assert!(!plain.contains("secret ="), "{plain}");
+        let (text, refused) = export(&tunnels, Options { with_secrets: true });
+        assert!(refused.is_empty());
+        let line = text.lines().find(|l| l.contains("secret =")).unwrap();
+        line.trim().to_string()
+    }
+
+    #[test]
+    fn psks_are_written_in_the_form_strongswan_reads_the_same() {
+        assert_eq!(
+            secret_line(b"simple-key-0123456\n"),
+            "secret = simple-key-0123456"
+        );
+        assert_eq!(
+            secret_line(b"with \"quotes\" # and \\\n"),
+            r#"secret = "with \"quotes\" # and \\""#
+        );
+        assert_eq!(
+            secret_line(b"0xdeadbeefdeadbeef"),
+            "secret = 0xdeadbeefdeadbeef"
+        );
+        // Literal text that strongSwan would decode as base64, and bytes that are no text.
+        assert_eq!(
+            secret_line(b"0sAAAAAAAAAAAAAAAA"),
+            "secret = 0x307341414141414141414141414141414141"
+        );
+        assert_eq!(
+            secret_line(b"\xff\x00key-bytes-long\n"),
+            "secret = 0xff006b65792d62797465732d6c6f6e67"
+        );
+    }
 }
