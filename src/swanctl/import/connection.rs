@@ -188,8 +188,20 @@ impl<'a> Mapper<'a> {
                 .push("allow_legacy = true: a proposal uses SHA-1 or MODP-1024".into());
         }
         let mut dpd = Table::default();
-        dpd.duration("delay", dpd_delay.unwrap_or_default());
-        if let Some(timeout) = dpd_timeout {
+        let delay = dpd_delay.unwrap_or_default();
+        dpd.duration("delay", delay);
+        // charon's IKEv2 gives up on a peer by its retransmissions, not dpd_timeout; routevpn
+        // needs a timeout beyond the delay (150 s by default).
+        let timeout = dpd_timeout.or_else(|| {
+            let long = (delay >= crate::model::Dpd::default().timeout).then_some(delay * 5);
+            if let Some(t) = long {
+                let t = super::render::duration_text(t);
+                self.notes
+                    .push(format!("dpd timeout {t}: five times dpd_delay"));
+            }
+            long
+        });
+        if let Some(timeout) = timeout {
             dpd.duration("timeout", timeout);
         }
         dpd.string("action", actions.dpd);
