@@ -293,6 +293,17 @@ fn cli_import_writes_secrets_0600_never_overwrites_and_never_prints_keys() {
     let forced = routevpn(&[&args[..], &["--force"]].concat());
     assert_eq!(forced.status.code(), Some(0), "{forced:?}");
 
+    // A profile already there is validated with the imported ones: the same VTI endpoints
+    // are refused, naming both files, and nothing is written.
+    let other = out.path().join("other.toml");
+    std::fs::write(&other, "kind = \"vti\"\nlocal = \"198.51.100.4\"\nremote = \"203.0.113.17\"\n[ike]\npsk_file = \"k\"\n").unwrap();
+    let clash = routevpn(&[&args[..], &["--force"]].concat());
+    assert_eq!(clash.status.code(), Some(1), "{clash:?}");
+    let stderr = String::from_utf8(clash.stderr).unwrap();
+    let expected = format!("{out_dir}/other.toml:3:10: error: VTI tunnel \"other\" has the same outer endpoints as VTI tunnel \"aws-tunnel1\" ({out_dir}/aws-tunnel1.toml:");
+    assert!(stderr.contains(&expected), "{stderr}");
+    std::fs::remove_file(&other).unwrap();
+
     // `check` accepts what import wrote; export prints the key only when asked.
     let check = routevpn(&["--insecure-secrets", "check", out_dir]);
     assert_eq!(check.status.code(), Some(0), "{check:?}");

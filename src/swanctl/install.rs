@@ -103,8 +103,15 @@ pub fn install(
         }
     }
 
-    // The same validation as `routevpn check`, shown at the paths the files will have.
-    let loaded = profile::load(std::slice::from_ref(&stage.0), options.profile);
+    // The same validation as `routevpn check` of the destination once written: with the
+    // profiles already there (but those the import replaces), shown at the final paths.
+    let mut paths = vec![stage.0.clone()];
+    if options.out.is_dir() {
+        let existing = profile::files(std::slice::from_ref(&options.out)).map_err(|d| vec![d])?;
+        let replaced = |p: &PathBuf| files.iter().any(|(rel, _)| options.out.join(rel) == *p);
+        paths.extend(existing.into_iter().filter(|p| !replaced(p)));
+    }
+    let loaded = profile::load(&paths, options.profile);
     let (staged, out) = (
         stage.0.display().to_string(),
         options.out.display().to_string(),
