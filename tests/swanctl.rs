@@ -78,36 +78,41 @@ fn insecure() -> Options {
     }
 }
 
+/// Imports a corpus case into a new directory: it and the warnings, or every diagnostic.
+#[allow(clippy::type_complexity)]
+fn import_case(
+    case: &Path,
+) -> Result<(tempfile::TempDir, Vec<Diagnostic>), (Vec<Diagnostic>, Vec<Diagnostic>)> {
+    let lenient = case.join("lenient").exists();
+    let parsed = swanctl::parse_file(&case.join("swanctl.conf")).map_err(|d| (vec![d], vec![]))?;
+    let imported = import::import(&parsed, case, import::Options { lenient });
+    let (errors, warnings): (Vec<_>, Vec<_>) = imported
+        .diagnostics
+        .into_iter()
+        .partition(Diagnostic::is_error);
+    if !errors.is_empty() {
+        return Err((errors, warnings));
+    }
+    let out = tempfile::tempdir().unwrap();
+    let options = install::Options {
+        out: out.path().to_path_buf(),
+        force: false,
+        dry_run: false,
+        profile: insecure(),
+    };
+    match install::install(&imported.profiles, &options) {
+        Ok(_) => Ok((out, warnings)),
+        Err(e) => Err((e, warnings)),
+    }
+}
+
 #[test]
 fn corpus_cases_import_to_their_golden_profiles_or_errors() {
     let mut failures = Vec::new();
     for case in cases() {
-        let conf = case.join("swanctl.conf");
-        let lenient = case.join("lenient").exists();
-        let (errors, warnings, written) = match swanctl::parse_file(&conf) {
-            Err(d) => (vec![d], Vec::new(), BTreeMap::new()),
-            Ok(parsed) => {
-                let imported = import::import(&parsed, &case, import::Options { lenient });
-                let (errors, warnings): (Vec<_>, Vec<_>) = imported
-                    .diagnostics
-                    .into_iter()
-                    .partition(Diagnostic::is_error);
-                if !errors.is_empty() {
-                    (errors, warnings, BTreeMap::new())
-                } else {
-                    let out = tempfile::tempdir().unwrap();
-                    let options = install::Options {
-                        out: out.path().to_path_buf(),
-                        force: false,
-                        dry_run: false,
-                        profile: insecure(),
-                    };
-                    match install::install(&imported.profiles, &options) {
-                        Ok(_) => (Vec::new(), warnings, tree(out.path(), &case)),
-                        Err(e) => (e, warnings, BTreeMap::new()),
-                    }
-                }
-            }
+        let (errors, warnings, written) = match import_case(&case) {
+            Ok((out, warnings)) => (Vec::new(), warnings, tree(out.path(), &case)),
+            Err((errors, warnings)) => (errors, warnings, BTreeMap::new()),
         };
         golden(
             &case.join("expected-errors"),
@@ -444,11 +449,93 @@ impl Drop for Charon {
 /// What charon logged (at cfg level 2) while loading connection `name`.
 fn charon_parsed(log: &str, name: &str) -> String {
     let start = log
-        .find(&format!(" conn {name}:\n"))
+        .rfind(&format!(" conn {name}:\n"))
         .unwrap_or_else(|| panic!("charon logged no conn {name}"));
     let rest = &log[start..];
     let end = rest.find("configured proposals:").unwrap_or(rest.len());
     rest[..end].to_string()
+}
+
+/// Exports `tunnels` (all exportable) with their keys, loads the file into `charon` and
+/// checks what charon parsed for each connection against the tunnel.
+fn load_into_charon(charon: &Charon, tunnels: &[Tunnel], name: &str) {
+    let (text, refused) = export::export(tunnels, export::Options { with_secrets: true });
+    let conf = charon.dir.join(name);
+    std::fs::write(&conf, &text).unwrap();
+    let load = charon.swanctl(&["--load-all", "--file", conf.to_str().unwrap()]);
+    let stdout = String::from_utf8_lossy(&load.stdout);
+    assert!(load.status.success(), "{load:?}\n{text}");
+    let exported: Vec<&Tunnel> = (tunnels.iter())
+        .filter(|t| !refused.iter().any(|r| r.tunnel == t.name))
+        .collect();
+    let loaded = format!("successfully loaded {} connections", exported.len());
+    assert!(stdout.contains(&loaded), "{stdout}");
+    let listed = String::from_utf8(charon.swanctl(&["--list-conns"]).stdout).unwrap();
+    let log = std::fs::read_to_string(charon.dir.join("charon.log")).unwrap();
+    for t in exported {
+        assert!(listed.contains(&format!("{}: IKEv2", t.name)), "{listed}");
+        let parsed = charon_parsed(&log, &t.name);
+        for line in charon_expected(t) {
+            assert!(
+                parsed.contains(&line),
+                "{}: no {line:?} in\n{parsed}",
+                t.name
+            );
+        }
+    }
+}
+
+/// Lines charon logs (cfg level 2) when it parsed `t`'s connection as routevpn has it.
+fn charon_expected(t: &Tunnel) -> Vec<String> {
+    let mut expected = vec![
+        format!("  rekey_time = {}\n", t.ike.rekey_time.as_secs()),
+        format!("  over_time = {}\n", t.ike.over_time.as_secs()),
+        format!("  rand_time = {}\n", t.ike.rand_time.as_secs()),
+        format!("  dpd_delay = {}\n", t.ike.dpd.delay.as_secs()),
+        format!("  id = {}\n", t.remote_id),
+    ];
+    expected.extend(t.ike.proposals.iter().map(|p| format!("IKE:{p}")));
+    for child in &t.children {
+        for (key, list) in [
+            ("local_ts", &child.local_ts),
+            ("remote_ts", &child.remote_ts),
+        ] {
+            let shown: Vec<String> = list.iter().map(ToString::to_string).collect();
+            if list.iter().all(|ts| ts.ports.is_none()) {
+                expected.push(format!("  {key} = {}\n", shown.join(" ")));
+            } else {
+                // charon names well-known ports (`[tcp/https]`): compare up to the port.
+                let cut = |s: &String| {
+                    s.split_once('/').map_or(s.clone(), |(net, rest)| {
+                        format!("{net}/{}", rest.split('/').next().unwrap_or_default())
+                    })
+                };
+                expected.extend(shown.iter().map(cut));
+            }
+        }
+        expected.push(format!("  life_time = {}\n", child.life_time.as_secs()));
+        for p in &child.esp_proposals {
+            // charon writes ESN choices as EXT_SEQ / NO_EXT_SEQ, in the order offered.
+            let base = p.to_string().replace("/ESN", "");
+            let esn: Vec<&str> = (p.esn.iter())
+                .map(|&e| if e { "EXT_SEQ" } else { "NO_EXT_SEQ" })
+                .collect();
+            expected.push(format!("ESP:{base}/{}", esn.join("/")));
+        }
+    }
+    const UNIQUE: u32 = u32::MAX;
+    match t.kind {
+        routevpn::model::TunnelKind::Vti => {
+            let mark = t.mark.unwrap_or(UNIQUE);
+            expected.push(format!("  mark_in = {mark}/{UNIQUE}\n"));
+            expected.push(format!("  mark_out = {mark}/{UNIQUE}\n"));
+        }
+        routevpn::model::TunnelKind::Xfrm => {
+            expected.push(format!("  if_id_in = {}\n", t.if_id.unwrap_or(UNIQUE)));
+        }
+        routevpn::model::TunnelKind::Gre => {}
+    }
+    expected
 }
 
 #[test]
@@ -459,74 +546,15 @@ fn charon_accepts_every_exported_connection_as_routevpn_negotiates_it() {
     }
     let dir = tempfile::tempdir().unwrap();
     let tunnels = examples_with_keys(dir.path());
-    let (text, _) = export::export(&tunnels, export::Options { with_secrets: true });
-    let conf = dir.path().join("swanctl.conf");
-    std::fs::write(&conf, &text).unwrap();
     let charon = Charon::start(dir.path());
-    let load = charon.swanctl(&["--load-all", "--file", conf.to_str().unwrap()]);
-    let stdout = String::from_utf8_lossy(&load.stdout);
-    assert!(load.status.success(), "{load:?}");
-    let exported: Vec<&Tunnel> = tunnels
-        .iter()
-        .filter(|t| t.name != "gre-behind-nat")
-        .collect();
-    assert!(
-        stdout.contains(&format!(
-            "successfully loaded {} connections, 0 unloaded",
-            exported.len()
-        )),
-        "{stdout}"
-    );
-    let listed = String::from_utf8(charon.swanctl(&["--list-conns"]).stdout).unwrap();
-    let log = std::fs::read_to_string(dir.path().join("charon.log")).unwrap();
-    for t in exported {
-        assert!(listed.contains(&format!("{}: IKEv2", t.name)), "{listed}");
-        let parsed = charon_parsed(&log, &t.name);
-        let mut expected = vec![
-            format!("  rekey_time = {}\n", t.ike.rekey_time.as_secs()),
-            format!("  over_time = {}\n", t.ike.over_time.as_secs()),
-            format!("  rand_time = {}\n", t.ike.rand_time.as_secs()),
-            format!("  dpd_delay = {}\n", t.ike.dpd.delay.as_secs()),
-            format!("  id = {}\n", t.remote_id),
-        ];
-        expected.extend(t.ike.proposals.iter().map(|p| format!("IKE:{p}")));
-        for child in &t.children {
-            let ts = |list: &[routevpn::model::TrafficSelector]| {
-                list.iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join(" ")
-            };
-            expected.push(format!("  local_ts = {}\n", ts(&child.local_ts)));
-            expected.push(format!("  remote_ts = {}\n", ts(&child.remote_ts)));
-            expected.push(format!("  life_time = {}\n", child.life_time.as_secs()));
-            for p in &child.esp_proposals {
-                let esn = if p.esn.contains(&true) {
-                    ""
-                } else {
-                    "/NO_EXT_SEQ"
-                };
-                expected.push(format!("ESP:{p}{esn}"));
-            }
-        }
-        const UNIQUE: u32 = u32::MAX;
-        match t.kind {
-            routevpn::model::TunnelKind::Vti => {
-                let mark = t.mark.unwrap_or(UNIQUE);
-                expected.push(format!("  mark_in = {mark}/{UNIQUE}\n"));
-                expected.push(format!("  mark_out = {mark}/{UNIQUE}\n"));
-            }
-            routevpn::model::TunnelKind::Xfrm => {
-                expected.push(format!("  if_id_in = {}\n", t.if_id.unwrap_or(UNIQUE)));
-            }
-            routevpn::model::TunnelKind::Gre => {}
-        }
-        for line in expected {
-            assert!(
-                parsed.contains(&line),
-                "{}: no {line:?} in\n{parsed}",
-                t.name
-            );
-        }
+    load_into_charon(&charon, &tunnels, "examples.conf");
+    // The corpus's imported profiles too: certificates, raw keys, GRE in transport mode.
+    for case in cases() {
+        let Ok((out, _)) = import_case(&case) else {
+            continue;
+        };
+        let loaded = profile::load(&[out.path().to_path_buf()], insecure());
+        let name = format!("{}.conf", case.file_name().unwrap().to_string_lossy());
+        load_into_charon(&charon, &loaded.tunnels.unwrap(), &name);
     }
 }
