@@ -347,7 +347,14 @@ fn cli_import_writes_secrets_0600_never_overwrites_and_never_prints_keys() {
         String::from_utf8_lossy(&bad.stdout),
         String::from_utf8_lossy(&bad.stderr)
     );
-    assert!(!all.contains("Ar3etTnp"), "{all}");
+    assert!(
+        !all.contains("Ar3etTnp") && !all.contains("Sup3rSecr3t"),
+        "{all}"
+    );
+    assert!(
+        all.contains(":7:7: error: `psk`: not supported by routevpn"),
+        "{all}"
+    );
     assert!(all.contains("nothing written"), "{all}");
 }
 

@@ -16,6 +16,47 @@ const GRE: u8 = 47;
 /// Linux interface names hold at most 15 bytes.
 const IFNAMSIZ: usize = 15;
 
+/// swanctl options whose values are settings, never secrets: messages may show them.
+const PLAIN_OPTIONS: &[&str] = &[
+    "mobike",
+    "fragmentation",
+    "unique",
+    "reauth_time",
+    "local_port",
+    "send_certreq",
+    "aggressive",
+    "pull",
+    "childless",
+    "ipcomp",
+    "policies",
+    "policies_fwd_out",
+    "hostaccess",
+    "mode",
+    "priority",
+    "reqid",
+    "inactivity",
+    "hw_offload",
+    "copy_df",
+    "copy_ecn",
+    "copy_dscp",
+    "revocation",
+    "certs",
+    "cacerts",
+    "eap_id",
+    "xauth_id",
+    "aaa_id",
+];
+
+/// `key = value` for a setting, the key alone for an unknown option: its value may be a
+/// secret written in the wrong place.
+fn shown_option(key: &str, value: &str) -> String {
+    if PLAIN_OPTIONS.contains(&key) {
+        format!("{key} = {value}")
+    } else {
+        format!("`{key}`")
+    }
+}
+
 /// One auth round (`local` or `remote`).
 #[derive(Default)]
 struct Round<'a> {
@@ -159,7 +200,7 @@ impl<'a> Mapper<'a> {
                     "always" | "ifasked" | "never" => send_cert = Some(v),
                     _ => self.report.unsupported(at, format!("send_cert = {v}")),
                 },
-                _ => self.report.unsupported(at, format!("{key} = {v}")),
+                _ => self.report.unsupported(at, shown_option(key, v)),
             }
         }
         // Without a peer address the profile is refused, but the rest is still checked so
@@ -320,9 +361,10 @@ impl<'a> Mapper<'a> {
                 ("pubkeys", _) => round.pubkeys = files("pubkey"),
                 ("cacerts", "remote") => round.cacerts = files("x509ca"),
                 ("revocation", "remote") if v == "relaxed" => {}
-                _ => self
-                    .report
-                    .unsupported(&value.at, format!("{}.{key} = {v}", section.name)),
+                _ => self.report.unsupported(
+                    &value.at,
+                    format!("{}.{}", section.name, shown_option(key, v)),
+                ),
             }
         }
         for sub in &section.sections {
@@ -594,7 +636,7 @@ impl Mapper<'_> {
                         "updown" => self.report.unsupported(at, "updown (routevpn runs no updown script: routes and addresses are in the profile)"),
                         "ipcomp" | "hostaccess" if values::boolean(v) == Ok(false) => {}
                         "policies" if values::boolean(v) == Ok(true) => {}
-                        _ => self.report.unsupported(at, format!("{key} = {v}")),
+                        _ => self.report.unsupported(at, shown_option(key, v)),
                     }
                 }
                 // swanctl's selectors default to `dynamic`, routevpn's to everything.
