@@ -23,15 +23,22 @@ const MAX_FILES: usize = 1000;
 
 /// Parses `path` and every file it includes into one tree (the root has an empty name).
 pub fn parse_file(path: &Path) -> Result<Section, Diagnostic> {
-    let mut reader = Reader { files: 0 };
+    let mut reader = Reader {
+        files: 0,
+        follow_includes: true,
+    };
     let mut root = Section::new("", Location::new(path, 0, 0));
     reader.include(path, &mut root, 0, None)?;
     Ok(root)
 }
 
-/// Parses text already in memory; an `include` is resolved relative to `path`.
-pub fn parse_text(path: &Path, text: &str) -> Result<Section, Diagnostic> {
-    let mut reader = Reader { files: 0 };
+/// Parses text already in memory; an `include` is resolved relative to `path`, or is an
+/// error when `follow_includes` is false (untrusted text must not read the host's files).
+pub fn parse_text(path: &Path, text: &str, follow_includes: bool) -> Result<Section, Diagnostic> {
+    let mut reader = Reader {
+        files: 0,
+        follow_includes,
+    };
     let mut root = Section::new("", Location::new(path, 0, 0));
     reader.parse(path, text, &mut root, 0)?;
     Ok(root)
@@ -39,6 +46,7 @@ pub fn parse_text(path: &Path, text: &str) -> Result<Section, Diagnostic> {
 
 struct Reader {
     files: usize,
+    follow_includes: bool,
 }
 
 impl Reader {
@@ -115,6 +123,9 @@ impl Reader {
                 Some('"') => return Err(at.error("unexpected quoted string: keys are not quoted")),
                 Some(_) if lx.at_include() => {
                     let pattern = lx.include_pattern()?;
+                    if !self.follow_includes {
+                        return Err(at.error("`include` is not followed here"));
+                    }
                     for path in expand(&at, &pattern)? {
                         self.include(&path, section, include_depth + 1, Some(&at))?;
                     }

@@ -2,7 +2,7 @@ use super::*;
 use proptest::prelude::*;
 
 fn parse(text: &str) -> Result<Section, String> {
-    parse_text(Path::new("/t/swanctl.conf"), text).map_err(|d| d.to_string())
+    parse_text(Path::new("/t/swanctl.conf"), text, true).map_err(|d| d.to_string())
 }
 
 fn get<'a>(root: &'a Section, path: &str) -> &'a Value {
@@ -84,6 +84,11 @@ fn malformed_input_is_a_located_error() {
     for (text, expected) in cases {
         assert_eq!(parse(text).unwrap_err(), expected, "{text:?}");
     }
+    let refused = parse_text(Path::new("/t/s.conf"), "a {\n include /etc/*\n}\n", false);
+    assert_eq!(
+        refused.unwrap_err().to_string(),
+        "/t/s.conf:2:2: error: `include` is not followed here"
+    );
     let deep = "a {".repeat(MAX_DEPTH + 1);
     assert!(parse(&deep).unwrap_err().contains("nested deeper than 64"));
 }
