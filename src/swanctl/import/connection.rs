@@ -57,6 +57,22 @@ fn shown_option(key: &str, value: &str) -> String {
     }
 }
 
+/// `prefix` and the connection's name; one too long for IFNAMSIZ keeps its beginning and
+/// ends in `-` and 4 hex digits of a hash of the whole name, so that connections whose
+/// names share a beginning get different devices, the same on every import.
+fn device_name(prefix: &str, name: &str) -> String {
+    let full = format!("{prefix}{name}");
+    if full.len() <= IFNAMSIZ {
+        return full;
+    }
+    // FNV-1a: small, stable across versions and platforms.
+    let hash = name.bytes().fold(0x811c_9dc5_u32, |h, b| {
+        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+    });
+    let keep: String = name.chars().take(IFNAMSIZ - prefix.len() - 5).collect();
+    format!("{prefix}{keep}-{:04x}", hash & 0xffff)
+}
+
 /// One auth round (`local` or `remote`).
 #[derive(Default)]
 struct Round<'a> {
@@ -741,8 +757,7 @@ impl Mapper<'_> {
                 ("xfrm", "xfrm-")
             }
         };
-        let mut device = format!("{prefix}{name}");
-        device.truncate(IFNAMSIZ);
+        let device = device_name(prefix, name);
         let top = &mut self.profile.top;
         top.string("kind", kind);
         self.profile.interface.string("name", &device);
@@ -785,5 +800,21 @@ impl Mapper<'_> {
                 self.profile.routes.push(route);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn device_names_fit_and_long_ones_stay_apart() {
+        assert_eq!(device_name("vti-", "aws-tunnel1"), "vti-aws-tunnel1");
+        let a = device_name("xfrm-", "datacenter-frankfurt");
+        let b = device_name("xfrm-", "datacenter-zurich");
+        assert_eq!((a.len(), b.len()), (IFNAMSIZ, IFNAMSIZ));
+        assert!(a.starts_with("xfrm-data") && b.starts_with("xfrm-data"));
+        assert_ne!(a, b);
+        assert_eq!(a, device_name("xfrm-", "datacenter-frankfurt"));
     }
 }

@@ -7,7 +7,8 @@
 //!   interface with that if_id; transport-mode children with `[gre]` selectors → GRE over
 //!   IPsec; otherwise (policy-based) an XFRM interface with an allocated if_id whose routes
 //!   are the remote traffic selectors;
-//! - the device: `vti-`, `xfrm-` or `gre-` and the connection's name, cut to 15 characters;
+//! - the device: `vti-`, `xfrm-` or `gre-` and the connection's name (a hash ends one too
+//!   long for 15 characters);
 //! - no inner addresses; a pre-shared key goes into `secrets/<name>.psk` beside the profile.
 //!
 //! Every option routevpn cannot carry over is an error at its `file:line:col` (a warning,
