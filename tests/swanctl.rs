@@ -331,6 +331,14 @@ fn cli_import_writes_secrets_0600_never_overwrites_and_never_prints_keys() {
     );
     assert!(export(&["--with-secrets"]).contains(r#"secret = "Tunnel1 \"shared\" key""#));
 
+    // The same connection from two files is refused, not half written.
+    let twice = routevpn(&[&args[..], &[conf, "--force"]].concat());
+    assert_eq!(twice.status.code(), Some(1), "{twice:?}");
+    let stderr = String::from_utf8(twice.stderr).unwrap();
+    let expected =
+        format!("{out_dir}/aws-tunnel1.toml: error: connection `aws-tunnel1` is imported twice");
+    assert!(stderr.contains(&expected), "{stderr}");
+
     // Every output of a failed import, too, is free of keys.
     let bad = routevpn(&[
         "import",

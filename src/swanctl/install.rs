@@ -67,6 +67,23 @@ pub fn install(
     profiles: &[ImportedProfile],
     options: &Options,
 ) -> Result<Written, Vec<Diagnostic>> {
+    let duplicates: Vec<Diagnostic> = (profiles.iter().enumerate())
+        .filter(|(i, p)| profiles[..*i].iter().any(|q| q.name == p.name))
+        .map(|(_, p)| Diagnostic {
+            severity: Severity::Error,
+            file: options.out.join(format!("{}.toml", p.name)),
+            line: 0,
+            column: 0,
+            message: format!(
+                "connection `{}` is imported twice (two files define it)",
+                p.name
+            ),
+            hint: None,
+        })
+        .collect();
+    if !duplicates.is_empty() {
+        return Err(duplicates);
+    }
     let parent = if options.dry_run {
         std::env::temp_dir()
     } else {
