@@ -111,8 +111,42 @@ pub enum Command {
         #[arg(long, conflicts_with = "keep")]
         clean: bool,
     },
+    /// Read swanctl.conf files (with their includes, `secrets` and the swanctl/ directory
+    /// layout beside them) and write one profile per connection, each pre-shared key into a
+    /// 0600 file the profile names. Profiles are validated as `check` does before any is
+    /// written; options routevpn cannot carry over are located errors.
+    Import(ImportArgs),
+    /// Print profiles as swanctl.conf: connections and secrets giving charon the same
+    /// negotiation. Pre-shared keys only with --with-secrets.
+    Export {
+        /// Only these tunnels (default: every profile).
+        #[arg(value_name = "NAME")]
+        names: Vec<String>,
+        /// Write the pre-shared keys into `secrets` (strongSwan reads no key file).
+        #[arg(long)]
+        with_secrets: bool,
+    },
     /// Print the version.
     Version,
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// swanctl.conf files.
+    #[arg(value_name = "FILE", required = true)]
+    pub files: Vec<PathBuf>,
+    /// Where to write the profiles [default: --config-dir].
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Drop options routevpn cannot carry over, with a warning, instead of failing.
+    #[arg(long)]
+    pub lenient: bool,
+    /// Validate and print the profiles; write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Replace existing profiles and secret files of the same names.
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Args)]

@@ -15,3 +15,4 @@ pub mod plan;
 pub mod profile;
 pub mod progress;
 pub mod proposal;
+pub mod swanctl;

@@ -7,12 +7,13 @@ use clap::Parser;
 use routevpn::apply;
 use routevpn::apply::netlink::LinuxKernel;
 use routevpn::apply::state::{lock, Paths};
-use routevpn::cli::{Cli, Command, PlanArgs};
+use routevpn::cli::{Cli, Command, ImportArgs, PlanArgs};
 use routevpn::daemon::{self, control, control::ClientError, control::Request, DaemonOptions};
 use routevpn::demo::{self, DemoOptions};
 use routevpn::plan;
 use routevpn::profile::{self, Diagnostic, Loaded, Options};
 use routevpn::progress::Progress;
+use routevpn::swanctl;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -29,6 +30,11 @@ fn main() -> ExitCode {
             check(&paths, options)
         }
         Command::Plan(ref args) => plan_command(&cli.config_dir, &cli.state_paths(), options, args),
+        Command::Import(ref args) => import_command(&cli, args, options),
+        Command::Export {
+            ref names,
+            with_secrets,
+        } => export_command(&cli.config_dir, names, with_secrets, options),
         Command::Version => {
             println!("routevpn {}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS
@@ -540,5 +546,105 @@ fn dataplane_status(cli: &Cli, options: Options) -> ExitCode {
             eprintln!("routevpn: status: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// `routevpn import`: every file parsed and mapped before anything is written.
+fn import_command(cli: &Cli, args: &ImportArgs, options: Options) -> ExitCode {
+    let mut profiles = Vec::new();
+    let mut failed = false;
+    for file in &args.files {
+        let root = match swanctl::parse_file(file) {
+            Ok(root) => root,
+            Err(d) => {
+                eprintln!("{d}");
+                failed = true;
+                continue;
+            }
+        };
+        let dir = std::path::absolute(file)
+            .ok()
+            .and_then(|p| p.parent().map(PathBuf::from))
+            .unwrap_or_default();
+        let lenient = swanctl::import::Options {
+            lenient: args.lenient,
+        };
+        let imported = swanctl::import::import(&root, &dir, lenient);
+        print_diagnostics(&imported.diagnostics);
+        failed |= imported.has_errors();
+        profiles.extend(imported.profiles);
+    }
+    if failed {
+        eprintln!("routevpn: import: nothing written");
+        return ExitCode::FAILURE;
+    }
+    let install = swanctl::install::Options {
+        out: args.out.clone().unwrap_or_else(|| cli.config_dir.clone()),
+        force: args.force,
+        dry_run: args.dry_run,
+        profile: options,
+    };
+    let written = match swanctl::install::install(&profiles, &install) {
+        Ok(written) => written,
+        Err(errors) => {
+            print_diagnostics(&errors);
+            eprintln!("routevpn: import: nothing written");
+            return ExitCode::FAILURE;
+        }
+    };
+    print_diagnostics(&written.warnings);
+    let verb = if args.dry_run { "would write" } else { "wrote" };
+    for (p, path) in profiles.iter().zip(&written.profiles) {
+        if args.dry_run {
+            println!("# {}\n{}", path.display(), p.text);
+        }
+        println!("connection {}: {verb} {}", p.name, path.display());
+        for secret in &p.secrets {
+            println!(
+                "  {verb} secret {} (mode 0600)",
+                install.out.join(&secret.path).display()
+            );
+        }
+        for note in &p.notes {
+            println!("  note: {note}");
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+/// `routevpn export`: the chosen profiles (all by default) as swanctl.conf on stdout.
+fn export_command(
+    config_dir: &std::path::Path,
+    names: &[String],
+    with_secrets: bool,
+    options: Options,
+) -> ExitCode {
+    let Some(tunnels) = load_or_report(config_dir, options).and_then(|l| l.tunnels) else {
+        return ExitCode::FAILURE;
+    };
+    let unknown: Vec<&String> = names
+        .iter()
+        .filter(|n| !tunnels.iter().any(|t| &t.name == *n))
+        .collect();
+    if !unknown.is_empty() {
+        for name in unknown {
+            eprintln!("routevpn: export: no tunnel named `{name}`");
+        }
+        return ExitCode::FAILURE;
+    }
+    let chosen: Vec<_> = tunnels
+        .into_iter()
+        .filter(|t| names.is_empty() || names.contains(&t.name))
+        .collect();
+    let (text, refused) =
+        swanctl::export::export(&chosen, swanctl::export::Options { with_secrets });
+    for r in &refused {
+        eprintln!("routevpn: export: {}: {}", r.tunnel, r.reason);
+    }
+    print!("{text}");
+    if refused.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
     }
 }

@@ -320,6 +320,7 @@ enum Kind {
     Esp,
 }
 
+#[derive(Clone, Copy, PartialEq, Eq)]
 enum Keyword {
     Encr(Encryption),
     Integ(Integrity),
@@ -625,6 +626,68 @@ pub fn parse_esp(text: &str, allow_legacy: bool) -> Result<EspProposal, Proposal
         dh: p.dh,
         esn: if p.esn.is_empty() { vec![false] } else { p.esn },
     })
+}
+
+/// The keyword swanctl.conf writes for each algorithm, in the order proposals list them.
+const KEYWORDS: [&str; 21] = [
+    "aes128",
+    "aes192",
+    "aes256",
+    "aes128gcm16",
+    "aes192gcm16",
+    "aes256gcm16",
+    "sha1",
+    "sha256",
+    "sha384",
+    "sha512",
+    "prfsha1",
+    "prfsha256",
+    "prfsha384",
+    "prfsha512",
+    "modp1024",
+    "modp2048",
+    "modp3072",
+    "modp4096",
+    "ecp256",
+    "ecp384",
+    "x25519",
+];
+
+fn keyword(k: Keyword) -> String {
+    let found = KEYWORDS
+        .iter()
+        .find(|w| lookup(w).is_some_and(|(known, _)| known == k));
+    found.map_or_else(String::new, |w| w.to_string())
+}
+
+impl IkeProposal {
+    /// The proposal as swanctl.conf writes it: `aes256gcm16-prfsha384-x25519`.
+    pub fn keywords(&self) -> String {
+        let words = (self.encryption.iter().map(|&e| keyword(Keyword::Encr(e))))
+            .chain(self.integrity.iter().map(|&i| keyword(Keyword::Integ(i))))
+            .chain(self.prf.iter().map(|&p| keyword(Keyword::Prf(p))))
+            .chain(self.dh.iter().map(|&d| keyword(Keyword::Dh(d))));
+        words.collect::<Vec<_>>().join("-")
+    }
+}
+
+impl EspProposal {
+    /// The proposal as swanctl.conf writes it: `aes256gcm16-ecp256-esn`.
+    pub fn keywords(&self) -> String {
+        let mut words: Vec<String> = (self.encryption.iter())
+            .map(|&e| keyword(Keyword::Encr(e)))
+            .chain(self.integrity.iter().map(|&i| keyword(Keyword::Integ(i))))
+            .chain(self.dh.iter().map(|&d| keyword(Keyword::Dh(d))))
+            .collect();
+        if self.esn != [false] {
+            words.extend(
+                self.esn
+                    .iter()
+                    .map(|&e| if e { "esn" } else { "noesn" }.to_string()),
+            );
+        }
+        words.join("-")
+    }
 }
 
 impl fmt::Display for IkeProposal {

@@ -31,8 +31,14 @@ _routevpn() {
             routevpn,down)
                 cmd="routevpn__subcmd__down"
                 ;;
+            routevpn,export)
+                cmd="routevpn__subcmd__export"
+                ;;
             routevpn,help)
                 cmd="routevpn__subcmd__help"
+                ;;
+            routevpn,import)
+                cmd="routevpn__subcmd__import"
                 ;;
             routevpn,plan)
                 cmd="routevpn__subcmd__plan"
@@ -64,8 +70,14 @@ _routevpn() {
             routevpn__subcmd__help,down)
                 cmd="routevpn__subcmd__help__subcmd__down"
                 ;;
+            routevpn__subcmd__help,export)
+                cmd="routevpn__subcmd__help__subcmd__export"
+                ;;
             routevpn__subcmd__help,help)
                 cmd="routevpn__subcmd__help__subcmd__help"
+                ;;
+            routevpn__subcmd__help,import)
+                cmd="routevpn__subcmd__help__subcmd__import"
                 ;;
             routevpn__subcmd__help,plan)
                 cmd="routevpn__subcmd__help__subcmd__plan"
@@ -89,7 +101,7 @@ _routevpn() {
 
     case "${cmd}" in
         routevpn)
-            opts="-h -V --config-dir --state-dir --insecure-secrets --help --version check plan up down rekey apply status daemon demo version help"
+            opts="-h -V --config-dir --state-dir --insecure-secrets --help --version check plan up down rekey apply status daemon demo import export version help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -236,8 +248,30 @@ _routevpn() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        routevpn__subcmd__export)
+            opts="-h --with-secrets --config-dir --state-dir --insecure-secrets --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --state-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         routevpn__subcmd__help)
-            opts="check plan up down rekey apply status daemon demo version help"
+            opts="check plan up down rekey apply status daemon demo import export version help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -320,7 +354,35 @@ _routevpn() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        routevpn__subcmd__help__subcmd__export)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         routevpn__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        routevpn__subcmd__help__subcmd__import)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -397,6 +459,32 @@ _routevpn() {
                 return 0
             fi
             case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        routevpn__subcmd__import)
+            opts="-h --out --lenient --dry-run --force --config-dir --state-dir --insecure-secrets --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --out)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --state-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;

@@ -23,6 +23,7 @@ pub(crate) use auth::rfc3110_text;
 pub use diagnostic::{escaped, Diagnostic, Severity, SourceFile};
 pub use secrets::shown_path as shown_secret_path;
 pub use semantics::policy_children;
+pub use tunnel::TOP_KEYS;
 
 use crate::model::Tunnel;
 
@@ -156,6 +157,21 @@ pub fn load_sources(
         tunnels: ok.then(|| parsed.into_iter().map(|(_, p)| p.tunnel).collect()),
         diagnostics,
     }
+}
+
+/// Parses one IKE identity in swanctl.conf's syntax (`@vpn.example.com`, a DN, `keyid:#…`).
+pub fn parse_identity(text: &str) -> Result<crate::model::Identity, String> {
+    values::identity(text).map_err(|e| e.message)
+}
+
+/// Whether `text` is a usable Linux interface name.
+pub fn check_interface_name(text: &str) -> Result<(), String> {
+    values::interface_name(text).map_err(|e| e.message)
+}
+
+/// Whether `text` is a usable tunnel or child name.
+pub fn check_object_name(text: &str) -> Result<(), String> {
+    values::object_name(text).map_err(|e| e.message)
 }
 
 /// Parses one traffic selector in strongSwan's syntax (`10.0.0.0/24`, `dynamic[gre]`).

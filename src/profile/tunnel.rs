@@ -17,7 +17,8 @@ use super::routing::{read_routes, read_snat};
 use super::values;
 use crate::model::{Identity, LocalEndpoint, Tunnel, TunnelKind};
 
-const TOP_KEYS: &[&str] = &[
+/// The top-level keys, in the order of the reference (and of profiles import writes).
+pub const TOP_KEYS: &[&str] = &[
     "name",
     "kind",
     "local",
