@@ -10,7 +10,7 @@ use super::prf::PrfKey;
 use super::{CryptoError, Result, Secret};
 use crate::proposal::{Encryption, Integrity, Prf};
 
-/// Checks that the AES key size is one AES has, and that a cipher comes with an integrity
+/// Checks that the key size is one the cipher has, and that a cipher comes with an integrity
 /// algorithm exactly when it is not AEAD.
 pub(crate) fn check_integrity(encr: Encryption, integ: Option<Integrity>) -> Result<()> {
     if !matches!(encr.key_bits(), 128 | 192 | 256) {
@@ -66,11 +66,17 @@ impl IkeSuite {
 
 /// `SKEYSEED = prf(Ni | Nr, g^ir)` for an IKE SA created by IKE_SA_INIT.
 ///
-/// The PRF key is `Ni | Nr` as is: right for HMAC PRFs, which accept any key length
-/// (AES-XCBC/CMAC would take only 64 bits of each nonce, but are not supported).
-pub fn skeyseed(prf: Prf, ni: &[u8], nr: &[u8], shared_secret: &Secret) -> Secret {
-    let key = Secret::new([ni, nr].concat());
-    PrfKey::new(prf, key.expose()).compute(shared_secret.expose())
+/// The PRF key is `Ni | Nr` as is, except for AES-XCBC: RFC 7296 section 2.14 gives a PRF
+/// with a fixed key length half its key from the start of each nonce, and AES-XCBC's key is
+/// fixed in RFC 3664, which IKEv2 follows (strongSwan does the same). AES-CMAC-PRF-128 takes
+/// any key length (RFC 4615) and keeps the whole nonces.
+pub fn skeyseed(prf: Prf, ni: &[u8], nr: &[u8], shared_secret: &Secret) -> Result<Secret> {
+    let half = match prf {
+        Prf::AesXcbc => prf.output_len() / 2,
+        _ => usize::MAX,
+    };
+    let key = Secret::new([&ni[..ni.len().min(half)], &nr[..nr.len().min(half)]].concat());
+    PrfKey::new(prf, key.expose())?.compute(shared_secret.expose())
 }
 
 /// `SKEYSEED = prf(SK_d (old), g^ir (new) | Ni | Nr)` for an IKE SA rekeyed with
@@ -81,8 +87,8 @@ pub fn rekey_skeyseed(
     shared_secret: &Secret,
     ni: &[u8],
     nr: &[u8],
-) -> Secret {
-    PrfKey::new(old_prf, old_sk_d.expose()).compute_concat(&[shared_secret.expose(), ni, nr])
+) -> Result<Secret> {
+    PrfKey::new(old_prf, old_sk_d.expose())?.compute_concat(&[shared_secret.expose(), ni, nr])
 }
 
 /// The seven keys of an IKE SA.
@@ -134,7 +140,7 @@ impl IkeSaKeys {
         spi_i: &[u8; 8],
         spi_r: &[u8; 8],
     ) -> Result<Self> {
-        let seed = skeyseed(suite.prf, ni, nr, shared_secret);
+        let seed = skeyseed(suite.prf, ni, nr, shared_secret)?;
         Self::from_skeyseed(suite, &seed, ni, nr, spi_i, spi_r)
     }
 
@@ -152,7 +158,7 @@ impl IkeSaKeys {
         spi_i: &[u8; 8],
         spi_r: &[u8; 8],
     ) -> Result<Self> {
-        let seed = rekey_skeyseed(self.suite.prf, &self.sk_d, shared_secret, ni, nr);
+        let seed = rekey_skeyseed(self.suite.prf, &self.sk_d, shared_secret, ni, nr)?;
         Self::from_skeyseed(suite, &seed, ni, nr, spi_i, spi_r)
     }
 
@@ -165,7 +171,7 @@ impl IkeSaKeys {
         spi_r: &[u8; 8],
     ) -> Result<Self> {
         check_integrity(suite.encr, suite.integ)?;
-        let keymat = PrfKey::new(suite.prf, skeyseed.expose())
+        let keymat = PrfKey::new(suite.prf, skeyseed.expose())?
             .expand(&[ni, nr, spi_i, spi_r], suite.keymat_len())?;
         let (p, a, e) = (
             suite.prf.output_len(),
@@ -242,7 +248,7 @@ impl ChildSaKeys {
         check_integrity(encr, integ)?;
         let (e, a) = (encr.keymat_len(), integ_key_len(integ));
         let gir = pfs_shared_secret.map_or(&[][..], Secret::expose);
-        let keymat = PrfKey::new(prf, sk_d.expose()).expand(&[gir, ni, nr], 2 * (e + a))?;
+        let keymat = PrfKey::new(prf, sk_d.expose())?.expand(&[gir, ni, nr], 2 * (e + a))?;
         let [encr_i, integ_i, encr_r, integ_r] = split(&keymat, [e, a, e, a]);
         Ok(ChildSaKeys {
             encr,
@@ -280,7 +286,7 @@ mod tests {
         let spi_r: [u8; 8] = hex("3ff77d760d2b2199").try_into().unwrap();
 
         assert_eq!(
-            skeyseed(Prf::HmacSha1, &ni, &nr, &gir).expose(),
+            skeyseed(Prf::HmacSha1, &ni, &nr, &gir).unwrap().expose(),
             &hex("a9a7b222b59f8f48645f28a1db5b5f5d7479cba7")[..]
         );
 
@@ -356,7 +362,9 @@ mod tests {
 
         // SKEYSEED(Rekey) = prf(SK_d (old), g^ir (new) | Ni | Nr).
         assert_eq!(
-            rekey_skeyseed(Prf::HmacSha1, &keys.sk_d, &gir_new, &ni, &nr).expose(),
+            rekey_skeyseed(Prf::HmacSha1, &keys.sk_d, &gir_new, &ni, &nr)
+                .unwrap()
+                .expose(),
             &hex("63e81194946ebd05df7df5ebf5d8750056bf1f1d")[..]
         );
     }
@@ -425,9 +433,12 @@ mod tests {
 
         // By hand: SKEYSEED with the old PRF (SHA-1), prf+ with the new one (SHA-384).
         let seed = PrfKey::new(Prf::HmacSha1, old.sk_d.expose())
-            .compute(&[gir_new.expose(), &ni, &nr].concat());
+            .unwrap()
+            .compute(&[gir_new.expose(), &ni, &nr].concat())
+            .unwrap();
         assert_eq!(seed.len(), 20);
         let keymat = PrfKey::new(Prf::HmacSha384, seed.expose())
+            .unwrap()
             .expand(
                 &[&[ni, nr].concat(), &spi_i, &spi_r],
                 new_suite.keymat_len(),

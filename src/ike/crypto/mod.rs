@@ -15,6 +15,7 @@
 //! Every secret (keys, DH private values and shared secrets, PSKs) is held in a [`Secret`],
 //! which zeroizes its memory on drop and whose `Debug` prints only its length.
 
+mod aes_mac;
 pub mod auth;
 pub mod cipher;
 pub mod dh;

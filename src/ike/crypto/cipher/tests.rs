@@ -333,7 +333,7 @@ fn cbc_body_with(decrypted: &[u8], key: &[u8], integ_key: &[u8], prefix: &[u8]) 
     let mut enc = ctx(Encryption::AesCbc(128), key, true);
     cbc_crypt(&mut enc, true, &iv, &[decrypted], &mut body).unwrap();
     let integ = IntegKey::new(Integrity::HmacSha256_128, integ_key).unwrap();
-    let icv = integ.compute_concat(&[prefix, &body]);
+    let icv = integ.compute_concat(&[prefix, &body]).unwrap();
     body.extend_from_slice(&icv);
     body
 }
