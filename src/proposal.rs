@@ -948,7 +948,10 @@ mod tests {
     #[test]
     fn partner_sheet_keywords_parse() {
         let cases = [
-            ("chacha20poly1305-prfsha256-x448", Encryption::ChaCha20Poly1305),
+            (
+                "chacha20poly1305-prfsha256-x448",
+                Encryption::ChaCha20Poly1305,
+            ),
             ("aes128ctr-aesxcbc-ecp521", Encryption::AesCtr(128)),
             ("aes256ccm8-prfaescmac-modp6144", Encryption::AesCcm8(256)),
             ("aes192ccm96-prfsha384-modp8192", Encryption::AesCcm12(192)),

@@ -273,10 +273,17 @@ mod tests {
 
     #[test]
     fn chacha20_poly1305_goes_without_key_length() {
-        let p = Proposal::from_ike(1, &parse_ike("chacha20poly1305-prfsha256-x448", false).unwrap(), None);
+        let p = Proposal::from_ike(
+            1,
+            &parse_ike("chacha20poly1305-prfsha256-x448", false).unwrap(),
+            None,
+        );
         assert!(p.transforms[0].attributes.is_empty());
         let back = p.ike_transforms().unwrap();
-        assert_eq!(back.supported.encryption, vec![Encryption::ChaCha20Poly1305]);
+        assert_eq!(
+            back.supported.encryption,
+            vec![Encryption::ChaCha20Poly1305]
+        );
         assert!(back.unsupported.is_empty());
     }
 

@@ -101,7 +101,12 @@ mod tests {
 
         let psk = Secret::from_slice(b"correct horse battery staple");
         let auth = psk_auth(alg, &psk, &octets).unwrap();
-        let by_hand = prf(alg, prf(alg, psk.expose(), KEY_PAD).unwrap().expose(), &octets).unwrap();
+        let by_hand = prf(
+            alg,
+            prf(alg, psk.expose(), KEY_PAD).unwrap().expose(),
+            &octets,
+        )
+        .unwrap();
         assert_eq!(auth, by_hand.expose());
         assert_eq!(
             auth,

@@ -511,7 +511,12 @@ impl SkCipher {
         Ok(())
     }
 
-    fn seal_aead(&mut self, outer_prefix: &[u8], buf: &mut Vec<u8>, plaintext: &[u8]) -> Result<()> {
+    fn seal_aead(
+        &mut self,
+        outer_prefix: &[u8],
+        buf: &mut Vec<u8>,
+        plaintext: &[u8],
+    ) -> Result<()> {
         let iv = self.take_iv()?;
         let nonce = self.nonce(&iv);
         if construction(self.encr) == Construction::Ccm {
@@ -587,7 +592,15 @@ impl SkCipher {
         let mut plaintext = Vec::with_capacity(ciphertext.len() + AES_BLOCK);
         if construction(self.encr) == Construction::Ccm {
             let key = self.key.expose();
-            ccm_open(self.encr, key, &nonce, prefix, ciphertext, tag, &mut plaintext)?;
+            ccm_open(
+                self.encr,
+                key,
+                &nonce,
+                prefix,
+                ciphertext,
+                tag,
+                &mut plaintext,
+            )?;
         } else {
             let ctx = ready(&mut self.decrypt_ctx, self.encr, self.key.expose(), false)?;
             gcm_open(ctx, &nonce, prefix, ciphertext, tag, &mut plaintext)?;

@@ -215,7 +215,11 @@ impl KeyExchange {
                 Self::ecp(group, key)
             }
             Family::Montgomery(id) => {
-                check_len("X25519 / X448 private key", group.public_len(), private.len())?;
+                check_len(
+                    "X25519 / X448 private key",
+                    group.public_len(),
+                    private.len(),
+                )?;
                 Self::montgomery(group, PKey::private_key_from_raw_bytes(private, id)?)
             }
         }

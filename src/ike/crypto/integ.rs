@@ -133,12 +133,21 @@ mod tests {
     /// section 4 example 2 (AES-CMAC-96).
     #[test]
     fn aes_mac_96_vectors() {
-        let key = IntegKey::new(Integrity::AesXcbc96, &hex("000102030405060708090a0b0c0d0e0f"));
+        let key = IntegKey::new(
+            Integrity::AesXcbc96,
+            &hex("000102030405060708090a0b0c0d0e0f"),
+        );
         let data: Vec<u8> = (0..20).collect();
         let icv = key.unwrap().compute(&data).unwrap();
         assert_eq!(icv, hex("47f51b4564966215b8985c63"));
-        let key = IntegKey::new(Integrity::AesCmac96, &hex("2b7e151628aed2a6abf7158809cf4f3c"));
-        let icv = key.unwrap().compute(&hex("6bc1bee22e409f96e93d7e117393172a")).unwrap();
+        let key = IntegKey::new(
+            Integrity::AesCmac96,
+            &hex("2b7e151628aed2a6abf7158809cf4f3c"),
+        );
+        let icv = key
+            .unwrap()
+            .compute(&hex("6bc1bee22e409f96e93d7e117393172a"))
+            .unwrap();
         assert_eq!(icv, hex("070a16b46b4d4144f79bdd9d"));
     }
 
@@ -163,7 +172,9 @@ mod tests {
                 "415fad6271580a531d4179bc891d87a6",
             ),
         ] {
-            let icv = IntegKey::with_any_key(alg, &[0x0c; 20]).compute(data).unwrap();
+            let icv = IntegKey::with_any_key(alg, &[0x0c; 20])
+                .compute(data)
+                .unwrap();
             assert_eq!(icv.len(), alg.icv_len());
             assert_eq!(icv[..16], hex(expected)[..], "{alg}");
         }

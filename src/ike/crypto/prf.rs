@@ -150,7 +150,11 @@ mod tests {
     ];
 
     fn check(alg: Prf, key: &[u8], data: &[u8], expected: &str) {
-        assert_eq!(prf(alg, key, data).unwrap().expose(), &hex(expected)[..], "{alg}");
+        assert_eq!(
+            prf(alg, key, data).unwrap().expose(),
+            &hex(expected)[..],
+            "{alg}"
+        );
     }
 
     /// RFC 4434 / RFC 4615 section 4 through `prf` itself: an 18-octet key (longer than the
@@ -159,8 +163,18 @@ mod tests {
     fn aes_prfs_take_long_keys() {
         let key = hex("000102030405060708090a0b0c0d0e0fedcb");
         let data: Vec<u8> = (0..20).collect();
-        check(Prf::AesXcbc, &key, &data, "8cd3c93ae598a9803006ffb67c40e9e4");
-        check(Prf::AesCmac, &key, &data, "84a348a4a45d235babfffc0d2b4da09a");
+        check(
+            Prf::AesXcbc,
+            &key,
+            &data,
+            "8cd3c93ae598a9803006ffb67c40e9e4",
+        );
+        check(
+            Prf::AesCmac,
+            &key,
+            &data,
+            "84a348a4a45d235babfffc0d2b4da09a",
+        );
     }
 
     /// RFC 2202 section 3, HMAC-SHA-1 test cases 1-4, 6, 7 (case 5 is truncated: see integ).

@@ -105,7 +105,10 @@ mod tests {
             assert_eq!(back, Some(e), "{e}");
         }
         for i in INTEGRITY {
-            assert_eq!(integrity_from_kernel(integrity_name(i), (i.icv_len() * 8) as u32), Some(i));
+            assert_eq!(
+                integrity_from_kernel(integrity_name(i), (i.icv_len() * 8) as u32),
+                Some(i)
+            );
         }
         // A GCM key without its salt, or with an ICV the ID does not have, is none of ours.
         assert_eq!(encryption_from_kernel("rfc4106(gcm(aes))", 16, 128), None);

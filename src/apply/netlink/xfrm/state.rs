@@ -207,7 +207,8 @@ pub fn decode(message: &ModifyMessage) -> Option<Sa> {
     for nla in &message.nlas {
         match nla {
             XfrmAttrs::EncryptionAlgAead(a) => {
-                let alg = encryption_from_kernel(name_of(&a.alg_name), a.alg_key.len(), a.alg_icv_len)?;
+                let alg =
+                    encryption_from_kernel(name_of(&a.alg_name), a.alg_key.len(), a.alg_icv_len)?;
                 encryption = Some((alg, Secret::from_slice(&a.alg_key)));
             }
             XfrmAttrs::EncryptionAlg(a) => {
