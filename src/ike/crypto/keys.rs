@@ -527,4 +527,28 @@ mod tests {
         // No byte array or number other than the lengths is printed.
         assert!(!shown.contains('['), "{shown}");
     }
+
+    /// RFC 7296 section 2.14 with AES-XCBC's fixed 128-bit key: SKEYSEED is keyed with the
+    /// first 64 bits of each nonce (as strongSwan does); AES-CMAC takes both nonces whole.
+    #[test]
+    fn xcbc_skeyseed_keys_with_half_of_each_nonce() {
+        let (ni, nr) = (vec![0x11; 32], vec![0x22; 32]);
+        let gir = Secret::from_slice(&[0x33; 256]);
+        let short_key = [&ni[..8], &nr[..8]].concat();
+        let expected = PrfKey::new(Prf::AesXcbc, &short_key).unwrap();
+        assert!(skeyseed(Prf::AesXcbc, &ni, &nr, &gir)
+            .unwrap()
+            .ct_eq(expected.compute(gir.expose()).unwrap().expose()));
+        let full_key = [&ni[..], &nr[..]].concat();
+        let expected = PrfKey::new(Prf::AesCmac, &full_key).unwrap();
+        assert!(skeyseed(Prf::AesCmac, &ni, &nr, &gir)
+            .unwrap()
+            .ct_eq(expected.compute(gir.expose()).unwrap().expose()));
+        // Short nonces are taken whole.
+        let key = [&[1u8; 4][..], &[2u8; 4][..]].concat();
+        let expected = PrfKey::new(Prf::AesXcbc, &key).unwrap();
+        assert!(skeyseed(Prf::AesXcbc, &[1; 4], &[2; 4], &gir)
+            .unwrap()
+            .ct_eq(expected.compute(gir.expose()).unwrap().expose()));
+    }
 }
