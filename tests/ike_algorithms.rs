@@ -121,10 +121,13 @@ fn installs(p: &Pair, side: usize) -> Vec<&ChildSaInstall> {
         .collect()
 }
 
-/// The cipher and integrity attributes of an XFRM state, as the kernel would read them.
-fn kernel_algorithms(
-    install: &ChildSaInstall,
-) -> Vec<((String, u32, Option<u32>), Option<(String, u32, u32)>)> {
+/// A cipher as the kernel reads it: name, key bits (salt included), ICV bits for AEAD.
+type KernelCipher = (String, u32, Option<u32>);
+/// An integrity algorithm as the kernel reads it: name, key bits, truncation bits.
+type KernelIntegrity = (String, u32, u32);
+
+/// The cipher and integrity attributes of each XFRM state of a Child SA.
+fn kernel_algorithms(install: &ChildSaInstall) -> Vec<(KernelCipher, Option<KernelIntegrity>)> {
     let text = |name: &[u8]| {
         String::from_utf8(name.iter().take_while(|b| **b != 0).copied().collect()).unwrap()
     };

@@ -96,7 +96,7 @@ pub fn rekey_skeyseed(
 /// SK_ai / SK_ei protect messages sent by the *original* initiator of the IKE SA (whoever
 /// starts later exchanges), SK_ar / SK_er those sent by the original responder. SK_pi / SK_pr
 /// enter the initiator's and responder's AUTH payloads. With an AEAD cipher SK_ai and SK_ar
-/// are empty and SK_ei / SK_er include the 4-octet salt at their end.
+/// are empty; SK_ei / SK_er include the cipher's salt at their end.
 #[derive(Debug)]
 pub struct IkeSaKeys {
     pub suite: IkeSuite,
@@ -218,8 +218,9 @@ impl IkeSaKeys {
 /// "Initiator" and "responder" are those of the exchange that created the Child SA (IKE_AUTH
 /// or CREATE_CHILD_SA), whose nonces went into the derivation. `encr_i` / `integ_i` protect
 /// the SA carrying traffic from that initiator to the responder, `encr_r` / `integ_r` the
-/// opposite direction. AES-GCM keys end with their 4-octet salt, in the layout the kernel's
-/// `rfc4106(gcm(aes))` expects; the integrity keys are empty for AEAD.
+/// opposite direction. Keys of ciphers with a salt or nonce (GCM, CCM, CTR,
+/// ChaCha20-Poly1305) end with it, in the layout the kernel expects (see
+/// `Encryption::salt_len`); the integrity keys are empty for AEAD.
 #[derive(Debug)]
 pub struct ChildSaKeys {
     pub encr: Encryption,

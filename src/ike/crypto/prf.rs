@@ -30,6 +30,9 @@ fn aes_mac_of(alg: Prf) -> Option<AesMac> {
     }
 }
 
+// The HMAC states are the common case and live briefly on the stack; boxing them would
+// allocate for every PRF key.
+#[allow(clippy::large_enum_variant)]
 enum KeyState {
     Hmac(HmacKey),
     /// The 16-octet AES key, derived from the PRF key by the algorithm's rule.
