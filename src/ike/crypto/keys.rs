@@ -66,13 +66,12 @@ impl IkeSuite {
 
 /// `SKEYSEED = prf(Ni | Nr, g^ir)` for an IKE SA created by IKE_SA_INIT.
 ///
-/// The PRF key is `Ni | Nr` as is, except for AES-XCBC: RFC 7296 section 2.14 gives a PRF
-/// with a fixed key length half its key from the start of each nonce, and AES-XCBC's key is
-/// fixed in RFC 3664, which IKEv2 follows (strongSwan does the same). AES-CMAC-PRF-128 takes
-/// any key length (RFC 4615) and keeps the whole nonces.
+/// The PRF key is `Ni | Nr` as is, except for AES-XCBC-PRF-128 and AES-CMAC-PRF-128: RFC
+/// 7296 section 2.14 keys them with the first 64 bits of each nonce, although RFC 4434 /
+/// RFC 4615 would take any key length (strongSwan does the same; found against charon).
 pub fn skeyseed(prf: Prf, ni: &[u8], nr: &[u8], shared_secret: &Secret) -> Result<Secret> {
     let half = match prf {
-        Prf::AesXcbc => prf.output_len() / 2,
+        Prf::AesXcbc | Prf::AesCmac => prf.output_len() / 2,
         _ => usize::MAX,
     };
     let key = Secret::new([&ni[..ni.len().min(half)], &nr[..nr.len().min(half)]].concat());
@@ -529,20 +528,22 @@ mod tests {
         assert!(!shown.contains('['), "{shown}");
     }
 
-    /// RFC 7296 section 2.14 with AES-XCBC's fixed 128-bit key: SKEYSEED is keyed with the
-    /// first 64 bits of each nonce (as strongSwan does); AES-CMAC takes both nonces whole.
+    /// RFC 7296 section 2.14: AES-XCBC-PRF-128 and AES-CMAC-PRF-128 key SKEYSEED with the
+    /// first 64 bits of each nonce (as strongSwan does); HMAC PRFs take both nonces whole.
     #[test]
-    fn xcbc_skeyseed_keys_with_half_of_each_nonce() {
+    fn aes_prf_skeyseed_keys_with_half_of_each_nonce() {
         let (ni, nr) = (vec![0x11; 32], vec![0x22; 32]);
         let gir = Secret::from_slice(&[0x33; 256]);
         let short_key = [&ni[..8], &nr[..8]].concat();
-        let expected = PrfKey::new(Prf::AesXcbc, &short_key).unwrap();
-        assert!(skeyseed(Prf::AesXcbc, &ni, &nr, &gir)
-            .unwrap()
-            .ct_eq(expected.compute(gir.expose()).unwrap().expose()));
+        for prf in [Prf::AesXcbc, Prf::AesCmac] {
+            let expected = PrfKey::new(prf, &short_key).unwrap();
+            assert!(skeyseed(prf, &ni, &nr, &gir)
+                .unwrap()
+                .ct_eq(expected.compute(gir.expose()).unwrap().expose()));
+        }
         let full_key = [&ni[..], &nr[..]].concat();
-        let expected = PrfKey::new(Prf::AesCmac, &full_key).unwrap();
-        assert!(skeyseed(Prf::AesCmac, &ni, &nr, &gir)
+        let expected = PrfKey::new(Prf::HmacSha256, &full_key).unwrap();
+        assert!(skeyseed(Prf::HmacSha256, &ni, &nr, &gir)
             .unwrap()
             .ct_eq(expected.compute(gir.expose()).unwrap().expose()));
         // Short nonces are taken whole.
