@@ -2,9 +2,9 @@
 //! itself computes with the new algorithms: SKEYSEED and prf+ with the AES-XCBC / AES-CMAC
 //! PRFs (XCBC's nonce rule included), the SK payload with AES-CTR, AES-CCM, AES-GCM-8/12 and
 //! ChaCha20-Poly1305, and the ECP-521, Curve448 and MODP-6144/8192 exchanges. Each cell is
-//! an IKE_SA_INIT + IKE_AUTH that both sides must authenticate: charon answers IKE_AUTH with
-//! its AUTH only after verifying ours, and the engine reports the IKE SA established only
-//! after verifying charon's. (The host kernel has no ESP algorithms, so charon cannot
+//! an IKE_SA_INIT + IKE_AUTH, once started by the engine and once by charon, that both
+//! sides must authenticate: the engine reports the IKE SA established only after verifying
+//! charon's AUTH, and charon lists it established only after verifying ours. (The host kernel has no ESP algorithms, so charon cannot
 //! install the Child SA; the ESP side is scenario 48's, in the VM.)
 //!
 //! Needs root (a network namespace of its own, which charon and the engine's socket share,
@@ -46,9 +46,31 @@ const CELLS: &[&str] = &[
     "aes128gcm12-prfaescmac-modp8192",
 ];
 
-/// Our address for cell `n`; charon is 127.0.0.1.
-fn ours(n: usize) -> String {
-    format!("127.0.1.{}", n + 1)
+/// Who starts the handshake: each cell runs once in each role.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Role {
+    /// The engine initiates.
+    Initiator,
+    /// charon initiates, the engine answers.
+    Responder,
+}
+
+const ROLES: [Role; 2] = [Role::Initiator, Role::Responder];
+
+/// The connection name of cell `n` in `role`, the same on both sides.
+fn name(role: Role, n: usize) -> String {
+    match role {
+        Role::Initiator => format!("init{n}"),
+        Role::Responder => format!("resp{n}"),
+    }
+}
+
+/// Our address for cell `n` in `role`; charon is 127.0.0.1.
+fn ours(role: Role, n: usize) -> String {
+    match role {
+        Role::Initiator => format!("127.0.1.{}", n + 1),
+        Role::Responder => format!("127.0.2.{}", n + 1),
+    }
 }
 
 fn run(program: &str, args: &[&str]) -> Result<String, String> {
@@ -105,10 +127,16 @@ swanctl {{
         )
         .unwrap();
         let mut connections = String::new();
-        for (n, ike) in CELLS.iter().enumerate() {
+        for (role, (n, ike)) in ROLES
+            .iter()
+            .flat_map(|r| CELLS.iter().enumerate().map(move |c| (*r, c)))
+        {
             connections += &format!(
-                "  cell{n} {{
+                "  {name} {{
     version = 2
+    # MOBIKE would move an initiating charon to port 4500 at once; the engine listens
+    # on 500 only here.
+    mobike = no
     local_addrs = 127.0.0.1
     remote_addrs = {peer}
     proposals = {ike}
@@ -121,7 +149,8 @@ swanctl {{
                       esp_proposals = aes128gcm16 }} }}
   }}
 ",
-                peer = ours(n)
+                name = name(role, n),
+                peer = ours(role, n)
             );
         }
         fs::write(
@@ -177,6 +206,42 @@ swanctl {{
         charon
     }
 
+    /// `swanctl --initiate` for `name`, in the background: it returns only once charon's
+    /// Child SA failed (this kernel has no ESP), which is not what the test waits for.
+    fn initiate(&self, name: &str) -> Reaped {
+        let child = Command::new(SWANCTL)
+            .args([
+                "--initiate",
+                "--child",
+                "net",
+                "--ike",
+                name,
+                "--timeout",
+                "20",
+            ])
+            .env("STRONGSWAN_CONF", self.dir.path().join("strongswan.conf"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("run swanctl --initiate");
+        Reaped(child)
+    }
+
+    /// Waits (up to 10 s) until charon lists `name`'s IKE SA as established.
+    fn established(&self, name: &str) -> Result<(), String> {
+        let guard = Instant::now() + Duration::from_secs(10);
+        loop {
+            let sas = self.list_sas(name);
+            if sas.contains("ESTABLISHED") {
+                return Ok(());
+            }
+            if Instant::now() > guard {
+                return Err(format!("charon lists no established IKE SA:\n{sas}"));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     fn log(&self) -> String {
         fs::read_to_string(self.dir.path().join("charon.log")).unwrap_or_default()
     }
@@ -191,6 +256,16 @@ swanctl {{
     }
 }
 
+/// A helper process, killed (by its pid) and reaped when dropped.
+struct Reaped(Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 impl Drop for Charon {
     fn drop(&mut self) {
         // The pid is charon's own: unshare and sh exec it.
@@ -199,31 +274,38 @@ impl Drop for Charon {
     }
 }
 
-fn connection(n: usize, ike: &str) -> EngineConnection {
+fn connection(role: Role, n: usize, ike: &str) -> EngineConnection {
     let ts = |net: &str| vec![parse_traffic_selector(net).unwrap()];
     let esp = vec![parse_esp("aes128gcm16", false).unwrap()];
     let child = ChildConfig::new("net", ts("10.1.0.0/16"), ts("10.2.0.0/16"), esp);
     let remote = "127.0.0.1".parse().unwrap();
     let ike = vec![parse_ike(ike, true).unwrap()];
-    let mut config = IkeConfig::new(&format!("cell{n}"), remote, ike, vec![child]);
+    let mut config = IkeConfig::new(&name(role, n), remote, ike, vec![child]);
     config.remote_port = CHARON_PORT;
     EngineConnection::with_psk(
         config,
-        ours(n).parse().unwrap(),
+        ours(role, n).parse().unwrap(),
         Secret::from_slice(PSK.as_bytes()),
     )
 }
 
 /// Runs one cell's handshake over a real socket until the engine reports the IKE SA
-/// established (Ok with its algorithms) or failed (Err), with a 20 s guard.
-fn handshake(n: usize, ike: &str) -> Result<String, String> {
-    let local: SocketAddr = format!("{}:500", ours(n)).parse().unwrap();
+/// established (Ok with its algorithms) or failed (Err), with a 20 s guard. As responder,
+/// charon is asked to initiate (`swanctl --initiate`, reaped before returning).
+fn handshake(charon: &Charon, role: Role, n: usize, ike: &str) -> Result<String, String> {
+    let local: SocketAddr = format!("{}:500", ours(role, n)).parse().unwrap();
     let socket = UdpSocket::bind(local).map_err(|e| format!("bind {local}: {e}"))?;
     let mut engine = Engine::new(EngineConfig::default());
-    engine.add_connection(connection(n, ike));
-    engine
-        .initiate(Instant::now(), &format!("cell{n}"))
-        .map_err(|e| e.to_string())?;
+    engine.add_connection(connection(role, n, ike));
+    let _initiator = match role {
+        Role::Initiator => {
+            engine
+                .initiate(Instant::now(), &name(role, n))
+                .map_err(|e| e.to_string())?;
+            None
+        }
+        Role::Responder => Some(charon.initiate(&name(role, n))),
+    };
     let guard = Instant::now() + Duration::from_secs(20);
     let mut buf = vec![0u8; 65536];
     while Instant::now() < guard {
@@ -289,17 +371,18 @@ fn ike_sas_with_the_new_algorithms_authenticate_against_charon() {
     run("ip", &["link", "set", "lo", "up"]).unwrap();
     let charon = Charon::start();
     let mut failures = Vec::new();
-    for (n, ike) in CELLS.iter().enumerate() {
-        let expected = parse_ike(ike, true).unwrap().to_string();
-        match handshake(n, ike) {
-            Ok(chosen) if chosen == expected => {
-                let sas = charon.list_sas(&format!("cell{n}"));
-                if !sas.contains("ESTABLISHED") {
-                    failures.push(format!("{ike}: charon lists no established IKE SA:\n{sas}"));
+    for role in ROLES {
+        for (n, ike) in CELLS.iter().enumerate() {
+            let expected = parse_ike(ike, true).unwrap().to_string();
+            let outcome = handshake(&charon, role, n, ike).and_then(|chosen| {
+                if chosen != expected {
+                    return Err(format!("chose {chosen}, expected {expected}"));
                 }
+                charon.established(&name(role, n))
+            });
+            if let Err(why) = outcome {
+                failures.push(format!("{ike} ({role:?}): {why}"));
             }
-            Ok(chosen) => failures.push(format!("{ike}: chose {chosen}, expected {expected}")),
-            Err(why) => failures.push(format!("{ike}: {why}")),
         }
     }
     let log: PathBuf = charon.dir.path().join("charon.log");
