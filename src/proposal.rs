@@ -5,62 +5,116 @@
 
 use std::fmt;
 
-/// Encryption transform (IKEv2 transform type 1).
+/// Encryption transform (IKEv2 transform type 1). One variant per IANA transform ID: the
+/// ICV length of an AEAD cipher is part of its ID, the key length an attribute.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Encryption {
     /// AES-CBC (RFC 3602), key length in bits.
     AesCbc(u16),
-    /// AES-GCM with a 16-octet ICV (RFC 4106), key length in bits.
+    /// AES-CTR (RFC 3686 for ESP, RFC 5930 for IKE), key length in bits.
+    AesCtr(u16),
+    /// AES-GCM with an 8-, 12- or 16-octet ICV (RFC 4106, RFC 5282), key length in bits.
+    AesGcm8(u16),
+    AesGcm12(u16),
     AesGcm16(u16),
+    /// AES-CCM with an 8-, 12- or 16-octet ICV (RFC 4309, RFC 5282), key length in bits.
+    AesCcm8(u16),
+    AesCcm12(u16),
+    AesCcm16(u16),
+    /// ChaCha20-Poly1305 (RFC 7634): a 256-bit key and no Key Length attribute.
+    ChaCha20Poly1305,
 }
 
 impl Encryption {
     pub const ENCR_AES_CBC: u16 = 12;
+    pub const ENCR_AES_CTR: u16 = 13;
+    pub const ENCR_AES_CCM_8: u16 = 14;
+    pub const ENCR_AES_CCM_12: u16 = 15;
+    pub const ENCR_AES_CCM_16: u16 = 16;
+    pub const ENCR_AES_GCM_8: u16 = 18;
+    pub const ENCR_AES_GCM_12: u16 = 19;
     pub const ENCR_AES_GCM_16: u16 = 20;
+    pub const ENCR_CHACHA20_POLY1305: u16 = 28;
 
     /// IANA transform ID.
     pub fn transform_id(self) -> u16 {
         match self {
             Encryption::AesCbc(_) => Self::ENCR_AES_CBC,
+            Encryption::AesCtr(_) => Self::ENCR_AES_CTR,
+            Encryption::AesGcm8(_) => Self::ENCR_AES_GCM_8,
+            Encryption::AesGcm12(_) => Self::ENCR_AES_GCM_12,
             Encryption::AesGcm16(_) => Self::ENCR_AES_GCM_16,
+            Encryption::AesCcm8(_) => Self::ENCR_AES_CCM_8,
+            Encryption::AesCcm12(_) => Self::ENCR_AES_CCM_12,
+            Encryption::AesCcm16(_) => Self::ENCR_AES_CCM_16,
+            Encryption::ChaCha20Poly1305 => Self::ENCR_CHACHA20_POLY1305,
         }
     }
 
     pub fn key_bits(self) -> u16 {
         match self {
-            Encryption::AesCbc(bits) | Encryption::AesGcm16(bits) => bits,
+            Encryption::AesCbc(bits)
+            | Encryption::AesCtr(bits)
+            | Encryption::AesGcm8(bits)
+            | Encryption::AesGcm12(bits)
+            | Encryption::AesGcm16(bits)
+            | Encryption::AesCcm8(bits)
+            | Encryption::AesCcm12(bits)
+            | Encryption::AesCcm16(bits) => bits,
+            Encryption::ChaCha20Poly1305 => 256,
         }
     }
 
-    /// Builds from an IANA transform ID and key-length attribute, if supported.
-    pub fn from_transform(id: u16, key_bits: u16) -> Option<Self> {
-        if !matches!(key_bits, 128 | 192 | 256) {
-            return None;
+    /// Whether the transform carries a Key Length attribute (RFC 7634 section 2: ChaCha20's
+    /// fixed key length is never sent).
+    pub fn has_key_length_attribute(self) -> bool {
+        self != Encryption::ChaCha20Poly1305
+    }
+
+    /// Builds from an IANA transform ID and its Key Length attribute (if sent), if supported.
+    pub fn from_transform(id: u16, key_bits: Option<u16>) -> Option<Self> {
+        if id == Self::ENCR_CHACHA20_POLY1305 {
+            return key_bits.is_none().then_some(Encryption::ChaCha20Poly1305);
         }
-        match id {
-            Self::ENCR_AES_CBC => Some(Encryption::AesCbc(key_bits)),
-            Self::ENCR_AES_GCM_16 => Some(Encryption::AesGcm16(key_bits)),
-            _ => None,
-        }
+        let bits = key_bits.filter(|b| matches!(b, 128 | 192 | 256))?;
+        Some(match id {
+            Self::ENCR_AES_CBC => Encryption::AesCbc(bits),
+            Self::ENCR_AES_CTR => Encryption::AesCtr(bits),
+            Self::ENCR_AES_GCM_8 => Encryption::AesGcm8(bits),
+            Self::ENCR_AES_GCM_12 => Encryption::AesGcm12(bits),
+            Self::ENCR_AES_GCM_16 => Encryption::AesGcm16(bits),
+            Self::ENCR_AES_CCM_8 => Encryption::AesCcm8(bits),
+            Self::ENCR_AES_CCM_12 => Encryption::AesCcm12(bits),
+            Self::ENCR_AES_CCM_16 => Encryption::AesCcm16(bits),
+            _ => return None,
+        })
     }
 
     pub fn is_aead(self) -> bool {
-        matches!(self, Encryption::AesGcm16(_))
+        self.aead_icv_len() != 0
     }
 
-    /// Key material taken from the key stream: GCM adds a 4-octet salt (RFC 4106 section 8.1).
-    pub fn keymat_len(self) -> usize {
+    /// Octets of salt / nonce taken from the key stream after the key and kept secret: 4 for
+    /// GCM (RFC 4106 section 8.1), CTR (RFC 3686 section 5.1) and ChaCha20-Poly1305 (RFC 7634
+    /// section 2), 3 for CCM (RFC 4309 section 7.1). The kernel takes them at the key's end.
+    pub fn salt_len(self) -> usize {
         match self {
-            Encryption::AesCbc(bits) => usize::from(bits / 8),
-            Encryption::AesGcm16(bits) => usize::from(bits / 8) + 4,
+            Encryption::AesCbc(_) => 0,
+            Encryption::AesCcm8(_) | Encryption::AesCcm12(_) | Encryption::AesCcm16(_) => 3,
+            _ => 4,
         }
+    }
+
+    /// Key material taken from the key stream: the key followed by its salt.
+    pub fn keymat_len(self) -> usize {
+        usize::from(self.key_bits() / 8) + self.salt_len()
     }
 
     /// Explicit IV carried in every ESP / SK payload.
     pub fn iv_len(self) -> usize {
         match self {
             Encryption::AesCbc(_) => 16,
-            Encryption::AesGcm16(_) => 8,
+            _ => 8,
         }
     }
 
@@ -68,15 +122,18 @@ impl Encryption {
     pub fn pad_block(self) -> usize {
         match self {
             Encryption::AesCbc(_) => 16,
-            Encryption::AesGcm16(_) => 4,
+            _ => 4,
         }
     }
 
     /// Integrity check value of an AEAD cipher; 0 for plain ciphers.
     pub fn aead_icv_len(self) -> usize {
         match self {
-            Encryption::AesCbc(_) => 0,
-            Encryption::AesGcm16(_) => 16,
+            Encryption::AesCbc(_) | Encryption::AesCtr(_) => 0,
+            Encryption::AesGcm8(_) | Encryption::AesCcm8(_) => 8,
+            Encryption::AesGcm12(_) | Encryption::AesCcm12(_) => 12,
+            Encryption::AesGcm16(_) | Encryption::AesCcm16(_) => 16,
+            Encryption::ChaCha20Poly1305 => 16,
         }
     }
 }
@@ -85,7 +142,14 @@ impl fmt::Display for Encryption {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Encryption::AesCbc(bits) => write!(f, "AES_CBC_{bits}"),
+            Encryption::AesCtr(bits) => write!(f, "AES_CTR_{bits}"),
+            Encryption::AesGcm8(bits) => write!(f, "AES_GCM_8_{bits}"),
+            Encryption::AesGcm12(bits) => write!(f, "AES_GCM_12_{bits}"),
             Encryption::AesGcm16(bits) => write!(f, "AES_GCM_16_{bits}"),
+            Encryption::AesCcm8(bits) => write!(f, "AES_CCM_8_{bits}"),
+            Encryption::AesCcm12(bits) => write!(f, "AES_CCM_12_{bits}"),
+            Encryption::AesCcm16(bits) => write!(f, "AES_CCM_16_{bits}"),
+            Encryption::ChaCha20Poly1305 => f.write_str("CHACHA20_POLY1305"),
         }
     }
 }
@@ -94,6 +158,10 @@ impl fmt::Display for Encryption {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Integrity {
     HmacSha1_96,
+    /// AES-XCBC-MAC-96 (RFC 3566).
+    AesXcbc96,
+    /// AES-CMAC-96 (RFC 4494).
+    AesCmac96,
     HmacSha256_128,
     HmacSha384_192,
     HmacSha512_256,
@@ -103,6 +171,8 @@ impl Integrity {
     pub fn transform_id(self) -> u16 {
         match self {
             Integrity::HmacSha1_96 => 2,
+            Integrity::AesXcbc96 => 5,
+            Integrity::AesCmac96 => 8,
             Integrity::HmacSha256_128 => 12,
             Integrity::HmacSha384_192 => 13,
             Integrity::HmacSha512_256 => 14,
@@ -112,6 +182,8 @@ impl Integrity {
     pub fn from_transform(id: u16) -> Option<Self> {
         match id {
             2 => Some(Integrity::HmacSha1_96),
+            5 => Some(Integrity::AesXcbc96),
+            8 => Some(Integrity::AesCmac96),
             12 => Some(Integrity::HmacSha256_128),
             13 => Some(Integrity::HmacSha384_192),
             14 => Some(Integrity::HmacSha512_256),
@@ -119,10 +191,12 @@ impl Integrity {
         }
     }
 
-    /// HMAC key length (the hash output length, RFC 4868 section 2.1.1).
+    /// Key length: the hash output length for HMAC (RFC 4868 section 2.1.1), the AES-128 key
+    /// for XCBC (RFC 3566 section 2.1) and CMAC (RFC 4494 section 2).
     pub fn key_len(self) -> usize {
         match self {
             Integrity::HmacSha1_96 => 20,
+            Integrity::AesXcbc96 | Integrity::AesCmac96 => 16,
             Integrity::HmacSha256_128 => 32,
             Integrity::HmacSha384_192 => 48,
             Integrity::HmacSha512_256 => 64,
@@ -132,7 +206,7 @@ impl Integrity {
     /// Truncated ICV length.
     pub fn icv_len(self) -> usize {
         match self {
-            Integrity::HmacSha1_96 => 12,
+            Integrity::HmacSha1_96 | Integrity::AesXcbc96 | Integrity::AesCmac96 => 12,
             Integrity::HmacSha256_128 => 16,
             Integrity::HmacSha384_192 => 24,
             Integrity::HmacSha512_256 => 32,
@@ -143,6 +217,8 @@ impl Integrity {
     pub fn matching_prf(self) -> Prf {
         match self {
             Integrity::HmacSha1_96 => Prf::HmacSha1,
+            Integrity::AesXcbc96 => Prf::AesXcbc,
+            Integrity::AesCmac96 => Prf::AesCmac,
             Integrity::HmacSha256_128 => Prf::HmacSha256,
             Integrity::HmacSha384_192 => Prf::HmacSha384,
             Integrity::HmacSha512_256 => Prf::HmacSha512,
@@ -154,6 +230,8 @@ impl fmt::Display for Integrity {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             Integrity::HmacSha1_96 => "HMAC_SHA1_96",
+            Integrity::AesXcbc96 => "AES_XCBC_96",
+            Integrity::AesCmac96 => "AES_CMAC_96",
             Integrity::HmacSha256_128 => "HMAC_SHA2_256_128",
             Integrity::HmacSha384_192 => "HMAC_SHA2_384_192",
             Integrity::HmacSha512_256 => "HMAC_SHA2_512_256",
@@ -165,6 +243,10 @@ impl fmt::Display for Integrity {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Prf {
     HmacSha1,
+    /// AES-XCBC-PRF-128 (RFC 4434).
+    AesXcbc,
+    /// AES-CMAC-PRF-128 (RFC 4615).
+    AesCmac,
     HmacSha256,
     HmacSha384,
     HmacSha512,
@@ -174,6 +256,8 @@ impl Prf {
     pub fn transform_id(self) -> u16 {
         match self {
             Prf::HmacSha1 => 2,
+            Prf::AesXcbc => 4,
+            Prf::AesCmac => 8,
             Prf::HmacSha256 => 5,
             Prf::HmacSha384 => 6,
             Prf::HmacSha512 => 7,
@@ -183,6 +267,8 @@ impl Prf {
     pub fn from_transform(id: u16) -> Option<Self> {
         match id {
             2 => Some(Prf::HmacSha1),
+            4 => Some(Prf::AesXcbc),
+            8 => Some(Prf::AesCmac),
             5 => Some(Prf::HmacSha256),
             6 => Some(Prf::HmacSha384),
             7 => Some(Prf::HmacSha512),
@@ -194,6 +280,7 @@ impl Prf {
     pub fn output_len(self) -> usize {
         match self {
             Prf::HmacSha1 => 20,
+            Prf::AesXcbc | Prf::AesCmac => 16,
             Prf::HmacSha256 => 32,
             Prf::HmacSha384 => 48,
             Prf::HmacSha512 => 64,
@@ -205,6 +292,8 @@ impl fmt::Display for Prf {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             Prf::HmacSha1 => "PRF_HMAC_SHA1",
+            Prf::AesXcbc => "PRF_AES128_XCBC",
+            Prf::AesCmac => "PRF_AES128_CMAC",
             Prf::HmacSha256 => "PRF_HMAC_SHA2_256",
             Prf::HmacSha384 => "PRF_HMAC_SHA2_384",
             Prf::HmacSha512 => "PRF_HMAC_SHA2_512",
@@ -216,50 +305,72 @@ impl fmt::Display for Prf {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum DhGroup {
     Modp1024,
+    Modp1536,
     Modp2048,
     Modp3072,
     Modp4096,
+    Modp6144,
+    Modp8192,
     Ecp256,
     Ecp384,
+    Ecp521,
     Curve25519,
+    Curve448,
 }
 
 impl DhGroup {
+    pub const ALL: [DhGroup; 12] = [
+        DhGroup::Modp1024,
+        DhGroup::Modp1536,
+        DhGroup::Modp2048,
+        DhGroup::Modp3072,
+        DhGroup::Modp4096,
+        DhGroup::Modp6144,
+        DhGroup::Modp8192,
+        DhGroup::Ecp256,
+        DhGroup::Ecp384,
+        DhGroup::Ecp521,
+        DhGroup::Curve25519,
+        DhGroup::Curve448,
+    ];
+
     pub fn transform_id(self) -> u16 {
         match self {
             DhGroup::Modp1024 => 2,
+            DhGroup::Modp1536 => 5,
             DhGroup::Modp2048 => 14,
             DhGroup::Modp3072 => 15,
             DhGroup::Modp4096 => 16,
+            DhGroup::Modp6144 => 17,
+            DhGroup::Modp8192 => 18,
             DhGroup::Ecp256 => 19,
             DhGroup::Ecp384 => 20,
+            DhGroup::Ecp521 => 21,
             DhGroup::Curve25519 => 31,
+            DhGroup::Curve448 => 32,
         }
     }
 
     pub fn from_transform(id: u16) -> Option<Self> {
-        match id {
-            2 => Some(DhGroup::Modp1024),
-            14 => Some(DhGroup::Modp2048),
-            15 => Some(DhGroup::Modp3072),
-            16 => Some(DhGroup::Modp4096),
-            19 => Some(DhGroup::Ecp256),
-            20 => Some(DhGroup::Ecp384),
-            31 => Some(DhGroup::Curve25519),
-            _ => None,
-        }
+        Self::ALL.into_iter().find(|g| g.transform_id() == id)
     }
 
     /// Length of the public value in a KE payload (RFC 7296 / RFC 5903 / RFC 8031).
     pub fn public_len(self) -> usize {
         match self {
             DhGroup::Modp1024 => 128,
+            DhGroup::Modp1536 => 192,
             DhGroup::Modp2048 => 256,
             DhGroup::Modp3072 => 384,
             DhGroup::Modp4096 => 512,
+            DhGroup::Modp6144 => 768,
+            DhGroup::Modp8192 => 1024,
             DhGroup::Ecp256 => 64,
             DhGroup::Ecp384 => 96,
+            // Two 66-octet coordinates (521 bits rounded up, RFC 5903 section 7).
+            DhGroup::Ecp521 => 132,
             DhGroup::Curve25519 => 32,
+            DhGroup::Curve448 => 56,
         }
     }
 }
@@ -268,12 +379,17 @@ impl fmt::Display for DhGroup {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             DhGroup::Modp1024 => "MODP_1024",
+            DhGroup::Modp1536 => "MODP_1536",
             DhGroup::Modp2048 => "MODP_2048",
             DhGroup::Modp3072 => "MODP_3072",
             DhGroup::Modp4096 => "MODP_4096",
+            DhGroup::Modp6144 => "MODP_6144",
+            DhGroup::Modp8192 => "MODP_8192",
             DhGroup::Ecp256 => "ECP_256",
             DhGroup::Ecp384 => "ECP_384",
+            DhGroup::Ecp521 => "ECP_521",
             DhGroup::Curve25519 => "CURVE_25519",
+            DhGroup::Curve448 => "CURVE_448",
         })
     }
 }
@@ -333,35 +449,79 @@ const LEGACY_SHA1: &str =
     "SHA-1 is deprecated for IPsec (RFC 8221/8247); accept it only when the peer cannot do SHA-2";
 const LEGACY_MODP1024: &str =
     "MODP-1024 is within reach of well-funded attackers (Logjam); RFC 8247 says SHOULD NOT";
+const LEGACY_MODP1536: &str =
+    "MODP-1536 (group 5) is below the 2048 bits RFC 8247 asks for; RFC 8247 says SHOULD NOT";
+
+/// An AES keyword in strongSwan's syntax: `aes<bits>` (CBC), `aes<bits>ctr`,
+/// `aes<bits>gcm<icv>` and `aes<bits>ccm<icv>`, the ICV in octets (8/12/16) or bits
+/// (64/96/128); a bare `gcm` / `ccm` means a 16-octet ICV.
+fn aes(word: &str) -> Option<Encryption> {
+    let rest = word.strip_prefix("aes")?;
+    let (bits, mode) = ["128", "192", "256"]
+        .into_iter()
+        .find_map(|b| Some((b.parse().ok()?, rest.strip_prefix(b)?)))?;
+    let icv = |suffix: &str| match suffix {
+        "8" | "64" => Some(8),
+        "12" | "96" => Some(12),
+        "" | "16" | "128" => Some(16),
+        _ => None,
+    };
+    Some(match mode {
+        "" => Encryption::AesCbc(bits),
+        "ctr" => Encryption::AesCtr(bits),
+        _ => {
+            if let Some(suffix) = mode.strip_prefix("gcm") {
+                match icv(suffix)? {
+                    8 => Encryption::AesGcm8(bits),
+                    12 => Encryption::AesGcm12(bits),
+                    _ => Encryption::AesGcm16(bits),
+                }
+            } else {
+                match icv(mode.strip_prefix("ccm")?)? {
+                    8 => Encryption::AesCcm8(bits),
+                    12 => Encryption::AesCcm12(bits),
+                    _ => Encryption::AesCcm16(bits),
+                }
+            }
+        }
+    })
+}
 
 /// A keyword routevpn implements, with the reason it is legacy (needs `allow_legacy`), if it is.
 fn lookup(word: &str) -> Option<(Keyword, Option<&'static str>)> {
     use Keyword::*;
     let modern = |k| Some((k, None));
+    if let Some(e) = aes(word) {
+        return modern(Encr(e));
+    }
     match word {
-        "aes128" => modern(Encr(Encryption::AesCbc(128))),
-        "aes192" => modern(Encr(Encryption::AesCbc(192))),
-        "aes256" => modern(Encr(Encryption::AesCbc(256))),
-        "aes128gcm16" | "aes128gcm128" | "aes128gcm" => modern(Encr(Encryption::AesGcm16(128))),
-        "aes192gcm16" | "aes192gcm128" | "aes192gcm" => modern(Encr(Encryption::AesGcm16(192))),
-        "aes256gcm16" | "aes256gcm128" | "aes256gcm" => modern(Encr(Encryption::AesGcm16(256))),
+        "chacha20poly1305" => modern(Encr(Encryption::ChaCha20Poly1305)),
         "sha256" | "sha2_256" => modern(Integ(Integrity::HmacSha256_128)),
         "sha384" | "sha2_384" => modern(Integ(Integrity::HmacSha384_192)),
         "sha512" | "sha2_512" => modern(Integ(Integrity::HmacSha512_256)),
+        "aesxcbc" => modern(Integ(Integrity::AesXcbc96)),
+        "aescmac" => modern(Integ(Integrity::AesCmac96)),
         "prfsha256" => modern(Prf(self::Prf::HmacSha256)),
         "prfsha384" => modern(Prf(self::Prf::HmacSha384)),
         "prfsha512" => modern(Prf(self::Prf::HmacSha512)),
+        "prfaesxcbc" => modern(Prf(self::Prf::AesXcbc)),
+        "prfaescmac" => modern(Prf(self::Prf::AesCmac)),
         "modp2048" => modern(Dh(DhGroup::Modp2048)),
         "modp3072" => modern(Dh(DhGroup::Modp3072)),
         "modp4096" => modern(Dh(DhGroup::Modp4096)),
+        "modp6144" => modern(Dh(DhGroup::Modp6144)),
+        "modp8192" => modern(Dh(DhGroup::Modp8192)),
         "ecp256" => modern(Dh(DhGroup::Ecp256)),
         "ecp384" => modern(Dh(DhGroup::Ecp384)),
+        "ecp521" => modern(Dh(DhGroup::Ecp521)),
         "curve25519" | "x25519" => modern(Dh(DhGroup::Curve25519)),
+        "curve448" | "x448" => modern(Dh(DhGroup::Curve448)),
         "esn" => modern(Esn(true)),
         "noesn" => modern(Esn(false)),
         "sha1" | "sha" => Some((Integ(Integrity::HmacSha1_96), Some(LEGACY_SHA1))),
         "prfsha1" => Some((Prf(self::Prf::HmacSha1), Some(LEGACY_SHA1))),
         "modp1024" => Some((Dh(DhGroup::Modp1024), Some(LEGACY_MODP1024))),
+        "modp1536" => Some((Dh(DhGroup::Modp1536), Some(LEGACY_MODP1536))),
         _ => None,
     }
 }
@@ -374,7 +534,7 @@ fn weakness(word: &str) -> Option<&'static str> {
         }
         "null" => Some("null encryption sends traffic in clear"),
         "md5" | "md5_128" | "prfmd5" => Some("MD5 is broken (practical collisions)"),
-        "modp768" | "modp1536" | "modp1024s160" | "modp2048s224" | "modp2048s256" => {
+        "modp768" | "modp1024s160" | "modp2048s224" | "modp2048s256" => {
             Some("this group is too small or has a suspect subgroup (RFC 8247)")
         }
         _ => None,
@@ -385,40 +545,36 @@ fn weakness(word: &str) -> Option<&'static str> {
 fn is_unimplemented(word: &str) -> bool {
     matches!(
         word,
-        "aes128ctr"
-            | "aes192ctr"
-            | "aes256ctr"
-            | "aes128ccm16"
-            | "aes256ccm16"
-            | "aes128ccm8"
-            | "aes256ccm8"
-            | "aes128gcm8"
-            | "aes256gcm8"
-            | "aes128gcm12"
-            | "aes256gcm12"
-            | "chacha20poly1305"
-            | "camellia128"
+        "camellia128"
+            | "camellia192"
             | "camellia256"
-            | "aesxcbc"
-            | "aescmac"
-            | "prfaesxcbc"
-            | "prfaescmac"
             | "sha256_96"
-            | "modp6144"
-            | "modp8192"
             | "ecp192"
             | "ecp224"
-            | "ecp521"
-            | "curve448"
-            | "x448"
             | "ecp256bp"
             | "ecp384bp"
             | "ecp512bp"
     )
 }
 
-const SUPPORTED_HINT: &str = "supported: aes128 aes192 aes256 aes128gcm16 aes192gcm16 aes256gcm16, \
-sha256 sha384 sha512, prfsha256 prfsha384 prfsha512, modp2048 modp3072 modp4096 ecp256 ecp384 x25519";
+const SUPPORTED_HINT: &str = "supported: aes128 aes192 aes256 (CBC), aes256ctr, \
+aes256gcm16/12/8, aes256ccm16/12/8, chacha20poly1305, sha256 sha384 sha512 aesxcbc aescmac, \
+prfsha256 prfsha384 prfsha512 prfaesxcbc prfaescmac, modp2048 modp3072 modp4096 modp6144 \
+modp8192 ecp256 ecp384 ecp521 x25519 x448";
+
+/// The legacy keywords of a proposal string, each with its byte offset and why it is legacy:
+/// the validator warns about every one it accepts under `allow_legacy`.
+pub fn legacy_keywords(text: &str) -> Vec<(usize, &str, &'static str)> {
+    let mut offset = 0;
+    let mut out = Vec::new();
+    for word in text.split('-') {
+        if let Some((_, Some(why))) = lookup(word) {
+            out.push((offset, word, why));
+        }
+        offset += word.len() + 1;
+    }
+    out
+}
 
 /// strongSwan's own default IKE proposals, restricted to what routevpn implements.
 pub const DEFAULT_IKE: &[&str] = &[
@@ -806,7 +962,7 @@ mod tests {
             .contains("twice"));
         let e = parse_esp("aes256-sha256-chacha", false).unwrap_err();
         assert_eq!(e.message, "unknown algorithm `chacha`");
-        let e = parse_esp("chacha20poly1305", false).unwrap_err();
+        let e = parse_esp("camellia256-sha256", false).unwrap_err();
         assert!(e.message.contains("not supported"));
     }
 
@@ -822,22 +978,83 @@ mod tests {
 
     #[test]
     fn transform_ids_round_trip() {
-        for d in [
-            DhGroup::Modp1024,
-            DhGroup::Modp2048,
-            DhGroup::Modp3072,
-            DhGroup::Modp4096,
-            DhGroup::Ecp256,
-            DhGroup::Ecp384,
-            DhGroup::Curve25519,
-        ] {
+        for d in DhGroup::ALL {
             assert_eq!(DhGroup::from_transform(d.transform_id()), Some(d));
         }
-        for e in [Encryption::AesCbc(128), Encryption::AesGcm16(256)] {
-            assert_eq!(
-                Encryption::from_transform(e.transform_id(), e.key_bits()),
-                Some(e)
-            );
+        for e in [
+            Encryption::AesCbc(128),
+            Encryption::AesCtr(192),
+            Encryption::AesGcm8(256),
+            Encryption::AesGcm12(128),
+            Encryption::AesGcm16(256),
+            Encryption::AesCcm8(128),
+            Encryption::AesCcm12(192),
+            Encryption::AesCcm16(256),
+        ] {
+            let bits = Some(e.key_bits());
+            assert_eq!(Encryption::from_transform(e.transform_id(), bits), Some(e));
+            assert_eq!(Encryption::from_transform(e.transform_id(), None), None);
         }
+        // RFC 7634 section 2: no Key Length attribute for ChaCha20-Poly1305.
+        let chacha = Encryption::ChaCha20Poly1305;
+        assert!(!chacha.has_key_length_attribute());
+        assert_eq!(Encryption::from_transform(28, None), Some(chacha));
+        assert_eq!(Encryption::from_transform(28, Some(256)), None);
+        for i in [Integrity::AesXcbc96, Integrity::AesCmac96] {
+            assert_eq!(Integrity::from_transform(i.transform_id()), Some(i));
+        }
+        for p in [Prf::AesXcbc, Prf::AesCmac] {
+            assert_eq!(Prf::from_transform(p.transform_id()), Some(p));
+        }
+    }
+
+    #[test]
+    fn partner_sheet_keywords_parse() {
+        let cases = [
+            (
+                "chacha20poly1305-prfsha256-x448",
+                Encryption::ChaCha20Poly1305,
+            ),
+            ("aes128ctr-aesxcbc-ecp521", Encryption::AesCtr(128)),
+            ("aes256ccm8-prfaescmac-modp6144", Encryption::AesCcm8(256)),
+            ("aes192ccm96-prfsha384-modp8192", Encryption::AesCcm12(192)),
+            ("aes128ccm-prfsha256-ecp256", Encryption::AesCcm16(128)),
+            ("aes256gcm64-prfsha256-ecp256", Encryption::AesGcm8(256)),
+            ("aes128gcm12-prfsha256-ecp256", Encryption::AesGcm12(128)),
+        ];
+        for (text, encr) in cases {
+            let p = parse_ike(text, false).unwrap();
+            assert_eq!(p.encryption, vec![encr], "{text}");
+        }
+        let p = parse_ike("aes128-aesxcbc-curve448", false).unwrap();
+        assert_eq!(p.prf, vec![Prf::AesXcbc]);
+        assert_eq!(p.dh, vec![DhGroup::Curve448]);
+        let p = parse_ike("aes128-aescmac-ecp521", false).unwrap();
+        assert_eq!(p.prf, vec![Prf::AesCmac]);
+        let p = parse_esp("aes256ctr-aescmac", false).unwrap();
+        assert_eq!(p.integrity, vec![Integrity::AesCmac96]);
+        // CTR is no AEAD: it needs integrity, and cannot be mixed with AEAD ciphers.
+        assert!(parse_esp("aes256ctr", false).is_err());
+        assert!(parse_esp("aes256ctr-aes256gcm16", false).is_err());
+        // An ICV length the IANA registry does not have.
+        let e = parse_esp("aes128gcm10", false).unwrap_err();
+        assert_eq!((e.offset, e.token.as_str()), (0, "aes128gcm10"));
+    }
+
+    #[test]
+    fn group_5_is_legacy_and_located() {
+        let e = parse_ike("aes256-sha256-modp1536", false).unwrap_err();
+        assert_eq!((e.offset, e.token.as_str()), (14, "modp1536"));
+        assert!(e.message.contains("legacy"));
+        let p = parse_ike("aes256-sha256-modp1536", true).unwrap();
+        assert_eq!(p.dh, vec![DhGroup::Modp1536]);
+        assert_eq!(
+            legacy_keywords("aes256-sha1-modp1536")
+                .iter()
+                .map(|(at, word, _)| (*at, *word))
+                .collect::<Vec<_>>(),
+            vec![(7, "sha1"), (12, "modp1536")]
+        );
+        assert!(legacy_keywords("aes256-sha256-modp2048").is_empty());
     }
 }

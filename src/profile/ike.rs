@@ -45,6 +45,17 @@ pub(super) fn proposal_error(ctx: &Context<'_>, v: &Val<&str>, what: &str, e: Pr
     );
 }
 
+/// Under `allow_legacy`, each weak keyword accepted still gets a warning pointing at it.
+fn warn_legacy(ctx: &Context<'_>, v: &Val<&str>, what: &str, text: &str) {
+    for (offset, word, why) in proposal::legacy_keywords(text) {
+        ctx.warning(
+            keyword_span(ctx, v, offset, word.len()),
+            format!("{what} proposal \"{}\": weak algorithm `{word}` accepted under allow_legacy: {why}", v.value),
+            Some("replace it once the peer supports a stronger one".into()),
+        );
+    }
+}
+
 /// The span of `len` bytes at `offset` in a string value, past its opening quotes (`"`, `'`,
 /// `"""` or `'''`); the whole value when escapes make the source differ from the value.
 fn keyword_span(ctx: &Context<'_>, v: &Val<&str>, offset: usize, len: usize) -> Range<usize> {
@@ -99,7 +110,10 @@ pub(super) fn proposals<P>(
         }
         let text = v.value.strip_suffix('!').unwrap_or(v.value);
         match parse(text, allow_legacy) {
-            Ok(p) => out.push(p),
+            Ok(p) => {
+                warn_legacy(section.ctx, v, what, text);
+                out.push(p);
+            }
             Err(e) => proposal_error(section.ctx, v, what, e),
         }
     }

@@ -24,10 +24,15 @@ pub struct ProposalTransforms<P> {
 }
 
 fn encryption_transform(e: Encryption) -> Transform {
+    let attributes = if e.has_key_length_attribute() {
+        vec![Attribute::key_length(e.key_bits())]
+    } else {
+        vec![]
+    };
     Transform {
         transform_type: TransformType::Encryption,
         id: e.transform_id(),
-        attributes: vec![Attribute::key_length(e.key_bits())],
+        attributes,
     }
 }
 
@@ -166,11 +171,12 @@ impl Proposal {
     }
 }
 
-/// AES needs its Key Length attribute and nothing else.
+/// AES needs its Key Length attribute and nothing else, ChaCha20-Poly1305 no attribute.
 fn encryption(t: &Transform) -> Option<Encryption> {
     match t.attributes.as_slice() {
+        [] => Encryption::from_transform(t.id, None),
         [only] if only.attribute_type == Attribute::KEY_LENGTH => {
-            Encryption::from_transform(t.id, t.key_length()?)
+            Encryption::from_transform(t.id, Some(t.key_length()?))
         }
         _ => None,
     }
@@ -266,10 +272,30 @@ mod tests {
     }
 
     #[test]
+    fn chacha20_poly1305_goes_without_key_length() {
+        let p = Proposal::from_ike(
+            1,
+            &parse_ike("chacha20poly1305-prfsha256-x448", false).unwrap(),
+            None,
+        );
+        assert!(p.transforms[0].attributes.is_empty());
+        let back = p.ike_transforms().unwrap();
+        assert_eq!(
+            back.supported.encryption,
+            vec![Encryption::ChaCha20Poly1305]
+        );
+        assert!(back.unsupported.is_empty());
+    }
+
+    #[test]
     fn unknown_transforms_are_set_aside_not_fatal() {
         let mut wire =
             Proposal::from_ike(1, &parse_ike("aes128-sha256-ecp256", false).unwrap(), None);
-        let chacha = Transform::new(TransformType::Encryption, 28);
+        // RFC 7634 section 2: ChaCha20-Poly1305 never carries a Key Length attribute.
+        let chacha = Transform {
+            attributes: vec![Attribute::key_length(256)],
+            ..Transform::new(TransformType::Encryption, 28)
+        };
         let aes_without_key_length = Transform::new(TransformType::Encryption, 12);
         let mut aes_with_extra = encryption_transform(Encryption::AesCbc(256));
         aes_with_extra.attributes.push(Attribute::key_length(1));

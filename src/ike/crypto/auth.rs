@@ -35,25 +35,25 @@ pub fn signed_octets(
     peer_nonce: &[u8],
     sk_p: &Secret,
     id_body: &[u8],
-) -> Vec<u8> {
-    let maced_id = PrfKey::new(prf, sk_p.expose()).compute(id_body);
+) -> Result<Vec<u8>> {
+    let maced_id = PrfKey::new(prf, sk_p.expose())?.compute(id_body)?;
     let mut octets = Vec::with_capacity(message.len() + peer_nonce.len() + maced_id.len());
     octets.extend_from_slice(message);
     octets.extend_from_slice(peer_nonce);
     octets.extend_from_slice(maced_id.expose());
-    octets
+    Ok(octets)
 }
 
 /// `prf(prf(PSK, "Key Pad for IKEv2"), signed_octets)`, kept as a secret until it is sent.
-fn expected_auth(prf: Prf, psk: &Secret, signed_octets: &[u8]) -> Secret {
-    let pad_key = PrfKey::new(prf, psk.expose()).compute(KEY_PAD);
-    PrfKey::new(prf, pad_key.expose()).compute(signed_octets)
+fn expected_auth(prf: Prf, psk: &Secret, signed_octets: &[u8]) -> Result<Secret> {
+    let pad_key = PrfKey::new(prf, psk.expose())?.compute(KEY_PAD)?;
+    PrfKey::new(prf, pad_key.expose())?.compute(signed_octets)
 }
 
 /// The Authentication Data of our AUTH payload (method 2, shared key MIC), of
 /// `prf.output_len()` octets.
-pub fn psk_auth(prf: Prf, psk: &Secret, signed_octets: &[u8]) -> Vec<u8> {
-    expected_auth(prf, psk, signed_octets).expose().to_vec()
+pub fn psk_auth(prf: Prf, psk: &Secret, signed_octets: &[u8]) -> Result<Vec<u8>> {
+    Ok(expected_auth(prf, psk, signed_octets)?.expose().to_vec())
 }
 
 /// Checks the peer's Authentication Data in constant time;
@@ -64,7 +64,7 @@ pub fn verify_psk_auth(
     signed_octets: &[u8],
     received_auth: &[u8],
 ) -> Result<()> {
-    if expected_auth(prf, psk, signed_octets).ct_eq(received_auth) {
+    if expected_auth(prf, psk, signed_octets)?.ct_eq(received_auth) {
         Ok(())
     } else {
         Err(CryptoError::AuthenticationFailed)
@@ -91,8 +91,8 @@ mod tests {
         assert_eq!(KEY_PAD.len(), 17);
         let (message, nonce, sk_p, id_body) = example();
         let alg = Prf::HmacSha256;
-        let octets = signed_octets(alg, &message, &nonce, &sk_p, &id_body);
-        let maced_id = prf(alg, sk_p.expose(), &id_body);
+        let octets = signed_octets(alg, &message, &nonce, &sk_p, &id_body).unwrap();
+        let maced_id = prf(alg, sk_p.expose(), &id_body).unwrap();
         assert_eq!(octets, [&message[..], &nonce, maced_id.expose()].concat());
         assert_eq!(
             maced_id.expose(),
@@ -100,8 +100,13 @@ mod tests {
         );
 
         let psk = Secret::from_slice(b"correct horse battery staple");
-        let auth = psk_auth(alg, &psk, &octets);
-        let by_hand = prf(alg, prf(alg, psk.expose(), KEY_PAD).expose(), &octets);
+        let auth = psk_auth(alg, &psk, &octets).unwrap();
+        let by_hand = prf(
+            alg,
+            prf(alg, psk.expose(), KEY_PAD).unwrap().expose(),
+            &octets,
+        )
+        .unwrap();
         assert_eq!(auth, by_hand.expose());
         assert_eq!(
             auth,
@@ -118,10 +123,12 @@ mod tests {
             Prf::HmacSha256,
             Prf::HmacSha384,
             Prf::HmacSha512,
+            Prf::AesXcbc,
+            Prf::AesCmac,
         ] {
             let psk = Secret::from_slice(b"secret");
-            let octets = signed_octets(alg, &message, &nonce, &sk_p, &id_body);
-            let auth = psk_auth(alg, &psk, &octets);
+            let octets = signed_octets(alg, &message, &nonce, &sk_p, &id_body).unwrap();
+            let auth = psk_auth(alg, &psk, &octets).unwrap();
             assert_eq!(auth.len(), alg.output_len());
             verify_psk_auth(alg, &psk, &octets, &auth).unwrap();
 
@@ -134,12 +141,12 @@ mod tests {
             assert!(fails(verify_psk_auth(alg, &psk, &octets, &auth[1..])));
             assert!(fails(verify_psk_auth(alg, &psk, &octets, &[])));
             // Another identity, nonce or SK_p changes the signed octets.
-            let other_id = signed_octets(alg, &message, &nonce, &sk_p, b"\x02\0\0\0other");
+            let other_id = signed_octets(alg, &message, &nonce, &sk_p, b"\x02\0\0\0other").unwrap();
             assert!(fails(verify_psk_auth(alg, &psk, &other_id, &auth)));
-            let other_nonce = signed_octets(alg, &message, &[0xab; 32], &sk_p, &id_body);
+            let other_nonce = signed_octets(alg, &message, &[0xab; 32], &sk_p, &id_body).unwrap();
             assert!(fails(verify_psk_auth(alg, &psk, &other_nonce, &auth)));
             let other_skp = Secret::from_slice(&[0x56; 32]);
-            let other = signed_octets(alg, &message, &nonce, &other_skp, &id_body);
+            let other = signed_octets(alg, &message, &nonce, &other_skp, &id_body).unwrap();
             assert!(fails(verify_psk_auth(alg, &psk, &other, &auth)));
         }
     }

@@ -1,5 +1,6 @@
-//! Protection of the Encrypted (SK) payload: AES-CBC with HMAC (RFC 7296 section 3.14) and
-//! AES-GCM with a 16-octet ICV (RFC 5282).
+//! Protection of the Encrypted (SK) payload: AES-CBC or AES-CTR with a separate ICV (RFC 7296
+//! section 3.14, RFC 5930), and the AEAD ciphers AES-GCM, AES-CCM (RFC 5282) and
+//! ChaCha20-Poly1305 (RFC 7634).
 //!
 //! # What the caller passes, and what each side covers
 //!
@@ -36,6 +37,11 @@
 //! one key (RFC 4106 section 3.1, which RFC 5282 builds on); an [`SkCipher`] cannot be cloned
 //! for that reason.
 //!
+//! AES-CCM (8-, 12- or 16-octet ICV) and ChaCha20-Poly1305 work like GCM, with a 3-octet
+//! (CCM) or 4-octet salt; GCM with an 8- or 12-octet ICV sends the start of the tag.
+//! AES-CTR takes the counter IV of GCM, but authenticates like CBC with the integrity
+//! algorithm; its counter block is `nonce (4) | IV (8) | 1 (4)` (RFC 5930, RFC 3686).
+//!
 //! A receiver accepts any pad length that fits and ignores the padding contents (section
 //! 3.14). Every failure of `open` is an error, never a panic.
 
@@ -51,24 +57,72 @@ use super::{random, CryptoError, Result, Secret};
 use crate::proposal::{Encryption, Integrity};
 
 const AES_BLOCK: usize = 16;
-const GCM_IV: usize = 8;
-const GCM_SALT: usize = 4;
-const GCM_ICV: usize = 16;
+/// The explicit IV of every cipher but CBC (RFC 5282, RFC 5930, RFC 7634).
+const COUNTER_IV: usize = 8;
+/// The full tag OpenSSL computes for GCM and ChaCha20-Poly1305; shorter ICVs are its start.
+const FULL_TAG: usize = 16;
+/// Salt and explicit IV together: the longest nonce (GCM, CTR, ChaCha20-Poly1305).
+const MAX_NONCE: usize = 4 + COUNTER_IV;
+
+/// How the SK payload is built around the cipher.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Construction {
+    /// Random IV, whole blocks, separate ICV (RFC 7296 section 3.14).
+    Cbc,
+    /// Counter IV, no block alignment, separate ICV (RFC 5930).
+    Ctr,
+    /// Counter IV, AEAD tag over the prefix as additional data (RFC 5282, RFC 7634).
+    Aead,
+    /// As `Aead`, but OpenSSL's CCM needs a fresh context, the lengths up front and each of
+    /// the additional data and the plaintext in one piece.
+    Ccm,
+}
+
+fn construction(encr: Encryption) -> Construction {
+    match encr {
+        Encryption::AesCbc(_) => Construction::Cbc,
+        Encryption::AesCtr(_) => Construction::Ctr,
+        Encryption::AesCcm8(_) | Encryption::AesCcm12(_) | Encryption::AesCcm16(_) => {
+            Construction::Ccm
+        }
+        _ => Construction::Aead,
+    }
+}
 
 fn cipher_for(encr: Encryption) -> &'static CipherRef {
+    let by_size = |ciphers: [&'static CipherRef; 3]| match encr.key_bits() {
+        128 => ciphers[0],
+        192 => ciphers[1],
+        _ => ciphers[2],
+    };
     match encr {
-        Encryption::AesCbc(128) => Cipher::aes_128_cbc(),
-        Encryption::AesCbc(192) => Cipher::aes_192_cbc(),
-        Encryption::AesCbc(_) => Cipher::aes_256_cbc(),
-        Encryption::AesGcm16(128) => Cipher::aes_128_gcm(),
-        Encryption::AesGcm16(192) => Cipher::aes_192_gcm(),
-        Encryption::AesGcm16(_) => Cipher::aes_256_gcm(),
+        Encryption::AesCbc(_) => by_size([
+            Cipher::aes_128_cbc(),
+            Cipher::aes_192_cbc(),
+            Cipher::aes_256_cbc(),
+        ]),
+        Encryption::AesCtr(_) => by_size([
+            Cipher::aes_128_ctr(),
+            Cipher::aes_192_ctr(),
+            Cipher::aes_256_ctr(),
+        ]),
+        Encryption::AesGcm8(_) | Encryption::AesGcm12(_) | Encryption::AesGcm16(_) => by_size([
+            Cipher::aes_128_gcm(),
+            Cipher::aes_192_gcm(),
+            Cipher::aes_256_gcm(),
+        ]),
+        Encryption::AesCcm8(_) | Encryption::AesCcm12(_) | Encryption::AesCcm16(_) => by_size([
+            Cipher::aes_128_ccm(),
+            Cipher::aes_192_ccm(),
+            Cipher::aes_256_ccm(),
+        ]),
+        Encryption::ChaCha20Poly1305 => Cipher::chacha20_poly1305(),
     }
 }
 
 /// Returns the context in `slot`, creating it with the key schedule loaded on first use.
-/// Later messages only set a new IV, which keeps the schedule. `keymat` is SK_e; a GCM salt
-/// at its end is not part of the AES key.
+/// Later messages only set a new IV, which keeps the schedule. `keymat` is SK_e; a salt at
+/// its end is not part of the key.
 fn ready<'a>(
     slot: &'a mut Option<CipherCtx>,
     encr: Encryption,
@@ -114,9 +168,9 @@ fn cbc_crypt(
     Ok(())
 }
 
-/// Starts an AES-GCM encryption: sets the nonce and feeds the additional authenticated data
-/// (the concatenated `aad` pieces).
-fn gcm_begin(ctx: &mut CipherCtx, nonce: &[u8; GCM_SALT + GCM_IV], aad: &[&[u8]]) -> Result<()> {
+/// Starts an AES-GCM or ChaCha20-Poly1305 encryption: sets the nonce and feeds the
+/// additional authenticated data (the concatenated `aad` pieces).
+fn gcm_begin(ctx: &mut CipherCtx, nonce: &[u8], aad: &[&[u8]]) -> Result<()> {
     ctx.encrypt_init(None, None, Some(nonce))?;
     for data in aad {
         ctx.cipher_update(data, None)?;
@@ -125,26 +179,26 @@ fn gcm_begin(ctx: &mut CipherCtx, nonce: &[u8; GCM_SALT + GCM_IV], aad: &[&[u8]]
 }
 
 /// Encrypts the concatenated `plaintext` pieces after [`gcm_begin`], appending the ciphertext
-/// to `out`, and returns the tag.
+/// to `out`, and returns the full tag (a truncated ICV is its start).
 fn gcm_finish(
     ctx: &mut CipherCtx,
     plaintext: &[&[u8]],
     out: &mut Vec<u8>,
-) -> Result<[u8; GCM_ICV]> {
+) -> Result<[u8; FULL_TAG]> {
     for data in plaintext {
         ctx.cipher_update_vec(data, out)?;
     }
     ctx.cipher_final_vec(out)?;
-    let mut tag = [0u8; GCM_ICV];
+    let mut tag = [0u8; FULL_TAG];
     ctx.tag(&mut tag)?;
     Ok(tag)
 }
 
-/// AES-GCM decryption, appending the plaintext to `out`; a tag mismatch is
-/// [`CryptoError::IntegrityCheckFailed`] and leaves nothing in `out`.
+/// AES-GCM or ChaCha20-Poly1305 decryption, appending the plaintext to `out`; a tag mismatch
+/// is [`CryptoError::IntegrityCheckFailed`] and leaves nothing in `out`.
 fn gcm_open(
     ctx: &mut CipherCtx,
-    nonce: &[u8; GCM_SALT + GCM_IV],
+    nonce: &[u8],
     aad: &[u8],
     ciphertext: &[u8],
     tag: &[u8],
@@ -156,6 +210,79 @@ fn gcm_open(
     let start = out.len();
     ctx.cipher_update_vec(ciphertext, out)?;
     if ctx.cipher_final_vec(out).is_err() {
+        out[start..].zeroize();
+        out.truncate(start);
+        return Err(CryptoError::IntegrityCheckFailed);
+    }
+    Ok(())
+}
+
+/// A CCM context for one message (RFC 4309 / RFC 5282: 11-octet nonce, `icv_len` tag).
+fn ccm_context(
+    encr: Encryption,
+    keymat: &[u8],
+    nonce: &[u8],
+    icv_len: usize,
+    encrypt: bool,
+) -> Result<CipherCtx> {
+    let cipher = cipher_for(encr);
+    let key = &keymat[..cipher.key_length()];
+    let mut ctx = CipherCtx::new()?;
+    if encrypt {
+        ctx.encrypt_init(Some(cipher), None, None)?;
+    } else {
+        ctx.decrypt_init(Some(cipher), None, None)?;
+    }
+    ctx.set_iv_length(nonce.len())?;
+    ctx.set_tag_length(icv_len)?;
+    if encrypt {
+        ctx.encrypt_init(None, Some(key), Some(nonce))?;
+    } else {
+        ctx.decrypt_init(None, Some(key), Some(nonce))?;
+    }
+    Ok(ctx)
+}
+
+/// AES-CCM encryption of `plaintext` with additional data `aad`, appending the ciphertext
+/// and then the `icv_len`-octet tag to `out`.
+fn ccm_seal(
+    encr: Encryption,
+    keymat: &[u8],
+    nonce: &[u8],
+    aad: &[u8],
+    plaintext: &[u8],
+    out: &mut Vec<u8>,
+) -> Result<()> {
+    let icv_len = encr.aead_icv_len();
+    let mut ctx = ccm_context(encr, keymat, nonce, icv_len, true)?;
+    ctx.set_data_len(plaintext.len())?;
+    ctx.cipher_update(aad, None)?;
+    ctx.cipher_update_vec(plaintext, out)?;
+    ctx.cipher_final_vec(out)?;
+    let mut tag = [0u8; FULL_TAG];
+    ctx.tag(&mut tag[..icv_len])?;
+    out.extend_from_slice(&tag[..icv_len]);
+    Ok(())
+}
+
+/// AES-CCM decryption, appending the plaintext to `out`; a tag mismatch is
+/// [`CryptoError::IntegrityCheckFailed`] and leaves nothing in `out`.
+fn ccm_open(
+    encr: Encryption,
+    keymat: &[u8],
+    nonce: &[u8],
+    aad: &[u8],
+    ciphertext: &[u8],
+    tag: &[u8],
+    out: &mut Vec<u8>,
+) -> Result<()> {
+    let mut ctx = ccm_context(encr, keymat, nonce, tag.len(), false)?;
+    ctx.set_tag(tag)?;
+    ctx.set_data_len(ciphertext.len())?;
+    ctx.cipher_update(aad, None)?;
+    let start = out.len();
+    // OpenSSL checks the CCM tag in this update; the final call has nothing left to do.
+    if ctx.cipher_update_vec(ciphertext, out).is_err() {
         out[start..].zeroize();
         out.truncate(start);
         return Err(CryptoError::IntegrityCheckFailed);
@@ -196,17 +323,17 @@ fn strip_padding(mut plaintext: Vec<u8>) -> Result<Vec<u8>> {
 pub struct SkCipher {
     encr: Encryption,
     integ: Option<IntegKey>,
-    /// SK_e: the AES key, followed by the salt for GCM.
+    /// SK_e: the key, followed by its salt (all but CBC).
     key: Secret,
     encrypt_ctx: Option<CipherCtx>,
     decrypt_ctx: Option<CipherCtx>,
-    /// GCM: the next explicit IV, and how many remain before the counter would wrap.
+    /// All but CBC: the next explicit IV, and how many remain before the counter would wrap.
     next_iv: u64,
     ivs_left: u64,
 }
 
 impl SkCipher {
-    /// `encr_key` is SK_e as derived (`encr.keymat_len()` octets, GCM salt included);
+    /// `encr_key` is SK_e as derived (`encr.keymat_len()` octets, salt included);
     /// `integ_key` is SK_a, empty for AEAD ciphers.
     pub fn new(
         encr: Encryption,
@@ -271,9 +398,10 @@ impl SkCipher {
     /// inner payloads: IV, encrypted payloads with padding and pad length, ICV. The SK
     /// payload's Length field is this plus 4, the message length that plus the prefix.
     pub fn sealed_len(&self, plaintext_len: usize) -> usize {
-        let encrypted = match self.encr {
-            Encryption::AesCbc(_) => (plaintext_len / AES_BLOCK + 1) * AES_BLOCK,
-            Encryption::AesGcm16(_) => plaintext_len + 1,
+        let encrypted = match construction(self.encr) {
+            Construction::Cbc => (plaintext_len / AES_BLOCK + 1) * AES_BLOCK,
+            // Stream ciphers need no alignment: no padding, only the pad length octet.
+            _ => plaintext_len + 1,
         };
         self.iv_len() + encrypted + self.icv_len()
     }
@@ -312,9 +440,10 @@ impl SkCipher {
     ) -> Result<()> {
         check_size(outer_prefix.len() + buf.len() + plaintext.len())?;
         let start = buf.len();
-        let result = match self.encr {
-            Encryption::AesCbc(_) => self.seal_cbc(outer_prefix, buf, plaintext),
-            Encryption::AesGcm16(_) => self.seal_gcm(outer_prefix, buf, plaintext),
+        let result = match construction(self.encr) {
+            Construction::Cbc => self.seal_cbc(outer_prefix, buf, plaintext),
+            Construction::Ctr => self.seal_ctr(outer_prefix, buf, plaintext),
+            Construction::Aead | Construction::Ccm => self.seal_aead(outer_prefix, buf, plaintext),
         };
         match result {
             Ok(()) => {
@@ -348,25 +477,60 @@ impl SkCipher {
         cbc_crypt(ctx, true, &iv, &[&plaintext[..whole], &last], buf)?;
         last.zeroize();
 
-        let icv = integ.compute_concat(&[outer_prefix, buf]);
+        let icv = integ.compute_concat(&[outer_prefix, buf])?;
         buf.extend_from_slice(&icv);
         Ok(())
     }
 
-    fn seal_gcm(&mut self, outer_prefix: &[u8], buf: &mut Vec<u8>, plaintext: &[u8]) -> Result<()> {
+    /// The next explicit IV of a counter-IV cipher: a counter, so it never repeats under one
+    /// key (RFC 4106 section 3.1, RFC 5930 section 2, RFC 7634 section 2).
+    fn take_iv(&mut self) -> Result<[u8; COUNTER_IV]> {
         if self.ivs_left == 0 {
             return Err(CryptoError::IvExhausted);
         }
         self.ivs_left -= 1;
         let iv = self.next_iv.to_be_bytes();
         self.next_iv = self.next_iv.wrapping_add(1);
+        Ok(iv)
+    }
 
+    fn seal_ctr(&mut self, outer_prefix: &[u8], buf: &mut Vec<u8>, plaintext: &[u8]) -> Result<()> {
+        let iv = self.take_iv()?;
+        let Some(integ) = &self.integ else {
+            return Err(CryptoError::InvalidSuite("AES-CTR without integrity"));
+        };
+        let block = self.counter_block(&iv);
+        buf.extend_from_slice(&iv);
+        let ctx = ready(&mut self.encrypt_ctx, self.encr, self.key.expose(), true)?;
+        ctx.encrypt_init(None, None, Some(&block[..]))?;
+        ctx.cipher_update_vec(plaintext, buf)?;
+        ctx.cipher_update_vec(&[0], buf)?;
+        ctx.cipher_final_vec(buf)?;
+        let icv = integ.compute_concat(&[outer_prefix, buf])?;
+        buf.extend_from_slice(&icv);
+        Ok(())
+    }
+
+    fn seal_aead(
+        &mut self,
+        outer_prefix: &[u8],
+        buf: &mut Vec<u8>,
+        plaintext: &[u8],
+    ) -> Result<()> {
+        let iv = self.take_iv()?;
         let nonce = self.nonce(&iv);
+        if construction(self.encr) == Construction::Ccm {
+            let aad = [outer_prefix, buf].concat();
+            let padded = Zeroizing::new([plaintext, &[0]].concat());
+            buf.extend_from_slice(&iv);
+            return ccm_seal(self.encr, self.key.expose(), &nonce, &aad, &padded, buf);
+        }
+        let icv_len = self.encr.aead_icv_len();
         let ctx = ready(&mut self.encrypt_ctx, self.encr, self.key.expose(), true)?;
         gcm_begin(ctx, &nonce, &[outer_prefix, buf])?;
         buf.extend_from_slice(&iv);
         let tag = gcm_finish(ctx, &[plaintext, &[0]], buf)?;
-        buf.extend_from_slice(&tag);
+        buf.extend_from_slice(&tag[..icv_len]);
         Ok(())
     }
 
@@ -379,9 +543,10 @@ impl SkCipher {
                 "shorter than IV, one encrypted block and ICV",
             ));
         }
-        match self.encr {
-            Encryption::AesCbc(_) => self.open_cbc(prefix, body),
-            Encryption::AesGcm16(_) => self.open_gcm(prefix, body),
+        match construction(self.encr) {
+            Construction::Cbc => self.open_cbc(prefix, body),
+            Construction::Ctr => self.open_ctr(prefix, body),
+            Construction::Aead | Construction::Ccm => self.open_aead(prefix, body),
         }
     }
 
@@ -404,23 +569,60 @@ impl SkCipher {
         strip_padding(plaintext)
     }
 
-    fn open_gcm(&mut self, prefix: &[u8], body: &[u8]) -> Result<Vec<u8>> {
-        let (iv, rest) = body.split_at(GCM_IV);
-        let (ciphertext, tag) = rest.split_at(rest.len() - GCM_ICV);
-        let nonce = self.nonce(iv);
+    fn open_ctr(&mut self, prefix: &[u8], body: &[u8]) -> Result<Vec<u8>> {
+        let Some(integ) = &self.integ else {
+            return Err(CryptoError::InvalidSuite("AES-CTR without integrity"));
+        };
+        let (signed, icv) = body.split_at(body.len() - integ.icv_len());
+        integ.verify_concat(&[prefix, signed], icv)?;
+        let (iv, ciphertext) = signed.split_at(COUNTER_IV);
+        let block = self.counter_block(iv);
         let ctx = ready(&mut self.decrypt_ctx, self.encr, self.key.expose(), false)?;
-        let mut plaintext = Vec::with_capacity(ciphertext.len());
-        gcm_open(ctx, &nonce, prefix, ciphertext, tag, &mut plaintext)?;
+        ctx.decrypt_init(None, None, Some(&block[..]))?;
+        let mut plaintext = Vec::with_capacity(ciphertext.len() + AES_BLOCK);
+        ctx.cipher_update_vec(ciphertext, &mut plaintext)?;
+        ctx.cipher_final_vec(&mut plaintext)?;
         strip_padding(plaintext)
     }
 
-    /// GCM nonce: the salt (last 4 octets of SK_e) followed by the explicit IV.
-    fn nonce(&self, iv: &[u8]) -> Zeroizing<[u8; GCM_SALT + GCM_IV]> {
+    fn open_aead(&mut self, prefix: &[u8], body: &[u8]) -> Result<Vec<u8>> {
+        let (iv, rest) = body.split_at(COUNTER_IV);
+        let (ciphertext, tag) = rest.split_at(rest.len() - self.encr.aead_icv_len());
+        let nonce = self.nonce(iv);
+        let mut plaintext = Vec::with_capacity(ciphertext.len() + AES_BLOCK);
+        if construction(self.encr) == Construction::Ccm {
+            let key = self.key.expose();
+            ccm_open(
+                self.encr,
+                key,
+                &nonce,
+                prefix,
+                ciphertext,
+                tag,
+                &mut plaintext,
+            )?;
+        } else {
+            let ctx = ready(&mut self.decrypt_ctx, self.encr, self.key.expose(), false)?;
+            gcm_open(ctx, &nonce, prefix, ciphertext, tag, &mut plaintext)?;
+        }
+        strip_padding(plaintext)
+    }
+
+    /// The nonce: the salt (last octets of SK_e) followed by the explicit IV.
+    fn nonce(&self, iv: &[u8]) -> Zeroizing<Vec<u8>> {
         let key = self.key.expose();
-        let mut nonce = Zeroizing::new([0u8; GCM_SALT + GCM_IV]);
-        nonce[..GCM_SALT].copy_from_slice(&key[key.len() - GCM_SALT..]);
-        nonce[GCM_SALT..].copy_from_slice(iv);
+        let mut nonce = Zeroizing::new(Vec::with_capacity(MAX_NONCE));
+        nonce.extend_from_slice(&key[key.len() - self.encr.salt_len()..]);
+        nonce.extend_from_slice(iv);
         nonce
+    }
+
+    /// AES-CTR's first counter block: nonce, IV and a block counter of 1 (RFC 3686 section 4).
+    fn counter_block(&self, iv: &[u8]) -> Zeroizing<[u8; AES_BLOCK]> {
+        let mut block = Zeroizing::new([0u8; AES_BLOCK]);
+        block[..MAX_NONCE].copy_from_slice(&self.nonce(iv));
+        block[AES_BLOCK - 1] = 1;
+        block
     }
 }
 

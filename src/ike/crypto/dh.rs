@@ -1,16 +1,16 @@
-//! Key exchange for the KE payload: MODP groups (RFC 2409 group 2, RFC 3526 groups 14-16),
-//! random ECP groups (RFC 5903) and Curve25519 (RFC 7748, RFC 8031).
+//! Key exchange for the KE payload: MODP groups (RFC 2409 group 2, RFC 3526 groups 5 and
+//! 14-18), random ECP groups 19-21 (RFC 5903) and Curve25519 / Curve448 (RFC 7748, RFC 8031).
 //!
 //! Public values are in the wire format of the KE payload's Key Exchange Data:
 //!
 //! * MODP: `g^x mod p`, big endian, left-padded with zeros to the length of the prime;
 //! * ECP: `x | y`, each coordinate big endian and padded to the field size, no 0x04 prefix
 //!   (RFC 5903 section 7);
-//! * Curve25519: the 32-octet u-coordinate (RFC 8031 section 2).
+//! * Curve25519 / Curve448: the 32- / 56-octet u-coordinate (RFC 8031 section 2).
 //!
 //! Shared secrets, in the form RFC 7296 section 2.14 feeds to the PRF: MODP `g^xy` padded to
 //! the prime length, ECP the x coordinate of the shared point (RFC 5903 section 7),
-//! Curve25519 the 32-octet X25519 output.
+//! Curve25519 / Curve448 the 32- / 56-octet X25519 / X448 output.
 
 use std::fmt;
 use std::sync::OnceLock;
@@ -41,6 +41,8 @@ const fn modp_exponent_bits(group: DhGroup) -> i32 {
     match group {
         DhGroup::Modp3072 => 320,
         DhGroup::Modp4096 => 384,
+        DhGroup::Modp6144 => 448,
+        DhGroup::Modp8192 => 512,
         _ => 256,
     }
 }
@@ -55,6 +57,30 @@ fn cached<T>(
     }
     let value = make()?;
     Ok(cell.get_or_init(|| value))
+}
+
+/// How a group's values are computed.
+#[derive(Clone, Copy)]
+enum Family {
+    Modp,
+    Ecp,
+    /// X25519 / X448 (RFC 7748), with OpenSSL's key type.
+    Montgomery(Id),
+}
+
+fn family(group: DhGroup) -> Family {
+    match group {
+        DhGroup::Modp1024
+        | DhGroup::Modp1536
+        | DhGroup::Modp2048
+        | DhGroup::Modp3072
+        | DhGroup::Modp4096
+        | DhGroup::Modp6144
+        | DhGroup::Modp8192 => Family::Modp,
+        DhGroup::Ecp256 | DhGroup::Ecp384 | DhGroup::Ecp521 => Family::Ecp,
+        DhGroup::Curve25519 => Family::Montgomery(Id::X25519),
+        DhGroup::Curve448 => Family::Montgomery(Id::X448),
+    }
 }
 
 /// A MODP group's prime `p` and `p - 1` (the generator is 2 for all of them).
@@ -73,15 +99,21 @@ impl Modp {
 
 fn modp_group(group: DhGroup) -> Result<&'static Modp> {
     static P1024: OnceLock<Modp> = OnceLock::new();
+    static P1536: OnceLock<Modp> = OnceLock::new();
     static P2048: OnceLock<Modp> = OnceLock::new();
     static P3072: OnceLock<Modp> = OnceLock::new();
     static P4096: OnceLock<Modp> = OnceLock::new();
+    static P6144: OnceLock<Modp> = OnceLock::new();
+    static P8192: OnceLock<Modp> = OnceLock::new();
     let (cell, prime): (_, fn() -> Result<BigNum, ErrorStack>) = match group {
         DhGroup::Modp1024 => (&P1024, BigNum::get_rfc2409_prime_1024),
+        DhGroup::Modp1536 => (&P1536, BigNum::get_rfc3526_prime_1536),
         DhGroup::Modp2048 => (&P2048, BigNum::get_rfc3526_prime_2048),
         DhGroup::Modp3072 => (&P3072, BigNum::get_rfc3526_prime_3072),
         DhGroup::Modp4096 => (&P4096, BigNum::get_rfc3526_prime_4096),
-        _ => unreachable!("not a MODP group: {group}"),
+        DhGroup::Modp6144 => (&P6144, BigNum::get_rfc3526_prime_6144),
+        DhGroup::Modp8192 => (&P8192, BigNum::get_rfc3526_prime_8192),
+        _ => return Err(CryptoError::InvalidSuite("not a MODP group")),
     };
     cached(cell, || Modp::with_prime(prime()?))
 }
@@ -105,10 +137,12 @@ impl Curve {
 fn curve(group: DhGroup) -> Result<&'static Curve> {
     static P256: OnceLock<Curve> = OnceLock::new();
     static P384: OnceLock<Curve> = OnceLock::new();
+    static P521: OnceLock<Curve> = OnceLock::new();
     match group {
         DhGroup::Ecp256 => cached(&P256, || Curve::new(Nid::X9_62_PRIME256V1)),
         DhGroup::Ecp384 => cached(&P384, || Curve::new(Nid::SECP384R1)),
-        _ => unreachable!("not an ECP group: {group}"),
+        DhGroup::Ecp521 => cached(&P521, || Curve::new(Nid::SECP521R1)),
+        _ => Err(CryptoError::InvalidSuite("not an ECP group")),
     }
 }
 
@@ -120,7 +154,7 @@ enum PrivateKey {
     /// The exponent, in OpenSSL's secure heap and flagged for constant-time exponentiation.
     Modp(BigNum),
     Ecp(PKey<pkey::Private>),
-    X25519(PKey<pkey::Private>),
+    Montgomery(PKey<pkey::Private>),
 }
 
 /// One side's ephemeral key pair for a KE payload. The private part is never exposed and is
@@ -134,25 +168,29 @@ pub struct KeyExchange {
 impl KeyExchange {
     /// Generates a fresh key pair from OpenSSL's CSPRNG.
     pub fn new(group: DhGroup) -> Result<Self> {
-        match group {
-            DhGroup::Modp1024 | DhGroup::Modp2048 | DhGroup::Modp3072 | DhGroup::Modp4096 => {
+        match family(group) {
+            Family::Modp => {
                 let mut x = BigNum::new_secure()?;
                 x.rand(modp_exponent_bits(group), MsbOption::ONE, false)?;
                 Self::modp(group, x)
             }
-            DhGroup::Ecp256 | DhGroup::Ecp384 => {
+            Family::Ecp => {
                 let key = EcKey::generate(ec_group(group)?)?;
                 Self::ecp(group, key)
             }
-            DhGroup::Curve25519 => Self::x25519(PKey::generate_x25519()?),
+            Family::Montgomery(_) if group == DhGroup::Curve448 => {
+                Self::montgomery(group, PKey::generate_x448()?)
+            }
+            Family::Montgomery(_) => Self::montgomery(group, PKey::generate_x25519()?),
         }
     }
 
     /// A key pair from a fixed private value, for known-answer tests (never for real
-    /// exchanges): a big-endian MODP exponent or ECP scalar, or a 32-octet X25519 scalar.
+    /// exchanges): a big-endian MODP exponent or ECP scalar, or a 32- / 56-octet X25519 /
+    /// X448 scalar.
     pub fn from_private_key(group: DhGroup, private: &[u8]) -> Result<Self> {
-        match group {
-            DhGroup::Modp1024 | DhGroup::Modp2048 | DhGroup::Modp3072 | DhGroup::Modp4096 => {
+        match family(group) {
+            Family::Modp => {
                 let mut x = BigNum::new_secure()?;
                 x.copy_from_slice(private)?;
                 if x.num_bits() == 0 || x >= modp_group(group)?.p_minus_1 {
@@ -160,7 +198,7 @@ impl KeyExchange {
                 }
                 Self::modp(group, x)
             }
-            DhGroup::Ecp256 | DhGroup::Ecp384 => {
+            Family::Ecp => {
                 let ec = ec_group(group)?;
                 let mut ctx = BigNumContext::new_secure()?;
                 let mut d = BigNum::new_secure()?;
@@ -176,9 +214,13 @@ impl KeyExchange {
                 key.check_key()?;
                 Self::ecp(group, key)
             }
-            DhGroup::Curve25519 => {
-                check_len("X25519 private key", 32, private.len())?;
-                Self::x25519(PKey::private_key_from_raw_bytes(private, Id::X25519)?)
+            Family::Montgomery(id) => {
+                check_len(
+                    "X25519 / X448 private key",
+                    group.public_len(),
+                    private.len(),
+                )?;
+                Self::montgomery(group, PKey::private_key_from_raw_bytes(private, id)?)
             }
         }
     }
@@ -206,11 +248,11 @@ impl KeyExchange {
         })
     }
 
-    fn x25519(key: PKey<pkey::Private>) -> Result<Self> {
+    fn montgomery(group: DhGroup, key: PKey<pkey::Private>) -> Result<Self> {
         Ok(KeyExchange {
-            group: DhGroup::Curve25519,
+            group,
             public: key.raw_public_key()?,
-            private: PrivateKey::X25519(key),
+            private: PrivateKey::Montgomery(key),
         })
     }
 
@@ -226,8 +268,8 @@ impl KeyExchange {
     /// The shared secret with the peer's Key Exchange Data, after validating it:
     /// MODP `1 < y < p - 1` (RFC 6989 section 2.1, sufficient for safe-prime groups); ECP
     /// coordinates below the field prime and the point on the curve (RFC 6989 section 2.3,
-    /// the curves have cofactor 1); Curve25519 an all-zero result (small-order input) refused
-    /// (RFC 8031 section 2.3). Any failure is [`CryptoError::InvalidPublicValue`] (or
+    /// the curves have cofactor 1); Curve25519 / Curve448 an all-zero result (small-order
+    /// input) refused (RFC 8031 section 2.3). Any failure is [`CryptoError::InvalidPublicValue`] (or
     /// `BadLength` for a wrong length), to be answered with INVALID_SYNTAX.
     pub fn shared_secret(&self, peer_public: &[u8]) -> Result<Secret> {
         check_len(
@@ -241,11 +283,12 @@ impl KeyExchange {
                 let peer = ecp_peer_key(self.group, peer_public)?;
                 derive(key, &peer, self.group.public_len() / 2, false)
             }
-            PrivateKey::X25519(key) => {
-                let peer = PKey::public_key_from_raw_bytes(peer_public, Id::X25519)
+            PrivateKey::Montgomery(key) => {
+                let len = self.group.public_len();
+                let peer = PKey::public_key_from_raw_bytes(peer_public, key.id())
                     .map_err(|_| CryptoError::InvalidPublicValue)?;
-                let secret = derive(key, &peer, 32, true)?;
-                if ct_eq(secret.expose(), &[0; 32]) {
+                let secret = derive(key, &peer, len, true)?;
+                if ct_eq(secret.expose(), &vec![0; len]) {
                     return Err(CryptoError::InvalidPublicValue);
                 }
                 Ok(secret)
@@ -300,7 +343,7 @@ fn ec_point_bytes(group: DhGroup, point: &EcPointRef) -> Result<Vec<u8>> {
 /// Validates an ECP public value and makes it an OpenSSL key.
 ///
 /// Both coordinates must be field elements (below `p`) and the point on the curve; it is
-/// then in the prime-order group, as P-256 and P-384 have cofactor 1, and cannot be the point
+/// then in the prime-order group, as the NIST curves have cofactor 1, and cannot be the point
 /// at infinity, which has no affine coordinates (RFC 6989 section 2.3). OpenSSL's full key
 /// check would add a scalar multiplication by the group order, doubling the cost of the
 /// exchange for nothing, so it is not used.

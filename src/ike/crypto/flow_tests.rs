@@ -49,8 +49,8 @@ fn handshake(suite: IkeSuite, group: DhGroup) {
 
     // IKE_AUTH request: the initiator proves its identity.
     let idi = [&[2u8, 0, 0, 0][..], b"initiator.example"].concat();
-    let octets = signed_octets(suite.prf, &init_request, &r.nonce, &keys_i.sk_pi, &idi);
-    let auth_i = psk_auth(suite.prf, &psk, &octets);
+    let octets = signed_octets(suite.prf, &init_request, &r.nonce, &keys_i.sk_pi, &idi).unwrap();
+    let auth_i = psk_auth(suite.prf, &psk, &octets).unwrap();
     let inner = [&idi[..], &auth_i].concat();
 
     let mut sk_i = SkCiphers::new(&keys_i, true).unwrap();
@@ -63,19 +63,19 @@ fn handshake(suite: IkeSuite, group: DhGroup) {
     let (prefix, body) = request.split_at(prefix_len);
     let opened = sk_r.open(prefix, body).unwrap();
     let (peer_id, peer_auth) = opened.split_at(idi.len());
-    let octets = signed_octets(suite.prf, &init_request, &r.nonce, &keys_r.sk_pi, peer_id);
+    let octets = signed_octets(suite.prf, &init_request, &r.nonce, &keys_r.sk_pi, peer_id).unwrap();
     verify_psk_auth(suite.prf, &psk, &octets, peer_auth).unwrap();
     let wrong_psk = Secret::from_slice(b"another key");
     assert!(verify_psk_auth(suite.prf, &wrong_psk, &octets, peer_auth).is_err());
 
     // IKE_AUTH response in the other direction.
     let idr = [&[2u8, 0, 0, 0][..], b"responder.example"].concat();
-    let octets = signed_octets(suite.prf, &init_response, &i.nonce, &keys_r.sk_pr, &idr);
-    let auth_r = psk_auth(suite.prf, &psk, &octets);
+    let octets = signed_octets(suite.prf, &init_response, &i.nonce, &keys_r.sk_pr, &idr).unwrap();
+    let auth_r = psk_auth(suite.prf, &psk, &octets).unwrap();
     let prefix = sk_prefix(&i.spi, &r.spi, sk_r.outbound.sealed_len(auth_r.len()));
     let body = sk_r.seal(&prefix, &auth_r).unwrap();
     let opened = sk_i.open(&prefix, &body).unwrap();
-    let octets = signed_octets(suite.prf, &init_response, &i.nonce, &keys_i.sk_pr, &idr);
+    let octets = signed_octets(suite.prf, &init_response, &i.nonce, &keys_i.sk_pr, &idr).unwrap();
     verify_psk_auth(suite.prf, &psk, &octets, &opened).unwrap();
 
     // First Child SA from the IKE_SA_INIT nonces.

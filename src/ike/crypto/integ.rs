@@ -1,17 +1,26 @@
-//! Integrity algorithms: truncated HMAC (RFC 2404 HMAC-SHA1-96, RFC 4868 HMAC-SHA2).
+//! Integrity algorithms: truncated HMAC (RFC 2404 HMAC-SHA1-96, RFC 4868 HMAC-SHA2) and
+//! truncated AES MACs (RFC 3566 AES-XCBC-MAC-96, RFC 4494 AES-CMAC-96).
 
 use std::fmt;
 
+use super::aes_mac::AesMac;
 use super::hmac::{Hash, HmacKey};
 use super::{ct_eq, CryptoError, Result, Secret};
 use crate::proposal::Integrity;
 
-fn hash_of(alg: Integrity) -> Hash {
+enum Mac {
+    Hmac(Hash),
+    Aes(AesMac),
+}
+
+fn mac_of(alg: Integrity) -> Mac {
     match alg {
-        Integrity::HmacSha1_96 => Hash::Sha1,
-        Integrity::HmacSha256_128 => Hash::Sha256,
-        Integrity::HmacSha384_192 => Hash::Sha384,
-        Integrity::HmacSha512_256 => Hash::Sha512,
+        Integrity::HmacSha1_96 => Mac::Hmac(Hash::Sha1),
+        Integrity::HmacSha256_128 => Mac::Hmac(Hash::Sha256),
+        Integrity::HmacSha384_192 => Mac::Hmac(Hash::Sha384),
+        Integrity::HmacSha512_256 => Mac::Hmac(Hash::Sha512),
+        Integrity::AesXcbc96 => Mac::Aes(AesMac::Xcbc),
+        Integrity::AesCmac96 => Mac::Aes(AesMac::Cmac),
     }
 }
 
@@ -45,10 +54,6 @@ impl IntegKey {
         }
     }
 
-    fn hmac_key(&self) -> HmacKey {
-        HmacKey::new(hash_of(self.alg), self.key.expose())
-    }
-
     pub fn alg(&self) -> Integrity {
         self.alg
     }
@@ -58,23 +63,32 @@ impl IntegKey {
     }
 
     /// The ICV of `data`.
-    pub fn compute(&self, data: &[u8]) -> Vec<u8> {
+    pub fn compute(&self, data: &[u8]) -> Result<Vec<u8>> {
         self.compute_concat(&[data])
     }
 
     /// The ICV of `parts[0] | parts[1] | ...`, without building the concatenation.
-    pub fn compute_concat(&self, parts: &[&[u8]]) -> Vec<u8> {
+    pub fn compute_concat(&self, parts: &[&[u8]]) -> Result<Vec<u8>> {
         let mut icv = Vec::with_capacity(self.icv_len());
-        self.append_icv(parts, &mut icv);
-        icv
+        self.append_icv(parts, &mut icv)?;
+        Ok(icv)
     }
 
     /// Appends the ICV of the concatenated `parts` to `out`.
-    pub(crate) fn append_icv(&self, parts: &[&[u8]], out: &mut Vec<u8>) {
-        let key = self.hmac_key();
-        let mut mac = key.start();
-        parts.iter().for_each(|part| mac.update(part));
-        out.extend_from_slice(&mac.finish().as_bytes()[..self.icv_len()]);
+    pub(crate) fn append_icv(&self, parts: &[&[u8]], out: &mut Vec<u8>) -> Result<()> {
+        match mac_of(self.alg) {
+            Mac::Hmac(hash) => {
+                let key = HmacKey::new(hash, self.key.expose());
+                let mut mac = key.start();
+                parts.iter().for_each(|part| mac.update(part));
+                out.extend_from_slice(&mac.finish().as_bytes()[..self.icv_len()]);
+            }
+            Mac::Aes(mac) => {
+                let tag = mac.compute(self.key.expose(), parts)?;
+                out.extend_from_slice(&tag[..self.icv_len()]);
+            }
+        }
+        Ok(())
     }
 
     /// Checks `icv` against the ICV of `data` in constant time.
@@ -84,11 +98,8 @@ impl IntegKey {
 
     /// Checks `icv` against the ICV of the concatenated `parts` in constant time.
     pub fn verify_concat(&self, parts: &[&[u8]], icv: &[u8]) -> Result<()> {
-        let key = self.hmac_key();
-        let mut mac = key.start();
-        parts.iter().for_each(|part| mac.update(part));
-        let expected = mac.finish();
-        if ct_eq(&expected.as_bytes()[..self.icv_len()], icv) {
+        let expected = zeroize::Zeroizing::new(self.compute_concat(parts)?);
+        if ct_eq(&expected, icv) {
             Ok(())
         } else {
             Err(CryptoError::IntegrityCheckFailed)
@@ -109,12 +120,36 @@ mod tests {
     use super::*;
     use crate::ike::crypto::testutil::hex;
 
-    const ALL: [Integrity; 4] = [
+    const ALL: [Integrity; 6] = [
         Integrity::HmacSha1_96,
         Integrity::HmacSha256_128,
         Integrity::HmacSha384_192,
         Integrity::HmacSha512_256,
+        Integrity::AesXcbc96,
+        Integrity::AesCmac96,
     ];
+
+    /// RFC 3566 section 4.6 test case 4 (AES-XCBC-MAC-96: the first 96 bits) and RFC 4494
+    /// section 4 example 2 (AES-CMAC-96).
+    #[test]
+    fn aes_mac_96_vectors() {
+        let key = IntegKey::new(
+            Integrity::AesXcbc96,
+            &hex("000102030405060708090a0b0c0d0e0f"),
+        );
+        let data: Vec<u8> = (0..20).collect();
+        let icv = key.unwrap().compute(&data).unwrap();
+        assert_eq!(icv, hex("47f51b4564966215b8985c63"));
+        let key = IntegKey::new(
+            Integrity::AesCmac96,
+            &hex("2b7e151628aed2a6abf7158809cf4f3c"),
+        );
+        let icv = key
+            .unwrap()
+            .compute(&hex("6bc1bee22e409f96e93d7e117393172a"))
+            .unwrap();
+        assert_eq!(icv, hex("070a16b46b4d4144f79bdd9d"));
+    }
 
     /// RFC 2202 test case 5 (HMAC-SHA-1-96) and RFC 4231 test case 5 (output truncated to
     /// 128 bits; our ICVs for SHA-384/512 are longer, so their first 128 bits are compared).
@@ -122,7 +157,7 @@ mod tests {
     fn truncation_test_cases() {
         let data = b"Test With Truncation";
         let key = IntegKey::new(Integrity::HmacSha1_96, &[0x0c; 20]).unwrap();
-        assert_eq!(key.compute(data), hex("4c1a03424b55e07fe7f27be1"));
+        assert_eq!(key.compute(data).unwrap(), hex("4c1a03424b55e07fe7f27be1"));
         for (alg, expected) in [
             (
                 Integrity::HmacSha256_128,
@@ -137,7 +172,9 @@ mod tests {
                 "415fad6271580a531d4179bc891d87a6",
             ),
         ] {
-            let icv = IntegKey::with_any_key(alg, &[0x0c; 20]).compute(data);
+            let icv = IntegKey::with_any_key(alg, &[0x0c; 20])
+                .compute(data)
+                .unwrap();
             assert_eq!(icv.len(), alg.icv_len());
             assert_eq!(icv[..16], hex(expected)[..], "{alg}");
         }
@@ -221,7 +258,7 @@ mod tests {
         ];
         for (alg, key, data, expected) in cases {
             let key = IntegKey::new(alg, &key).unwrap();
-            assert_eq!(key.compute(data), hex(expected), "{alg}");
+            assert_eq!(key.compute(data).unwrap(), hex(expected), "{alg}");
             key.verify(data, &hex(expected)).unwrap();
         }
     }
@@ -230,7 +267,7 @@ mod tests {
     fn verify_rejects_any_change() {
         for alg in ALL {
             let key = IntegKey::new(alg, &vec![7; alg.key_len()]).unwrap();
-            let icv = key.compute_concat(&[b"header", b"body"]);
+            let icv = key.compute_concat(&[b"header", b"body"]).unwrap();
             key.verify(b"headerbody", &icv).unwrap();
             for i in 0..icv.len() {
                 let mut bad = icv.clone();

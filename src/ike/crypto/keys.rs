@@ -10,7 +10,7 @@ use super::prf::PrfKey;
 use super::{CryptoError, Result, Secret};
 use crate::proposal::{Encryption, Integrity, Prf};
 
-/// Checks that the AES key size is one AES has, and that a cipher comes with an integrity
+/// Checks that the key size is one the cipher has, and that a cipher comes with an integrity
 /// algorithm exactly when it is not AEAD.
 pub(crate) fn check_integrity(encr: Encryption, integ: Option<Integrity>) -> Result<()> {
     if !matches!(encr.key_bits(), 128 | 192 | 256) {
@@ -66,11 +66,16 @@ impl IkeSuite {
 
 /// `SKEYSEED = prf(Ni | Nr, g^ir)` for an IKE SA created by IKE_SA_INIT.
 ///
-/// The PRF key is `Ni | Nr` as is: right for HMAC PRFs, which accept any key length
-/// (AES-XCBC/CMAC would take only 64 bits of each nonce, but are not supported).
-pub fn skeyseed(prf: Prf, ni: &[u8], nr: &[u8], shared_secret: &Secret) -> Secret {
-    let key = Secret::new([ni, nr].concat());
-    PrfKey::new(prf, key.expose()).compute(shared_secret.expose())
+/// The PRF key is `Ni | Nr` as is, except for AES-XCBC-PRF-128 and AES-CMAC-PRF-128: RFC
+/// 7296 section 2.14 keys them with the first 64 bits of each nonce, although RFC 4434 /
+/// RFC 4615 would take any key length (strongSwan does the same; found against charon).
+pub fn skeyseed(prf: Prf, ni: &[u8], nr: &[u8], shared_secret: &Secret) -> Result<Secret> {
+    let half = match prf {
+        Prf::AesXcbc | Prf::AesCmac => prf.output_len() / 2,
+        _ => usize::MAX,
+    };
+    let key = Secret::new([&ni[..ni.len().min(half)], &nr[..nr.len().min(half)]].concat());
+    PrfKey::new(prf, key.expose())?.compute(shared_secret.expose())
 }
 
 /// `SKEYSEED = prf(SK_d (old), g^ir (new) | Ni | Nr)` for an IKE SA rekeyed with
@@ -81,8 +86,8 @@ pub fn rekey_skeyseed(
     shared_secret: &Secret,
     ni: &[u8],
     nr: &[u8],
-) -> Secret {
-    PrfKey::new(old_prf, old_sk_d.expose()).compute_concat(&[shared_secret.expose(), ni, nr])
+) -> Result<Secret> {
+    PrfKey::new(old_prf, old_sk_d.expose())?.compute_concat(&[shared_secret.expose(), ni, nr])
 }
 
 /// The seven keys of an IKE SA.
@@ -90,7 +95,7 @@ pub fn rekey_skeyseed(
 /// SK_ai / SK_ei protect messages sent by the *original* initiator of the IKE SA (whoever
 /// starts later exchanges), SK_ar / SK_er those sent by the original responder. SK_pi / SK_pr
 /// enter the initiator's and responder's AUTH payloads. With an AEAD cipher SK_ai and SK_ar
-/// are empty and SK_ei / SK_er include the 4-octet salt at their end.
+/// are empty; SK_ei / SK_er include the cipher's salt at their end.
 #[derive(Debug)]
 pub struct IkeSaKeys {
     pub suite: IkeSuite,
@@ -134,7 +139,7 @@ impl IkeSaKeys {
         spi_i: &[u8; 8],
         spi_r: &[u8; 8],
     ) -> Result<Self> {
-        let seed = skeyseed(suite.prf, ni, nr, shared_secret);
+        let seed = skeyseed(suite.prf, ni, nr, shared_secret)?;
         Self::from_skeyseed(suite, &seed, ni, nr, spi_i, spi_r)
     }
 
@@ -152,7 +157,7 @@ impl IkeSaKeys {
         spi_i: &[u8; 8],
         spi_r: &[u8; 8],
     ) -> Result<Self> {
-        let seed = rekey_skeyseed(self.suite.prf, &self.sk_d, shared_secret, ni, nr);
+        let seed = rekey_skeyseed(self.suite.prf, &self.sk_d, shared_secret, ni, nr)?;
         Self::from_skeyseed(suite, &seed, ni, nr, spi_i, spi_r)
     }
 
@@ -165,7 +170,7 @@ impl IkeSaKeys {
         spi_r: &[u8; 8],
     ) -> Result<Self> {
         check_integrity(suite.encr, suite.integ)?;
-        let keymat = PrfKey::new(suite.prf, skeyseed.expose())
+        let keymat = PrfKey::new(suite.prf, skeyseed.expose())?
             .expand(&[ni, nr, spi_i, spi_r], suite.keymat_len())?;
         let (p, a, e) = (
             suite.prf.output_len(),
@@ -212,8 +217,9 @@ impl IkeSaKeys {
 /// "Initiator" and "responder" are those of the exchange that created the Child SA (IKE_AUTH
 /// or CREATE_CHILD_SA), whose nonces went into the derivation. `encr_i` / `integ_i` protect
 /// the SA carrying traffic from that initiator to the responder, `encr_r` / `integ_r` the
-/// opposite direction. AES-GCM keys end with their 4-octet salt, in the layout the kernel's
-/// `rfc4106(gcm(aes))` expects; the integrity keys are empty for AEAD.
+/// opposite direction. Keys of ciphers with a salt or nonce (GCM, CCM, CTR,
+/// ChaCha20-Poly1305) end with it, in the layout the kernel expects (see
+/// `Encryption::salt_len`); the integrity keys are empty for AEAD.
 #[derive(Debug)]
 pub struct ChildSaKeys {
     pub encr: Encryption,
@@ -242,7 +248,7 @@ impl ChildSaKeys {
         check_integrity(encr, integ)?;
         let (e, a) = (encr.keymat_len(), integ_key_len(integ));
         let gir = pfs_shared_secret.map_or(&[][..], Secret::expose);
-        let keymat = PrfKey::new(prf, sk_d.expose()).expand(&[gir, ni, nr], 2 * (e + a))?;
+        let keymat = PrfKey::new(prf, sk_d.expose())?.expand(&[gir, ni, nr], 2 * (e + a))?;
         let [encr_i, integ_i, encr_r, integ_r] = split(&keymat, [e, a, e, a]);
         Ok(ChildSaKeys {
             encr,
@@ -280,7 +286,7 @@ mod tests {
         let spi_r: [u8; 8] = hex("3ff77d760d2b2199").try_into().unwrap();
 
         assert_eq!(
-            skeyseed(Prf::HmacSha1, &ni, &nr, &gir).expose(),
+            skeyseed(Prf::HmacSha1, &ni, &nr, &gir).unwrap().expose(),
             &hex("a9a7b222b59f8f48645f28a1db5b5f5d7479cba7")[..]
         );
 
@@ -356,7 +362,9 @@ mod tests {
 
         // SKEYSEED(Rekey) = prf(SK_d (old), g^ir (new) | Ni | Nr).
         assert_eq!(
-            rekey_skeyseed(Prf::HmacSha1, &keys.sk_d, &gir_new, &ni, &nr).expose(),
+            rekey_skeyseed(Prf::HmacSha1, &keys.sk_d, &gir_new, &ni, &nr)
+                .unwrap()
+                .expose(),
             &hex("63e81194946ebd05df7df5ebf5d8750056bf1f1d")[..]
         );
     }
@@ -425,9 +433,12 @@ mod tests {
 
         // By hand: SKEYSEED with the old PRF (SHA-1), prf+ with the new one (SHA-384).
         let seed = PrfKey::new(Prf::HmacSha1, old.sk_d.expose())
-            .compute(&[gir_new.expose(), &ni, &nr].concat());
+            .unwrap()
+            .compute(&[gir_new.expose(), &ni, &nr].concat())
+            .unwrap();
         assert_eq!(seed.len(), 20);
         let keymat = PrfKey::new(Prf::HmacSha384, seed.expose())
+            .unwrap()
             .expand(
                 &[&[ni, nr].concat(), &spi_i, &spi_r],
                 new_suite.keymat_len(),
@@ -515,5 +526,31 @@ mod tests {
         assert!(shown.contains("sk_ai: Secret(0 bytes)"), "{shown}");
         // No byte array or number other than the lengths is printed.
         assert!(!shown.contains('['), "{shown}");
+    }
+
+    /// RFC 7296 section 2.14: AES-XCBC-PRF-128 and AES-CMAC-PRF-128 key SKEYSEED with the
+    /// first 64 bits of each nonce (as strongSwan does); HMAC PRFs take both nonces whole.
+    #[test]
+    fn aes_prf_skeyseed_keys_with_half_of_each_nonce() {
+        let (ni, nr) = (vec![0x11; 32], vec![0x22; 32]);
+        let gir = Secret::from_slice(&[0x33; 256]);
+        let short_key = [&ni[..8], &nr[..8]].concat();
+        for prf in [Prf::AesXcbc, Prf::AesCmac] {
+            let expected = PrfKey::new(prf, &short_key).unwrap();
+            assert!(skeyseed(prf, &ni, &nr, &gir)
+                .unwrap()
+                .ct_eq(expected.compute(gir.expose()).unwrap().expose()));
+        }
+        let full_key = [&ni[..], &nr[..]].concat();
+        let expected = PrfKey::new(Prf::HmacSha256, &full_key).unwrap();
+        assert!(skeyseed(Prf::HmacSha256, &ni, &nr, &gir)
+            .unwrap()
+            .ct_eq(expected.compute(gir.expose()).unwrap().expose()));
+        // Short nonces are taken whole.
+        let key = [&[1u8; 4][..], &[2u8; 4][..]].concat();
+        let expected = PrfKey::new(Prf::AesXcbc, &key).unwrap();
+        assert!(skeyseed(Prf::AesXcbc, &[1; 4], &[2; 4], &gir)
+            .unwrap()
+            .ct_eq(expected.compute(gir.expose()).unwrap().expose()));
     }
 }

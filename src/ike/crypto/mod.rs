@@ -4,17 +4,21 @@
 //! pieces, in the order a handshake uses them:
 //!
 //! * [`random`]: nonces and SPIs from the OS RNG.
-//! * [`dh`]: [`KeyExchange`] for the MODP, ECP and Curve25519 groups, in KE payload format.
+//! * [`dh`]: [`KeyExchange`] for the MODP, ECP, Curve25519 and Curve448 groups, in KE
+//!   payload format.
 //! * [`prf`](mod@prf): `prf` and `prf+` (RFC 7296 section 2.13).
 //! * [`keys`]: SKEYSEED and the IKE SA keys (section 2.14), rekeyed IKE SAs (2.18) and
 //!   Child SA keying material (2.17).
-//! * [`cipher`]: the Encrypted (SK) payload, AES-CBC + HMAC (section 3.14) and AES-GCM
-//!   (RFC 5282).
+//! * [`cipher`]: the Encrypted (SK) payload, AES-CBC / AES-CTR with an integrity algorithm
+//!   (section 3.14, RFC 5930) and the AEAD ciphers AES-GCM, AES-CCM (RFC 5282) and
+//!   ChaCha20-Poly1305 (RFC 7634).
+//! * `aes_mac`: AES-XCBC and AES-CMAC, for integrity and as PRFs.
 //! * [`auth`]: shared-key AUTH payloads (section 2.15).
 //!
 //! Every secret (keys, DH private values and shared secrets, PSKs) is held in a [`Secret`],
 //! which zeroizes its memory on drop and whose `Debug` prints only its length.
 
+mod aes_mac;
 pub mod auth;
 pub mod cipher;
 pub mod dh;

@@ -1,37 +1,58 @@
 //! The negotiated pseudo-random function and `prf+` (RFC 7296 section 2.13).
 //!
-//! All PRFs routevpn negotiates are HMACs (RFC 2104 with SHA-1, RFC 4868 with SHA-2), which
-//! take keys of any length: keys longer than the hash block are hashed first, shorter ones are
-//! zero-padded. (The fixed-key-size PRFs AES-XCBC / AES-CMAC, which would need special key
-//! handling in SKEYSEED, are not supported.)
+//! HMAC PRFs (RFC 2104 with SHA-1, RFC 4868 with SHA-2) take keys of any length: keys
+//! longer than the hash block are hashed first, shorter ones are zero-padded. The AES PRFs
+//! (AES-XCBC-PRF-128, RFC 4434; AES-CMAC-PRF-128, RFC 4615) bring any key to 16 octets by
+//! their own rules (see [`AesMac::prf_key`]); SKEYSEED's XCBC quirk is in [`super::keys`].
 
 use std::fmt;
 
+use super::aes_mac::AesMac;
 use super::hmac::{Hash, HmacKey, MAX_DIGEST};
 use super::{CryptoError, Result, Secret};
 use crate::proposal::Prf;
 
-pub(crate) fn hash_of(alg: Prf) -> Hash {
+fn hash_of(alg: Prf) -> Option<Hash> {
     match alg {
-        Prf::HmacSha1 => Hash::Sha1,
-        Prf::HmacSha256 => Hash::Sha256,
-        Prf::HmacSha384 => Hash::Sha384,
-        Prf::HmacSha512 => Hash::Sha512,
+        Prf::HmacSha1 => Some(Hash::Sha1),
+        Prf::HmacSha256 => Some(Hash::Sha256),
+        Prf::HmacSha384 => Some(Hash::Sha384),
+        Prf::HmacSha512 => Some(Hash::Sha512),
+        Prf::AesXcbc | Prf::AesCmac => None,
     }
+}
+
+fn aes_mac_of(alg: Prf) -> Option<AesMac> {
+    match alg {
+        Prf::AesXcbc => Some(AesMac::Xcbc),
+        Prf::AesCmac => Some(AesMac::Cmac),
+        _ => None,
+    }
+}
+
+// The HMAC states are the common case and live briefly on the stack; boxing them would
+// allocate for every PRF key.
+#[allow(clippy::large_enum_variant)]
+enum KeyState {
+    Hmac(HmacKey),
+    /// The 16-octet AES key, derived from the PRF key by the algorithm's rule.
+    Aes(AesMac, Secret),
 }
 
 /// A PRF with its key set up once, for repeated use under the same key.
 pub struct PrfKey {
     alg: Prf,
-    key: HmacKey,
+    key: KeyState,
 }
 
 impl PrfKey {
-    pub fn new(alg: Prf, key: &[u8]) -> Self {
-        PrfKey {
-            alg,
-            key: HmacKey::new(hash_of(alg), key),
-        }
+    pub fn new(alg: Prf, key: &[u8]) -> Result<Self> {
+        let key = match (hash_of(alg), aes_mac_of(alg)) {
+            (Some(hash), _) => KeyState::Hmac(HmacKey::new(hash, key)),
+            (None, Some(mac)) => KeyState::Aes(mac, Secret::from_slice(&mac.prf_key(key)?[..])),
+            (None, None) => return Err(CryptoError::InvalidSuite("PRF without implementation")),
+        };
+        Ok(PrfKey { alg, key })
     }
 
     pub fn alg(&self) -> Prf {
@@ -39,15 +60,22 @@ impl PrfKey {
     }
 
     /// `prf(K, data)`.
-    pub fn compute(&self, data: &[u8]) -> Secret {
+    pub fn compute(&self, data: &[u8]) -> Result<Secret> {
         self.compute_concat(&[data])
     }
 
     /// `prf(K, parts[0] | parts[1] | ...)` without building the concatenation.
-    pub fn compute_concat(&self, parts: &[&[u8]]) -> Secret {
-        let mut mac = self.key.start();
-        parts.iter().for_each(|part| mac.update(part));
-        Secret::from_slice(mac.finish().as_bytes())
+    pub fn compute_concat(&self, parts: &[&[u8]]) -> Result<Secret> {
+        match &self.key {
+            KeyState::Hmac(key) => {
+                let mut mac = key.start();
+                parts.iter().for_each(|part| mac.update(part));
+                Ok(Secret::from_slice(mac.finish().as_bytes()))
+            }
+            KeyState::Aes(mac, key) => {
+                Ok(Secret::from_slice(&mac.compute(key.expose(), parts)?[..]))
+            }
+        }
     }
 
     /// `prf+(K, S)` truncated to `len` octets, where `S = seed[0] | seed[1] | ...`:
@@ -74,12 +102,13 @@ impl PrfKey {
         let mut previous_len = 0;
         let mut counter = 1u8;
         while out.len() < len {
-            let mut mac = self.key.start();
-            mac.update(&previous[..previous_len]);
-            seed.iter().for_each(|part| mac.update(part));
-            mac.update(&[counter]);
-            let t = mac.finish();
-            let t = t.as_bytes();
+            let mut parts = Vec::with_capacity(seed.len() + 2);
+            parts.push(&previous[..previous_len]);
+            parts.extend_from_slice(seed);
+            let counter_octet = [counter];
+            parts.push(&counter_octet);
+            let t = self.compute_concat(&parts)?;
+            let t = t.expose();
             let take = t.len().min(len - out.len());
             out.extend_from_slice(&t[..take]);
             previous[..t.len()].copy_from_slice(t);
@@ -100,13 +129,13 @@ impl fmt::Debug for PrfKey {
 }
 
 /// `prf(key, data)` (RFC 7296 section 2.13). The output is `alg.output_len()` octets.
-pub fn prf(alg: Prf, key: &[u8], data: &[u8]) -> Secret {
-    PrfKey::new(alg, key).compute(data)
+pub fn prf(alg: Prf, key: &[u8], data: &[u8]) -> Result<Secret> {
+    PrfKey::new(alg, key)?.compute(data)
 }
 
 /// `prf+(key, seed)` truncated to `len` octets; an error if `len > 255 * alg.output_len()`.
 pub fn prf_plus(alg: Prf, key: &[u8], seed: &[u8], len: usize) -> Result<Secret> {
-    PrfKey::new(alg, key).expand(&[seed], len)
+    PrfKey::new(alg, key)?.expand(&[seed], len)
 }
 
 #[cfg(test)]
@@ -114,15 +143,41 @@ mod tests {
     use super::*;
     use crate::ike::crypto::testutil::hex;
 
-    const ALL: [Prf; 4] = [
+    const ALL: [Prf; 6] = [
         Prf::HmacSha1,
         Prf::HmacSha256,
         Prf::HmacSha384,
         Prf::HmacSha512,
+        Prf::AesXcbc,
+        Prf::AesCmac,
     ];
 
     fn check(alg: Prf, key: &[u8], data: &[u8], expected: &str) {
-        assert_eq!(prf(alg, key, data).expose(), &hex(expected)[..], "{alg}");
+        assert_eq!(
+            prf(alg, key, data).unwrap().expose(),
+            &hex(expected)[..],
+            "{alg}"
+        );
+    }
+
+    /// RFC 4434 / RFC 4615 section 4 through `prf` itself: an 18-octet key (longer than the
+    /// AES key) over 000102..13.
+    #[test]
+    fn aes_prfs_take_long_keys() {
+        let key = hex("000102030405060708090a0b0c0d0e0fedcb");
+        let data: Vec<u8> = (0..20).collect();
+        check(
+            Prf::AesXcbc,
+            &key,
+            &data,
+            "8cd3c93ae598a9803006ffb67c40e9e4",
+        );
+        check(
+            Prf::AesCmac,
+            &key,
+            &data,
+            "84a348a4a45d235babfffc0d2b4da09a",
+        );
     }
 
     /// RFC 2202 section 3, HMAC-SHA-1 test cases 1-4, 6, 7 (case 5 is truncated: see integ).
@@ -253,16 +308,19 @@ than block-size data. The key needs to be hashed before being used by the HMAC a
     #[test]
     fn output_lengths() {
         for alg in ALL {
-            assert_eq!(prf(alg, b"k", b"d").len(), alg.output_len());
+            assert_eq!(prf(alg, b"k", b"d").unwrap().len(), alg.output_len());
         }
     }
 
     #[test]
     fn concatenated_input_equals_pieces() {
-        let key = PrfKey::new(Prf::HmacSha256, b"key");
-        assert!(key
-            .compute_concat(&[b"Ni", b"", b"Nr"])
-            .ct_eq(key.compute(b"NiNr").expose()));
+        for alg in ALL {
+            let key = PrfKey::new(alg, b"key").unwrap();
+            assert!(key
+                .compute_concat(&[b"Ni", b"", b"Nr"])
+                .unwrap()
+                .ct_eq(key.compute(b"NiNr").unwrap().expose()));
+        }
     }
 
     #[test]
@@ -272,10 +330,10 @@ than block-size data. The key needs to be hashed before being used by the HMAC a
             let n = alg.output_len();
             let out = prf_plus(alg, key, seed, 2 * n + 5).unwrap();
             // T1 = prf(K, S | 0x01)
-            let t1 = prf(alg, key, &[seed, &[1u8]].concat());
+            let t1 = prf(alg, key, &[seed, &[1u8]].concat()).unwrap();
             // T2 = prf(K, T1 | S | 0x02)
-            let t2 = prf(alg, key, &[t1.expose(), seed, &[2u8]].concat());
-            let t3 = prf(alg, key, &[t2.expose(), seed, &[3u8]].concat());
+            let t2 = prf(alg, key, &[t1.expose(), seed, &[2u8]].concat()).unwrap();
+            let t3 = prf(alg, key, &[t2.expose(), seed, &[3u8]].concat()).unwrap();
             assert_eq!(&out.expose()[..n], t1.expose(), "{alg}");
             assert_eq!(&out.expose()[n..2 * n], t2.expose(), "{alg}");
             assert_eq!(&out.expose()[2 * n..], &t3.expose()[..5], "{alg}");
@@ -317,16 +375,16 @@ than block-size data. The key needs to be hashed before being used by the HMAC a
     fn prf_plus_last_block_uses_counter_255() {
         let alg = Prf::HmacSha1;
         let n = alg.output_len();
-        let key = PrfKey::new(alg, b"k");
+        let key = PrfKey::new(alg, b"k").unwrap();
         let all = key.expand(&[b"s"], 255 * n).unwrap();
         let t254 = &all.expose()[253 * n..254 * n];
-        let t255 = key.compute_concat(&[t254, b"s", &[0xff]]);
+        let t255 = key.compute_concat(&[t254, b"s", &[0xff]]).unwrap();
         assert_eq!(&all.expose()[254 * n..], t255.expose());
     }
 
     #[test]
     fn debug_hides_the_key() {
-        let key = PrfKey::new(Prf::HmacSha256, b"hunter2");
+        let key = PrfKey::new(Prf::HmacSha256, b"hunter2").unwrap();
         assert_eq!(format!("{key:?}"), "PrfKey { alg: HmacSha256, .. }");
     }
 }

@@ -37,7 +37,8 @@ pub struct SaDirection {
     pub src: IpAddr,
     pub dst: IpAddr,
     pub spi: u32,
-    /// AES key, GCM salt included at its end.
+    /// Cipher key with its salt / nonce at the end (GCM, CCM, CTR, ChaCha20-Poly1305), the
+    /// layout the kernel takes.
     pub encryption_key: Secret,
     /// Empty for AEAD ciphers.
     pub integrity_key: Secret,

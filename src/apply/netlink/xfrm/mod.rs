@@ -1,6 +1,7 @@
 //! XFRM netlink: the policies that route traffic into SAs (and drop it without them), and
 //! manually keyed SAs.
 
+mod algorithms;
 pub mod policy;
 pub mod state;
 

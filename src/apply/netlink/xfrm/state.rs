@@ -7,12 +7,14 @@ use netlink_packet_xfrm::{
     XFRM_MODE_TUNNEL, XFRM_STATE_AF_UNSPEC, XFRM_STATE_ESN,
 };
 
+use super::algorithms::{
+    encryption_from_kernel, encryption_name, integrity_from_kernel, integrity_name,
+};
 use crate::apply::objects::{KeyMaterial, Sa};
 use crate::apply::status::SaStatus;
 use crate::ike::crypto::Secret;
 use crate::ike::engine::Lifetimes;
 use crate::model::Mode;
-use crate::proposal::{Encryption, Integrity};
 
 const AF_INET: u16 = libc::AF_INET as u16;
 const AF_INET6: u16 = libc::AF_INET6 as u16;
@@ -29,26 +31,6 @@ fn name<const N: usize>(text: &str) -> [u8; N] {
 fn name_of(bytes: &[u8]) -> &str {
     let end = bytes.iter().position(|b| *b == 0).unwrap_or(bytes.len());
     std::str::from_utf8(&bytes[..end]).unwrap_or("")
-}
-
-fn integrity_kernel_name(i: Integrity) -> &'static str {
-    match i {
-        Integrity::HmacSha1_96 => "hmac(sha1)",
-        Integrity::HmacSha256_128 => "hmac(sha256)",
-        Integrity::HmacSha384_192 => "hmac(sha384)",
-        Integrity::HmacSha512_256 => "hmac(sha512)",
-    }
-}
-
-fn integrity_from_kernel(name: &str, trunc_bits: u32) -> Option<Integrity> {
-    let i = match name {
-        "hmac(sha1)" => Integrity::HmacSha1_96,
-        "hmac(sha256)" => Integrity::HmacSha256_128,
-        "hmac(sha384)" => Integrity::HmacSha384_192,
-        "hmac(sha512)" => Integrity::HmacSha512_256,
-        _ => return None,
-    };
-    (i.icv_len() * 8 == trunc_bits as usize).then_some(i)
 }
 
 fn family(sa: &Sa) -> u16 {
@@ -151,23 +133,27 @@ pub fn add_message(sa: &Sa) -> ModifyMessage {
         ..UserSaInfo::default()
     };
     let key = sa.key.0.expose().to_vec();
-    let mut nlas = vec![match sa.encryption {
-        Encryption::AesGcm16(_) => XfrmAttrs::EncryptionAlgAead(AlgAead {
-            alg_name: name("rfc4106(gcm(aes))"),
-            alg_key_len: (key.len() * 8) as u32,
-            alg_icv_len: 128,
+    // The key length counts the salt / nonce at the key's end (see `algorithms`).
+    let alg_name = name(encryption_name(sa.encryption));
+    let alg_key_len = (key.len() * 8) as u32;
+    let mut nlas = vec![if sa.encryption.is_aead() {
+        XfrmAttrs::EncryptionAlgAead(AlgAead {
+            alg_name,
+            alg_key_len,
+            alg_icv_len: (sa.encryption.aead_icv_len() * 8) as u32,
             alg_key: key,
-        }),
-        Encryption::AesCbc(_) => XfrmAttrs::EncryptionAlg(Alg {
-            alg_name: name("cbc(aes)"),
-            alg_key_len: (key.len() * 8) as u32,
+        })
+    } else {
+        XfrmAttrs::EncryptionAlg(Alg {
+            alg_name,
+            alg_key_len,
             alg_key: key,
-        }),
+        })
     }];
     if let Some((integrity, key)) = &sa.integrity {
         let key = key.0.expose().to_vec();
         nlas.push(XfrmAttrs::AuthenticationAlgTrunc(AlgAuth {
-            alg_name: name(integrity_kernel_name(*integrity)),
+            alg_name: name(integrity_name(*integrity)),
             alg_key_len: (key.len() * 8) as u32,
             alg_trunc_len: (integrity.icv_len() * 8) as u32,
             alg_key: key,
@@ -220,15 +206,14 @@ pub fn decode(message: &ModifyMessage) -> Option<Sa> {
     let mut replay_window = u32::from(info.replay_window);
     for nla in &message.nlas {
         match nla {
-            XfrmAttrs::EncryptionAlgAead(a)
-                if name_of(&a.alg_name) == "rfc4106(gcm(aes))" && a.alg_icv_len == 128 =>
-            {
-                let bits = u16::try_from(a.alg_key.len().saturating_sub(4) * 8).ok()?;
-                encryption = Some((Encryption::AesGcm16(bits), Secret::from_slice(&a.alg_key)));
+            XfrmAttrs::EncryptionAlgAead(a) => {
+                let alg =
+                    encryption_from_kernel(name_of(&a.alg_name), a.alg_key.len(), a.alg_icv_len)?;
+                encryption = Some((alg, Secret::from_slice(&a.alg_key)));
             }
-            XfrmAttrs::EncryptionAlg(a) if name_of(&a.alg_name) == "cbc(aes)" => {
-                let bits = u16::try_from(a.alg_key.len() * 8).ok()?;
-                encryption = Some((Encryption::AesCbc(bits), Secret::from_slice(&a.alg_key)));
+            XfrmAttrs::EncryptionAlg(a) => {
+                let alg = encryption_from_kernel(name_of(&a.alg_name), a.alg_key.len(), 0)?;
+                encryption = Some((alg, Secret::from_slice(&a.alg_key)));
             }
             XfrmAttrs::AuthenticationAlgTrunc(a) => {
                 let alg = integrity_from_kernel(name_of(&a.alg_name), a.alg_trunc_len)?;
@@ -295,6 +280,7 @@ pub fn status(message: &ModifyMessage, now_unix: u64) -> Option<SaStatus> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::proposal::{Encryption, Integrity};
     use netlink_packet_core::{Emitable, Parseable};
 
     fn sa(encryption: Encryption, integrity: Option<Integrity>) -> Sa {
@@ -402,6 +388,11 @@ mod tests {
             sa(Encryption::AesGcm16(256), None),
             sa(Encryption::AesCbc(256), Some(Integrity::HmacSha256_128)),
             sa(Encryption::AesCbc(128), Some(Integrity::HmacSha512_256)),
+            sa(Encryption::AesCtr(256), Some(Integrity::AesXcbc96)),
+            sa(Encryption::AesCcm8(128), None),
+            sa(Encryption::AesGcm12(192), None),
+            sa(Encryption::ChaCha20Poly1305, None),
+            sa(Encryption::AesCbc(128), Some(Integrity::AesCmac96)),
         ] {
             assert_eq!(decode(&parsed(&original)), Some(original));
         }

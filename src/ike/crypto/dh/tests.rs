@@ -1,21 +1,16 @@
 use super::*;
 use crate::ike::crypto::testutil::hex;
 
-const MODP: [DhGroup; 4] = [
+const MODP: [DhGroup; 7] = [
     DhGroup::Modp1024,
+    DhGroup::Modp1536,
     DhGroup::Modp2048,
     DhGroup::Modp3072,
     DhGroup::Modp4096,
+    DhGroup::Modp6144,
+    DhGroup::Modp8192,
 ];
-const ALL: [DhGroup; 7] = [
-    DhGroup::Modp1024,
-    DhGroup::Modp2048,
-    DhGroup::Modp3072,
-    DhGroup::Modp4096,
-    DhGroup::Ecp256,
-    DhGroup::Ecp384,
-    DhGroup::Curve25519,
-];
+const ALL: [DhGroup; 12] = DhGroup::ALL;
 
 fn x25519(scalar: &[u8], u: &[u8]) -> Vec<u8> {
     let k = KeyExchange::from_private_key(DhGroup::Curve25519, scalar).unwrap();
@@ -98,7 +93,49 @@ fn rfc7748_diffie_hellman_example() {
     );
 }
 
-/// RFC 5903 section 8.1 (256-bit random ECP group) and 8.2 (384-bit).
+/// RFC 7748 section 6.2: Alice and Bob over Curve448.
+#[test]
+fn rfc7748_x448_diffie_hellman_example() {
+    let alice = KeyExchange::from_private_key(
+        DhGroup::Curve448,
+        &hex("9a8f4925d1519f5775cf46b04b5800d4ee9ee8bae8bc5565d498c28d
+              d9c9baf574a9419744897391006382a6f127ab1d9ac2d8c0a598726b"),
+    )
+    .unwrap();
+    let bob = KeyExchange::from_private_key(
+        DhGroup::Curve448,
+        &hex("1c306a7ac2a0e2e0990b294470cba339e6453772b075811d8fad0d1d
+              6927c120bb5ee8972b0d3e21374c9c921b09d1b0366f10b65173992d"),
+    )
+    .unwrap();
+    assert_eq!(
+        alice.public_value(),
+        hex("9b08f7cc31b7e3e67d22d5aea121074a273bd2b83de09c63faa73d2c
+             22c5d9bbc836647241d953d40c5b12da88120d53177f80e532c41fa0")
+    );
+    assert_eq!(
+        bob.public_value(),
+        hex("3eb7a829b0cd20f5bcfc0b599b6feccf6da4627107bdb0d4f345b430
+             27d8b972fc3e34fb4232a13ca706dcb57aec3dae07bdc1c67bf33609")
+    );
+    let k = hex("07fff4181ac6cc95ec1c16a94a0f74d12da232ce40a77552281d282b
+                 b60c0b56fd2464c335543936521c24403085d59a449a5037514a879d");
+    assert_eq!(
+        alice.shared_secret(bob.public_value()).unwrap().expose(),
+        &k[..]
+    );
+    assert_eq!(
+        bob.shared_secret(alice.public_value()).unwrap().expose(),
+        &k[..]
+    );
+    // A small-order point (u = 0) gives the all-zero result, refused (RFC 8031 section 2.3).
+    assert!(matches!(
+        alice.shared_secret(&[0; 56]),
+        Err(CryptoError::InvalidPublicValue)
+    ));
+}
+
+/// RFC 5903 section 8.1 (256-bit random ECP group), 8.2 (384-bit) and 8.3 (521-bit).
 #[test]
 fn rfc5903_ecdh_vectors() {
     let cases = [
@@ -127,6 +164,28 @@ fn rfc5903_ecdh_vectors() {
             "11187331C279962D93D604243FD592CB9D0A926F422E47187521287E7156C5C4
              D603135569B9E9D09CF5D4A270F59746",
         ),
+        (
+            DhGroup::Ecp521,
+            "0037ADE9319A89F4DABDB3EF411AACCCA5123C61ACAB57B5393DCE47608172A0
+             95AA85A30FE1C2952C6771D937BA9777F5957B2639BAB072462F68C27A57382D
+             4A52",
+            "0015417E84DBF28C0AD3C278713349DC7DF153C897A1891BD98BAB4357C9ECBE
+             E1E3BF42E00B8E380AEAE57C2D107564941885942AF5A7F4601723C4195D176C
+             ED3E017CAE20B6641D2EEB695786D8C946146239D099E18E1D5A514C739D7CB4
+             A10AD8A788015AC405D7799DC75E7B7D5B6CF2261A6A7F1507438BF01BEB6CA3
+             926F9582",
+            "0145BA99A847AF43793FDD0E872E7CDFA16BE30FDC780F97BCCC3F078380201E
+             9C677D600B343757A3BDBF2A3163E4C2F869CCA7458AA4A4EFFC311F5CB15168
+             5EB9",
+            "00D0B3975AC4B799F5BEA16D5E13E9AF971D5E9B984C9F39728B5E5739735A21
+             9B97C356436ADC6E95BB0352F6BE64A6C2912D4EF2D0433CED2B6171640012D9
+             460F015C68226383956E3BD066E797B623C27CE0EAC2F551A10C2C724D985207
+             7B87220B6536C5C408A1D2AEBB8E86D678AE49CB57091F4732296579AB44FCD1
+             7F0FC56A",
+            "01144C7D79AE6956BC8EDB8E7C787C4521CB086FA64407F97894E5E6B2D79B04
+             D1427E73CA4BAA240A34786859810C06B3C715A3A8CC3151F2BEE417996D19F3
+             DDEA",
+        ),
     ];
     for (group, i, gi, r, gr, girx) in cases {
         let initiator = KeyExchange::from_private_key(group, &hex(i)).unwrap();
@@ -152,7 +211,7 @@ fn fresh_keys_agree_in_every_group() {
         let ab = a.shared_secret(b.public_value()).unwrap();
         let ba = b.shared_secret(a.public_value()).unwrap();
         let expected_len = match group {
-            DhGroup::Ecp256 | DhGroup::Ecp384 => group.public_len() / 2,
+            DhGroup::Ecp256 | DhGroup::Ecp384 | DhGroup::Ecp521 => group.public_len() / 2,
             _ => group.public_len(),
         };
         assert_eq!(ab.len(), expected_len, "{group}");
@@ -167,6 +226,8 @@ fn modp_uses_short_exponents() {
         (DhGroup::Modp2048, 256),
         (DhGroup::Modp3072, 320),
         (DhGroup::Modp4096, 384),
+        (DhGroup::Modp6144, 448),
+        (DhGroup::Modp8192, 512),
     ] {
         let k = KeyExchange::new(group).unwrap();
         match &k.private {

@@ -44,6 +44,9 @@ pub enum AuthError {
     NoKeys,
     #[error("encoding the ID payload: {0}")]
     Encode(#[from] crate::ike::codec::EncodeError),
+    /// Computing a PRF for the AUTH payload failed (OpenSSL).
+    #[error("computing the AUTH payload: {0}")]
+    Crypto(#[from] crate::ike::crypto::CryptoError),
 }
 
 /// How we authenticate to the peer (swanctl's `local` auth round).
@@ -116,7 +119,7 @@ pub trait Verifier {
 impl Authenticator for LocalAuth {
     fn authenticate(&self, signing: &Signing<'_>) -> Result<Auth, AuthError> {
         match self {
-            LocalAuth::Psk(key) => Ok(psk::authenticate(key, signing)),
+            LocalAuth::Psk(key) => psk::authenticate(key, signing),
             LocalAuth::Signature { key, .. } => signature::authenticate(key, signing),
         }
     }
@@ -174,7 +177,7 @@ impl AuthInputs<'_> {
             other_nonce,
             sk_p,
             &id_body,
-        ))
+        )?)
     }
 }
 

@@ -5,11 +5,11 @@ use super::{expect_method, AuthError, Checking, Signing};
 use crate::ike::codec::{Auth, AuthMethod};
 use crate::ike::crypto::{psk_auth, verify_psk_auth, Secret};
 
-pub(super) fn authenticate(key: &Secret, signing: &Signing<'_>) -> Auth {
-    Auth {
+pub(super) fn authenticate(key: &Secret, signing: &Signing<'_>) -> Result<Auth, AuthError> {
+    Ok(Auth {
         method: AuthMethod::SharedKeyMic,
-        data: psk_auth(signing.prf, key, signing.signed_octets),
-    }
+        data: psk_auth(signing.prf, key, signing.signed_octets)?,
+    })
 }
 
 pub(super) fn verify(key: &Secret, checking: &Checking<'_>) -> Result<(), AuthError> {

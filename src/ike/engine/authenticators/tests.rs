@@ -44,7 +44,7 @@ fn each_side_signs_its_message_the_other_nonce_and_its_own_id_key() {
     let (idi, idr) = (id("i.example"), id("r.example"));
     let expected = |message: &[u8], other_nonce: &[u8], sk_p: &Secret, id: &Identification| {
         let id_body = id.auth_octets().unwrap();
-        signed_octets(Prf::HmacSha256, message, other_nonce, sk_p, &id_body)
+        signed_octets(Prf::HmacSha256, message, other_nonce, sk_p, &id_body).unwrap()
     };
     let expected_i = expected(b"request", b"nonce r", &keys.sk_pi, &idi);
     let expected_r = expected(b"response", b"nonce i", &keys.sk_pr, &idr);
