@@ -59,7 +59,7 @@ pub struct Egress {
 /// Where each kernel feature comes from; a name missing from all three sets is absent.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct KernelSupport {
-    /// Modules loaded now (`/proc/modules`).
+    /// Modules loaded now (`/proc/modules`, `/sys/module`: also built-ins with parameters).
     pub loaded: BTreeSet<String>,
     /// Built into the kernel (`modules.builtin`).
     pub builtin: BTreeSet<String>,

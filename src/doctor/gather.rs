@@ -81,7 +81,12 @@ pub fn gather(tunnels: &[TunnelPlan], options: &Options) -> Result<Facts, String
         })
         .collect();
     facts.sysctls = sysctls(tunnels)?;
-    facts.nftables = nft::ruleset::ruleset().ok();
+    facts.nftables = match nft::ruleset::ruleset() {
+        Ok(chains) => Some(chains),
+        // A kernel without nf_tables has no rule to drop anything.
+        Err(e) if e.raw_os_error() == Some(libc::EPROTONOSUPPORT) => Some(Vec::new()),
+        Err(e) => return Err(format!("reading the nftables ruleset: {e}")),
+    };
     facts.iptables_tables = iptables_tables()?;
     facts.kernel = kernel_support();
     let mut rtnl = rtnl::Rtnl::open().map_err(failed("rtnetlink"))?;
@@ -269,6 +274,14 @@ fn kernel_support() -> KernelSupport {
             .filter_map(|l| l.split_whitespace().next())
             .map(str::to_string)
             .collect();
+    }
+    // Loaded modules and built-ins with parameters show up here, also without /lib/modules.
+    if let Ok(entries) = std::fs::read_dir("/sys/module") {
+        k.loaded.extend(
+            entries
+                .flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned()),
+        );
     }
     if let Ok(crypto) = text("/proc/crypto") {
         k.crypto = crypto

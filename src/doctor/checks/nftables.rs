@@ -175,7 +175,7 @@ pub fn check(facts: &Facts, tunnel: &TunnelPlan) -> Vec<Finding> {
         out.push(
             Finding::new(
                 CHECK,
-                Severity::Warning,
+                Severity::Error,
                 tunnel,
                 "the nftables ruleset could not be read: rules dropping IKE or ESP would go unnoticed",
                 "run routevpn doctor as root",
@@ -340,10 +340,10 @@ mod tests {
     }
 
     #[test]
-    fn an_unreadable_ruleset_is_a_warning() {
+    fn an_unreadable_ruleset_is_an_error() {
         let tunnel = fixture::vti();
         let mut facts = fixture::healthy(&tunnel);
         facts.nftables = None;
-        assert_eq!(check(&facts, &tunnel)[0].severity, Severity::Warning);
+        assert_eq!(check(&facts, &tunnel)[0].severity, Severity::Error);
     }
 }

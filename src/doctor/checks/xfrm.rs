@@ -47,6 +47,10 @@ pub fn live_policy(p: &XfrmPolicy, local: IpAddr) -> Option<Policy> {
     })
 }
 
+fn direction(p: &Policy) -> String {
+    format!("{:?}", p.direction).to_lowercase()
+}
+
 fn same_selector(a: &Policy, b: &Policy) -> bool {
     (a.direction, a.src, a.dst, a.protocol, a.mark, a.if_id)
         == (b.direction, b.src, b.dst, b.protocol, b.mark, b.if_id)
@@ -91,8 +95,10 @@ pub fn check(facts: &Facts, tunnel: &TunnelPlan) -> Vec<Finding> {
                 Severity::Error,
                 tunnel,
                 format!(
-                    "the XFRM policy {:?} {} -> {} is missing",
-                    mine.direction, mine.src, mine.dst
+                    "the XFRM policy {} {} -> {} is missing",
+                    direction(mine),
+                    mine.src,
+                    mine.dst
                 ),
                 "routevpn apply",
             ));
@@ -108,8 +114,8 @@ pub fn check(facts: &Facts, tunnel: &TunnelPlan) -> Vec<Finding> {
                 Severity::Error,
                 tunnel,
                 format!(
-                    "a foreign XFRM policy {:?} {} -> {} (priority {}, reqid {}) catches traffic before routevpn's {} -> {} (priority {})",
-                    p.direction, p.src, p.dst, p.priority, p.template.reqid, mine.src, mine.dst, mine.priority
+                    "a foreign XFRM policy {} {} -> {} (priority {}, reqid {}) catches traffic before routevpn's {} -> {} (priority {})",
+                    direction(p), p.src, p.dst, p.priority, p.template.reqid, mine.src, mine.dst, mine.priority
                 ),
                 "remove it (another IPsec daemon's leftover? ip xfrm policy deleteall after stopping it)",
             ));
