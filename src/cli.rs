@@ -117,7 +117,7 @@ pub struct PlanArgs {
 
 #[derive(Debug, Args)]
 pub struct DoctorArgs {
-    /// Only this tunnel (default: every tunnel).
+    /// The tunnel to check, up or not (default: every enabled tunnel).
     pub name: Option<String>,
     /// Machine-readable JSON (schema in README.md).
     #[arg(long)]

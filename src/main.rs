@@ -471,8 +471,8 @@ fn doctor(cli: &Cli, options: Options, args: &DoctorArgs) -> ExitCode {
         return ExitCode::from(2);
     };
     let tunnels = loaded.tunnels.unwrap_or_default();
-    let previous = match cli.state_paths().load() {
-        Ok((_, allocations)) => allocations,
+    let (state, previous) = match cli.state_paths().load() {
+        Ok(loaded) => loaded,
         Err(e) => return cannot(&format!("state: {e}")),
     };
     let context = plan::Context {
@@ -480,14 +480,18 @@ fn doctor(cli: &Cli, options: Options, args: &DoctorArgs) -> ExitCode {
         ..Default::default()
     };
     let mut plan = plan::build(&tunnels, &context);
-    if let Some(name) = &args.name {
-        plan.tunnels.retain(|t| &t.name == name);
-        if plan.tunnels.is_empty() {
-            return cannot(&format!("no tunnel named \"{name}\""));
+    // A named tunnel is checked whether or not it is up; otherwise the enabled ones.
+    match &args.name {
+        Some(name) => {
+            plan.tunnels.retain(|t| &t.name == name);
+            if plan.tunnels.is_empty() {
+                return cannot(&format!("no tunnel named \"{name}\""));
+            }
         }
+        None => plan.tunnels.retain(|t| state.enabled.contains(&t.name)),
     }
     if plan.tunnels.is_empty() {
-        return cannot(&"no tunnel to check: no profile in the configuration directory");
+        return cannot(&"no tunnel is enabled: name the one to check (routevpn doctor NAME)");
     }
     let interval = match Duration::try_from_secs_f64(args.interval) {
         Ok(d) => d,

@@ -117,18 +117,31 @@ fn planted_faults_are_found_in_a_real_namespace() {
     assert_eq!(doctor::exit_code(&after), 1);
 }
 
-#[test]
-fn an_unknown_tunnel_means_doctor_could_not_run() {
+/// `routevpn doctor ARGS` on the example profiles with an empty state directory.
+fn doctor_cli(args: &[&str]) -> std::process::Output {
     let profiles = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("profiles");
     let state = tempfile::tempdir().unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_routevpn"))
+    std::process::Command::new(env!("CARGO_BIN_EXE_routevpn"))
         .arg("--config-dir")
         .arg(&profiles)
         .arg("--state-dir")
         .arg(state.path())
-        .args(["doctor", "no-such-tunnel"])
+        .arg("doctor")
+        .args(args)
         .output()
-        .expect("run routevpn");
+        .expect("run routevpn")
+}
+
+#[test]
+fn an_unknown_tunnel_means_doctor_could_not_run() {
+    let out = doctor_cli(&["no-such-tunnel"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no tunnel named \"no-such-tunnel\""));
+}
+
+#[test]
+fn without_a_name_and_with_nothing_enabled_doctor_could_not_run() {
+    let out = doctor_cli(&[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no tunnel is enabled"));
 }
