@@ -49,6 +49,17 @@ pub struct Response {
     /// Tunnels whose dataplane the kernel refused, waiting for their retry.
     #[serde(default)]
     pub failures: Vec<TunnelFailure>,
+    /// Each tunnel's last failed IKE negotiation, until it works again.
+    #[serde(default)]
+    pub ike_failures: Vec<IkeFailure>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IkeFailure {
+    pub name: String,
+    /// As the engine words it, e.g. `authentication failed`.
+    pub reason: String,
+    pub secs_ago: u64,
 }
 
 impl Response {

@@ -1,5 +1,6 @@
 //! The IKE side as the daemon reports it: no daemon, no IKE SA, a state other than
-//! established, a dataplane the kernel refused, no installed CHILD SA.
+//! established (with the last failure's reason), a dataplane the kernel refused, no
+//! installed CHILD SA.
 
 use crate::doctor::{Facts, Finding, Severity};
 use crate::plan::TunnelPlan;
@@ -38,12 +39,23 @@ pub fn check(facts: &Facts, tunnel: &TunnelPlan) -> Vec<Finding> {
         ));
     }
     let sas: Vec<_> = daemon.ike_sas.iter().filter(|s| &s.name == name).collect();
+    let last_failure =
+        daemon
+            .ike_failures
+            .iter()
+            .find(|f| &f.name == name)
+            .map_or(String::new(), |f| {
+                format!(
+                    "; the last negotiation failed {} s ago: {}",
+                    f.secs_ago, f.reason
+                )
+            });
     if sas.is_empty() {
         out.push(Finding::new(
             CHECK,
             Severity::Error,
             tunnel,
-            format!("no IKE SA for {name}"),
+            format!("no IKE SA for {name}{last_failure}"),
             format!("routevpn up {name}, and read the daemon's log for the reason it fails"),
         ));
     } else if !sas.iter().any(|s| s.state == "ESTABLISHED") {
@@ -53,7 +65,7 @@ pub fn check(facts: &Facts, tunnel: &TunnelPlan) -> Vec<Finding> {
             Severity::Error,
             tunnel,
             format!(
-                "the IKE SA is not established (state {})",
+                "the IKE SA is not established (state {}){last_failure}",
                 states.join(", ")
             ),
             "check the peer's address, UDP 500/4500 reachability, proposals and credentials",
@@ -78,15 +90,32 @@ pub fn check(facts: &Facts, tunnel: &TunnelPlan) -> Vec<Finding> {
 mod tests {
     use super::super::fixture;
     use super::*;
+    use crate::daemon::control::IkeFailure;
 
     #[test]
     fn a_connecting_ike_sa_and_a_missing_daemon_are_named() {
         let tunnel = fixture::vti();
         let mut facts = fixture::healthy(&tunnel);
         facts.daemon.as_mut().unwrap().ike_sas[0].state = "CONNECTING".into();
+        facts
+            .daemon
+            .as_mut()
+            .unwrap()
+            .ike_failures
+            .push(IkeFailure {
+                name: tunnel.name.clone(),
+                reason: "authentication failed".into(),
+                secs_ago: 7,
+            });
         let findings = check(&facts, &tunnel);
         assert!(
             findings[0].message.contains("state CONNECTING"),
+            "{findings:?}"
+        );
+        assert!(
+            findings[0]
+                .message
+                .contains("failed 7 s ago: authentication failed"),
             "{findings:?}"
         );
         facts.daemon = None;
