@@ -47,12 +47,12 @@ fn modules() -> std::collections::BTreeSet<String> {
     .collect()
 }
 
-fn sa(src: IpAddr, dst: IpAddr, spi: u32, packets: u64) -> SaCounters {
+fn sa(src: IpAddr, dst: IpAddr, spi: u32, reqid: u32, packets: u64) -> SaCounters {
     SaCounters {
         src,
         dst,
         spi,
-        reqid: 1,
+        reqid,
         packets,
         bytes: packets * 100,
     }
@@ -153,6 +153,7 @@ pub fn healthy(tunnel: &TunnelPlan) -> Facts {
         }],
         ..Response::default()
     });
+    let reqid = tunnel.ike.children[0].reqid;
     let sample = |n: u64| Counters {
         devices: BTreeMap::from([(
             device.clone(),
@@ -163,8 +164,8 @@ pub fn healthy(tunnel: &TunnelPlan) -> Facts {
             },
         )]),
         sas: vec![
-            sa(remote, local, 0xc000_0001, 10 * n),
-            sa(local, remote, 0xc000_0002, 10 * n),
+            sa(remote, local, 0xc000_0001, reqid, 10 * n),
+            sa(local, remote, 0xc000_0002, reqid, 10 * n),
         ],
         xfrm_stat: BTreeMap::from([("XfrmInNoStates".to_string(), 3)]),
     };

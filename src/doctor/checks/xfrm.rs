@@ -1,6 +1,8 @@
 //! XFRM policies routevpn did not make that catch our tunnel's traffic first: the kernel
 //! uses the matching policy with the smallest priority number, and a policy matches a
-//! packet whose mark it accepts (no mark: every packet) and whose if_id it carries.
+//! packet whose mark it accepts (no mark: every packet) and whose if_id it carries. And
+//! SAs with our children's reqids that the daemon did not negotiate: leftovers (of a
+//! crashed daemon, another tool) the kernel may pick for our policies.
 
 use std::net::IpAddr;
 
@@ -87,7 +89,7 @@ pub fn check(facts: &Facts, tunnel: &TunnelPlan) -> Vec<Finding> {
         .iter()
         .filter_map(|p| live_policy(p, local))
         .collect();
-    let mut out = Vec::new();
+    let mut out = stray_states(facts, tunnel);
     for mine in &ours {
         if !facts.policies.iter().any(|p| same_selector(p, mine)) {
             out.push(Finding::new(
@@ -124,6 +126,44 @@ pub fn check(facts: &Facts, tunnel: &TunnelPlan) -> Vec<Finding> {
     out
 }
 
+/// Kernel SAs carrying one of the tunnel's reqids whose SPI the daemon does not report.
+/// Only with a daemon: manual SAs and a stopped daemon leave nothing to compare with.
+fn stray_states(facts: &Facts, tunnel: &TunnelPlan) -> Vec<Finding> {
+    let Some(daemon) = &facts.daemon else {
+        return Vec::new();
+    };
+    if tunnel.ike.manual_keys_file.is_some() {
+        return Vec::new();
+    }
+    let reqids: Vec<u32> = tunnel.ike.children.iter().map(|c| c.reqid).collect();
+    let known: Vec<String> = daemon
+        .ike_sas
+        .iter()
+        .filter(|s| s.name == tunnel.name)
+        .flat_map(|s| &s.children)
+        .flat_map(|c| [c.spi_in.clone(), c.spi_out.clone()])
+        .collect();
+    facts
+        .after
+        .sas
+        .iter()
+        .filter(|sa| reqids.contains(&sa.reqid) && !known.contains(&format!("{:08x}", sa.spi)))
+        .map(|sa| {
+            Finding::new(
+                CHECK,
+                Severity::Warning,
+                tunnel,
+                format!(
+                    "the SA {} -> {} spi {:08x} carries the tunnel's reqid {} but the daemon did \
+                     not negotiate it: a leftover the kernel may use instead of ours",
+                    sa.src, sa.dst, sa.spi, sa.reqid
+                ),
+                "remove it (ip xfrm state delete ...); a rekey in progress also shows this briefly",
+            )
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::fixture;
@@ -152,6 +192,18 @@ mod tests {
         foreign.priority = 100;
         facts.policies.push(foreign);
         assert!(check(&facts, &tunnel).is_empty());
+    }
+
+    #[test]
+    fn an_sa_with_our_reqid_the_daemon_does_not_know_is_named() {
+        let tunnel = fixture::vti();
+        let mut facts = fixture::healthy(&tunnel);
+        let mut stray = facts.after.sas[0].clone();
+        stray.spi = 0xdead_beef;
+        facts.after.sas.push(stray);
+        let findings = check(&facts, &tunnel);
+        assert_eq!(findings.len(), 1, "{findings:?}");
+        assert!(findings[0].message.contains("spi deadbeef"), "{findings:?}");
     }
 
     #[test]
