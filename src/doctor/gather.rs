@@ -80,7 +80,7 @@ pub fn gather(tunnels: &[TunnelPlan], options: &Options) -> Result<Facts, String
             _ => None,
         })
         .collect();
-    facts.sysctls = sysctls(tunnels)?;
+    facts.sysctls = sysctls(tunnels, facts.links.keys())?;
     facts.nftables = match nft::ruleset::ruleset() {
         Ok(chains) => Some(chains),
         // A kernel without nf_tables has no rule to drop anything.
@@ -227,9 +227,14 @@ pub fn parse_xfrm_stat(text: &str) -> BTreeMap<String, u64> {
         .collect()
 }
 
-/// The planned sysctls and every rp_filter that decides the tunnels' devices'.
-fn sysctls(tunnels: &[TunnelPlan]) -> Result<BTreeMap<String, String>, String> {
+/// The planned sysctls, every rp_filter that decides the tunnels' devices', and each
+/// device's IPv4 forwarding (LAN devices must forward into the tunnel too).
+fn sysctls<'a>(
+    tunnels: &[TunnelPlan],
+    links: impl Iterator<Item = &'a String>,
+) -> Result<BTreeMap<String, String>, String> {
     let mut keys: BTreeSet<String> = ["net.ipv4.conf.all.rp_filter".to_string()].into();
+    keys.extend(links.map(|l| format!("net.ipv4.conf.{l}.forwarding")));
     for t in tunnels {
         keys.extend(t.sysctls.iter().map(|s| s.key.clone()));
         keys.insert(format!("net.ipv4.conf.{}.rp_filter", t.link.name));

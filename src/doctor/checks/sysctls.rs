@@ -1,8 +1,10 @@
 //! The sysctls the plan sets (forwarding, disable_policy, rp_filter...) as the kernel holds
-//! them, and a strict reverse-path filter that `all` imposes over the device's own value.
+//! them, a strict reverse-path filter that `all` imposes over the device's own value, and
+//! IPv4 forwarding on the devices the local networks arrive on: packets from the LAN are
+//! forwarded only if the device they enter by forwards.
 
 use crate::doctor::{Facts, Finding, Severity};
-use crate::plan::TunnelPlan;
+use crate::plan::{Direction, PolicyNet, TunnelPlan};
 
 const CHECK: &str = "sysctls";
 
@@ -31,6 +33,43 @@ pub fn check(facts: &Facts, tunnel: &TunnelPlan) -> Vec<Finding> {
         }
     }
     out.extend(rp_filter(facts, tunnel));
+    out.extend(lan_forwarding(facts, tunnel));
+    out
+}
+
+fn lan_forwarding(facts: &Facts, tunnel: &TunnelPlan) -> Vec<Finding> {
+    let device = &tunnel.link.name;
+    let mut out = Vec::new();
+    let lans = tunnel.policies.iter().filter_map(|p| match p.src {
+        PolicyNet::Prefix(net) if p.direction == Direction::Out && net.addr().is_ipv4() => {
+            (net.prefix_len() < net.max_prefix_len()).then_some(net)
+        }
+        _ => None,
+    });
+    for lan in lans {
+        let Some((route, _)) = super::routes::lookup(facts, lan.network()) else {
+            continue;
+        };
+        let Some(lan_device) = route.device.as_ref().filter(|d| *d != device) else {
+            continue;
+        };
+        let key = format!("net.ipv4.conf.{lan_device}.forwarding");
+        if facts.sysctl(&key) == Some("0") {
+            let finding = Finding::new(
+                CHECK,
+                Severity::Error,
+                tunnel,
+                format!(
+                    "packets from {lan} arrive on {lan_device}, which does not forward \
+                     ({key} = 0): they never reach {device}"
+                ),
+                format!("set {key} = 1 (or net.ipv4.ip_forward = 1)"),
+            );
+            if !out.contains(&finding) {
+                out.push(finding);
+            }
+        }
+    }
     out
 }
 
@@ -77,6 +116,41 @@ mod tests {
         assert_eq!(findings.len(), 1, "{findings:?}");
         assert!(findings[0].message.starts_with(key), "{findings:?}");
         assert_eq!(findings[0].severity, Severity::Error);
+    }
+
+    #[test]
+    fn a_lan_device_that_does_not_forward_is_named() {
+        // net-to-net joins two local networks: it forwards.
+        let tunnel = fixture::tunnel("net-to-net");
+        let mut facts = fixture::healthy(&tunnel);
+        let lan = tunnel
+            .policies
+            .iter()
+            .find_map(|p| match p.src {
+                PolicyNet::Prefix(net) if p.direction == Direction::Out => Some(net),
+                _ => None,
+            })
+            .expect("a local network");
+        facts.routes.push(crate::apply::objects::Route {
+            table: crate::apply::objects::MAIN_TABLE,
+            to: lan,
+            metric: 0,
+            route_type: crate::apply::objects::RouteType::Unicast,
+            device: Some("lan0".into()),
+            via: None,
+            src: None,
+            protocol: 2,
+        });
+        facts
+            .sysctls
+            .insert("net.ipv4.conf.lan0.forwarding".into(), "1".into());
+        assert!(check(&facts, &tunnel).is_empty());
+        facts
+            .sysctls
+            .insert("net.ipv4.conf.lan0.forwarding".into(), "0".into());
+        let findings = check(&facts, &tunnel);
+        assert_eq!(findings.len(), 1, "{findings:?}");
+        assert!(findings[0].message.contains("never reach"), "{findings:?}");
     }
 
     #[test]
