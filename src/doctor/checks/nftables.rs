@@ -147,7 +147,10 @@ fn traffic<'a>(tunnel: &'a TunnelPlan, egress: Option<&'a str>) -> Vec<Traffic<'
         port: None,
         devices: outer.clone(),
     });
-    for protocol in [1, 6, 17] {
+    // Only a tunnel between networks forwards; a host's own traffic is not forwarded.
+    let forwarding = format!("net.ipv4.conf.{}.forwarding", tunnel.link.name);
+    let gateway = tunnel.sysctls.iter().any(|s| s.key == forwarding);
+    for protocol in [1, 6, 17].into_iter().filter(|_| gateway) {
         out.push(Traffic {
             what: format!("traffic forwarded through {}", tunnel.link.name),
             hooks: &["forward"],
@@ -317,10 +320,10 @@ mod tests {
 
     #[test]
     fn dropping_forwarded_tunnel_traffic_is_named_but_unknown_matches_are_not() {
-        let tunnel = fixture::vti();
+        let tunnel = fixture::tunnel("net-to-net");
         let mut facts = fixture::healthy(&tunnel);
         let mut name = [0u8; 16];
-        name[..11].copy_from_slice(b"vti-telecom");
+        name[..12].copy_from_slice(b"vti-office-b");
         let words: Vec<String> = name
             .chunks(4)
             .map(|c| format!("0x{:08x}", u32::from_ne_bytes(c.try_into().unwrap())))
@@ -332,11 +335,23 @@ mod tests {
         assert_eq!(findings.len(), 1, "{findings:?}");
         assert!(findings[0]
             .message
-            .contains("forwarded through vti-telecom"));
+            .contains("forwarded through vti-office-b"));
         let mut narrowed = drop.clone();
         narrowed.insert(2, "lookup reg 1 set __set0");
         facts.nftables = Some(vec![chain("forward", "accept", vec![narrowed])]);
         assert!(check(&facts, &tunnel).is_empty());
+    }
+
+    #[test]
+    fn a_host_only_tunnel_ignores_a_forward_drop_policy() {
+        let tunnel = fixture::vti();
+        let mut facts = fixture::healthy(&tunnel);
+        facts.nftables = Some(vec![chain("forward", "drop", vec![])]);
+        assert_eq!(check(&facts, &tunnel), vec![]);
+        let gateway = fixture::tunnel("net-to-net");
+        let mut facts = fixture::healthy(&gateway);
+        facts.nftables = Some(vec![chain("forward", "drop", vec![])]);
+        assert_eq!(check(&facts, &gateway).len(), 1);
     }
 
     #[test]
