@@ -1,9 +1,9 @@
 //! Reads [`Facts`] from the calling thread's network namespace: rtnetlink, XFRM and
 //! nf_tables netlink, procfs and sysfs (read only), the daemon's control socket and FRR's
-//! ospfd vty socket. Nothing is written and no program is started.
+//! ospfd vty socket ([`super::frr`]). Nothing is written and no program is started.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{self, Read, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -12,9 +12,7 @@ use netlink_packet_route::route::RouteMessage;
 use netlink_packet_route::rule::RuleMessage;
 use netlink_packet_route::RouteNetlinkMessage as Msg;
 
-use super::facts::{
-    Counters, DeviceCounters, Egress, Facts, KernelSupport, LinkFacts, OspfNeighbor, SaCounters,
-};
+use super::facts::{Counters, DeviceCounters, Egress, Facts, KernelSupport, LinkFacts, SaCounters};
 use crate::apply::kernel::Scope;
 use crate::apply::netlink::rtnl::{self, link, route, rule};
 use crate::apply::netlink::socket::Socket;
@@ -110,7 +108,7 @@ pub fn gather(tunnels: &[TunnelPlan], options: &Options) -> Result<Facts, String
         Err(ClientError::NotRunning(_)) => None,
         Err(e) => return Err(e.to_string()),
     };
-    facts.ospf = ospf_neighbors(&options.frr_dir);
+    facts.ospf = super::frr::ospf_neighbors(&options.frr_dir);
 
     std::thread::sleep(options.interval.saturating_sub(started.elapsed()));
     facts.interval_secs = started.elapsed().as_secs_f64();
@@ -316,58 +314,9 @@ fn kernel_support() -> KernelSupport {
     k
 }
 
-/// FRR's neighbors through ospfd's vty socket, the protocol vtysh speaks: the command
-/// NUL-terminated; the answer ends with three NULs and a status byte. `None` when ospfd
-/// does not answer (FRR absent): the OSPF check is best effort.
-fn ospf_neighbors(frr_dir: &Path) -> Option<Vec<OspfNeighbor>> {
-    let mut stream = std::os::unix::net::UnixStream::connect(frr_dir.join("ospfd.vty")).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    stream.write_all(b"show ip ospf neighbor json\0").ok()?;
-    let mut answer = Vec::new();
-    let mut chunk = [0u8; 4096];
-    while !(answer.len() >= 4 && answer[answer.len() - 4..answer.len() - 1] == [0, 0, 0]) {
-        let n = stream.read(&mut chunk).ok()?;
-        if n == 0 || answer.len() > 1 << 22 {
-            return None;
-        }
-        answer.extend_from_slice(&chunk[..n]);
-    }
-    answer.truncate(answer.len() - 4);
-    parse_ospf_neighbors(&String::from_utf8_lossy(&answer))
-}
-
-/// `{"neighbors": {"ROUTER-ID": [{"nbrState": "ExStart/DR", "ifaceName": "vti0:10.0.0.1"}]}}`
-/// (older FRR: `state` instead of `nbrState`).
-pub fn parse_ospf_neighbors(json: &str) -> Option<Vec<OspfNeighbor>> {
-    let value: serde_json::Value = serde_json::from_str(json).ok()?;
-    let mut out = Vec::new();
-    for (router_id, entries) in value.get("neighbors")?.as_object()? {
-        for entry in entries.as_array()? {
-            let field = |k: &str| entry.get(k).and_then(|v| v.as_str());
-            let state = field("nbrState").or_else(|| field("state"))?;
-            let iface = field("ifaceName")?;
-            out.push(OspfNeighbor {
-                router_id: router_id.clone(),
-                state: state.to_string(),
-                device: iface.split(':').next().unwrap_or(iface).to_string(),
-            });
-        }
-    }
-    Some(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn frr_neighbor_json_is_read() {
-        let json = r#"{"neighbors":{"10.255.0.2":[{"nbrState":"ExStart/DROther","ifaceName":"vti0:10.9.0.1"}]}}"#;
-        let n = parse_ospf_neighbors(json).unwrap();
-        assert_eq!(n[0].device, "vti0");
-        assert_eq!(n[0].state, "ExStart/DROther");
-        assert_eq!(parse_ospf_neighbors("garbage"), None);
-    }
 
     #[test]
     fn module_files_and_xfrm_stat_are_read() {

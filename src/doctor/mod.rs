@@ -6,6 +6,7 @@
 
 pub mod checks;
 pub mod facts;
+mod frr;
 pub mod gather;
 pub mod output;
 
