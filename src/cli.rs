@@ -82,6 +82,10 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Diagnose why a tunnel's packets do not get through: kernel support, sysctls,
+    /// routes, foreign XFRM policies, nftables drops, MTU, IKE state and counters.
+    /// Exit code 0: healthy; 1: an error found; 2: doctor could not run.
+    Doctor(DoctorArgs),
     /// Run the IKE engine for every profile: apply the dataplane, negotiate, install SAs,
     /// answer `up`, `down` and `status` on a unix socket.
     Daemon {
@@ -156,6 +160,21 @@ pub struct PlanArgs {
     /// Machine-readable JSON instead of text.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// The tunnel to check, up or not (default: every enabled tunnel).
+    pub name: Option<String>,
+    /// Machine-readable JSON (schema in README.md).
+    #[arg(long)]
+    pub json: bool,
+    /// Seconds between the two counter samples.
+    #[arg(long, default_value_t = 2.0, value_name = "SECONDS")]
+    pub interval: f64,
+    /// Where FRR's vty sockets are, for the OSPF check.
+    #[arg(long, default_value = "/run/frr", value_name = "DIR")]
+    pub frr_dir: PathBuf,
 }
 
 impl Cli {

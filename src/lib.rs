@@ -8,6 +8,7 @@ pub mod apply;
 pub mod cli;
 pub mod daemon;
 pub mod demo;
+pub mod doctor;
 pub mod file;
 pub mod ike;
 pub mod model;

@@ -7,7 +7,7 @@ use clap::Parser;
 use routevpn::apply;
 use routevpn::apply::netlink::LinuxKernel;
 use routevpn::apply::state::{lock, Paths};
-use routevpn::cli::{Cli, Command, ImportArgs, PlanArgs};
+use routevpn::cli::{Cli, Command, DoctorArgs, ImportArgs, PlanArgs};
 use routevpn::daemon::{self, control, control::ClientError, control::Request, DaemonOptions};
 use routevpn::demo::{self, DemoOptions};
 use routevpn::plan;
@@ -61,6 +61,7 @@ fn main() -> ExitCode {
             through_daemon(&cli, options, request, Selection::Down(name))
         }
         Command::Status { json } => status(&cli, options, json),
+        Command::Doctor(ref args) => doctor(&cli, options, args),
         Command::Rekey { ref name, ike } => {
             let request = Request::Rekey {
                 name: name.clone(),
@@ -647,4 +648,63 @@ fn export_command(
     } else {
         ExitCode::FAILURE
     }
+}
+
+/// Exit 2 when doctor cannot run: no tunnel to check, unreadable profiles or kernel state.
+fn doctor(cli: &Cli, options: Options, args: &DoctorArgs) -> ExitCode {
+    let cannot = |why: &dyn std::fmt::Display| {
+        eprintln!("routevpn: doctor: {why}");
+        ExitCode::from(2)
+    };
+    let Some(loaded) = load_or_report(&cli.config_dir, options) else {
+        return ExitCode::from(2);
+    };
+    let tunnels = loaded.tunnels.unwrap_or_default();
+    let (state, previous) = match cli.state_paths().load() {
+        Ok(loaded) => loaded,
+        Err(e) => return cannot(&format!("state: {e}")),
+    };
+    let context = plan::Context {
+        previous,
+        ..Default::default()
+    };
+    let mut plan = plan::build(&tunnels, &context);
+    // A named tunnel is checked whether or not it is up; otherwise the enabled ones.
+    match &args.name {
+        Some(name) => {
+            plan.tunnels.retain(|t| &t.name == name);
+            if plan.tunnels.is_empty() {
+                return cannot(&format!("no tunnel named \"{name}\""));
+            }
+        }
+        None => plan.tunnels.retain(|t| state.enabled.contains(&t.name)),
+    }
+    if plan.tunnels.is_empty() {
+        return cannot(&"no tunnel is enabled: name the one to check (routevpn doctor NAME)");
+    }
+    let interval = match Duration::try_from_secs_f64(args.interval) {
+        Ok(d) => d,
+        Err(e) => return cannot(&format!("--interval: {e}")),
+    };
+    let gather = routevpn::doctor::gather::Options {
+        interval,
+        control_socket: cli.control_socket(),
+        frr_dir: args.frr_dir.clone(),
+    };
+    let facts = match routevpn::doctor::gather::gather(&plan.tunnels, &gather) {
+        Ok(facts) => facts,
+        Err(e) => return cannot(&e),
+    };
+    let findings = routevpn::doctor::diagnose(&facts, &plan.tunnels);
+    let names = plan.tunnels.iter().map(|t| t.name.as_str()).collect();
+    let report = routevpn::doctor::output::Report::new(names, facts.interval_secs, &findings);
+    if args.json {
+        match serde_json::to_string_pretty(&report) {
+            Ok(text) => println!("{text}"),
+            Err(e) => return cannot(&e),
+        }
+    } else {
+        print!("{}", report.text());
+    }
+    ExitCode::from(routevpn::doctor::exit_code(&findings))
 }

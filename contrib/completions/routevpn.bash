@@ -28,6 +28,9 @@ _routevpn() {
             routevpn,demo)
                 cmd="routevpn__subcmd__demo"
                 ;;
+            routevpn,doctor)
+                cmd="routevpn__subcmd__doctor"
+                ;;
             routevpn,down)
                 cmd="routevpn__subcmd__down"
                 ;;
@@ -67,6 +70,9 @@ _routevpn() {
             routevpn__subcmd__help,demo)
                 cmd="routevpn__subcmd__help__subcmd__demo"
                 ;;
+            routevpn__subcmd__help,doctor)
+                cmd="routevpn__subcmd__help__subcmd__doctor"
+                ;;
             routevpn__subcmd__help,down)
                 cmd="routevpn__subcmd__help__subcmd__down"
                 ;;
@@ -101,7 +107,7 @@ _routevpn() {
 
     case "${cmd}" in
         routevpn)
-            opts="-h -V --config-dir --state-dir --insecure-secrets --help --version check plan up down rekey apply status daemon demo import export version help"
+            opts="-h -V --config-dir --state-dir --insecure-secrets --help --version check plan up down rekey apply status doctor daemon demo import export version help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -226,6 +232,36 @@ _routevpn() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        routevpn__subcmd__doctor)
+            opts="-h --json --interval --frr-dir --config-dir --state-dir --insecure-secrets --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --interval)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --frr-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --state-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         routevpn__subcmd__down)
             opts="-h --config-dir --state-dir --insecure-secrets --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
@@ -271,7 +307,7 @@ _routevpn() {
             return 0
             ;;
         routevpn__subcmd__help)
-            opts="check plan up down rekey apply status daemon demo import export version help"
+            opts="check plan up down rekey apply status doctor daemon demo import export version help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -327,6 +363,20 @@ _routevpn() {
             return 0
             ;;
         routevpn__subcmd__help__subcmd__demo)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        routevpn__subcmd__help__subcmd__doctor)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )

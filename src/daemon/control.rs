@@ -56,6 +56,17 @@ pub struct Response {
     /// The IKE tunnels an `up --all` started or found negotiating.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub negotiating: Vec<String>,
+    /// Each tunnel's last failed IKE negotiation, until it works again.
+    #[serde(default)]
+    pub ike_failures: Vec<IkeFailure>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IkeFailure {
+    pub name: String,
+    /// As the engine words it, e.g. `authentication failed`.
+    pub reason: String,
+    pub secs_ago: u64,
 }
 
 impl Response {

@@ -16,6 +16,7 @@ mod control_server;
 mod credentials;
 mod dataplane;
 mod failures;
+mod ike_failures;
 pub mod ike_log;
 pub mod logging;
 pub mod metrics;
@@ -111,6 +112,8 @@ struct Daemon {
     installed: sas::Installed,
     /// Tunnels the kernel refused, left out until their retry.
     failing: failures::Failing,
+    /// Each tunnel's last failed negotiation, until it works again.
+    ike_failures: ike_failures::LastFailures,
     /// Tunnels whose credential files could not be used at the last apply, and why.
     unusable_credentials: BTreeMap<String, String>,
     /// The profiles the last apply applied (a failing tunnel falls back to its own).
@@ -147,6 +150,7 @@ impl Daemon {
             enabled: BTreeSet::new(),
             installed: sas::Installed::default(),
             failing: failures::Failing::default(),
+            ike_failures: ike_failures::LastFailures::default(),
             unusable_credentials: BTreeMap::new(),
             applied: Vec::new(),
             ike_children: sas::Children::default(),
@@ -520,12 +524,14 @@ impl Daemon {
             self.metrics.event(&event, std::time::SystemTime::now());
             match &event {
                 Event::ChildInstalled { name, .. } => {
+                    self.ike_failures.succeeded(name);
                     self.answer(
                         name,
                         Response::ok(format!("{name}: CHILD SA installed ({event})")),
                     );
                 }
                 Event::Failed { name, reason } => {
+                    self.ike_failures.failed(name, reason, Instant::now());
                     self.answer(name, Response::error(format!("{name}: {reason}")));
                 }
                 _ => {}
@@ -618,6 +624,7 @@ impl Daemon {
                 let mut response = Response::ok("");
                 response.ike_sas = report::build(&self.engine.status(), &kernel, now);
                 response.failures = self.failing.reports(now);
+                response.ike_failures = self.ike_failures.reports(now);
                 let _ = reply.send(response);
             }
             Request::Reload => {

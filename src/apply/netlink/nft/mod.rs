@@ -1,6 +1,6 @@
 //! routevpn's nftables table (`inet routevpn`) through nf_tables netlink, built with
-//! libnftnl. Writes replace the whole table in one transaction; no other table is read or
-//! written.
+//! libnftnl. Writes replace the whole table in one transaction; no other table is written
+//! ([`ruleset`] reads them all for `routevpn doctor`).
 
 mod batch;
 mod expr;
@@ -10,6 +10,7 @@ mod parse;
 mod read;
 mod record;
 mod rules;
+pub mod ruleset;
 #[cfg(test)]
 mod tests;
 mod wire;

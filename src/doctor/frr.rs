@@ -1,0 +1,87 @@
+//! FRR's OSPF neighbors, best effort: read from ospfd's vty socket the way vtysh does, no
+//! program started. Absent FRR (no socket, no answer) means no neighbors to judge.
+
+use std::io::{Read, Write};
+use std::path::Path;
+use std::time::Duration;
+
+use super::facts::OspfNeighbor;
+
+/// FRR's neighbors through ospfd's vty socket, the protocol vtysh speaks: the command
+/// NUL-terminated; the answer ends with three NULs and a status byte. `None` when ospfd
+/// does not answer (FRR absent): the OSPF check is best effort.
+pub fn ospf_neighbors(frr_dir: &Path) -> Option<Vec<OspfNeighbor>> {
+    let mut stream = std::os::unix::net::UnixStream::connect(frr_dir.join("ospfd.vty")).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    stream.write_all(b"show ip ospf neighbor json\0").ok()?;
+    let mut answer = Vec::new();
+    let mut chunk = [0u8; 4096];
+    while !(answer.len() >= 4 && answer[answer.len() - 4..answer.len() - 1] == [0, 0, 0]) {
+        let n = stream.read(&mut chunk).ok()?;
+        if n == 0 || answer.len() > 1 << 22 {
+            return None;
+        }
+        answer.extend_from_slice(&chunk[..n]);
+    }
+    answer.truncate(answer.len() - 4);
+    parse_ospf_neighbors(&String::from_utf8_lossy(&answer))
+}
+
+/// `{"neighbors": {"ROUTER-ID": [{"nbrState": "ExStart/DR", "ifaceName": "vti0:10.0.0.1"}]}}`
+/// (older FRR: `state` instead of `nbrState`).
+pub fn parse_ospf_neighbors(json: &str) -> Option<Vec<OspfNeighbor>> {
+    let value: serde_json::Value = serde_json::from_str(json).ok()?;
+    let mut out = Vec::new();
+    for (router_id, entries) in value.get("neighbors")?.as_object()? {
+        for entry in entries.as_array()? {
+            let field = |k: &str| entry.get(k).and_then(|v| v.as_str());
+            let state = field("nbrState").or_else(|| field("state"))?;
+            let iface = field("ifaceName")?;
+            out.push(OspfNeighbor {
+                router_id: router_id.clone(),
+                state: state.to_string(),
+                device: iface.split(':').next().unwrap_or(iface).to_string(),
+            });
+        }
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frr_neighbor_json_is_read() {
+        let json = r#"{"neighbors":{"10.255.0.2":[{"nbrState":"ExStart/DROther","ifaceName":"vti0:10.9.0.1"}]}}"#;
+        let n = parse_ospf_neighbors(json).unwrap();
+        assert_eq!(n[0].device, "vti0");
+        assert_eq!(n[0].state, "ExStart/DROther");
+        assert_eq!(parse_ospf_neighbors("garbage"), None);
+    }
+
+    #[test]
+    fn the_vty_protocol_is_spoken_and_frr_absent_is_none() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(ospf_neighbors(dir.path()), None);
+        let listener =
+            std::os::unix::net::UnixListener::bind(dir.path().join("ospfd.vty")).unwrap();
+        let server = std::thread::spawn(move || {
+            let (mut stream, _) = listener.accept().unwrap();
+            let mut command = Vec::new();
+            let mut byte = [0u8; 1];
+            while stream.read(&mut byte).unwrap() == 1 && byte[0] != 0 {
+                command.push(byte[0]);
+            }
+            let json = r#"{"neighbors":{"10.255.0.2":[{"nbrState":"Exchange/DR","ifaceName":"gre1:10.9.0.1"}]}}"#;
+            // The answer in two writes, ending with the terminator and status 0.
+            stream.write_all(json.as_bytes()).unwrap();
+            stream.write_all(&[0, 0, 0, 0]).unwrap();
+            String::from_utf8(command).unwrap()
+        });
+        let neighbors = ospf_neighbors(dir.path()).expect("answer");
+        assert_eq!(server.join().unwrap(), "show ip ospf neighbor json");
+        assert_eq!(neighbors[0].device, "gre1");
+        assert_eq!(neighbors[0].state, "Exchange/DR");
+    }
+}
