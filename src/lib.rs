@@ -14,3 +14,4 @@ pub mod model;
 pub mod plan;
 pub mod profile;
 pub mod proposal;
+pub mod vici;

@@ -4,20 +4,19 @@
 //! rest are told "busy" and closed at once), a request line is capped in length and must
 //! arrive within `request_timeout`.
 
-use std::io::ErrorKind;
-use std::os::unix::fs::{DirBuilderExt, FileTypeExt, PermissionsExt};
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::{UnixListener, UnixStream};
-use tokio::sync::{mpsc, oneshot, Semaphore};
+use tokio::net::UnixStream;
+use tokio::sync::{mpsc, oneshot};
 
 use super::control::{Request, Response};
 use super::sockets::Inbound;
-use super::{log, UP_WAIT};
+pub use super::unix_socket::Counters;
+use super::unix_socket::{bind_private, Accept};
+use super::UP_WAIT;
 
 #[derive(Clone, Copy, Debug)]
 pub struct Limits {
@@ -42,13 +41,6 @@ impl Default for Limits {
     }
 }
 
-/// What the accept loop went through, for tests and diagnostics.
-#[derive(Debug, Default)]
-pub struct Counters {
-    pub failed_accepts: AtomicU64,
-    pub busy: AtomicU64,
-}
-
 /// Binds the control socket (mode 0600 from the start) and serves it on a task.
 pub fn listen(
     path: &Path,
@@ -57,104 +49,15 @@ pub fn listen(
 ) -> std::io::Result<Arc<Counters>> {
     let listener = bind_private(path)?;
     let counters = Arc::new(Counters::default());
-    tokio::spawn(accept_loop(
-        listener,
-        inbound,
-        limits,
-        Arc::clone(&counters),
-    ));
-    Ok(counters)
-}
-
-/// Binds inside a fresh 0700 directory beside `path`, sets the socket's mode there and
-/// renames it into place: nobody else can connect during the window in which the socket
-/// has the umask's mode. The rename also replaces a stale socket atomically.
-fn bind_private(path: &Path) -> std::io::Result<UnixListener> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir)?;
-    refuse_live_or_foreign(path)?;
-    let private = dir.join(format!(".routevpn-bind.{}", std::process::id()));
-    std::fs::DirBuilder::new().mode(0o700).create(&private)?;
-    let bound = bind_then_rename(&private.join("socket"), path);
-    let _ = std::fs::remove_dir_all(&private);
-    bound
-}
-
-fn bind_then_rename(staging: &Path, path: &Path) -> std::io::Result<UnixListener> {
-    let listener = UnixListener::bind(staging)?;
-    std::fs::set_permissions(staging, std::fs::Permissions::from_mode(0o600))?;
-    std::fs::rename(staging, path)?;
-    Ok(listener)
-}
-
-/// What may be at `path` before binding: nothing, or a socket nobody answers on (left by a
-/// daemon that was killed). Anything else is not ours to replace.
-fn refuse_live_or_foreign(path: &Path) -> std::io::Result<()> {
-    let metadata = match std::fs::symlink_metadata(path) {
-        Ok(m) => m,
-        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(e),
+    let accept = Accept {
+        what: "control socket",
+        clients: limits.clients,
+        backoff: limits.accept_backoff,
     };
-    if !metadata.file_type().is_socket() {
-        return Err(std::io::Error::new(
-            ErrorKind::AlreadyExists,
-            "exists and is not a socket; not replacing it",
-        ));
-    }
-    if std::os::unix::net::UnixStream::connect(path).is_ok() {
-        return Err(std::io::Error::new(
-            ErrorKind::AddrInUse,
-            "another routevpn daemon answers there",
-        ));
-    }
-    Ok(())
-}
-
-async fn accept_loop(
-    listener: UnixListener,
-    inbound: mpsc::Sender<Inbound>,
-    limits: Limits,
-    counters: Arc<Counters>,
-) {
-    let slots = Arc::new(Semaphore::new(limits.clients));
-    let mut failures: u64 = 0;
-    loop {
-        match listener.accept().await {
-            Ok((stream, _)) => {
-                if failures > 0 {
-                    log(format_args!(
-                        "control socket: accepting again after {failures} failed accept(s)"
-                    ));
-                    failures = 0;
-                }
-                match Arc::clone(&slots).try_acquire_owned() {
-                    Ok(slot) => {
-                        let inbound = inbound.clone();
-                        tokio::spawn(async move {
-                            serve(stream, inbound, limits).await;
-                            drop(slot);
-                        });
-                    }
-                    Err(_) => {
-                        counters.busy.fetch_add(1, Ordering::Relaxed);
-                        refuse_busy(stream, limits.clients);
-                    }
-                }
-            }
-            Err(e) => {
-                // One line per burst: a full file table would otherwise flood the log.
-                if failures == 0 {
-                    log(format_args!(
-                        "control socket: accept failed: {e}; retrying every {} ms",
-                        limits.accept_backoff.as_millis()
-                    ));
-                }
-                failures += 1;
-                counters.failed_accepts.fetch_add(1, Ordering::Relaxed);
-                tokio::time::sleep(limits.accept_backoff).await;
-            }
-        }
-    }
+    let serve = move |stream| serve(stream, inbound.clone(), limits);
+    let refuse = move |stream| refuse_busy(stream, limits.clients);
+    tokio::spawn(accept.run(listener, Arc::clone(&counters), serve, refuse));
+    Ok(counters)
 }
 
 /// Answers "busy" without waiting: the answer fits any socket buffer, and a client that

@@ -20,13 +20,16 @@ pub mod report;
 pub mod sas;
 mod shutdown;
 mod sockets;
+mod unix_socket;
+pub mod vici_handler;
+pub mod vici_server;
 mod xfrm_events;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{broadcast, mpsc, oneshot};
 
 use crate::apply::kernel::Kernel;
 use crate::apply::netlink::LinuxKernel;
@@ -44,10 +47,15 @@ pub struct DaemonOptions {
     pub config_dir: PathBuf,
     pub paths: Paths,
     pub socket: PathBuf,
+    pub vici_socket: PathBuf,
     pub profile: Options,
     pub ike_port: u16,
     pub natt_port: u16,
 }
+
+/// VICI events kept for a client that reads them slower than they come; one further
+/// behind is disconnected.
+const VICI_EVENT_BACKLOG: usize = 1024;
 
 /// How long `up` waits for the CHILD SAs before answering "still negotiating".
 const UP_WAIT: Duration = Duration::from_secs(30);
@@ -59,6 +67,26 @@ fn log(line: impl std::fmt::Display) {
     use std::io::Write;
     let text = format!("routevpn: {line}\n");
     let _ = std::io::stderr().lock().write_all(text.as_bytes());
+}
+
+/// The local time as charon's `%T` prints it (`Dec  4 11:00:00 2026`).
+fn local_time_text() -> String {
+    // SAFETY: time, localtime_r and strftime write only into the buffers given.
+    unsafe {
+        let now = libc::time(std::ptr::null_mut());
+        let mut tm: libc::tm = std::mem::zeroed();
+        if libc::localtime_r(&now, &mut tm).is_null() {
+            return String::new();
+        }
+        let mut buf = [0u8; 64];
+        let n = libc::strftime(
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+            c"%b %e %H:%M:%S %Y".as_ptr(),
+            &tm,
+        );
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    }
 }
 
 /// Gives the heap's free pages back to the system. Loading and applying many profiles
@@ -106,6 +134,13 @@ struct Daemon {
     ike_children: sas::Children,
     /// `up` requests waiting for their tunnel's CHILD SA (or its failure).
     waiters: BTreeMap<String, Vec<oneshot::Sender<Response>>>,
+    /// VICI `initiate`s waiting likewise.
+    initiations: vici_handler::Initiations,
+    /// What the daemon raises to VICI clients registered for events.
+    vici_events: broadcast::Sender<(String, crate::vici::codec::Message)>,
+    started: Instant,
+    /// The start as charon's `stats` prints it.
+    started_text: String,
 }
 
 impl Daemon {
@@ -134,6 +169,10 @@ impl Daemon {
             applied: Vec::new(),
             ike_children: sas::Children::default(),
             waiters: BTreeMap::new(),
+            initiations: vici_handler::Initiations::default(),
+            vici_events: broadcast::channel(VICI_EVENT_BACKLOG).0,
+            started: Instant::now(),
+            started_text: local_time_text(),
         };
         daemon.reload(true)?;
         // A daemon killed before could not remove its SAs; no IKE SA owns them now.
@@ -142,6 +181,15 @@ impl Daemon {
         let limits = control_server::Limits::default();
         control_server::listen(&daemon.options.socket, daemon.inbound.clone(), limits)
             .map_err(|e| format!("control socket {}: {e}", daemon.options.socket.display()))?;
+        let vici = &daemon.options.vici_socket;
+        let vici_limits = vici_server::Limits::default();
+        vici_server::listen(
+            vici,
+            daemon.inbound.clone(),
+            daemon.vici_events.clone(),
+            vici_limits,
+        )
+        .map_err(|e| format!("VICI socket {}: {e}", vici.display()))?;
         log(format_args!(
             "listening on {} (IKE port {}, NAT-T port {}), {} tunnel(s)",
             daemon.options.socket.display(),
@@ -372,6 +420,7 @@ impl Daemon {
                         self.engine.child_sa_expired(Instant::now(), destination, spi, hard);
                     }
                     Some(Inbound::Acquired { reqid }) => self.engine.acquire(Instant::now(), reqid),
+                    Some(Inbound::Vici(call)) => vici_handler::handle(self, call, Instant::now()),
                     None => return Err("all sockets closed".into()),
                 },
                 () = tokio::time::sleep_until(deadline) => {
@@ -437,6 +486,12 @@ impl Daemon {
         }
         while let Some(event) = self.engine.poll_event() {
             log(&event);
+            self.initiations.on_event(&event);
+            if self.vici_events.receiver_count() > 0 {
+                for raised in vici_handler::raised(&event, &self.engine, Instant::now()) {
+                    let _ = self.vici_events.send(raised);
+                }
+            }
             match &event {
                 Event::ChildInstalled { name, .. } => {
                     self.answer(
@@ -548,5 +603,31 @@ impl Daemon {
                 let _ = reply.send(response);
             }
         }
+    }
+}
+
+impl vici_handler::Backend for Daemon {
+    fn engine(&mut self) -> &mut Engine {
+        &mut self.engine
+    }
+
+    fn ike_port(&self) -> u16 {
+        self.options.ike_port
+    }
+
+    fn kernel_sas(&mut self) -> Result<Vec<crate::apply::status::SaStatus>, String> {
+        self.kernel.sa_status().map_err(|e| e.to_string())
+    }
+
+    fn stats(&self) -> crate::vici::messages::Stats {
+        crate::vici::messages::Stats {
+            running_secs: self.started.elapsed().as_secs(),
+            since: self.started_text.clone(),
+            queued: self.inbound.max_capacity() - self.inbound.capacity(),
+        }
+    }
+
+    fn initiations(&mut self) -> &mut vici_handler::Initiations {
+        &mut self.initiations
     }
 }

@@ -40,6 +40,13 @@ impl Daemon {
                     Some(Inbound::Control { reply, .. }) => {
                         let _ = reply.send(Response::error("the daemon is stopping"));
                     }
+                    Some(Inbound::Vici(call)) => {
+                        let stopping = crate::vici::messages::outcome(Err("routevpn is stopping".into()));
+                        let _ = call.reply.send(super::vici_server::Answer::Reply {
+                            events: Vec::new(),
+                            response: stopping,
+                        });
+                    }
                     // Expiries and acquires: every SA goes anyway, none is negotiated.
                     Some(Inbound::Expired { .. } | Inbound::Acquired { .. }) => {}
                     None => break,
@@ -55,6 +62,7 @@ impl Daemon {
             }
         }
         let _ = std::fs::remove_file(&self.options.socket);
+        let _ = std::fs::remove_file(&self.options.vici_socket);
         if unanswered > 0 {
             log(format_args!(
                 "stopped ({unanswered} IKE SA(s) without the peer's answer to the DELETE)"

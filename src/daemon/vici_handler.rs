@@ -1,0 +1,290 @@
+//! What the daemon answers to each VICI command, and the events it raises, from its
+//! engine and the kernel's SA counters. Written against [`Backend`] so that tests drive
+//! the same code with an engine of their own.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use tokio::sync::oneshot;
+
+use super::vici_server::{Answer, Call};
+use crate::apply::status::SaStatus;
+use crate::ike::engine::{Engine, EngineConnection, Event};
+use crate::vici::codec::Message;
+use crate::vici::messages::{self, Filter, Stats};
+
+/// What the handler needs of the daemon.
+pub trait Backend {
+    fn engine(&mut self) -> &mut Engine;
+    /// The engine's IKE port, which its connections listen on.
+    fn ike_port(&self) -> u16;
+    /// The kernel's SAs with their counters; an error when they cannot be read.
+    fn kernel_sas(&mut self) -> Result<Vec<SaStatus>, String>;
+    fn stats(&self) -> Stats;
+    fn initiations(&mut self) -> &mut Initiations;
+}
+
+/// `initiate` calls waiting for their CHILD SA, by connection.
+#[derive(Debug, Default)]
+pub struct Initiations(BTreeMap<String, Vec<oneshot::Sender<Answer>>>);
+
+impl Initiations {
+    /// Answers the calls an engine event concludes.
+    pub fn on_event(&mut self, event: &Event) {
+        let (name, result) = match event {
+            Event::ChildInstalled { name, .. } => (name, Ok(())),
+            Event::Failed { name, reason } => (name, Err(reason.to_string())),
+            _ => return,
+        };
+        self.finish(name, result);
+    }
+
+    pub fn finish(&mut self, name: &str, result: Result<(), String>) {
+        for reply in self.0.remove(name).unwrap_or_default() {
+            let _ = reply.send(response(messages::outcome(result.clone())));
+        }
+    }
+}
+
+fn response(response: Message) -> Answer {
+    Answer::Reply {
+        events: Vec::new(),
+        response,
+    }
+}
+
+fn streamed(event: &str, messages: Vec<Message>) -> Answer {
+    Answer::Reply {
+        events: messages
+            .into_iter()
+            .map(|m| (event.to_owned(), m))
+            .collect(),
+        response: Message::new(),
+    }
+}
+
+/// Commands that configure charon from a swanctl.conf; routevpn takes its configuration
+/// from profiles (see `routevpn import`).
+const CONFIGURING: &[&str] = &[
+    "load-conn",
+    "unload-conn",
+    "load-shared",
+    "unload-shared",
+    "get-shared",
+    "load-key",
+    "unload-key",
+    "get-keys",
+    "load-token",
+    "load-cert",
+    "clear-creds",
+    "flush-certs",
+    "load-authority",
+    "unload-authority",
+    "get-authorities",
+    "load-pool",
+    "unload-pool",
+    "get-pools",
+];
+
+/// Answers `call` now, or (an `initiate`) once its CHILD SA is up or failed.
+pub fn handle(backend: &mut impl Backend, call: Call, now: Instant) {
+    let Call {
+        command,
+        message,
+        reply,
+    } = call;
+    let answer = match command.as_str() {
+        "version" => response(messages::version()),
+        "stats" => {
+            let sas = backend.engine().status();
+            response(messages::stats(&backend.stats(), &sas))
+        }
+        "list-sas" => list_sas(backend, &message, now),
+        "list-conns" => {
+            let port = backend.ike_port();
+            let engine = backend.engine();
+            let connections: Vec<&EngineConnection> = engine.connections().collect();
+            let conns = messages::list_conns(&connections, message.str("ike"), port);
+            streamed("list-conn", conns)
+        }
+        "get-conns" => {
+            let names: Vec<String> = (backend.engine().connections())
+                .map(|c| c.name().to_owned())
+                .collect();
+            response(Message::new().list("conns", names))
+        }
+        // Certificates are read per tunnel and not kept in a store VICI could list.
+        "list-certs" | "list-authorities" => response(Message::new()),
+        "initiate" => match initiate(backend, &message, now) {
+            Ok(name) => {
+                backend.initiations().0.entry(name).or_default().push(reply);
+                return;
+            }
+            Err(e) => response(messages::outcome(Err(e))),
+        },
+        "terminate" => response(terminate(backend, &message, now)),
+        "rekey" => response(rekey(backend, &message, now)),
+        "redirect" => response(messages::outcome(Err(
+            "not supported by routevpn: redirect (routevpn is no redirecting gateway)".into(),
+        ))),
+        other if CONFIGURING.contains(&other) => response(messages::outcome(Err(format!(
+            "not yet supported by routevpn: {other}; routevpn is configured by its profiles"
+        )))),
+        _ => Answer::Unknown,
+    };
+    let _ = reply.send(answer);
+}
+
+fn list_sas(backend: &mut impl Backend, message: &Message, now: Instant) -> Answer {
+    let filter = match Filter::from_request(message) {
+        Ok(filter) => filter,
+        Err(e) => return response(messages::outcome(Err(e))),
+    };
+    // Counters that cannot be read are an error, not SAs without traffic.
+    let kernel = match backend.kernel_sas() {
+        Ok(kernel) => kernel,
+        Err(e) => return response(messages::outcome(Err(format!("reading the SAs: {e}")))),
+    };
+    let engine = backend.engine();
+    let sas = engine.status();
+    let connections: Vec<&EngineConnection> = engine.connections().collect();
+    streamed(
+        "list-sa",
+        messages::list_sas(&sas, &connections, &kernel, &filter, now),
+    )
+}
+
+/// The connection an `initiate` names: by `ike`, or the one with the child `child`.
+fn initiate(backend: &mut impl Backend, message: &Message, now: Instant) -> Result<String, String> {
+    let engine = backend.engine();
+    let name = match (message.str("ike"), message.str("child")) {
+        (Some(ike), _) => ike.to_owned(),
+        (None, Some(child)) => (engine.connections())
+            .find(|c| c.config.children.iter().any(|ch| ch.name == child))
+            .map(|c| c.name().to_owned())
+            .ok_or_else(|| format!("CHILD_SA config '{child}' not found"))?,
+        (None, None) => return Err("missing configuration name".into()),
+    };
+    engine.initiate(now, &name).map_err(|e| e.to_string())?;
+    Ok(name)
+}
+
+/// The connections whose IKE SAs the request's filter selects.
+fn selected(backend: &mut impl Backend, message: &Message) -> Result<Vec<String>, String> {
+    let filter = Filter::from_request(message)?;
+    let mut names: Vec<String> = (backend.engine().status().iter())
+        .filter(|sa| filter.ike_matches(sa))
+        .filter(|sa| {
+            (filter.child.is_none() && filter.child_id.is_none())
+                || sa.children.iter().any(|c| filter.child_matches(c))
+        })
+        .map(|sa| sa.name.clone())
+        .collect();
+    names.dedup();
+    Ok(names)
+}
+
+fn terminate(backend: &mut impl Backend, message: &Message, now: Instant) -> Message {
+    let names = match selected(backend, message) {
+        Ok(names) if names.is_empty() => {
+            return messages::outcome(Err("no matching SAs to terminate found".into()))
+        }
+        Ok(names) => names,
+        Err(e) => return messages::outcome(Err(e)),
+    };
+    let mut failed = Vec::new();
+    for name in &names {
+        if let Err(e) = backend.engine().terminate(now, name) {
+            failed.push(format!("{name}: {e}"));
+        }
+    }
+    let result = all_done(&failed);
+    messages::outcome(result)
+        .kv("matches", names.len())
+        .kv("terminated", names.len() - failed.len())
+}
+
+fn rekey(backend: &mut impl Backend, message: &Message, now: Instant) -> Message {
+    let ike = message.str("child").is_none() && message.str("child-id").is_none();
+    let names = match selected(backend, message) {
+        Ok(names) if names.is_empty() => {
+            return messages::outcome(Err("no matching SAs to rekey found".into()))
+        }
+        Ok(names) => names,
+        Err(e) => return messages::outcome(Err(e)),
+    };
+    let mut failed = Vec::new();
+    for name in &names {
+        let engine = backend.engine();
+        let done = if ike {
+            engine.rekey_ike(now, name)
+        } else {
+            engine.rekey_children(now, name)
+        };
+        if let Err(e) = done {
+            failed.push(format!("{name}: {e}"));
+        }
+    }
+    let result = all_done(&failed);
+    messages::outcome(result).kv("matches", names.len())
+}
+
+/// `Ok` when nothing failed, else every failure in one error.
+fn all_done(failed: &[String]) -> Result<(), String> {
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(failed.join("; "))
+    }
+}
+
+/// The VICI events an engine event raises: always a `log` line, and the up/down and rekey
+/// events charon raises for it.
+pub fn raised(event: &Event, engine: &Engine, now: Instant) -> Vec<(String, Message)> {
+    let log = Message::new()
+        .kv("group", "IKE")
+        .kv("level", 1)
+        .kv("thread", 0)
+        .kv("msg", event);
+    let mut out = vec![("log".to_owned(), log)];
+    let sas = engine.status();
+    let connections: Vec<&EngineConnection> = engine.connections().collect();
+    let current = |name: &str| {
+        let filter = Filter {
+            ike: Some(name.to_owned()),
+            ..Filter::default()
+        };
+        messages::list_sas(&sas, &connections, &[], &filter, now)
+    };
+    let up = |m: Message| Message(vec![]).kv("up", "yes").merged(m);
+    match event {
+        Event::Established { name, .. } => {
+            for sa in current(name) {
+                out.push(("ike-updown".into(), up(sa)));
+            }
+        }
+        Event::Deleted { name, .. } => {
+            out.push((
+                "ike-updown".into(),
+                Message::new().section(name, Message::new()),
+            ));
+        }
+        Event::ChildInstalled { name, .. } => {
+            for sa in current(name) {
+                out.push(("child-updown".into(), up(sa)));
+            }
+        }
+        Event::ChildRekeyed { name, .. } => {
+            for sa in current(name) {
+                out.push(("child-rekey".into(), sa));
+            }
+        }
+        Event::IkeRekeyed { name, .. } => {
+            for sa in current(name) {
+                out.push(("ike-rekey".into(), sa));
+            }
+        }
+        _ => {}
+    }
+    out
+}

@@ -1,0 +1,413 @@
+//! The messages charon's vici plugin sends, field names and formats as charon writes them
+//! (so `swanctl` prints them as it prints charon's), built from the engine's SAs and
+//! connections and the kernel's SA counters. Fields routevpn has no value for are left
+//! out, as charon leaves out what it does not know; none is made up.
+
+use std::time::Instant;
+
+use super::codec::Message;
+use crate::apply::status::SaStatus;
+use crate::ike::engine::{
+    ChildSaStatus, DpdAction, EngineConnection, IkeSaState, IkeSaStatus, LocalAuth, Mode,
+    RemoteAuth, StartAction,
+};
+use crate::ike::select::{EspChoice, IkeChoice};
+use crate::proposal::Encryption;
+
+/// `success = yes`, or `no` with charon's `errmsg`.
+pub fn outcome(result: Result<(), String>) -> Message {
+    match result {
+        Ok(()) => Message::new().kv("success", "yes"),
+        Err(e) => Message::new().kv("success", "no").kv("errmsg", e),
+    }
+}
+
+/// The answer to `version`.
+pub fn version() -> Message {
+    let (sysname, release, machine) = uname();
+    Message::new()
+        .kv("daemon", "routevpn")
+        .kv("version", env!("CARGO_PKG_VERSION"))
+        .kv("sysname", sysname)
+        .kv("release", release)
+        .kv("machine", machine)
+}
+
+fn uname() -> (String, String, String) {
+    // SAFETY: uname fills the zeroed struct; its fields are NUL-terminated.
+    let mut u: libc::utsname = unsafe { std::mem::zeroed() };
+    if unsafe { libc::uname(&mut u) } != 0 {
+        return Default::default();
+    }
+    let text = |field: &[libc::c_char]| {
+        let bytes: Vec<u8> = field
+            .iter()
+            .take_while(|&&c| c != 0)
+            .map(|&c| c as u8)
+            .collect();
+        String::from_utf8_lossy(&bytes).into_owned()
+    };
+    (text(&u.sysname), text(&u.release), text(&u.machine))
+}
+
+/// What `stats` reports of the daemon: one loop thread, answering this request.
+pub struct Stats {
+    pub running_secs: u64,
+    /// Start time as charon prints it (`Dec  4 11:00:00 2026`).
+    pub since: String,
+    /// Requests and datagrams waiting for the daemon's loop.
+    pub queued: usize,
+}
+
+pub fn stats(daemon: &Stats, sas: &[IkeSaStatus]) -> Message {
+    let half_open = (sas.iter())
+        .filter(|s| matches!(s.state, IkeSaState::Connecting | IkeSaState::Authenticating))
+        .count();
+    let active = Message::new()
+        .kv("critical", 0)
+        .kv("high", 0)
+        .kv("medium", 1)
+        .kv("low", 0);
+    let queues = Message::new()
+        .kv("critical", 0)
+        .kv("high", 0)
+        .kv("medium", daemon.queued)
+        .kv("low", 0);
+    Message::new()
+        .section(
+            "uptime",
+            Message::new()
+                .kv("running", time_delta(daemon.running_secs))
+                .kv("since", &daemon.since),
+        )
+        .section(
+            "workers",
+            Message::new()
+                .kv("total", 1)
+                .kv("idle", 0)
+                .section("active", active),
+        )
+        .section("queues", queues)
+        .section(
+            "ikesas",
+            Message::new()
+                .kv("total", sas.len())
+                .kv("half-open", half_open),
+        )
+        .list("plugins", Vec::<String>::new())
+}
+
+/// A duration as charon's `%V` prints it.
+fn time_delta(secs: u64) -> String {
+    let (value, unit) = match secs {
+        s if s > 2 * 86_400 => (s / 86_400, "day"),
+        s if s > 2 * 3600 => (s / 3600, "hour"),
+        s if s > 2 * 60 => (s / 60, "minute"),
+        s => (s, "second"),
+    };
+    format!("{value} {unit}{}", if value == 1 { "" } else { "s" })
+}
+
+fn state_name(state: IkeSaState) -> &'static str {
+    match state {
+        IkeSaState::Connecting => "CONNECTING",
+        IkeSaState::Authenticating => "CONNECTING",
+        IkeSaState::Established => "ESTABLISHED",
+        IkeSaState::Deleting => "DELETING",
+    }
+}
+
+/// Which SAs a `list-sas` or `terminate` names (charon's `ike`, `ike-id`, `child`,
+/// `child-id`).
+#[derive(Debug, Default)]
+pub struct Filter {
+    pub ike: Option<String>,
+    pub ike_id: Option<u32>,
+    pub child: Option<String>,
+    pub child_id: Option<u32>,
+}
+
+impl Filter {
+    /// Reads the filter keys; a number that is not one is an error, not "all".
+    pub fn from_request(request: &Message) -> Result<Filter, String> {
+        let number = |key: &str| -> Result<Option<u32>, String> {
+            request
+                .str(key)
+                .map(|v| {
+                    v.parse()
+                        .map_err(|_| format!("{key} is not a number: {v:?}"))
+                })
+                .transpose()
+        };
+        Ok(Filter {
+            ike: request.str("ike").map(str::to_owned),
+            ike_id: number("ike-id")?.filter(|&id| id != 0),
+            child: request.str("child").map(str::to_owned),
+            child_id: number("child-id")?.filter(|&id| id != 0),
+        })
+    }
+
+    pub fn ike_matches(&self, sa: &IkeSaStatus) -> bool {
+        self.ike.as_ref().is_none_or(|n| *n == sa.name)
+            && self.ike_id.is_none_or(|id| id == sa.unique_id)
+    }
+
+    pub fn child_matches(&self, child: &ChildSaStatus) -> bool {
+        self.child.as_ref().is_none_or(|n| *n == child.name)
+            && self.child_id.is_none_or(|id| id == child.unique_id)
+    }
+}
+
+/// One `list-sa` event per IKE SA the filter selects.
+pub fn list_sas(
+    sas: &[IkeSaStatus],
+    connections: &[&EngineConnection],
+    kernel: &[SaStatus],
+    filter: &Filter,
+    now: Instant,
+) -> Vec<Message> {
+    sas.iter()
+        .filter(|sa| filter.ike_matches(sa))
+        .map(|sa| {
+            let connection = connections.iter().find(|c| c.name() == sa.name);
+            let mut children = Message::new();
+            for c in sa.children.iter().filter(|c| filter.child_matches(c)) {
+                let name = format!("{}-{}", c.name, c.unique_id);
+                children = children.section(&name, child_sa(sa, c, kernel, now));
+            }
+            Message::new().section(
+                &sa.name,
+                ike_sa(sa, connection.copied(), now).section("child-sas", children),
+            )
+        })
+        .collect()
+}
+
+fn seconds_until(at: Option<Instant>, now: Instant) -> Option<u64> {
+    at.map(|t| t.saturating_duration_since(now).as_secs())
+}
+
+fn ike_sa(sa: &IkeSaStatus, connection: Option<&EngineConnection>, now: Instant) -> Message {
+    let mut m = Message::new()
+        .kv("uniqueid", sa.unique_id)
+        .kv("version", 2)
+        .kv("state", state_name(sa.state))
+        .kv("local-host", sa.local.ip())
+        .kv("local-port", sa.local.port());
+    if let Some(c) = connection {
+        m = m.kv("local-id", c.local_identity());
+    }
+    m = m
+        .kv("remote-host", sa.remote.ip())
+        .kv("remote-port", sa.remote.port());
+    if let Some(c) = connection {
+        m = m.kv("remote-id", c.remote_identity());
+    }
+    if sa.initiator {
+        m = m.kv("initiator", "yes");
+    }
+    m = m
+        .kv("initiator-spi", format_args!("{:016x}", sa.spi_i))
+        .kv("responder-spi", format_args!("{:016x}", sa.spi_r));
+    if sa.local_behind_nat {
+        m = m.kv("nat-local", "yes");
+    }
+    if sa.remote_behind_nat {
+        m = m.kv("nat-remote", "yes");
+    }
+    if sa.local_behind_nat || sa.remote_behind_nat {
+        m = m.kv("nat-any", "yes");
+    }
+    if let Some(choice) = &sa.choice {
+        m = ike_algorithms(m, choice);
+    }
+    if let Some(at) = sa.established_at {
+        m = m.kv("established", now.saturating_duration_since(at).as_secs());
+    }
+    if let Some(secs) = seconds_until(sa.rekey_at, now) {
+        m = m.kv("rekey-time", secs);
+    }
+    m
+}
+
+fn encryption(m: Message, e: Encryption) -> Message {
+    match e {
+        Encryption::AesCbc(bits) => m.kv("encr-alg", "AES_CBC").kv("encr-keysize", bits),
+        Encryption::AesGcm16(bits) => m.kv("encr-alg", "AES_GCM_16").kv("encr-keysize", bits),
+    }
+}
+
+fn ike_algorithms(mut m: Message, choice: &IkeChoice) -> Message {
+    m = encryption(m, choice.encryption);
+    if let Some(integrity) = choice.integrity {
+        m = m.kv("integ-alg", integrity);
+    }
+    m.kv("prf-alg", choice.prf).kv("dh-group", choice.dh)
+}
+
+fn esp_algorithms(mut m: Message, choice: &EspChoice) -> Message {
+    m = encryption(m, choice.encryption);
+    if let Some(integrity) = choice.integrity {
+        m = m.kv("integ-alg", integrity);
+    }
+    if let Some(dh) = choice.dh {
+        m = m.kv("dh-group", dh);
+    }
+    if choice.esn {
+        m = m.kv("esn", 1);
+    }
+    m
+}
+
+fn child_sa(sa: &IkeSaStatus, c: &ChildSaStatus, kernel: &[SaStatus], now: Instant) -> Message {
+    let counters =
+        |spi: u32, dst: std::net::IpAddr| kernel.iter().find(|k| k.spi == spi && k.dst == dst);
+    let inbound = counters(c.spi_in, sa.local.ip());
+    let outbound = counters(c.spi_out, sa.remote.ip());
+    let state = if inbound.is_some() && outbound.is_some() {
+        "INSTALLED"
+    } else {
+        // Not (any more) in the kernel: charon's name for an SA being set up or torn down.
+        "INSTALLING"
+    };
+    let mut m = Message::new()
+        .kv("name", &c.name)
+        .kv("uniqueid", c.unique_id)
+        .kv("reqid", c.reqid)
+        .kv("state", state)
+        .kv(
+            "mode",
+            match c.mode {
+                Mode::Tunnel => "TUNNEL",
+                Mode::Transport => "TRANSPORT",
+            },
+        )
+        .kv("protocol", "ESP");
+    if sa.local.port() != 500 || sa.remote.port() != 500 {
+        m = m.kv("encap", "yes");
+    }
+    m = m
+        .kv("spi-in", format_args!("{:08x}", c.spi_in))
+        .kv("spi-out", format_args!("{:08x}", c.spi_out));
+    if let Some(mark) = c.mark {
+        m = m
+            .kv("mark-in", format_args!("{mark:08x}"))
+            .kv("mark-mask-in", "ffffffff")
+            .kv("mark-out", format_args!("{mark:08x}"))
+            .kv("mark-mask-out", "ffffffff");
+    }
+    if let Some(if_id) = c.if_id {
+        m = m
+            .kv("if-id-in", format_args!("{if_id:08x}"))
+            .kv("if-id-out", format_args!("{if_id:08x}"));
+    }
+    m = esp_algorithms(m, &c.choice);
+    let (bytes_in, packets_in) = inbound.map_or((0, 0), |k| (k.bytes, k.packets));
+    let (bytes_out, packets_out) = outbound.map_or((0, 0), |k| (k.bytes, k.packets));
+    m = m
+        .kv("bytes-in", bytes_in)
+        .kv("packets-in", packets_in)
+        .kv("bytes-out", bytes_out)
+        .kv("packets-out", packets_out);
+    if let Some(secs) = seconds_until(c.rekey_at, now) {
+        m = m.kv("rekey-time", secs);
+    }
+    if let Some(secs) = seconds_until(c.expire_at, now) {
+        m = m.kv("life-time", secs);
+    }
+    if let Some(k) = inbound {
+        m = m.kv("install-time", k.age);
+    }
+    m.list("local-ts", &c.local_ts)
+        .list("remote-ts", &c.remote_ts)
+}
+
+/// One `list-conn` event per connection (`ike` selects one).
+/// `ike_port` is the engine's own IKE port.
+pub fn list_conns(
+    connections: &[&EngineConnection],
+    ike: Option<&str>,
+    ike_port: u16,
+) -> Vec<Message> {
+    (connections.iter())
+        .filter(|c| ike.is_none_or(|n| n == c.name()))
+        .map(|c| Message::new().section(c.name(), connection(c, ike_port)))
+        .collect()
+}
+
+/// charon's `action_names`.
+fn action_name(action: StartAction) -> &'static str {
+    match action {
+        StartAction::None => "none",
+        StartAction::Trap => "trap",
+        StartAction::Start => "start",
+    }
+}
+
+fn auth_class(psk: bool) -> &'static str {
+    if psk {
+        "pre-shared key"
+    } else {
+        "public key"
+    }
+}
+
+fn connection(c: &EngineConnection, ike_port: u16) -> Message {
+    let config = &c.config;
+    let mut m = Message::new()
+        .list("local_addrs", [c.local_addr])
+        .list("remote_addrs", [config.remote])
+        .kv("local_port", ike_port)
+        .kv("remote_port", config.remote_port)
+        .kv("version", "IKEv2")
+        .kv("reauth_time", 0)
+        .kv("rekey_time", config.rekey_time);
+    if !config.dpd.delay.is_zero() {
+        m = m.kv("dpd_delay", config.dpd.delay.as_secs());
+    }
+    if !config.dpd.timeout.is_zero() {
+        m = m.kv("dpd_timeout", config.dpd.timeout.as_secs());
+    }
+    let local_psk = matches!(c.local_auth, LocalAuth::Psk(_));
+    let remote_psk = matches!(c.remote_auth, RemoteAuth::Psk(_));
+    m = m
+        .section(
+            "local-1",
+            Message::new()
+                .kv("class", auth_class(local_psk))
+                .kv("id", c.local_identity()),
+        )
+        .section(
+            "remote-1",
+            Message::new()
+                .kv("class", auth_class(remote_psk))
+                .kv("id", c.remote_identity()),
+        );
+    let dpd_action = match config.dpd.action {
+        DpdAction::Clear => "none",
+        DpdAction::Trap => "trap",
+        DpdAction::Restart => "start",
+    };
+    let mut children = Message::new();
+    for child in &config.children {
+        let mode = match child.mode {
+            Mode::Tunnel => "TUNNEL",
+            Mode::Transport => "TRANSPORT",
+        };
+        let child_message = Message::new()
+            .kv("mode", mode)
+            .kv("rekey_time", child.rekey_time)
+            .kv("rekey_bytes", child.rekey_bytes)
+            .kv("rekey_packets", child.rekey_packets)
+            .kv("dpd_action", dpd_action)
+            .kv("close_action", action_name(config.close_action))
+            .list("local-ts", &child.local_ts)
+            .list("remote-ts", &child.remote_ts);
+        children = children.section(&child.name, child_message);
+    }
+    m.section("children", children)
+}
+
+#[cfg(test)]
+#[path = "messages_tests.rs"]
+mod tests;
