@@ -19,6 +19,8 @@ use super::log;
 pub struct Counters {
     pub failed_accepts: AtomicU64,
     pub busy: AtomicU64,
+    /// Event registrations asked for (VICI).
+    pub registrations: AtomicU64,
 }
 
 /// Binds inside a fresh 0700 directory beside `path`, sets the socket's mode there and

@@ -107,7 +107,11 @@ pub fn listen<T: From<Call> + Send + 'static>(
         clients: limits.clients,
         backoff: limits.accept_backoff,
     };
-    let serve = move |stream| serve(stream, calls.clone(), events.subscribe(), limits);
+    let served = Arc::clone(&counters);
+    let serve = move |stream| {
+        let counters = Arc::clone(&served);
+        serve(stream, calls.clone(), events.subscribe(), limits, counters)
+    };
     let refuse = move |stream: UnixStream| {
         let busy = format!(
             "routevpn is busy: {} VICI connections are open",
@@ -177,6 +181,7 @@ async fn serve<T: From<Call> + Send + 'static>(
     calls: mpsc::Sender<T>,
     mut events: broadcast::Receiver<(String, Message)>,
     limits: Limits,
+    counters: Arc<Counters>,
 ) {
     let (read, mut write) = stream.into_split();
     let (packets_tx, mut packets) = mpsc::channel(1);
@@ -194,6 +199,9 @@ async fn serve<T: From<Call> + Send + 'static>(
                     break;
                 }
                 Some(Read::Packet(packet)) => {
+                    if matches!(packet, Packet::Register(_)) {
+                        counters.registrations.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
                     match handle(packet, &mut registered, &calls, limits).await {
                         Some(replies) => replies,
                         None => break,

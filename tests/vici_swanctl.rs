@@ -1,0 +1,380 @@
+//! strongSwan's own `swanctl` drives routevpn's VICI socket: the daemon's server and
+//! command handler in front of an engine that negotiates with a second engine over a
+//! simulated network (the host kernel cannot install ESP SAs; the "kernel" here holds the
+//! SAs the engine asked for, with zero counters). Each output is checked field by field
+//! against the engine's state.
+
+mod common;
+
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::peers::{connection, dpd, engine, Pair, A, B, TO_B};
+use routevpn::apply::status::SaStatus;
+use routevpn::daemon::vici_handler::{self, Backend, Initiations};
+use routevpn::daemon::vici_server::{self, Call, Counters, Limits};
+use routevpn::ike::engine::{DpdAction, Engine, EngineConfig, KernelAction, StartAction};
+use routevpn::vici::codec::Message;
+use routevpn::vici::messages::Stats;
+use tokio::sync::{broadcast, mpsc};
+
+const SWANCTL: &str = "/usr/sbin/swanctl";
+
+/// Side a of the pair, served over VICI.
+struct Harness {
+    pair: Pair,
+    kernel: Vec<SaStatus>,
+    initiations: Initiations,
+    events: broadcast::Sender<(String, Message)>,
+    /// How many of side a's recorded events and actions were handled.
+    seen: (usize, usize),
+}
+
+impl Backend for Harness {
+    fn engine(&mut self) -> &mut Engine {
+        &mut self.pair.engines[0]
+    }
+
+    fn ike_port(&self) -> u16 {
+        500
+    }
+
+    fn kernel_sas(&mut self) -> Result<Vec<SaStatus>, String> {
+        Ok(self.kernel.clone())
+    }
+
+    fn stats(&self) -> Stats {
+        Stats {
+            running_secs: 100,
+            since: "Dec  4 11:00:00 2026".into(),
+            queued: 0,
+        }
+    }
+
+    fn initiations(&mut self) -> &mut Initiations {
+        &mut self.initiations
+    }
+}
+
+impl Harness {
+    fn new(events: broadcast::Sender<(String, Message)>) -> Harness {
+        let a = connection(
+            true,
+            dpd(30, 150, DpdAction::Restart),
+            StartAction::None,
+            StartAction::None,
+        );
+        let b = connection(
+            false,
+            dpd(30, 150, DpdAction::Restart),
+            StartAction::None,
+            StartAction::None,
+        );
+        Harness {
+            pair: Pair::new(
+                engine(EngineConfig::default(), a),
+                engine(EngineConfig::default(), b),
+            ),
+            kernel: Vec::new(),
+            initiations: Initiations::default(),
+            events,
+            seen: (0, 0),
+        }
+    }
+
+    /// Handles a call as the daemon does, lets the engines talk, then carries out side a's
+    /// kernel actions and raises its events.
+    fn serve(&mut self, call: Call) {
+        let now = self.pair.now;
+        vici_handler::handle(self, call, now);
+        self.pair.settle();
+        let record = &self.pair.records[0];
+        for (_, action) in &record.actions[self.seen.1..] {
+            match action {
+                KernelAction::InstallChildSa(i) => {
+                    for d in [&i.inbound, &i.outbound] {
+                        self.kernel.push(SaStatus {
+                            reqid: i.reqid,
+                            spi: d.spi,
+                            src: d.src,
+                            dst: d.dst,
+                            algorithms: String::new(),
+                            bytes: 0,
+                            packets: 0,
+                            age: 0,
+                        });
+                    }
+                }
+                KernelAction::DeleteChildSa(c) => self
+                    .kernel
+                    .retain(|k| k.spi != c.inbound_spi && k.spi != c.outbound_spi),
+                KernelAction::ActivateOutbound(_) => {}
+            }
+        }
+        let events: Vec<_> = record.events[self.seen.0..]
+            .iter()
+            .map(|(_, e)| e.clone())
+            .collect();
+        self.seen = (record.events.len(), record.actions.len());
+        for event in &events {
+            self.initiations.on_event(event);
+            for raised in vici_handler::raised(event, &self.pair.engines[0], now) {
+                let _ = self.events.send(raised);
+            }
+        }
+    }
+}
+
+struct Served {
+    harness: Harness,
+    calls: mpsc::Receiver<Call>,
+    socket: PathBuf,
+    counters: Arc<Counters>,
+    _dir: tempfile::TempDir,
+}
+
+fn start() -> Served {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("charon.vici");
+    let (tx, calls) = mpsc::channel(16);
+    let (events, _) = broadcast::channel(1024);
+    let counters = vici_server::listen(&socket, tx, events.clone(), Limits::default()).unwrap();
+    Served {
+        harness: Harness::new(events),
+        calls,
+        socket,
+        counters,
+        _dir: dir,
+    }
+}
+
+fn swanctl(socket: &Path, args: &[&str]) -> Command {
+    let mut command = Command::new(SWANCTL);
+    command
+        .args(args)
+        .arg("--uri")
+        .arg(format!("unix://{}", socket.display()))
+        .stdin(Stdio::null());
+    command
+}
+
+impl Served {
+    /// Runs swanctl to its end, serving its calls meanwhile.
+    async fn run(&mut self, args: &[&str]) -> String {
+        let mut command = swanctl(&self.socket, args);
+        let mut done = tokio::task::spawn_blocking(move || command.output().unwrap());
+        let output: Output = loop {
+            tokio::select! {
+                Some(call) = self.calls.recv() => self.harness.serve(call),
+                output = &mut done => break output.unwrap(),
+            }
+        };
+        let stdout = String::from_utf8(output.stdout).unwrap();
+        assert!(
+            output.status.success(),
+            "swanctl {args:?}: {:?}\n{stdout}\n{}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        );
+        stdout
+    }
+
+    /// Serves calls until `done` holds (bounded).
+    async fn serve_until(&mut self, done: impl Fn(&Served) -> bool) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        while !done(self) {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "condition not reached in 20 s"
+            );
+            if let Ok(Some(call)) =
+                tokio::time::timeout(Duration::from_millis(20), self.calls.recv()).await
+            {
+                self.harness.serve(call);
+            }
+        }
+    }
+}
+
+fn lines(text: &str) -> Vec<&str> {
+    text.lines().collect()
+}
+
+#[test]
+fn swanctl_drives_routevpn_over_vici() {
+    if !Path::new(SWANCTL).exists() {
+        panic!("{SWANCTL} is missing: integration/host-deps.sh installs strongswan-swanctl");
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let mut s = start();
+        let started = Instant::now();
+
+        let version = s.run(&["--version", "--daemon"]).await;
+        let uname = Command::new("uname")
+            .args(["-s", "-r", "-m"])
+            .output()
+            .unwrap();
+        let uname: Vec<String> = String::from_utf8(uname.stdout)
+            .unwrap()
+            .split_whitespace()
+            .map(String::from)
+            .collect();
+        assert_eq!(
+            version.trim_end(),
+            format!(
+                "strongSwan {} routevpn ({}, {}, {})",
+                env!("CARGO_PKG_VERSION"),
+                uname[0],
+                uname[1],
+                uname[2]
+            )
+        );
+
+        let stats = s.run(&["--stats"]).await;
+        assert_eq!(
+            lines(&stats)[..5],
+            [
+                "uptime: 100 seconds, since Dec  4 11:00:00 2026",
+                "worker threads: 1 total, 0 idle, working: 0/0/1/0",
+                "job queues: 0/0/0/0",
+                "jobs scheduled: ",
+                "IKE_SAs: 0 total, 0 half-open",
+            ]
+        );
+
+        let conns = s.run(&["--list-conns"]).await;
+        assert_eq!(
+            lines(&conns),
+            [
+                "to-b: IKEv2, no reauthentication, rekeying every 14400s, dpd delay 30s",
+                &format!("  local:  {A}"),
+                &format!("  remote: {B}"),
+                "  local pre-shared key authentication:",
+                &format!("    id: {A}"),
+                "  remote pre-shared key authentication:",
+                &format!("    id: {B}"),
+                "  net: TUNNEL, rekeying every 3600s, dpd action is start",
+                "    local:  10.1.0.0/16",
+                "    remote: 10.2.0.0/16",
+            ]
+        );
+
+        let initiated = s.run(&["--initiate", "--child", "net"]).await;
+        assert!(
+            initiated.ends_with("initiate completed successfully\n"),
+            "{initiated}"
+        );
+        let sa = s.harness.pair.engines[0].status().remove(0);
+        let child = &sa.children[0];
+
+        let sas = s.run(&["--list-sas"]).await;
+        let rekey_in = sa
+            .rekey_at
+            .unwrap()
+            .saturating_duration_since(s.harness.pair.now)
+            .as_secs();
+        let child_rekey = child
+            .rekey_at
+            .unwrap()
+            .saturating_duration_since(s.harness.pair.now)
+            .as_secs();
+        let child_life = child
+            .expire_at
+            .unwrap()
+            .saturating_duration_since(s.harness.pair.now)
+            .as_secs();
+        assert_eq!(
+            lines(&sas),
+            [
+                &format!(
+                    "{TO_B}: #{}, ESTABLISHED, IKEv2, {:016x}_i* {:016x}_r",
+                    sa.unique_id, sa.spi_i, sa.spi_r
+                ),
+                &format!("  local  '{A}' @ {A}[500]"),
+                &format!("  remote '{B}' @ {B}[500]"),
+                "  AES_GCM_16-128/PRF_HMAC_SHA2_256/CURVE_25519",
+                &format!("  established 0s ago, rekeying in {rekey_in}s"),
+                &format!(
+                    "  net: #{}, reqid {}, INSTALLED, TUNNEL, ESP:AES_GCM_16-128",
+                    child.unique_id, child.reqid
+                ),
+                &format!(
+                    "    installed 0s ago, rekeying in {child_rekey}s, expires in {child_life}s"
+                ),
+                &format!(
+                    "    in  {:08x} (0x52000001/0xffffffff),      0 bytes,     0 packets",
+                    child.spi_in
+                ),
+                &format!(
+                    "    out {:08x} (0x52000001/0xffffffff),      0 bytes,     0 packets",
+                    child.spi_out
+                ),
+                "    local  10.1.0.0/16",
+                "    remote 10.2.0.0/16",
+            ]
+        );
+        let stats = s.run(&["--stats"]).await;
+        assert!(stats.contains("IKE_SAs: 1 total, 0 half-open\n"), "{stats}");
+
+        // `swanctl --log` prints what the daemon raises while it runs.
+        let registered = s.counters.registrations.load(Ordering::Relaxed);
+        let log = swanctl(&s.socket, &["--log"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        s.serve_until(|s| s.counters.registrations.load(Ordering::Relaxed) > registered)
+            .await;
+        // The registration is counted as it arrives; its confirmation follows at once.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+
+        let rekeyed = s.run(&["--rekey", "--ike", TO_B]).await;
+        assert!(
+            rekeyed.contains("rekey completed successfully"),
+            "{rekeyed}"
+        );
+        let new_sa = s.harness.pair.engines[0].status().remove(0);
+        assert_ne!((new_sa.spi_i, new_sa.unique_id), (sa.spi_i, sa.unique_id));
+
+        let terminated = s.run(&["--terminate", "--ike", TO_B]).await;
+        assert!(
+            terminated.contains("terminate completed successfully"),
+            "{terminated}"
+        );
+        assert!(s.harness.pair.engines[0].status().is_empty());
+        let none = s.run(&["--list-sas"]).await;
+        assert_eq!(none, "");
+
+        // SIGINT ends `swanctl --log` as an operator's Ctrl-C does; it then flushes.
+        let pid = i32::try_from(log.id()).unwrap();
+        // SAFETY: kill only signals our own child process.
+        assert_eq!(unsafe { libc::kill(pid, libc::SIGINT) }, 0);
+        let output = tokio::task::spawn_blocking(move || log.wait_with_output().unwrap())
+            .await
+            .unwrap();
+        assert_eq!(output.status.signal(), None, "{:?}", output.status);
+        let logged = String::from_utf8(output.stdout).unwrap();
+        let logged = lines(&logged);
+        assert!(
+            logged
+                .iter()
+                .any(|l| l.starts_with("00[IKE] to-b: IKE SA rekeyed")),
+            "{logged:#?}"
+        );
+        assert!(
+            logged
+                .iter()
+                .any(|l| l.starts_with("00[IKE] to-b: IKE SA deleted")),
+            "{logged:#?}"
+        );
+        assert!(started.elapsed() < Duration::from_secs(60));
+    });
+}
