@@ -137,7 +137,19 @@ struct Served {
     _dir: tempfile::TempDir,
 }
 
+/// A runtime for the server, whose loop the test itself runs (the engines stay on it).
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
 fn start() -> Served {
+    assert!(
+        Path::new(SWANCTL).exists(),
+        "{SWANCTL} is missing: integration/test installs strongswan-swanctl"
+    );
     let dir = tempfile::tempdir().unwrap();
     let socket = dir.path().join("charon.vici");
     let (tx, calls) = mpsc::channel(16);
@@ -164,15 +176,20 @@ fn swanctl(socket: &Path, args: &[&str]) -> Command {
 
 impl Served {
     /// Runs swanctl to its end, serving its calls meanwhile.
-    async fn run(&mut self, args: &[&str]) -> String {
+    async fn output(&mut self, args: &[&str]) -> Output {
         let mut command = swanctl(&self.socket, args);
         let mut done = tokio::task::spawn_blocking(move || command.output().unwrap());
-        let output: Output = loop {
+        loop {
             tokio::select! {
                 Some(call) = self.calls.recv() => self.harness.serve(call),
                 output = &mut done => break output.unwrap(),
             }
-        };
+        }
+    }
+
+    /// Runs swanctl, which must succeed; its output.
+    async fn run(&mut self, args: &[&str]) -> String {
+        let output = self.output(args).await;
         let stdout = String::from_utf8(output.stdout).unwrap();
         assert!(
             output.status.success(),
@@ -181,6 +198,19 @@ impl Served {
             String::from_utf8_lossy(&output.stderr)
         );
         stdout
+    }
+
+    /// Runs swanctl, which must fail; what it printed on stderr, without the noise of
+    /// plugins Debian does not ship.
+    async fn fail(&mut self, args: &[&str]) -> String {
+        let output = self.output(args).await;
+        assert!(!output.status.success(), "swanctl {args:?} succeeded");
+        let stderr = String::from_utf8(output.stderr).unwrap();
+        stderr
+            .lines()
+            .filter(|l| !l.starts_with("plugin '"))
+            .collect::<Vec<_>>()
+            .join("\n")
     }
 
     /// Serves calls until `done` holds (bounded).
@@ -206,13 +236,7 @@ fn lines(text: &str) -> Vec<&str> {
 
 #[test]
 fn swanctl_drives_routevpn_over_vici() {
-    if !Path::new(SWANCTL).exists() {
-        panic!("{SWANCTL} is missing: integration/host-deps.sh installs strongswan-swanctl");
-    }
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = runtime();
     runtime.block_on(async {
         let mut s = start();
         let started = Instant::now();
@@ -377,4 +401,190 @@ fn swanctl_drives_routevpn_over_vici() {
         );
         assert!(started.elapsed() < Duration::from_secs(60));
     });
+}
+
+#[test]
+fn what_routevpn_does_not_do_is_answered_clearly() {
+    let runtime = runtime();
+    runtime.block_on(async {
+        let mut s = start();
+        let none = s.fail(&["--terminate", "--ike", TO_B]).await;
+        assert!(
+            none.contains("no matching SAs to terminate found"),
+            "{none}"
+        );
+        let child = s.fail(&["--terminate", "--child", "net"]).await;
+        assert!(
+            child.contains("not supported by routevpn: terminating a single CHILD_SA"),
+            "{child}"
+        );
+        let unknown = s.fail(&["--initiate", "--child", "no-such-child"]).await;
+        assert!(
+            unknown.contains("CHILD_SA config 'no-such-child' not found"),
+            "{unknown}"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let conf = dir.path().join("swanctl.conf");
+        std::fs::write(&conf, TO_B_SWANCTL).unwrap();
+        let loaded = s
+            .fail(&["--load-conns", "--file", conf.to_str().unwrap()])
+            .await;
+        assert!(
+            loaded.contains("not yet supported by routevpn: load-conn"),
+            "{loaded}"
+        );
+        let redirect = s
+            .fail(&["--redirect", "--ike", TO_B, "--gateway", "192.0.2.99"])
+            .await;
+        assert!(
+            redirect.contains("not supported by routevpn: redirect"),
+            "{redirect}"
+        );
+    });
+}
+
+const CHARON: &str = "/usr/lib/ipsec/charon";
+
+/// charon in a network and mount namespace of its own, with its own strongswan.conf and
+/// VICI socket; killed when dropped.
+struct Charon {
+    process: std::process::Child,
+    socket: PathBuf,
+    conf: PathBuf,
+}
+
+impl Charon {
+    fn start(dir: &Path) -> Charon {
+        assert!(
+            unsafe { libc::geteuid() } == 0,
+            "this test needs root (CI runs as root): charon runs in a network namespace"
+        );
+        let socket = dir.join("charon.vici");
+        let conf = dir.join("strongswan.conf");
+        let uri = format!("unix://{}", socket.display());
+        std::fs::write(
+            &conf,
+            format!(
+                "charon {{\n  load_modular = no\n  load = random nonce aes sha1 sha2 hmac kdf gcm \
+                 gmp openssl pem pkcs1 x509 pubkey kernel-netlink socket-default vici\n  \
+                 plugins {{\n    vici {{ socket = {uri} }}\n  }}\n}}\n\
+                 swanctl {{\n  load = pem pkcs1 x509 pubkey random nonce openssl\n  socket = {uri}\n}}\n"
+            ),
+        )
+        .unwrap();
+        // A private /run: charon keeps its pid file there and refuses to start beside
+        // another charon's.
+        let process = Command::new("unshare")
+            .args(["-n", "-m", "--propagation", "private", "sh", "-c"])
+            .arg(r#"mount -t tmpfs -o mode=0755 tmpfs /run && exec env STRONGSWAN_CONF="$1" "$2""#)
+            .args(["charon", conf.to_str().unwrap(), CHARON])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let charon = Charon {
+            process,
+            socket,
+            conf,
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !charon.swanctl(&["--stats"]).status.success() {
+            assert!(
+                Instant::now() < deadline,
+                "charon did not answer on its VICI socket in 20 s"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        charon
+    }
+
+    fn swanctl(&self, args: &[&str]) -> Output {
+        swanctl(&self.socket, args)
+            .env("STRONGSWAN_CONF", &self.conf)
+            .output()
+            .unwrap()
+    }
+}
+
+impl Drop for Charon {
+    fn drop(&mut self) {
+        let _ = self.process.kill();
+        let _ = self.process.wait();
+    }
+}
+
+/// The peers' connection "to-b" as charon would be given it in a swanctl.conf.
+const TO_B_SWANCTL: &str = r#"
+connections {
+  to-b {
+    version = 2
+    local_addrs = 192.0.2.1
+    remote_addrs = 198.51.100.2
+    proposals = aes128gcm16-prfsha256-x25519
+    rekey_time = 14400
+    dpd_delay = 30
+    dpd_timeout = 150
+    local {
+      auth = psk
+      id = 192.0.2.1
+    }
+    remote {
+      auth = psk
+      id = 198.51.100.2
+    }
+    children {
+      net {
+        local_ts = 10.1.0.0/16
+        remote_ts = 10.2.0.0/16
+        esp_proposals = aes128gcm16
+        mode = tunnel
+        rekey_time = 3600
+        dpd_action = restart
+        start_action = none
+        mark_in = 0x52000001
+        mark_out = 0x52000001
+      }
+    }
+  }
+}
+secrets {
+  ike-to-b {
+    id-a = 192.0.2.1
+    id-b = 198.51.100.2
+    secret = peers-test-psk-0123456789
+  }
+}
+"#;
+
+#[test]
+fn list_conns_prints_what_charon_prints_for_the_same_connection() {
+    let dir = tempfile::tempdir().unwrap();
+    let charon = Charon::start(dir.path());
+    let swanctl_conf = dir.path().join("swanctl.conf");
+    std::fs::write(&swanctl_conf, TO_B_SWANCTL).unwrap();
+    let loaded = charon.swanctl(&["--load-all", "--file", swanctl_conf.to_str().unwrap()]);
+    assert!(
+        loaded.status.success(),
+        "{}",
+        String::from_utf8_lossy(&loaded.stdout)
+    );
+    let theirs = String::from_utf8(charon.swanctl(&["--list-conns"]).stdout).unwrap();
+
+    let runtime = runtime();
+    let ours = runtime.block_on(async { start().run(&["--list-conns"]).await });
+    assert!(!ours.is_empty());
+    for (line, (o, t)) in ours.lines().zip(theirs.lines()).enumerate() {
+        assert_eq!(
+            o,
+            t,
+            "line {}:\nours:\n{ours}\ncharon's:\n{theirs}",
+            line + 1
+        );
+    }
+    assert_eq!(
+        ours.lines().count(),
+        theirs.lines().count(),
+        "ours:\n{ours}\ncharon's:\n{theirs}"
+    );
 }

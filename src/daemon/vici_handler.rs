@@ -185,6 +185,12 @@ fn selected(backend: &mut impl Backend, message: &Message) -> Result<Vec<String>
 }
 
 fn terminate(backend: &mut impl Backend, message: &Message, now: Instant) -> Message {
+    if message.str("child").is_some() || message.str("child-id").is_some() {
+        // The engine deletes a tunnel's CHILD SAs only with its IKE SA.
+        return messages::outcome(Err(
+            "not supported by routevpn: terminating a single CHILD_SA; terminate its IKE_SA".into(),
+        ));
+    }
     let names = match selected(backend, message) {
         Ok(names) if names.is_empty() => {
             return messages::outcome(Err("no matching SAs to terminate found".into()))

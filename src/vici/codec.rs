@@ -209,6 +209,19 @@ pub fn encode_message(message: &Message) -> Result<Vec<u8>, EncodeError> {
     Ok(out)
 }
 
+/// The invariants on untrusted input, for the fuzz target and the proptests: decoding
+/// never panics, and what decodes encodes back to the same bytes.
+pub fn check_decode(data: &[u8]) {
+    if let Ok(packet) = decode_packet(data) {
+        let framed = encode_packet(&packet).expect("a decoded packet encodes");
+        assert_eq!(&framed[4..], data, "packet round trip");
+    }
+    if let Ok(message) = decode_message(data) {
+        let bytes = encode_message(&message).expect("a decoded message encodes");
+        assert_eq!(bytes, data, "message round trip");
+    }
+}
+
 struct Reader<'a> {
     bytes: &'a [u8],
     at: usize,

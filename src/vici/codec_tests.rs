@@ -130,10 +130,21 @@ proptest! {
 
     #[test]
     fn any_bytes_decode_or_fail_without_panicking(bytes in prop::collection::vec(any::<u8>(), 0..200)) {
-        if let Ok(packet) = decode_packet(&bytes) {
-            // What decodes encodes back to the same bytes.
-            let framed = encode_packet(&packet).unwrap();
-            prop_assert_eq!(&framed[4..], &bytes[..]);
+        check_decode(&bytes);
+    }
+
+    #[test]
+    fn mutated_messages_decode_or_fail_without_panicking(
+        message in message(),
+        flips in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..4),
+    ) {
+        let mut bytes = encode_message(&message).unwrap();
+        for (at, value) in flips {
+            if !bytes.is_empty() {
+                let i = at.index(bytes.len());
+                bytes[i] = value;
+            }
         }
+        check_decode(&bytes);
     }
 }
