@@ -292,12 +292,23 @@ fn swanctl_drives_routevpn_over_vici() {
         );
 
         let initiated = s.run(&["--initiate", "--child", "net"]).await;
-        assert!(
-            initiated.ends_with("initiate completed successfully\n"),
-            "{initiated}"
-        );
         let sa = s.harness.pair.engines[0].status().remove(0);
         let child = &sa.children[0];
+        // The connection's log lines (control-log), then the outcome.
+        assert_eq!(
+            lines(&initiated),
+            [
+                &format!(
+                    "[IKE] to-b: IKE SA established as initiator {A}:500 <-> {B}:500 \
+                     (AES_GCM_16_128/PRF_HMAC_SHA2_256/CURVE_25519; peer authenticated by pre-shared key)"
+                ),
+                &format!(
+                    "[IKE] to-b/net: CHILD SA installed, Tunnel mode, AES_GCM_16_128, SPIs in {:08x} out {:08x}",
+                    child.spi_in, child.spi_out
+                ),
+                "initiate completed successfully",
+            ]
+        );
 
         let sas = s.run(&["--list-sas"]).await;
         let rekey_in = sa

@@ -26,24 +26,56 @@ pub trait Backend {
 
 /// `initiate` calls waiting for their CHILD SA, by connection.
 #[derive(Debug, Default)]
-pub struct Initiations(BTreeMap<String, Vec<oneshot::Sender<Answer>>>);
+pub struct Initiations(BTreeMap<String, Initiation>);
+
+#[derive(Debug, Default)]
+struct Initiation {
+    replies: Vec<oneshot::Sender<Answer>>,
+    /// The connection's log lines since, sent as `control-log` before the answer.
+    log: Vec<Message>,
+}
 
 impl Initiations {
-    /// Answers the calls an engine event concludes.
-    pub fn on_event(&mut self, event: &Event) {
-        let (name, result) = match event {
-            Event::ChildInstalled { name, .. } => (name, Ok(())),
-            Event::Failed { name, reason } => (name, Err(reason.to_string())),
-            _ => return,
-        };
-        self.finish(name, result);
+    fn wait(&mut self, name: String, reply: oneshot::Sender<Answer>) {
+        self.0.entry(name).or_default().replies.push(reply);
     }
 
-    pub fn finish(&mut self, name: &str, result: Result<(), String>) {
-        for reply in self.0.remove(name).unwrap_or_default() {
-            let _ = reply.send(response(messages::outcome(result.clone())));
+    /// Logs the event for the calls waiting on its connection; answers them when it
+    /// concludes their initiation.
+    pub fn on_event(&mut self, event: &Event) {
+        let Some(waiting) = event.connection().and_then(|name| self.0.get_mut(name)) else {
+            return;
+        };
+        waiting.log.push(log_message(event));
+        let result = match event {
+            Event::ChildInstalled { .. } => Ok(()),
+            Event::Failed { reason, .. } => Err(reason.to_string()),
+            _ => return,
+        };
+        let Some((_, done)) = event
+            .connection()
+            .and_then(|name| self.0.remove_entry(name))
+        else {
+            return;
+        };
+        for reply in done.replies {
+            let _ = reply.send(Answer::Reply {
+                events: (done.log.iter())
+                    .map(|m| ("control-log".to_owned(), m.clone()))
+                    .collect(),
+                response: messages::outcome(result.clone()),
+            });
         }
     }
+}
+
+/// An event as charon's `log` and `control-log` messages carry a log line.
+fn log_message(event: &Event) -> Message {
+    Message::new()
+        .kv("group", "IKE")
+        .kv("level", 1)
+        .kv("thread", 0)
+        .kv("msg", event)
 }
 
 fn response(response: Message) -> Answer {
@@ -117,7 +149,7 @@ pub fn handle(backend: &mut impl Backend, call: Call, now: Instant) {
         "list-certs" | "list-authorities" => response(Message::new()),
         "initiate" => match initiate(backend, &message, now) {
             Ok(name) => {
-                backend.initiations().0.entry(name).or_default().push(reply);
+                backend.initiations().wait(name, reply);
                 return;
             }
             Err(e) => response(messages::outcome(Err(e))),
@@ -247,12 +279,7 @@ fn all_done(failed: &[String]) -> Result<(), String> {
 /// The VICI events an engine event raises: always a `log` line, and the up/down and rekey
 /// events charon raises for it.
 pub fn raised(event: &Event, engine: &Engine, now: Instant) -> Vec<(String, Message)> {
-    let log = Message::new()
-        .kv("group", "IKE")
-        .kv("level", 1)
-        .kv("thread", 0)
-        .kv("msg", event);
-    let mut out = vec![("log".to_owned(), log)];
+    let mut out = vec![("log".to_owned(), log_message(event))];
     let sas = engine.status();
     let connections: Vec<&EngineConnection> = engine.connections().collect();
     let current = |name: &str| {

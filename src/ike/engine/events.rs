@@ -224,6 +224,28 @@ pub enum Event {
     },
 }
 
+impl Event {
+    /// The connection the event is about; `None` for engine-wide ones.
+    pub fn connection(&self) -> Option<&str> {
+        match self {
+            Event::Established { name, .. }
+            | Event::ChildInstalled { name, .. }
+            | Event::Failed { name, .. }
+            | Event::Deleted { name, .. }
+            | Event::ChildRekeyed { name, .. }
+            | Event::IkeRekeyed { name, .. }
+            | Event::IkeRekeysCrossed { name, .. }
+            | Event::RekeyFailed { name, .. }
+            | Event::IkeRekeyFailed { name, .. }
+            | Event::ChildDeleted { name, .. }
+            | Event::Restarting { name, .. }
+            | Event::Acquired { name, .. }
+            | Event::Trapped { name } => Some(name),
+            Event::CookiesRequired { .. } => None,
+        }
+    }
+}
+
 impl fmt::Display for Event {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
