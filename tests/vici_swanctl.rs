@@ -599,3 +599,67 @@ fn list_conns_prints_what_charon_prints_for_the_same_connection() {
         "ours:\n{ours}\ncharon's:\n{theirs}"
     );
 }
+
+/// The daemon itself (in a network namespace of its own, with no tunnel: the host kernel
+/// has no VTI or XFRM interfaces) serves VICI beside its control socket, survives a
+/// malformed packet and removes the socket when it stops.
+#[test]
+fn the_daemon_serves_vici_and_survives_bad_packets() {
+    use std::io::{Read, Write};
+    use std::os::unix::fs::PermissionsExt;
+    assert!(
+        unsafe { libc::geteuid() } == 0,
+        "this test needs root (CI runs as root): the daemon runs in a network namespace"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let (config, state) = (dir.path().join("profiles"), dir.path().join("state"));
+    std::fs::create_dir(&config).unwrap();
+    let mut daemon = Command::new("unshare")
+        .arg("-n")
+        .arg(env!("CARGO_BIN_EXE_routevpn"))
+        .arg("--config-dir")
+        .arg(&config)
+        .arg("--state-dir")
+        .arg(&state)
+        .arg("daemon")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let socket = state.join("charon.vici");
+    let stats = || swanctl(&socket, &["--stats"]).output().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !stats().status.success() {
+        assert!(daemon.try_wait().unwrap().is_none(), "the daemon exited");
+        assert!(Instant::now() < deadline, "no VICI answer in 20 s");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mode = std::fs::metadata(&socket).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+
+    let mut bad = std::os::unix::net::UnixStream::connect(&socket).unwrap();
+    bad.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    bad.write_all(&[0, 0, 0, 3, 0, 200, b'x']).unwrap();
+    let mut answer = Vec::new();
+    bad.read_to_end(&mut answer).unwrap();
+    let text = String::from_utf8_lossy(&answer);
+    assert!(
+        text.contains("malformed VICI packet: truncated at byte 2"),
+        "{text:?}"
+    );
+
+    let after = stats();
+    assert!(after.status.success());
+    let after = String::from_utf8(after.stdout).unwrap();
+    assert!(after.contains("IKE_SAs: 0 total, 0 half-open"), "{after}");
+    let sas = swanctl(&socket, &["--list-sas"]).output().unwrap();
+    assert!(sas.status.success());
+    assert_eq!(String::from_utf8(sas.stdout).unwrap(), "");
+
+    let pid = i32::try_from(daemon.id()).unwrap();
+    // SAFETY: kill only signals our own child, the daemon (unshare execs it).
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    assert!(daemon.wait().unwrap().success());
+    assert!(!socket.exists(), "the VICI socket is removed at exit");
+}

@@ -191,8 +191,9 @@ impl Daemon {
         )
         .map_err(|e| format!("VICI socket {}: {e}", vici.display()))?;
         log(format_args!(
-            "listening on {} (IKE port {}, NAT-T port {}), {} tunnel(s)",
+            "listening on {} and {} (VICI) (IKE port {}, NAT-T port {}), {} tunnel(s)",
             daemon.options.socket.display(),
+            daemon.options.vici_socket.display(),
             daemon.options.ike_port,
             daemon.options.natt_port,
             daemon.tunnels.len()
