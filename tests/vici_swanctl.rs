@@ -122,7 +122,7 @@ impl Harness {
         self.seen = (record.events.len(), record.actions.len());
         for event in &events {
             self.initiations.on_event(event);
-            for raised in vici_handler::raised(event, &self.pair.engines[0], now) {
+            for raised in vici_handler::raised(event, &self.pair.engines[0], &self.kernel, now) {
                 let _ = self.events.send(raised);
             }
         }
@@ -213,6 +213,20 @@ impl Served {
             .join("\n")
     }
 
+    /// Starts a swanctl that listens for events, and waits until it registered for its
+    /// `events` (a registration is in force as soon as it is counted).
+    async fn monitor(&mut self, args: &[&str], events: u64) -> std::process::Child {
+        let before = self.counters.registrations.load(Ordering::Relaxed);
+        let child = swanctl(&self.socket, args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        self.serve_until(|s| s.counters.registrations.load(Ordering::Relaxed) >= before + events)
+            .await;
+        child
+    }
+
     /// Serves calls until `done` holds (bounded).
     async fn serve_until(&mut self, done: impl Fn(&Served) -> bool) {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
@@ -291,6 +305,10 @@ fn swanctl_drives_routevpn_over_vici() {
             ]
         );
 
+        // `swanctl --log` and `--monitor-sa` print what the daemon raises while they run.
+        let log = s.monitor(&["--log"], 1).await;
+        let monitor = s.monitor(&["--monitor-sa"], 2).await;
+
         let initiated = s.run(&["--initiate", "--child", "net"]).await;
         let sa = s.harness.pair.engines[0].status().remove(0);
         let child = &sa.children[0];
@@ -359,18 +377,7 @@ fn swanctl_drives_routevpn_over_vici() {
         let stats = s.run(&["--stats"]).await;
         assert!(stats.contains("IKE_SAs: 1 total, 0 half-open\n"), "{stats}");
 
-        // `swanctl --log` prints what the daemon raises while it runs.
-        let registered = s.counters.registrations.load(Ordering::Relaxed);
-        let log = swanctl(&s.socket, &["--log"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        s.serve_until(|s| s.counters.registrations.load(Ordering::Relaxed) > registered)
-            .await;
-        // The registration is counted as it arrives; its confirmation follows at once.
-        tokio::time::sleep(Duration::from_millis(100)).await;
-
+        let mut raised = s.harness.events.subscribe();
         let rekeyed = s.run(&["--rekey", "--ike", TO_B]).await;
         assert!(
             rekeyed.contains("rekey completed successfully"),
@@ -378,6 +385,19 @@ fn swanctl_drives_routevpn_over_vici() {
         );
         let new_sa = s.harness.pair.engines[0].status().remove(0);
         assert_ne!((new_sa.spi_i, new_sa.unique_id), (sa.spi_i, sa.unique_id));
+        // charon's ike-rekey: the old SA (as far as the engine still knows it) and the new.
+        let ike_rekey = std::iter::from_fn(|| raised.try_recv().ok())
+            .find(|(name, _)| name == "ike-rekey")
+            .expect("an ike-rekey event")
+            .1;
+        let pair = ike_rekey.get_section(TO_B).unwrap();
+        let old = pair.get_section("old").unwrap();
+        let new = pair.get_section("new").unwrap();
+        let spi_i = format!("{:016x}", sa.spi_i);
+        assert_eq!(old.str("initiator-spi"), Some(spi_i.as_str()));
+        let new_id = new_sa.unique_id.to_string();
+        assert_eq!(new.str("uniqueid"), Some(new_id.as_str()));
+        assert_eq!(new.str("state"), Some("ESTABLISHED"));
 
         let terminated = s.run(&["--terminate", "--ike", TO_B]).await;
         assert!(
@@ -388,16 +408,14 @@ fn swanctl_drives_routevpn_over_vici() {
         let none = s.run(&["--list-sas"]).await;
         assert_eq!(none, "");
 
-        // SIGINT ends `swanctl --log` as an operator's Ctrl-C does; it then flushes.
-        let pid = i32::try_from(log.id()).unwrap();
-        // SAFETY: kill only signals our own child process.
-        assert_eq!(unsafe { libc::kill(pid, libc::SIGINT) }, 0);
-        let output = tokio::task::spawn_blocking(move || log.wait_with_output().unwrap())
-            .await
-            .unwrap();
-        assert_eq!(output.status.signal(), None, "{:?}", output.status);
-        let logged = String::from_utf8(output.stdout).unwrap();
+        let logged = stop(log).await;
         let logged = lines(&logged);
+        assert!(
+            logged
+                .iter()
+                .any(|l| l.starts_with("00[IKE] to-b: IKE SA established as initiator")),
+            "{logged:#?}"
+        );
         assert!(
             logged
                 .iter()
@@ -410,8 +428,42 @@ fn swanctl_drives_routevpn_over_vici() {
                 .any(|l| l.starts_with("00[IKE] to-b: IKE SA deleted")),
             "{logged:#?}"
         );
+        // child-updown, as swanctl prints it (ike-updown carries no CHILD SA, so it
+        // prints nothing, as with charon).
+        let monitored = stop(monitor).await;
+        let monitored = lines(&monitored);
+        assert_eq!(
+            monitored[..2],
+            [
+                &format!(
+                    "{TO_B}: #{}, ESTABLISHED, IKEv2, {:016x}_i* {:016x}_r",
+                    sa.unique_id, sa.spi_i, sa.spi_r
+                ),
+                &format!("  local  '{A}' @ {A}[500]"),
+            ]
+        );
+        assert!(
+            monitored.contains(&&*format!(
+                "  net: #{}, reqid {}, INSTALLED, TUNNEL, ESP:AES_GCM_16-128",
+                child.unique_id, child.reqid
+            )),
+            "{monitored:#?}"
+        );
         assert!(started.elapsed() < Duration::from_secs(60));
     });
+}
+
+/// Ends a `swanctl --log` or `--monitor-sa` with SIGINT, as an operator's Ctrl-C does
+/// (it then flushes its output); what it printed.
+async fn stop(child: std::process::Child) -> String {
+    let pid = i32::try_from(child.id()).unwrap();
+    // SAFETY: kill only signals our own child process.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGINT) }, 0);
+    let output = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(output.status.signal(), None, "{:?}", output.status);
+    String::from_utf8(output.stdout).unwrap()
 }
 
 #[test]

@@ -489,9 +489,7 @@ impl Daemon {
             log(&event);
             self.initiations.on_event(&event);
             if self.vici_events.receiver_count() > 0 {
-                for raised in vici_handler::raised(&event, &self.engine, Instant::now()) {
-                    let _ = self.vici_events.send(raised);
-                }
+                self.raise(&event);
             }
             match &event {
                 Event::ChildInstalled { name, .. } => {
@@ -505,6 +503,23 @@ impl Daemon {
                 }
                 _ => {}
             }
+        }
+    }
+
+    /// Raises `event` to the VICI clients registered for events.
+    fn raise(&mut self, event: &Event) {
+        let now = Instant::now();
+        let kernel = match self.kernel.sa_status() {
+            Ok(kernel) => kernel,
+            Err(e) => {
+                // The SA-shaped events would show SAs without their kernel state.
+                log(format_args!("reading the SAs for VICI events: {e}"));
+                let _ = self.vici_events.send(vici_handler::log_event(event));
+                return;
+            }
+        };
+        for raised in vici_handler::raised(event, &self.engine, &kernel, now) {
+            let _ = self.vici_events.send(raised);
         }
     }
 

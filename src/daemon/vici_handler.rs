@@ -69,6 +69,11 @@ impl Initiations {
     }
 }
 
+/// The `log` event of an engine event (`swanctl --log`).
+pub fn log_event(event: &Event) -> (String, Message) {
+    ("log".to_owned(), log_message(event))
+}
+
 /// An event as charon's `log` and `control-log` messages carry a log line.
 fn log_message(event: &Event) -> Message {
     Message::new()
@@ -278,46 +283,15 @@ fn all_done(failed: &[String]) -> Result<(), String> {
 
 /// The VICI events an engine event raises: always a `log` line, and the up/down and rekey
 /// events charon raises for it.
-pub fn raised(event: &Event, engine: &Engine, now: Instant) -> Vec<(String, Message)> {
-    let mut out = vec![("log".to_owned(), log_message(event))];
+pub fn raised(
+    event: &Event,
+    engine: &Engine,
+    kernel: &[SaStatus],
+    now: Instant,
+) -> Vec<(String, Message)> {
     let sas = engine.status();
     let connections: Vec<&EngineConnection> = engine.connections().collect();
-    let current = |name: &str| {
-        let filter = Filter {
-            ike: Some(name.to_owned()),
-            ..Filter::default()
-        };
-        messages::list_sas(&sas, &connections, &[], &filter, now)
-    };
-    let up = |m: Message| Message(vec![]).kv("up", "yes").merged(m);
-    match event {
-        Event::Established { name, .. } => {
-            for sa in current(name) {
-                out.push(("ike-updown".into(), up(sa)));
-            }
-        }
-        Event::Deleted { name, .. } => {
-            out.push((
-                "ike-updown".into(),
-                Message::new().section(name, Message::new()),
-            ));
-        }
-        Event::ChildInstalled { name, .. } => {
-            for sa in current(name) {
-                out.push(("child-updown".into(), up(sa)));
-            }
-        }
-        Event::ChildRekeyed { name, .. } => {
-            for sa in current(name) {
-                out.push(("child-rekey".into(), sa));
-            }
-        }
-        Event::IkeRekeyed { name, .. } => {
-            for sa in current(name) {
-                out.push(("ike-rekey".into(), sa));
-            }
-        }
-        _ => {}
-    }
+    let mut out = vec![log_event(event)];
+    out.extend(messages::sa_events(event, &sas, &connections, kernel, now));
     out
 }

@@ -8,7 +8,7 @@ use std::time::Instant;
 use super::codec::Message;
 use crate::apply::status::SaStatus;
 use crate::ike::engine::{
-    ChildSaStatus, DpdAction, EngineConnection, IkeSaState, IkeSaStatus, LocalAuth, Mode,
+    ChildSaStatus, DpdAction, EngineConnection, Event, IkeSaState, IkeSaStatus, LocalAuth, Mode,
     RemoteAuth, StartAction,
 };
 use crate::ike::select::{EspChoice, IkeChoice};
@@ -180,6 +180,79 @@ pub fn list_sas(
                 ike_sa(sa, connection.copied(), now).section("child-sas", children),
             )
         })
+        .collect()
+}
+
+/// The events charon raises for an engine event, in charon's shapes: `ike-updown`,
+/// `child-updown`, `ike-rekey`, `child-rekey`. An SA the engine no longer holds (deleted,
+/// or replaced by a rekey) is described only by what the event names.
+pub fn sa_events(
+    event: &Event,
+    sas: &[IkeSaStatus],
+    connections: &[&EngineConnection],
+    kernel: &[SaStatus],
+    now: Instant,
+) -> Vec<(String, Message)> {
+    let connection = |name: &str| connections.iter().find(|c| c.name() == name).copied();
+    let up = Message::new().kv("up", "yes");
+    let with_child = |spi_in: u32| {
+        sas.iter().find_map(|sa| {
+            let child = sa.children.iter().find(|c| c.spi_in == spi_in)?;
+            Some((sa, child))
+        })
+    };
+    let event_message = match event {
+        Event::Established { name, .. } => sas
+            .iter()
+            .filter(|sa| sa.name == *name && sa.state == IkeSaState::Established)
+            .max_by_key(|sa| sa.established_at)
+            .map(|sa| {
+                let ike = ike_sa(sa, connection(name), now);
+                ("ike-updown", up.section(name, ike))
+            }),
+        Event::Deleted { name, .. } => {
+            Some(("ike-updown", Message::new().section(name, Message::new())))
+        }
+        Event::ChildInstalled { name, spi_in, .. } => with_child(*spi_in).map(|(sa, c)| {
+            let child = child_sa(sa, c, kernel, now);
+            let children = Message::new().section(&format!("{}-{}", c.name, c.unique_id), child);
+            let ike = ike_sa(sa, connection(name), now).section("child-sas", children);
+            ("child-updown", up.section(name, ike))
+        }),
+        Event::ChildRekeyed {
+            name,
+            old_spi_in,
+            spi_in,
+            ..
+        } => with_child(*spi_in).map(|(sa, c)| {
+            let old = match with_child(*old_spi_in) {
+                Some((old_sa, old)) => child_sa(old_sa, old, kernel, now),
+                None => Message::new().kv("spi-in", format_args!("{old_spi_in:08x}")),
+            };
+            let pair = Message::new()
+                .section("old", old)
+                .section("new", child_sa(sa, c, kernel, now));
+            let children = Message::new().section(&c.name, pair);
+            let ike = ike_sa(sa, connection(name), now).section("child-sas", children);
+            ("child-rekey", Message::new().section(name, ike))
+        }),
+        Event::IkeRekeyed { name, old, new } => sas
+            .iter()
+            .find(|sa| (sa.spi_i, sa.spi_r) == *new)
+            .map(|sa| {
+                let old = Message::new()
+                    .kv("initiator-spi", format_args!("{:016x}", old.0))
+                    .kv("responder-spi", format_args!("{:016x}", old.1));
+                let pair = Message::new()
+                    .section("old", old)
+                    .section("new", ike_sa(sa, connection(name), now));
+                ("ike-rekey", Message::new().section(name, pair))
+            }),
+        _ => None,
+    };
+    event_message
+        .into_iter()
+        .map(|(name, message)| (name.to_owned(), message))
         .collect()
 }
 
