@@ -155,7 +155,7 @@ _routevpn() {
             return 0
             ;;
         routevpn__subcmd__daemon)
-            opts="-h --ike-port --natt-port --config-dir --state-dir --insecure-secrets --help"
+            opts="-h --ike-port --natt-port --vici-socket --config-dir --state-dir --insecure-secrets --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -166,6 +166,10 @@ _routevpn() {
                     return 0
                     ;;
                 --natt-port)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --vici-socket)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

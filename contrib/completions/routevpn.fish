@@ -74,6 +74,7 @@ complete -c routevpn -n "__fish_routevpn_using_subcommand status" -l insecure-se
 complete -c routevpn -n "__fish_routevpn_using_subcommand status" -s h -l help -d 'Print help'
 complete -c routevpn -n "__fish_routevpn_using_subcommand daemon" -l ike-port -d 'UDP port for IKE' -r
 complete -c routevpn -n "__fish_routevpn_using_subcommand daemon" -l natt-port -d 'UDP port for NAT traversal (IKE and ESP in UDP)' -r
+complete -c routevpn -n "__fish_routevpn_using_subcommand daemon" -l vici-socket -d 'strongSwan\'s VICI socket, for swanctl and VICI tools [default: /run/routevpn/charon.vici, or charon.vici in --state-dir]' -r -F
 complete -c routevpn -n "__fish_routevpn_using_subcommand daemon" -l config-dir -d 'Directory holding the tunnel profiles (*.toml)' -r -F
 complete -c routevpn -n "__fish_routevpn_using_subcommand daemon" -l state-dir -d 'Where routevpn keeps what it created and the allocated marks / if_ids [default: /run/routevpn and /var/lib/routevpn]. For several instances on one host' -r -F
 complete -c routevpn -n "__fish_routevpn_using_subcommand daemon" -l insecure-secrets -d 'Accept secret files not owned by root or readable by others (test setups only)'

@@ -110,8 +110,8 @@ fn time_delta(secs: u64) -> String {
 
 fn state_name(state: IkeSaState) -> &'static str {
     match state {
-        IkeSaState::Connecting => "CONNECTING",
-        IkeSaState::Authenticating => "CONNECTING",
+        // charon has one state for both exchanges before the IKE SA is up.
+        IkeSaState::Connecting | IkeSaState::Authenticating => "CONNECTING",
         IkeSaState::Established => "ESTABLISHED",
         IkeSaState::Deleting => "DELETING",
     }
@@ -337,11 +337,12 @@ fn child_sa(sa: &IkeSaStatus, c: &ChildSaStatus, kernel: &[SaStatus], now: Insta
         |spi: u32, dst: std::net::IpAddr| kernel.iter().find(|k| k.spi == spi && k.dst == dst);
     let inbound = counters(c.spi_in, sa.local.ip());
     let outbound = counters(c.spi_out, sa.remote.ip());
-    let state = if inbound.is_some() && outbound.is_some() {
-        "INSTALLED"
-    } else {
-        // Not (any more) in the kernel: charon's name for an SA being set up or torn down.
-        "INSTALLING"
+    let state = match (inbound, outbound) {
+        (Some(_), Some(_)) => "INSTALLED",
+        // A rekey's responder holds its new outbound SA back until the old pair is gone.
+        (Some(_), None) => "INSTALLING",
+        // Not in the kernel although negotiated: `routevpn status` says the same.
+        _ => "MISSING",
     };
     let mut m = Message::new()
         .kv("name", &c.name)
