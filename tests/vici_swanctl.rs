@@ -18,7 +18,7 @@ use routevpn::apply::status::SaStatus;
 use routevpn::daemon::vici_handler::{self, Backend, Initiations};
 use routevpn::daemon::vici_server::{self, Call, Counters, Limits};
 use routevpn::ike::engine::{DpdAction, Engine, EngineConfig, KernelAction, StartAction};
-use routevpn::vici::codec::Message;
+use routevpn::vici::codec::{self, Element, Message, Packet};
 use routevpn::vici::messages::Stats;
 use tokio::sync::{broadcast, mpsc};
 
@@ -183,6 +183,35 @@ impl Served {
             tokio::select! {
                 Some(call) = self.calls.recv() => self.harness.serve(call),
                 output = &mut done => break output.unwrap(),
+            }
+        }
+    }
+
+    /// Sends one request as a plain VICI client; the packet that answers it.
+    async fn request(&mut self, command: &str, message: Message) -> Packet {
+        let request = Packet::Request {
+            command: command.into(),
+            message,
+        };
+        let bytes = codec::encode_packet(&request).unwrap();
+        let socket = self.socket.clone();
+        let mut done = tokio::task::spawn_blocking(move || {
+            use std::io::{Read, Write};
+            let mut stream = std::os::unix::net::UnixStream::connect(socket).unwrap();
+            stream
+                .set_read_timeout(Some(Duration::from_secs(10)))
+                .unwrap();
+            stream.write_all(&bytes).unwrap();
+            let mut length = [0u8; 4];
+            stream.read_exact(&mut length).unwrap();
+            let mut body = vec![0; u32::from_be_bytes(length) as usize];
+            stream.read_exact(&mut body).unwrap();
+            codec::decode_packet(&body).unwrap()
+        });
+        loop {
+            tokio::select! {
+                Some(call) = self.calls.recv() => self.harness.serve(call),
+                packet = &mut done => break packet.unwrap(),
             }
         }
     }
@@ -503,6 +532,20 @@ fn what_routevpn_does_not_do_is_answered_clearly() {
             redirect.contains("not supported by routevpn: redirect"),
             "{redirect}"
         );
+    });
+}
+
+#[test]
+fn get_conns_lists_the_connections_and_unknown_commands_are_unknown() {
+    runtime().block_on(async {
+        let mut s = start();
+        let conns = s.request("get-conns", Message::new()).await;
+        let expected = Message(vec![Element::List("conns".into(), vec![TO_B.into()])]);
+        assert_eq!(conns, Packet::Response(expected));
+        let unknown = s.request("no-such-command", Message::new()).await;
+        assert_eq!(unknown, Packet::Unknown);
+        let certs = s.request("list-certs", Message::new()).await;
+        assert_eq!(certs, Packet::Response(Message::new()));
     });
 }
 
