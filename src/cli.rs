@@ -103,6 +103,10 @@ pub enum Command {
         /// "info,ike=debug,apply=warn". Modules: daemon, ike, apply, systemd.
         #[arg(long, value_name = "FILTER", default_value = "info")]
         log_level: crate::daemon::logging::Filter,
+        /// strongSwan's VICI socket, for swanctl and VICI tools [default:
+        /// /run/routevpn/charon.vici, or charon.vici in --state-dir].
+        #[arg(long, value_name = "PATH")]
+        vici_socket: Option<PathBuf>,
     },
     /// Show routevpn at work: two sites in network namespaces, a daemon in each, a VTI and a
     /// GRE-over-IPsec tunnel negotiated between them, a ping across each, their SAs; then
@@ -181,6 +185,14 @@ impl Cli {
     /// The daemon's control socket for this `--state-dir`.
     pub fn control_socket(&self) -> std::path::PathBuf {
         crate::daemon::control::socket_path(self.state_dir.as_deref())
+    }
+
+    /// The daemon's VICI socket for this `--state-dir`, unless given.
+    pub fn vici_socket(&self, given: Option<&std::path::Path>) -> std::path::PathBuf {
+        given.map_or_else(
+            || crate::daemon::vici_server::socket_path(self.state_dir.as_deref()),
+            std::path::Path::to_path_buf,
+        )
     }
 
     pub fn state_paths(&self) -> crate::apply::state::Paths {

@@ -17,3 +17,4 @@ pub mod profile;
 pub mod progress;
 pub mod proposal;
 pub mod swanctl;
+pub mod vici;

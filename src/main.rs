@@ -94,11 +94,13 @@ fn main() -> ExitCode {
             natt_port,
             ref metrics,
             ref log_level,
+            ref vici_socket,
         } => {
             let daemon_options = DaemonOptions {
                 config_dir: cli.config_dir.clone(),
                 paths: cli.state_paths(),
                 socket: cli.control_socket(),
+                vici_socket: cli.vici_socket(vici_socket.as_deref()),
                 profile: options,
                 ike_port,
                 natt_port,

@@ -173,7 +173,7 @@ _routevpn() {
             return 0
             ;;
         routevpn__subcmd__daemon)
-            opts="-h --ike-port --natt-port --metrics --log-level --config-dir --state-dir --insecure-secrets --help"
+            opts="-h --ike-port --natt-port --metrics --log-level --vici-socket --config-dir --state-dir --insecure-secrets --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -192,6 +192,10 @@ _routevpn() {
                     return 0
                     ;;
                 --log-level)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --vici-socket)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -87,6 +87,7 @@ complete -c routevpn -n "__fish_routevpn_using_subcommand daemon" -l ike-port -d
 complete -c routevpn -n "__fish_routevpn_using_subcommand daemon" -l natt-port -d 'UDP port for NAT traversal (IKE and ESP in UDP)' -r
 complete -c routevpn -n "__fish_routevpn_using_subcommand daemon" -l metrics -d 'Serve Prometheus metrics at GET /metrics on this TCP address (127.0.0.1:9505) or unix socket (unix:/run/routevpn/metrics.sock). Off by default' -r
 complete -c routevpn -n "__fish_routevpn_using_subcommand daemon" -l log-level -d 'Log level (error, warn, info, debug, trace), per module too, like RUST_LOG: "info,ike=debug,apply=warn". Modules: daemon, ike, apply, systemd' -r
+complete -c routevpn -n "__fish_routevpn_using_subcommand daemon" -l vici-socket -d 'strongSwan\'s VICI socket, for swanctl and VICI tools [default: /run/routevpn/charon.vici, or charon.vici in --state-dir]' -r -F
 complete -c routevpn -n "__fish_routevpn_using_subcommand daemon" -l config-dir -d 'Directory holding the tunnel profiles (*.toml)' -r -F
 complete -c routevpn -n "__fish_routevpn_using_subcommand daemon" -l state-dir -d 'Where routevpn keeps what it created and the allocated marks / if_ids [default: /run/routevpn and /var/lib/routevpn]. For several instances on one host' -r -F
 complete -c routevpn -n "__fish_routevpn_using_subcommand daemon" -l insecure-secrets -d 'Accept secret files not owned by root or readable by others (test setups only)'

@@ -1,10 +1,9 @@
 //! The control socket under abuse: each test drives the real listener, then checks that a
 //! plain status request still gets its answer.
 
-use std::io::{BufRead, Write};
+use std::io::{BufRead, ErrorKind, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
-
 use std::sync::atomic::Ordering;
 
 use super::*;

@@ -26,13 +26,16 @@ pub mod report;
 pub mod sas;
 mod shutdown;
 mod sockets;
+mod unix_socket;
+pub mod vici_handler;
+pub mod vici_server;
 mod xfrm_events;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{broadcast, mpsc, oneshot};
 
 use crate::apply::kernel::Kernel;
 use crate::apply::netlink::LinuxKernel;
@@ -51,6 +54,7 @@ pub struct DaemonOptions {
     pub config_dir: PathBuf,
     pub paths: Paths,
     pub socket: PathBuf,
+    pub vici_socket: PathBuf,
     pub profile: Options,
     pub ike_port: u16,
     pub natt_port: u16,
@@ -58,6 +62,10 @@ pub struct DaemonOptions {
     pub metrics: Option<metrics::server::Address>,
     pub log: logging::Filter,
 }
+
+/// VICI events kept for a client that reads them slower than they come; one further
+/// behind is disconnected.
+const VICI_EVENT_BACKLOG: usize = 1024;
 
 /// How long `up` waits for the CHILD SAs before answering "still negotiating".
 const UP_WAIT: Duration = Duration::from_secs(30);
@@ -71,6 +79,26 @@ fn log(line: impl std::fmt::Display) {
 fn notified(sent: std::io::Result<()>) {
     if let Err(e) = sent {
         logging::warn(logging::SYSTEMD, format_args!("notifying systemd: {e}"));
+    }
+}
+
+/// The local time as charon's `%T` prints it (`Dec  4 11:00:00 2026`).
+fn local_time_text() -> String {
+    // SAFETY: time, localtime_r and strftime write only into the buffers given.
+    unsafe {
+        let now = libc::time(std::ptr::null_mut());
+        let mut tm: libc::tm = std::mem::zeroed();
+        if libc::localtime_r(&now, &mut tm).is_null() {
+            return String::new();
+        }
+        let mut buf = [0u8; 64];
+        let n = libc::strftime(
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+            c"%b %e %H:%M:%S %Y".as_ptr(),
+            &tm,
+        );
+        String::from_utf8_lossy(&buf[..n]).into_owned()
     }
 }
 
@@ -126,6 +154,13 @@ struct Daemon {
     systemd: notify::Notifier,
     /// Something changed what the STATUS line says (an event, an apply).
     status_changed: bool,
+    /// VICI `initiate`s waiting likewise.
+    initiations: vici_handler::Initiations,
+    /// What the daemon raises to VICI clients registered for events.
+    vici_events: broadcast::Sender<(String, crate::vici::codec::Message)>,
+    started: Instant,
+    /// The start as charon's `stats` prints it.
+    started_text: String,
 }
 
 impl Daemon {
@@ -158,6 +193,10 @@ impl Daemon {
             metrics: metrics::Recorder::default(),
             systemd: notify::Notifier::from_env()?,
             status_changed: false,
+            initiations: vici_handler::Initiations::default(),
+            vici_events: broadcast::channel(VICI_EVENT_BACKLOG).0,
+            started: Instant::now(),
+            started_text: local_time_text(),
         };
         daemon.reload(true)?;
         // A daemon killed before could not remove its SAs; no IKE SA owns them now.
@@ -172,9 +211,19 @@ impl Daemon {
                 .map_err(|e| format!("metrics listener {address}: {e}"))?;
             log(format_args!("serving metrics on {address}"));
         }
+        let vici = &daemon.options.vici_socket;
+        let vici_limits = vici_server::Limits::default();
+        vici_server::listen(
+            vici,
+            daemon.inbound.clone(),
+            daemon.vici_events.clone(),
+            vici_limits,
+        )
+        .map_err(|e| format!("VICI socket {}: {e}", vici.display()))?;
         log(format_args!(
-            "listening on {} (IKE port {}, NAT-T port {}), {} tunnel(s)",
+            "listening on {} and {} (VICI) (IKE port {}, NAT-T port {}), {} tunnel(s)",
             daemon.options.socket.display(),
+            daemon.options.vici_socket.display(),
             daemon.options.ike_port,
             daemon.options.natt_port,
             daemon.tunnels.len()
@@ -434,6 +483,7 @@ impl Daemon {
                     Some(Inbound::Metrics { reply }) => {
                         let _ = reply.send(self.exposition());
                     }
+                    Some(Inbound::Vici(call)) => vici_handler::handle(self, call, Instant::now()),
                     None => return Err("all sockets closed".into()),
                 },
                 () = tokio::time::sleep_until(deadline) => {
@@ -522,6 +572,10 @@ impl Daemon {
             self.status_changed = true;
             ike_log::event(&event);
             self.metrics.event(&event, std::time::SystemTime::now());
+            self.initiations.on_event(&event);
+            if self.vici_events.receiver_count() > 0 {
+                self.raise(&event);
+            }
             match &event {
                 Event::ChildInstalled { name, .. } => {
                     self.ike_failures.succeeded(name);
@@ -601,6 +655,23 @@ impl Daemon {
             now: std::time::SystemTime::now(),
         };
         Ok(metrics::render(&self.metrics, &snapshot))
+    }
+
+    /// Raises `event` to the VICI clients registered for events.
+    fn raise(&mut self, event: &Event) {
+        let now = Instant::now();
+        let kernel = match self.kernel.sa_status() {
+            Ok(kernel) => kernel,
+            Err(e) => {
+                // The SA-shaped events would show SAs without their kernel state.
+                log(format_args!("reading the SAs for VICI events: {e}"));
+                let _ = self.vici_events.send(vici_handler::log_event(event));
+                return;
+            }
+        };
+        for raised in vici_handler::raised(event, &self.engine, &kernel, now) {
+            let _ = self.vici_events.send(raised);
+        }
     }
 
     fn answer(&mut self, name: &str, response: Response) {
@@ -703,5 +774,31 @@ impl Daemon {
                 let _ = reply.send(response);
             }
         }
+    }
+}
+
+impl vici_handler::Backend for Daemon {
+    fn engine(&mut self) -> &mut Engine {
+        &mut self.engine
+    }
+
+    fn ike_port(&self) -> u16 {
+        self.options.ike_port
+    }
+
+    fn kernel_sas(&mut self) -> Result<Vec<crate::apply::status::SaStatus>, String> {
+        self.kernel.sa_status().map_err(|e| e.to_string())
+    }
+
+    fn stats(&self) -> crate::vici::messages::Stats {
+        crate::vici::messages::Stats {
+            running_secs: self.started.elapsed().as_secs(),
+            since: self.started_text.clone(),
+            queued: self.inbound.max_capacity() - self.inbound.capacity(),
+        }
+    }
+
+    fn initiations(&mut self) -> &mut vici_handler::Initiations {
+        &mut self.initiations
     }
 }

@@ -184,6 +184,7 @@ mod tests {
         let now = Instant::now();
         let sa = IkeSaStatus {
             name: "vti-a".into(),
+            unique_id: 1,
             state: IkeSaState::Established,
             initiator: true,
             local: "192.0.2.1:500".parse().unwrap(),
@@ -191,14 +192,27 @@ mod tests {
             spi_i: 0x0123_4567_89ab_cdef,
             spi_r: 0xfedc_ba98_7654_3210,
             ike: Some("AES_CBC_256/HMAC_SHA2_256_128/PRF_HMAC_SHA2_256/MODP_2048".into()),
+            choice: None,
             local_behind_nat: false,
             remote_behind_nat: false,
             established_at: Some(now),
+            rekey_at: None,
             children: vec![ChildSaStatus {
                 name: "net".into(),
+                unique_id: 2,
                 reqid: 3,
                 mode: Mode::Tunnel,
                 esp: "AES_CBC_256/HMAC_SHA2_256_128".into(),
+                choice: crate::ike::select::EspChoice {
+                    encryption: crate::proposal::Encryption::AesCbc(256),
+                    integrity: Some(crate::proposal::Integrity::HmacSha256_128),
+                    dh: None,
+                    esn: false,
+                },
+                mark: None,
+                if_id: None,
+                rekey_at: None,
+                expire_at: None,
                 spi_in: 0xc1a2_b3c4,
                 spi_out: 0x0000_1234,
                 local_ts: vec![Selector {

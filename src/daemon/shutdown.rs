@@ -44,6 +44,13 @@ impl Daemon {
                     Some(Inbound::Metrics { reply }) => {
                         let _ = reply.send(Err("the daemon is stopping".into()));
                     }
+                    Some(Inbound::Vici(call)) => {
+                        let stopping = crate::vici::messages::outcome(Err("routevpn is stopping".into()));
+                        let _ = call.reply.send(super::vici_server::Answer::Reply {
+                            events: Vec::new(),
+                            response: stopping,
+                        });
+                    }
                     // Expiries and acquires: every SA goes anyway, none is negotiated.
                     Some(Inbound::Expired { .. } | Inbound::Acquired { .. }) => {}
                     None => break,
@@ -65,6 +72,7 @@ impl Daemon {
         if let Some(super::metrics::server::Address::Unix(path)) = &self.options.metrics {
             let _ = std::fs::remove_file(path);
         }
+        let _ = std::fs::remove_file(&self.options.vici_socket);
         if unanswered > 0 {
             log(format_args!(
                 "stopped ({unanswered} IKE SA(s) without the peer's answer to the DELETE)"

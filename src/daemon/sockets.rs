@@ -35,11 +35,20 @@ pub enum Inbound {
         hard: bool,
     },
     /// A packet matched the policy of the Child SA with this reqid and found no SA.
-    Acquired { reqid: u32 },
+    Acquired {
+        reqid: u32,
+    },
     /// A scrape of the metrics listener: the exposition, or why the state is unreadable.
     Metrics {
         reply: oneshot::Sender<Result<String, String>>,
     },
+    Vici(super::vici_server::Call),
+}
+
+impl From<super::vici_server::Call> for Inbound {
+    fn from(call: super::vici_server::Call) -> Self {
+        Inbound::Vici(call)
+    }
 }
 
 pub struct Sockets {

@@ -91,7 +91,7 @@ pub fn listen(
             accept::spawn(listener, WHAT, capacity, serve, refuse)
         }
         Address::Unix(path) => {
-            let listener = crate::daemon::control_server::bind_private(path)?;
+            let listener = crate::daemon::unix_socket::bind_private(path)?;
             let serve = move |stream| serve(stream, inbound.clone(), limits);
             let refuse = |stream: tokio::net::UnixStream| refuse_busy(stream.into_std());
             accept::spawn(listener, WHAT, capacity, serve, refuse)

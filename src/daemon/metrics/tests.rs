@@ -44,6 +44,7 @@ pub(super) fn known() -> Known {
     let mono = Instant::now();
     let sa = |name: &str, state, established_at, children| IkeSaStatus {
         name: name.into(),
+        unique_id: 1,
         state,
         initiator: true,
         local: "192.0.2.1:500".parse().unwrap(),
@@ -51,16 +52,29 @@ pub(super) fn known() -> Known {
         spi_i: 1,
         spi_r: 2,
         ike: None,
+        choice: None,
         local_behind_nat: false,
         remote_behind_nat: false,
         established_at,
+        rekey_at: None,
         children,
     };
     let child = ChildSaStatus {
         name: "net".into(),
+        unique_id: 2,
         reqid: 3,
         mode: Mode::Tunnel,
         esp: "AES_GCM_16_256".into(),
+        choice: crate::ike::select::EspChoice {
+            encryption: crate::proposal::Encryption::AesGcm16(256),
+            integrity: None,
+            dh: None,
+            esn: false,
+        },
+        mark: None,
+        if_id: None,
+        rekey_at: None,
+        expire_at: None,
         spi_in: 0xc1a2_b3c4,
         spi_out: 0x1234,
         local_ts: vec![],

@@ -460,6 +460,7 @@ pub fn install(
     let hard = install.lifetimes.hard;
     sa.children.push(ChildSa {
         name: child.name.clone(),
+        unique_id: super::sa::next_unique_id(),
         reqid: child.reqid,
         mode,
         choice,

@@ -9,7 +9,7 @@ use ipnet::IpNet;
 
 use super::config::Mode;
 use crate::ike::crypto::Secret;
-use crate::ike::select::EspChoice;
+use crate::ike::select::{EspChoice, IkeChoice};
 
 /// A datagram to send from `local` to `remote`. From the NAT-T port (`EngineConfig::
 /// natt_port`) the driver puts the four-octet non-ESP marker in front, except for a
@@ -223,6 +223,28 @@ pub enum Event {
         half_open: usize,
         requests_per_second: u32,
     },
+}
+
+impl Event {
+    /// The connection the event is about; `None` for engine-wide ones.
+    pub fn connection(&self) -> Option<&str> {
+        match self {
+            Event::Established { name, .. }
+            | Event::ChildInstalled { name, .. }
+            | Event::Failed { name, .. }
+            | Event::Deleted { name, .. }
+            | Event::ChildRekeyed { name, .. }
+            | Event::IkeRekeyed { name, .. }
+            | Event::IkeRekeysCrossed { name, .. }
+            | Event::RekeyFailed { name, .. }
+            | Event::IkeRekeyFailed { name, .. }
+            | Event::ChildDeleted { name, .. }
+            | Event::Restarting { name, .. }
+            | Event::Acquired { name, .. }
+            | Event::Trapped { name } => Some(name),
+            Event::CookiesRequired { .. } => None,
+        }
+    }
 }
 
 impl fmt::Display for Event {
@@ -497,9 +519,16 @@ pub enum IkeSaState {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ChildSaStatus {
     pub name: String,
+    /// Numbers this Child SA among all the engine's SAs (VICI's `uniqueid`).
+    pub unique_id: u32,
     pub reqid: u32,
     pub mode: Mode,
     pub esp: String,
+    pub choice: EspChoice,
+    pub mark: Option<u32>,
+    pub if_id: Option<u32>,
+    pub rekey_at: Option<Instant>,
+    pub expire_at: Option<Instant>,
     pub spi_in: u32,
     pub spi_out: u32,
     pub local_ts: Vec<Selector>,
@@ -509,6 +538,8 @@ pub struct ChildSaStatus {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct IkeSaStatus {
     pub name: String,
+    /// Numbers this IKE SA among all the engine's SAs (VICI's `uniqueid`).
+    pub unique_id: u32,
     pub state: IkeSaState,
     pub initiator: bool,
     pub local: SocketAddr,
@@ -517,10 +548,12 @@ pub struct IkeSaStatus {
     pub spi_r: u64,
     /// The negotiated IKE algorithms, once chosen.
     pub ike: Option<String>,
+    pub choice: Option<IkeChoice>,
     /// NAT detection: our address is translated / the peer's is.
     pub local_behind_nat: bool,
     pub remote_behind_nat: bool,
     pub established_at: Option<Instant>,
+    pub rekey_at: Option<Instant>,
     pub children: Vec<ChildSaStatus>,
 }
 

@@ -249,6 +249,11 @@ impl Engine {
         all
     }
 
+    /// The configured connections, by name.
+    pub fn connections(&self) -> impl Iterator<Item = &EngineConnection> {
+        self.connections.values()
+    }
+
     fn connection(&self, name: &str) -> Option<&EngineConnection> {
         self.connections.get(name)
     }

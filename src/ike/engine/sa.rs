@@ -19,6 +19,7 @@ use super::retransmit::Outstanding;
 #[derive(Debug)]
 pub struct ChildSa {
     pub name: String,
+    pub unique_id: u32,
     pub reqid: u32,
     pub mode: Mode,
     pub choice: EspChoice,
@@ -138,6 +139,7 @@ pub struct IkeSa {
     /// The connection this SA belongs to (for a responder, chosen by address until
     /// IKE_AUTH names the peer).
     pub connection: String,
+    pub unique_id: u32,
     pub initiator: bool,
     pub state: State,
     pub spi_i: u64,
@@ -216,6 +218,14 @@ impl std::fmt::Debug for IkeSa {
     }
 }
 
+/// A number no other SA of this process has had (like charon's unique IDs, which VICI
+/// clients use to name an SA).
+pub fn next_unique_id() -> u32 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
 impl IkeSa {
     pub fn new(
         connection: String,
@@ -225,6 +235,7 @@ impl IkeSa {
     ) -> Self {
         IkeSa {
             connection,
+            unique_id: next_unique_id(),
             initiator,
             state,
             spi_i: 0,
@@ -355,6 +366,7 @@ impl IkeSa {
     pub fn status(&self) -> IkeSaStatus {
         IkeSaStatus {
             name: self.connection.clone(),
+            unique_id: self.unique_id,
             state: match self.phase() {
                 Phase::InitSent => IkeSaState::Connecting,
                 Phase::Auth => IkeSaState::Authenticating,
@@ -367,17 +379,25 @@ impl IkeSa {
             spi_i: self.spi_i,
             spi_r: self.spi_r,
             ike: self.choice.map(|c| c.to_string()),
+            choice: self.choice,
             local_behind_nat: self.local_behind_nat,
             remote_behind_nat: self.remote_behind_nat,
             established_at: self.established_at,
+            rekey_at: self.ike_rekey_at,
             children: self
                 .children
                 .iter()
                 .map(|c| ChildSaStatus {
                     name: c.name.clone(),
+                    unique_id: c.unique_id,
                     reqid: c.reqid,
                     mode: c.mode,
                     esp: c.choice.to_string(),
+                    choice: c.choice,
+                    mark: c.mark,
+                    if_id: c.if_id,
+                    rekey_at: c.rekey_at,
+                    expire_at: c.expire_at,
                     spi_in: c.spi_in,
                     spi_out: c.spi_out,
                     local_ts: c.local_ts.clone(),
@@ -465,6 +485,7 @@ mod tests {
         s.state = State::Established;
         s.children.push(ChildSa {
             name: "net".into(),
+            unique_id: next_unique_id(),
             reqid: 3,
             mode: Mode::Tunnel,
             choice: EspChoice {

@@ -1,0 +1,297 @@
+//! What the daemon answers to each VICI command, and the events it raises, from its
+//! engine and the kernel's SA counters. Written against [`Backend`] so that tests drive
+//! the same code with an engine of their own.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use tokio::sync::oneshot;
+
+use super::vici_server::{Answer, Call};
+use crate::apply::status::SaStatus;
+use crate::ike::engine::{Engine, EngineConnection, Event};
+use crate::vici::codec::Message;
+use crate::vici::messages::{self, Filter, Stats};
+
+/// What the handler needs of the daemon.
+pub trait Backend {
+    fn engine(&mut self) -> &mut Engine;
+    /// The engine's IKE port, which its connections listen on.
+    fn ike_port(&self) -> u16;
+    /// The kernel's SAs with their counters; an error when they cannot be read.
+    fn kernel_sas(&mut self) -> Result<Vec<SaStatus>, String>;
+    fn stats(&self) -> Stats;
+    fn initiations(&mut self) -> &mut Initiations;
+}
+
+/// `initiate` calls waiting for their CHILD SA, by connection.
+#[derive(Debug, Default)]
+pub struct Initiations(BTreeMap<String, Initiation>);
+
+#[derive(Debug, Default)]
+struct Initiation {
+    replies: Vec<oneshot::Sender<Answer>>,
+    /// The connection's log lines since, sent as `control-log` before the answer.
+    log: Vec<Message>,
+}
+
+impl Initiations {
+    fn wait(&mut self, name: String, reply: oneshot::Sender<Answer>) {
+        self.0.entry(name).or_default().replies.push(reply);
+    }
+
+    /// Logs the event for the calls waiting on its connection; answers them when it
+    /// concludes their initiation.
+    pub fn on_event(&mut self, event: &Event) {
+        let Some(waiting) = event.connection().and_then(|name| self.0.get_mut(name)) else {
+            return;
+        };
+        waiting.log.push(log_message(event));
+        let result = match event {
+            Event::ChildInstalled { .. } => Ok(()),
+            Event::Failed { reason, .. } => Err(reason.to_string()),
+            _ => return,
+        };
+        let Some((_, done)) = event
+            .connection()
+            .and_then(|name| self.0.remove_entry(name))
+        else {
+            return;
+        };
+        for reply in done.replies {
+            let _ = reply.send(Answer::Reply {
+                events: (done.log.iter())
+                    .map(|m| ("control-log".to_owned(), m.clone()))
+                    .collect(),
+                response: messages::outcome(result.clone()),
+            });
+        }
+    }
+}
+
+/// The `log` event of an engine event (`swanctl --log`).
+pub fn log_event(event: &Event) -> (String, Message) {
+    ("log".to_owned(), log_message(event))
+}
+
+/// An event as charon's `log` and `control-log` messages carry a log line.
+fn log_message(event: &Event) -> Message {
+    Message::new()
+        .kv("group", "IKE")
+        .kv("level", 1)
+        .kv("thread", 0)
+        .kv("msg", event)
+}
+
+fn response(response: Message) -> Answer {
+    Answer::Reply {
+        events: Vec::new(),
+        response,
+    }
+}
+
+fn streamed(event: &str, messages: Vec<Message>) -> Answer {
+    Answer::Reply {
+        events: messages
+            .into_iter()
+            .map(|m| (event.to_owned(), m))
+            .collect(),
+        response: Message::new(),
+    }
+}
+
+/// Commands that configure charon from a swanctl.conf; routevpn takes its configuration
+/// from profiles (see `routevpn import`).
+const CONFIGURING: &[&str] = &[
+    "load-conn",
+    "unload-conn",
+    "load-shared",
+    "unload-shared",
+    "get-shared",
+    "load-key",
+    "unload-key",
+    "get-keys",
+    "load-token",
+    "load-cert",
+    "clear-creds",
+    "flush-certs",
+    "load-authority",
+    "unload-authority",
+    "get-authorities",
+    "load-pool",
+    "unload-pool",
+    "get-pools",
+];
+
+/// Answers `call` now, or (an `initiate`) once its CHILD SA is up or failed.
+pub fn handle(backend: &mut impl Backend, call: Call, now: Instant) {
+    let Call {
+        command,
+        message,
+        reply,
+    } = call;
+    let answer = match command.as_str() {
+        "version" => response(messages::version()),
+        "stats" => {
+            let sas = backend.engine().status();
+            response(messages::stats(&backend.stats(), &sas))
+        }
+        "list-sas" => list_sas(backend, &message, now),
+        "list-conns" => {
+            let port = backend.ike_port();
+            let engine = backend.engine();
+            let connections: Vec<&EngineConnection> = engine.connections().collect();
+            let conns = messages::list_conns(&connections, message.str("ike"), port);
+            streamed("list-conn", conns)
+        }
+        "get-conns" => {
+            let names: Vec<String> = (backend.engine().connections())
+                .map(|c| c.name().to_owned())
+                .collect();
+            response(Message::new().list("conns", names))
+        }
+        // Certificates are read per tunnel and not kept in a store VICI could list.
+        "list-certs" | "list-authorities" => response(Message::new()),
+        "initiate" => match initiate(backend, &message, now) {
+            Ok(name) => {
+                backend.initiations().wait(name, reply);
+                return;
+            }
+            Err(e) => response(messages::outcome(Err(e))),
+        },
+        "terminate" => response(terminate(backend, &message, now)),
+        "rekey" => response(rekey(backend, &message, now)),
+        "redirect" => response(messages::outcome(Err(
+            "not supported by routevpn: redirect (routevpn is no redirecting gateway)".into(),
+        ))),
+        other if CONFIGURING.contains(&other) => response(messages::outcome(Err(format!(
+            "not yet supported by routevpn: {other}; routevpn is configured by its profiles"
+        )))),
+        _ => Answer::Unknown,
+    };
+    let _ = reply.send(answer);
+}
+
+fn list_sas(backend: &mut impl Backend, message: &Message, now: Instant) -> Answer {
+    let filter = match Filter::from_request(message) {
+        Ok(filter) => filter,
+        Err(e) => return response(messages::outcome(Err(e))),
+    };
+    // Counters that cannot be read are an error, not SAs without traffic.
+    let kernel = match backend.kernel_sas() {
+        Ok(kernel) => kernel,
+        Err(e) => return response(messages::outcome(Err(format!("reading the SAs: {e}")))),
+    };
+    let engine = backend.engine();
+    let sas = engine.status();
+    let connections: Vec<&EngineConnection> = engine.connections().collect();
+    streamed(
+        "list-sa",
+        messages::list_sas(&sas, &connections, &kernel, &filter, now),
+    )
+}
+
+/// The connection an `initiate` names: by `ike`, or the one with the child `child`.
+fn initiate(backend: &mut impl Backend, message: &Message, now: Instant) -> Result<String, String> {
+    let engine = backend.engine();
+    let name = match (message.str("ike"), message.str("child")) {
+        (Some(ike), _) => ike.to_owned(),
+        (None, Some(child)) => (engine.connections())
+            .find(|c| c.config.children.iter().any(|ch| ch.name == child))
+            .map(|c| c.name().to_owned())
+            .ok_or_else(|| format!("CHILD_SA config '{child}' not found"))?,
+        (None, None) => return Err("missing configuration name".into()),
+    };
+    engine.initiate(now, &name).map_err(|e| e.to_string())?;
+    Ok(name)
+}
+
+/// The connections whose IKE SAs the request's filter selects.
+fn selected(backend: &mut impl Backend, message: &Message) -> Result<Vec<String>, String> {
+    let filter = Filter::from_request(message)?;
+    let mut names: Vec<String> = (backend.engine().status().iter())
+        .filter(|sa| filter.ike_matches(sa))
+        .filter(|sa| {
+            (filter.child.is_none() && filter.child_id.is_none())
+                || sa.children.iter().any(|c| filter.child_matches(c))
+        })
+        .map(|sa| sa.name.clone())
+        .collect();
+    names.dedup();
+    Ok(names)
+}
+
+fn terminate(backend: &mut impl Backend, message: &Message, now: Instant) -> Message {
+    if message.str("child").is_some() || message.str("child-id").is_some() {
+        // The engine deletes a tunnel's CHILD SAs only with its IKE SA.
+        return messages::outcome(Err(
+            "not supported by routevpn: terminating a single CHILD_SA; terminate its IKE_SA".into(),
+        ));
+    }
+    let names = match selected(backend, message) {
+        Ok(names) if names.is_empty() => {
+            return messages::outcome(Err("no matching SAs to terminate found".into()))
+        }
+        Ok(names) => names,
+        Err(e) => return messages::outcome(Err(e)),
+    };
+    let mut failed = Vec::new();
+    for name in &names {
+        if let Err(e) = backend.engine().terminate(now, name) {
+            failed.push(format!("{name}: {e}"));
+        }
+    }
+    let result = all_done(&failed);
+    messages::outcome(result)
+        .kv("matches", names.len())
+        .kv("terminated", names.len() - failed.len())
+}
+
+fn rekey(backend: &mut impl Backend, message: &Message, now: Instant) -> Message {
+    let ike = message.str("child").is_none() && message.str("child-id").is_none();
+    let names = match selected(backend, message) {
+        Ok(names) if names.is_empty() => {
+            return messages::outcome(Err("no matching SAs to rekey found".into()))
+        }
+        Ok(names) => names,
+        Err(e) => return messages::outcome(Err(e)),
+    };
+    let mut failed = Vec::new();
+    for name in &names {
+        let engine = backend.engine();
+        let done = if ike {
+            engine.rekey_ike(now, name)
+        } else {
+            engine.rekey_children(now, name)
+        };
+        if let Err(e) = done {
+            failed.push(format!("{name}: {e}"));
+        }
+    }
+    let result = all_done(&failed);
+    messages::outcome(result).kv("matches", names.len())
+}
+
+/// `Ok` when nothing failed, else every failure in one error.
+fn all_done(failed: &[String]) -> Result<(), String> {
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(failed.join("; "))
+    }
+}
+
+/// The VICI events an engine event raises: always a `log` line, and the up/down and rekey
+/// events charon raises for it.
+pub fn raised(
+    event: &Event,
+    engine: &Engine,
+    kernel: &[SaStatus],
+    now: Instant,
+) -> Vec<(String, Message)> {
+    let sas = engine.status();
+    let connections: Vec<&EngineConnection> = engine.connections().collect();
+    let mut out = vec![log_event(event)];
+    out.extend(messages::sa_events(event, &sas, &connections, kernel, now));
+    out
+}

@@ -1,0 +1,760 @@
+//! strongSwan's own `swanctl` drives routevpn's VICI socket: the daemon's server and
+//! command handler in front of an engine that negotiates with a second engine over a
+//! simulated network (the host kernel cannot install ESP SAs; the "kernel" here holds the
+//! SAs the engine asked for, with zero counters). Each output is checked field by field
+//! against the engine's state.
+
+mod common;
+
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::peers::{connection, dpd, engine, Pair, A, B, TO_B};
+use routevpn::apply::status::SaStatus;
+use routevpn::daemon::vici_handler::{self, Backend, Initiations};
+use routevpn::daemon::vici_server::{self, Call, Counters, Limits};
+use routevpn::ike::engine::{DpdAction, Engine, EngineConfig, KernelAction, StartAction};
+use routevpn::vici::codec::{self, Element, Message, Packet};
+use routevpn::vici::messages::Stats;
+use tokio::sync::{broadcast, mpsc};
+
+const SWANCTL: &str = "/usr/sbin/swanctl";
+
+/// Side a of the pair, served over VICI.
+struct Harness {
+    pair: Pair,
+    kernel: Vec<SaStatus>,
+    initiations: Initiations,
+    events: broadcast::Sender<(String, Message)>,
+    /// How many of side a's recorded events and actions were handled.
+    seen: (usize, usize),
+}
+
+impl Backend for Harness {
+    fn engine(&mut self) -> &mut Engine {
+        &mut self.pair.engines[0]
+    }
+
+    fn ike_port(&self) -> u16 {
+        500
+    }
+
+    fn kernel_sas(&mut self) -> Result<Vec<SaStatus>, String> {
+        Ok(self.kernel.clone())
+    }
+
+    fn stats(&self) -> Stats {
+        Stats {
+            running_secs: 100,
+            since: "Dec  4 11:00:00 2026".into(),
+            queued: 0,
+        }
+    }
+
+    fn initiations(&mut self) -> &mut Initiations {
+        &mut self.initiations
+    }
+}
+
+impl Harness {
+    fn new(events: broadcast::Sender<(String, Message)>) -> Harness {
+        let a = connection(
+            true,
+            dpd(30, 150, DpdAction::Restart),
+            StartAction::None,
+            StartAction::None,
+        );
+        let b = connection(
+            false,
+            dpd(30, 150, DpdAction::Restart),
+            StartAction::None,
+            StartAction::None,
+        );
+        Harness {
+            pair: Pair::new(
+                engine(EngineConfig::default(), a),
+                engine(EngineConfig::default(), b),
+            ),
+            kernel: Vec::new(),
+            initiations: Initiations::default(),
+            events,
+            seen: (0, 0),
+        }
+    }
+
+    /// Handles a call as the daemon does, lets the engines talk, then carries out side a's
+    /// kernel actions and raises its events.
+    fn serve(&mut self, call: Call) {
+        let now = self.pair.now;
+        vici_handler::handle(self, call, now);
+        self.pair.settle();
+        let record = &self.pair.records[0];
+        for (_, action) in &record.actions[self.seen.1..] {
+            match action {
+                KernelAction::InstallChildSa(i) => {
+                    for d in [&i.inbound, &i.outbound] {
+                        self.kernel.push(SaStatus {
+                            reqid: i.reqid,
+                            spi: d.spi,
+                            src: d.src,
+                            dst: d.dst,
+                            algorithms: String::new(),
+                            bytes: 0,
+                            packets: 0,
+                            age: 0,
+                        });
+                    }
+                }
+                KernelAction::DeleteChildSa(c) => self
+                    .kernel
+                    .retain(|k| k.spi != c.inbound_spi && k.spi != c.outbound_spi),
+                KernelAction::ActivateOutbound(_) => {}
+            }
+        }
+        let events: Vec<_> = record.events[self.seen.0..]
+            .iter()
+            .map(|(_, e)| e.clone())
+            .collect();
+        self.seen = (record.events.len(), record.actions.len());
+        for event in &events {
+            self.initiations.on_event(event);
+            for raised in vici_handler::raised(event, &self.pair.engines[0], &self.kernel, now) {
+                let _ = self.events.send(raised);
+            }
+        }
+    }
+}
+
+struct Served {
+    harness: Harness,
+    calls: mpsc::Receiver<Call>,
+    socket: PathBuf,
+    counters: Arc<Counters>,
+    _dir: tempfile::TempDir,
+}
+
+/// A runtime for the server, whose loop the test itself runs (the engines stay on it).
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn start() -> Served {
+    assert!(
+        Path::new(SWANCTL).exists(),
+        "{SWANCTL} is missing: integration/test installs strongswan-swanctl"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("charon.vici");
+    let (tx, calls) = mpsc::channel(16);
+    let (events, _) = broadcast::channel(1024);
+    let counters = vici_server::listen(&socket, tx, events.clone(), Limits::default()).unwrap();
+    Served {
+        harness: Harness::new(events),
+        calls,
+        socket,
+        counters,
+        _dir: dir,
+    }
+}
+
+fn swanctl(socket: &Path, args: &[&str]) -> Command {
+    let mut command = Command::new(SWANCTL);
+    command
+        .args(args)
+        .arg("--uri")
+        .arg(format!("unix://{}", socket.display()))
+        .stdin(Stdio::null());
+    command
+}
+
+impl Served {
+    /// Runs swanctl to its end, serving its calls meanwhile.
+    async fn output(&mut self, args: &[&str]) -> Output {
+        let mut command = swanctl(&self.socket, args);
+        let mut done = tokio::task::spawn_blocking(move || command.output().unwrap());
+        loop {
+            tokio::select! {
+                Some(call) = self.calls.recv() => self.harness.serve(call),
+                output = &mut done => break output.unwrap(),
+            }
+        }
+    }
+
+    /// Sends one request as a plain VICI client; the packet that answers it.
+    async fn request(&mut self, command: &str, message: Message) -> Packet {
+        let request = Packet::Request {
+            command: command.into(),
+            message,
+        };
+        let bytes = codec::encode_packet(&request).unwrap();
+        let socket = self.socket.clone();
+        let mut done = tokio::task::spawn_blocking(move || {
+            use std::io::{Read, Write};
+            let mut stream = std::os::unix::net::UnixStream::connect(socket).unwrap();
+            stream
+                .set_read_timeout(Some(Duration::from_secs(10)))
+                .unwrap();
+            stream.write_all(&bytes).unwrap();
+            let mut length = [0u8; 4];
+            stream.read_exact(&mut length).unwrap();
+            let mut body = vec![0; u32::from_be_bytes(length) as usize];
+            stream.read_exact(&mut body).unwrap();
+            codec::decode_packet(&body).unwrap()
+        });
+        loop {
+            tokio::select! {
+                Some(call) = self.calls.recv() => self.harness.serve(call),
+                packet = &mut done => break packet.unwrap(),
+            }
+        }
+    }
+
+    /// Runs swanctl, which must succeed; its output.
+    async fn run(&mut self, args: &[&str]) -> String {
+        let output = self.output(args).await;
+        let stdout = String::from_utf8(output.stdout).unwrap();
+        assert!(
+            output.status.success(),
+            "swanctl {args:?}: {:?}\n{stdout}\n{}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        );
+        stdout
+    }
+
+    /// Runs swanctl, which must fail; what it printed on stderr, without the noise of
+    /// plugins Debian does not ship.
+    async fn fail(&mut self, args: &[&str]) -> String {
+        let output = self.output(args).await;
+        assert!(!output.status.success(), "swanctl {args:?} succeeded");
+        let stderr = String::from_utf8(output.stderr).unwrap();
+        stderr
+            .lines()
+            .filter(|l| !l.starts_with("plugin '"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// Starts a swanctl that listens for events, and waits until it registered for its
+    /// `events` (a registration is in force as soon as it is counted).
+    async fn monitor(&mut self, args: &[&str], events: u64) -> std::process::Child {
+        let before = self.counters.registrations.load(Ordering::Relaxed);
+        let child = swanctl(&self.socket, args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        self.serve_until(|s| s.counters.registrations.load(Ordering::Relaxed) >= before + events)
+            .await;
+        child
+    }
+
+    /// Serves calls until `done` holds (bounded).
+    async fn serve_until(&mut self, done: impl Fn(&Served) -> bool) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        while !done(self) {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "condition not reached in 20 s"
+            );
+            if let Ok(Some(call)) =
+                tokio::time::timeout(Duration::from_millis(20), self.calls.recv()).await
+            {
+                self.harness.serve(call);
+            }
+        }
+    }
+}
+
+fn lines(text: &str) -> Vec<&str> {
+    text.lines().collect()
+}
+
+#[test]
+fn swanctl_drives_routevpn_over_vici() {
+    let runtime = runtime();
+    runtime.block_on(async {
+        let mut s = start();
+        let started = Instant::now();
+
+        let version = s.run(&["--version", "--daemon"]).await;
+        let uname = Command::new("uname")
+            .args(["-s", "-r", "-m"])
+            .output()
+            .unwrap();
+        let uname: Vec<String> = String::from_utf8(uname.stdout)
+            .unwrap()
+            .split_whitespace()
+            .map(String::from)
+            .collect();
+        assert_eq!(
+            version.trim_end(),
+            format!(
+                "strongSwan {} routevpn ({}, {}, {})",
+                env!("CARGO_PKG_VERSION"),
+                uname[0],
+                uname[1],
+                uname[2]
+            )
+        );
+
+        let stats = s.run(&["--stats"]).await;
+        assert_eq!(
+            lines(&stats)[..5],
+            [
+                "uptime: 100 seconds, since Dec  4 11:00:00 2026",
+                "worker threads: 1 total, 0 idle, working: 0/0/1/0",
+                "job queues: 0/0/0/0",
+                "jobs scheduled: ",
+                "IKE_SAs: 0 total, 0 half-open",
+            ]
+        );
+
+        let conns = s.run(&["--list-conns"]).await;
+        assert_eq!(
+            lines(&conns),
+            [
+                "to-b: IKEv2, no reauthentication, rekeying every 14400s, dpd delay 30s",
+                &format!("  local:  {A}"),
+                &format!("  remote: {B}"),
+                "  local pre-shared key authentication:",
+                &format!("    id: {A}"),
+                "  remote pre-shared key authentication:",
+                &format!("    id: {B}"),
+                "  net: TUNNEL, rekeying every 3600s, dpd action is start",
+                "    local:  10.1.0.0/16",
+                "    remote: 10.2.0.0/16",
+            ]
+        );
+
+        // `swanctl --log` and `--monitor-sa` print what the daemon raises while they run.
+        let log = s.monitor(&["--log"], 1).await;
+        let monitor = s.monitor(&["--monitor-sa"], 2).await;
+
+        let initiated = s.run(&["--initiate", "--child", "net"]).await;
+        let sa = s.harness.pair.engines[0].status().remove(0);
+        let child = &sa.children[0];
+        // The connection's log lines (control-log), then the outcome.
+        assert_eq!(
+            lines(&initiated),
+            [
+                &format!(
+                    "[IKE] to-b: IKE SA established as initiator {A}:500 <-> {B}:500 \
+                     (AES_GCM_16_128/PRF_HMAC_SHA2_256/CURVE_25519; peer authenticated by pre-shared key)"
+                ),
+                &format!(
+                    "[IKE] to-b/net: CHILD SA installed, Tunnel mode, AES_GCM_16_128, SPIs in {:08x} out {:08x}",
+                    child.spi_in, child.spi_out
+                ),
+                "initiate completed successfully",
+            ]
+        );
+
+        let sas = s.run(&["--list-sas"]).await;
+        let rekey_in = sa
+            .rekey_at
+            .unwrap()
+            .saturating_duration_since(s.harness.pair.now)
+            .as_secs();
+        let child_rekey = child
+            .rekey_at
+            .unwrap()
+            .saturating_duration_since(s.harness.pair.now)
+            .as_secs();
+        let child_life = child
+            .expire_at
+            .unwrap()
+            .saturating_duration_since(s.harness.pair.now)
+            .as_secs();
+        assert_eq!(
+            lines(&sas),
+            [
+                &format!(
+                    "{TO_B}: #{}, ESTABLISHED, IKEv2, {:016x}_i* {:016x}_r",
+                    sa.unique_id, sa.spi_i, sa.spi_r
+                ),
+                &format!("  local  '{A}' @ {A}[500]"),
+                &format!("  remote '{B}' @ {B}[500]"),
+                "  AES_GCM_16-128/PRF_HMAC_SHA2_256/CURVE_25519",
+                &format!("  established 0s ago, rekeying in {rekey_in}s"),
+                &format!(
+                    "  net: #{}, reqid {}, INSTALLED, TUNNEL, ESP:AES_GCM_16-128",
+                    child.unique_id, child.reqid
+                ),
+                &format!(
+                    "    installed 0s ago, rekeying in {child_rekey}s, expires in {child_life}s"
+                ),
+                &format!(
+                    "    in  {:08x} (0x52000001/0xffffffff),      0 bytes,     0 packets",
+                    child.spi_in
+                ),
+                &format!(
+                    "    out {:08x} (0x52000001/0xffffffff),      0 bytes,     0 packets",
+                    child.spi_out
+                ),
+                "    local  10.1.0.0/16",
+                "    remote 10.2.0.0/16",
+            ]
+        );
+        let stats = s.run(&["--stats"]).await;
+        assert!(stats.contains("IKE_SAs: 1 total, 0 half-open\n"), "{stats}");
+
+        let mut raised = s.harness.events.subscribe();
+        let rekeyed = s.run(&["--rekey", "--ike", TO_B]).await;
+        assert!(
+            rekeyed.contains("rekey completed successfully"),
+            "{rekeyed}"
+        );
+        let new_sa = s.harness.pair.engines[0].status().remove(0);
+        assert_ne!((new_sa.spi_i, new_sa.unique_id), (sa.spi_i, sa.unique_id));
+        // charon's ike-rekey: the old SA (as far as the engine still knows it) and the new.
+        let ike_rekey = std::iter::from_fn(|| raised.try_recv().ok())
+            .find(|(name, _)| name == "ike-rekey")
+            .expect("an ike-rekey event")
+            .1;
+        let pair = ike_rekey.get_section(TO_B).unwrap();
+        let old = pair.get_section("old").unwrap();
+        let new = pair.get_section("new").unwrap();
+        let spi_i = format!("{:016x}", sa.spi_i);
+        assert_eq!(old.str("initiator-spi"), Some(spi_i.as_str()));
+        let new_id = new_sa.unique_id.to_string();
+        assert_eq!(new.str("uniqueid"), Some(new_id.as_str()));
+        assert_eq!(new.str("state"), Some("ESTABLISHED"));
+
+        let terminated = s.run(&["--terminate", "--ike", TO_B]).await;
+        assert!(
+            terminated.contains("terminate completed successfully"),
+            "{terminated}"
+        );
+        assert!(s.harness.pair.engines[0].status().is_empty());
+        let none = s.run(&["--list-sas"]).await;
+        assert_eq!(none, "");
+
+        let logged = stop(log).await;
+        let logged = lines(&logged);
+        assert!(
+            logged
+                .iter()
+                .any(|l| l.starts_with("00[IKE] to-b: IKE SA established as initiator")),
+            "{logged:#?}"
+        );
+        assert!(
+            logged
+                .iter()
+                .any(|l| l.starts_with("00[IKE] to-b: IKE SA rekeyed")),
+            "{logged:#?}"
+        );
+        assert!(
+            logged
+                .iter()
+                .any(|l| l.starts_with("00[IKE] to-b: IKE SA deleted")),
+            "{logged:#?}"
+        );
+        // child-updown, as swanctl prints it (ike-updown carries no CHILD SA, so it
+        // prints nothing, as with charon).
+        let monitored = stop(monitor).await;
+        let monitored = lines(&monitored);
+        assert_eq!(
+            monitored[..2],
+            [
+                &format!(
+                    "{TO_B}: #{}, ESTABLISHED, IKEv2, {:016x}_i* {:016x}_r",
+                    sa.unique_id, sa.spi_i, sa.spi_r
+                ),
+                &format!("  local  '{A}' @ {A}[500]"),
+            ]
+        );
+        assert!(
+            monitored.contains(&&*format!(
+                "  net: #{}, reqid {}, INSTALLED, TUNNEL, ESP:AES_GCM_16-128",
+                child.unique_id, child.reqid
+            )),
+            "{monitored:#?}"
+        );
+        assert!(started.elapsed() < Duration::from_secs(60));
+    });
+}
+
+/// Ends a `swanctl --log` or `--monitor-sa` with SIGINT, as an operator's Ctrl-C does
+/// (it then flushes its output); what it printed.
+async fn stop(child: std::process::Child) -> String {
+    let pid = i32::try_from(child.id()).unwrap();
+    // SAFETY: kill only signals our own child process.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGINT) }, 0);
+    let output = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(output.status.signal(), None, "{:?}", output.status);
+    String::from_utf8(output.stdout).unwrap()
+}
+
+#[test]
+fn what_routevpn_does_not_do_is_answered_clearly() {
+    let runtime = runtime();
+    runtime.block_on(async {
+        let mut s = start();
+        let none = s.fail(&["--terminate", "--ike", TO_B]).await;
+        assert!(
+            none.contains("no matching SAs to terminate found"),
+            "{none}"
+        );
+        let child = s.fail(&["--terminate", "--child", "net"]).await;
+        assert!(
+            child.contains("not supported by routevpn: terminating a single CHILD_SA"),
+            "{child}"
+        );
+        let unknown = s.fail(&["--initiate", "--child", "no-such-child"]).await;
+        assert!(
+            unknown.contains("CHILD_SA config 'no-such-child' not found"),
+            "{unknown}"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let conf = dir.path().join("swanctl.conf");
+        std::fs::write(&conf, TO_B_SWANCTL).unwrap();
+        let loaded = s
+            .fail(&["--load-conns", "--file", conf.to_str().unwrap()])
+            .await;
+        assert!(
+            loaded.contains("not yet supported by routevpn: load-conn"),
+            "{loaded}"
+        );
+        let redirect = s
+            .fail(&["--redirect", "--ike", TO_B, "--gateway", "192.0.2.99"])
+            .await;
+        assert!(
+            redirect.contains("not supported by routevpn: redirect"),
+            "{redirect}"
+        );
+    });
+}
+
+#[test]
+fn get_conns_lists_the_connections_and_unknown_commands_are_unknown() {
+    runtime().block_on(async {
+        let mut s = start();
+        let conns = s.request("get-conns", Message::new()).await;
+        let expected = Message(vec![Element::List("conns".into(), vec![TO_B.into()])]);
+        assert_eq!(conns, Packet::Response(expected));
+        let unknown = s.request("no-such-command", Message::new()).await;
+        assert_eq!(unknown, Packet::Unknown);
+        let certs = s.request("list-certs", Message::new()).await;
+        assert_eq!(certs, Packet::Response(Message::new()));
+    });
+}
+
+const CHARON: &str = "/usr/lib/ipsec/charon";
+
+/// charon in a network and mount namespace of its own, with its own strongswan.conf and
+/// VICI socket; killed when dropped.
+struct Charon {
+    process: std::process::Child,
+    socket: PathBuf,
+    conf: PathBuf,
+}
+
+impl Charon {
+    fn start(dir: &Path) -> Charon {
+        assert!(
+            unsafe { libc::geteuid() } == 0,
+            "this test needs root (CI runs as root): charon runs in a network namespace"
+        );
+        let socket = dir.join("charon.vici");
+        let conf = dir.join("strongswan.conf");
+        let uri = format!("unix://{}", socket.display());
+        std::fs::write(
+            &conf,
+            format!(
+                "charon {{\n  load_modular = no\n  load = random nonce aes sha1 sha2 hmac kdf gcm \
+                 gmp openssl pem pkcs1 x509 pubkey kernel-netlink socket-default vici\n  \
+                 plugins {{\n    vici {{ socket = {uri} }}\n  }}\n}}\n\
+                 swanctl {{\n  load = pem pkcs1 x509 pubkey random nonce openssl\n  socket = {uri}\n}}\n"
+            ),
+        )
+        .unwrap();
+        // A private /run: charon keeps its pid file there and refuses to start beside
+        // another charon's.
+        let process = Command::new("unshare")
+            .args(["-n", "-m", "--propagation", "private", "sh", "-c"])
+            .arg(r#"mount -t tmpfs -o mode=0755 tmpfs /run && exec env STRONGSWAN_CONF="$1" "$2""#)
+            .args(["charon", conf.to_str().unwrap(), CHARON])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let charon = Charon {
+            process,
+            socket,
+            conf,
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !charon.swanctl(&["--stats"]).status.success() {
+            assert!(
+                Instant::now() < deadline,
+                "charon did not answer on its VICI socket in 20 s"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        charon
+    }
+
+    fn swanctl(&self, args: &[&str]) -> Output {
+        swanctl(&self.socket, args)
+            .env("STRONGSWAN_CONF", &self.conf)
+            .output()
+            .unwrap()
+    }
+}
+
+impl Drop for Charon {
+    fn drop(&mut self) {
+        let _ = self.process.kill();
+        let _ = self.process.wait();
+    }
+}
+
+/// The peers' connection "to-b" as charon would be given it in a swanctl.conf.
+const TO_B_SWANCTL: &str = r#"
+connections {
+  to-b {
+    version = 2
+    local_addrs = 192.0.2.1
+    remote_addrs = 198.51.100.2
+    proposals = aes128gcm16-prfsha256-x25519
+    rekey_time = 14400
+    dpd_delay = 30
+    dpd_timeout = 150
+    local {
+      auth = psk
+      id = 192.0.2.1
+    }
+    remote {
+      auth = psk
+      id = 198.51.100.2
+    }
+    children {
+      net {
+        local_ts = 10.1.0.0/16
+        remote_ts = 10.2.0.0/16
+        esp_proposals = aes128gcm16
+        mode = tunnel
+        rekey_time = 3600
+        dpd_action = restart
+        start_action = none
+        mark_in = 0x52000001
+        mark_out = 0x52000001
+      }
+    }
+  }
+}
+secrets {
+  ike-to-b {
+    id-a = 192.0.2.1
+    id-b = 198.51.100.2
+    secret = peers-test-psk-0123456789
+  }
+}
+"#;
+
+#[test]
+fn list_conns_prints_what_charon_prints_for_the_same_connection() {
+    let dir = tempfile::tempdir().unwrap();
+    let charon = Charon::start(dir.path());
+    let swanctl_conf = dir.path().join("swanctl.conf");
+    std::fs::write(&swanctl_conf, TO_B_SWANCTL).unwrap();
+    let loaded = charon.swanctl(&["--load-all", "--file", swanctl_conf.to_str().unwrap()]);
+    assert!(
+        loaded.status.success(),
+        "{}",
+        String::from_utf8_lossy(&loaded.stdout)
+    );
+    let theirs = String::from_utf8(charon.swanctl(&["--list-conns"]).stdout).unwrap();
+
+    let runtime = runtime();
+    let ours = runtime.block_on(async { start().run(&["--list-conns"]).await });
+    assert!(!ours.is_empty());
+    for (line, (o, t)) in ours.lines().zip(theirs.lines()).enumerate() {
+        assert_eq!(
+            o,
+            t,
+            "line {}:\nours:\n{ours}\ncharon's:\n{theirs}",
+            line + 1
+        );
+    }
+    assert_eq!(
+        ours.lines().count(),
+        theirs.lines().count(),
+        "ours:\n{ours}\ncharon's:\n{theirs}"
+    );
+}
+
+/// The daemon itself (in a network namespace of its own, with no tunnel: the host kernel
+/// has no VTI or XFRM interfaces) serves VICI beside its control socket, survives a
+/// malformed packet and removes the socket when it stops.
+#[test]
+fn the_daemon_serves_vici_and_survives_bad_packets() {
+    use std::io::{Read, Write};
+    use std::os::unix::fs::PermissionsExt;
+    assert!(
+        unsafe { libc::geteuid() } == 0,
+        "this test needs root (CI runs as root): the daemon runs in a network namespace"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let (config, state) = (dir.path().join("profiles"), dir.path().join("state"));
+    std::fs::create_dir(&config).unwrap();
+    let mut daemon = Command::new("unshare")
+        .arg("-n")
+        .arg(env!("CARGO_BIN_EXE_routevpn"))
+        .arg("--config-dir")
+        .arg(&config)
+        .arg("--state-dir")
+        .arg(&state)
+        .arg("daemon")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let socket = state.join("charon.vici");
+    let stats = || swanctl(&socket, &["--stats"]).output().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !stats().status.success() {
+        assert!(daemon.try_wait().unwrap().is_none(), "the daemon exited");
+        assert!(Instant::now() < deadline, "no VICI answer in 20 s");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mode = std::fs::metadata(&socket).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+
+    let mut bad = std::os::unix::net::UnixStream::connect(&socket).unwrap();
+    bad.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    bad.write_all(&[0, 0, 0, 3, 0, 200, b'x']).unwrap();
+    let mut answer = Vec::new();
+    bad.read_to_end(&mut answer).unwrap();
+    let text = String::from_utf8_lossy(&answer);
+    assert!(
+        text.contains("malformed VICI packet: truncated at byte 2"),
+        "{text:?}"
+    );
+
+    let after = stats();
+    assert!(after.status.success());
+    let after = String::from_utf8(after.stdout).unwrap();
+    assert!(after.contains("IKE_SAs: 0 total, 0 half-open"), "{after}");
+    let sas = swanctl(&socket, &["--list-sas"]).output().unwrap();
+    assert!(sas.status.success());
+    assert_eq!(String::from_utf8(sas.stdout).unwrap(), "");
+
+    let pid = i32::try_from(daemon.id()).unwrap();
+    // SAFETY: kill only signals our own child, the daemon (unshare execs it).
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    assert!(daemon.wait().unwrap().success());
+    assert!(!socket.exists(), "the VICI socket is removed at exit");
+}
