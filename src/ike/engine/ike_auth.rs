@@ -438,13 +438,19 @@ impl Engine {
     }
 
     /// INITIAL_CONTACT: the peer has no other IKE SA with us any more (it restarted), so
-    /// ours with it, and their Child SAs, are stale.
+    /// ours with it, and their Child SAs, are stale. Not one established after `current`
+    /// began: initiations crossed, and the peer's instance negotiated it (it is live).
     fn forget_older_sas(&mut self, current: &IkeSa) {
+        let established_before = |sa: &IkeSa| match (sa.established_at, current.began_at) {
+            (Some(established), Some(began)) => established < began,
+            _ => true,
+        };
         let stale: Vec<u64> = (self.sas.iter())
             .filter(|(_, sa)| {
                 sa.connection == current.connection
                     && sa.remote.ip() == current.remote.ip()
                     && sa.phase() != Phase::Auth
+                    && established_before(sa)
             })
             .map(|(spi, _)| *spi)
             .collect();

@@ -487,6 +487,7 @@ impl Engine {
         sa.spi_r = spi_r;
         sa.nonce_i = nonce.data.clone();
         sa.nonce_r = nonce_r;
+        sa.began_at = Some(now);
         let Ok((keys, ciphers)) = derive(&choice, &kex, &ke.data, &sa) else {
             // An invalid public value: nothing to answer that the peer could trust.
             return;

@@ -170,6 +170,9 @@ pub struct IkeSa {
     pub local_behind_nat: bool,
     pub remote_behind_nat: bool,
     pub established_at: Option<Instant>,
+    /// Responder: when the peer's IKE_SA_INIT arrived; its INITIAL_CONTACT makes stale only
+    /// SAs established before then (later ones crossed it and are live).
+    pub began_at: Option<Instant>,
     /// The IKE SA runs on the NAT-T ports: ESP is UDP-encapsulated on them.
     pub udp_encap: bool,
     pub last_keepalive: Option<Instant>,
@@ -258,6 +261,7 @@ impl IkeSa {
             local_behind_nat: false,
             remote_behind_nat: false,
             established_at: None,
+            began_at: None,
             udp_encap: false,
             last_keepalive: None,
             last_heard: None,
