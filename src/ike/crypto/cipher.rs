@@ -210,11 +210,16 @@ fn gcm_open(
     let start = out.len();
     ctx.cipher_update_vec(ciphertext, out)?;
     if ctx.cipher_final_vec(out).is_err() {
-        out[start..].zeroize();
-        out.truncate(start);
-        return Err(CryptoError::IntegrityCheckFailed);
+        return Err(forged(out, start));
     }
     Ok(())
+}
+
+/// A tag that does not verify: whatever was decrypted past `start` is wiped and dropped.
+fn forged(out: &mut Vec<u8>, start: usize) -> CryptoError {
+    out[start..].zeroize();
+    out.truncate(start);
+    CryptoError::IntegrityCheckFailed
 }
 
 /// A CCM context for one message (RFC 4309 / RFC 5282: 11-octet nonce, `icv_len` tag).
@@ -283,9 +288,7 @@ fn ccm_open(
     let start = out.len();
     // OpenSSL checks the CCM tag in this update; the final call has nothing left to do.
     if ctx.cipher_update_vec(ciphertext, out).is_err() {
-        out[start..].zeroize();
-        out.truncate(start);
-        return Err(CryptoError::IntegrityCheckFailed);
+        return Err(forged(out, start));
     }
     Ok(())
 }
