@@ -1,5 +1,6 @@
 //! Both sides start the same connection at the same instant (issue 13, simultaneous
-//! start): INITIAL_CONTACT must not delete an IKE SA the peer still holds.
+//! start): INITIAL_CONTACT must not delete an IKE SA the peer still holds, and the two IKE
+//! SAs the crossing made end as one.
 
 mod common;
 
@@ -9,16 +10,16 @@ use std::time::Duration;
 
 use common::peers::{connection, dpd, engine, without_rekey, Pair, TO_A, TO_B};
 use routevpn::ike::codec::{ExchangeType, Message};
-use routevpn::ike::engine::{DpdAction, EngineConfig, StartAction, Transmit};
+use routevpn::ike::engine::{DpdAction, EngineConfig, Event, KernelAction, StartAction, Transmit};
 
 fn crossing_pair() -> Pair {
+    pair_restarting(StartAction::None, DpdAction::Clear)
+}
+
+/// Both sides with the given close action and DPD action (restart on loss or not).
+fn pair_restarting(close: StartAction, on_dead_peer: DpdAction) -> Pair {
     let side = |a| {
-        let c = connection(
-            a,
-            dpd(30, 150, DpdAction::Clear),
-            StartAction::None,
-            StartAction::None,
-        );
+        let c = connection(a, dpd(30, 150, on_dead_peer), StartAction::None, close);
         engine(EngineConfig::default(), without_rekey(c))
     };
     Pair::new(side(true), side(false))
@@ -69,4 +70,64 @@ fn initial_contact_spares_an_sa_established_after_its_ike_sa_began() {
     let (a, b) = (ike_spis(&p, 0), ike_spis(&p, 1));
     assert_eq!(a, b, "every IKE SA is held by both sides");
     assert_eq!(p.children(0), p.children(1));
+}
+
+/// Both ends keep initiating forever (close action and DPD restart, as a daemon with
+/// `start_action = start` runs): the crossing leaves exactly one IKE SA and one Child SA
+/// pair, held by both, whatever order the crossing messages arrive in — and nothing
+/// restarts afterwards.
+#[test]
+fn crossed_initiations_end_with_one_ike_sa() {
+    // Per side: deliver each batch in order or reversed.
+    // Some orders settle it before IKE_AUTH (an initiator whose connection came up
+    // meanwhile stops); at least one must establish both.
+    let mut crossings = 0;
+    for reversed in [[false, false], [true, false], [false, true], [true, true]] {
+        let mut p = pair_restarting(StartAction::Start, DpdAction::Restart);
+        p.network = Some(Box::new(move |side, mut sent: Vec<Transmit>| {
+            if reversed[side] {
+                sent.reverse();
+            }
+            sent
+        }));
+        p.engines[0].initiate(p.now, TO_B).unwrap();
+        p.engines[1].initiate(p.now, TO_A).unwrap();
+        p.run_until(Duration::from_secs(600));
+        let (a, b) = (ike_spis(&p, 0), ike_spis(&p, 1));
+        assert_eq!(a.len(), 1, "{reversed:?}: a holds one IKE SA: {a:x?}");
+        assert_eq!(a, b, "{reversed:?}: both hold the same IKE SA");
+        assert_eq!((p.children(0), p.children(1)), (1, 1), "{reversed:?}");
+        let mut both_established = false;
+        for side in 0..2 {
+            let restarts = (p.records[side].events.iter())
+                .filter(|(_, e)| matches!(e, Event::Restarting { .. }))
+                .count();
+            assert_eq!(restarts, 0, "{reversed:?}: side {side} restarted");
+            let actions = &p.records[side].actions;
+            let installed = (actions.iter())
+                .filter(|(_, k)| matches!(k, KernelAction::InstallChildSa(_)))
+                .count();
+            let removed = (actions.iter())
+                .filter(|(_, k)| matches!(k, KernelAction::DeleteChildSa(_)))
+                .count();
+            assert_eq!(
+                installed - removed,
+                1,
+                "{reversed:?}: side {side} keeps one Child SA pair in the kernel"
+            );
+            both_established |= installed == 2;
+        }
+        let crossed = |side: usize| {
+            p.last_event(side, |e| matches!(e, Event::InitiationsCrossed { .. }))
+                .is_some()
+        };
+        if both_established {
+            assert!(
+                crossed(0) || crossed(1),
+                "{reversed:?}: the crossing was logged"
+            );
+        }
+        crossings += usize::from(both_established);
+    }
+    assert!(crossings > 0, "no delivery order established both IKE SAs");
 }

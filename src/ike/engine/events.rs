@@ -193,6 +193,12 @@ pub enum Event {
         child: String,
         reason: String,
     },
+    /// Both ends initiated the connection at once and each established an IKE SA; the
+    /// one with the lowest of the four nonces goes, deleted by its initiator.
+    InitiationsCrossed {
+        name: String,
+        ours_kept: bool,
+    },
     /// Our IKE SA rekey did not happen; the IKE SA stays and the rekey is tried again.
     IkeRekeyFailed {
         name: String,
@@ -236,6 +242,7 @@ impl Event {
             | Event::ChildRekeyed { name, .. }
             | Event::IkeRekeyed { name, .. }
             | Event::IkeRekeysCrossed { name, .. }
+            | Event::InitiationsCrossed { name, .. }
             | Event::RekeyFailed { name, .. }
             | Event::IkeRekeyFailed { name, .. }
             | Event::ChildDeleted { name, .. }
@@ -299,6 +306,10 @@ impl fmt::Display for Event {
             Event::IkeRekeysCrossed { name, ours_kept } => {
                 let kept = if *ours_kept { "ours" } else { "the peer's" };
                 write!(f, "{name}: IKE SA rekeys crossed, keeping {kept}")
+            }
+            Event::InitiationsCrossed { name, ours_kept } => {
+                let kept = if *ours_kept { "ours" } else { "the peer's" };
+                write!(f, "{name}: both ends initiated at once, keeping {kept} IKE SA")
             }
             Event::IkeRekeyFailed { name, reason } => {
                 write!(f, "{name}: rekeying the IKE SA failed, will retry: {reason}")

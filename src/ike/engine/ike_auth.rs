@@ -211,7 +211,7 @@ impl Engine {
         if let Some((child, negotiated, spi_in)) = installed {
             self.install_first_child(now, sa, &conn, &child, &negotiated, spi_in);
         }
-        Fate::Keep
+        self.settle_crossed_initiations(now, sa)
     }
 
     /// Responder: the answer payloads for the Child SA an IKE_AUTH request proposes, and
@@ -344,7 +344,7 @@ impl Engine {
         if let Some(pending) = first_child {
             self.first_child_answer(now, sa, &conn, pending, &payloads);
         }
-        Fate::Keep
+        self.settle_crossed_initiations(now, sa)
     }
 
     /// Both roles, once the peer is authenticated (and, as responder, answered): what
@@ -434,6 +434,54 @@ impl Engine {
         let delete = [Payload::Delete(Delete::esp(&[spi_in]))];
         if let Err(e) = self.send_request(now, sa, ExchangeType::Informational, &delete) {
             self.fail(&sa.connection, FailureReason::Protocol(e.to_string()));
+        }
+    }
+
+    /// Both ends initiated the connection at once: `current` and another established IKE
+    /// SA (each with its Child SAs) now carry it. As for crossing Child SA rekeys (RFC 7296
+    /// section 2.8.1), the one with the lowest of the four nonces goes, so both ends reach
+    /// the same verdict; only its initiator deletes it, so exactly one Delete is sent. The
+    /// other end, its responder, does not restart the connection on that Delete: another
+    /// IKE SA carries it ([`Engine::carried_elsewhere`]).
+    fn settle_crossed_initiations(&mut self, now: Instant, current: &mut IkeSa) -> Fate {
+        let twin = (self.sas.iter())
+            .find(|(_, sa)| {
+                sa.connection == current.connection
+                    && sa.remote.ip() == current.remote.ip()
+                    && sa.phase() == Phase::Established
+                    && sa.retired_at.is_none()
+                    && sa.pending_ike_rekey.is_none()
+                    && sa.collided.is_none()
+                    && !sa.delete_pending
+            })
+            .map(|(spi, _)| *spi);
+        let Some(mut twin) = twin.and_then(|spi| self.sas.remove(&spi)) else {
+            return Fate::Keep;
+        };
+        let lowest_nonce = |sa: &IkeSa| std::cmp::min(sa.nonce_i.clone(), sa.nonce_r.clone());
+        let current_goes = lowest_nonce(current) < lowest_nonce(&twin);
+        let (doomed, kept): (&mut IkeSa, &IkeSa) = if current_goes {
+            (current, &twin)
+        } else {
+            (&mut twin, current)
+        };
+        self.events.push_back(Event::InitiationsCrossed {
+            name: kept.connection.clone(),
+            ours_kept: kept.initiator,
+        });
+        let fate = if doomed.initiator {
+            self.request_ike_delete(now, doomed)
+        } else {
+            Fate::Keep
+        };
+        if current_goes {
+            self.put(twin);
+            fate
+        } else {
+            if fate == Fate::Keep {
+                self.put(twin);
+            }
+            Fate::Keep
         }
     }
 

@@ -54,7 +54,9 @@ impl Engine {
                 name: sa.connection.clone(),
                 by_peer: true,
             });
-            self.after_loss(now, &sa.connection.clone(), Loss::ClosedByPeer);
+            if !self.carried_elsewhere(sa) {
+                self.after_loss(now, &sa.connection.clone(), Loss::ClosedByPeer);
+            }
             return Fate::Remove;
         }
         // Child SA deletes name the peer's inbound SPIs, i.e. our outbound ones; we answer
@@ -109,21 +111,44 @@ impl Engine {
     /// the IKE SA's Delete.
     pub(super) fn send_deferred_delete(&mut self, now: Instant, sa: &mut IkeSa) -> Fate {
         if std::mem::take(&mut sa.delete_pending) {
-            let delete = [Payload::Delete(Delete::ike_sa())];
-            if self
-                .send_request(now, sa, ExchangeType::Informational, &delete)
-                .is_err()
-            {
-                // Without a way to tell the peer, still forget the SA locally.
-                self.delete_children(sa);
-                self.events.push_back(Event::Deleted {
-                    name: sa.connection.clone(),
-                    by_peer: false,
-                });
-                return Fate::Remove;
-            }
-            sa.state = State::Deleting;
+            return self.request_ike_delete(now, sa);
         }
         Fate::Keep
+    }
+
+    /// Deletes an established IKE SA: sends its Delete now, or once the outstanding
+    /// request is answered (window size 1). Its Child SAs go when the peer answers.
+    pub(super) fn request_ike_delete(&mut self, now: Instant, sa: &mut IkeSa) -> Fate {
+        sa.children_to_request.clear();
+        if sa.outstanding.is_some() {
+            sa.delete_pending = true;
+            return Fate::Keep;
+        }
+        let delete = [Payload::Delete(Delete::ike_sa())];
+        if self
+            .send_request(now, sa, ExchangeType::Informational, &delete)
+            .is_err()
+        {
+            // Without a way to tell the peer, still forget the SA locally.
+            self.delete_children(sa);
+            self.events.push_back(Event::Deleted {
+                name: sa.connection.clone(),
+                by_peer: false,
+            });
+            return Fate::Remove;
+        }
+        sa.state = State::Deleting;
+        Fate::Keep
+    }
+
+    /// Another IKE SA with the same peer (established or being negotiated) carries the
+    /// connection of `sa`, so losing `sa` needs no restart.
+    pub(super) fn carried_elsewhere(&self, sa: &IkeSa) -> bool {
+        (self.sas.values()).any(|other| {
+            other.connection == sa.connection
+                && other.remote.ip() == sa.remote.ip()
+                && other.phase() != Phase::Deleting
+                && other.retired_at.is_none()
+        })
     }
 }

@@ -335,17 +335,10 @@ impl Engine {
                 continue;
             };
             match sa.phase() {
-                Phase::Established if sa.outstanding.is_none() => {
-                    let delete = vec![Payload::Delete(crate::ike::codec::Delete::ike_sa())];
-                    self.send_request(now, &mut sa, ExchangeType::Informational, &delete)?;
-                    sa.state = State::Deleting;
-                    self.put(sa);
-                }
                 Phase::Established => {
-                    // Another request is outstanding (window size 1): the Delete follows
-                    // its answer.
-                    sa.delete_pending = true;
-                    self.put(sa);
+                    if self.request_ike_delete(now, &mut sa) == Fate::Keep {
+                        self.put(sa);
+                    }
                 }
                 Phase::Deleting => {
                     self.put(sa);
