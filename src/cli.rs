@@ -134,6 +134,16 @@ pub enum Command {
         #[arg(long)]
         with_secrets: bool,
     },
+    /// Print our public key for the partner, from the tunnel's `private_key`: PEM
+    /// (strongSwan's `pubkeys`) or libreswan's `0s…` form (RSA only), as
+    /// `ipsec showhostkey` prints it for `leftrsasigkey=`.
+    Pubkey {
+        /// Tunnel name.
+        name: String,
+        /// libreswan's `leftrsasigkey=0s…` line instead of PEM.
+        #[arg(long)]
+        libreswan: bool,
+    },
     /// Print the version.
     Version,
 }

@@ -10,6 +10,7 @@ use routevpn::apply::state::{lock, Paths};
 use routevpn::cli::{Cli, Command, DoctorArgs, ImportArgs, PlanArgs};
 use routevpn::daemon::{self, control, control::ClientError, control::Request, DaemonOptions};
 use routevpn::demo::{self, DemoOptions};
+use routevpn::model;
 use routevpn::plan;
 use routevpn::profile::{self, Diagnostic, Loaded, Options};
 use routevpn::progress::Progress;
@@ -35,6 +36,10 @@ fn main() -> ExitCode {
             ref names,
             with_secrets,
         } => export_command(&cli.config_dir, names, with_secrets, options),
+        Command::Pubkey {
+            ref name,
+            libreswan,
+        } => pubkey_command(&cli.config_dir, name, libreswan, options),
         Command::Version => {
             println!("routevpn {}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS
@@ -649,6 +654,53 @@ fn export_command(
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
+    }
+}
+
+fn pubkey_command(
+    config_dir: &std::path::Path,
+    name: &str,
+    libreswan: bool,
+    options: Options,
+) -> ExitCode {
+    let Some(tunnels) = load_or_report(config_dir, options).and_then(|l| l.tunnels) else {
+        return ExitCode::FAILURE;
+    };
+    let fail = |why: &dyn std::fmt::Display| {
+        eprintln!("routevpn: pubkey: {why}");
+        ExitCode::FAILURE
+    };
+    let Some(tunnel) = tunnels.iter().find(|t| t.name == name) else {
+        return fail(&format_args!("no tunnel named `{name}`"));
+    };
+    let private_key = match &tunnel.ike.auth {
+        model::Auth::Ike(model::IkeAuth {
+            local: model::LocalCredential::PublicKey { private_key, .. },
+            ..
+        }) => private_key,
+        _ => {
+            return fail(&format_args!(
+                "`{name}` authenticates without a private key"
+            ))
+        }
+    };
+    let public = match routevpn::daemon::credentials::private_key_at(private_key) {
+        Ok(key) => key.public_key(),
+        Err(e) => return fail(&e),
+    };
+    if !libreswan {
+        print!("{}", public.to_pem());
+        return ExitCode::SUCCESS;
+    }
+    match public.to_rfc3110() {
+        Some(text) => {
+            println!("leftrsasigkey={text}");
+            ExitCode::SUCCESS
+        }
+        None => fail(&format_args!(
+            "`{name}` has a {} key; libreswan's 0s form is for RSA keys (give the partner the PEM)",
+            public.kind()
+        )),
     }
 }
 

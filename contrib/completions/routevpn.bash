@@ -46,6 +46,9 @@ _routevpn() {
             routevpn,plan)
                 cmd="routevpn__subcmd__plan"
                 ;;
+            routevpn,pubkey)
+                cmd="routevpn__subcmd__pubkey"
+                ;;
             routevpn,rekey)
                 cmd="routevpn__subcmd__rekey"
                 ;;
@@ -88,6 +91,9 @@ _routevpn() {
             routevpn__subcmd__help,plan)
                 cmd="routevpn__subcmd__help__subcmd__plan"
                 ;;
+            routevpn__subcmd__help,pubkey)
+                cmd="routevpn__subcmd__help__subcmd__pubkey"
+                ;;
             routevpn__subcmd__help,rekey)
                 cmd="routevpn__subcmd__help__subcmd__rekey"
                 ;;
@@ -107,7 +113,7 @@ _routevpn() {
 
     case "${cmd}" in
         routevpn)
-            opts="-h -V --config-dir --state-dir --insecure-secrets --help --version check plan up down rekey apply status doctor daemon demo import export version help"
+            opts="-h -V --config-dir --state-dir --insecure-secrets --help --version check plan up down rekey apply status doctor daemon demo import export pubkey version help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -311,7 +317,7 @@ _routevpn() {
             return 0
             ;;
         routevpn__subcmd__help)
-            opts="check plan up down rekey apply status doctor daemon demo import export version help"
+            opts="check plan up down rekey apply status doctor daemon demo import export pubkey version help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -464,6 +470,20 @@ _routevpn() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        routevpn__subcmd__help__subcmd__pubkey)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         routevpn__subcmd__help__subcmd__rekey)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -548,6 +568,28 @@ _routevpn() {
             ;;
         routevpn__subcmd__plan)
             opts="-h --json --config-dir --state-dir --insecure-secrets --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --state-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        routevpn__subcmd__pubkey)
+            opts="-h --libreswan --config-dir --state-dir --insecure-secrets --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -27,12 +27,8 @@ fn local(credential: &LocalCredential, send_cert: SendCert) -> Result<LocalAuth,
             private_key,
             certificate,
         } => {
-            let shown = shown_secret_path(private_key);
-            let origin = format!("private key {shown}");
-            let pem = file::read(private_key)
-                .map(Secret::new)
-                .map_err(|e| format!("{origin}: {e}"))?;
-            let key = PrivateKey::from_pem(pem.expose(), &origin).map_err(|e| e.to_string())?;
+            let key = private_key_at(private_key)?;
+            let origin = format!("private key {}", shown_secret_path(private_key));
             let chain = match certificate {
                 Some(path) => {
                     // Through the profile reader: a FIFO or device in its place cannot block.
@@ -57,6 +53,15 @@ fn local(credential: &LocalCredential, send_cert: SendCert) -> Result<LocalAuth,
             })
         }
     }
+}
+
+/// Our private key, read as a secret file; errors name it redacted, never its content.
+pub fn private_key_at(path: &Path) -> Result<PrivateKey, String> {
+    let origin = format!("private key {}", shown_secret_path(path));
+    let pem = file::read(path)
+        .map(Secret::new)
+        .map_err(|e| format!("{origin}: {e}"))?;
+    PrivateKey::from_pem(pem.expose(), &origin).map_err(|e| e.to_string())
 }
 
 fn remote(credential: &RemoteCredential) -> Result<RemoteAuth, String> {

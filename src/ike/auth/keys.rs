@@ -272,6 +272,12 @@ impl PublicKey {
         self.kind
     }
 
+    /// PEM SubjectPublicKeyInfo, what strongSwan reads from `swanctl/pubkey/`.
+    pub fn to_pem(&self) -> String {
+        let pem = self.pkey.public_key_to_pem().unwrap_or_default();
+        String::from_utf8_lossy(&pem).into_owned()
+    }
+
     /// DER SubjectPublicKeyInfo; CERTREQ hashes it (RFC 7296 section 3.7).
     pub fn spki_der(&self) -> Vec<u8> {
         self.pkey.public_key_to_der().unwrap_or_default()
