@@ -536,3 +536,50 @@ whack_in() {
   shift
   in_pluto_env "$site" ipsec whack --ctlsocket "$(pluto_dir "$site")/run/pluto.ctl" "$@"
 }
+
+# --- routevpn on site a against a peer on site b, tunnel N between 192.0.2.N1 (a) and
+# 192.0.2.N2 (b) named ${NAME[N]} (the libreswan scenarios' convention).
+sa_of() { printf 'next(sa for sa in s["ike_sas"] if sa["name"]=="%s")' "$1"; }
+# spis NAME: our "in/out" CHILD SPIs; theirs N: pluto's newest, mirrored ("their out/their
+# in"), from whack --status lines such as `#2: "vti-d" esp.1a2b3c4d@192.0.2.11 ...`.
+spis() {
+  ours "' '.join(c['spi_in'] + '/' + c['spi_out'] for sa in s['ike_sas'] if sa['name']=='$1' for c in sa['children'])"
+}
+theirs() {
+  local n=$1
+  whack_in b --status 2>/dev/null | grep "\"${NAME[$n]}\" esp\." | tail -n1 |
+    sed -n "s/.*esp\.\([0-9a-f]*\)@192\.0\.2\.${n}1 esp\.\([0-9a-f]*\)@192\.0\.2\.${n}2.*/\1 \2/p" |
+    { read -r o i && printf '%08x/%08x' "0x$o" "0x$i"; }
+}
+# b_kernel_has SPI...: b's kernel holds an SA with each SPI.
+b_kernel_has() {
+  local states spi
+  states=$(in_site b ip xfrm state)
+  for spi; do grep -q "spi 0x$spi " <<<"$states" || return 1; done
+}
+same() { test "$(spis "${NAME[$1]}")" = "$(theirs "$1")"; }
+
+# up_done NAME OUTPUT: `routevpn up NAME` printed OUTPUT; pluto's updown (~20 s for a VTI
+# under TCG) can outlast the wait of `routevpn up`, while the daemon keeps negotiating.
+child_up() { test "$(ours "len([c for sa in s['ike_sas'] if sa['name']=='$1' and sa['state']=='ESTABLISHED' for c in sa['children']])")" = 1; }
+up_done() {
+  grep -q "CHILD SA installed" <<<"$2" && return 0
+  grep -q "still negotiating" <<<"$2" && retry 60 0.5 child_up "$1"
+}
+
+# pluto_cell_checks N LABEL: tunnel N is established on both sides with the same CHILD
+# SPIs, b's kernel holds them, pings cross, and pluto counted the ESP bytes.
+pluto_cell_checks() {
+  local n=$1 name=${NAME[$1]} label=$2 status in out
+  status=$(whack_in b --status 2>&1 || true)
+  printf '%s\n' "$status" | grep "\"$name\"" | sed "s/^/    [pluto] /" >>"$IT_WORK/pluto-status.log"
+  assert "$label: pluto's IKE SA is established" grep -q "\"$name\".*ESTABLISHED_IKE_SA" <<<"$status"
+  assert "$label: pluto's CHILD SA is established" grep -q "\"$name\".*ESTABLISHED_CHILD_SA" <<<"$status"
+  assert "$label: same CHILD SPIs (ours $(spis "$name"), pluto's $(theirs "$n"))" same "$n"
+  in=$(spis "$name")
+  out=${in#*/} in=${in%/*}
+  assert "$label: b's kernel holds both SAs ($in, $out)" b_kernel_has "$in" "$out"
+  assert "$label: ping 10.1.$n.1 -> 10.2.$n.1" ping_from a "10.1.$n.1" "10.2.$n.1" 3
+  assert "$label: pluto counted the ESP bytes" \
+    grep -q "\"$name\".*inBytes=[1-9]" <(whack_in b --trafficstatus 2>&1)
+}

@@ -169,6 +169,27 @@ capture_start a out "$IT_WORK/outer.pcap"
 assert "ping over the VTI" ping_from a 10.1.1.1 10.2.1.1
 assert "ping over GRE over IPsec" ping_from a 10.1.2.1 10.2.2.1
 assert "ping over the XFRM interface" ping_from a 10.1.3.1 10.2.3.1
+
+# --- routevpn doctor against a real kernel: nothing to say about a healthy tunnel; ESP the
+# peer drops is named as such (counters sampled over --interval while pings run).
+status=0
+out=$(rv a doctor vti-lab --interval 2 2>&1) || status=$?
+assert "doctor: the healthy vti-lab has no error (exit $status)" test "$status" = 0
+printf '%s\n' "$out" | sed 's/^/    [doctor] /'
+in_site b nft -f - <<'NFT'
+table inet doctor-test {
+  chain input { type filter hook input priority -10; ip protocol esp drop; }
+}
+NFT
+in_site a ping -n -q -i 0.2 -c 40 -W 1 -I 10.1.1.1 10.2.1.1 >/dev/null 2>&1 &
+pinger=$!
+status=0
+out=$(rv a doctor vti-lab --interval 3 2>&1) || status=$?
+wait "$pinger" || true
+in_site b nft delete table inet doctor-test
+assert "doctor: ESP dropped by the peer is an error (exit $status)" test "$status" = 1
+assert "...saying the peer or the path drops it: $out" \
+  grep -q "received none: the peer or the path drops them" <<<"$out"
 capture_stop
 assert_only_esp "outer link carries ESP only" "$IT_WORK/outer.pcap" 18
 spis=$(pcap_spis "$IT_WORK/outer.pcap")

@@ -112,7 +112,8 @@ daemon_start() {
   local site=$1
   # exec all the way down, so that $! is the daemon itself (for kill -TERM below).
   (exec ip netns exec "$site" "$ROUTEVPN" --config-dir "$IT_WORK/$site/tunnels" \
-    --state-dir "$IT_WORK/$site/state" daemon >>"$IT_WORK/daemon-$site.log" 2>&1) &
+    --state-dir "$IT_WORK/$site/state" daemon --metrics "unix:$IT_WORK/$site/metrics.sock" \
+    >>"$IT_WORK/daemon-$site.log" 2>&1) &
   IT_PIDS+=("$!")
   eval "DAEMON_$site=$!"
   # Answering, not the socket file: a killed daemon leaves its file behind.
@@ -161,6 +162,15 @@ capture_stop
 assert_only_esp "only ESP (and IKE) on the outer link" "$IT_WORK/vti.pcap" 6
 packets=$(json a "$(child_of vti-ike)['packets_out']")
 assert "status counts the packets sent ($packets)" test "$packets" -ge 3
+# Prometheus metrics from the daemon: the SAs as the kernel counts them.
+metric() {
+  curl -sf --unix-socket "$IT_WORK/a/metrics.sock" http://localhost/metrics |
+    awk -v m="$1" 'index($0, m) == 1 { print $NF }'
+}
+bytes_out=$(metric 'routevpn_child_sa_bytes_total{tunnel="vti-ike",child="vti-ike",direction="out"}')
+assert "metrics count the bytes sent through vti-ike (${bytes_out:-none})" test "${bytes_out:-0}" -gt 0
+assert "metrics show vti-ike's IKE SA established" \
+  test "$(metric 'routevpn_ike_sas{tunnel="vti-ike",state="ESTABLISHED"}')" = 1
 assert "status text lists the IKE SA like swanctl" sh -c "'$ROUTEVPN' --config-dir '$IT_WORK/a/tunnels' --state-dir '$IT_WORK/a/state' status | grep -q 'vti-ike: ESTABLISHED, IKEv2'"
 
 # --- GRE over IPsec: transport mode, dynamic[gre]
