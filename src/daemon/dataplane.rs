@@ -30,10 +30,13 @@ pub struct Applied {
 /// Applies the `enabled` tunnels; one that `failing` waits to retry keeps its previous
 /// profile or is left out. Each tunnel the kernel refuses joins `failing` and the rest are
 /// applied again: with its profile from `applied_before` if that differs, else without it.
+/// `without_sas` are the tunnels without a CHILD SA (on_sa_loss).
+#[allow(clippy::too_many_arguments)]
 pub fn apply_each(
     kernel: &mut dyn Kernel,
     tunnels: &[Tunnel],
     enabled: &BTreeSet<String>,
+    without_sas: &BTreeSet<String>,
     paths: &Paths,
     failing: &mut Failing,
     applied_before: &[Tunnel],
@@ -48,7 +51,13 @@ pub fn apply_each(
                 _ => t.clone(),
             })
             .collect();
-        let error = match crate::apply::apply(kernel, &effective, &selected, paths) {
+        let error = match crate::apply::apply_knowing_sas(
+            kernel,
+            &effective,
+            &selected,
+            without_sas,
+            paths,
+        ) {
             Ok((outcome, plan)) => {
                 let retried: Vec<&String> = (selected.iter())
                     .filter(|n| !failing.waiting(n, now))
@@ -162,7 +171,17 @@ mod tests {
             let enabled = self.tunnels.iter().map(|t| t.name.clone()).collect();
             let (kernel, failing) = (&mut self.kernel, &mut self.failing);
             let (tunnels, before) = (&self.tunnels, &self.applied);
-            let applied = apply_each(kernel, tunnels, &enabled, &self.paths, failing, before, now)?;
+            let none = BTreeSet::new();
+            let applied = apply_each(
+                kernel,
+                tunnels,
+                &enabled,
+                &none,
+                &self.paths,
+                failing,
+                before,
+                now,
+            )?;
             self.applied.clone_from(&applied.tunnels);
             Ok(applied)
         }
