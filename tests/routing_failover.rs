@@ -10,9 +10,10 @@ use std::time::Duration;
 
 use common::dataplane::{all, host, Host};
 use common::peers::{connection, dpd, engine, without_rekey, Pair, TO_B};
+use routevpn::apply::kernel::FakeKernel;
 use routevpn::apply::objects::{Object, ObjectKey, RouteType};
 use routevpn::daemon::{sa_loss, sas};
-use routevpn::ike::engine::{DpdAction, EngineConfig, KernelAction, StartAction};
+use routevpn::ike::engine::{DpdAction, Engine, EngineConfig, KernelAction, StartAction};
 use routevpn::model::OnSaLoss;
 
 const SECS: fn(u64) -> Duration = Duration::from_secs;
@@ -46,17 +47,8 @@ impl Daemon {
     /// Carries out a's new kernel actions, then applies as the daemon does when the set of
     /// tunnels without SAs may have changed; returns how many kernel writes the apply made.
     fn follow(&mut self, p: &Pair) -> usize {
-        let kernel = &mut self.host.kernel;
         for (_, action) in &p.records[0].actions[self.done..] {
-            match action {
-                KernelAction::InstallChildSa(i) => self.installed.install(kernel, i, 32).unwrap(),
-                KernelAction::ActivateOutbound(c) => {
-                    self.installed.activate_outbound(kernel, c).unwrap()
-                }
-                KernelAction::DeleteChildSa(c) => {
-                    assert!(self.installed.remove(kernel, c).is_empty())
-                }
-            }
+            carry_out(&mut self.installed, &mut self.host.kernel, action);
         }
         self.done = p.records[0].actions.len();
         let enabled = all(&self.host);
@@ -71,6 +63,20 @@ impl Daemon {
         )
         .unwrap();
         outcome.writes
+    }
+
+    /// Carries out a's new kernel actions one at a time, as if each came in a batch of its
+    /// own (stricter than the daemon); returns whether the primary lacked SAs after any.
+    fn ever_without_sas(&mut self, p: &Pair) -> bool {
+        let enabled = all(&self.host);
+        let mut ever = false;
+        for (_, action) in &p.records[0].actions[self.done..] {
+            carry_out(&mut self.installed, &mut self.host.kernel, action);
+            let without = sa_loss::without_sas(&self.host.tunnels, &enabled, &self.installed);
+            ever |= without.contains(TO_B);
+        }
+        self.done = p.records[0].actions.len();
+        ever
     }
 
     /// The kernel's routes to 10.70.0.0/16: (type, device, metric).
@@ -95,6 +101,59 @@ impl Daemon {
     }
 }
 
+/// What the daemon's drain does with one kernel action of the engine.
+fn carry_out(installed: &mut sas::Installed, kernel: &mut FakeKernel, action: &KernelAction) {
+    match action {
+        KernelAction::InstallChildSa(i) => installed.install(kernel, i, 32).unwrap(),
+        KernelAction::ActivateOutbound(c) => installed.activate_outbound(kernel, c).unwrap(),
+        KernelAction::DeleteChildSa(c) => assert!(installed.remove(kernel, c).is_empty()),
+    }
+}
+
+/// Side a: initiates, DPD every 30 s, restarts after 150 s without an answer.
+fn a(rekey: bool) -> Engine {
+    let c = connection(
+        true,
+        dpd(30, 150, DpdAction::Restart),
+        StartAction::Start,
+        StartAction::None,
+    );
+    engine(
+        EngineConfig::default(),
+        if rekey { c } else { without_rekey(c) },
+    )
+}
+
+/// Side b: answers only.
+fn b() -> Engine {
+    let c = connection(
+        false,
+        dpd(0, 150, DpdAction::Clear),
+        StartAction::None,
+        StartAction::None,
+    );
+    engine(EngineConfig::default(), without_rekey(c))
+}
+
+/// A pair with side a `rekey`ing or not, its tunnel up, and the daemon following it.
+fn established(rekey: bool) -> (Pair, Daemon) {
+    let mut p = Pair::new(a(rekey), b());
+    let mut d = Daemon::new();
+    p.engines[0].initiate(p.now, TO_B).unwrap();
+    p.settle();
+    assert!(d.follow(&p) > 0);
+    assert!(d.primary_up());
+    assert_eq!(d.routes(), [primary(), backup(), blackhole()].into());
+    (p, d)
+}
+
+/// The daemon follows a's actions: the primary is withdrawn, the backup carries the prefix.
+fn assert_withdrawn(p: &Pair, d: &mut Daemon) {
+    assert!(d.follow(p) > 0);
+    assert!(!d.primary_up(), "routing daemons see the device down");
+    assert_eq!(d.routes(), [backup(), blackhole()].into());
+}
+
 fn primary() -> (RouteType, Option<String>, u32) {
     (RouteType::Unicast, Some("vti-cloud-1".into()), 100)
 }
@@ -113,22 +172,7 @@ fn blackhole() -> (RouteType, Option<String>, u32) {
 
 #[test]
 fn routes_and_link_follow_the_child_sas_and_the_backup_takes_over_meanwhile() {
-    let b = || {
-        let c = connection(
-            false,
-            dpd(0, 150, DpdAction::Clear),
-            StartAction::None,
-            StartAction::None,
-        );
-        engine(EngineConfig::default(), without_rekey(c))
-    };
-    let a = connection(
-        true,
-        dpd(30, 150, DpdAction::Restart),
-        StartAction::Start,
-        StartAction::None,
-    );
-    let mut p = Pair::new(engine(EngineConfig::default(), without_rekey(a)), b());
+    let mut p = Pair::new(a(false), b());
     let mut d = Daemon::new();
 
     // Before any SA: the primary is down and withdrawn, the backup carries the prefix.
@@ -149,9 +193,7 @@ fn routes_and_link_follow_the_child_sas_and_the_backup_takes_over_meanwhile() {
     assert_eq!(d.follow(&p), 0);
     assert!(d.primary_up());
     p.run_until(SECS(181));
-    assert!(d.follow(&p) > 0);
-    assert!(!d.primary_up(), "routing daemons see the device down");
-    assert_eq!(d.routes(), [backup(), blackhole()].into());
+    assert_withdrawn(&p, &mut d);
     // Applying again, by the daemon or by `routevpn apply` without its word (the state
     // file recorded it), changes nothing: neither fights the withdrawal.
     assert_eq!(d.follow(&p), 0);
@@ -169,4 +211,40 @@ fn routes_and_link_follow_the_child_sas_and_the_backup_takes_over_meanwhile() {
     assert!(d.follow(&p) > 0);
     assert!(d.primary_up());
     assert_eq!(d.routes(), [primary(), backup(), blackhole()].into());
+}
+
+#[test]
+fn rekeying_never_leaves_the_tunnel_without_sas_so_nothing_flaps() {
+    let (mut p, mut d) = established(true);
+    // Three hours: CHILD SAs rekeyed about every 55 minutes, make-before-break.
+    p.run_until(SECS(3 * 3600));
+    let deletes = (p.records[0].actions.iter())
+        .filter(|(_, k)| matches!(k, KernelAction::DeleteChildSa(_)))
+        .count();
+    assert!(deletes >= 2, "{deletes} rekeys");
+    assert!(!d.ever_without_sas(&p));
+    assert_eq!(d.follow(&p), 0);
+    assert_eq!(d.routes(), [primary(), backup(), blackhole()].into());
+}
+
+#[test]
+fn a_hard_expiry_and_a_delete_from_the_peer_withdraw_too() {
+    let (mut p, mut d) = established(false);
+    // The kernel removed the inbound SA at its hard lifetime (a volume limit, say).
+    let inbound = (p.records[0].actions.iter())
+        .find_map(|(_, k)| match k {
+            KernelAction::InstallChildSa(i) => Some((i.inbound.dst, i.inbound.spi)),
+            _ => None,
+        })
+        .unwrap();
+    p.engines[0].child_sa_expired(p.now, inbound.0, inbound.1, true);
+    p.settle();
+    assert_withdrawn(&p, &mut d);
+
+    // Another tunnel, up; then the peer closes the IKE SA.
+    let (mut p, mut d) = established(false);
+    p.engines[1].terminate(p.now, common::peers::TO_A).unwrap();
+    p.settle();
+    assert_eq!(p.children(0), 0);
+    assert_withdrawn(&p, &mut d);
 }

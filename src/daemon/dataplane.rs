@@ -168,15 +168,23 @@ mod tests {
 
     impl Host {
         fn apply(&mut self, now: Instant) -> Result<Applied, ApplyError> {
+            self.apply_without_sas(now, &BTreeSet::new())
+        }
+
+        /// As the daemon applies, knowing the tunnels `without` a CHILD SA.
+        fn apply_without_sas(
+            &mut self,
+            now: Instant,
+            without: &BTreeSet<String>,
+        ) -> Result<Applied, ApplyError> {
             let enabled = self.tunnels.iter().map(|t| t.name.clone()).collect();
             let (kernel, failing) = (&mut self.kernel, &mut self.failing);
             let (tunnels, before) = (&self.tunnels, &self.applied);
-            let none = BTreeSet::new();
             let applied = apply_each(
                 kernel,
                 tunnels,
                 &enabled,
-                &none,
+                without,
                 &self.paths,
                 failing,
                 before,
@@ -273,6 +281,32 @@ mod tests {
         assert_eq!(retried.recovered, [(name, 1)]);
         assert!(h.kernel.objects.contains_key(&renamed));
         assert!(!h.kernel.objects.contains_key(&working));
+    }
+
+    #[test]
+    fn a_tunnel_without_sas_that_withdraws_goes_down_and_comes_back() {
+        let mut h = host();
+        let now = Instant::now();
+        let device = ObjectKey::Link {
+            name: "vti-cloud-1".into(),
+        };
+        let up = |h: &Host| matches!(&h.kernel.objects[&device], Object::Link(l) if l.up);
+        h.apply(now).unwrap();
+        assert!(up(&h));
+        let without = BTreeSet::from(["cloud-primary".to_string()]);
+        let applied = h.apply_without_sas(now, &without).unwrap();
+        assert!(!up(&h));
+        assert!(applied
+            .plan
+            .tunnels
+            .iter()
+            .all(|t| t.link.up == (t.name != "cloud-primary")));
+        assert_eq!(
+            h.apply_without_sas(now, &without).unwrap().outcome.writes,
+            0
+        );
+        h.apply(now).unwrap();
+        assert!(up(&h));
     }
 
     #[test]

@@ -20,3 +20,23 @@ pub fn without_sas(
         .map(|t| t.name.clone())
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::profile::{self, Options};
+
+    #[test]
+    fn only_enabled_tunnels_that_withdraw_count() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("profiles");
+        let tunnels = profile::load(&[dir], Options::default()).tunnels.unwrap();
+        let all: BTreeSet<String> = tunnels.iter().map(|t| t.name.clone()).collect();
+        let none = Installed::default();
+        // The examples: the cloud pair withdraws, every other keeps (the default).
+        let both = BTreeSet::from(["cloud-backup".to_string(), "cloud-primary".to_string()]);
+        assert_eq!(without_sas(&tunnels, &all, &none), both);
+        let enabled = BTreeSet::from(["cloud-primary".to_string(), "net-to-net".to_string()]);
+        let primary = BTreeSet::from(["cloud-primary".to_string()]);
+        assert_eq!(without_sas(&tunnels, &enabled, &none), primary);
+    }
+}
