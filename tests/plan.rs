@@ -113,6 +113,12 @@ fn a_tunnel_without_sas_that_withdraws_loses_its_routes_and_link_but_not_the_bla
     let plan = plan::build(&tunnels, &context);
     let primary = tunnel_plan(&plan, "cloud-primary");
     assert!(!primary.link.up);
+    let text = plan::render_text(&plan);
+    assert!(
+        text.contains("vti-cloud-1 vti")
+            && text.contains("down  (no CHILD SA: on_sa_loss = withdraw)"),
+        "{text}"
+    );
     assert_eq!(
         unicast_to(&plan, "10.70.0.0/16"),
         [("cloud-backup".into(), 200)],

@@ -589,7 +589,8 @@ impl Daemon {
         }
         if let Err(e) = self.apply() {
             logging::error(APPLY, format_args!("following the SAs: {e}"));
-            // Not retried in a loop: the next SA change or retry applies again.
+            // Taken as done, or drain would loop on the same failure: the next change of
+            // the set, a reload or an `up` applies again.
             self.without_sas = now;
         }
         true
