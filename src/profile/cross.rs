@@ -134,6 +134,7 @@ pub fn check(entries: &[Entry<'_>]) -> Vec<Diagnostic> {
     );
     shared_vti_endpoints(entries, &mut out);
     overlapping_routes(entries, &mut out);
+    policies_shadowing_backups(entries, &mut out);
     mirrored_pairs(entries, &mut out);
     out
 }
@@ -247,6 +248,59 @@ fn overlapping_routes(entries: &[Entry<'_>], out: &mut Vec<Diagnostic>) {
                 )
             };
             out.push(error(later.source, span, message, Some(hint.into())));
+        }
+    }
+}
+
+/// A GRE tunnel's policy-based child installs XFRM policies without mark or if_id: they
+/// match a packet whatever route it took. One whose `remote_ts` meets a prefix that two
+/// tunnels route as primary and backup would take that traffic from the backup too (and
+/// drop it while its own SAs are gone), so the backup could never take over.
+fn policies_shadowing_backups(entries: &[Entry<'_>], out: &mut Vec<Diagnostic>) {
+    let mut carriers: HashMap<(Option<u32>, IpNet), Vec<usize>> = HashMap::new();
+    for (i, entry) in entries.iter().enumerate() {
+        for route in &entry.parsed.tunnel.routes {
+            let tunnels = carriers.entry((route.table, route.to.trunc())).or_default();
+            if !tunnels.contains(&i) {
+                tunnels.push(i);
+            }
+        }
+    }
+    let mut shared: Vec<(IpNet, &Vec<usize>)> = (carriers.iter())
+        .filter(|(_, tunnels)| tunnels.len() > 1)
+        .map(|((_, net), tunnels)| (*net, tunnels))
+        .collect();
+    if shared.is_empty() {
+        return;
+    }
+    shared.sort();
+    for entry in entries {
+        let tunnel = &entry.parsed.tunnel;
+        for child in super::policy_children(tunnel) {
+            let index = tunnel.children.iter().position(|c| std::ptr::eq(c, child));
+            let span = (index.and_then(|c| entry.parsed.spans.children.get(c)))
+                .map_or(0..0, |s| s.remote_ts.clone());
+            let selectors = child.remote_ts.iter().filter_map(|ts| ts.net);
+            let met = selectors.flat_map(|ts| shared.iter().map(move |s| (ts, s)));
+            let Some((ts, (net, tunnels))) = met
+                .into_iter()
+                .find(|(ts, (net, _))| ts.contains(net) || net.contains(ts))
+            else {
+                continue;
+            };
+            let names: Vec<String> = (tunnels.iter())
+                .map(|&t| format!("\"{}\"", entries[t].parsed.tunnel.name))
+                .collect();
+            out.push(error(
+                entry.source,
+                span,
+                format!(
+                    "child \"{}\" selects {ts} by XFRM policy, which meets {net}, routed by both tunnels {} (a primary and its backup)",
+                    child.name,
+                    names.join(" and ")
+                ),
+                Some("its policy matches whatever route a packet takes, so the backup could never take over; narrow remote_ts, or route the prefix through one tunnel".into()),
+            ));
         }
     }
 }
