@@ -287,15 +287,17 @@ fn plan_command(
     };
     let tunnels = loaded.tunnels.unwrap_or_default();
     // Show the values this host already uses, so the plan matches what apply would do.
-    let previous = match paths.load() {
-        Ok((_, allocations)) => allocations,
+    let (state, previous) = match paths.load() {
+        Ok(loaded) => loaded,
         Err(e) => {
             eprintln!("routevpn: warning: ignoring unreadable state: {e}");
-            plan::Allocations::default()
+            Default::default()
         }
     };
     let context = plan::Context {
         previous,
+        // The tunnels the daemon last saw without SAs (on_sa_loss = "withdraw").
+        without_sas: state.without_sas,
         ..Default::default()
     };
     let mut plan = plan::build(&tunnels, &context);
@@ -720,6 +722,8 @@ fn doctor(cli: &Cli, options: Options, args: &DoctorArgs) -> ExitCode {
     };
     let context = plan::Context {
         previous,
+        // A route withdrawn for lack of SAs is not missing.
+        without_sas: state.without_sas.clone(),
         ..Default::default()
     };
     let mut plan = plan::build(&tunnels, &context);

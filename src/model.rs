@@ -274,6 +274,17 @@ pub struct Gre {
     pub keepalive_replies: bool,
 }
 
+/// What the tunnel's routes and device do while it has no CHILD SA.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnSaLoss {
+    /// Routes and device stay: traffic keeps reaching the tunnel (and its trap policies).
+    #[default]
+    Keep,
+    /// The device goes admin-down and its routes go, so a backup route takes over.
+    Withdraw,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub struct Route {
     pub to: IpNet,
@@ -281,6 +292,24 @@ pub struct Route {
     pub via: Option<IpAddr>,
     pub metric: Option<u32>,
     pub table: Option<u32>,
+}
+
+/// Fail-closed blackhole routes sit behind every real route to the same prefix: a primary's
+/// and its backup's alike.
+pub const FAIL_CLOSED_METRIC: u32 = 0xffff_ff00;
+
+/// IPv6 has no route metric 0: the kernel stores such a route with this one.
+pub const IPV6_DEFAULT_METRIC: u32 = 1024;
+
+impl Route {
+    /// The metric the kernel files the route under, with IPv6's 1024 said as 0 in both
+    /// families (one kernel route, one metric).
+    pub fn kernel_metric(&self) -> u32 {
+        match self.metric.unwrap_or(0) {
+            IPV6_DEFAULT_METRIC if self.to.addr().is_ipv6() => 0,
+            metric => metric,
+        }
+    }
 }
 
 /// Source NAT of "interesting traffic" onto the address agreed with the partner.
@@ -308,6 +337,7 @@ pub struct Tunnel {
     pub if_id: Option<u32>,
     /// Drop traffic for the tunnel's routes when the device is gone (blackhole backstop).
     pub fail_closed: bool,
+    pub on_sa_loss: OnSaLoss,
     pub ike: Ike,
     pub children: Vec<Child>,
     pub interface: Interface,

@@ -741,3 +741,77 @@ fn tunnel_kinds_survive_a_message_round_trip() {
     };
     assert!(link::kind_info(&orphan, &links).is_err());
 }
+
+/// on_sa_loss = "withdraw" on a real routing table (bridges stand in for the VTIs): the
+/// primary's device goes admin-down and its route away, the kernel then picks the backup's
+/// route, the fail-closed blackhole is what is left when both are withdrawn, and each
+/// state applied twice writes nothing the second time (the kernel's own reaction to the
+/// device going down is no drift).
+#[test]
+fn a_withdrawn_primary_leaves_the_prefix_to_its_backup_then_to_the_blackhole() {
+    namespace();
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("profiles");
+    let tunnels: Vec<_> = routevpn::profile::load(&[dir], routevpn::profile::Options::default())
+        .tunnels
+        .expect("examples load")
+        .into_iter()
+        .filter(|t| t.name.starts_with("cloud-"))
+        .collect();
+    let state = tempfile::tempdir().unwrap();
+    let paths = Paths {
+        state: state.path().join("state.json"),
+        allocations: state.path().join("alloc.json"),
+    };
+    let mut kernel = LinuxKernel {
+        route: Box::new(rtnl()),
+        sysctl: Default::default(),
+        xfrm: routevpn::apply::netlink::xfrm::Xfrm::open().unwrap(),
+        nft: Box::new(routevpn::apply::netlink::nft::Nft::open().unwrap()),
+    };
+    let all: BTreeSet<String> = tunnels.iter().map(|t| t.name.clone()).collect();
+    let mut apply_twice = |without: &[&str]| {
+        let without: BTreeSet<String> = without.iter().map(|s| s.to_string()).collect();
+        let mut apply = || {
+            routevpn::apply::apply_knowing_sas(&mut kernel, &tunnels, &all, &without, &paths)
+                .map(|(o, _)| o)
+                .unwrap_or_else(|e| panic!("{e}"))
+        };
+        let first = apply();
+        let second = apply();
+        assert_eq!(second.writes, 0, "{:?}", second.log);
+        first
+    };
+    let admin_up = |dev: &str| {
+        let line = ip(&format!("-o link show dev {dev}"));
+        let flags = line
+            .split(['<', '>'])
+            .nth(1)
+            .unwrap_or_default()
+            .to_string();
+        flags.split(',').any(|f| f == "UP")
+    };
+    let chosen = || ip("-4 route get 10.70.0.1");
+
+    apply_twice(&[]);
+    assert!(chosen().contains("dev vti-cloud-1"), "{}", chosen());
+    assert!(admin_up("vti-cloud-1") && admin_up("vti-cloud-2"));
+
+    let withdrawn = apply_twice(&["cloud-primary"]);
+    assert!(
+        withdrawn.deleted >= 1 && withdrawn.updated >= 1,
+        "{withdrawn:?}"
+    );
+    assert!(!admin_up("vti-cloud-1"));
+    assert!(chosen().contains("dev vti-cloud-2"), "{}", chosen());
+
+    apply_twice(&["cloud-primary", "cloud-backup"]);
+    let left = ip("-4 route show 10.70.0.0/16");
+    assert_eq!(
+        left.trim(),
+        format!("blackhole 10.70.0.0/16 proto 210 metric {FAIL_CLOSED_METRIC}")
+    );
+
+    apply_twice(&[]);
+    assert!(admin_up("vti-cloud-1"));
+    assert!(chosen().contains("dev vti-cloud-1"), "{}", chosen());
+}

@@ -61,23 +61,112 @@ fn known_outer_mtu_replaces_the_assumption() {
 }
 
 #[test]
-fn every_route_has_a_fail_closed_blackhole() {
+fn every_route_has_one_fail_closed_blackhole() {
     let plan = plan::build(&examples(), &plan::Context::default());
+    let all: Vec<&plan::RoutePlan> = plan.tunnels.iter().flat_map(|t| &t.routes).collect();
     for t in &plan.tunnels {
-        let unicast: Vec<_> = t
-            .routes
-            .iter()
-            .filter(|r| r.kind == RouteKind::Unicast)
-            .collect();
-        for r in &unicast {
+        for r in t.routes.iter().filter(|r| r.kind == RouteKind::Unicast) {
             assert_eq!(r.device.as_deref(), Some(t.link.name.as_str()));
-            assert!(t.routes.iter().any(|b| b.kind == RouteKind::Blackhole
-                && b.to == r.to
-                && b.table == r.table
-                && b.metric == FAIL_CLOSED_METRIC));
+            // A primary and its backup share theirs: one kernel route.
+            let blackholes = (all.iter()).filter(|b| {
+                b.kind == RouteKind::Blackhole
+                    && b.to == r.to
+                    && b.table == r.table
+                    && b.metric == FAIL_CLOSED_METRIC
+            });
+            assert_eq!(blackholes.count(), 1, "{}: {}", t.name, r.to);
         }
         assert!(t.routes.iter().all(|r| r.protocol == ROUTE_PROTOCOL));
     }
+}
+
+/// The unicast routes to `to` across the plan: (tunnel, metric).
+fn unicast_to(plan: &plan::Plan, to: &str) -> Vec<(String, u32)> {
+    let to: ipnet::IpNet = to.parse().unwrap();
+    (plan.tunnels.iter())
+        .flat_map(|t| t.routes.iter().map(move |r| (t, r)))
+        .filter(|(_, r)| r.kind == RouteKind::Unicast && r.to == to)
+        .map(|(t, r)| (t.name.clone(), r.metric))
+        .collect()
+}
+
+#[test]
+fn a_primary_and_its_backup_route_one_prefix_with_their_own_metrics() {
+    let plan = plan::build(&examples(), &plan::Context::default());
+    assert_eq!(
+        unicast_to(&plan, "10.70.0.0/16"),
+        [("cloud-backup".into(), 200), ("cloud-primary".into(), 100)]
+    );
+    for name in ["cloud-primary", "cloud-backup"] {
+        assert!(tunnel_plan(&plan, name).link.up, "{name}");
+    }
+}
+
+#[test]
+fn a_tunnel_without_sas_that_withdraws_loses_its_routes_and_link_but_not_the_blackhole() {
+    let tunnels = examples();
+    // cloud-primary withdraws; net-to-net keeps (the default) whatever its SAs do.
+    let mut context = plan::Context {
+        without_sas: ["cloud-primary".into(), "net-to-net".into()].into(),
+        ..Default::default()
+    };
+    let plan = plan::build(&tunnels, &context);
+    let primary = tunnel_plan(&plan, "cloud-primary");
+    assert!(!primary.link.up);
+    let text = plan::render_text(&plan);
+    assert!(
+        text.contains("vti-cloud-1 vti")
+            && text.contains("down  (no CHILD SA: on_sa_loss = withdraw)"),
+        "{text}"
+    );
+    assert_eq!(
+        unicast_to(&plan, "10.70.0.0/16"),
+        [("cloud-backup".into(), 200)],
+        "the backup carries the prefix"
+    );
+    let blackhole = |p: &plan::Plan| {
+        (p.tunnels.iter().flat_map(|t| &t.routes))
+            .filter(|r| r.kind == RouteKind::Blackhole && r.to.to_string() == "10.70.0.0/16")
+            .count()
+    };
+    assert_eq!(blackhole(&plan), 1, "fail-closed stays");
+    let kept = tunnel_plan(&plan, "net-to-net");
+    assert!(kept.link.up);
+    assert_eq!(unicast_to(&plan, "192.168.30.0/24").len(), 1);
+
+    // Both tunnels of the pair gone: only the blackhole is left for the prefix.
+    context.without_sas.insert("cloud-backup".into());
+    let plan = plan::build(&tunnels, &context);
+    assert!(unicast_to(&plan, "10.70.0.0/16").is_empty());
+    assert_eq!(blackhole(&plan), 1);
+    // The blackhole does not depend on which tunnel plans it: with the backup alone, it
+    // plans its own.
+    let backup: Vec<Tunnel> = tunnels
+        .into_iter()
+        .filter(|t| t.name == "cloud-backup")
+        .collect();
+    let plan = plan::build(&backup, &plan::Context::default());
+    assert_eq!(blackhole(&plan), 1);
+}
+
+#[test]
+fn a_withdrawing_ipv6_tunnel_keeps_its_addresses_while_down() {
+    let mut tunnels = examples();
+    let key = "net.ipv6.conf.xfrm-cloud.keep_addr_on_down";
+    let sysctl = |tunnels: &[Tunnel]| {
+        let plan = plan::build(tunnels, &plan::Context::default());
+        let t = tunnel_plan(&plan, "xfrm-dualstack");
+        (t.sysctls.iter())
+            .find(|s| s.key == key)
+            .map(|s| s.value.clone())
+    };
+    assert_eq!(sysctl(&tunnels), None);
+    let dual = tunnels
+        .iter_mut()
+        .find(|t| t.name == "xfrm-dualstack")
+        .unwrap();
+    dual.on_sa_loss = routevpn::model::OnSaLoss::Withdraw;
+    assert_eq!(sysctl(&tunnels).as_deref(), Some("1"));
 }
 
 #[test]

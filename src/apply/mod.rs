@@ -262,7 +262,13 @@ pub fn status(
     paths: &Paths,
 ) -> Result<Vec<status::TunnelStatus>, ApplyError> {
     let (state, previous) = paths.load().map_err(ApplyError::State)?;
-    let (desired, plan) = desired(kernel, tunnels, &state.enabled, previous)?;
+    let (desired, plan) = desired(
+        kernel,
+        tunnels,
+        &state.enabled,
+        &state.without_sas,
+        previous,
+    )?;
     let scope = Scope::of(desired.iter().map(|o| o.object.key()));
     let live = kernel.read(&scope).map_err(|error| ApplyError::Kernel {
         error: Box::new(error),
@@ -294,8 +300,8 @@ pub fn owner(
     paths: &Paths,
     key: &objects::ObjectKey,
 ) -> Result<Option<String>, ApplyError> {
-    let (_, previous) = paths.load().map_err(ApplyError::State)?;
-    let (desired, _) = desired(kernel, tunnels, enabled, previous)?;
+    let (state, previous) = paths.load().map_err(ApplyError::State)?;
+    let (desired, _) = desired(kernel, tunnels, enabled, &state.without_sas, previous)?;
     Ok(desired
         .into_iter()
         .find(|o| &o.object.key() == key)
@@ -307,6 +313,7 @@ fn desired(
     kernel: &mut dyn Kernel,
     tunnels: &[Tunnel],
     enabled: &BTreeSet<String>,
+    without_sas: &BTreeSet<String>,
     previous: Allocations,
 ) -> Result<(Vec<Owned>, plan::Plan), ApplyError> {
     let selected: Vec<Tunnel> = tunnels
@@ -317,6 +324,7 @@ fn desired(
     let mut egress: BTreeMap<String, Egress> = BTreeMap::new();
     let mut context = plan::Context {
         previous,
+        without_sas: without_sas.clone(),
         ..Default::default()
     };
     for t in &selected {
@@ -388,6 +396,26 @@ pub fn apply(
     apply_selection(kernel, tunnels, paths, |_| Ok(enabled.clone()))
 }
 
+/// As [`apply`], for the daemon, which knows the tunnels without a CHILD SA (recorded for
+/// later runs that do not).
+pub fn apply_knowing_sas(
+    kernel: &mut dyn Kernel,
+    tunnels: &[Tunnel],
+    enabled: &BTreeSet<String>,
+    without_sas: &BTreeSet<String>,
+    paths: &Paths,
+) -> Result<(Outcome, plan::Plan), ApplyError> {
+    let select = |_: &State| Ok(enabled.clone());
+    apply_planned(
+        kernel,
+        tunnels,
+        paths,
+        select,
+        Some(without_sas),
+        &mut |_, _| {},
+    )
+}
+
 /// As [`apply`], with the enabled tunnels chosen from the recorded state (for `up` and
 /// `down`). A corrupt state or allocations file is set aside and rebuilt from the kernel.
 pub fn apply_selection(
@@ -407,6 +435,18 @@ pub fn apply_reporting(
     select: impl FnOnce(&State) -> Result<BTreeSet<String>, String>,
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<(Outcome, plan::Plan), ApplyError> {
+    apply_planned(kernel, tunnels, paths, select, None, progress)
+}
+
+/// The one apply: `without_sas` is the daemon's word, else the recorded one holds.
+fn apply_planned(
+    kernel: &mut dyn Kernel,
+    tunnels: &[Tunnel],
+    paths: &Paths,
+    select: impl FnOnce(&State) -> Result<BTreeSet<String>, String>,
+    without_sas: Option<&BTreeSet<String>>,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<(Outcome, plan::Plan), ApplyError> {
     let started = std::time::Instant::now();
     let (state, allocations) = paths.load_for_apply().map_err(ApplyError::State)?;
     let mut recovered = recover::Recovered::default();
@@ -418,7 +458,8 @@ pub fn apply_reporting(
     }
     let enabled = select(&state).map_err(ApplyError::Selection)?;
     let recorded = state.clone();
-    let (desired, plan) = desired(kernel, tunnels, &enabled, previous.clone())?;
+    let without_sas = without_sas.unwrap_or(&state.without_sas).clone();
+    let (desired, plan) = desired(kernel, tunnels, &enabled, &without_sas, previous.clone())?;
     let planned = started.elapsed();
     // Allocations only grow: stored first, the values the kernel is about to carry are
     // never lost to a crash.
@@ -433,6 +474,7 @@ pub fn apply_reporting(
     outcome.timings.insert(0, ("plan", planned));
     outcome.warnings = recovered.warnings;
     state.enabled = enabled;
+    state.without_sas = without_sas;
     if state != recorded {
         paths.save_state(&state).map_err(ApplyError::State)?;
     }

@@ -11,9 +11,9 @@ use crate::plan::Direction;
 
 /// The main routing table's number.
 pub const MAIN_TABLE: u32 = 254;
-/// IPv6 has no route metric 0: the kernel stores such a route with this one. Objects say 0
-/// for it in both families, so a profile's 0 and the kernel's 1024 compare equal.
-pub const IPV6_DEFAULT_METRIC: u32 = 1024;
+/// Objects say 0 for IPv6's default metric in both families, so a profile's 0 and the
+/// kernel's 1024 compare equal.
+pub use crate::model::IPV6_DEFAULT_METRIC;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "type")]

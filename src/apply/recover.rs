@@ -50,7 +50,8 @@ fn allocations_from(
     }
     // With the marks and if_ids known, a planned policy has the key of the live one.
     let names = tunnels.iter().map(|t| t.name.clone()).collect();
-    let planned = match super::desired(kernel, tunnels, &names, found.clone()) {
+    // Only policies are read from this plan: SA state does not change them.
+    let planned = match super::desired(kernel, tunnels, &names, &BTreeSet::new(), found.clone()) {
         Ok((desired, _)) => desired,
         Err(e) => {
             unrecovered.push(format!("the reqids ({e})"));
@@ -212,6 +213,8 @@ pub fn rebuild(
                 owned,
                 sysctl_originals: BTreeMap::new(),
                 enabled,
+                // The daemon tells again at its next apply.
+                without_sas: BTreeSet::new(),
             }
         }
     };

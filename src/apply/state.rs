@@ -29,6 +29,10 @@ pub struct State {
     /// Tunnels brought up by `up` or `apply` and not taken down since.
     #[serde(default)]
     pub enabled: BTreeSet<String>,
+    /// Tunnels the daemon last saw without a CHILD SA: an `apply` or `status` without the
+    /// daemon's word plans them as it did (on_sa_loss = "withdraw" keeps them withdrawn).
+    #[serde(default)]
+    pub without_sas: BTreeSet<String>,
 }
 
 #[derive(Clone, Debug)]

@@ -30,10 +30,13 @@ pub struct Applied {
 /// Applies the `enabled` tunnels; one that `failing` waits to retry keeps its previous
 /// profile or is left out. Each tunnel the kernel refuses joins `failing` and the rest are
 /// applied again: with its profile from `applied_before` if that differs, else without it.
+/// `without_sas` are the tunnels without a CHILD SA (on_sa_loss).
+#[allow(clippy::too_many_arguments)]
 pub fn apply_each(
     kernel: &mut dyn Kernel,
     tunnels: &[Tunnel],
     enabled: &BTreeSet<String>,
+    without_sas: &BTreeSet<String>,
     paths: &Paths,
     failing: &mut Failing,
     applied_before: &[Tunnel],
@@ -48,7 +51,13 @@ pub fn apply_each(
                 _ => t.clone(),
             })
             .collect();
-        let error = match crate::apply::apply(kernel, &effective, &selected, paths) {
+        let error = match crate::apply::apply_knowing_sas(
+            kernel,
+            &effective,
+            &selected,
+            without_sas,
+            paths,
+        ) {
             Ok((outcome, plan)) => {
                 let retried: Vec<&String> = (selected.iter())
                     .filter(|n| !failing.waiting(n, now))
@@ -159,10 +168,28 @@ mod tests {
 
     impl Host {
         fn apply(&mut self, now: Instant) -> Result<Applied, ApplyError> {
+            self.apply_without_sas(now, &BTreeSet::new())
+        }
+
+        /// As the daemon applies, knowing the tunnels `without` a CHILD SA.
+        fn apply_without_sas(
+            &mut self,
+            now: Instant,
+            without: &BTreeSet<String>,
+        ) -> Result<Applied, ApplyError> {
             let enabled = self.tunnels.iter().map(|t| t.name.clone()).collect();
             let (kernel, failing) = (&mut self.kernel, &mut self.failing);
             let (tunnels, before) = (&self.tunnels, &self.applied);
-            let applied = apply_each(kernel, tunnels, &enabled, &self.paths, failing, before, now)?;
+            let applied = apply_each(
+                kernel,
+                tunnels,
+                &enabled,
+                without,
+                &self.paths,
+                failing,
+                before,
+                now,
+            )?;
             self.applied.clone_from(&applied.tunnels);
             Ok(applied)
         }
@@ -254,6 +281,32 @@ mod tests {
         assert_eq!(retried.recovered, [(name, 1)]);
         assert!(h.kernel.objects.contains_key(&renamed));
         assert!(!h.kernel.objects.contains_key(&working));
+    }
+
+    #[test]
+    fn a_tunnel_without_sas_that_withdraws_goes_down_and_comes_back() {
+        let mut h = host();
+        let now = Instant::now();
+        let device = ObjectKey::Link {
+            name: "vti-cloud-1".into(),
+        };
+        let up = |h: &Host| matches!(&h.kernel.objects[&device], Object::Link(l) if l.up);
+        h.apply(now).unwrap();
+        assert!(up(&h));
+        let without = BTreeSet::from(["cloud-primary".to_string()]);
+        let applied = h.apply_without_sas(now, &without).unwrap();
+        assert!(!up(&h));
+        assert!(applied
+            .plan
+            .tunnels
+            .iter()
+            .all(|t| t.link.up == (t.name != "cloud-primary")));
+        assert_eq!(
+            h.apply_without_sas(now, &without).unwrap().outcome.writes,
+            0
+        );
+        h.apply(now).unwrap();
+        assert!(up(&h));
     }
 
     #[test]

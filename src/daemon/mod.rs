@@ -23,6 +23,7 @@ pub mod metrics;
 mod notify;
 mod psk;
 pub mod report;
+pub mod sa_loss;
 pub mod sas;
 mod shutdown;
 mod sockets;
@@ -140,6 +141,8 @@ struct Daemon {
     installed: sas::Installed,
     /// Tunnels the kernel refused, left out until their retry.
     failing: failures::Failing,
+    /// Tunnels with on_sa_loss = "withdraw" and no CHILD SA, as the last apply planned them.
+    without_sas: BTreeSet<String>,
     /// Each tunnel's last failed negotiation, until it works again.
     ike_failures: ike_failures::LastFailures,
     /// Tunnels whose credential files could not be used at the last apply, and why.
@@ -185,6 +188,7 @@ impl Daemon {
             enabled: BTreeSet::new(),
             installed: sas::Installed::default(),
             failing: failures::Failing::default(),
+            without_sas: BTreeSet::new(),
             ike_failures: ike_failures::LastFailures::default(),
             unusable_credentials: BTreeMap::new(),
             applied: Vec::new(),
@@ -325,10 +329,12 @@ impl Daemon {
         let _held = lock::exclusive(&paths.apply_lock(), "daemon", |m| logging::info(APPLY, m))
             .map_err(|e| format!("apply: {e}"))?;
         let started = Instant::now();
+        let without_sas = sa_loss::without_sas(&self.tunnels, &self.enabled, &self.installed);
         let applied = dataplane::apply_each(
             &mut self.kernel,
             &self.tunnels,
             &self.enabled,
+            &without_sas,
             paths,
             &mut self.failing,
             &self.applied,
@@ -343,6 +349,7 @@ impl Daemon {
             failed,
         } = applied;
         self.applied = tunnels;
+        self.without_sas = without_sas;
         self.status_changed = true;
         (self.metrics).applied(started.elapsed(), outcome.writes as u64);
         for (name, error, wait, kept) in &failed {
@@ -517,8 +524,8 @@ impl Daemon {
         Ok(())
     }
 
-    /// Carries out what the engine produced: datagrams, kernel actions, events.
-    fn drain(&mut self) {
+    /// Installs and removes the SAs the engine asks for.
+    fn kernel_actions(&mut self) {
         while let Some(action) = self.engine.poll_action() {
             ike_log::action(&action);
             match action {
@@ -558,6 +565,43 @@ impl Daemon {
                         );
                     }
                 }
+            }
+        }
+    }
+
+    /// Applies again when a tunnel with on_sa_loss = "withdraw" lost its last CHILD SA or
+    /// got one back: its routes and device follow. Returns whether it applied.
+    fn follow_sas(&mut self) -> bool {
+        let now = sa_loss::without_sas(&self.tunnels, &self.enabled, &self.installed);
+        if now == self.without_sas {
+            return false;
+        }
+        for name in now.symmetric_difference(&self.without_sas) {
+            let what = if now.contains(name) {
+                "no CHILD SA left: routes withdrawn, device down"
+            } else {
+                "CHILD SA installed: device up, routes restored"
+            };
+            logging::info(
+                APPLY,
+                format_args!("{name}: {what} (on_sa_loss = withdraw)"),
+            );
+        }
+        if let Err(e) = self.apply() {
+            logging::error(APPLY, format_args!("following the SAs: {e}"));
+            // Taken as done, or drain would loop on the same failure: the next change of
+            // the set, a reload or an `up` applies again.
+            self.without_sas = now;
+        }
+        true
+    }
+
+    /// Carries out what the engine produced: datagrams, kernel actions, events.
+    fn drain(&mut self) {
+        loop {
+            self.kernel_actions();
+            if !self.follow_sas() {
+                break;
             }
         }
         // After the actions: a new SA must be in the kernel before the message that lets

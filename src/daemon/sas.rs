@@ -174,6 +174,14 @@ impl Installed {
         delete_all(kernel, &doomed)
     }
 
+    /// Whether any SA of `connection` is installed (a deferred outbound one waits for its
+    /// inbound partner, which counts).
+    pub fn holds_sas(&self, connection: &str) -> bool {
+        self.by_connection
+            .get(connection)
+            .is_some_and(|sas| !sas.is_empty())
+    }
+
     pub fn connections(&self) -> Vec<String> {
         self.by_connection.keys().cloned().collect()
     }

@@ -10,7 +10,7 @@ mod nft;
 mod policy;
 mod render;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
 use ipnet::IpNet;
@@ -22,13 +22,12 @@ pub use nft::{Family as NftFamily, NftChain, NftRule, NftTable, TABLE as NFT_TAB
 pub use policy::{Direction, PolicyNet, XfrmPolicy, XfrmTemplate};
 pub use render::render_text;
 
-use crate::model::{LocalEndpoint, Mode, MssClamp, MtuSetting, Tunnel, TunnelKind};
+use crate::model::{LocalEndpoint, Mode, MssClamp, MtuSetting, OnSaLoss, Tunnel, TunnelKind};
 use mtu::{Encapsulation, MtuBreakdown};
 
 /// Routes routevpn installs carry this protocol number, so they are recognisably ours.
 pub const ROUTE_PROTOCOL: u8 = 210;
-/// Fail-closed blackhole routes sit behind every real route to the same prefix.
-pub const FAIL_CLOSED_METRIC: u32 = 0xffff_ff00;
+pub use crate::model::FAIL_CLOSED_METRIC;
 /// Policy rules for routes in custom tables start at this priority.
 pub const RULE_PRIORITY_BASE: u32 = 10_000;
 /// The outer MTU assumed when neither the profile nor the live device tells it.
@@ -43,6 +42,9 @@ pub struct Context {
     pub previous: Allocations,
     /// Outer MTU per tunnel name, read from the egress device by the dataplane.
     pub outer_mtu: BTreeMap<String, u32>,
+    /// Tunnels without a CHILD SA (the daemon knows): those with on_sa_loss = "withdraw"
+    /// get their device down and their routes withdrawn.
+    pub without_sas: BTreeSet<String>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -200,6 +202,7 @@ pub fn build(tunnels: &[Tunnel], context: &Context) -> Plan {
     for tunnel in tunnels {
         plans.push(plan_tunnel(tunnel, context, &allocations, &mut warnings));
     }
+    share_backstops(&mut plans);
     let nftables = nft::table(tunnels, &plans);
     let mut sysctls = Vec::new();
     if plans.iter().any(|p| {
@@ -220,6 +223,21 @@ pub fn build(tunnels: &[Tunnel], context: &Context) -> Plan {
         sysctls,
         allocations,
         warnings,
+    }
+}
+
+/// A primary and its backup route one prefix each with their own metric, but its
+/// fail-closed blackhole and its table's rule are one kernel object: the first tunnel
+/// (in profile order) plans it, the others leave it out.
+fn share_backstops(plans: &mut [TunnelPlan]) {
+    let mut blackholes = BTreeSet::new();
+    let mut rules = BTreeSet::new();
+    for plan in plans {
+        plan.routes.retain(|r| {
+            r.kind != RouteKind::Blackhole || blackholes.insert((r.table, r.to.trunc()))
+        });
+        plan.rules
+            .retain(|r| rules.insert((r.priority, r.from, r.to, r.table)));
     }
 }
 
@@ -473,6 +491,13 @@ fn plan_sysctls(tunnel: &Tunnel) -> Vec<Sysctl> {
             "forward IPv6 between the tunnel and the local networks",
         ));
     }
+    if ipv6 && tunnel.on_sa_loss == OnSaLoss::Withdraw {
+        out.push(sysctl(
+            format!("net.ipv6.conf.{dev}.keep_addr_on_down"),
+            1,
+            "keep IPv6 addresses while the device is down for lack of SAs",
+        ));
+    }
     if keepalive {
         // A GRE keepalive carries a packet from our own address back to the peer: it must be
         // accepted although its source is local, and forwarded back out of the tunnel.
@@ -499,8 +524,15 @@ fn plan_tunnel(
     warnings: &mut Vec<String>,
 ) -> TunnelPlan {
     let mtu = plan_mtu(tunnel, context, warnings);
-    let link = plan_link(tunnel, allocations, mtu.mtu);
-    let (routes, rules) = plan_routes(tunnel);
+    let mut link = plan_link(tunnel, allocations, mtu.mtu);
+    let (mut routes, rules) = plan_routes(tunnel);
+    if tunnel.on_sa_loss == OnSaLoss::Withdraw && context.without_sas.contains(&tunnel.name) {
+        // Admin-down is the one link state every tunnel kind can take (VTI, GRE and XFRM
+        // devices have no carrier or protocol-down switch), and the one FRR's zebra sees;
+        // the kernel drops the device's routes with it, so the plan withdraws them too.
+        link.up = false;
+        routes.retain(|r| r.kind != RouteKind::Unicast);
+    }
     let ike = ike::config(tunnel, allocations);
     let policies = policy::policies(tunnel, &ike);
     if tunnel.children.iter().any(|c| c.mode == Mode::Transport)

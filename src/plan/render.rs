@@ -90,9 +90,14 @@ fn tunnel_block(out: &mut String, t: &TunnelPlan) {
         }
     };
     let flags = if link.multicast { " multicast" } else { "" };
+    let state = if link.up {
+        "up"
+    } else {
+        "down  (no CHILD SA: on_sa_loss = withdraw)"
+    };
     let _ = writeln!(
         out,
-        "  link     {} {kind} mtu {}{flags} up",
+        "  link     {} {kind} mtu {}{flags} {state}",
         link.name, link.mtu
     );
     match &t.mtu.breakdown {

@@ -134,6 +134,7 @@ pub fn check(entries: &[Entry<'_>]) -> Vec<Diagnostic> {
     );
     shared_vti_endpoints(entries, &mut out);
     overlapping_routes(entries, &mut out);
+    policies_shadowing_backups(entries, &mut out);
     mirrored_pairs(entries, &mut out);
     out
 }
@@ -177,58 +178,128 @@ fn truncated(net: &IpNet, len: u8) -> Option<IpNet> {
     IpNet::new(net.addr(), len).ok().map(|n| n.trunc())
 }
 
-/// Two prefixes overlap when one contains the other. Instead of comparing every pair, each
-/// earlier route is indexed under itself and under every prefix that contains it; a route
-/// then overlaps an earlier one if one of its own containing prefixes is an earlier route, or
-/// if it is itself a container of an earlier route. The earliest clash (file, then route
-/// order) is reported, as a pairwise scan would.
+/// Routes of two profiles in one table may share a prefix with different metrics (primary
+/// and backup: the lower metric wins, the other takes over when it is withdrawn). Two with
+/// the same metric would be one kernel route. A prefix strictly inside another's is refused:
+/// it wins by length whatever the metrics, and its fail-closed blackhole would shadow the
+/// wider route even while it is withdrawn.
+///
+/// Instead of comparing every pair, each earlier route is indexed under itself and under
+/// every prefix that strictly contains it; the earliest clash (file, then route order) is
+/// reported, as a pairwise scan would.
 fn overlapping_routes(entries: &[Entry<'_>], out: &mut Vec<Diagnostic>) {
     type Key = (Option<u32>, IpNet);
     let mut routes: HashMap<Key, (usize, usize)> = HashMap::new();
+    let mut same_metric: HashMap<(Key, u32), (usize, usize)> = HashMap::new();
     let mut containers: HashMap<Key, (usize, usize)> = HashMap::new();
     for (i, later) in entries.iter().enumerate() {
         let tunnel = &later.parsed.tunnel;
         let mut clashes = Vec::new();
         for (r, route) in tunnel.routes.iter().enumerate() {
-            let table = route.table;
-            let ancestors = (0..=route.to.prefix_len()).filter_map(|len| truncated(&route.to, len));
-            let clash = ancestors
+            let (table, to) = (route.table, route.to.trunc());
+            let ancestors = (0..to.prefix_len()).filter_map(|len| truncated(&to, len));
+            let nested = ancestors
                 .filter_map(|net| routes.get(&(table, net)))
-                .chain(containers.get(&(table, route.to.trunc())))
+                .chain(containers.get(&(table, to)))
                 .min()
-                .copied();
-            if let Some(clash) = clash {
+                .map(|&clash| (clash, false));
+            let equal = (same_metric.get(&((table, to), route.kernel_metric())))
+                .map(|&clash| (clash, true));
+            if let Some(clash) = nested.into_iter().chain(equal).min() {
                 clashes.push((r, clash));
             }
         }
         // Routes of one profile are indexed after it is checked: a tunnel's own routes may
         // overlap (a /24 and its two /25 halves).
         for (r, route) in tunnel.routes.iter().enumerate() {
-            routes
-                .entry((route.table, route.to.trunc()))
-                .or_insert((i, r));
-            for len in 0..=route.to.prefix_len() {
+            let key = (route.table, route.to.trunc());
+            routes.entry(key).or_insert((i, r));
+            (same_metric.entry((key, route.kernel_metric()))).or_insert((i, r));
+            for len in 0..route.to.prefix_len() {
                 if let Some(net) = truncated(&route.to, len) {
                     containers.entry((route.table, net)).or_insert((i, r));
                 }
             }
         }
-        for (r, (j, k)) in clashes {
+        for (r, ((j, k), equal)) in clashes {
             let (earlier, route) = (&entries[j], &tunnel.routes[r]);
             let other = &earlier.parsed.tunnel.routes[k];
             let span = later.parsed.spans.routes.get(r).cloned().unwrap_or(0..0);
             let first = earlier.parsed.spans.routes.get(k).cloned().unwrap_or(0..0);
+            let at = location(earlier.source, &first);
+            let name = &earlier.parsed.tunnel.name;
+            let (message, hint) = if equal {
+                (
+                    format!(
+                        "route to {} has metric {}, as the route to {} of tunnel \"{name}\" ({at})",
+                        route.to,
+                        route.kernel_metric(),
+                        other.to
+                    ),
+                    "one prefix may go through two tunnels as primary and backup: give the backup a higher `metric`",
+                )
+            } else {
+                (
+                    format!(
+                        "route to {} overlaps route to {} of tunnel \"{name}\" ({at})",
+                        route.to, other.to
+                    ),
+                    "the longer prefix wins whatever the metrics, and its fail-closed blackhole would shadow the other; give each prefix to one tunnel, or the same prefix to both with different metrics",
+                )
+            };
+            out.push(error(later.source, span, message, Some(hint.into())));
+        }
+    }
+}
+
+/// A GRE tunnel's policy-based child installs XFRM policies without mark or if_id: they
+/// match a packet whatever route it took. One whose `remote_ts` meets a prefix that two
+/// tunnels route as primary and backup would take that traffic from the backup too (and
+/// drop it while its own SAs are gone), so the backup could never take over.
+fn policies_shadowing_backups(entries: &[Entry<'_>], out: &mut Vec<Diagnostic>) {
+    let mut carriers: HashMap<(Option<u32>, IpNet), Vec<usize>> = HashMap::new();
+    for (i, entry) in entries.iter().enumerate() {
+        for route in &entry.parsed.tunnel.routes {
+            let tunnels = carriers.entry((route.table, route.to.trunc())).or_default();
+            if !tunnels.contains(&i) {
+                tunnels.push(i);
+            }
+        }
+    }
+    let mut shared: Vec<(IpNet, &Vec<usize>)> = (carriers.iter())
+        .filter(|(_, tunnels)| tunnels.len() > 1)
+        .map(|((_, net), tunnels)| (*net, tunnels))
+        .collect();
+    if shared.is_empty() {
+        return;
+    }
+    shared.sort();
+    for entry in entries {
+        let tunnel = &entry.parsed.tunnel;
+        for child in super::policy_children(tunnel) {
+            let index = tunnel.children.iter().position(|c| std::ptr::eq(c, child));
+            let span = (index.and_then(|c| entry.parsed.spans.children.get(c)))
+                .map_or(0..0, |s| s.remote_ts.clone());
+            let selectors = child.remote_ts.iter().filter_map(|ts| ts.net);
+            let met = selectors.flat_map(|ts| shared.iter().map(move |s| (ts, s)));
+            let Some((ts, (net, tunnels))) = met
+                .into_iter()
+                .find(|(ts, (net, _))| ts.contains(net) || net.contains(ts))
+            else {
+                continue;
+            };
+            let names: Vec<String> = (tunnels.iter())
+                .map(|&t| format!("\"{}\"", entries[t].parsed.tunnel.name))
+                .collect();
             out.push(error(
-                later.source,
+                entry.source,
                 span,
                 format!(
-                    "route to {} overlaps route to {} of tunnel \"{}\" ({})",
-                    route.to,
-                    other.to,
-                    earlier.parsed.tunnel.name,
-                    location(earlier.source, &first)
+                    "child \"{}\" selects {ts} by XFRM policy, which meets {net}, routed by both tunnels {} (a primary and its backup)",
+                    child.name,
+                    names.join(" and ")
                 ),
-                Some("which tunnel a packet takes would depend on prefix length and metric; give each prefix to one tunnel".into()),
+                Some("its policy matches whatever route a packet takes, so the backup could never take over; narrow remote_ts, or route the prefix through one tunnel".into()),
             ));
         }
     }
@@ -355,39 +426,126 @@ mod tests {
     use proptest::prelude::*;
 
     use super::super::{load_sources, Options, SourceFile};
+    use crate::model::FAIL_CLOSED_METRIC;
 
-    /// A profile with the given routes (prefix, table), distinct outer endpoints per index.
-    fn profile(index: usize, routes: &[(String, Option<u32>)]) -> SourceFile {
+    /// A route: prefix, table, metric.
+    type R = (ipnet::IpNet, Option<u32>, Option<u32>);
+
+    /// A profile with the given routes, distinct outer endpoints per index.
+    fn profile(index: usize, routes: &[R]) -> SourceFile {
         let mut text = format!(
             "kind = \"xfrm\"\nlocal = \"192.0.2.1\"\nremote = \"198.51.100.{index}\"\n\
              [ike]\npsk_file = \"/etc/routevpn/secrets/t.psk\"\n[interface]\nname = \"x{index}\"\n"
         );
-        for (to, table) in routes {
+        for (to, table, metric) in routes {
             text.push_str(&format!("[[route]]\nto = \"{to}\"\n"));
             if let Some(table) = table {
                 text.push_str(&format!("table = {table}\n"));
+            }
+            if let Some(metric) = metric {
+                text.push_str(&format!("metric = {metric}\n"));
             }
         }
         SourceFile::new(format!("t{index:03}.toml"), text)
     }
 
     /// The pairwise rule the indexed check must match: for each route, the first route of
-    /// an earlier profile in the same table that contains it or that it contains.
-    fn naive(profiles: &[Vec<(ipnet::IpNet, Option<u32>)>]) -> Vec<String> {
+    /// an earlier profile in the same table that strictly contains it or that it strictly
+    /// contains, or that has its prefix and metric.
+    fn naive(profiles: &[Vec<R>]) -> Vec<String> {
+        let metric = |m: &Option<u32>, net: &ipnet::IpNet| match m.unwrap_or(0) {
+            1024 if net.addr().is_ipv6() => 0,
+            m => m,
+        };
         let mut out = Vec::new();
         for (i, routes) in profiles.iter().enumerate() {
-            for (to, table) in routes {
+            for (to, table, m) in routes {
                 let clash = profiles[..i].iter().find_map(|earlier| {
-                    earlier
-                        .iter()
-                        .find(|(other, t)| t == table && (other.contains(to) || to.contains(other)))
+                    earlier.iter().find(|(other, t, n)| {
+                        t == table
+                            && (other == to && metric(n, other) == metric(m, to)
+                                || other != to && (other.contains(to) || to.contains(other)))
+                    })
                 });
-                if let Some((other, _)) = clash {
-                    out.push(format!("route to {to} overlaps route to {other}"));
+                match clash {
+                    Some((other, _, _)) if other == to => out.push(format!(
+                        "route to {to} has metric {}, as the route to {other}",
+                        metric(m, to)
+                    )),
+                    Some((other, _, _)) => {
+                        out.push(format!("route to {to} overlaps route to {other}"))
+                    }
+                    None => {}
                 }
             }
         }
         out
+    }
+
+    fn load(profiles: &[Vec<R>]) -> super::super::Loaded {
+        let sources = (profiles.iter().enumerate())
+            .map(|(i, routes)| profile(i, routes))
+            .collect();
+        load_sources(
+            sources,
+            Options {
+                insecure_secrets: true,
+            },
+            Vec::new(),
+        )
+    }
+
+    fn net(s: &str) -> ipnet::IpNet {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn one_prefix_may_go_through_two_tunnels_with_different_metrics() {
+        let route = |metric| vec![(net("10.70.0.0/16"), None, metric)];
+        let loaded = load(&[route(Some(100)), route(Some(200)), route(None)]);
+        assert!(loaded.errors().next().is_none(), "{:?}", loaded.diagnostics);
+        // IPv6's metric 0 is the kernel's 1024: the same route.
+        let v6 = |metric| vec![(net("2001:db8:70::/48"), None, metric)];
+        let loaded = load(&[v6(None), v6(Some(1024))]);
+        let errors: Vec<_> = loaded.errors().map(|d| d.located_message()).collect();
+        assert_eq!(errors.len(), 1, "{errors:?}");
+    }
+
+    #[test]
+    fn the_same_prefix_and_metric_in_two_profiles_names_both_files() {
+        let route = |metric| vec![(net("10.70.0.0/16"), None, metric)];
+        let loaded = load(&[route(Some(100)), route(Some(100))]);
+        let errors: Vec<_> = loaded.errors().collect();
+        assert_eq!(errors.len(), 1);
+        assert_eq!(errors[0].file.to_str(), Some("t001.toml"));
+        assert_eq!(
+            errors[0].located_message(),
+            "9:6: route to 10.70.0.0/16 has metric 100, as the route to 10.70.0.0/16 of tunnel \"t000\" (t000.toml:9:6)"
+        );
+    }
+
+    #[test]
+    fn a_backup_with_a_shorter_prefix_is_refused_whatever_the_metrics() {
+        // The /24's blackhole would keep taking the traffic the /16 backup should get.
+        let loaded = load(&[
+            vec![(net("10.70.1.0/24"), None, Some(100))],
+            vec![(net("10.70.0.0/16"), None, Some(200))],
+        ]);
+        let errors: Vec<_> = loaded.errors().map(|d| d.located_message()).collect();
+        assert_eq!(
+            errors,
+            ["9:6: route to 10.70.0.0/16 overlaps route to 10.70.1.0/24 of tunnel \"t000\" (t000.toml:9:6)"]
+        );
+    }
+
+    #[test]
+    fn a_metric_behind_the_fail_closed_blackhole_is_refused() {
+        let loaded = load(&[vec![(net("10.70.0.0/16"), None, Some(FAIL_CLOSED_METRIC))]]);
+        let errors: Vec<_> = loaded.errors().map(|d| d.located_message()).collect();
+        assert_eq!(
+            errors,
+            ["10:10: metric 4294967040 is not below 4294967040, the fail-closed blackhole's"]
+        );
     }
 
     fn prefix() -> impl Strategy<Value = ipnet::IpNet> {
@@ -411,24 +569,22 @@ mod tests {
         fn overlapping_routes_are_those_a_pairwise_scan_finds(
             // Distinct within a profile: a route listed twice is an error of its own.
             profiles in prop::collection::vec(
-                prop::collection::btree_set((prefix(), prop::option::of(100u32..102)), 0..4)
-                    .prop_map(|routes| routes.into_iter().collect::<Vec<_>>()),
+                prop::collection::btree_map(
+                    (prefix(), prop::option::of(100u32..102)),
+                    prop::option::of(prop::sample::select(vec![0u32, 100, 1024])),
+                    0..4,
+                )
+                .prop_map(|routes| {
+                    routes.into_iter().map(|((n, t), m)| (n, t, m)).collect::<Vec<_>>()
+                }),
                 1..12,
             )
         ) {
-            let sources = profiles
-                .iter()
-                .enumerate()
-                .map(|(i, routes)| {
-                    let routes: Vec<_> = routes.iter().map(|(n, t)| (n.to_string(), *t)).collect();
-                    profile(i, &routes)
-                })
-                .collect();
-            let loaded = load_sources(sources, Options { insecure_secrets: true }, Vec::new());
+            let loaded = load(&profiles);
             let found: Vec<String> = loaded
                 .diagnostics
                 .iter()
-                .filter(|d| d.message.contains(" overlaps route to "))
+                .filter(|d| d.message.contains(" overlaps route to ") || d.message.contains(", as the route to "))
                 .map(|d| d.message.split(" of tunnel").next().unwrap_or_default().to_string())
                 .collect();
             prop_assert_eq!(found, naive(&profiles));

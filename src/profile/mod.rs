@@ -248,6 +248,36 @@ mod tests {
         );
     }
 
+    #[test]
+    fn withdrawing_routes_does_not_fit_a_trap_or_manual_keys() {
+        let withdraw = format!("{HEAD}on_sa_loss = \"withdraw\"\n");
+        assert!(errors(&format!("{withdraw}[ike]\npsk_file = \"k\"\n")).is_empty());
+        let trap = errors(&format!(
+            "{withdraw}[ike]\npsk_file = \"k\"\nstart_action = \"trap\"\n"
+        ));
+        assert_eq!(
+            trap,
+            ["3:14: on_sa_loss = \"withdraw\" does not fit this tunnel: a trap waits for traffic that the withdrawn routes no longer send into the tunnel"]
+        );
+        let dpd_trap =
+            format!("{withdraw}[ike]\npsk_file = \"k\"\ndpd = {{ action = \"trap\" }}\n");
+        assert_eq!(errors(&dpd_trap).len(), 1);
+        let manual = errors(&format!(
+            "{withdraw}[ike]\nkeying = \"manual\"\nmanual_keys_file = \"k.keys\"\n"
+        ));
+        assert!(
+            manual[0].contains("manually keyed SAs are never lost"),
+            "{manual:?}"
+        );
+        let unknown = errors(&format!(
+            "{HEAD}on_sa_loss = \"drop\"\n[ike]\npsk_file = \"k\"\n"
+        ));
+        assert!(
+            unknown[0].starts_with("3:14: invalid on_sa_loss \"drop\""),
+            "{unknown:?}"
+        );
+    }
+
     const GOOD: &str = "kind = \"vti\"\nremote = \"198.51.100.7\"\n[ike]\npsk_file = \"k\"\n";
 
     /// `file: message` of every error loading `dir`, which must then give no tunnels.

@@ -4,7 +4,7 @@ use super::fields::checked;
 use super::reader::Section;
 use super::tunnel::Spans;
 use super::values;
-use crate::model::{Route, Snat};
+use crate::model::{Route, Snat, FAIL_CLOSED_METRIC};
 
 pub(super) const ROUTE_KEYS: &[&str] = &["to", "src", "via", "metric", "table"];
 pub(super) const SNAT_KEYS: &[&str] = &["to", "from", "source"];
@@ -32,9 +32,20 @@ pub(super) fn read_routes(top: &Section<'_>, spans: &mut Spans) -> Option<Vec<Ro
         let via = section
             .string("via")
             .and_then(|v| checked(ctx, &v, values::address).map(|a| (a, v)));
-        let metric = section
-            .integer("metric", 0..1 << 32)
-            .map(|v| v.value as u32);
+        let metric = section.integer("metric", 0..1 << 32).and_then(|v| {
+            if v.value >= u64::from(FAIL_CLOSED_METRIC) {
+                ctx.error(
+                    v.span,
+                    format!(
+                        "metric {} is not below {FAIL_CLOSED_METRIC}, the fail-closed blackhole's",
+                        v.value
+                    ),
+                    Some("the blackhole would win over this route; use a lower metric".into()),
+                );
+                return None;
+            }
+            Some(v.value as u32)
+        });
         let table = section.integer("table", 1..1 << 32).and_then(|v| {
             // 253-255 are the kernel's default, main and local tables; routes go in main by omission.
             if (253..=255).contains(&v.value) {

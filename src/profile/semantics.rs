@@ -8,7 +8,9 @@ use ipnet::IpNet;
 
 use super::reader::Context;
 use super::tunnel::Spans;
-use crate::model::{Child, Mode, TrafficSelector, Tunnel, TunnelKind};
+use crate::model::{
+    Auth, Child, DpdAction, Mode, OnSaLoss, StartAction, TrafficSelector, Tunnel, TunnelKind,
+};
 
 /// `allow_remote_in_routes`: the profile accepts routes and selectors covering the peer.
 pub fn check(ctx: &Context<'_>, tunnel: &Tunnel, spans: &Spans, allow_remote_in_routes: bool) {
@@ -23,6 +25,32 @@ pub fn check(ctx: &Context<'_>, tunnel: &Tunnel, spans: &Spans, allow_remote_in_
         TunnelKind::Gre => gre_endpoints_fit(ctx, tunnel, spans),
     }
     snat_has_route(ctx, tunnel, spans);
+    withdraw_fits(ctx, tunnel, spans);
+}
+
+/// `on_sa_loss = "withdraw"` takes the routes away while no CHILD SA exists: traffic then
+/// never reaches a trap policy, and manually keyed SAs are never lost.
+fn withdraw_fits(ctx: &Context<'_>, tunnel: &Tunnel, spans: &Spans) {
+    if tunnel.on_sa_loss != OnSaLoss::Withdraw {
+        return;
+    }
+    let span = spans.on_sa_loss.clone().unwrap_or(0..0);
+    let ike = &tunnel.ike;
+    let why = if matches!(ike.auth, Auth::Manual { .. }) {
+        "manually keyed SAs are never lost, so there is nothing to withdraw for"
+    } else if ike.start_action == StartAction::Trap
+        || ike.close_action == StartAction::Trap
+        || ike.dpd.action == DpdAction::Trap
+    {
+        "a trap waits for traffic that the withdrawn routes no longer send into the tunnel"
+    } else {
+        return;
+    };
+    ctx.error(
+        span,
+        format!("on_sa_loss = \"withdraw\" does not fit this tunnel: {why}"),
+        Some("use on_sa_loss = \"keep\", or start/restart instead of trap".into()),
+    );
 }
 
 fn unique_child_names(ctx: &Context<'_>, tunnel: &Tunnel, spans: &Spans) {

@@ -8,14 +8,14 @@ use toml::de::DeTable;
 
 use super::child::read_children;
 use super::diagnostic::SourceFile;
-use super::fields::checked;
+use super::fields::{checked, choice};
 use super::ike::read_ike;
 use super::ike::IKE_KEYS;
 use super::interface::{read_gre, read_interface};
 use super::reader::{Context, Section, Val};
 use super::routing::{read_routes, read_snat};
 use super::values;
-use crate::model::{Identity, LocalEndpoint, Tunnel, TunnelKind};
+use crate::model::{Identity, LocalEndpoint, OnSaLoss, Tunnel, TunnelKind};
 
 /// The top-level keys, in the order of the reference (and of profiles import writes).
 pub const TOP_KEYS: &[&str] = &[
@@ -28,6 +28,7 @@ pub const TOP_KEYS: &[&str] = &[
     "mark",
     "if_id",
     "fail_closed",
+    "on_sa_loss",
     "allow_remote_in_routes",
     "ike",
     "child",
@@ -58,6 +59,7 @@ pub struct Spans {
     pub auth: super::auth::AuthSpans,
     /// `None` when the profile leaves the identity to its default.
     pub local_id: Option<Range<usize>>,
+    pub on_sa_loss: Option<Range<usize>>,
 }
 
 /// Where one child's values are; keys left to their defaults point at the child itself.
@@ -137,6 +139,13 @@ pub fn read(ctx: &Context<'_>, doc: &DeTable<'_>, whole: Range<usize>) -> Option
     let mark = id_value(&top, "mark", kind, TunnelKind::Vti, &mut spans.mark);
     let if_id = id_value(&top, "if_id", kind, TunnelKind::Xfrm, &mut spans.if_id);
     let fail_closed = top.boolean("fail_closed").is_none_or(|v| v.value);
+    let on_sa_loss = choice(
+        &top,
+        "on_sa_loss",
+        &[("keep", OnSaLoss::Keep), ("withdraw", OnSaLoss::Withdraw)],
+        OnSaLoss::Keep,
+    );
+    spans.on_sa_loss = top.string("on_sa_loss").map(|v| v.span);
     let allow_remote_in_routes = top
         .boolean("allow_remote_in_routes")
         .is_some_and(|v| v.value);
@@ -182,6 +191,7 @@ pub fn read(ctx: &Context<'_>, doc: &DeTable<'_>, whole: Range<usize>) -> Option
         mark,
         if_id,
         fail_closed,
+        on_sa_loss: on_sa_loss?,
         ike: ike?,
         children: children?,
         interface: interface?,

@@ -9,7 +9,7 @@ use ipnet::IpNet;
 
 use crate::apply::objects::{Route, RouteType, MAIN_TABLE};
 use crate::doctor::{Facts, Finding, Severity};
-use crate::plan::{RouteKind, RoutePlan, TunnelPlan};
+use crate::plan::{RouteKind, RoutePlan, TunnelPlan, ROUTE_PROTOCOL};
 
 const CHECK: &str = "routes";
 const LOCAL_TABLE: u32 = 255;
@@ -72,6 +72,16 @@ fn is_planned(route: &Route, planned: &RoutePlan) -> bool {
         && route.table == planned.table.unwrap_or(MAIN_TABLE)
 }
 
+/// A route of routevpn's to the same prefix with a lower metric: the primary of a backup
+/// that stands by (both healthy).
+fn is_primary_of(route: &Route, planned: &RoutePlan) -> bool {
+    route.route_type == RouteType::Unicast
+        && route.protocol == ROUTE_PROTOCOL
+        && route.to == planned.to
+        && route.table == planned.table.unwrap_or(MAIN_TABLE)
+        && route.metric < planned.metric
+}
+
 fn network(net: &IpNet) -> IpAddr {
     net.network()
 }
@@ -87,6 +97,19 @@ pub fn check(facts: &Facts, tunnel: &TunnelPlan) -> Vec<Finding> {
                 tunnel,
                 format!("the tunnel device {device} does not exist"),
                 format!("routevpn up {}", tunnel.name),
+            ));
+            return out;
+        }
+        // Down as planned: its routes are withdrawn too, nothing else to check.
+        Some(link) if !link.up && !tunnel.link.up => {
+            out.push(Finding::new(
+                CHECK,
+                Severity::Info,
+                tunnel,
+                format!(
+                    "the tunnel device {device} is down and its routes withdrawn: it has no CHILD SA (on_sa_loss = \"withdraw\")"
+                ),
+                format!("both return with a CHILD SA; see routevpn status {}", tunnel.name),
             ));
             return out;
         }
@@ -109,7 +132,7 @@ pub fn check(facts: &Facts, tunnel: &TunnelPlan) -> Vec<Finding> {
     for planned in unicast {
         let to = network(&planned.to);
         match lookup(facts, to) {
-            Some((route, _)) if is_planned(route, planned) => {}
+            Some((route, _)) if is_planned(route, planned) || is_primary_of(route, planned) => {}
             Some((route, rule)) => {
                 let via_rule = match rule {
                     Some(p) if route.table != MAIN_TABLE => {
@@ -218,6 +241,49 @@ mod tests {
         let findings = check(&facts, &tunnel);
         assert_eq!(findings.len(), 1, "{findings:?}");
         assert!(findings[0].message.contains("priority 50"), "{findings:?}");
+    }
+
+    #[test]
+    fn a_backup_behind_its_primary_is_healthy_and_a_withdrawn_tunnel_is_explained() {
+        let backup = fixture::tunnel("cloud-backup");
+        let mut facts = fixture::healthy(&backup);
+        assert!(check(&facts, &backup).is_empty());
+        // The primary's route (lower metric, routevpn's) takes the prefix: as it should.
+        let mut primary = route("10.70.0.0/16", "vti-cloud-1", MAIN_TABLE);
+        (primary.metric, primary.protocol) = (100, ROUTE_PROTOCOL);
+        facts.routes.push(primary.clone());
+        assert!(check(&facts, &backup).is_empty());
+        // A foreign route there is still a finding.
+        primary.protocol = 4;
+        *facts.routes.last_mut().unwrap() = primary;
+        assert_eq!(check(&facts, &backup).len(), 1);
+
+        // Planned down for lack of SAs: said as such, not as a fault to fix with `up`.
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("profiles");
+        let tunnels = crate::profile::load(&[dir], Default::default())
+            .tunnels
+            .unwrap();
+        let context = crate::plan::Context {
+            without_sas: ["cloud-backup".to_string()].into(),
+            ..Default::default()
+        };
+        let plan = crate::plan::build(&tunnels, &context);
+        let withdrawn = plan
+            .tunnels
+            .iter()
+            .find(|t| t.name == "cloud-backup")
+            .unwrap();
+        let mut facts = fixture::healthy(withdrawn);
+        facts.links.get_mut("vti-cloud-2").unwrap().up = false;
+        let findings = check(&facts, withdrawn);
+        assert_eq!(findings.len(), 1, "{findings:?}");
+        assert_eq!(findings[0].severity, Severity::Info);
+        assert!(findings[0].message.contains("no CHILD SA"), "{findings:?}");
+        // Down although planned up: an error, as before.
+        let backup = fixture::tunnel("cloud-backup");
+        let mut facts = fixture::healthy(&backup);
+        facts.links.get_mut("vti-cloud-2").unwrap().up = false;
+        assert_eq!(check(&facts, &backup)[0].severity, Severity::Error);
     }
 
     #[test]
