@@ -289,10 +289,30 @@ impl Engine {
         sa.children.clear();
     }
 
-    /// Starts the connection `name`: sends IKE_SA_INIT. Does nothing if the connection
-    /// already has an IKE SA that is being set up or established.
+    /// Starts the connection `name`: sends IKE_SA_INIT. Over an established IKE SA, asks
+    /// for the configured Child SAs it lacks (one expired, or the peer deleted it) instead.
+    /// Does nothing more if the connection already has an IKE SA being set up or
+    /// established.
     pub fn initiate(&mut self, now: Instant, name: &str) -> Result<(), EngineError> {
         let conn = self.connection_named(name)?;
+        let children: Vec<String> = (conn.config.children.iter())
+            .map(|c| c.name.clone())
+            .collect();
+        let lacking: Vec<u64> = (self.sas.iter())
+            .filter(|(_, sa)| sa.connection == name && children.iter().any(|c| sa.misses_child(c)))
+            .map(|(spi, _)| *spi)
+            .collect();
+        for spi in lacking {
+            if let Some(mut sa) = self.sas.remove(&spi) {
+                for child in &children {
+                    if sa.misses_child(child) {
+                        sa.children_to_request.push_back(child.clone());
+                    }
+                }
+                // Re-inserted: its deadline now includes the request.
+                self.put(sa);
+            }
+        }
         // A refused responder SA lingers only to repeat its answer: it does not count.
         let active =
             |sa: &IkeSa| sa.connection == name && sa.phase() != Phase::Deleting && !sa.rejected();

@@ -278,6 +278,16 @@ impl IkeSa {
         }
     }
 
+    /// Established, and the configured Child SA `name` is neither installed nor asked for.
+    pub fn misses_child(&self, name: &str) -> bool {
+        self.phase() == Phase::Established
+            && self.retired_at.is_none()
+            && !self.delete_pending
+            && !self.children.iter().any(|c| c.name == name)
+            && !self.children_to_request.iter().any(|n| n == name)
+            && self.pending_rekey.as_ref().is_none_or(|p| p.name != name)
+    }
+
     /// Between messages of an established SA: the keys only the handshake needed go (SK_p
     /// that AUTH used; SK_e and SK_a live on in the ciphers, SK_d for rekeys), and so do the
     /// cipher contexts (rebuilt per message) and spare room in its lists.

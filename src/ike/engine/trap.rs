@@ -11,7 +11,6 @@ use super::config::{DpdAction, StartAction};
 
 use super::dpd::Loss;
 use super::events::Event;
-use super::sa::Phase;
 use super::Engine;
 
 impl Engine {
@@ -44,11 +43,7 @@ impl Engine {
             // The IKE SA is up but this Child SA is gone (the peer deleted it): ask for it
             // again over the IKE SA, as the next request.
             Some(mut sa) => {
-                let missing = sa.phase() == Phase::Established
-                    && !sa.children.iter().any(|c| c.name == child)
-                    && !sa.children_to_request.contains(&child)
-                    && sa.pending_rekey.as_ref().is_none_or(|p| p.name != child);
-                if missing && (armed || close == StartAction::Trap) {
+                if sa.misses_child(&child) && (armed || close == StartAction::Trap) {
                     sa.children_to_request.push_back(child.clone());
                     self.events.push_back(Event::Acquired { name, child });
                 }
