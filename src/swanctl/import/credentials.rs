@@ -13,6 +13,7 @@ use crate::file;
 use crate::swanctl::tree::{Location, Section};
 
 /// A pre-shared key of `secrets.ike-*`: the identities it is for (none: any).
+#[derive(Clone)]
 pub struct Psk {
     pub ids: Vec<String>,
     /// As routevpn's `psk_file` holds it: the text, or `0x` and hex.

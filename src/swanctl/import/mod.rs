@@ -103,6 +103,21 @@ pub fn import(root: &Section, dir: &Path, options: Options) -> Imported {
         lenient: options.lenient,
         diagnostics: Vec::new(),
     };
+    let store = credentials::Store::load(root, dir, &mut report);
+    connections(root, &store, report)
+}
+
+/// Maps `root`'s connections with credentials loaded elsewhere (over VICI): `root` has
+/// no `secrets` section of its own.
+pub fn import_with(root: &Section, store: &credentials::Store, options: Options) -> Imported {
+    let report = Report {
+        lenient: options.lenient,
+        diagnostics: Vec::new(),
+    };
+    connections(root, store, report)
+}
+
+fn connections(root: &Section, store: &credentials::Store, mut report: Report) -> Imported {
     for (key, value) in &root.values {
         report.unsupported(&value.at, format!("top-level `{key}`"));
     }
@@ -111,7 +126,6 @@ pub fn import(root: &Section, dir: &Path, options: Options) -> Imported {
             report.unsupported(&section.at, format!("section `{}`", section.name));
         }
     }
-    let store = credentials::Store::load(root, dir, &mut report);
     let mut profiles = Vec::new();
     if let Some(connections) = root.section("connections") {
         for (key, value) in &connections.values {
@@ -121,7 +135,7 @@ pub fn import(root: &Section, dir: &Path, options: Options) -> Imported {
             );
         }
         for conn in &connections.sections {
-            if let Some(profile) = connection::map(conn, &store, &mut report) {
+            if let Some(profile) = connection::map(conn, store, &mut report) {
                 profiles.push(profile);
             }
         }
