@@ -15,9 +15,15 @@ use std::time::{Duration, Instant};
 
 use common::peers::{connection, dpd, engine, Pair, A, B, TO_B};
 use routevpn::apply::status::SaStatus;
+use routevpn::daemon::credentials::authenticators;
+use routevpn::daemon::vici_config::Loaded;
 use routevpn::daemon::vici_handler::{self, Backend, Initiations};
 use routevpn::daemon::vici_server::{self, Call, Counters, Limits};
-use routevpn::ike::engine::{DpdAction, Engine, EngineConfig, KernelAction, StartAction};
+use routevpn::ike::engine::{
+    DpdAction, Engine, EngineConfig, EngineConnection, KernelAction, StartAction,
+};
+use routevpn::swanctl::import::ImportedProfile;
+use routevpn::swanctl::install;
 use routevpn::vici::codec::{self, Element, Message, Packet};
 use routevpn::vici::messages::Stats;
 use tokio::sync::{broadcast, mpsc};
@@ -32,6 +38,10 @@ struct Harness {
     events: broadcast::Sender<(String, Message)>,
     /// How many of side a's recorded events and actions were handled.
     seen: (usize, usize),
+    loaded: Loaded,
+    /// Where the loaded connections' profiles are written, one directory per change.
+    loaded_dir: tempfile::TempDir,
+    changes: usize,
 }
 
 impl Backend for Harness {
@@ -58,6 +68,63 @@ impl Backend for Harness {
     fn initiations(&mut self) -> &mut Initiations {
         &mut self.initiations
     }
+
+    fn loaded(&mut self) -> &mut Loaded {
+        &mut self.loaded
+    }
+
+    /// Side a's own connection stands for a profile.
+    fn profile_defines(&self, name: &str) -> bool {
+        name == TO_B
+    }
+
+    /// As the daemon does, without a kernel: the profiles installed and loaded as
+    /// `routevpn check` would, planned, and their IKE connections given to the engine.
+    fn configure(
+        &mut self,
+        profiles: Vec<ImportedProfile>,
+        unloaded: Option<&str>,
+    ) -> Result<(), String> {
+        self.changes += 1;
+        let out = self.loaded_dir.path().join(self.changes.to_string());
+        let options = install::Options {
+            out: out.clone(),
+            force: false,
+            dry_run: false,
+            profile: routevpn::profile::Options {
+                insecure_secrets: true,
+            },
+        };
+        install::install(&profiles, &options).map_err(|e| format!("{e:?}"))?;
+        let loaded = routevpn::profile::load(&[out], options.profile);
+        let tunnels = loaded.tunnels.ok_or(format!("{:?}", loaded.diagnostics))?;
+        let plan = routevpn::plan::build(&tunnels, &Default::default());
+        let now = self.pair.now;
+        let engine = &mut self.pair.engines[0];
+        if let Some(name) = unloaded {
+            engine
+                .remove_connection(now, name)
+                .map_err(|e| e.to_string())?;
+        }
+        for t in &plan.tunnels {
+            let auth = t
+                .ike
+                .auth
+                .as_ref()
+                .ok_or("a loaded connection without IKE")?;
+            let routevpn::plan::Endpoint::Address(local_addr) = t.ike.local else {
+                return Err("the test's connections name local_addrs".into());
+            };
+            let (local_auth, remote_auth) = authenticators(auth)?;
+            engine.add_connection(EngineConnection {
+                config: t.ike.connection.clone(),
+                local_addr,
+                local_auth,
+                remote_auth,
+            });
+        }
+        Ok(())
+    }
 }
 
 impl Harness {
@@ -83,6 +150,9 @@ impl Harness {
             initiations: Initiations::default(),
             events,
             seen: (0, 0),
+            loaded: Loaded::default(),
+            loaded_dir: tempfile::tempdir().unwrap(),
+            changes: 0,
         }
     }
 
@@ -522,8 +592,23 @@ fn what_routevpn_does_not_do_is_answered_clearly() {
             .fail(&["--load-conns", "--file", conf.to_str().unwrap()])
             .await;
         assert!(
-            loaded.contains("not yet supported by routevpn: load-conn"),
+            loaded.contains(
+                "loading connection 'to-b' failed: connection 'to-b': a profile defines \
+                 tunnel 'to-b' (profiles win over loaded connections)"
+            ),
             "{loaded}"
+        );
+        std::fs::write(&conf, NAMED_PEER_SWANCTL).unwrap();
+        let named = s
+            .fail(&["--load-conns", "--file", conf.to_str().unwrap()])
+            .await;
+        assert!(
+            named.contains(
+                "loading connection 'named' failed: vici:load-conn:3:1: remote_addrs \
+                 \"vpn.example.com\": routevpn takes one IP address (names are not resolved): \
+                 not supported by routevpn;"
+            ),
+            "{named}"
         );
         let redirect = s
             .fail(&["--redirect", "--ike", TO_B, "--gateway", "192.0.2.99"])
@@ -539,8 +624,9 @@ fn what_routevpn_does_not_do_is_answered_clearly() {
 fn get_conns_lists_the_connections_and_unknown_commands_are_unknown() {
     runtime().block_on(async {
         let mut s = start();
+        // Like charon's: the connections loaded over VICI only, not the profiles.
         let conns = s.request("get-conns", Message::new()).await;
-        let expected = Message(vec![Element::List("conns".into(), vec![TO_B.into()])]);
+        let expected = Message(vec![Element::List("conns".into(), vec![])]);
         assert_eq!(conns, Packet::Response(expected));
         let unknown = s.request("no-such-command", Message::new()).await;
         assert_eq!(unknown, Packet::Unknown);
@@ -662,6 +748,170 @@ secrets {
   }
 }
 "#;
+
+/// A connection the mapping cannot express: routevpn does not resolve names.
+const NAMED_PEER_SWANCTL: &str = r#"
+connections {
+  named {
+    remote_addrs = vpn.example.com
+    local { auth = psk }
+    remote { auth = psk }
+    children { net { remote_ts = 10.9.0.0/16 } }
+  }
+}
+"#;
+
+/// Two connections to side b for `swanctl --load-all`: one VTI-like with marks, one
+/// policy-based (no mark, no if_id), and the key they share.
+const LOADED_SWANCTL: &str = r#"
+connections {
+  loaded-vti {
+    version = 2
+    local_addrs = 192.0.2.1
+    remote_addrs = 198.51.100.2
+    proposals = aes128gcm16-prfsha256-x25519
+    local {
+      auth = psk
+      id = 192.0.2.1
+    }
+    remote {
+      auth = psk
+      id = 198.51.100.2
+    }
+    children {
+      net {
+        local_ts = 10.1.0.0/16
+        remote_ts = 10.2.0.0/16
+        esp_proposals = aes128gcm16
+        mark_in = 0x52000002
+        mark_out = 0x52000002
+      }
+    }
+  }
+  loaded-policy {
+    version = 2
+    local_addrs = 192.0.2.1
+    remote_addrs = 198.51.100.2
+    proposals = aes256-sha256-modp2048
+    local {
+      auth = psk
+      id = 192.0.2.1
+    }
+    remote {
+      auth = psk
+      id = 198.51.100.2
+    }
+    children {
+      lan {
+        local_ts = 10.1.0.0/16
+        remote_ts = 10.3.0.0/16
+        esp_proposals = aes256-sha256
+      }
+    }
+  }
+}
+secrets {
+  ike-to-b {
+    id-a = 192.0.2.1
+    id-b = 198.51.100.2
+    secret = peers-test-psk-0123456789
+  }
+}
+"#;
+
+/// The lines of one connection's block in `swanctl --list-conns` output.
+fn conn_block<'a>(output: &'a str, name: &str) -> Vec<&'a str> {
+    let mut lines = output
+        .lines()
+        .skip_while(|l| !l.starts_with(&format!("{name}: ")));
+    let head = lines.next().into_iter();
+    head.chain(lines.take_while(|l| l.starts_with(' ')))
+        .collect()
+}
+
+#[test]
+fn swanctl_load_all_configures_run_time_connections_as_charon_takes_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("swanctl.conf");
+    std::fs::write(&conf, LOADED_SWANCTL).unwrap();
+    let conf = conf.to_str().unwrap();
+    let charon = Charon::start(dir.path());
+    let theirs = charon.swanctl(&["--load-all", "--file", conf]);
+    assert!(theirs.status.success(), "{theirs:?}");
+    let theirs = String::from_utf8(charon.swanctl(&["--list-conns"]).stdout).unwrap();
+
+    runtime().block_on(async {
+        let mut s = start();
+        let first = s.run(&["--load-all", "--file", conf]).await;
+        for expected in [
+            "loaded ike secret 'ike-to-b'",
+            "loaded connection 'loaded-policy'",
+            "loaded connection 'loaded-vti'",
+            "successfully loaded 2 connections, 0 unloaded",
+        ] {
+            assert!(
+                first.contains(expected),
+                "{expected}:
+{first}"
+            );
+        }
+        let ours = s.run(&["--list-conns"]).await;
+        for name in ["loaded-vti", "loaded-policy"] {
+            let (o, t) = (conn_block(&ours, name), conn_block(&theirs, name));
+            assert!(
+                !o.is_empty(),
+                "{name} not listed:
+{ours}"
+            );
+            assert_eq!(
+                o, t,
+                "ours:
+{ours}
+charon's:
+{theirs}"
+            );
+        }
+        // The profile's connection is listed beside them.
+        assert!(!conn_block(&ours, TO_B).is_empty(), "{ours}");
+
+        // Idempotent: the same file again changes nothing.
+        let again = s.run(&["--load-all", "--file", conf]).await;
+        assert!(
+            again.contains("successfully loaded 2 connections, 0 unloaded"),
+            "{again}"
+        );
+        assert_eq!(s.run(&["--list-conns"]).await, ours);
+        let shared = s.request("get-shared", Message::new()).await;
+        let keys = Element::List("keys".into(), vec![b"ike-to-b".to_vec()]);
+        assert_eq!(shared, Packet::Response(Message(vec![keys])));
+
+        // The loaded connection authenticates with the loaded key against side b.
+        let up = s
+            .run(&["--initiate", "--ike", "loaded-vti", "--child", "net"])
+            .await;
+        assert!(up.contains("initiate completed successfully"), "{up}");
+        let sas = s.run(&["--list-sas", "--ike", "loaded-vti"]).await;
+        assert!(sas.contains("loaded-vti: #"), "{sas}");
+        assert!(sas.contains("ESTABLISHED"), "{sas}");
+
+        // A file without loaded-policy unloads it, as charon's swanctl does.
+        let start = LOADED_SWANCTL.find("  loaded-policy {").unwrap();
+        let end = LOADED_SWANCTL.find("}\nsecrets").unwrap();
+        let fewer = format!("{}{}", &LOADED_SWANCTL[..start], &LOADED_SWANCTL[end..]);
+        std::fs::write(dir.path().join("fewer.conf"), &fewer).unwrap();
+        let fewer_path = dir.path().join("fewer.conf");
+        let dropped = s
+            .run(&["--load-all", "--file", fewer_path.to_str().unwrap()])
+            .await;
+        assert!(
+            dropped.contains("successfully loaded 1 connections, 1 unloaded"),
+            "{dropped}"
+        );
+        let left = s.run(&["--list-conns"]).await;
+        assert!(conn_block(&left, "loaded-policy").is_empty(), "{left}");
+        assert!(!conn_block(&left, "loaded-vti").is_empty(), "{left}");
+    });
+}
 
 #[test]
 fn list_conns_prints_what_charon_prints_for_the_same_connection() {

@@ -13,7 +13,7 @@
 mod accept;
 pub mod control;
 mod control_server;
-mod credentials;
+pub mod credentials;
 mod dataplane;
 mod failures;
 mod ike_failures;

@@ -149,10 +149,10 @@ pub fn handle(backend: &mut impl Backend, call: Call, now: Instant) {
             let conns = messages::list_conns(&connections, message.str("ike"), port);
             streamed("list-conn", conns)
         }
+        // As charon's lists only the connections loaded over VICI (not those of its other
+        // backends): `swanctl --load-all` unloads those it lists and its file lacks.
         "get-conns" => {
-            let names: Vec<String> = (backend.engine().connections())
-                .map(|c| c.name().to_owned())
-                .collect();
+            let names: Vec<String> = backend.loaded().conn_names().cloned().collect();
             response(Message::new().list("conns", names))
         }
         // Certificates are read per tunnel and not kept in a store VICI could list.
