@@ -761,33 +761,8 @@ connections {
 }
 "#;
 
-/// Two connections to side b for `swanctl --load-all`: one VTI-like with marks, one
-/// policy-based (no mark, no if_id), and the key they share.
-const LOADED_SWANCTL: &str = r#"
-connections {
-  loaded-vti {
-    version = 2
-    local_addrs = 192.0.2.1
-    remote_addrs = 198.51.100.2
-    proposals = aes128gcm16-prfsha256-x25519
-    local {
-      auth = psk
-      id = 192.0.2.1
-    }
-    remote {
-      auth = psk
-      id = 198.51.100.2
-    }
-    children {
-      net {
-        local_ts = 10.1.0.0/16
-        remote_ts = 10.2.0.0/16
-        esp_proposals = aes128gcm16
-        mark_in = 0x52000002
-        mark_out = 0x52000002
-      }
-    }
-  }
+/// A policy-based connection (no mark, no if_id) to side b, beside [`loaded_vti`].
+const LOADED_POLICY: &str = r#"
   loaded-policy {
     version = 2
     local_addrs = 192.0.2.1
@@ -808,16 +783,17 @@ connections {
         esp_proposals = aes256-sha256
       }
     }
-  }
+  }"#;
+
+/// The peers' connection as `loaded-vti` (marked, VTI-like) with its key, for
+/// `swanctl --load-all`; with `policy`, [`LOADED_POLICY`] too.
+fn loaded_swanctl(policy: bool) -> String {
+    let vti = TO_B_SWANCTL
+        .replace("to-b {", "loaded-vti {")
+        .replace("0x52000001", "0x52000002");
+    let extra = if policy { LOADED_POLICY } else { "" };
+    vti.replacen("connections {", &format!("connections {{{extra}"), 1)
 }
-secrets {
-  ike-to-b {
-    id-a = 192.0.2.1
-    id-b = 198.51.100.2
-    secret = peers-test-psk-0123456789
-  }
-}
-"#;
 
 /// The lines of one connection's block in `swanctl --list-conns` output.
 fn conn_block<'a>(output: &'a str, name: &str) -> Vec<&'a str> {
@@ -833,7 +809,7 @@ fn conn_block<'a>(output: &'a str, name: &str) -> Vec<&'a str> {
 fn swanctl_load_all_configures_run_time_connections_as_charon_takes_them() {
     let dir = tempfile::tempdir().unwrap();
     let conf = dir.path().join("swanctl.conf");
-    std::fs::write(&conf, LOADED_SWANCTL).unwrap();
+    std::fs::write(&conf, loaded_swanctl(true)).unwrap();
     let conf = conf.to_str().unwrap();
     let charon = Charon::start(dir.path());
     let theirs = charon.swanctl(&["--load-all", "--file", conf]);
@@ -844,7 +820,7 @@ fn swanctl_load_all_configures_run_time_connections_as_charon_takes_them() {
         let mut s = start();
         let first = s.run(&["--load-all", "--file", conf]).await;
         for expected in [
-            "loaded ike secret 'ike-to-b'",
+            "loaded ike secret 'ike-loaded-vti'",
             "loaded connection 'loaded-policy'",
             "loaded connection 'loaded-vti'",
             "successfully loaded 2 connections, 0 unloaded",
@@ -882,7 +858,7 @@ charon's:
         );
         assert_eq!(s.run(&["--list-conns"]).await, ours);
         let shared = s.request("get-shared", Message::new()).await;
-        let keys = Element::List("keys".into(), vec![b"ike-to-b".to_vec()]);
+        let keys = Element::List("keys".into(), vec![b"ike-loaded-vti".to_vec()]);
         assert_eq!(shared, Packet::Response(Message(vec![keys])));
 
         // The loaded connection authenticates with the loaded key against side b.
@@ -895,10 +871,7 @@ charon's:
         assert!(sas.contains("ESTABLISHED"), "{sas}");
 
         // A file without loaded-policy unloads it, as charon's swanctl does.
-        let start = LOADED_SWANCTL.find("  loaded-policy {").unwrap();
-        let end = LOADED_SWANCTL.find("}\nsecrets").unwrap();
-        let fewer = format!("{}{}", &LOADED_SWANCTL[..start], &LOADED_SWANCTL[end..]);
-        std::fs::write(dir.path().join("fewer.conf"), &fewer).unwrap();
+        std::fs::write(dir.path().join("fewer.conf"), loaded_swanctl(false)).unwrap();
         let fewer_path = dir.path().join("fewer.conf");
         let dropped = s
             .run(&["--load-all", "--file", fewer_path.to_str().unwrap()])
