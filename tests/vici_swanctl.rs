@@ -922,7 +922,7 @@ fn list_conns_prints_what_charon_prints_for_the_same_connection() {
 /// has no VTI or XFRM interfaces) serves VICI beside its control socket, survives a
 /// malformed packet and removes the socket when it stops.
 #[test]
-fn the_daemon_serves_vici_and_survives_bad_packets() {
+fn the_daemon_serves_vici_survives_bad_packets_and_forgets_loaded_connections() {
     use std::io::{Read, Write};
     use std::os::unix::fs::PermissionsExt;
     assert!(
@@ -932,27 +932,43 @@ fn the_daemon_serves_vici_and_survives_bad_packets() {
     let dir = tempfile::tempdir().unwrap();
     let (config, state) = (dir.path().join("profiles"), dir.path().join("state"));
     std::fs::create_dir(&config).unwrap();
-    let mut daemon = Command::new("unshare")
-        .arg("-n")
-        .arg(env!("CARGO_BIN_EXE_routevpn"))
-        .arg("--config-dir")
-        .arg(&config)
-        .arg("--state-dir")
-        .arg(&state)
-        .arg("daemon")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
     let socket = state.join("charon.vici");
     let stats = || swanctl(&socket, &["--stats"]).output().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !stats().status.success() {
-        assert!(daemon.try_wait().unwrap().is_none(), "the daemon exited");
-        assert!(Instant::now() < deadline, "no VICI answer in 20 s");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let log = dir.path().join("daemon.log");
+    let start_daemon = || {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .unwrap();
+        let mut daemon = Command::new("unshare")
+            .arg("-n")
+            .arg(env!("CARGO_BIN_EXE_routevpn"))
+            .arg("--config-dir")
+            .arg(&config)
+            .arg("--state-dir")
+            .arg(&state)
+            .arg("daemon")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !stats().status.success() {
+            assert!(daemon.try_wait().unwrap().is_none(), "the daemon exited");
+            assert!(Instant::now() < deadline, "no VICI answer in 20 s");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        daemon
+    };
+    let stop_daemon = |mut daemon: std::process::Child| {
+        let pid = i32::try_from(daemon.id()).unwrap();
+        // SAFETY: kill only signals our own child, the daemon (unshare execs it).
+        assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+        assert!(daemon.wait().unwrap().success());
+    };
+    let daemon = start_daemon();
     let mode = std::fs::metadata(&socket).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o600);
 
@@ -975,9 +991,45 @@ fn the_daemon_serves_vici_and_survives_bad_packets() {
     assert!(sas.status.success());
     assert_eq!(String::from_utf8(sas.stdout).unwrap(), "");
 
-    let pid = i32::try_from(daemon.id()).unwrap();
-    // SAFETY: kill only signals our own child, the daemon (unshare execs it).
-    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
-    assert!(daemon.wait().unwrap().success());
+    // Connections loaded over VICI: profiles and keys beside the daemon's state, a
+    // connection the file drops unloaded, all forgotten by a restart.
+    let conf = dir.path().join("swanctl.conf");
+    let load_all = |text: String| {
+        std::fs::write(&conf, text).unwrap();
+        let output = swanctl(&socket, &["--load-all", "--file", conf.to_str().unwrap()])
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8(output.stdout).unwrap();
+        assert!(output.status.success(), "{stdout}");
+        stdout
+    };
+    let loaded = load_all(loaded_swanctl(true));
+    assert!(
+        loaded.contains("successfully loaded 2 connections"),
+        "{loaded}"
+    );
+    let conns = state.join("vici-conns");
+    let key = std::fs::metadata(conns.join("secrets/loaded-vti.psk")).unwrap();
+    assert_eq!(key.permissions().mode() & 0o777, 0o600);
+    assert!(conns.join("loaded-policy.toml").exists());
+    let fewer = load_all(loaded_swanctl(false));
+    assert!(fewer.contains("1 connections, 1 unloaded"), "{fewer}");
+    assert!(!conns.join("loaded-policy.toml").exists());
+    assert!(conns.join("loaded-vti.toml").exists());
+
+    stop_daemon(daemon);
     assert!(!socket.exists(), "the VICI socket is removed at exit");
+    let daemon = start_daemon();
+    let left: Vec<_> = std::fs::read_dir(&conns).unwrap().collect();
+    assert!(
+        left.is_empty(),
+        "a restart forgets loaded connections: {left:?}"
+    );
+    stop_daemon(daemon);
+    let log = std::fs::read_to_string(&log).unwrap();
+    assert!(log.contains("loaded-vti"), "{log}");
+    // The key, as text or as the hex it is kept in, never reaches the log.
+    for secret in ["peers-test-psk", "7065657273"] {
+        assert!(!log.contains(secret), "{log}");
+    }
 }

@@ -66,8 +66,11 @@ impl Daemon {
         rename(&dir, &previous)?;
         rename(&staged, &dir)?;
         for profile in &profiles {
-            for note in &profile.notes {
-                logging::info(APPLY, format_args!("{}: {note}", profile.name));
+            // Said once, when the connection is first loaded.
+            if !self.vici_loaded.has_conn(&profile.name) {
+                for note in &profile.notes {
+                    logging::info(APPLY, format_args!("{}: {note}", profile.name));
+                }
             }
             self.enabled.insert(profile.name.clone());
         }
