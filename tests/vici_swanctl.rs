@@ -1017,6 +1017,29 @@ fn the_daemon_serves_vici_survives_bad_packets_and_forgets_loaded_connections() 
     assert!(!conns.join("loaded-policy.toml").exists());
     assert!(conns.join("loaded-vti.toml").exists());
 
+    // A profile of a loaded connection's name, added later, wins at the next reload.
+    std::fs::create_dir(config.join("secrets")).unwrap();
+    for file in ["loaded-vti.toml", "secrets/loaded-vti.psk"] {
+        std::fs::copy(conns.join(file), config.join(file)).unwrap();
+    }
+    let pid = i32::try_from(daemon.id()).unwrap();
+    // SAFETY: kill only signals our own child, the daemon (unshare execs it).
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGHUP) }, 0);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while conns.join("loaded-vti.toml").exists() {
+        assert!(Instant::now() < deadline, "the loaded connection stayed");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::fs::write(&conf, loaded_swanctl(false)).unwrap();
+    let refused = swanctl(&socket, &["--load-conns", "--file", conf.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains("a profile defines tunnel 'loaded-vti'"),
+        "{stderr}"
+    );
+
     stop_daemon(daemon);
     assert!(!socket.exists(), "the VICI socket is removed at exit");
     let daemon = start_daemon();

@@ -31,6 +31,46 @@ impl Daemon {
         create(&dir)
     }
 
+    /// Unloads the loaded connections that a profile defines now (one added since they
+    /// were loaded): profiles win, as a load of their name is refused.
+    pub(super) fn yield_to_profiles(&mut self) -> Result<(), String> {
+        if self.vici_loaded.conn_names().next().is_none() {
+            return Ok(());
+        }
+        let dirs = std::slice::from_ref(&self.options.config_dir);
+        // Profiles with errors: the reload reports them.
+        let Some(tunnels) = profile::load(dirs, self.options.profile).tunnels else {
+            return Ok(());
+        };
+        let taken: Vec<String> = (tunnels.into_iter())
+            .map(|t| t.name)
+            .filter(|name| self.vici_loaded.has_conn(name))
+            .collect();
+        if taken.is_empty() {
+            return Ok(());
+        }
+        let mut next = self.vici_loaded.clone();
+        for name in &taken {
+            logging::warn(
+                APPLY,
+                format_args!("{name}: unloading the connection loaded over VICI: a profile defines it now (profiles win)"),
+            );
+            self.drop_connection(name);
+            next = next.without(name);
+        }
+        let dir = self.loaded_dir();
+        remove(&dir)?;
+        let options = install::Options {
+            out: dir,
+            force: false,
+            dry_run: false,
+            profile: self.options.profile,
+        };
+        install::install(&next.profiles()?, &options).map_err(|e| errors(&e))?;
+        self.vici_loaded = next;
+        Ok(())
+    }
+
     /// Validates `profiles` beside the profile directory, makes them the loaded
     /// connections and applies; anything failing leaves the previous ones in place.
     pub(super) fn configure_loaded(

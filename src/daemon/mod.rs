@@ -293,6 +293,7 @@ impl Daemon {
     /// Loads the profiles, applies the enabled tunnels' dataplane and (re)configures the
     /// engine and sockets. At start every tunnel is enabled.
     fn reload(&mut self, starting: bool) -> Result<(), String> {
+        self.yield_to_profiles()?;
         let loaded = profile::load(&self.profile_dirs(), self.options.profile);
         for d in &loaded.diagnostics {
             logging::warn(APPLY, d);

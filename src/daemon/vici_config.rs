@@ -70,9 +70,14 @@ impl Loaded {
         if !self.conns.contains_key(name) {
             return Err(format!("unloading connection '{name}' failed: not loaded"));
         }
+        Ok((name.to_owned(), self.without(name)))
+    }
+
+    /// Without the connection `name`, if loaded.
+    pub fn without(&self, name: &str) -> Loaded {
         let mut next = self.clone();
         next.conns.remove(name);
-        Ok((name.to_owned(), next))
+        next
     }
 
     /// With the key of a `load-shared` message (replacing one of the same unique id).
