@@ -4,7 +4,7 @@
 //! `secrets`, into a profile that the daemon validates and applies beside its own.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::Path;
 
 use zeroize::Zeroizing;
 
@@ -130,13 +130,9 @@ impl Loaded {
     /// Every loaded connection mapped with the loaded keys; the first that cannot be is
     /// an error naming where and why.
     pub fn profiles(&self) -> Result<Vec<ImportedProfile>, String> {
-        let store = Store {
-            dir: PathBuf::from("/nonexistent"),
-            psks: self.shared.iter().map(|(_, psk)| psk.clone()).collect(),
-            private_keys: Vec::new(),
-            cas: Vec::new(),
-            crls: Vec::new(),
-        };
+        // Nothing is read from files: certificates were refused at load.
+        let mut store = Store::empty(Path::new("/nonexistent"));
+        store.psks = self.shared.iter().map(|(_, psk)| psk.clone()).collect();
         let mut profiles = Vec::with_capacity(self.conns.len());
         for root in self.conns.values() {
             let imported = import::import_with(root, &store, import::Options::default());

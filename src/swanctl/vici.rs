@@ -8,8 +8,9 @@
 
 use std::path::Path;
 
+use super::import::{self, credentials::Store};
 use super::tree::{Location, Section, Value};
-use crate::vici::codec::{Element, Message};
+use crate::vici::codec::{self, Element, Message};
 
 /// The pseudo-file the keys of a loaded connection are located in.
 pub const ORIGIN: &str = "vici:load-conn";
@@ -81,6 +82,19 @@ fn fill(
     Ok(())
 }
 
+/// Maps `data`, decoded as a VICI message, as `load-conn` would: for the fuzz target and
+/// the tests, any outcome but a panic. The store is empty and points nowhere, so no file
+/// of the host is read.
+pub fn check_untrusted(data: &[u8]) {
+    let Ok(message) = codec::decode_message(data) else {
+        return;
+    };
+    if let Ok(root) = connection_tree(&message) {
+        let store = Store::empty(Path::new("/nonexistent"));
+        let _ = import::import_with(&root, &store, import::Options::default());
+    }
+}
+
 fn utf8<'a>(bytes: &'a [u8], path: &str, key: &str) -> Result<&'a str, String> {
     std::str::from_utf8(bytes).map_err(|_| format!("{path}.{key}: the value is not UTF-8"))
 }
@@ -132,6 +146,32 @@ mod tests {
             (if_id.at.file.as_ref(), if_id.at.line),
             (Path::new(ORIGIN), 11)
         );
+    }
+
+    /// Every byte of a realistic `load-conn` message replaced by a few values: mapped or
+    /// refused, never a panic.
+    #[test]
+    fn mutated_connections_map_or_fail_without_panicking() {
+        let child = Message::new()
+            .list("local_ts", ["10.1.0.0/16"])
+            .list("remote_ts", ["10.2.0.0/16"])
+            .kv("mark_in", "0x52")
+            .kv("mark_out", "0x52")
+            .list("esp_proposals", ["aes128gcm16"]);
+        let body = Message::new()
+            .list("remote_addrs", ["198.51.100.2"])
+            .section("local", Message::new().kv("auth", "psk").kv("id", "a"))
+            .section("remote", Message::new().kv("auth", "psk"))
+            .section("children", Message::new().section("net", child));
+        let bytes = codec::encode_message(&conn(body)).unwrap();
+        check_untrusted(&bytes);
+        for i in 0..bytes.len() {
+            for value in [0, 1, 2, 3, 4, 5, 6, b',', b'.', 0xff] {
+                let mut mutated = bytes.clone();
+                mutated[i] = value;
+                check_untrusted(&mutated);
+            }
+        }
     }
 
     #[test]
