@@ -795,6 +795,14 @@ fn loaded_swanctl(policy: bool) -> String {
     vti.replacen("connections {", &format!("connections {{{extra}"), 1)
 }
 
+/// [`loaded_swanctl`] with `loaded-clash` first: loaded-vti again, so with its mark.
+fn clashing_swanctl() -> String {
+    let vti = loaded_swanctl(false);
+    let body = &vti[vti.find("  loaded-vti {").unwrap()..vti.find("\n}\nsecrets").unwrap()];
+    let clash = body.replace("loaded-vti {", "loaded-clash {");
+    loaded_swanctl(true).replacen("connections {", &format!("connections {{\n{clash}"), 1)
+}
+
 /// The lines of one connection's block in `swanctl --list-conns` output.
 fn conn_block<'a>(output: &'a str, name: &str) -> Vec<&'a str> {
     let mut lines = output
@@ -860,6 +868,24 @@ charon's:
         let shared = s.request("get-shared", Message::new()).await;
         let keys = Element::List("keys".into(), vec![b"ike-loaded-vti".to_vec()]);
         assert_eq!(shared, Packet::Response(Message(vec![keys])));
+
+        // A connection that the profiles' checks refuse beside the others (it takes
+        // loaded-vti's mark) is refused with their reason, and nothing loaded changes.
+        let clash_path = dir.path().join("clash.conf");
+        std::fs::write(&clash_path, clashing_swanctl()).unwrap();
+        let refused = s
+            .fail(&["--load-all", "--file", clash_path.to_str().unwrap()])
+            .await;
+        assert!(
+            refused.contains("loading connection 'loaded-clash' failed: ")
+                && refused.contains("mark 0x52000002 is already used by"),
+            "{refused}"
+        );
+        let conns = s.request("get-conns", Message::new()).await;
+        let names = vec![b"loaded-policy".to_vec(), b"loaded-vti".to_vec()];
+        let expected = Message(vec![Element::List("conns".into(), names)]);
+        assert_eq!(conns, Packet::Response(expected));
+        assert_eq!(s.run(&["--list-conns"]).await, ours);
 
         // The loaded connection authenticates with the loaded key against side b.
         let up = s
@@ -1012,6 +1038,16 @@ fn the_daemon_serves_vici_survives_bad_packets_and_forgets_loaded_connections() 
     let key = std::fs::metadata(conns.join("secrets/loaded-vti.psk")).unwrap();
     assert_eq!(key.permissions().mode() & 0o777, 0o600);
     assert!(conns.join("loaded-policy.toml").exists());
+    std::fs::write(&conf, clashing_swanctl()).unwrap();
+    let clash = swanctl(&socket, &["--load-conns", "--file", conf.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&clash.stderr);
+    let clash_profile = conns.join("loaded-clash.toml");
+    let refused = format!("{}:", clash_profile.display());
+    assert!(stderr.contains(&refused), "{stderr}");
+    assert!(!stderr.contains("vici-conns.new"), "{stderr}");
+    assert!(!clash_profile.exists());
     let fewer = load_all(loaded_swanctl(false));
     assert!(fewer.contains("1 connections, 1 unloaded"), "{fewer}");
     assert!(!conns.join("loaded-policy.toml").exists());

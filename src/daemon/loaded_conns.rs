@@ -101,7 +101,9 @@ impl Daemon {
             });
         if let Err(e) = checked {
             remove(&staged)?;
-            return Err(e);
+            // Named where the profiles would have been, not in the gone staging directory.
+            let (staged, dir) = (staged.display().to_string(), dir.display().to_string());
+            return Err(e.replace(&staged, &dir));
         }
         rename(&dir, &previous)?;
         rename(&staged, &dir)?;
