@@ -25,7 +25,7 @@ use routevpn::ike::engine::{
 use routevpn::swanctl::import::ImportedProfile;
 use routevpn::swanctl::install;
 use routevpn::vici::codec::{self, Element, Message, Packet};
-use routevpn::vici::messages::Stats;
+use routevpn::vici::messages::{self, Stats};
 use tokio::sync::{broadcast, mpsc};
 
 const SWANCTL: &str = "/usr/sbin/swanctl";
@@ -101,10 +101,16 @@ impl Backend for Harness {
         let plan = routevpn::plan::build(&tunnels, &Default::default());
         let now = self.pair.now;
         let engine = &mut self.pair.engines[0];
-        if let Some(name) = unloaded {
-            engine
-                .remove_connection(now, name)
-                .map_err(|e| e.to_string())?;
+        // As the daemon's reload: the engine forgets what is no longer configured (one
+        // unloaded, or left out as its key was unloaded).
+        let kept: Vec<&str> = profiles.iter().map(|p| p.name.as_str()).collect();
+        let mut gone: Vec<&str> = (self.loaded.conn_names())
+            .map(String::as_str)
+            .filter(|n| !kept.contains(n))
+            .collect();
+        gone.extend(unloaded);
+        for name in gone {
+            let _ = engine.remove_connection(now, name);
         }
         for t in &plan.tunnels {
             let auth = t
@@ -761,7 +767,8 @@ connections {
 }
 "#;
 
-/// A policy-based connection (no mark, no if_id) to side b, beside [`loaded_vti`].
+/// A policy-based connection (no mark, no if_id) to side b, with identities of its own
+/// (so a key of its own, [`POLICY_SECRET`]).
 const LOADED_POLICY: &str = r#"
   loaded-policy {
     version = 2
@@ -770,11 +777,11 @@ const LOADED_POLICY: &str = r#"
     proposals = aes256-sha256-modp2048
     local {
       auth = psk
-      id = 192.0.2.1
+      id = policy-local
     }
     remote {
       auth = psk
-      id = 198.51.100.2
+      id = policy-peer
     }
     children {
       lan {
@@ -785,14 +792,28 @@ const LOADED_POLICY: &str = r#"
     }
   }"#;
 
+const POLICY_SECRET: &str = r#"
+  ike-policy {
+    id-a = policy-local
+    id-b = policy-peer
+    secret = policy-psk-0123456789
+  }"#;
+
 /// The peers' connection as `loaded-vti` (marked, VTI-like) with its key, for
-/// `swanctl --load-all`; with `policy`, [`LOADED_POLICY`] too.
+/// `swanctl --load-all`; with `policy`, [`LOADED_POLICY`] and its key too.
 fn loaded_swanctl(policy: bool) -> String {
     let vti = TO_B_SWANCTL
         .replace("to-b {", "loaded-vti {")
         .replace("0x52000001", "0x52000002");
-    let extra = if policy { LOADED_POLICY } else { "" };
-    vti.replacen("connections {", &format!("connections {{{extra}"), 1)
+    if !policy {
+        return vti;
+    }
+    (vti.replacen(
+        "connections {",
+        &format!("connections {{{LOADED_POLICY}"),
+        1,
+    ))
+    .replacen("secrets {", &format!("secrets {{{POLICY_SECRET}"), 1)
 }
 
 /// [`loaded_swanctl`] with `loaded-clash` first: loaded-vti again, so with its mark.
@@ -829,6 +850,7 @@ fn swanctl_load_all_configures_run_time_connections_as_charon_takes_them() {
         let first = s.run(&["--load-all", "--file", conf]).await;
         for expected in [
             "loaded ike secret 'ike-loaded-vti'",
+            "loaded ike secret 'ike-policy'",
             "loaded connection 'loaded-policy'",
             "loaded connection 'loaded-vti'",
             "successfully loaded 2 connections, 0 unloaded",
@@ -866,7 +888,8 @@ charon's:
         );
         assert_eq!(s.run(&["--list-conns"]).await, ours);
         let shared = s.request("get-shared", Message::new()).await;
-        let keys = Element::List("keys".into(), vec![b"ike-loaded-vti".to_vec()]);
+        let ids = vec![b"ike-policy".to_vec(), b"ike-loaded-vti".to_vec()];
+        let keys = Element::List("keys".into(), ids);
         assert_eq!(shared, Packet::Response(Message(vec![keys])));
 
         // A connection that the profiles' checks refuse beside the others (it takes
@@ -895,6 +918,23 @@ charon's:
         let sas = s.run(&["--list-sas", "--ike", "loaded-vti"]).await;
         assert!(sas.contains("loaded-vti: #"), "{sas}");
         assert!(sas.contains("ESTABLISHED"), "{sas}");
+
+        // Its key unloaded, loaded-policy stays loaded but is left out (charon keeps it
+        // and cannot authenticate it); a key for it brings it back.
+        let unload = Message::new().kv("id", "ike-policy");
+        let unloaded = s.request("unload-shared", unload).await;
+        assert_eq!(unloaded, Packet::Response(messages::outcome(Ok(()))));
+        assert!(conn_block(&s.run(&["--list-conns"]).await, "loaded-policy").is_empty());
+        let conns = s.request("get-conns", Message::new()).await;
+        let names = vec![b"loaded-policy".to_vec(), b"loaded-vti".to_vec()];
+        let expected = Message(vec![Element::List("conns".into(), names)]);
+        assert_eq!(conns, Packet::Response(expected));
+        let reloaded = s.run(&["--load-creds", "--file", conf]).await;
+        assert!(
+            reloaded.contains("loaded ike secret 'ike-policy'"),
+            "{reloaded}"
+        );
+        assert_eq!(s.run(&["--list-conns"]).await, ours);
 
         // A file without loaded-policy unloads it, as charon's swanctl does.
         std::fs::write(dir.path().join("fewer.conf"), loaded_swanctl(false)).unwrap();

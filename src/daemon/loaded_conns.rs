@@ -66,7 +66,7 @@ impl Daemon {
             dry_run: false,
             profile: self.options.profile,
         };
-        install::install(&next.profiles()?, &options).map_err(|e| errors(&e))?;
+        install::install(&next.mapped().profiles, &options).map_err(|e| errors(&e))?;
         self.vici_loaded = next;
         Ok(())
     }

@@ -309,8 +309,10 @@ impl Daemon {
         }
         // Tunnels whose profile went away: tell their peers first.
         let now = Instant::now();
+        // The engine forgets them too: a connection left in it would still answer the
+        // peer with its old credentials.
         for gone in self.tunnels.iter().filter(|t| !names.contains(&t.name)) {
-            let _ = self.engine.terminate(now, &gone.name);
+            let _ = self.engine.remove_connection(now, &gone.name);
         }
         self.tunnels = tunnels;
         self.failing.retain(&self.enabled);

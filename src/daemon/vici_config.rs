@@ -127,26 +127,35 @@ impl Loaded {
         Ok(next)
     }
 
-    /// Every loaded connection mapped with the loaded keys; the first that cannot be is
-    /// an error naming where and why.
-    pub fn profiles(&self) -> Result<Vec<ImportedProfile>, String> {
+    /// Every loaded connection mapped with the loaded keys; those that cannot be (their
+    /// key was unloaded) with where and why.
+    pub fn mapped(&self) -> Mapped {
         // Nothing is read from files: certificates were refused at load.
         let mut store = Store::empty(Path::new("/nonexistent"));
         store.psks = self.shared.iter().map(|(_, psk)| psk.clone()).collect();
-        let mut profiles = Vec::with_capacity(self.conns.len());
-        for root in self.conns.values() {
+        let mut mapped = Mapped::default();
+        for (name, root) in &self.conns {
             let imported = import::import_with(root, &store, import::Options::default());
             let errors: Vec<String> = (imported.diagnostics.iter())
                 .filter(|d| d.is_error())
                 .map(|d| format!("{}:{}", d.file.display(), d.located_message()))
                 .collect();
-            if !errors.is_empty() {
-                return Err(errors.join("; "));
+            if errors.is_empty() {
+                mapped.profiles.extend(imported.profiles);
+            } else {
+                mapped.unusable.push((name.clone(), errors.join("; ")));
             }
-            profiles.extend(imported.profiles);
         }
-        Ok(profiles)
+        mapped
     }
+}
+
+/// The loaded connections as profiles.
+#[derive(Debug, Default)]
+pub struct Mapped {
+    pub profiles: Vec<ImportedProfile>,
+    /// Connections that cannot be mapped now, by name, with why.
+    pub unusable: Vec<(String, String)>,
 }
 
 /// `owners` as a list (swanctl) or a single key.

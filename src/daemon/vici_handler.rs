@@ -7,7 +7,8 @@ use std::time::Instant;
 
 use tokio::sync::oneshot;
 
-use super::vici_config::Loaded;
+use super::logging::{self, APPLY};
+use super::vici_config::{Loaded, Mapped};
 use super::vici_server::{Answer, Call};
 use crate::apply::status::SaStatus;
 use crate::ike::engine::{Engine, EngineConnection, Event};
@@ -172,17 +173,17 @@ pub fn handle(backend: &mut impl Backend, call: Call, now: Instant) {
         "load-conn" => response(messages::outcome(load_conn(backend, &message))),
         "unload-conn" => {
             let result = (backend.loaded().without_conn(&message))
-                .and_then(|(name, next)| commit(backend, next, Some(&name)));
+                .and_then(|(name, next)| commit(backend, next, Some(&name), None));
             response(messages::outcome(result))
         }
         "load-shared" => {
             let result = (backend.loaded().with_shared(&message))
-                .and_then(|next| commit(backend, next, None));
+                .and_then(|next| commit(backend, next, None, None));
             response(messages::outcome(result))
         }
         "unload-shared" => {
             let result = (backend.loaded().without_shared(&message))
-                .and_then(|next| commit(backend, next, None));
+                .and_then(|next| commit(backend, next, None, None));
             response(messages::outcome(result))
         }
         "get-shared" => response(Message::new().list("keys", backend.loaded().shared_ids())),
@@ -207,15 +208,32 @@ fn load_conn(backend: &mut impl Backend, message: &Message) -> Result<(), String
              loaded connections)"
         ));
     }
-    commit(backend, next, None)
+    commit(backend, next, None, Some(&name))
 }
 
-/// Has the daemon take `next`'s connections, then keeps `next`.
-fn commit(backend: &mut impl Backend, next: Loaded, unloaded: Option<&str>) -> Result<(), String> {
+/// Has the daemon take `next`'s connections, then keeps `next`. The connection being
+/// `loading` must map; another that no longer does (its key was unloaded) is left out
+/// until its key is loaded again: charon keeps such a connection but cannot
+/// authenticate it, and swanctl unloads keys before the connections that used them.
+fn commit(
+    backend: &mut impl Backend,
+    next: Loaded,
+    unloaded: Option<&str>,
+    loading: Option<&str>,
+) -> Result<(), String> {
     let unchanged_conns = next.conn_names().eq(backend.loaded().conn_names());
-    let profiles = next.profiles()?;
+    let Mapped { profiles, unusable } = next.mapped();
+    for (name, why) in &unusable {
+        if Some(name.as_str()) == loading {
+            return Err(why.clone());
+        }
+        logging::warn(
+            APPLY,
+            format_args!("{name}: left out until a key for it is loaded: {why}"),
+        );
+    }
     // A key alone changes nothing applied until a connection uses it.
-    if !(unchanged_conns && profiles.is_empty()) {
+    if !(unchanged_conns && profiles.is_empty() && unusable.is_empty()) {
         backend.configure(profiles, unloaded)?;
     }
     *backend.loaded() = next;

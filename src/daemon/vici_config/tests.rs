@@ -42,7 +42,9 @@ fn a_loaded_connection_takes_the_key_its_identities_own() {
         .unwrap();
     let (name, loaded) = loaded.with_conn(&conn("gw", vti_child())).unwrap();
     assert_eq!(name, "gw");
-    let profiles = loaded.profiles().unwrap();
+    let mapped = loaded.mapped();
+    assert!(mapped.unusable.is_empty(), "{:?}", mapped.unusable);
+    let profiles = mapped.profiles;
     let [profile] = profiles.as_slice() else {
         panic!("one profile expected: {profiles:?}");
     };
@@ -59,7 +61,7 @@ fn a_connection_without_its_key_is_refused_with_where_and_why() {
     let (_, loaded) = Loaded::default()
         .with_conn(&conn("gw", vti_child()))
         .unwrap();
-    let error = loaded.profiles().unwrap_err();
+    let [(_, error)] = loaded.mapped().unusable.try_into().unwrap();
     assert!(
         error.starts_with("vici:load-conn:2:1: no secrets.ike-* for identities gw-a and gw-b"),
         "{error}"
@@ -73,7 +75,7 @@ fn an_option_routevpn_cannot_carry_is_refused_by_name() {
         .unwrap();
     let child = vti_child().kv("mode", "beet");
     let (_, loaded) = loaded.with_conn(&conn("gw", child)).unwrap();
-    let error = loaded.profiles().unwrap_err();
+    let [(_, error)] = loaded.mapped().unusable.try_into().unwrap();
     assert!(error.contains("mode = beet"), "{error}");
 }
 
