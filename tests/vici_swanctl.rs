@@ -15,11 +15,17 @@ use std::time::{Duration, Instant};
 
 use common::peers::{connection, dpd, engine, Pair, A, B, TO_B};
 use routevpn::apply::status::SaStatus;
+use routevpn::daemon::credentials::authenticators;
+use routevpn::daemon::vici_config::Loaded;
 use routevpn::daemon::vici_handler::{self, Backend, Initiations};
 use routevpn::daemon::vici_server::{self, Call, Counters, Limits};
-use routevpn::ike::engine::{DpdAction, Engine, EngineConfig, KernelAction, StartAction};
+use routevpn::ike::engine::{
+    DpdAction, Engine, EngineConfig, EngineConnection, KernelAction, StartAction,
+};
+use routevpn::swanctl::import::ImportedProfile;
+use routevpn::swanctl::install;
 use routevpn::vici::codec::{self, Element, Message, Packet};
-use routevpn::vici::messages::Stats;
+use routevpn::vici::messages::{self, Stats};
 use tokio::sync::{broadcast, mpsc};
 
 const SWANCTL: &str = "/usr/sbin/swanctl";
@@ -32,6 +38,10 @@ struct Harness {
     events: broadcast::Sender<(String, Message)>,
     /// How many of side a's recorded events and actions were handled.
     seen: (usize, usize),
+    loaded: Loaded,
+    /// Where the loaded connections' profiles are written, one directory per change.
+    loaded_dir: tempfile::TempDir,
+    changes: usize,
 }
 
 impl Backend for Harness {
@@ -58,6 +68,69 @@ impl Backend for Harness {
     fn initiations(&mut self) -> &mut Initiations {
         &mut self.initiations
     }
+
+    fn loaded(&mut self) -> &mut Loaded {
+        &mut self.loaded
+    }
+
+    /// Side a's own connection stands for a profile.
+    fn profile_defines(&self, name: &str) -> bool {
+        name == TO_B
+    }
+
+    /// As the daemon does, without a kernel: the profiles installed and loaded as
+    /// `routevpn check` would, planned, and their IKE connections given to the engine.
+    fn configure(
+        &mut self,
+        profiles: Vec<ImportedProfile>,
+        unloaded: Option<&str>,
+    ) -> Result<(), String> {
+        self.changes += 1;
+        let out = self.loaded_dir.path().join(self.changes.to_string());
+        let options = install::Options {
+            out: out.clone(),
+            force: false,
+            dry_run: false,
+            profile: routevpn::profile::Options {
+                insecure_secrets: true,
+            },
+        };
+        install::install(&profiles, &options).map_err(|e| format!("{e:?}"))?;
+        let loaded = routevpn::profile::load(&[out], options.profile);
+        let tunnels = loaded.tunnels.ok_or(format!("{:?}", loaded.diagnostics))?;
+        let plan = routevpn::plan::build(&tunnels, &Default::default());
+        let now = self.pair.now;
+        let engine = &mut self.pair.engines[0];
+        // As the daemon's reload: the engine forgets what is no longer configured (one
+        // unloaded, or left out as its key was unloaded).
+        let kept: Vec<&str> = profiles.iter().map(|p| p.name.as_str()).collect();
+        let mut gone: Vec<&str> = (self.loaded.conn_names())
+            .map(String::as_str)
+            .filter(|n| !kept.contains(n))
+            .collect();
+        gone.extend(unloaded);
+        for name in gone {
+            let _ = engine.remove_connection(now, name);
+        }
+        for t in &plan.tunnels {
+            let auth = t
+                .ike
+                .auth
+                .as_ref()
+                .ok_or("a loaded connection without IKE")?;
+            let routevpn::plan::Endpoint::Address(local_addr) = t.ike.local else {
+                return Err("the test's connections name local_addrs".into());
+            };
+            let (local_auth, remote_auth) = authenticators(auth)?;
+            engine.add_connection(EngineConnection {
+                config: t.ike.connection.clone(),
+                local_addr,
+                local_auth,
+                remote_auth,
+            });
+        }
+        Ok(())
+    }
 }
 
 impl Harness {
@@ -83,6 +156,9 @@ impl Harness {
             initiations: Initiations::default(),
             events,
             seen: (0, 0),
+            loaded: Loaded::default(),
+            loaded_dir: tempfile::tempdir().unwrap(),
+            changes: 0,
         }
     }
 
@@ -522,8 +598,23 @@ fn what_routevpn_does_not_do_is_answered_clearly() {
             .fail(&["--load-conns", "--file", conf.to_str().unwrap()])
             .await;
         assert!(
-            loaded.contains("not yet supported by routevpn: load-conn"),
+            loaded.contains(
+                "loading connection 'to-b' failed: connection 'to-b': a profile defines \
+                 tunnel 'to-b' (profiles win over loaded connections)"
+            ),
             "{loaded}"
+        );
+        std::fs::write(&conf, NAMED_PEER_SWANCTL).unwrap();
+        let named = s
+            .fail(&["--load-conns", "--file", conf.to_str().unwrap()])
+            .await;
+        assert!(
+            named.contains(
+                "loading connection 'named' failed: vici:load-conn:3:1: remote_addrs \
+                 \"vpn.example.com\": routevpn takes one IP address (names are not resolved): \
+                 not supported by routevpn;"
+            ),
+            "{named}"
         );
         let redirect = s
             .fail(&["--redirect", "--ike", TO_B, "--gateway", "192.0.2.99"])
@@ -539,8 +630,9 @@ fn what_routevpn_does_not_do_is_answered_clearly() {
 fn get_conns_lists_the_connections_and_unknown_commands_are_unknown() {
     runtime().block_on(async {
         let mut s = start();
+        // Like charon's: the connections loaded over VICI only, not the profiles.
         let conns = s.request("get-conns", Message::new()).await;
-        let expected = Message(vec![Element::List("conns".into(), vec![TO_B.into()])]);
+        let expected = Message(vec![Element::List("conns".into(), vec![])]);
         assert_eq!(conns, Packet::Response(expected));
         let unknown = s.request("no-such-command", Message::new()).await;
         assert_eq!(unknown, Packet::Unknown);
@@ -663,6 +755,203 @@ secrets {
 }
 "#;
 
+/// A connection the mapping cannot express: routevpn does not resolve names.
+const NAMED_PEER_SWANCTL: &str = r#"
+connections {
+  named {
+    remote_addrs = vpn.example.com
+    local { auth = psk }
+    remote { auth = psk }
+    children { net { remote_ts = 10.9.0.0/16 } }
+  }
+}
+"#;
+
+/// A policy-based connection (no mark, no if_id) to side b, with identities of its own
+/// (so a key of its own, [`POLICY_SECRET`]).
+const LOADED_POLICY: &str = r#"
+  loaded-policy {
+    version = 2
+    local_addrs = 192.0.2.1
+    remote_addrs = 198.51.100.2
+    proposals = aes256-sha256-modp2048
+    local {
+      auth = psk
+      id = policy-local
+    }
+    remote {
+      auth = psk
+      id = policy-peer
+    }
+    children {
+      lan {
+        local_ts = 10.1.0.0/16
+        remote_ts = 10.3.0.0/16
+        esp_proposals = aes256-sha256
+      }
+    }
+  }"#;
+
+const POLICY_SECRET: &str = r#"
+  ike-policy {
+    id-a = policy-local
+    id-b = policy-peer
+    secret = policy-psk-0123456789
+  }"#;
+
+/// The peers' connection as `loaded-vti` (marked, VTI-like) with its key, for
+/// `swanctl --load-all`; with `policy`, [`LOADED_POLICY`] and its key too.
+fn loaded_swanctl(policy: bool) -> String {
+    let vti = TO_B_SWANCTL
+        .replace("to-b {", "loaded-vti {")
+        .replace("0x52000001", "0x52000002");
+    if !policy {
+        return vti;
+    }
+    (vti.replacen(
+        "connections {",
+        &format!("connections {{{LOADED_POLICY}"),
+        1,
+    ))
+    .replacen("secrets {", &format!("secrets {{{POLICY_SECRET}"), 1)
+}
+
+/// [`loaded_swanctl`] with `loaded-clash` first: loaded-vti again, so with its mark.
+fn clashing_swanctl() -> String {
+    let vti = loaded_swanctl(false);
+    let body = &vti[vti.find("  loaded-vti {").unwrap()..vti.find("\n}\nsecrets").unwrap()];
+    let clash = body.replace("loaded-vti {", "loaded-clash {");
+    loaded_swanctl(true).replacen("connections {", &format!("connections {{\n{clash}"), 1)
+}
+
+/// The lines of one connection's block in `swanctl --list-conns` output.
+fn conn_block<'a>(output: &'a str, name: &str) -> Vec<&'a str> {
+    let mut lines = output
+        .lines()
+        .skip_while(|l| !l.starts_with(&format!("{name}: ")));
+    let head = lines.next().into_iter();
+    head.chain(lines.take_while(|l| l.starts_with(' ')))
+        .collect()
+}
+
+#[test]
+fn swanctl_load_all_configures_run_time_connections_as_charon_takes_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("swanctl.conf");
+    std::fs::write(&conf, loaded_swanctl(true)).unwrap();
+    let conf = conf.to_str().unwrap();
+    let charon = Charon::start(dir.path());
+    let theirs = charon.swanctl(&["--load-all", "--file", conf]);
+    assert!(theirs.status.success(), "{theirs:?}");
+    let theirs = String::from_utf8(charon.swanctl(&["--list-conns"]).stdout).unwrap();
+
+    runtime().block_on(async {
+        let mut s = start();
+        let first = s.run(&["--load-all", "--file", conf]).await;
+        for expected in [
+            "loaded ike secret 'ike-loaded-vti'",
+            "loaded ike secret 'ike-policy'",
+            "loaded connection 'loaded-policy'",
+            "loaded connection 'loaded-vti'",
+            "successfully loaded 2 connections, 0 unloaded",
+        ] {
+            assert!(
+                first.contains(expected),
+                "{expected}:
+{first}"
+            );
+        }
+        let ours = s.run(&["--list-conns"]).await;
+        for name in ["loaded-vti", "loaded-policy"] {
+            let (o, t) = (conn_block(&ours, name), conn_block(&theirs, name));
+            assert!(
+                !o.is_empty(),
+                "{name} not listed:
+{ours}"
+            );
+            assert_eq!(
+                o, t,
+                "ours:
+{ours}
+charon's:
+{theirs}"
+            );
+        }
+        // The profile's connection is listed beside them.
+        assert!(!conn_block(&ours, TO_B).is_empty(), "{ours}");
+
+        // Idempotent: the same file again changes nothing.
+        let again = s.run(&["--load-all", "--file", conf]).await;
+        assert!(
+            again.contains("successfully loaded 2 connections, 0 unloaded"),
+            "{again}"
+        );
+        assert_eq!(s.run(&["--list-conns"]).await, ours);
+        let shared = s.request("get-shared", Message::new()).await;
+        let ids = vec![b"ike-policy".to_vec(), b"ike-loaded-vti".to_vec()];
+        let keys = Element::List("keys".into(), ids);
+        assert_eq!(shared, Packet::Response(Message(vec![keys])));
+
+        // A connection that the profiles' checks refuse beside the others (it takes
+        // loaded-vti's mark) is refused with their reason, and nothing loaded changes.
+        let clash_path = dir.path().join("clash.conf");
+        std::fs::write(&clash_path, clashing_swanctl()).unwrap();
+        let refused = s
+            .fail(&["--load-all", "--file", clash_path.to_str().unwrap()])
+            .await;
+        assert!(
+            refused.contains("loading connection 'loaded-clash' failed: ")
+                && refused.contains("mark 0x52000002 is already used by"),
+            "{refused}"
+        );
+        let conns = s.request("get-conns", Message::new()).await;
+        let names = vec![b"loaded-policy".to_vec(), b"loaded-vti".to_vec()];
+        let expected = Message(vec![Element::List("conns".into(), names)]);
+        assert_eq!(conns, Packet::Response(expected));
+        assert_eq!(s.run(&["--list-conns"]).await, ours);
+
+        // The loaded connection authenticates with the loaded key against side b.
+        let up = s
+            .run(&["--initiate", "--ike", "loaded-vti", "--child", "net"])
+            .await;
+        assert!(up.contains("initiate completed successfully"), "{up}");
+        let sas = s.run(&["--list-sas", "--ike", "loaded-vti"]).await;
+        assert!(sas.contains("loaded-vti: #"), "{sas}");
+        assert!(sas.contains("ESTABLISHED"), "{sas}");
+
+        // Its key unloaded, loaded-policy stays loaded but is left out (charon keeps it
+        // and cannot authenticate it); a key for it brings it back.
+        let unload = Message::new().kv("id", "ike-policy");
+        let unloaded = s.request("unload-shared", unload).await;
+        assert_eq!(unloaded, Packet::Response(messages::outcome(Ok(()))));
+        assert!(conn_block(&s.run(&["--list-conns"]).await, "loaded-policy").is_empty());
+        let conns = s.request("get-conns", Message::new()).await;
+        let names = vec![b"loaded-policy".to_vec(), b"loaded-vti".to_vec()];
+        let expected = Message(vec![Element::List("conns".into(), names)]);
+        assert_eq!(conns, Packet::Response(expected));
+        let reloaded = s.run(&["--load-creds", "--file", conf]).await;
+        assert!(
+            reloaded.contains("loaded ike secret 'ike-policy'"),
+            "{reloaded}"
+        );
+        assert_eq!(s.run(&["--list-conns"]).await, ours);
+
+        // A file without loaded-policy unloads it, as charon's swanctl does.
+        std::fs::write(dir.path().join("fewer.conf"), loaded_swanctl(false)).unwrap();
+        let fewer_path = dir.path().join("fewer.conf");
+        let dropped = s
+            .run(&["--load-all", "--file", fewer_path.to_str().unwrap()])
+            .await;
+        assert!(
+            dropped.contains("successfully loaded 1 connections, 1 unloaded"),
+            "{dropped}"
+        );
+        let left = s.run(&["--list-conns"]).await;
+        assert!(conn_block(&left, "loaded-policy").is_empty(), "{left}");
+        assert!(!conn_block(&left, "loaded-vti").is_empty(), "{left}");
+    });
+}
+
 #[test]
 fn list_conns_prints_what_charon_prints_for_the_same_connection() {
     let dir = tempfile::tempdir().unwrap();
@@ -699,7 +988,7 @@ fn list_conns_prints_what_charon_prints_for_the_same_connection() {
 /// has no VTI or XFRM interfaces) serves VICI beside its control socket, survives a
 /// malformed packet and removes the socket when it stops.
 #[test]
-fn the_daemon_serves_vici_and_survives_bad_packets() {
+fn the_daemon_serves_vici_survives_bad_packets_and_forgets_loaded_connections() {
     use std::io::{Read, Write};
     use std::os::unix::fs::PermissionsExt;
     assert!(
@@ -709,27 +998,43 @@ fn the_daemon_serves_vici_and_survives_bad_packets() {
     let dir = tempfile::tempdir().unwrap();
     let (config, state) = (dir.path().join("profiles"), dir.path().join("state"));
     std::fs::create_dir(&config).unwrap();
-    let mut daemon = Command::new("unshare")
-        .arg("-n")
-        .arg(env!("CARGO_BIN_EXE_routevpn"))
-        .arg("--config-dir")
-        .arg(&config)
-        .arg("--state-dir")
-        .arg(&state)
-        .arg("daemon")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
     let socket = state.join("charon.vici");
     let stats = || swanctl(&socket, &["--stats"]).output().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !stats().status.success() {
-        assert!(daemon.try_wait().unwrap().is_none(), "the daemon exited");
-        assert!(Instant::now() < deadline, "no VICI answer in 20 s");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let log = dir.path().join("daemon.log");
+    let start_daemon = || {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .unwrap();
+        let mut daemon = Command::new("unshare")
+            .arg("-n")
+            .arg(env!("CARGO_BIN_EXE_routevpn"))
+            .arg("--config-dir")
+            .arg(&config)
+            .arg("--state-dir")
+            .arg(&state)
+            .arg("daemon")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !stats().status.success() {
+            assert!(daemon.try_wait().unwrap().is_none(), "the daemon exited");
+            assert!(Instant::now() < deadline, "no VICI answer in 20 s");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        daemon
+    };
+    let stop_daemon = |mut daemon: std::process::Child| {
+        let pid = i32::try_from(daemon.id()).unwrap();
+        // SAFETY: kill only signals our own child, the daemon (unshare execs it).
+        assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+        assert!(daemon.wait().unwrap().success());
+    };
+    let daemon = start_daemon();
     let mode = std::fs::metadata(&socket).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o600);
 
@@ -752,9 +1057,78 @@ fn the_daemon_serves_vici_and_survives_bad_packets() {
     assert!(sas.status.success());
     assert_eq!(String::from_utf8(sas.stdout).unwrap(), "");
 
+    // Connections loaded over VICI: profiles and keys beside the daemon's state, a
+    // connection the file drops unloaded, all forgotten by a restart.
+    let conf = dir.path().join("swanctl.conf");
+    let load_all = |text: String| {
+        std::fs::write(&conf, text).unwrap();
+        let output = swanctl(&socket, &["--load-all", "--file", conf.to_str().unwrap()])
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8(output.stdout).unwrap();
+        assert!(output.status.success(), "{stdout}");
+        stdout
+    };
+    let loaded = load_all(loaded_swanctl(true));
+    assert!(
+        loaded.contains("successfully loaded 2 connections"),
+        "{loaded}"
+    );
+    let conns = state.join("vici-conns");
+    let key = std::fs::metadata(conns.join("secrets/loaded-vti.psk")).unwrap();
+    assert_eq!(key.permissions().mode() & 0o777, 0o600);
+    assert!(conns.join("loaded-policy.toml").exists());
+    std::fs::write(&conf, clashing_swanctl()).unwrap();
+    let clash = swanctl(&socket, &["--load-conns", "--file", conf.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&clash.stderr);
+    let clash_profile = conns.join("loaded-clash.toml");
+    let refused = format!("{}:", clash_profile.display());
+    assert!(stderr.contains(&refused), "{stderr}");
+    assert!(!stderr.contains("vici-conns.new"), "{stderr}");
+    assert!(!clash_profile.exists());
+    let fewer = load_all(loaded_swanctl(false));
+    assert!(fewer.contains("1 connections, 1 unloaded"), "{fewer}");
+    assert!(!conns.join("loaded-policy.toml").exists());
+    assert!(conns.join("loaded-vti.toml").exists());
+
+    // A profile of a loaded connection's name, added later, wins at the next reload.
+    std::fs::create_dir(config.join("secrets")).unwrap();
+    for file in ["loaded-vti.toml", "secrets/loaded-vti.psk"] {
+        std::fs::copy(conns.join(file), config.join(file)).unwrap();
+    }
     let pid = i32::try_from(daemon.id()).unwrap();
     // SAFETY: kill only signals our own child, the daemon (unshare execs it).
-    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
-    assert!(daemon.wait().unwrap().success());
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGHUP) }, 0);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while conns.join("loaded-vti.toml").exists() {
+        assert!(Instant::now() < deadline, "the loaded connection stayed");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::fs::write(&conf, loaded_swanctl(false)).unwrap();
+    let refused = swanctl(&socket, &["--load-conns", "--file", conf.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains("a profile defines tunnel 'loaded-vti'"),
+        "{stderr}"
+    );
+
+    stop_daemon(daemon);
     assert!(!socket.exists(), "the VICI socket is removed at exit");
+    let daemon = start_daemon();
+    let left: Vec<_> = std::fs::read_dir(&conns).unwrap().collect();
+    assert!(
+        left.is_empty(),
+        "a restart forgets loaded connections: {left:?}"
+    );
+    stop_daemon(daemon);
+    let log = std::fs::read_to_string(&log).unwrap();
+    assert!(log.contains("loaded-vti"), "{log}");
+    // The key, as text or as the hex it is kept in, never reaches the log.
+    for secret in ["peers-test-psk", "7065657273"] {
+        assert!(!log.contains(secret), "{log}");
+    }
 }

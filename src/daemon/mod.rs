@@ -18,6 +18,7 @@ mod dataplane;
 mod failures;
 mod ike_failures;
 pub mod ike_log;
+mod loaded_conns;
 pub mod logging;
 pub mod metrics;
 mod notify;
@@ -28,6 +29,7 @@ pub mod sas;
 mod shutdown;
 mod sockets;
 mod unix_socket;
+pub mod vici_config;
 pub mod vici_handler;
 pub mod vici_server;
 mod xfrm_events;
@@ -159,6 +161,8 @@ struct Daemon {
     status_changed: bool,
     /// VICI `initiate`s waiting likewise.
     initiations: vici_handler::Initiations,
+    /// Connections and keys loaded over VICI (run-time only).
+    vici_loaded: vici_config::Loaded,
     /// What the daemon raises to VICI clients registered for events.
     vici_events: broadcast::Sender<(String, crate::vici::codec::Message)>,
     started: Instant,
@@ -198,10 +202,12 @@ impl Daemon {
             systemd: notify::Notifier::from_env()?,
             status_changed: false,
             initiations: vici_handler::Initiations::default(),
+            vici_loaded: vici_config::Loaded::default(),
             vici_events: broadcast::channel(VICI_EVENT_BACKLOG).0,
             started: Instant::now(),
             started_text: local_time_text(),
         };
+        daemon.forget_loaded()?;
         daemon.reload(true)?;
         // A daemon killed before could not remove its SAs; no IKE SA owns them now.
         daemon.sweep_orphans()?;
@@ -291,10 +297,8 @@ impl Daemon {
     /// Loads the profiles, applies the enabled tunnels' dataplane and (re)configures the
     /// engine and sockets. At start every tunnel is enabled.
     fn reload(&mut self, starting: bool) -> Result<(), String> {
-        let loaded = profile::load(
-            std::slice::from_ref(&self.options.config_dir),
-            self.options.profile,
-        );
+        self.yield_to_profiles()?;
+        let loaded = profile::load(&self.profile_dirs(), self.options.profile);
         for d in &loaded.diagnostics {
             logging::warn(APPLY, d);
         }
@@ -309,8 +313,10 @@ impl Daemon {
         }
         // Tunnels whose profile went away: tell their peers first.
         let now = Instant::now();
+        // The engine forgets them too: a connection left in it would still answer the
+        // peer with its old credentials.
         for gone in self.tunnels.iter().filter(|t| !names.contains(&t.name)) {
-            let _ = self.engine.terminate(now, &gone.name);
+            let _ = self.engine.remove_connection(now, &gone.name);
         }
         self.tunnels = tunnels;
         self.failing.retain(&self.enabled);
@@ -844,5 +850,21 @@ impl vici_handler::Backend for Daemon {
 
     fn initiations(&mut self) -> &mut vici_handler::Initiations {
         &mut self.initiations
+    }
+
+    fn loaded(&mut self) -> &mut vici_config::Loaded {
+        &mut self.vici_loaded
+    }
+
+    fn profile_defines(&self, name: &str) -> bool {
+        self.tunnels.iter().any(|t| t.name == name) && !self.vici_loaded.has_conn(name)
+    }
+
+    fn configure(
+        &mut self,
+        profiles: Vec<crate::swanctl::import::ImportedProfile>,
+        unloaded: Option<&str>,
+    ) -> Result<(), String> {
+        self.configure_loaded(profiles, unloaded)
     }
 }

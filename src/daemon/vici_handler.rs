@@ -7,9 +7,12 @@ use std::time::Instant;
 
 use tokio::sync::oneshot;
 
+use super::logging::{self, APPLY};
+use super::vici_config::{Loaded, Mapped};
 use super::vici_server::{Answer, Call};
 use crate::apply::status::SaStatus;
 use crate::ike::engine::{Engine, EngineConnection, Event};
+use crate::swanctl::import::ImportedProfile;
 use crate::vici::codec::Message;
 use crate::vici::messages::{self, Filter, Stats};
 
@@ -22,6 +25,17 @@ pub trait Backend {
     fn kernel_sas(&mut self) -> Result<Vec<SaStatus>, String>;
     fn stats(&self) -> Stats;
     fn initiations(&mut self) -> &mut Initiations;
+    /// The connections and keys loaded over VICI.
+    fn loaded(&mut self) -> &mut Loaded;
+    /// Whether a profile defines tunnel `name`: profiles win over loaded connections.
+    fn profile_defines(&self, name: &str) -> bool;
+    /// Makes `profiles` the loaded connections: validated beside the profiles and applied
+    /// like them (`unloaded`, removed, torn down); on error nothing changed.
+    fn configure(
+        &mut self,
+        profiles: Vec<ImportedProfile>,
+        unloaded: Option<&str>,
+    ) -> Result<(), String>;
 }
 
 /// `initiate` calls waiting for their CHILD SA, by connection.
@@ -100,27 +114,19 @@ fn streamed(event: &str, messages: Vec<Message>) -> Answer {
     }
 }
 
-/// Commands that configure charon from a swanctl.conf; routevpn takes its configuration
-/// from profiles (see `routevpn import`).
-const CONFIGURING: &[&str] = &[
-    "load-conn",
-    "unload-conn",
-    "load-shared",
-    "unload-shared",
-    "get-shared",
+/// Configuring commands for credentials routevpn reads only from files (profiles,
+/// `routevpn import`), and for pools it has none of.
+const FILE_CREDENTIALS: &[&str] = &[
     "load-key",
     "unload-key",
-    "get-keys",
     "load-token",
     "load-cert",
     "clear-creds",
     "flush-certs",
     "load-authority",
     "unload-authority",
-    "get-authorities",
     "load-pool",
     "unload-pool",
-    "get-pools",
 ];
 
 /// Answers `call` now, or (an `initiate`) once its CHILD SA is up or failed.
@@ -144,10 +150,10 @@ pub fn handle(backend: &mut impl Backend, call: Call, now: Instant) {
             let conns = messages::list_conns(&connections, message.str("ike"), port);
             streamed("list-conn", conns)
         }
+        // As charon's lists only the connections loaded over VICI (not those of its other
+        // backends): `swanctl --load-all` unloads those it lists and its file lacks.
         "get-conns" => {
-            let names: Vec<String> = (backend.engine().connections())
-                .map(|c| c.name().to_owned())
-                .collect();
+            let names: Vec<String> = backend.loaded().conn_names().cloned().collect();
             response(Message::new().list("conns", names))
         }
         // Certificates are read per tunnel and not kept in a store VICI could list.
@@ -164,12 +170,74 @@ pub fn handle(backend: &mut impl Backend, call: Call, now: Instant) {
         "redirect" => response(messages::outcome(Err(
             "not supported by routevpn: redirect (routevpn is no redirecting gateway)".into(),
         ))),
-        other if CONFIGURING.contains(&other) => response(messages::outcome(Err(format!(
-            "not yet supported by routevpn: {other}; routevpn is configured by its profiles"
+        "load-conn" => response(messages::outcome(load_conn(backend, &message))),
+        "unload-conn" => {
+            let result = (backend.loaded().without_conn(&message))
+                .and_then(|(name, next)| commit(backend, next, Some(&name), None));
+            response(messages::outcome(result))
+        }
+        "load-shared" => {
+            let result = (backend.loaded().with_shared(&message))
+                .and_then(|next| commit(backend, next, None, None));
+            response(messages::outcome(result))
+        }
+        "unload-shared" => {
+            let result = (backend.loaded().without_shared(&message))
+                .and_then(|next| commit(backend, next, None, None));
+            response(messages::outcome(result))
+        }
+        "get-shared" => response(Message::new().list("keys", backend.loaded().shared_ids())),
+        // None are ever loaded: `swanctl --load-all` asks before unloading stale ones.
+        "get-keys" => response(Message::new().list("keys", Vec::<String>::new())),
+        "get-authorities" => response(Message::new().list("authorities", Vec::<String>::new())),
+        "get-pools" => response(Message::new()),
+        other if FILE_CREDENTIALS.contains(&other) => response(messages::outcome(Err(format!(
+            "not supported by routevpn over VICI: {other}; certificates and keys come from \
+             profiles (see `routevpn import`)"
         )))),
         _ => Answer::Unknown,
     };
     let _ = reply.send(answer);
+}
+
+fn load_conn(backend: &mut impl Backend, message: &Message) -> Result<(), String> {
+    let (name, next) = backend.loaded().with_conn(message)?;
+    if backend.profile_defines(&name) {
+        return Err(format!(
+            "connection '{name}': a profile defines tunnel '{name}' (profiles win over \
+             loaded connections)"
+        ));
+    }
+    commit(backend, next, None, Some(&name))
+}
+
+/// Has the daemon take `next`'s connections, then keeps `next`. The connection being
+/// `loading` must map; another that no longer does (its key was unloaded) is left out
+/// until its key is loaded again: charon keeps such a connection but cannot
+/// authenticate it, and swanctl unloads keys before the connections that used them.
+fn commit(
+    backend: &mut impl Backend,
+    next: Loaded,
+    unloaded: Option<&str>,
+    loading: Option<&str>,
+) -> Result<(), String> {
+    let unchanged_conns = next.conn_names().eq(backend.loaded().conn_names());
+    let Mapped { profiles, unusable } = next.mapped();
+    for (name, why) in &unusable {
+        if Some(name.as_str()) == loading {
+            return Err(why.clone());
+        }
+        logging::warn(
+            APPLY,
+            format_args!("{name}: left out until a key for it is loaded: {why}"),
+        );
+    }
+    // A key alone changes nothing applied until a connection uses it.
+    if !(unchanged_conns && profiles.is_empty() && unusable.is_empty()) {
+        backend.configure(profiles, unloaded)?;
+    }
+    *backend.loaded() = next;
+    Ok(())
 }
 
 fn list_sas(backend: &mut impl Backend, message: &Message, now: Instant) -> Answer {

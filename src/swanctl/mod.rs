@@ -7,6 +7,7 @@ pub mod import;
 pub mod install;
 pub mod parse;
 pub mod tree;
+pub mod vici;
 
 pub use parse::{parse_file, parse_text};
 pub use tree::{Location, Section, Value};

@@ -13,6 +13,7 @@ use crate::file;
 use crate::swanctl::tree::{Location, Section};
 
 /// A pre-shared key of `secrets.ike-*`: the identities it is for (none: any).
+#[derive(Clone)]
 pub struct Psk {
     pub ids: Vec<String>,
     /// As routevpn's `psk_file` holds it: the text, or `0x` and hex.
@@ -32,6 +33,18 @@ pub struct Store {
 const KEY_DIRS: [&str; 4] = ["private", "rsa", "ecdsa", "pkcs8"];
 
 impl Store {
+    /// No keys, certificates or directories: connections whose credentials came another
+    /// way (over VICI), or none.
+    pub fn empty(dir: &Path) -> Store {
+        Store {
+            dir: dir.to_path_buf(),
+            psks: Vec::new(),
+            private_keys: Vec::new(),
+            cas: Vec::new(),
+            crls: Vec::new(),
+        }
+    }
+
     /// Reads `secrets` (every entry it cannot carry is reported) and lists the directories.
     pub fn load(root: &Section, dir: &Path, report: &mut Report) -> Store {
         let mut store = Store {

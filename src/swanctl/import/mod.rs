@@ -103,6 +103,24 @@ pub fn import(root: &Section, dir: &Path, options: Options) -> Imported {
         lenient: options.lenient,
         diagnostics: Vec::new(),
     };
+    top_level(root, &mut report);
+    let store = credentials::Store::load(root, dir, &mut report);
+    connections(root, &store, report)
+}
+
+/// Maps `root`'s connections with credentials loaded elsewhere (over VICI): `root` has
+/// no `secrets` section of its own.
+pub fn import_with(root: &Section, store: &credentials::Store, options: Options) -> Imported {
+    let mut report = Report {
+        lenient: options.lenient,
+        diagnostics: Vec::new(),
+    };
+    top_level(root, &mut report);
+    connections(root, store, report)
+}
+
+/// What besides `connections` and `secrets` the root holds: nothing routevpn takes.
+fn top_level(root: &Section, report: &mut Report) {
     for (key, value) in &root.values {
         report.unsupported(&value.at, format!("top-level `{key}`"));
     }
@@ -111,7 +129,9 @@ pub fn import(root: &Section, dir: &Path, options: Options) -> Imported {
             report.unsupported(&section.at, format!("section `{}`", section.name));
         }
     }
-    let store = credentials::Store::load(root, dir, &mut report);
+}
+
+fn connections(root: &Section, store: &credentials::Store, mut report: Report) -> Imported {
     let mut profiles = Vec::new();
     if let Some(connections) = root.section("connections") {
         for (key, value) in &connections.values {
@@ -121,7 +141,7 @@ pub fn import(root: &Section, dir: &Path, options: Options) -> Imported {
             );
         }
         for conn in &connections.sections {
-            if let Some(profile) = connection::map(conn, &store, &mut report) {
+            if let Some(profile) = connection::map(conn, store, &mut report) {
                 profiles.push(profile);
             }
         }
