@@ -234,3 +234,33 @@ fn dpd_clear_does_not_restart_and_close_action_start_does() {
         .is_none());
     assert_eq!((p.children(0), p.children(1)), (0, 0));
 }
+
+/// The path dies in one direction only: the peer (b) no longer hears us (a), we still
+/// hear it. Its liveness checks reach us and its restarts too; we must still give it up
+/// within the DPD settings, not only after our requests' retransmissions run out.
+#[test]
+fn a_one_way_path_is_detected_within_dpd_on_both_sides() {
+    let both = || dpd(2, 8, DpdAction::Restart);
+    let mut p = pair(both(), StartAction::Start, both());
+    up(&mut p);
+    let cut = p.elapsed();
+    // What a sends is lost from now on.
+    p.network = Some(Box::new(
+        |side, sent| if side == 0 { Vec::new() } else { sent },
+    ));
+    p.run_until(cut + SECS(60));
+    let gave_up = |side: usize| {
+        p.last_event(side, |e| {
+            matches!(
+                e,
+                Event::Failed {
+                    reason: FailureReason::PeerNotResponding { .. },
+                    ..
+                }
+            )
+        })
+    };
+    let (a, b) = (gave_up(0), gave_up(1));
+    assert!(b.is_some_and(|t| t - cut <= SECS(12)), "b gave up at {b:?}");
+    assert!(a.is_some_and(|t| t - cut <= SECS(12)), "a gave up at {a:?}");
+}

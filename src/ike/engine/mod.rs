@@ -446,10 +446,14 @@ impl Engine {
             self.handle_request(now, &mut sa, &message, bytes)
         };
         // Only an authenticated message moves the message IDs on: proof of life for DPD
-        // (a replayed or forged datagram cannot postpone the check).
+        // (a replayed or forged datagram cannot postpone the check). The peer's requests
+        // show it is alive, but only an answer shows it hears us: on a path dead one way,
+        // an unanswered check must still end the SA after dpd.timeout.
         if progress(&sa) != before {
             sa.last_heard = Some(now);
-            sa.dpd_probe_sent = None;
+            if h.flags.response {
+                sa.dpd_probe_sent = None;
+            }
         } else if let Some((local, remote, udp_encap)) = moved_from {
             (sa.local, sa.remote, sa.udp_encap) = (local, remote, udp_encap);
         }
