@@ -449,6 +449,28 @@ ping_size_from() {
   in_site "$site" ping -n -c 1 -W 3 -M do -s "$size" -I "$src" "$dst"
 }
 
+# two_sites [N...]: sites a and b, IPv4 only (router solicitations from tunnel devices
+# would cross in clear), joined by link `out` (192.0.2.250 on a, .251 on b), LANs
+# 10.1.0.1/24 (a) and 10.2.0.1/24 (b); for each tunnel N, outer addresses 192.0.2.N1 (a)
+# and 192.0.2.N2 (b) and LAN addresses 10.1.N.1 and 10.2.N.1.
+two_sites() {
+  local site n
+  site_add a
+  site_add b
+  for site in a b; do
+    in_site "$site" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
+  done
+  link_add a out 192.0.2.250/24 b out 192.0.2.251/24
+  lan_add a lan 10.1.0.1/24
+  lan_add b lan 10.2.0.1/24
+  for n; do
+    ip -n a addr add "192.0.2.${n}1/24" dev out
+    ip -n b addr add "192.0.2.${n}2/24" dev out
+    ip -n a addr add "10.1.$n.1/24" dev lan
+    ip -n b addr add "10.2.$n.1/24" dev lan
+  done
+}
+
 # --- libreswan (pluto) -------------------------------------------------
 # integration/setup unpacks Debian's libreswan here (it conflicts with the strongSwan
 # packages). Each pluto gets its own config, secrets, NSS database, control socket and

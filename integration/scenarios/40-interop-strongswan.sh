@@ -23,22 +23,7 @@ KIND=(x vti vti vti gre gre gre vti vti)
 SUITE=(x 0 1 2 0 1 2 2 0)
 NAME=(x vti-s1 vti-s2 vti-s3 gre-s1 gre-s2 gre-s3 vti-badpsk vti-noprop)
 
-site_add a
-site_add b
-# IPv4 only here: IPv6 autoconfiguration would put router solicitations on the wire,
-# and charon's GRE devices (no trap policies on that side) would send them in clear.
-for site in a b; do
-  in_site "$site" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
-done
-link_add a out 192.0.2.250/24 b out 192.0.2.251/24
-lan_add a lan 10.1.0.1/24
-lan_add b lan 10.2.0.1/24
-for n in 1 2 3 4 5 6 7 8; do
-  ip -n a addr add "192.0.2.${n}1/24" dev out
-  ip -n b addr add "192.0.2.${n}2/24" dev out
-  ip -n a addr add "10.1.$n.1/24" dev lan
-  ip -n b addr add "10.2.$n.1/24" dev lan
-done
+two_sites 1 2 3 4 5 6 7 8
 
 PSK=$(od -An -tx1 -N24 /dev/urandom | tr -d ' \n')
 A=$IT_WORK/a

@@ -22,20 +22,7 @@ NAME=(x rsa-i rsa-r crt-i crt-r)
 ROLE=(x initiator responder initiator responder)
 TUNNELS=(1 2 3 4)
 
-site_add a
-site_add b
-for site in a b; do
-  in_site "$site" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
-done
-link_add a out 192.0.2.250/24 b out 192.0.2.251/24
-lan_add a lan 10.1.0.1/24
-lan_add b lan 10.2.0.1/24
-for n in "${TUNNELS[@]}"; do
-  ip -n a addr add "192.0.2.${n}1/24" dev out
-  ip -n b addr add "192.0.2.${n}2/24" dev out
-  ip -n a addr add "10.1.$n.1/24" dev lan
-  ip -n b addr add "10.2.$n.1/24" dev lan
-done
+two_sites "${TUNNELS[@]}"
 
 rv_site_a_init
 K=$IT_WORK/keys

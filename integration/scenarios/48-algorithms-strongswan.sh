@@ -37,14 +37,7 @@ CELLS=(
 )
 COUNT=${#CELLS[@]}
 
-site_add a
-site_add b
-for site in a b; do
-  in_site "$site" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
-done
-link_add a out 192.0.2.250/24 b out 192.0.2.251/24
-lan_add a lan 10.1.0.1/24
-lan_add b lan 10.2.0.1/24
+two_sites
 rv_site_a_init
 
 # Cell n (1-based): outer 192.0.2.n1 <-> 192.0.2.n2, LANs 10.1.n.0/24 <-> 10.2.n.0/24.
