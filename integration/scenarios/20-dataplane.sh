@@ -172,6 +172,9 @@ assert "ping over the XFRM interface" ping_from a 10.1.3.1 10.2.3.1
 
 # --- routevpn doctor against a real kernel: nothing to say about a healthy tunnel; ESP the
 # peer drops is named as such (counters sampled over --interval while pings run).
+# A gateway forwards what its LAN sends into the tunnel (here the LAN's addresses are the
+# site's own, so the pings above needed no forwarding; doctor rightly asks for it).
+in_site a sysctl -qw net.ipv4.conf.lan.forwarding=1
 status=0
 out=$(rv a doctor vti-lab --interval 2 2>&1) || status=$?
 assert "doctor: the healthy vti-lab has no error (exit $status)" test "$status" = 0
@@ -187,6 +190,7 @@ status=0
 out=$(rv a doctor vti-lab --interval 3 2>&1) || status=$?
 wait "$pinger" || true
 in_site b nft delete table inet doctor-test
+in_site a sysctl -qw net.ipv4.conf.lan.forwarding=0
 assert "doctor: ESP dropped by the peer is an error (exit $status)" test "$status" = 1
 assert "...saying the peer or the path drops it: $out" \
   grep -q "received none: the peer or the path drops them" <<<"$out"

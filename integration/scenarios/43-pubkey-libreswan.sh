@@ -65,6 +65,7 @@ chmod 600 "$A/secrets/rsa.key"
 for n in "${TUNNELS[@]}"; do
   {
     printf 'kind = "vti"\nlocal = "192.0.2.%s1"\nremote = "192.0.2.%s2"\n' "$n" "$n"
+    [[ ${NAME[$n]} != crt-* ]] || printf 'remote_id = "O=Test, CN=site-b"\n'
     printf '[ike]\nauth = "pubkey"\nstart_action = "none"\nclose_action = "none"\n'
     case ${NAME[$n]} in
       rsa-*)
@@ -73,7 +74,6 @@ for n in "${TUNNELS[@]}"; do
       crt-*)
         printf 'private_key = "../secrets/site-a.key"\ncertificate = "%s"\nca = ["%s"]\n' \
           "$K/site-a.crt" "$K/ca.crt"
-        printf 'remote_id = "O=Test, CN=site-b"\n'
         ;;
     esac
     printf '[[child]]\nlocal_ts = ["10.1.%s.0/24"]\nremote_ts = ["10.2.%s.0/24"]\n' "$n" "$n"

@@ -99,10 +99,12 @@ impl Engine {
         let (auth, certificates) = Self::our_proof(sa, conn, &idi, asked)?;
         let mut payloads = vec![Payload::IdInitiator(idi)];
         payloads.extend(certificates);
-        payloads.push(Payload::Notify(Notify::new(
-            NotifyType::InitialContact,
-            Vec::new(),
-        )));
+        if self.first_contact(conn) {
+            payloads.push(Payload::Notify(Notify::new(
+                NotifyType::InitialContact,
+                Vec::new(),
+            )));
+        }
         payloads.extend(
             conn.remote_auth
                 .certificate_request()
@@ -483,6 +485,19 @@ impl Engine {
             }
             Fate::Keep
         }
+    }
+
+    /// Whether our IKE_AUTH may carry INITIAL_CONTACT: it tells the peer that every other
+    /// IKE SA between our two identities is stale (RFC 7296 section 2.4), and charon drops
+    /// them across its connections. So only when we hold no established IKE SA between
+    /// the same identities, whichever connection it belongs to.
+    fn first_contact(&self, conn: &EngineConnection) -> bool {
+        let ids = (conn.local_identity(), conn.remote_identity());
+        !(self.sas.values()).any(|sa| {
+            sa.phase() == Phase::Established
+                && (self.connection(&sa.connection))
+                    .is_some_and(|c| (c.local_identity(), c.remote_identity()) == ids)
+        })
     }
 
     /// INITIAL_CONTACT: the peer has no other IKE SA with us any more (it restarted), so
