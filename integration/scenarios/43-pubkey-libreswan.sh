@@ -97,7 +97,9 @@ conn_text() {
       printf '  authby=rsasig\n  leftrsasigkey=%s\n  rightrsasigkey=%s\n' "$PLUTO_RSA" "$OUR_RSA"
       ;;
     crt-*)
-      printf '  leftcert=site-b\n  leftid=%%fromcert\n  rightid="O=Test, CN=site-a"\n'
+      # authby names the key type: with the default (rsasig) pluto labels its ECDSA
+      # signature RSA-PSS.
+      printf '  authby=ecdsa\n  leftcert=site-b\n  leftid=%%fromcert\n  rightid="O=Test, CN=site-a"\n'
       printf '  rightca=%%same\n'
       ;;
   esac

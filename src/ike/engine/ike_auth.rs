@@ -15,7 +15,9 @@ use crate::ike::select::KeyExchange as Ke;
 
 use super::authenticators::{AuthError, AuthInputs, Authenticator, Checking, Signing, Verifier};
 use super::child::{self, Negotiated};
-use super::config::{show_identity, wire_identity, ChildConfig, EngineConnection, Mode};
+use super::config::{
+    names_identity, show_identity, wire_identity, ChildConfig, EngineConnection, Mode,
+};
 use super::events::{Event, FailureReason, KernelAction};
 use super::sa::{Authenticating, IkeSa, PendingChild, Phase, State};
 use super::{Engine, EngineError, Fate};
@@ -164,8 +166,8 @@ impl Engine {
         // The connection is the one whose peer identity (and, if asked for, our own) match.
         let wanted_idr = payloads.id_responder();
         let conn = (self.candidates(sa.local, sa.remote).into_iter()).find(|c| {
-            wire_identity(&c.remote_identity()) == idi.identity
-                && wanted_idr.is_none_or(|idr| idr.identity == wire_identity(&c.local_identity()))
+            names_identity(&idi.identity, &c.remote_identity())
+                && wanted_idr.is_none_or(|idr| names_identity(&idr.identity, &c.local_identity()))
         });
         let Some(conn) = conn else {
             let why = Some("no connection expects this identity".to_owned());
@@ -309,7 +311,7 @@ impl Engine {
             return Fate::Remove;
         };
         let peer_id = Some(show_identity(&idr.identity));
-        let verified = if idr.identity == wire_identity(&conn.remote_identity()) {
+        let verified = if names_identity(&idr.identity, &conn.remote_identity()) {
             Self::peer_auth(sa, &conn, idr, auth, &certificates(&payloads))
                 .map_err(|e| e.to_string())
         } else {

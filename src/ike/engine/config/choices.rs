@@ -70,6 +70,13 @@ impl Dn {
     pub fn der(&self) -> &[u8] {
         &self.der
     }
+
+    /// Whether a DER DN names this one: the same attributes and values, in any order and
+    /// whatever string types encode them (libreswan writes PrintableString where OpenSSL's
+    /// certificates carry UTF8String).
+    pub fn matches_der(&self, der: &[u8]) -> bool {
+        DistinguishedName::from_der(der).is_some_and(|other| other.matches(&self.name))
+    }
 }
 
 impl std::fmt::Display for Dn {

@@ -173,6 +173,15 @@ pub fn wire_identity(id: &Identity) -> WireIdentity {
     }
 }
 
+/// Whether a received ID payload names the configured identity: DNs as names (see
+/// [`Dn::matches_der`]), the others octet for octet.
+pub fn names_identity(received: &WireIdentity, configured: &Identity) -> bool {
+    match (received, configured) {
+        (WireIdentity::DerAsn1Dn(der), Identity::Dn(dn)) => dn.matches_der(der),
+        _ => *received == wire_identity(configured),
+    }
+}
+
 /// A received identity, for logs.
 pub fn show_identity(id: &WireIdentity) -> String {
     match id {
@@ -209,6 +218,27 @@ mod tests {
             ms,
             [4_000_000, 7_200_000, 12_960_000, 23_328_000, 41_990_400, 75_582_720]
         );
+    }
+
+    /// libreswan sends `rightid="O=Test, CN=site-a"` as PrintableStrings; our certificate's
+    /// subject (OpenSSL) has UTF8Strings: the same name.
+    #[test]
+    fn a_dn_is_named_whatever_its_string_types() {
+        use openssl::asn1::Asn1Type;
+        use openssl::nid::Nid;
+        let ours = Identity::Dn(Dn::parse("O=Test, CN=site-a").unwrap());
+        let mut name = openssl::x509::X509Name::builder().unwrap();
+        for (nid, value) in [(Nid::ORGANIZATIONNAME, "Test"), (Nid::COMMONNAME, "site-a")] {
+            (name.append_entry_by_nid_with_type(nid, value, Asn1Type::PRINTABLESTRING)).unwrap();
+        }
+        let printable = WireIdentity::DerAsn1Dn(name.build().to_der().unwrap());
+        assert_ne!(printable, wire_identity(&ours), "other octets");
+        assert!(names_identity(&printable, &ours));
+        let other = Identity::Dn(Dn::parse("O=Test, CN=site-b").unwrap());
+        assert!(!names_identity(&printable, &other));
+        let fqdn = Identity::Fqdn("site-a".into());
+        assert!(!names_identity(&printable, &fqdn));
+        assert!(names_identity(&wire_identity(&fqdn), &fqdn));
     }
 
     #[test]
