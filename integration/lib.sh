@@ -59,6 +59,15 @@ assert_not() {
   if "$@" >/dev/null 2>&1; then fail "$desc (unexpectedly succeeded: $*)"; else pass "$desc"; fi
 }
 
+# holds GREP_ARGS...: grep over its whole input, read first. `producer | grep -q` stops
+# reading at the first match; a producer still writing then dies of SIGPIPE, and under
+# pipefail the check fails (exit 141) although it matched.
+holds() {
+  local input
+  input=$(cat)
+  grep "$@" <<<"$input"
+}
+
 # retry TRIES DELAY CMD...: for conditions that settle asynchronously
 # (daemons coming up, SAs being installed).
 retry() {

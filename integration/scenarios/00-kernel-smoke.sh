@@ -184,7 +184,7 @@ for site in $W $E; do
 done
 
 # A CHILD_SA rekey with PFS runs a fresh ecp256 exchange.
-gcm_rekeyed() { sas_of $W gcm 2>/dev/null | grep -q 'ESP:AES_GCM_16-256/ECP_256'; }
+gcm_rekeyed() { sas_of $W gcm 2>/dev/null | holds -q 'ESP:AES_GCM_16-256/ECP_256'; }
 assert "swanctl --rekey gcm" swanctl_in $W --rekey --child gcm
 assert "gcm CHILD_SA rekeyed with ecp256 PFS" retry 30 0.5 gcm_rekeyed
 

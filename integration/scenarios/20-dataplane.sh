@@ -161,7 +161,7 @@ for site in a b; do
 done
 
 # The SPIs in the keys files are the ones in the kernel (byte order checked end to end).
-spi_installed() { in_site a ip xfrm state | grep -q "spi 0x00001001 reqid"; }
+spi_installed() { in_site a ip xfrm state | holds -q "spi 0x00001001 reqid"; }
 assert "the manual SPI 0x1001 is installed as written" spi_installed
 
 # --- traffic crosses every tunnel, and only ESP is on the wire
@@ -263,7 +263,7 @@ assert "multicast to 239.1.2.3 received across GRE" grep -q hello-group "$IT_WOR
 in_site a ip route del 10.2.1.0/24 dev vti-lab
 n=$(changes a)
 assert "apply after deleting a route makes 1 change (made $n)" test "$n" = 1
-route_back() { in_site a ip route show 10.2.1.0/24 | grep -q vti-lab; }
+route_back() { in_site a ip route show 10.2.1.0/24 | holds -q vti-lab; }
 assert "the route is back" route_back
 
 # --- fail closed: without SAs nothing leaves in clear. Both sides lose their SAs: manual
@@ -280,7 +280,7 @@ assert "no packet left in clear without SAs ($cleartext seen)" test "$cleartext"
 assert "apply reinstalls the manual SAs on site a" rv a apply
 assert "apply reinstalls the manual SAs on site b" rv b apply
 assert "ping over the VTI works again" ping_from a 10.1.1.1 10.2.1.1
-status_lists_sa() { rv a status | grep -q "sa 00001001 192.0.2.1 -> 192.0.2.2 rfc4106(gcm(aes)) reqid"; }
+status_lists_sa() { rv a status | holds -q "sa 00001001 192.0.2.1 -> 192.0.2.2 rfc4106(gcm(aes)) reqid"; }
 assert "status shows the VTI's SA with its counters" status_lists_sa
 
 # --- down removes exactly what routevpn made
@@ -292,7 +292,7 @@ no_devices() { ! in_site a ip -br link | grep -E "^(vti|gre|xfrm)-lab"; }
 no_routes() { [[ -z $(in_site a ip route show table all proto 210) ]]; }
 no_table() { ! in_site a nft list table inet routevpn >/dev/null 2>&1; }
 no_xfrm() { [[ -z $(in_site a ip xfrm policy) && -z $(in_site a ip xfrm state) ]]; }
-user_route() { in_site a ip route show 10.99.0.0/16 | grep -q 192.0.2.2; }
+user_route() { in_site a ip route show 10.99.0.0/16 | holds -q 192.0.2.2; }
 assert "no routevpn device left" no_devices
 assert "no routevpn route left" no_routes
 assert "no routevpn nftables table left" no_table

@@ -199,14 +199,14 @@ status=0
 out=$(rv a up vti-badpsk 2>&1) || status=$?
 assert "a wrong PSK fails (exit $status)" test "$status" -ne 0
 assert "...saying authentication failed: $out" grep -qi "authentication failed" <<<"$out"
-grep -i "vti-badpsk" "$IT_WORK/daemon-b.log" | grep -qi "authentication failed" &&
+grep -i "vti-badpsk" "$IT_WORK/daemon-b.log" | holds -qi "authentication failed" &&
   pass "the responder logs the authentication failure" || fail "the responder did not log the authentication failure"
 status=0
 out=$(rv a up vti-noprop 2>&1) || status=$?
 assert "a proposal mismatch fails (exit $status)" test "$status" -ne 0
 assert "...saying no proposal chosen: $out" grep -qi "no .*proposal" <<<"$out"
 assert "no SA was added by the failures" test "$(states a)/$(states b)" = 2/2
-no_failed_ike_sa() { ! json a "[sa['name'] for sa in s['ike_sas']]" | grep -q "badpsk\|noprop"; }
+no_failed_ike_sa() { ! json a "[sa['name'] for sa in s['ike_sas']]" | holds -q "badpsk\|noprop"; }
 assert "no IKE SA is left for the failed tunnels" no_failed_ike_sa
 grep -q "$PSK" "$IT_WORK"/daemon-*.log && fail "the PSK appears in a daemon log" || pass "the PSK never appears in the logs"
 
@@ -241,7 +241,7 @@ assert "none of the old SPIs is left on site a" test -z "$(survivors)"
 gre_up_with_new_spis() {
   local spi
   spi=$(json a "$(child_of gre-ike)['spi_in']" 2>/dev/null) || return 1
-  ! grep -q "0x$spi" <<<"$old_spis" && spis a | grep -qx "0x$spi"
+  ! grep -q "0x$spi" <<<"$old_spis" && spis a | holds -qx "0x$spi"
 }
 if retry 100 0.2 gre_up_with_new_spis; then pass "gre-ike is back with new SPIs while vti-taken fails"; else fail "gre-ike did not come back with new SPIs"; fi
 taken_error=$(json a "next(f['error'] for f in s['failures'] if f['name'] == 'vti-taken')" 2>&1 || true)
@@ -251,7 +251,7 @@ assert "status --json names vti-taken's failure: $taken_error" \
 assert "status text names it too" sh -c "'$ROUTEVPN' --config-dir '$IT_WORK/a/tunnels' --state-dir '$IT_WORK/a/state' status | grep -q 'vti-taken: FAILED'"
 assert "the foreign device was not touched" sh -c "ip -n a -d link show vti-taken | grep -q dummy"
 ip -n a link del vti-taken
-taken_up() { json a "$(child_of vti-taken)['state']" 2>/dev/null | grep -qx INSTALLED; }
+taken_up() { json a "$(child_of vti-taken)['state']" 2>/dev/null | holds -qx INSTALLED; }
 if retry 60 1 taken_up; then pass "vti-taken comes up by the retry once the name is free"; else fail "vti-taken did not come up by the retry"; fi
 assert "status no longer lists a failure" test "$(json a "len(s['failures'])")" = 0
 

@@ -150,8 +150,8 @@ check_case() {
   printf '%s\n' "$sas" | sed "s/^/    [charon] /" >>"$IT_WORK/charon-sas.log"
   in=$(ours "$(sa_of "$name")['children'][0]['spi_in']")
   out=$(ours "$(sa_of "$name")['children'][0]['spi_out']")
-  theirs_in=$(sed -n 's/^ *in  *\([0-9a-f]\{8\}\).*/\1/p' <<<"$sas" | head -n1)
-  theirs_out=$(sed -n 's/^ *out *\([0-9a-f]\{8\}\).*/\1/p' <<<"$sas" | head -n1)
+  theirs_in=$(sed -n 's/^ *in  *\([0-9a-f]\{8\}\).*/\1/p' <<<"$sas" | sed -n 1p)
+  theirs_out=$(sed -n 's/^ *out *\([0-9a-f]\{8\}\).*/\1/p' <<<"$sas" | sed -n 1p)
   assert "$name ($role): charon's IKE SA is ESTABLISHED with $ike_alg" grep -q "$ike_alg" <<<"$sas"
   assert "$name ($role): charon's CHILD SA is INSTALLED, ESP $esp_alg" grep -q "INSTALLED, $([[ ${KIND[$n]} == gre ]] && echo TRANSPORT || echo TUNNEL), ESP:$esp_alg" <<<"$sas"
   assert "$name ($role): same CHILD SPIs (ours in $in out $out, charon's in $theirs_in out $theirs_out)" \

@@ -115,7 +115,7 @@ signed() {
   local name=${NAME[$1]}
   grep -q "$name: IKE SA established.*peer authenticated by .*signature" "$IT_WORK/daemon-a.log" &&
     grep "\"$name\".*established IKE SA; authenticated peer" "$(pluto_dir b)/pluto.log" |
-    grep -vq 'authby=secret'
+    holds -vq 'authby=secret'
 }
 
 for role in initiator responder; do

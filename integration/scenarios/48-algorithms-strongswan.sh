@@ -115,8 +115,8 @@ for ((n = 1; n <= COUNT; n++)); do
   assert "$name ($role): charon's CHILD SA is INSTALLED, ESP $esp_alg" grep -Eq "INSTALLED, TUNNEL, ESP:$esp_alg" <<<"$sas"
   in=$(ours "$(sa_of "$name")['children'][0]['spi_in']")
   out=$(ours "$(sa_of "$name")['children'][0]['spi_out']")
-  theirs_in=$(sed -n 's/^ *in  *\([0-9a-f]\{8\}\).*/\1/p' <<<"$sas" | head -n1)
-  theirs_out=$(sed -n 's/^ *out *\([0-9a-f]\{8\}\).*/\1/p' <<<"$sas" | head -n1)
+  theirs_in=$(sed -n 's/^ *in  *\([0-9a-f]\{8\}\).*/\1/p' <<<"$sas" | sed -n 1p)
+  theirs_out=$(sed -n 's/^ *out *\([0-9a-f]\{8\}\).*/\1/p' <<<"$sas" | sed -n 1p)
   assert "$name ($role): same CHILD SPIs (ours in $in out $out, charon's in $theirs_in out $theirs_out)" \
     test "$in/$out" = "$theirs_out/$theirs_in"
   assert "$name ($role): ping 10.1.$n.1 -> 10.2.$n.1 across $esp" ping_from a "10.1.$n.1" "10.2.$n.1" 2

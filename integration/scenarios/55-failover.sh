@@ -79,7 +79,7 @@ via() { in_site a ip route get 10.70.1.1 | grep -o 'dev [a-z-]*' | cut -d' ' -f2
 routed_via() { test "$(via)" = "$1"; }
 assert "10.70/16 goes through the primary" retry 50 0.2 routed_via vti-p
 assert "ping through the primary" ping_from a 10.1.0.1 10.70.1.1 3
-link_up() { in_site a ip -br link show "$1" | grep -qw UP; }
+link_up() { in_site a ip -br link show "$1" | holds -qw UP; }
 
 # moved_to DEV STARTED LABEL [TRIES]: waits until 10.70/16 leaves through DEV (TRIES
 # lookups 0.1 s apart); logs how long it took.

@@ -83,7 +83,7 @@ ike_spis() { ours "' '.join(sa['spi_i'] + '_' + sa['spi_r'] for sa in s['ike_sas
 child_encap() { ours "' '.join(str(c['encap']) for sa in s['ike_sas'] for c in sa['children'])"; }
 established() { test "$(ours "len([c for sa in s['ike_sas'] for c in sa['children']])")" = 1; }
 # charon's INSTALLED CHILD SA, as "ENCAP" when it is ESP in UDP.
-theirs_encap() { swanctl_in b --list-sas 2>&1 | grep -q 'INSTALLED, TUNNEL-in-UDP'; }
+theirs_encap() { swanctl_in b --list-sas 2>&1 | holds -q 'INSTALLED, TUNNEL-in-UDP'; }
 pings() { ping_from a 10.1.0.1 10.2.0.1 "$1"; }
 
 # assert_only_udp_esp DESC FILE MIN: at least MIN ESP-in-UDP datagrams on port 4500, no
