@@ -141,14 +141,16 @@ impl Engine {
         Fate::Keep
     }
 
-    /// Another IKE SA with the same peer (established or being negotiated) carries the
-    /// connection of `sa`, so losing `sa` needs no restart.
+    /// Another IKE SA with the same peer (established or being negotiated; not a refused
+    /// one that only repeats its answer) carries the connection of `sa`, so losing `sa`
+    /// needs no restart.
     pub(super) fn carried_elsewhere(&self, sa: &IkeSa) -> bool {
         (self.sas.values()).any(|other| {
             other.connection == sa.connection
                 && other.remote.ip() == sa.remote.ip()
                 && other.phase() != Phase::Deleting
                 && other.retired_at.is_none()
+                && !other.rejected()
         })
     }
 }
