@@ -478,13 +478,13 @@ impl Engine {
         } else {
             Fate::Keep
         };
-        if current_goes {
+        // The twin goes back to the table unless it was itself forgotten at once.
+        if current_goes || fate == Fate::Keep {
             self.put(twin);
+        }
+        if current_goes {
             fate
         } else {
-            if fate == Fate::Keep {
-                self.put(twin);
-            }
             Fate::Keep
         }
     }
