@@ -58,6 +58,28 @@ lane() {
   done
 }
 
+# The guest kernel's log and any task stuck in the kernel, streamed to the host as they
+# come: a run that hangs (a task blocked in the kernel, a device that never unregisters)
+# is killed by the host's timeout before anything here could print it, and the guest's
+# /tmp dies with it. The hung-task detector reports after 60 s, not 120.
+kernel_log=$RESULTS_DIR/kernel.log
+: >"$kernel_log"
+echo 60 >/proc/sys/kernel/hung_task_timeout_secs 2>/dev/null || true
+dmesg --follow --time-format iso >>"$kernel_log" 2>&1 &
+watchers=$!
+(
+  # Only a task found blocked in two samples a minute apart: 9p reads block briefly.
+  seen=
+  while sleep 60; do
+    now=$(ps -eo pid=,stat=,wchan:32=,args= | awk '$2 ~ /^D/')
+    stuck=$(awk 'NR == FNR { if ($1 != "") before[$1] = 1; next } $1 in before' \
+      <(printf '%s\n' "$seen") <(printf '%s\n' "$now"))
+    [[ -z $stuck ]] || printf '%s blocked in the kernel for a minute or more:\n%s\n' "$(date +%T)" "$stuck"
+    seen=$now
+  done >>"$kernel_log"
+) &
+watchers+=" $!"
+
 rm -f "$RESULTS_DIR/totals"
 scenarios=("$dir"/[0-9][0-9]-*.sh)
 run_one "${scenarios[0]}"
@@ -73,12 +95,16 @@ run_one "${scenarios[0]}"
 export -f run_one lane
 export dir logs
 start=$SECONDS
+lanes=()
 for ((i = 1; i <= LANES; i++)); do
   unshare -m --propagation private bash -c \
     'mount -t tmpfs -o mode=0755 tmpfs /run && lane' &
+  lanes+=($!)
 done
-wait
+wait "${lanes[@]}"
 echo "=== lanes done in $((SECONDS - start))s"
+# shellcheck disable=SC2086 # a list of pids
+kill $watchers 2>/dev/null
 # A process killed by a fault says which binary in the kernel log; the shell only says
 # "Segmentation fault" with the command it ran.
 dmesg | grep -E 'segfault at|general protection|traps:' || true
