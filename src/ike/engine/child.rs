@@ -561,7 +561,11 @@ mod tests {
             end: ip(a),
         };
         let esp = vec![parse_esp("aes256gcm16", true).unwrap()];
-        let dynamic = vec![crate::profile::parse_traffic_selector("dynamic[gre]").unwrap()];
+        let dynamic = vec![crate::ike::ts::TrafficSelector {
+            net: None,
+            protocol: Some(47),
+            ports: None,
+        }];
         let mut child = ChildConfig::new("gre", dynamic.clone(), dynamic, esp.clone());
         child.mode = Mode::Transport;
         let config = IkeConfig::new("gre", ip("192.0.2.2"), vec![], vec![child]);
