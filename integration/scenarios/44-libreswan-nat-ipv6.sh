@@ -97,6 +97,7 @@ kind = "xfrm"
 local = "$(outer "$n" 1)"
 remote = "$(outer "$n" 2)"
 [ike]
+proposals = ["aes256gcm16-prfsha512-ecp256"]
 psk_file = "../secrets/psk"
 start_action = "none"
 close_action = "none"
@@ -104,10 +105,12 @@ close_action = "none"
 name = "v6"
 local_ts = ["fd00:1:$n::/64"]
 remote_ts = ["fd00:2:$n::/64"]
+esp_proposals = ["aes256gcm16-ecp256"]
 [[child]]
 name = "v4"
 local_ts = ["10.1.$n.0/24"]
 remote_ts = ["10.2.$n.0/24"]
+esp_proposals = ["aes256gcm16-ecp256"]
 [interface]
 name = "${NAME[$n]}"
 [[route]]
@@ -131,11 +134,14 @@ peer_gre() {
 peer_gre b "$PLUTO" 1
 peer_gre c "$CHARON_ADDR" 2
 
-# pluto: ipsec-interface=N makes ipsecN (if_id N), its updown the routes.
+# pluto: ipsec-interface=N makes ipsecN (if_id N), its updown the routes. The second CHILD
+# SA comes in a CREATE_CHILD_SA, where pluto's pfs=yes adds the IKE group: both sides pin
+# a suite with it (42's suite 2).
 conns=$(for n in 1 2; do
   for fam in v6 v4; do
     printf 'conn %s-%s\n  left=%s\n  right=%s\n' "${NAME[$n]}" "$fam" "$(outer "$n" 2)" "$(outer "$n" 1)"
     printf '  authby=secret\n  ikev2=yes\n  auto=add\n  ipsec-interface=%s\n' "$n"
+    printf '  ike=aes_gcm256-sha2_512;dh19\n  esp=aes_gcm256\n'
     if [[ $fam == v6 ]]; then
       printf '  leftsubnet=fd00:2:%s::/64\n  rightsubnet=fd00:1:%s::/64\n\n' "$n" "$n"
     else
