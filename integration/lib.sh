@@ -398,6 +398,21 @@ assert_only_esp() {
   fi
 }
 
+# assert_only_udp_esp DESC FILE MIN: at least MIN ESP-in-UDP datagrams on port 4500, no
+# plain ESP (protocol 50) and no cleartext traffic besides IKE.
+assert_only_udp_esp() {
+  local desc=$1 file=$2 min=$3 udp esp other
+  udp=$(pcap_count "$file" udp port 4500 and greater 100)
+  esp=$(pcap_count "$file" ip proto 50)
+  other=$(pcap_count "$file" ip and not udp port 500 and not udp port 4500)
+  if ((udp >= min && esp == 0 && other == 0)); then
+    pass "$desc ($udp ESP-in-UDP datagrams, no plain ESP, no cleartext)"
+  else
+    fail "$desc (udp/4500=$udp, wanted >= $min; esp=$esp other=$other)"
+    { tcpdump -n -r "$file" 2>/dev/null || true; } | sed -n '1,20s/^/    | /p'
+  fi
+}
+
 # --- IPv6 on the wire and inside (45-ipv6-strongswan) ------------------------
 # Scenarios are IPv4-only unless they call site_ipv6. Addresses stay inside the
 # namespaces: 2001:db8::/32 outside, fd00::/8 for LANs.

@@ -1,16 +1,19 @@
 //! NAT traversal on a simulated network: the move to the NAT-T port after IKE_SA_INIT,
 //! ESP installed in UDP on the same ports, keepalives from the side behind the NAT,
-//! `force` without a NAT, and following the peer when its NAT mapping changes.
+//! `force` without a NAT, following the peer when its NAT mapping changes, and GRE in
+//! transport mode from behind a 1:1 NAT (RFC 7296 section 2.23.1) in both roles.
 
 mod common;
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use common::peers::{connection, dpd, engine, Pair, B, TO_A, TO_B};
+use common::peers::{connection, dpd, engine, Pair, A, B, TO_A, TO_B};
 use routevpn::ike::engine::{
-    DpdAction, EngineConfig, KernelAction, NatTraversal, StartAction, UdpEncap,
+    ChildSaInstall, DpdAction, EngineConfig, EngineConnection, Identity, KernelAction, Mode,
+    NatTraversal, StartAction, UdpEncap,
 };
+use routevpn::profile::parse_traffic_selector;
 
 const PUBLIC: &str = "203.0.113.5:40000";
 
@@ -147,4 +150,123 @@ fn the_responder_follows_a_new_nat_mapping_but_not_a_forged_datagram() {
             .is_none_or(|t| t > now + Duration::from_secs(5)),
         "answered"
     );
+}
+
+/// The address a 1:1 NAT publishes a as (ports unchanged).
+const ONE_TO_ONE: &str = "203.0.113.5";
+
+/// GRE in transport mode, a behind a 1:1 NAT known to b by the NAT's address; a's identity
+/// is `a_id`, the address its selectors name on the wire if it is an address.
+fn gre_transport(a_id: Identity) -> Pair {
+    let public = ONE_TO_ONE.parse().unwrap();
+    let gre = |mut c: EngineConnection| {
+        c.config.rekey_time = 0;
+        for child in &mut c.config.children {
+            child.mode = Mode::Transport;
+            child.local_ts = vec![parse_traffic_selector("dynamic[gre]").unwrap()];
+            child.remote_ts = child.local_ts.clone();
+        }
+        c
+    };
+    let none = || dpd(0, 150, DpdAction::Clear);
+    let mut a_conn = gre(connection(
+        true,
+        none(),
+        StartAction::None,
+        StartAction::None,
+    ));
+    a_conn.config.local_id = Some(a_id.clone());
+    let mut b_conn = gre(connection(
+        false,
+        none(),
+        StartAction::None,
+        StartAction::None,
+    ));
+    (b_conn.config.remote, b_conn.config.remote_id) = (public, a_id);
+    let mut p = Pair::new(
+        engine(EngineConfig::default(), a_conn),
+        engine(EngineConfig::default(), b_conn),
+    );
+    p.nat = Some(SocketAddr::new(public, 500));
+    p
+}
+
+/// The kernel installs of `side`: (local selectors, remote selectors, encapsulated).
+fn installs(p: &Pair, side: usize) -> Vec<(String, String, bool)> {
+    let show = |ts: &[routevpn::ike::engine::Selector]| {
+        (ts.iter().map(ToString::to_string))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    (p.records[side].actions.iter())
+        .filter_map(|(_, k)| match k {
+            KernelAction::InstallChildSa(i) => {
+                let ChildSaInstall {
+                    local_ts,
+                    remote_ts,
+                    encap,
+                    ..
+                } = i.as_ref();
+                Some((show(local_ts), show(remote_ts), encap.is_some()))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// Each side's kernel names the addresses packets carry on its side of the NAT: a its own
+/// private address, b the NAT's; UDP-encapsulated; `n` installs each.
+fn assert_kernel_views(p: &Pair, n: usize) {
+    let a_view = (format!("{A}/32[gre]"), format!("{B}/32[gre]"), true);
+    let b_view = (
+        format!("{B}/32[gre]"),
+        format!("{ONE_TO_ONE}/32[gre]"),
+        true,
+    );
+    assert_eq!(installs(p, 0), vec![a_view; n]);
+    assert_eq!(installs(p, 1), vec![b_view; n]);
+}
+
+/// `side` starts the tunnel: both ends install one pair with their own views.
+fn bring_up(p: &mut Pair, side: usize) {
+    let name = [TO_B, TO_A][side];
+    p.engines[side].initiate(p.now, name).unwrap();
+    p.settle();
+    assert_eq!((p.children(0), p.children(1)), (1, 1), "tunnel up");
+    assert_kernel_views(p, 1);
+}
+
+/// `side` rekeys the Child SA; the rekey offers the selectors as negotiated on the wire.
+fn rekey(p: &mut Pair, side: usize) {
+    let now = p.now;
+    p.engines[side]
+        .rekey_children(now, [TO_B, TO_A][side])
+        .unwrap();
+    p.settle();
+    assert_eq!((p.children(0), p.children(1)), (1, 1), "old SAs deleted");
+}
+
+#[test]
+fn gre_transport_from_behind_a_1to1_nat_as_initiator_and_through_rekeys() {
+    let mut p = gre_transport(Identity::Address(ONE_TO_ONE.parse().unwrap()));
+    bring_up(&mut p, 0);
+    rekey(&mut p, 0);
+    rekey(&mut p, 1);
+    assert_kernel_views(&p, 3);
+}
+
+#[test]
+fn gre_transport_behind_a_1to1_nat_as_responder() {
+    let mut p = gre_transport(Identity::Address(ONE_TO_ONE.parse().unwrap()));
+    bring_up(&mut p, 1);
+    rekey(&mut p, 0);
+    assert_kernel_views(&p, 2);
+}
+
+/// Without an address identity a names its own address, as strongSwan does; the responder
+/// puts the address it sees in its place.
+#[test]
+fn gre_transport_behind_a_nat_without_an_address_identity() {
+    let mut p = gre_transport(Identity::Fqdn("branch.example".into()));
+    bring_up(&mut p, 0);
 }

@@ -86,21 +86,6 @@ established() { test "$(ours "len([c for sa in s['ike_sas'] for c in sa['childre
 theirs_encap() { swanctl_in b --list-sas 2>&1 | holds -q 'INSTALLED, TUNNEL-in-UDP'; }
 pings() { ping_from a 10.1.0.1 10.2.0.1 "$1"; }
 
-# assert_only_udp_esp DESC FILE MIN: at least MIN ESP-in-UDP datagrams on port 4500, no
-# plain ESP (protocol 50) and no cleartext traffic besides IKE.
-assert_only_udp_esp() {
-  local desc=$1 file=$2 min=$3 udp esp other
-  udp=$(pcap_count "$file" udp port 4500 and greater 100)
-  esp=$(pcap_count "$file" ip proto 50)
-  other=$(pcap_count "$file" ip and not udp port 500 and not udp port 4500)
-  if ((udp >= min && esp == 0 && other == 0)); then
-    pass "$desc ($udp ESP-in-UDP datagrams, no plain ESP, no cleartext)"
-  else
-    fail "$desc (udp/4500=$udp, wanted >= $min; esp=$esp other=$other)"
-    tcpdump -n -r "$file" 2>/dev/null | head -n 20 | sed 's/^/    | /'
-  fi
-}
-
 # --- routevpn initiates from behind the NAT
 capture_start nat pub "$IT_WORK/initiator.pcap" 60
 out=$(rv up natted 2>&1) || true

@@ -18,6 +18,7 @@ use super::events::{
     ChildSaInstall, Event, FailureReason, Lifetimes, SaDirection, Selector, UdpEncap,
 };
 use super::sa::{ChildSa, IkeSa, PendingChild};
+use super::transport_nat::{substitute, NatSides, Substitutions};
 
 /// IKE_AUTH carries no KE payload: offer the ESP proposals without their PFS groups.
 pub fn without_dh(proposals: &[EspProposal]) -> Vec<EspProposal> {
@@ -79,9 +80,9 @@ pub fn answer(
             spi_in,
         )],
     };
-    // TSi is the initiator's side, our remote one.
-    let (tsi, tsr) = (&negotiated.remote_ts, &negotiated.local_ts);
-    payloads(negotiated.mode, sa, keying, tsi, tsr)
+    // TSi is the initiator's side, our remote one; both as the peer named them.
+    let (tsr, tsi) = (negotiated.substitutions).wire(&negotiated.local_ts, &negotiated.remote_ts);
+    payloads(negotiated.mode, sa, keying, &tsi, &tsr)
 }
 
 /// The notification that refuses a Child SA the responder could not agree to.
@@ -124,9 +125,11 @@ pub struct Negotiated {
     pub choice: EspChoice,
     /// The peer's inbound SPI.
     pub spi_out: u32,
-    /// Selectors from our point of view.
+    /// Selectors from our point of view, as the kernel installs them.
     pub local_ts: Vec<TsRange>,
     pub remote_ts: Vec<TsRange>,
+    /// How they differ on the wire (transport mode across a NAT).
+    pub substitutions: Substitutions,
     pub mode: Mode,
 }
 
@@ -160,12 +163,14 @@ fn single_esp_choice(proposal: &Proposal, ke: Ke) -> Option<EspChoice> {
 }
 
 /// The initiator's check of the responder's Child SA answer, in IKE_AUTH (`Ke::Absent`) or
-/// CREATE_CHILD_SA (`Ke::Present`: PFS groups count).
+/// CREATE_CHILD_SA (`Ke::Present`: PFS groups count); `nat`: the IKE SA's sides behind a
+/// NAT, whose selectors are substituted in transport mode before they are checked.
 pub fn initiator_accepts(
     child: &ChildConfig,
     pending: &PendingChild,
     payloads: &[Payload],
     ke: Ke,
+    nat: NatSides,
 ) -> Result<Negotiated, FailureReason> {
     let ours_esp = || {
         child
@@ -221,7 +226,19 @@ pub fn initiator_accepts(
         .spi_u32()
         .filter(|spi| *spi > 255)
         .ok_or_else(|| FailureReason::Protocol("invalid ESP SPI in the answer".into()))?;
-    let (local_ts, remote_ts) = (ts_ranges(tsi), ts_ranges(tsr));
+    let transport = payloads.notify(NotifyType::UseTransportMode).is_some();
+    let mode = if transport && child.mode == Mode::Transport {
+        Mode::Transport
+    } else {
+        Mode::Tunnel
+    };
+    let nat = if mode == Mode::Transport {
+        nat
+    } else {
+        NatSides::default()
+    };
+    let (local_ts, local) = substitute(&ts_ranges(tsi), nat.local);
+    let (remote_ts, remote) = substitute(&ts_ranges(tsr), nat.remote);
     if !within(&pending.local_ts, &local_ts) || !within(&pending.remote_ts, &remote_ts) {
         return Err(FailureReason::TsUnacceptable {
             child: child.name.clone(),
@@ -237,17 +254,13 @@ pub fn initiator_accepts(
             ),
         });
     }
-    let transport = payloads.notify(NotifyType::UseTransportMode).is_some();
     Ok(Negotiated {
         choice,
         spi_out,
         local_ts,
         remote_ts,
-        mode: if transport && child.mode == Mode::Transport {
-            Mode::Transport
-        } else {
-            Mode::Tunnel
-        },
+        substitutions: Substitutions { local, remote },
+        mode,
     })
 }
 
@@ -261,6 +274,8 @@ pub struct Request<'p> {
     pub ke: Ke,
     /// A rekey: only the child being rekeyed may answer.
     pub only: Option<&'p str>,
+    /// The IKE SA's sides behind a NAT, for a transport-mode child.
+    pub nat: NatSides,
 }
 
 /// The responder's choice of child, algorithms and selectors: the first configured child
@@ -276,17 +291,30 @@ pub fn responder_negotiate<'c>(
         transport: transport_requested,
         ke,
         only,
+        nat,
     } = *request;
     let (offered_i, offered_r) = (ts_ranges(tsi), ts_ranges(tsr));
     let first_name = (conn.config.children.first()).map_or_else(String::new, |c| c.name.clone());
     let candidates = (conn.config.children.iter()).filter(|c| only.is_none_or(|n| c.name == n));
     let matched = candidates.into_iter().find_map(|child| {
+        let nat = match (child.mode, transport_requested) {
+            (Mode::Transport, true) => nat,
+            _ => NatSides::default(),
+        };
         // The initiator's TSi is the peer's side: our remote selectors.
-        let remote_ts = narrow(&conn.remote_ts(child), &offered_i);
-        let local_ts = narrow(&conn.local_ts(child), &offered_r);
-        (!remote_ts.is_empty() && !local_ts.is_empty()).then_some((child, local_ts, remote_ts))
+        let (offered_remote, remote) = substitute(&offered_i, nat.remote);
+        let (offered_local, local) = substitute(&offered_r, nat.local);
+        let remote_ts = narrow(&conn.remote_ts(child), &offered_remote);
+        let local_ts = narrow(&conn.local_ts(child), &offered_local);
+        let substitutions = Substitutions { local, remote };
+        (!remote_ts.is_empty() && !local_ts.is_empty()).then_some((
+            child,
+            local_ts,
+            remote_ts,
+            substitutions,
+        ))
     });
-    let Some((child, local_ts, remote_ts)) = matched else {
+    let Some((child, local_ts, remote_ts, substitutions)) = matched else {
         let ours = (conn.config.children.iter())
             .flat_map(|c| {
                 show_ranges(&conn.local_ts(c))
@@ -351,6 +379,7 @@ pub fn responder_negotiate<'c>(
             spi_out: *spi_out,
             local_ts,
             remote_ts,
+            substitutions,
             mode,
         },
         *number,
@@ -394,6 +423,7 @@ pub fn install(
         spi_out,
         ref local_ts,
         ref remote_ts,
+        substitutions,
         mode,
     } = *negotiated;
     let keys = sa
@@ -470,6 +500,7 @@ pub fn install(
         remote_ts: remote_sel,
         local_ranges: local_ts.clone(),
         remote_ranges: remote_ts.clone(),
+        substitutions,
         mark: child.mark,
         if_id: child.if_id,
         rekey_at: (!soft.is_zero()).then(|| now + soft),
@@ -513,6 +544,72 @@ mod tests {
         let ts = TrafficSelectors::new(address_ranges(&[r]));
         assert_eq!(ts_ranges(&ts), vec![r]);
         assert_eq!(selector(&r).to_string(), "10.0.0.0/24[gre]");
+    }
+
+    /// Behind a NAT, as responder: libreswan's TSr names the address the NAT publishes us
+    /// as. We narrow and install with our own address and answer with the peer's.
+    #[test]
+    fn a_responder_behind_a_nat_answers_with_the_selectors_it_was_offered() {
+        use super::super::config::IkeConfig;
+        use crate::ike::crypto::Secret;
+        let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
+        let gre = |a: &str| TsRange {
+            protocol: 47,
+            start_port: 0,
+            end_port: 65535,
+            start: ip(a),
+            end: ip(a),
+        };
+        let esp = vec![parse_esp("aes256gcm16", true).unwrap()];
+        let dynamic = vec![crate::ike::ts::TrafficSelector {
+            net: None,
+            protocol: Some(47),
+            ports: None,
+        }];
+        let mut child = ChildConfig::new("gre", dynamic.clone(), dynamic, esp.clone());
+        child.mode = Mode::Transport;
+        let config = IkeConfig::new("gre", ip("192.0.2.2"), vec![], vec![child]);
+        let secret = Secret::from_slice(b"child-test-psk");
+        let conn = EngineConnection::with_psk(config, ip("172.16.0.2"), secret);
+        let (tsi, tsr) = (
+            TrafficSelectors::new(address_ranges(&[gre("192.0.2.2")])),
+            TrafficSelectors::new(address_ranges(&[gre("198.51.100.1")])),
+        );
+        let sa = SecurityAssociation::from_esp_proposals(&esp, 0x1000).unwrap();
+        let request = |nat| Request {
+            sa: &sa,
+            tsi: &tsi,
+            tsr: &tsr,
+            transport: true,
+            ke: Ke::Absent,
+            only: None,
+            nat,
+        };
+        let behind = NatSides {
+            local: Some(ip("172.16.0.2")),
+            remote: None,
+        };
+        let (_, negotiated, number) = responder_negotiate(&conn, &request(behind)).unwrap();
+        assert_eq!(
+            negotiated.local_ts,
+            [gre("172.16.0.2")],
+            "the kernel's view"
+        );
+        let answer = answer(&negotiated, number, 0x2000, []);
+        assert_eq!(
+            ts_ranges(answer.ts_responder().unwrap()),
+            [gre("198.51.100.1")]
+        );
+        assert_eq!(
+            ts_ranges(answer.ts_initiator().unwrap()),
+            [gre("192.0.2.2")]
+        );
+        // Without the NAT the offer names an address that is not ours.
+        let refused = responder_negotiate(&conn, &request(NatSides::default()));
+        assert!(matches!(
+            refused,
+            Err((_, FailureReason::TsUnacceptable { .. }))
+        ));
     }
 
     #[test]

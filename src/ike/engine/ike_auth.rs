@@ -20,6 +20,7 @@ use super::config::{
 };
 use super::events::{Event, FailureReason, KernelAction};
 use super::sa::{Authenticating, IkeSa, PendingChild, Phase, State};
+use super::transport_nat::Substitutions;
 use super::{Engine, EngineError, Fate};
 
 impl Engine {
@@ -120,13 +121,9 @@ impl Engine {
                 &child::without_dh(&child.esp_proposals),
                 spi_in,
             )?;
-            payloads.extend(child::payloads(
-                child.mode,
-                offer,
-                [],
-                &local_ts,
-                &remote_ts,
-            ));
+            let (tsi, tsr) =
+                Substitutions::initiator(sa, conn, child.mode).wire(&local_ts, &remote_ts);
+            payloads.extend(child::payloads(child.mode, offer, [], &tsi, &tsr));
             if let State::Auth(handshake) = &mut sa.state {
                 handshake.first_child = Some(PendingChild {
                     index: 0,
@@ -203,7 +200,7 @@ impl Engine {
         let mut response = vec![Payload::IdResponder(idr)];
         response.extend(certificates);
         response.push(Payload::Auth(auth));
-        let (child_answer, installed) = self.answer_first_child(&conn, &payloads);
+        let (child_answer, installed) = self.answer_first_child(sa, &conn, &payloads);
         response.extend(child_answer);
         if self
             .send_response(sa, ExchangeType::IkeAuth, message_id, &response)
@@ -222,6 +219,7 @@ impl Engine {
     /// what to install once the answer is sent.
     fn answer_first_child(
         &mut self,
+        sa: &IkeSa,
         conn: &EngineConnection,
         payloads: &[Payload],
     ) -> (Vec<Payload>, Option<(ChildConfig, Negotiated, u32)>) {
@@ -239,6 +237,7 @@ impl Engine {
             transport: payloads.notify(NotifyType::UseTransportMode).is_some(),
             ke: Ke::Absent,
             only: None,
+            nat: sa.nat_sides(Mode::Transport),
         };
         let notify = |t| vec![Payload::Notify(Notify::new(t, Vec::new()))];
         match child::responder_negotiate(conn, &request) {
@@ -380,7 +379,9 @@ impl Engine {
         let Some(child) = conn.config.children.get(pending.index) else {
             return;
         };
-        let negotiated = match child::initiator_accepts(child, &pending, payloads, Ke::Absent) {
+        let nat = sa.nat_sides(child.mode);
+        let negotiated = match child::initiator_accepts(child, &pending, payloads, Ke::Absent, nat)
+        {
             Ok(n) => n,
             Err(reason) => {
                 // If the responder did create the Child SA, it must go again.

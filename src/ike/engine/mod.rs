@@ -25,7 +25,7 @@
 //! INFORMATIONAL liveness checks and deletes, retransmission with window size 1, dead peer
 //! detection with restart / close actions and retries (dpd.rs), NAT traversal: the move to
 //! the NAT-T port, UDP-encapsulated ESP, keepalives, `force`, following a new NAT mapping
-//! (natt.rs), CREATE_CHILD_SA for Child SAs: rekeying from either side with collisions, and
+//! (natt.rs), transport-mode selectors across a NAT (transport_nat.rs), CREATE_CHILD_SA for Child SAs: rekeying from either side with collisions, and
 //! Child SAs the peer adds (rekey.rs); answering the peer's IKE SA rekey and starting IKE
 //! SA rekeys, with collisions (ike_rekey.rs); kernel SA expiry reports (expire.rs) and
 //! acquires for on-demand negotiation (trap.rs). Not yet: fragmentation, signatures.
@@ -48,6 +48,7 @@ mod rekey;
 mod retransmit;
 mod sa;
 mod table;
+mod transport_nat;
 mod trap;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};

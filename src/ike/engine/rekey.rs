@@ -21,6 +21,7 @@ use crate::ike::select::KeyExchange as Ke;
 use super::child::{self, Keymat, Negotiated};
 use super::events::{Event, FailureReason, KernelAction};
 use super::sa::{IkeSa, PendingChild, Phase};
+use super::transport_nat::Substitutions;
 use super::{Engine, EngineError, Fate};
 
 /// A rekey that failed is tried again after this long (the old SA lives until its hard
@@ -44,6 +45,8 @@ struct ChildRequest {
     replaces: Option<(u32, Mode)>,
     local_ts: Vec<crate::ike::ts::TsRange>,
     remote_ts: Vec<crate::ike::ts::TsRange>,
+    /// How the selectors are named on the wire.
+    substitutions: Substitutions,
 }
 
 /// A rekey of one of our Child SAs that the peer started while ours of it was under way.
@@ -193,6 +196,7 @@ impl Engine {
             replaces: Some((old.spi_in, old.mode)),
             local_ts: old.local_ranges.clone(),
             remote_ts: old.remote_ranges.clone(),
+            substitutions: old.substitutions,
         };
         self.request_child(now, sa, config, request)
     }
@@ -210,6 +214,7 @@ impl Engine {
             replaces: None,
             local_ts: conn.local_ts(config),
             remote_ts: conn.remote_ts(config),
+            substitutions: Substitutions::initiator(sa, &conn, config.mode),
         };
         self.request_child(now, sa, config, request)
     }
@@ -245,12 +250,13 @@ impl Engine {
         let ke = (group.zip(kex.as_ref())).map(|(group, kex)| {
             Payload::KeyExchange(KePayload::new(group, kex.public_value().to_vec()))
         });
+        let (tsi, tsr) = (request.substitutions).wire(&request.local_ts, &request.remote_ts);
         payloads.extend(child::payloads(
             mode,
             offer,
             std::iter::once(nonce_payload).chain(ke),
-            &request.local_ts,
-            &request.remote_ts,
+            &tsi,
+            &tsr,
         ));
         let pending = PendingRekey {
             replaces: request.replaces.map(|(spi, _)| spi),
@@ -365,8 +371,10 @@ impl Engine {
         let config = (conn.config.children.iter())
             .find(|c| c.name == pending.name)
             .ok_or("the child is no longer configured")?;
-        let negotiated = child::initiator_accepts(config, &pending.child, payloads, Ke::Present)
-            .map_err(|reason| reason.to_string())?;
+        let nat = sa.nat_sides(config.mode);
+        let negotiated =
+            child::initiator_accepts(config, &pending.child, payloads, Ke::Present, nat)
+                .map_err(|reason| reason.to_string())?;
         let nonce_r = payloads
             .nonce()
             .ok_or("no nonce in the answer")?
@@ -535,6 +543,7 @@ impl Engine {
             transport: payloads.notify(NotifyType::UseTransportMode).is_some(),
             ke: Ke::Present,
             only: old.as_ref().map(|(_, name)| name.as_str()),
+            nat: sa.nat_sides(Mode::Transport),
         };
         let (config, negotiated, number) =
             child::responder_negotiate(&conn, &request).map_err(|(_, reason)| {

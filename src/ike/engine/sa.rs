@@ -14,6 +14,7 @@ use super::events::{ChildSaRef, ChildSaStatus, IkeSaState, IkeSaStatus, Selector
 use super::protect::{self, ProtectError};
 use super::rekey::{PeerRekey, PendingRekey};
 use super::retransmit::Outstanding;
+use super::transport_nat::Substitutions;
 
 /// An installed Child SA pair.
 #[derive(Debug)]
@@ -30,6 +31,8 @@ pub struct ChildSa {
     /// The same selectors as negotiated, offered again when rekeying.
     pub local_ranges: Vec<TsRange>,
     pub remote_ranges: Vec<TsRange>,
+    /// How the selectors differ on the wire (transport mode across a NAT).
+    pub substitutions: Substitutions,
     pub mark: Option<u32>,
     pub if_id: Option<u32>,
     /// Soft lifetime: when we start rekeying it (None once rekeyed or if unlimited).
@@ -514,6 +517,7 @@ mod tests {
             remote_ts: vec![],
             local_ranges: vec![],
             remote_ranges: vec![],
+            substitutions: Substitutions::default(),
             mark: Some(9),
             if_id: None,
             rekey_at: None,
