@@ -443,6 +443,8 @@ impl Daemon {
                 remote_auth,
             });
         }
+        let locals = &self.locals;
+        self.standby.retain(|name| locals.contains_key(name));
         self.ike_children = sas::children(&plan);
         if !recovered.is_empty() {
             // Their reqids were not swept at start.
@@ -808,6 +810,15 @@ impl Daemon {
                 response.ike_sas = report::build(&self.engine.status(), &kernel, now);
                 response.failures = self.failing.reports(now);
                 response.ike_failures = self.ike_failures.reports(now);
+                response.standby = (self.standby.iter())
+                    .filter_map(|name| {
+                        let local = self.locals.get(name)?.to_string();
+                        Some(control::StandbyTunnel {
+                            name: name.clone(),
+                            local,
+                        })
+                    })
+                    .collect();
                 let _ = reply.send(response);
             }
             Request::Reload => {
