@@ -140,7 +140,7 @@ pub fn render(sas: &[IkeSaReport]) -> String {
     out
 }
 
-/// The tunnels left out of the dataplane, one line each; nothing when there are none.
+/// The tunnels on standby, one line each; nothing when there are none.
 pub fn render_standby(standby: &[StandbyTunnel]) -> String {
     let mut out = String::new();
     for s in standby {
@@ -153,6 +153,7 @@ pub fn render_standby(standby: &[StandbyTunnel]) -> String {
     out
 }
 
+/// The tunnels left out of the dataplane, one line each; nothing when there are none.
 pub fn render_failures(failures: &[TunnelFailure]) -> String {
     let mut out = String::new();
     for f in failures {
