@@ -158,6 +158,62 @@ capture_stop
 inner_clear() { pcap_count "$1" 'ip and net 10.0.0.0/8'; }
 assert "...and nothing of it reached the wire" test "$(inner_clear "$IT_WORK/standby.pcap")" = 0
 
+# --- a long TCP stream from the LAN host to the far host, across both switches: a
+# pattern at ~100 kB/s; the far host checks every byte and notes the longest stall.
+cat >"$IT_WORK/stream-server.py" <<'PY'
+import json, socket, sys, time
+pattern = bytes(range(251)) * 300
+out = sys.argv[1]
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("10.2.0.100", 5001))
+s.listen(1)
+open(out + ".listening", "w").close()
+c, _ = s.accept()
+received, intact, stall, last = 0, True, 0.0, time.monotonic()
+while True:
+    data = c.recv(65536)
+    now = time.monotonic()
+    stall, last = max(stall, now - last), now
+    if not data:
+        break
+    off = received % 251
+    intact = intact and data == pattern[off:off + len(data)]
+    received += len(data)
+result = {"received": received, "intact": intact, "stall": round(stall, 2)}
+c.sendall(json.dumps(result).encode())
+c.close()
+json.dump(result, open(out, "w"))
+PY
+cat >"$IT_WORK/stream-client.py" <<'PY'
+import json, os, socket, sys, time
+pattern = bytes(range(251)) * 300
+stop, out = sys.argv[1], sys.argv[2]
+result = {"sent": 0}
+try:
+    c = socket.create_connection(("10.2.0.100", 5001), timeout=5)
+    c.settimeout(None)
+    c.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, 60000)
+    while not os.path.exists(stop):
+        off = result["sent"] % 251
+        c.sendall(pattern[off:off + 1000])
+        result["sent"] += 1000
+        time.sleep(0.01)
+    c.shutdown(socket.SHUT_WR)
+    reply = b""
+    while chunk := c.recv(4096):
+        reply += chunk
+    result["server"] = json.loads(reply)
+except (OSError, ValueError) as e:
+    result["error"] = repr(e)
+json.dump(result, open(out, "w"))
+PY
+ip netns exec far python3 "$IT_WORK/stream-server.py" "$IT_WORK/stream-server.json" &
+IT_PIDS+=("$!")
+assert "the far host listens" retry 50 0.1 test -e "$IT_WORK/stream-server.json.listening"
+ip netns exec lan python3 "$IT_WORK/stream-client.py" "$IT_WORK/stream-stop" "$IT_WORK/stream-client.json" &
+IT_PIDS+=("$!")
+
 # measure LABEL PING_LOG: pings lost and the longest gap between replies.
 measure() {
   python3 - "$2" "$1" <<'PY'
@@ -230,3 +286,19 @@ assert "gb sent nothing from the address it lost" sh -c "! grep -q 'sending to' 
 uplink_down_ga() { ip -n ga link set out down; }
 switch uplink-down uplink_down_ga gb ga
 assert "ga abandoned its IKE SA when the address left" retry 50 0.1 no_ike_sa ga
+
+# --- the TCP stream: the same connection across both switches, every byte in order.
+touch "$IT_WORK/stream-stop"
+assert "the TCP stream ends" retry 300 0.1 test -s "$IT_WORK/stream-client.json"
+stream_figures() {
+  python3 - "$IT_WORK/stream-client.json" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+s = r.get("server", {})
+print(f"TCP stream: {r['sent']} bytes sent, {s.get('received')} received intact={s.get('intact')}, "
+      f"longest stall {s.get('stall')} s, error={r.get('error')}")
+sys.exit(0 if "error" not in r and s.get("received") == r["sent"] and s.get("intact") else 1)
+PY
+}
+if figures=$(stream_figures); then pass "$figures"; else fail "$figures"; fi
+log "$figures"
