@@ -4,7 +4,11 @@
 # between them, with the LAN's gateway address 10.1.0.1. The partner p runs charon; a LAN
 # host (lan, 10.1.0.100) pings a host behind the partner (far, 10.2.0.100) at 100 pps.
 #
-#   lan ──br0(lan)── ga, gb ──br0(p)── p ── far
+#   lan ──br0(lan)── ga, gb ──br0(wan)── p ── far
+#
+# The outer segment is a bridge in a namespace of its own (wan), captured there: on the
+# partner's own device the capture would also show the packets charon's kernel decrypted
+# (XFRM reinjects them on the device the ESP came in on).
 #
 # The standby keeps its dataplane (VTI, route, policies) and drops the tunnel's traffic;
 # the gateway that gains the address initiates at once with INITIAL_CONTACT, so charon
@@ -21,22 +25,26 @@ KEEPALIVED=${KEEPALIVED:-/usr/sbin/keepalived}
 modprobe -a ip_vti esp4 bridge
 
 VIP=192.0.2.10
-for s in ga gb p lan far; do
+for s in ga gb p lan far wan; do
   site_add "$s"
   in_site "$s" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
 done
-# bridge SITE ADDR/LEN: br0 in SITE, a segment the gateways join.
+# bridge SITE [ADDR/LEN]: br0 in SITE, a segment the gateways join.
 bridge() {
   ip -n "$1" link add br0 type bridge
-  ip -n "$1" addr add "$2" dev br0
+  [[ -z ${2:-} ]] || ip -n "$1" addr add "$2" dev br0
   ip -n "$1" link set br0 up
 }
-bridge p 192.0.2.2/24
+bridge wan
 bridge lan 10.1.0.100/24
+ip link add out netns p type veth peer name p netns wan
+ip -n wan link set p master br0 up
+ip -n p addr add 192.0.2.2/24 dev out
+ip -n p link set out up
 ip -n lan route add default via 10.1.0.1
 n=11
 for g in ga gb; do
-  for seg in out:p lan:lan; do
+  for seg in out:wan lan:lan; do
     ifname=${seg%%:*} site=${seg#*:}
     ip link add "$ifname" netns "$g" type veth peer name "$g" netns "$site"
     ip -n "$site" link set "$g" master br0 up
@@ -151,7 +159,7 @@ standby_shown() {
 }
 assert "gb's status shows the tunnel on standby" standby_shown
 assert "gb routes 10.2.0.0/24 into vti-ha" sh -c "ip -n gb route get 10.2.0.100 | grep -qw vti-ha"
-capture_start p br0 "$IT_WORK/standby.pcap" 20
+capture_start wan br0 "$IT_WORK/standby.pcap" 20
 assert_not "gb's own traffic for the tunnel goes nowhere (no SA)" \
   in_site gb ping -n -q -c 5 -i 0.1 -W 1 -I 10.1.0.12 10.2.0.100
 capture_stop
@@ -231,7 +239,7 @@ PY
 # the outer segment around ACTION; waits until NEW_MASTER carries the traffic.
 switch() {
   local label=$1 action=$2 new=$3 pings=$IT_WORK/ping-$1.log pcap=$IT_WORK/$1.pcap ping_pid figures
-  capture_start p br0 "$pcap" 120
+  capture_start wan br0 "$pcap" 120
   # Not through in_site: $! must be ping itself (a subshell would ignore SIGINT).
   ip netns exec lan ping -n -D -i 0.01 -W 1 10.2.0.100 >"$pings" 2>&1 &
   ping_pid=$!
