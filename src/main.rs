@@ -527,6 +527,7 @@ fn status(cli: &Cli, options: Options, json: bool) -> ExitCode {
             println!("IKE SAs (routevpn daemon):");
             print!("{}", daemon::report::render(&response.ike_sas));
             print!("{}", daemon::report::render_failures(&response.failures));
+            print!("{}", daemon::report::render_standby(&response.standby));
         }
         Err(ClientError::NotRunning(_)) => {}
         Err(e) => eprintln!("routevpn: {e}"),

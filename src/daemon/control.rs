@@ -59,6 +59,15 @@ pub struct Response {
     /// Each tunnel's last failed IKE negotiation, until it works again.
     #[serde(default)]
     pub ike_failures: Vec<IkeFailure>,
+    /// IKE tunnels waiting for their `local` address (an HA standby's).
+    #[serde(default)]
+    pub standby: Vec<StandbyTunnel>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StandbyTunnel {
+    pub name: String,
+    pub local: String,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -19,6 +19,7 @@ mod failures;
 mod ike_failures;
 pub mod ike_log;
 mod loaded_conns;
+mod local_addresses;
 pub mod logging;
 pub mod metrics;
 mod notify;
@@ -35,6 +36,7 @@ pub mod vici_server;
 mod xfrm_events;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -165,6 +167,12 @@ struct Daemon {
     vici_loaded: vici_config::Loaded,
     /// What the daemon raises to VICI clients registered for events.
     vici_events: broadcast::Sender<(String, crate::vici::codec::Message)>,
+    /// The host's addresses, followed (local_addresses.rs).
+    present: local_addresses::Present,
+    /// The IKE tunnels' static `local` addresses, as the last apply planned them.
+    locals: BTreeMap<String, IpAddr>,
+    /// IKE tunnels whose `local` is not on this host: an HA standby's (local_addresses.rs).
+    standby: BTreeSet<String>,
     started: Instant,
     /// The start as charon's `stats` prints it.
     started_text: String,
@@ -177,6 +185,8 @@ impl Daemon {
     ) -> Result<Daemon, String> {
         let kernel = LinuxKernel::open()
             .map_err(|e| format!("netlink: {e} (root or CAP_NET_ADMIN is needed)"))?;
+        let present = local_addresses::listen(inbound.clone())
+            .map_err(|e| format!("following the host's addresses: {e}"))?;
         let engine = Engine::new(EngineConfig {
             ike_port: options.ike_port,
             natt_port: options.natt_port,
@@ -204,6 +214,9 @@ impl Daemon {
             initiations: vici_handler::Initiations::default(),
             vici_loaded: vici_config::Loaded::default(),
             vici_events: broadcast::channel(VICI_EVENT_BACKLOG).0,
+            present,
+            locals: BTreeMap::new(),
+            standby: BTreeSet::new(),
             started: Instant::now(),
             started_text: local_time_text(),
         };
@@ -385,12 +398,16 @@ impl Daemon {
             );
         }
         self.unusable_credentials.clear();
+        self.locals.clear();
         for t in &plan.tunnels {
             let Some(auth) = &t.ike.auth else {
                 continue;
             };
             let local_addr = match t.ike.local {
-                Endpoint::Address(a) => a,
+                Endpoint::Address(a) => {
+                    self.locals.insert(t.name.clone(), a);
+                    a
+                }
                 Endpoint::DefaultRoute => match self.kernel.egress(t.ike.remote) {
                     Ok(e) => e.source,
                     Err(e) => {
@@ -414,6 +431,11 @@ impl Daemon {
                 logging::error(IKE, format_args!("{}: {e}", t.name));
                 continue;
             }
+            if !self.present.contains(&local_addr) {
+                self.stand_by(&t.name, local_addr);
+                continue;
+            }
+            self.standby.remove(&t.name);
             self.engine.add_connection(EngineConnection {
                 config: t.ike.connection.clone(),
                 local_addr,
@@ -421,6 +443,8 @@ impl Daemon {
                 remote_auth,
             });
         }
+        let locals = &self.locals;
+        self.standby.retain(|name| locals.contains_key(name));
         self.ike_children = sas::children(&plan);
         if !recovered.is_empty() {
             // Their reqids were not swept at start.
@@ -436,6 +460,45 @@ impl Daemon {
             self.start_tunnel(name);
         }
         Ok(())
+    }
+
+    /// Keeps `name` out of the engine while its `local` is not on this host: nothing could
+    /// be sent from it, and its dataplane (applied) drops the tunnel's traffic meanwhile.
+    /// IKE SAs it had are abandoned: the gateway now holding the address takes over.
+    fn stand_by(&mut self, name: &str, local: IpAddr) {
+        if self.engine.connections().any(|c| c.name() == name) {
+            let _ = self.engine.abandon_connection(name);
+        }
+        if self.standby.insert(name.to_owned()) {
+            logging::info(
+                IKE,
+                format_args!(
+                    "{name}: standby: its local address {local} is not on this host; \
+                     negotiating when it appears"
+                ),
+            );
+        }
+    }
+
+    /// The host's addresses changed: tunnels whose `local` appeared are taken over at once,
+    /// those whose `local` went stand by (see local_addresses.rs).
+    fn addresses_changed(&mut self, present: local_addresses::Present) {
+        let changes = local_addresses::changes(&self.locals, &self.present, &present);
+        self.present = present;
+        if changes == local_addresses::Changes::default() {
+            return;
+        }
+        // Adds the connections of the tunnels that came, abandons those that went.
+        if let Err(e) = self.apply() {
+            logging::error(APPLY, format_args!("following the local addresses: {e}"));
+        }
+        for name in &changes.appeared {
+            logging::info(
+                IKE,
+                format_args!("{name}: its local address appeared: taking over"),
+            );
+            self.start_tunnel(name);
+        }
     }
 
     /// Deletes the SAs of the IKE tunnels' children that no IKE SA of ours owns.
@@ -497,6 +560,7 @@ impl Daemon {
                         let _ = reply.send(self.exposition());
                     }
                     Some(Inbound::Vici(call)) => vici_handler::handle(self, call, Instant::now()),
+                    Some(Inbound::LocalAddresses(present)) => self.addresses_changed(present),
                     None => return Err("all sockets closed".into()),
                 },
                 () = tokio::time::sleep_until(deadline) => {
@@ -746,6 +810,15 @@ impl Daemon {
                 response.ike_sas = report::build(&self.engine.status(), &kernel, now);
                 response.failures = self.failing.reports(now);
                 response.ike_failures = self.ike_failures.reports(now);
+                response.standby = (self.standby.iter())
+                    .filter_map(|name| {
+                        let local = self.locals.get(name)?.to_string();
+                        Some(control::StandbyTunnel {
+                            name: name.clone(),
+                            local,
+                        })
+                    })
+                    .collect();
                 let _ = reply.send(response);
             }
             Request::Reload => {

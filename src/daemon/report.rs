@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 use std::time::Instant;
 
-use super::control::{ChildSaReport, IkeSaReport, TunnelFailure};
+use super::control::{ChildSaReport, IkeSaReport, StandbyTunnel, TunnelFailure};
 use crate::apply::status::SaStatus;
 use crate::ike::engine::{IkeSaState, IkeSaStatus};
 use crate::model::Mode;
@@ -136,6 +136,19 @@ pub fn render(sas: &[IkeSaReport]) -> String {
                 c.remote_ts.join(" ")
             );
         }
+    }
+    out
+}
+
+/// The tunnels on standby, one line each; nothing when there are none.
+pub fn render_standby(standby: &[StandbyTunnel]) -> String {
+    let mut out = String::new();
+    for s in standby {
+        let _ = writeln!(
+            out,
+            "{}: standby: its local address {} is not on this host",
+            s.name, s.local
+        );
     }
     out
 }

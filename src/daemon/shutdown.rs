@@ -52,7 +52,11 @@ impl Daemon {
                         });
                     }
                     // Expiries and acquires: every SA goes anyway, none is negotiated.
-                    Some(Inbound::Expired { .. } | Inbound::Acquired { .. }) => {}
+                    Some(
+                        Inbound::Expired { .. }
+                        | Inbound::Acquired { .. }
+                        | Inbound::LocalAddresses(_),
+                    ) => {}
                     None => break,
                 },
                 () = tokio::time::sleep_until(timer) => self.engine.handle_timeout(Instant::now()),

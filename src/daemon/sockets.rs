@@ -43,6 +43,8 @@ pub enum Inbound {
         reply: oneshot::Sender<Result<String, String>>,
     },
     Vici(super::vici_server::Call),
+    /// The host's addresses changed; all of them now (local_addresses.rs).
+    LocalAddresses(super::local_addresses::Present),
 }
 
 impl From<super::vici_server::Call> for Inbound {
@@ -75,8 +77,7 @@ impl Sockets {
             if self.by_local.contains_key(&local) {
                 continue;
             }
-            let std_socket = std::net::UdpSocket::bind(local)
-                .map_err(|e| format!("binding UDP {local}: {e}"))?;
+            let std_socket = bind_free(local).map_err(|e| format!("binding UDP {local}: {e}"))?;
             std_socket
                 .set_nonblocking(true)
                 .map_err(|e| e.to_string())?;
@@ -106,6 +107,22 @@ impl Sockets {
         };
         socket.send_to(&datagram, t.remote).map(|_| ())
     }
+}
+
+/// A UDP socket on `local` even if the host does not hold that address (IP_FREEBIND): an
+/// HA standby's tunnels use the virtual address the active gateway holds, and with the
+/// socket ready the first IKE message after a takeover is not refused. Nothing is sent
+/// from it meanwhile: the engine does not know standby tunnels (local_addresses.rs).
+fn bind_free(local: SocketAddr) -> std::io::Result<std::net::UdpSocket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(local), Type::DGRAM, Some(Protocol::UDP))?;
+    if local.is_ipv6() {
+        socket.set_freebind_v6(true)?;
+    } else {
+        socket.set_freebind_v4(true)?;
+    }
+    socket.bind(&local.into())?;
+    Ok(socket.into())
 }
 
 /// Lets the kernel take ESP-in-UDP off this socket (RFC 3948), leaving IKE to us.

@@ -521,13 +521,7 @@ impl Engine {
             .map(|(spi, _)| *spi)
             .collect();
         for spi in stale {
-            if let Some(mut sa) = self.sas.remove(&spi) {
-                self.delete_children(&mut sa);
-                self.events.push_back(Event::Deleted {
-                    name: sa.connection.clone(),
-                    by_peer: true,
-                });
-            }
+            self.forget_sa(spi, true);
         }
     }
 }

@@ -156,12 +156,17 @@ impl Engine {
         self.refresh_timers(&name);
     }
 
-    /// Recomputes the deadlines of `name`'s SAs, which depend on its settings (DPD).
-    fn refresh_timers(&mut self, name: &str) {
-        let spis: Vec<u64> = (self.sas.iter())
+    /// The SPIs of every IKE SA of the connection `name`.
+    fn spis_of(&self, name: &str) -> Vec<u64> {
+        (self.sas.iter())
             .filter(|(_, sa)| sa.connection == name)
             .map(|(spi, _)| *spi)
-            .collect();
+            .collect()
+    }
+
+    /// Recomputes the deadlines of `name`'s SAs, which depend on its settings (DPD).
+    fn refresh_timers(&mut self, name: &str) {
+        let spis = self.spis_of(name);
         for spi in spis {
             if let Some(sa) = self.sas.remove(&spi) {
                 self.put(sa);
@@ -282,6 +287,17 @@ impl Engine {
         });
     }
 
+    /// Drops the IKE SA `spi` at once, its Child SAs with it, sending nothing.
+    fn forget_sa(&mut self, spi: u64, by_peer: bool) {
+        if let Some(mut sa) = self.sas.remove(&spi) {
+            self.delete_children(&mut sa);
+            self.events.push_back(Event::Deleted {
+                name: sa.connection.clone(),
+                by_peer,
+            });
+        }
+    }
+
     /// Emits the deletion of every Child SA of `sa` (before the IKE SA is forgotten).
     fn delete_children(&mut self, sa: &mut IkeSa) {
         for child in sa.child_refs() {
@@ -344,13 +360,7 @@ impl Engine {
     /// INFORMATIONAL Delete (their Child SAs are removed when the peer answers or the
     /// request times out), half-open ones at once.
     pub fn terminate(&mut self, now: Instant, name: &str) -> Result<(), EngineError> {
-        self.connection_named(name)?;
-        self.pending_initiations.retain(|(_, n)| n != name);
-        self.trapped.remove(name);
-        let spis: Vec<u64> = (self.sas.iter())
-            .filter(|(_, sa)| sa.connection == name)
-            .map(|(spi, _)| *spi)
-            .collect();
+        let spis = self.stop_starting(name)?;
         for spi in spis {
             let Some(mut sa) = self.sas.remove(&spi) else {
                 continue;
@@ -372,6 +382,27 @@ impl Engine {
                 }
             }
         }
+        Ok(())
+    }
+
+    /// Cancels `name`'s pending restarts and traps; returns its IKE SAs' SPIs.
+    fn stop_starting(&mut self, name: &str) -> Result<Vec<u64>, EngineError> {
+        self.connection_named(name)?;
+        self.pending_initiations.retain(|(_, n)| n != name);
+        self.trapped.remove(name);
+        Ok(self.spis_of(name))
+    }
+
+    /// Forgets the connection `name` and its IKE SAs without a word to the peer, removing
+    /// their Child SAs: the local address they used is gone (an HA gateway that lost the
+    /// virtual address), so nothing could be sent from it, and a Delete kept retransmitted
+    /// would only linger. The gateway that took the address over sends INITIAL_CONTACT.
+    pub fn abandon_connection(&mut self, name: &str) -> Result<(), EngineError> {
+        let spis = self.stop_starting(name)?;
+        for spi in spis {
+            self.forget_sa(spi, false);
+        }
+        self.connections.remove(name);
         Ok(())
     }
 
