@@ -629,3 +629,47 @@ pluto_cell_checks() {
   assert "$label: pluto counted the ESP bytes" \
     grep -q "\"$name\".*inBytes=[1-9]" <(whack_in b --trafficstatus 2>&1)
 }
+
+# --- FRR (routing daemons per site) ------------------------------------------
+# Each site's zebra and protocol daemon run as user frr with their own config, pid
+# files, zserv socket and vty sockets under frr_dir SITE; they die with the site's
+# namespace (site_del kills what runs in it).
+
+FRR_DAEMONS=${FRR_DAEMONS:-/usr/lib/frr}
+frr_dir() { printf '%s/frr-%s' "$IT_WORK" "$1"; }
+
+# frr_start SITE DAEMON CONFIG_TEXT: zebra and DAEMON (ospfd, bgpd, pimd) in SITE.
+frr_start() {
+  local site=$1 daemon=$2 config=$3 dir d
+  dir=$(frr_dir "$site")
+  mkdir -p "$dir"
+  # mktemp made the work dir 0700; user frr must reach its own directory below it.
+  chmod 711 "$IT_WORK"
+  printf 'hostname %s\n' "$site" >"$dir/zebra.conf"
+  printf '%s\n' "$config" >"$dir/$daemon.conf"
+  chown -R frr:frr "$dir"
+  for d in zebra "$daemon"; do
+    in_site "$site" "$FRR_DAEMONS/$d" -d -u frr -g frr -f "$dir/$d.conf" -i "$dir/$d.pid" \
+      -z "$dir/zserv.api" --vty_socket "$dir" --log "file:$dir/$d.log" || return 1
+    retry 50 0.2 test -S "$dir/$d.vty" || return 1
+  done
+}
+
+# vtysh_in SITE ARGS...: FRR's shell on SITE's daemons.
+vtysh_in() {
+  local site=$1
+  shift
+  vtysh --vty_socket "$(frr_dir "$site")" "$@"
+}
+
+# ospf_neighbor_state SITE DEVICE: the state of SITE's OSPF neighbor on DEVICE
+# ("Full/-", "ExStart/-", ...), empty if none.
+ospf_neighbor_state() {
+  vtysh_in "$1" -c 'show ip ospf neighbor json' | python3 -c '
+import json, sys
+for entries in json.load(sys.stdin).get("neighbors", {}).values():
+    for n in entries:
+        if n.get("ifaceName", "").split(":")[0] == sys.argv[1]:
+            print(n.get("nbrState") or n.get("state"))' "$2"
+}
+ospf_state_is() { [[ $(ospf_neighbor_state "$1" "$2") == "$3"* ]]; }
