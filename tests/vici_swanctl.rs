@@ -133,16 +133,20 @@ impl Backend for Harness {
     }
 }
 
+/// Side b's connection to side a (PSK).
+fn peer() -> EngineConnection {
+    connection(
+        false,
+        dpd(30, 150, DpdAction::Restart),
+        StartAction::None,
+        StartAction::None,
+    )
+}
+
 impl Harness {
-    fn new(events: broadcast::Sender<(String, Message)>) -> Harness {
+    fn new(events: broadcast::Sender<(String, Message)>, b: EngineConnection) -> Harness {
         let a = connection(
             true,
-            dpd(30, 150, DpdAction::Restart),
-            StartAction::None,
-            StartAction::None,
-        );
-        let b = connection(
-            false,
             dpd(30, 150, DpdAction::Restart),
             StartAction::None,
             StartAction::None,
@@ -210,6 +214,8 @@ struct Served {
     calls: mpsc::Receiver<Call>,
     socket: PathBuf,
     counters: Arc<Counters>,
+    /// swanctl's `SWANCTL_DIR` (`x509/`, `private/`, …), when not its default.
+    swanctl_dir: Option<PathBuf>,
     _dir: tempfile::TempDir,
 }
 
@@ -222,6 +228,11 @@ fn runtime() -> tokio::runtime::Runtime {
 }
 
 fn start() -> Served {
+    start_with(peer())
+}
+
+/// Side a served over VICI, side b with connection `b`.
+fn start_with(b: EngineConnection) -> Served {
     assert!(
         Path::new(SWANCTL).exists(),
         "{SWANCTL} is missing: integration/test installs strongswan-swanctl"
@@ -232,10 +243,11 @@ fn start() -> Served {
     let (events, _) = broadcast::channel(1024);
     let counters = vici_server::listen(&socket, tx, events.clone(), Limits::default()).unwrap();
     Served {
-        harness: Harness::new(events),
+        harness: Harness::new(events, b),
         calls,
         socket,
         counters,
+        swanctl_dir: None,
         _dir: dir,
     }
 }
@@ -254,6 +266,9 @@ impl Served {
     /// Runs swanctl to its end, serving its calls meanwhile.
     async fn output(&mut self, args: &[&str]) -> Output {
         let mut command = swanctl(&self.socket, args);
+        if let Some(dir) = &self.swanctl_dir {
+            command.env("SWANCTL_DIR", dir);
+        }
         let mut done = tokio::task::spawn_blocking(move || command.output().unwrap());
         loop {
             tokio::select! {
@@ -1131,4 +1146,178 @@ fn the_daemon_serves_vici_survives_bad_packets_and_forgets_loaded_connections() 
     for secret in ["peers-test-psk", "7065657273"] {
         assert!(!log.contains(secret), "{log}");
     }
+}
+
+/// Side a's connection to side b with certificates: `a.pem` and its key as swanctl finds
+/// them in `x509/` and `private/`, b's certificate checked against `x509ca/`.
+const LOADED_CERT_SWANCTL: &str = r#"
+connections {
+  loaded-cert {
+    version = 2
+    local_addrs = 192.0.2.1
+    remote_addrs = 198.51.100.2
+    proposals = aes128gcm16-prfsha256-x25519
+    local {
+      auth = pubkey
+      certs = a.pem
+      id = a.example
+    }
+    remote {
+      auth = pubkey
+      id = b.example
+    }
+    children {
+      net {
+        local_ts = 10.1.0.0/16
+        remote_ts = 10.2.0.0/16
+        esp_proposals = aes128gcm16
+        mark_in = 0x52000003
+        mark_out = 0x52000003
+      }
+    }
+  }
+}
+"#;
+
+#[test]
+fn swanctl_load_all_brings_keys_and_certificates_that_authenticate_and_stay_in_memory() {
+    use common::pki::{issue, private_key, Alg, Pki, Spec};
+    use routevpn::ike::auth::x509::{CertChain, TrustStore};
+    use routevpn::ike::engine::{Identity, LocalAuth, RemoteAuth, SendCert};
+
+    let pki = Pki::new("Vici");
+    let a_cert = issue(
+        Spec::end_entity("a.example", Alg::P256, 10),
+        Some(&pki.root),
+    );
+    let b_cert = issue(
+        Spec::end_entity("b.example", Alg::P256, 11),
+        Some(&pki.root),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let write = |file: &str, bytes: &[u8]| {
+        let path = dir.path().join(file);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, bytes).unwrap();
+        path
+    };
+    let conf = write("swanctl.conf", LOADED_CERT_SWANCTL.as_bytes());
+    write("x509/a.pem", &a_cert.cert.to_pem().unwrap());
+    let root_pem = write("x509ca/root.pem", &pki.root.cert.to_pem().unwrap());
+    let key_pem = a_cert.key.private_key_to_pem_pkcs8().unwrap();
+    write("private/a.key", &key_pem);
+
+    let mut b = peer();
+    b.config.local_id = Some(Identity::Fqdn("b.example".into()));
+    b.config.remote_id = Identity::Fqdn("a.example".into());
+    b.config.children[0].mark = Some(0x52000003);
+    b.local_auth = LocalAuth::Signature {
+        key: private_key(&b_cert.key),
+        chain: Some(CertChain {
+            end_entity: b_cert.cert.clone(),
+            intermediates: Vec::new(),
+        }),
+        send_cert: SendCert::Always,
+    };
+    b.remote_auth = RemoteAuth::Certificate {
+        trust: Arc::new(TrustStore::load(&[root_pem], &[]).unwrap()),
+    };
+
+    runtime().block_on(async {
+        let mut s = start_with(b);
+        s.swanctl_dir = Some(dir.path().to_path_buf());
+        let conf = conf.to_str().unwrap();
+        let loaded = s.run(&["--load-all", "--file", conf]).await;
+        for expected in [
+            "loaded certificate from '",
+            "x509/a.pem'",
+            "x509ca/root.pem'",
+            "loaded ECDSA key from '",
+            "loaded connection 'loaded-cert'",
+            "successfully loaded 1 connections, 0 unloaded",
+        ] {
+            assert!(loaded.contains(expected), "{expected}:\n{loaded}");
+        }
+        let certs = s.run(&["--list-certs"]).await;
+        for expected in [
+            "subject:  \"O=Test, CN=a.example\"",
+            "subject:  \"O=Test, CN=Vici Root CA\"",
+            "has private key",
+        ] {
+            assert!(certs.contains(expected), "{expected}:\n{certs}");
+        }
+        assert_eq!(certs.matches("has private key").count(), 1, "{certs}");
+        let conns = s.run(&["--list-conns"]).await;
+        assert!(!conn_block(&conns, "loaded-cert").is_empty(), "{conns}");
+
+        // Authenticates with the loaded key and certificate, and checks b's against the
+        // loaded CA.
+        let up = s
+            .run(&["--initiate", "--ike", "loaded-cert", "--child", "net"])
+            .await;
+        assert!(up.contains("initiate completed successfully"), "{up}");
+        let sas = s.run(&["--list-sas", "--ike", "loaded-cert"]).await;
+        assert!(sas.contains("ESTABLISHED"), "{sas}");
+        assert!(sas.contains("b.example"), "{sas}");
+
+        // The private key appears in no answer and in no file the daemon writes.
+        let key_der = a_cert.key.private_key_to_der().unwrap();
+        let secret_forms: Vec<Vec<u8>> = vec![
+            key_pem.clone(),
+            key_der.clone(),
+            a_cert.key.private_key_to_pem_pkcs8().unwrap()[28..92].to_vec(),
+            openssl::base64::encode_block(&key_der).into_bytes(),
+        ];
+        let mut seen: Vec<Vec<u8>> = Vec::new();
+        for command in [
+            "list-certs",
+            "get-keys",
+            "list-conns",
+            "get-conns",
+            "list-sas",
+        ] {
+            let packet = s.request(command, Message::new()).await;
+            seen.push(codec::encode_packet(&packet).unwrap());
+        }
+        for args in [&["--list-certs"][..], &["--list-conns"], &["--list-sas"]] {
+            seen.push(s.run(args).await.into_bytes());
+        }
+        seen.push(format!("{:?}", s.harness.loaded).into_bytes());
+        for entry in walk(s.harness.loaded_dir.path()) {
+            seen.push(std::fs::read(entry).unwrap());
+        }
+        for text in &seen {
+            for secret in &secret_forms {
+                assert!(
+                    !text.windows(secret.len()).any(|w| w == secret.as_slice()),
+                    "the private key leaked: {}",
+                    String::from_utf8_lossy(text)
+                );
+            }
+        }
+        // The key id swanctl keeps is the one get-keys lists (a stale one is unloaded).
+        let again = s.run(&["--load-creds", "--file", conf]).await;
+        assert!(again.contains("loaded ECDSA key from '"), "{again}");
+        let Packet::Response(keys) = s.request("get-keys", Message::new()).await else {
+            panic!("get-keys answered no response");
+        };
+        let [Element::List(_, ids)] = keys.0.as_slice() else {
+            panic!("{keys:?}");
+        };
+        assert_eq!(ids.len(), 1);
+    });
+}
+
+/// Every file under `dir`.
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            files.extend(walk(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
 }

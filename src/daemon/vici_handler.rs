@@ -13,7 +13,7 @@ use super::vici_server::{Answer, Call};
 use crate::apply::status::SaStatus;
 use crate::ike::engine::{Engine, EngineConnection, Event};
 use crate::swanctl::import::ImportedProfile;
-use crate::vici::codec::Message;
+use crate::vici::codec::{Element, Message};
 use crate::vici::messages::{self, Filter, Stats};
 
 /// What the handler needs of the daemon.
@@ -114,14 +114,10 @@ fn streamed(event: &str, messages: Vec<Message>) -> Answer {
     }
 }
 
-/// Configuring commands for credentials routevpn reads only from files (profiles,
-/// `routevpn import`), and for pools it has none of.
-const FILE_CREDENTIALS: &[&str] = &[
-    "load-key",
-    "unload-key",
+/// Configuring commands for what routevpn has no use for: smartcards, certification
+/// authority sections (CRL/OCSP URIs), a cache of fetched certificates, address pools.
+const UNSUPPORTED: &[&str] = &[
     "load-token",
-    "load-cert",
-    "clear-creds",
     "flush-certs",
     "load-authority",
     "unload-authority",
@@ -156,8 +152,12 @@ pub fn handle(backend: &mut impl Backend, call: Call, now: Instant) {
             let names: Vec<String> = backend.loaded().conn_names().cloned().collect();
             response(Message::new().list("conns", names))
         }
-        // Certificates are read per tunnel and not kept in a store VICI could list.
-        "list-certs" | "list-authorities" => response(Message::new()),
+        "list-certs" => match list_certs(backend.loaded(), &message) {
+            Ok(certs) => streamed("list-cert", certs),
+            Err(e) => response(messages::outcome(Err(e))),
+        },
+        // No `authorities` sections are loaded (load-authority is not supported).
+        "list-authorities" => response(Message::new()),
         "initiate" => match initiate(backend, &message, now) {
             Ok(name) => {
                 backend.initiations().wait(name, reply);
@@ -187,17 +187,71 @@ pub fn handle(backend: &mut impl Backend, call: Call, now: Instant) {
             response(messages::outcome(result))
         }
         "get-shared" => response(Message::new().list("keys", backend.loaded().shared_ids())),
+        "load-key" => match backend.loaded().with_key(&message) {
+            Ok((id, next)) => {
+                let result = commit(backend, next, None, None);
+                let done = result.is_ok();
+                let answer = messages::outcome(result);
+                response(if done { answer.kv("id", id) } else { answer })
+            }
+            Err(e) => response(messages::outcome(Err(e))),
+        },
+        "unload-key" => {
+            let result = (backend.loaded().without_key(&message))
+                .and_then(|next| commit(backend, next, None, None));
+            response(messages::outcome(result))
+        }
+        "get-keys" => response(Message::new().list("keys", backend.loaded().key_ids())),
+        "load-cert" => {
+            let result = (backend.loaded().with_cert(&message))
+                .and_then(|next| commit(backend, next, None, None));
+            response(messages::outcome(result))
+        }
+        "clear-creds" => {
+            let next = backend.loaded().without_creds();
+            response(messages::outcome(commit(backend, next, None, None)))
+        }
         // None are ever loaded: `swanctl --load-all` asks before unloading stale ones.
-        "get-keys" => response(Message::new().list("keys", Vec::<String>::new())),
         "get-authorities" => response(Message::new().list("authorities", Vec::<String>::new())),
         "get-pools" => response(Message::new()),
-        other if FILE_CREDENTIALS.contains(&other) => response(messages::outcome(Err(format!(
-            "not supported by routevpn over VICI: {other}; certificates and keys come from \
-             profiles (see `routevpn import`)"
+        other if UNSUPPORTED.contains(&other) => response(messages::outcome(Err(format!(
+            "not supported by routevpn over VICI: {other}"
         )))),
         _ => Answer::Unknown,
     };
     let _ = reply.send(answer);
+}
+
+/// `list-cert` events for the loaded certificates the request's `type` and `flag` select,
+/// as charon's: the DER certificate and whether its private key is loaded, never the key.
+fn list_certs(loaded: &Loaded, request: &Message) -> Result<Vec<Message>, String> {
+    if request.str("subject").is_some() {
+        return Err("not supported by routevpn: list-certs by subject".into());
+    }
+    let any = |filter: Option<&str>, value: &str| {
+        filter.is_none_or(|f| f.eq_ignore_ascii_case("ANY") || f.eq_ignore_ascii_case(value))
+    };
+    if !any(request.str("type"), "X509") {
+        return Ok(Vec::new());
+    }
+    let listed = (loaded.certs().into_iter())
+        .filter(|cert| any(request.str("flag"), cert.flag.name()))
+        .map(|cert| {
+            let has_key = if loaded.has_private_key(cert) {
+                "yes"
+            } else {
+                "no"
+            };
+            let mut message = (Message::new().kv("type", "X509"))
+                .kv("flag", cert.flag.name())
+                .kv("has_privkey", has_key);
+            message
+                .0
+                .push(Element::KeyValue("data".into(), cert.der.clone()));
+            message
+        })
+        .collect();
+    Ok(listed)
 }
 
 fn load_conn(backend: &mut impl Backend, message: &Message) -> Result<(), String> {
