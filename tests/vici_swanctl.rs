@@ -17,7 +17,7 @@ use common::peers::{connection, dpd, engine, Pair, A, B, TO_B};
 use routevpn::apply::status::SaStatus;
 use routevpn::daemon::credentials::authenticators;
 use routevpn::daemon::vici_config::Loaded;
-use routevpn::daemon::vici_handler::{self, Backend, Initiations};
+use routevpn::daemon::vici_handler::{self, Backend, Deferred, Initiations};
 use routevpn::daemon::vici_server::{self, Call, Counters, Limits};
 use routevpn::ike::engine::{
     DpdAction, Engine, EngineConfig, EngineConnection, KernelAction, StartAction,
@@ -41,7 +41,10 @@ struct Harness {
     loaded: Loaded,
     /// Where the loaded connections' profiles are written, one directory per change.
     loaded_dir: tempfile::TempDir,
+    /// Times the loaded connections were applied, and checked.
     changes: usize,
+    checks: usize,
+    deferred: Deferred,
 }
 
 impl Backend for Harness {
@@ -78,26 +81,21 @@ impl Backend for Harness {
         name == TO_B
     }
 
+    fn check(&mut self, profiles: &[ImportedProfile]) -> Result<(), String> {
+        self.checks += 1;
+        self.installed(profiles, &format!("check-{}", self.checks))
+            .map(drop)
+    }
+
     /// As the daemon does, without a kernel: the profiles installed and loaded as
     /// `routevpn check` would, planned, and their IKE connections given to the engine.
     fn configure(
         &mut self,
         profiles: Vec<ImportedProfile>,
-        unloaded: Option<&str>,
+        unloaded: &[String],
     ) -> Result<(), String> {
         self.changes += 1;
-        let out = self.loaded_dir.path().join(self.changes.to_string());
-        let options = install::Options {
-            out: out.clone(),
-            force: false,
-            dry_run: false,
-            profile: routevpn::profile::Options {
-                insecure_secrets: true,
-            },
-        };
-        install::install(&profiles, &options).map_err(|e| format!("{e:?}"))?;
-        let loaded = routevpn::profile::load(&[out], options.profile);
-        let tunnels = loaded.tunnels.ok_or(format!("{:?}", loaded.diagnostics))?;
+        let tunnels = self.installed(&profiles, &self.changes.to_string())?;
         let plan = routevpn::plan::build(&tunnels, &Default::default());
         let now = self.pair.now;
         let engine = &mut self.pair.engines[0];
@@ -108,7 +106,7 @@ impl Backend for Harness {
             .map(String::as_str)
             .filter(|n| !kept.contains(n))
             .collect();
-        gone.extend(unloaded);
+        gone.extend(unloaded.iter().map(String::as_str));
         for name in gone {
             let _ = engine.remove_connection(now, name);
         }
@@ -130,6 +128,32 @@ impl Backend for Harness {
             });
         }
         Ok(())
+    }
+
+    fn deferred(&mut self) -> &mut Deferred {
+        &mut self.deferred
+    }
+}
+
+impl Harness {
+    /// `profiles` installed in `sub` of the loaded directory and loaded as the daemon does.
+    fn installed(
+        &self,
+        profiles: &[ImportedProfile],
+        sub: &str,
+    ) -> Result<Vec<routevpn::model::Tunnel>, String> {
+        let out = self.loaded_dir.path().join(sub);
+        let options = install::Options {
+            out: out.clone(),
+            force: false,
+            dry_run: false,
+            profile: routevpn::profile::Options {
+                insecure_secrets: true,
+            },
+        };
+        install::install(profiles, &options).map_err(|e| format!("{e:?}"))?;
+        let loaded = routevpn::profile::load(&[out], options.profile);
+        loaded.tunnels.ok_or(format!("{:?}", loaded.diagnostics))
     }
 }
 
@@ -163,6 +187,8 @@ impl Harness {
             loaded: Loaded::default(),
             loaded_dir: tempfile::tempdir().unwrap(),
             changes: 0,
+            checks: 0,
+            deferred: Deferred::default(),
         }
     }
 
@@ -876,7 +902,11 @@ fn swanctl_load_all_configures_run_time_connections_as_charon_takes_them() {
 {first}"
             );
         }
+        // Checked and answered one by one, applied once: before the first request that
+        // reads the result.
+        assert_eq!((s.harness.checks, s.harness.changes), (2, 0));
         let ours = s.run(&["--list-conns"]).await;
+        assert_eq!(s.harness.changes, 1, "one apply for the whole --load-all");
         for name in ["loaded-vti", "loaded-policy"] {
             let (o, t) = (conn_block(&ours, name), conn_block(&theirs, name));
             assert!(
@@ -1090,6 +1120,10 @@ fn the_daemon_serves_vici_survives_bad_packets_and_forgets_loaded_connections() 
         "{loaded}"
     );
     let conns = state.join("vici-conns");
+    // Applied once the burst of requests ends.
+    wait_until("the loaded connections applied", || {
+        conns.join("loaded-policy.toml").exists()
+    });
     let key = std::fs::metadata(conns.join("secrets/loaded-vti.psk")).unwrap();
     assert_eq!(key.permissions().mode() & 0o777, 0o600);
     assert!(conns.join("loaded-policy.toml").exists());
@@ -1105,7 +1139,9 @@ fn the_daemon_serves_vici_survives_bad_packets_and_forgets_loaded_connections() 
     assert!(!clash_profile.exists());
     let fewer = load_all(loaded_swanctl(false));
     assert!(fewer.contains("1 connections, 1 unloaded"), "{fewer}");
-    assert!(!conns.join("loaded-policy.toml").exists());
+    wait_until("loaded-policy unloaded", || {
+        !conns.join("loaded-policy.toml").exists()
+    });
     assert!(conns.join("loaded-vti.toml").exists());
 
     // A profile of a loaded connection's name, added later, wins at the next reload.
@@ -1306,6 +1342,15 @@ fn swanctl_load_all_brings_keys_and_certificates_that_authenticate_and_stay_in_m
         };
         assert_eq!(ids.len(), 1);
     });
+}
+
+/// Waits (bounded) until `done` holds.
+fn wait_until(what: &str, done: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !done() {
+        assert!(Instant::now() < deadline, "{what}: not within 20 s");
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 /// Every file under `dir`.
