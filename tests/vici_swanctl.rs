@@ -1046,39 +1046,7 @@ fn the_daemon_serves_vici_survives_bad_packets_and_forgets_loaded_connections() 
     let socket = state.join("charon.vici");
     let stats = || swanctl(&socket, &["--stats"]).output().unwrap();
     let log = dir.path().join("daemon.log");
-    let start_daemon = || {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log)
-            .unwrap();
-        let mut daemon = Command::new("unshare")
-            .arg("-n")
-            .arg(env!("CARGO_BIN_EXE_routevpn"))
-            .arg("--config-dir")
-            .arg(&config)
-            .arg("--state-dir")
-            .arg(&state)
-            .arg("daemon")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while !stats().status.success() {
-            assert!(daemon.try_wait().unwrap().is_none(), "the daemon exited");
-            assert!(Instant::now() < deadline, "no VICI answer in 20 s");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        daemon
-    };
-    let stop_daemon = |mut daemon: std::process::Child| {
-        let pid = i32::try_from(daemon.id()).unwrap();
-        // SAFETY: kill only signals our own child, the daemon (unshare execs it).
-        assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
-        assert!(daemon.wait().unwrap().success());
-    };
+    let start_daemon = || start_daemon(&config, &state, &log);
     let daemon = start_daemon();
     let mode = std::fs::metadata(&socket).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o600);
@@ -1184,6 +1152,48 @@ fn the_daemon_serves_vici_survives_bad_packets_and_forgets_loaded_connections() 
     }
 }
 
+/// The routevpn daemon in a network namespace of its own, once its VICI socket answers.
+fn start_daemon(config: &Path, state: &Path, log: &Path) -> std::process::Child {
+    let socket = state.join("charon.vici");
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .unwrap();
+    let mut daemon = Command::new("unshare");
+    daemon
+        .arg("-n")
+        .arg(env!("CARGO_BIN_EXE_routevpn"))
+        .arg("--config-dir")
+        .arg(config)
+        .arg("--state-dir")
+        .arg(state)
+        .arg("daemon")
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log);
+    let mut daemon = daemon.spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !swanctl(&socket, &["--stats"])
+        .output()
+        .unwrap()
+        .status
+        .success()
+    {
+        assert!(daemon.try_wait().unwrap().is_none(), "the daemon exited");
+        assert!(Instant::now() < deadline, "no VICI answer in 20 s");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    daemon
+}
+
+fn stop_daemon(mut daemon: std::process::Child) {
+    let pid = i32::try_from(daemon.id()).unwrap();
+    // SAFETY: kill only signals our own child, the daemon (unshare execs it).
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    assert!(daemon.wait().unwrap().success());
+}
+
 /// Side a's connection to side b with certificates: `a.pem` and its key as swanctl finds
 /// them in `x509/` and `private/`, b's certificate checked against `x509ca/`.
 const LOADED_CERT_SWANCTL: &str = r#"
@@ -1215,34 +1225,85 @@ connections {
 }
 "#;
 
+/// A swanctl directory for [`LOADED_CERT_SWANCTL`]: `x509/a.pem`, `x509ca/root.pem`,
+/// `private/a.key`, from a PKI of its own; and b's certificate from the same root.
+struct Creds {
+    dir: tempfile::TempDir,
+    a_cert: common::pki::Issued,
+    b_cert: common::pki::Issued,
+    root_pem: PathBuf,
+}
+
+impl Creds {
+    fn new() -> Creds {
+        use common::pki::{issue, Alg, Pki, Spec};
+        let pki = Pki::new("Vici");
+        let a_cert = issue(
+            Spec::end_entity("a.example", Alg::P256, 10),
+            Some(&pki.root),
+        );
+        let b_cert = issue(
+            Spec::end_entity("b.example", Alg::P256, 11),
+            Some(&pki.root),
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let write = |file: &str, bytes: &[u8]| {
+            let path = dir.path().join(file);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, bytes).unwrap();
+            path
+        };
+        write("swanctl.conf", LOADED_CERT_SWANCTL.as_bytes());
+        write("x509/a.pem", &a_cert.cert.to_pem().unwrap());
+        let root_pem = write("x509ca/root.pem", &pki.root.cert.to_pem().unwrap());
+        write(
+            "private/a.key",
+            &a_cert.key.private_key_to_pem_pkcs8().unwrap(),
+        );
+        Creds {
+            dir,
+            a_cert,
+            b_cert,
+            root_pem,
+        }
+    }
+
+    /// The private key as text and bytes that must never appear anywhere.
+    fn secret_forms(&self) -> Vec<Vec<u8>> {
+        let key = &self.a_cert.key;
+        let der = key.private_key_to_der().unwrap();
+        vec![
+            key.private_key_to_pem_pkcs8().unwrap()[28..92].to_vec(),
+            key.ec_key().unwrap().private_key_to_pem().unwrap()[31..95].to_vec(),
+            openssl::base64::encode_block(&der).as_bytes()[..64].to_vec(),
+            der,
+        ]
+    }
+}
+
+/// Fails if any of `texts` holds any of `secrets`.
+fn assert_no_secret(texts: &[Vec<u8>], secrets: &[Vec<u8>]) {
+    for text in texts {
+        for secret in secrets {
+            assert!(
+                !text.windows(secret.len()).any(|w| w == secret.as_slice()),
+                "the private key leaked: {}",
+                String::from_utf8_lossy(text)
+            );
+        }
+    }
+}
+
 #[test]
 fn swanctl_load_all_brings_keys_and_certificates_that_authenticate_and_stay_in_memory() {
-    use common::pki::{issue, private_key, Alg, Pki, Spec};
+    use common::pki::private_key;
     use routevpn::ike::auth::x509::{CertChain, TrustStore};
     use routevpn::ike::engine::{Identity, LocalAuth, RemoteAuth, SendCert};
 
-    let pki = Pki::new("Vici");
-    let a_cert = issue(
-        Spec::end_entity("a.example", Alg::P256, 10),
-        Some(&pki.root),
-    );
-    let b_cert = issue(
-        Spec::end_entity("b.example", Alg::P256, 11),
-        Some(&pki.root),
-    );
-    let dir = tempfile::tempdir().unwrap();
-    let write = |file: &str, bytes: &[u8]| {
-        let path = dir.path().join(file);
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(&path, bytes).unwrap();
-        path
-    };
-    let conf = write("swanctl.conf", LOADED_CERT_SWANCTL.as_bytes());
-    write("x509/a.pem", &a_cert.cert.to_pem().unwrap());
-    let root_pem = write("x509ca/root.pem", &pki.root.cert.to_pem().unwrap());
+    let creds = Creds::new();
+    let (dir, a_cert, b_cert) = (&creds.dir, &creds.a_cert, &creds.b_cert);
+    let conf = dir.path().join("swanctl.conf");
     let key_pem = a_cert.key.private_key_to_pem_pkcs8().unwrap();
-    write("private/a.key", &key_pem);
-
     let mut b = peer();
     b.config.local_id = Some(Identity::Fqdn("b.example".into()));
     b.config.remote_id = Identity::Fqdn("a.example".into());
@@ -1256,7 +1317,7 @@ fn swanctl_load_all_brings_keys_and_certificates_that_authenticate_and_stay_in_m
         send_cert: SendCert::Always,
     };
     b.remote_auth = RemoteAuth::Certificate {
-        trust: Arc::new(TrustStore::load(&[root_pem], &[]).unwrap()),
+        trust: Arc::new(TrustStore::load(std::slice::from_ref(&creds.root_pem), &[]).unwrap()),
     };
 
     runtime().block_on(async {
@@ -1297,13 +1358,6 @@ fn swanctl_load_all_brings_keys_and_certificates_that_authenticate_and_stay_in_m
         assert!(sas.contains("b.example"), "{sas}");
 
         // The private key appears in no answer and in no file the daemon writes.
-        let key_der = a_cert.key.private_key_to_der().unwrap();
-        let secret_forms: Vec<Vec<u8>> = vec![
-            key_pem.clone(),
-            key_der.clone(),
-            a_cert.key.private_key_to_pem_pkcs8().unwrap()[28..92].to_vec(),
-            openssl::base64::encode_block(&key_der).into_bytes(),
-        ];
         let mut seen: Vec<Vec<u8>> = Vec::new();
         for command in [
             "list-certs",
@@ -1322,15 +1376,9 @@ fn swanctl_load_all_brings_keys_and_certificates_that_authenticate_and_stay_in_m
         for entry in walk(s.harness.loaded_dir.path()) {
             seen.push(std::fs::read(entry).unwrap());
         }
-        for text in &seen {
-            for secret in &secret_forms {
-                assert!(
-                    !text.windows(secret.len()).any(|w| w == secret.as_slice()),
-                    "the private key leaked: {}",
-                    String::from_utf8_lossy(text)
-                );
-            }
-        }
+        let mut secrets = creds.secret_forms();
+        secrets.push(key_pem.clone());
+        assert_no_secret(&seen, &secrets);
         // The key id swanctl keeps is the one get-keys lists (a stale one is unloaded).
         let again = s.run(&["--load-creds", "--file", conf]).await;
         assert!(again.contains("loaded ECDSA key from '"), "{again}");
@@ -1365,4 +1413,67 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
         }
     }
     files
+}
+
+/// The real daemon takes a connection with certificates from `swanctl --load-all`: its
+/// profile names the key and certificates by the daemon's memory files, `routevpn status`
+/// lists it beside the profiles, and the key reaches no file and no log line.
+#[test]
+fn the_daemon_keeps_loaded_keys_in_memory_and_status_lists_loaded_connections() {
+    assert!(
+        // SAFETY: geteuid has no preconditions.
+        unsafe { libc::geteuid() } == 0,
+        "this test needs root (CI runs as root): the daemon runs in a network namespace"
+    );
+    let creds = Creds::new();
+    let dir = tempfile::tempdir().unwrap();
+    let (config, state) = (dir.path().join("profiles"), dir.path().join("state"));
+    std::fs::create_dir(&config).unwrap();
+    let log = dir.path().join("daemon.log");
+    let daemon = start_daemon(&config, &state, &log);
+    let socket = state.join("charon.vici");
+    let conf = creds.dir.path().join("swanctl.conf");
+    let loaded = swanctl(&socket, &["--load-all", "--file", conf.to_str().unwrap()])
+        .env("SWANCTL_DIR", creds.dir.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&loaded.stdout);
+    assert!(loaded.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("loaded connection 'loaded-cert'"),
+        "{stdout}"
+    );
+    let profile = state.join("vici-conns/loaded-cert.toml");
+    wait_until("loaded-cert applied", || profile.exists());
+    let text = std::fs::read_to_string(&profile).unwrap();
+    let memory = format!("private_key = \"/proc/{}/fd/", daemon.id());
+    assert!(text.contains(&memory), "{text}");
+
+    let routevpn = |args: &[&str]| {
+        let output = Command::new(env!("CARGO_BIN_EXE_routevpn"))
+            .arg("--config-dir")
+            .arg(&config)
+            .arg("--state-dir")
+            .arg(&state)
+            .args(args)
+            .output()
+            .unwrap();
+        String::from_utf8(output.stdout).unwrap()
+    };
+    let json = routevpn(&["status", "--json"]);
+    let json: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(
+        json["runtime_conns"],
+        serde_json::json!([{"name": "loaded-cert", "applied": true}])
+    );
+    let plain = routevpn(&["status"]);
+    assert!(
+        plain.contains("Run-time connections (loaded over VICI, gone when the daemon restarts):\n  loaded-cert: applied\n"),
+        "{plain}"
+    );
+    stop_daemon(daemon);
+
+    let mut seen = vec![std::fs::read(&log).unwrap()];
+    seen.extend(walk(&state).iter().map(|f| std::fs::read(f).unwrap()));
+    assert_no_secret(&seen, &creds.secret_forms());
 }

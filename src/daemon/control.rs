@@ -59,6 +59,17 @@ pub struct Response {
     /// Each tunnel's last failed IKE negotiation, until it works again.
     #[serde(default)]
     pub ike_failures: Vec<IkeFailure>,
+    /// Connections loaded over VICI (`swanctl --load-all`), which live beside the profiles
+    /// until the daemon restarts.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub runtime_conns: Vec<RuntimeConn>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RuntimeConn {
+    pub name: String,
+    /// False while left out: a credential it needs is not loaded.
+    pub applied: bool,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -753,6 +753,12 @@ impl Daemon {
                 response.ike_sas = report::build(&self.engine.status(), &kernel, now);
                 response.failures = self.failing.reports(now);
                 response.ike_failures = self.ike_failures.reports(now);
+                response.runtime_conns = (self.vici_loaded.conn_names())
+                    .map(|name| control::RuntimeConn {
+                        name: name.clone(),
+                        applied: self.tunnels.iter().any(|t| t.name == *name),
+                    })
+                    .collect();
                 let _ = reply.send(response);
             }
             Request::Reload => {

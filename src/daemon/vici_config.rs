@@ -3,7 +3,7 @@
 //! connection is mapped by the swanctl.conf importer, with the loaded keys as its
 //! `secrets`, into a profile that the daemon validates and applies beside its own.
 //! Private keys and certificates stay in memory ([`memory_file`]); the profiles name them
-//! by their `/proc/self/fd` paths.
+//! by their `/proc/PID/fd` paths.
 
 mod loaded_creds;
 mod memory_file;

@@ -1,7 +1,9 @@
 //! A credential loaded over VICI as an anonymous, sealed in-memory file (memfd): never on
-//! any file system, gone when its last holder drops it. Its `/proc/self/fd/N` path lets
+//! any file system, gone when its last holder drops it. Its `/proc/PID/fd/N` path lets
 //! the profile check and the daemon's authenticators read it as they read any key file,
-//! so a loaded connection authenticates exactly as a profile with key files does.
+//! so a loaded connection authenticates exactly as a profile with key files does; the
+//! daemon's PID, not `self`, so that `routevpn status` and `check` (as root) read the
+//! loaded connections' profiles too.
 
 use std::io::Write;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -51,8 +53,9 @@ impl MemoryFile {
         Ok(MemoryFile { fd })
     }
 
-    /// Where this process reads it.
+    /// Where this process, and root, read it.
     pub fn path(&self) -> PathBuf {
-        PathBuf::from(format!("/proc/self/fd/{}", self.fd.as_raw_fd()))
+        let pid = std::process::id();
+        PathBuf::from(format!("/proc/{pid}/fd/{}", self.fd.as_raw_fd()))
     }
 }
