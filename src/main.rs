@@ -528,6 +528,10 @@ fn status(cli: &Cli, options: Options, json: bool) -> ExitCode {
             print!("{}", daemon::report::render(&response.ike_sas));
             print!("{}", daemon::report::render_failures(&response.failures));
             print!("{}", daemon::report::render_standby(&response.standby));
+            print!(
+                "{}",
+                daemon::report::render_runtime(&response.runtime_conns)
+            );
         }
         Err(ClientError::NotRunning(_)) => {}
         Err(e) => eprintln!("routevpn: {e}"),

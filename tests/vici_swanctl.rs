@@ -17,7 +17,7 @@ use common::peers::{connection, dpd, engine, Pair, A, B, TO_B};
 use routevpn::apply::status::SaStatus;
 use routevpn::daemon::credentials::authenticators;
 use routevpn::daemon::vici_config::Loaded;
-use routevpn::daemon::vici_handler::{self, Backend, Initiations};
+use routevpn::daemon::vici_handler::{self, Backend, Deferred, Initiations};
 use routevpn::daemon::vici_server::{self, Call, Counters, Limits};
 use routevpn::ike::engine::{
     DpdAction, Engine, EngineConfig, EngineConnection, KernelAction, StartAction,
@@ -41,7 +41,10 @@ struct Harness {
     loaded: Loaded,
     /// Where the loaded connections' profiles are written, one directory per change.
     loaded_dir: tempfile::TempDir,
+    /// Times the loaded connections were applied, and checked.
     changes: usize,
+    checks: usize,
+    deferred: Deferred,
 }
 
 impl Backend for Harness {
@@ -78,26 +81,21 @@ impl Backend for Harness {
         name == TO_B
     }
 
+    fn check(&mut self, profiles: &[ImportedProfile]) -> Result<(), String> {
+        self.checks += 1;
+        self.installed(profiles, &format!("check-{}", self.checks))
+            .map(drop)
+    }
+
     /// As the daemon does, without a kernel: the profiles installed and loaded as
     /// `routevpn check` would, planned, and their IKE connections given to the engine.
     fn configure(
         &mut self,
         profiles: Vec<ImportedProfile>,
-        unloaded: Option<&str>,
+        unloaded: &[String],
     ) -> Result<(), String> {
         self.changes += 1;
-        let out = self.loaded_dir.path().join(self.changes.to_string());
-        let options = install::Options {
-            out: out.clone(),
-            force: false,
-            dry_run: false,
-            profile: routevpn::profile::Options {
-                insecure_secrets: true,
-            },
-        };
-        install::install(&profiles, &options).map_err(|e| format!("{e:?}"))?;
-        let loaded = routevpn::profile::load(&[out], options.profile);
-        let tunnels = loaded.tunnels.ok_or(format!("{:?}", loaded.diagnostics))?;
+        let tunnels = self.installed(&profiles, &self.changes.to_string())?;
         let plan = routevpn::plan::build(&tunnels, &Default::default());
         let now = self.pair.now;
         let engine = &mut self.pair.engines[0];
@@ -108,7 +106,7 @@ impl Backend for Harness {
             .map(String::as_str)
             .filter(|n| !kept.contains(n))
             .collect();
-        gone.extend(unloaded);
+        gone.extend(unloaded.iter().map(String::as_str));
         for name in gone {
             let _ = engine.remove_connection(now, name);
         }
@@ -131,18 +129,48 @@ impl Backend for Harness {
         }
         Ok(())
     }
+
+    fn deferred(&mut self) -> &mut Deferred {
+        &mut self.deferred
+    }
 }
 
 impl Harness {
-    fn new(events: broadcast::Sender<(String, Message)>) -> Harness {
+    /// `profiles` installed in `sub` of the loaded directory and loaded as the daemon does.
+    fn installed(
+        &self,
+        profiles: &[ImportedProfile],
+        sub: &str,
+    ) -> Result<Vec<routevpn::model::Tunnel>, String> {
+        let out = self.loaded_dir.path().join(sub);
+        let options = install::Options {
+            out: out.clone(),
+            force: false,
+            dry_run: false,
+            profile: routevpn::profile::Options {
+                insecure_secrets: true,
+            },
+        };
+        install::install(profiles, &options).map_err(|e| format!("{e:?}"))?;
+        let loaded = routevpn::profile::load(&[out], options.profile);
+        loaded.tunnels.ok_or(format!("{:?}", loaded.diagnostics))
+    }
+}
+
+/// Side b's connection to side a (PSK).
+fn peer() -> EngineConnection {
+    connection(
+        false,
+        dpd(30, 150, DpdAction::Restart),
+        StartAction::None,
+        StartAction::None,
+    )
+}
+
+impl Harness {
+    fn new(events: broadcast::Sender<(String, Message)>, b: EngineConnection) -> Harness {
         let a = connection(
             true,
-            dpd(30, 150, DpdAction::Restart),
-            StartAction::None,
-            StartAction::None,
-        );
-        let b = connection(
-            false,
             dpd(30, 150, DpdAction::Restart),
             StartAction::None,
             StartAction::None,
@@ -159,6 +187,8 @@ impl Harness {
             loaded: Loaded::default(),
             loaded_dir: tempfile::tempdir().unwrap(),
             changes: 0,
+            checks: 0,
+            deferred: Deferred::default(),
         }
     }
 
@@ -210,6 +240,8 @@ struct Served {
     calls: mpsc::Receiver<Call>,
     socket: PathBuf,
     counters: Arc<Counters>,
+    /// swanctl's `SWANCTL_DIR` (`x509/`, `private/`, …), when not its default.
+    swanctl_dir: Option<PathBuf>,
     _dir: tempfile::TempDir,
 }
 
@@ -222,6 +254,11 @@ fn runtime() -> tokio::runtime::Runtime {
 }
 
 fn start() -> Served {
+    start_with(peer())
+}
+
+/// Side a served over VICI, side b with connection `b`.
+fn start_with(b: EngineConnection) -> Served {
     assert!(
         Path::new(SWANCTL).exists(),
         "{SWANCTL} is missing: integration/test installs strongswan-swanctl"
@@ -232,10 +269,11 @@ fn start() -> Served {
     let (events, _) = broadcast::channel(1024);
     let counters = vici_server::listen(&socket, tx, events.clone(), Limits::default()).unwrap();
     Served {
-        harness: Harness::new(events),
+        harness: Harness::new(events, b),
         calls,
         socket,
         counters,
+        swanctl_dir: None,
         _dir: dir,
     }
 }
@@ -254,6 +292,9 @@ impl Served {
     /// Runs swanctl to its end, serving its calls meanwhile.
     async fn output(&mut self, args: &[&str]) -> Output {
         let mut command = swanctl(&self.socket, args);
+        if let Some(dir) = &self.swanctl_dir {
+            command.env("SWANCTL_DIR", dir);
+        }
         let mut done = tokio::task::spawn_blocking(move || command.output().unwrap());
         loop {
             tokio::select! {
@@ -861,7 +902,11 @@ fn swanctl_load_all_configures_run_time_connections_as_charon_takes_them() {
 {first}"
             );
         }
+        // Checked and answered one by one, applied once: before the first request that
+        // reads the result.
+        assert_eq!((s.harness.checks, s.harness.changes), (2, 0));
         let ours = s.run(&["--list-conns"]).await;
+        assert_eq!(s.harness.changes, 1, "one apply for the whole --load-all");
         for name in ["loaded-vti", "loaded-policy"] {
             let (o, t) = (conn_block(&ours, name), conn_block(&theirs, name));
             assert!(
@@ -1001,39 +1046,7 @@ fn the_daemon_serves_vici_survives_bad_packets_and_forgets_loaded_connections() 
     let socket = state.join("charon.vici");
     let stats = || swanctl(&socket, &["--stats"]).output().unwrap();
     let log = dir.path().join("daemon.log");
-    let start_daemon = || {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log)
-            .unwrap();
-        let mut daemon = Command::new("unshare")
-            .arg("-n")
-            .arg(env!("CARGO_BIN_EXE_routevpn"))
-            .arg("--config-dir")
-            .arg(&config)
-            .arg("--state-dir")
-            .arg(&state)
-            .arg("daemon")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while !stats().status.success() {
-            assert!(daemon.try_wait().unwrap().is_none(), "the daemon exited");
-            assert!(Instant::now() < deadline, "no VICI answer in 20 s");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        daemon
-    };
-    let stop_daemon = |mut daemon: std::process::Child| {
-        let pid = i32::try_from(daemon.id()).unwrap();
-        // SAFETY: kill only signals our own child, the daemon (unshare execs it).
-        assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
-        assert!(daemon.wait().unwrap().success());
-    };
+    let start_daemon = || start_daemon(&config, &state, &log);
     let daemon = start_daemon();
     let mode = std::fs::metadata(&socket).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o600);
@@ -1075,6 +1088,10 @@ fn the_daemon_serves_vici_survives_bad_packets_and_forgets_loaded_connections() 
         "{loaded}"
     );
     let conns = state.join("vici-conns");
+    // Applied once the burst of requests ends.
+    wait_until("the loaded connections applied", || {
+        conns.join("loaded-policy.toml").exists()
+    });
     let key = std::fs::metadata(conns.join("secrets/loaded-vti.psk")).unwrap();
     assert_eq!(key.permissions().mode() & 0o777, 0o600);
     assert!(conns.join("loaded-policy.toml").exists());
@@ -1090,7 +1107,9 @@ fn the_daemon_serves_vici_survives_bad_packets_and_forgets_loaded_connections() 
     assert!(!clash_profile.exists());
     let fewer = load_all(loaded_swanctl(false));
     assert!(fewer.contains("1 connections, 1 unloaded"), "{fewer}");
-    assert!(!conns.join("loaded-policy.toml").exists());
+    wait_until("loaded-policy unloaded", || {
+        !conns.join("loaded-policy.toml").exists()
+    });
     assert!(conns.join("loaded-vti.toml").exists());
 
     // A profile of a loaded connection's name, added later, wins at the next reload.
@@ -1131,4 +1150,330 @@ fn the_daemon_serves_vici_survives_bad_packets_and_forgets_loaded_connections() 
     for secret in ["peers-test-psk", "7065657273"] {
         assert!(!log.contains(secret), "{log}");
     }
+}
+
+/// The routevpn daemon in a network namespace of its own, once its VICI socket answers.
+fn start_daemon(config: &Path, state: &Path, log: &Path) -> std::process::Child {
+    let socket = state.join("charon.vici");
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .unwrap();
+    let mut daemon = Command::new("unshare");
+    daemon
+        .arg("-n")
+        .arg(env!("CARGO_BIN_EXE_routevpn"))
+        .arg("--config-dir")
+        .arg(config)
+        .arg("--state-dir")
+        .arg(state)
+        .arg("daemon")
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log);
+    let mut daemon = daemon.spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !swanctl(&socket, &["--stats"])
+        .output()
+        .unwrap()
+        .status
+        .success()
+    {
+        assert!(daemon.try_wait().unwrap().is_none(), "the daemon exited");
+        assert!(Instant::now() < deadline, "no VICI answer in 20 s");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    daemon
+}
+
+fn stop_daemon(mut daemon: std::process::Child) {
+    let pid = i32::try_from(daemon.id()).unwrap();
+    // SAFETY: kill only signals our own child, the daemon (unshare execs it).
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    assert!(daemon.wait().unwrap().success());
+}
+
+/// Side a's connection to side b with certificates: `a.pem` and its key as swanctl finds
+/// them in `x509/` and `private/`, b's certificate checked against `x509ca/`.
+const LOADED_CERT_SWANCTL: &str = r#"
+connections {
+  loaded-cert {
+    version = 2
+    local_addrs = 192.0.2.1
+    remote_addrs = 198.51.100.2
+    proposals = aes128gcm16-prfsha256-x25519
+    local {
+      auth = pubkey
+      certs = a.pem
+      id = a.example
+    }
+    remote {
+      auth = pubkey
+      id = b.example
+    }
+    children {
+      net {
+        local_ts = 10.1.0.0/16
+        remote_ts = 10.2.0.0/16
+        esp_proposals = aes128gcm16
+        mark_in = 0x52000003
+        mark_out = 0x52000003
+      }
+    }
+  }
+}
+"#;
+
+/// A swanctl directory for [`LOADED_CERT_SWANCTL`]: `x509/a.pem`, `x509ca/root.pem`,
+/// `private/a.key`, from a PKI of its own; and b's certificate from the same root.
+struct Creds {
+    dir: tempfile::TempDir,
+    a_cert: common::pki::Issued,
+    b_cert: common::pki::Issued,
+    root_pem: PathBuf,
+}
+
+impl Creds {
+    fn new() -> Creds {
+        use common::pki::{issue, Alg, Pki, Spec};
+        let pki = Pki::new("Vici");
+        let a_cert = issue(
+            Spec::end_entity("a.example", Alg::P256, 10),
+            Some(&pki.root),
+        );
+        let b_cert = issue(
+            Spec::end_entity("b.example", Alg::P256, 11),
+            Some(&pki.root),
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let write = |file: &str, bytes: &[u8]| {
+            let path = dir.path().join(file);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, bytes).unwrap();
+            path
+        };
+        write("swanctl.conf", LOADED_CERT_SWANCTL.as_bytes());
+        write("x509/a.pem", &a_cert.cert.to_pem().unwrap());
+        let root_pem = write("x509ca/root.pem", &pki.root.cert.to_pem().unwrap());
+        write(
+            "private/a.key",
+            &a_cert.key.private_key_to_pem_pkcs8().unwrap(),
+        );
+        Creds {
+            dir,
+            a_cert,
+            b_cert,
+            root_pem,
+        }
+    }
+
+    /// The private key as text and bytes that must never appear anywhere.
+    fn secret_forms(&self) -> Vec<Vec<u8>> {
+        let key = &self.a_cert.key;
+        let der = key.private_key_to_der().unwrap();
+        vec![
+            key.private_key_to_pem_pkcs8().unwrap()[28..92].to_vec(),
+            key.ec_key().unwrap().private_key_to_pem().unwrap()[31..95].to_vec(),
+            openssl::base64::encode_block(&der).as_bytes()[..64].to_vec(),
+            der,
+        ]
+    }
+}
+
+/// Fails if any of `texts` holds any of `secrets`.
+fn assert_no_secret(texts: &[Vec<u8>], secrets: &[Vec<u8>]) {
+    for text in texts {
+        for secret in secrets {
+            assert!(
+                !text.windows(secret.len()).any(|w| w == secret.as_slice()),
+                "the private key leaked: {}",
+                String::from_utf8_lossy(text)
+            );
+        }
+    }
+}
+
+#[test]
+fn swanctl_load_all_brings_keys_and_certificates_that_authenticate_and_stay_in_memory() {
+    use common::pki::private_key;
+    use routevpn::ike::auth::x509::{CertChain, TrustStore};
+    use routevpn::ike::engine::{Identity, LocalAuth, RemoteAuth, SendCert};
+
+    let creds = Creds::new();
+    let (dir, a_cert, b_cert) = (&creds.dir, &creds.a_cert, &creds.b_cert);
+    let conf = dir.path().join("swanctl.conf");
+    let key_pem = a_cert.key.private_key_to_pem_pkcs8().unwrap();
+    let mut b = peer();
+    b.config.local_id = Some(Identity::Fqdn("b.example".into()));
+    b.config.remote_id = Identity::Fqdn("a.example".into());
+    b.config.children[0].mark = Some(0x52000003);
+    b.local_auth = LocalAuth::Signature {
+        key: private_key(&b_cert.key),
+        chain: Some(CertChain {
+            end_entity: b_cert.cert.clone(),
+            intermediates: Vec::new(),
+        }),
+        send_cert: SendCert::Always,
+    };
+    b.remote_auth = RemoteAuth::Certificate {
+        trust: Arc::new(TrustStore::load(std::slice::from_ref(&creds.root_pem), &[]).unwrap()),
+    };
+
+    runtime().block_on(async {
+        let mut s = start_with(b);
+        s.swanctl_dir = Some(dir.path().to_path_buf());
+        let conf = conf.to_str().unwrap();
+        let loaded = s.run(&["--load-all", "--file", conf]).await;
+        for expected in [
+            "loaded certificate from '",
+            "x509/a.pem'",
+            "x509ca/root.pem'",
+            "loaded ECDSA key from '",
+            "loaded connection 'loaded-cert'",
+            "successfully loaded 1 connections, 0 unloaded",
+        ] {
+            assert!(loaded.contains(expected), "{expected}:\n{loaded}");
+        }
+        let certs = s.run(&["--list-certs"]).await;
+        for expected in [
+            "subject:  \"O=Test, CN=a.example\"",
+            "subject:  \"O=Test, CN=Vici Root CA\"",
+            "has private key",
+        ] {
+            assert!(certs.contains(expected), "{expected}:\n{certs}");
+        }
+        assert_eq!(certs.matches("has private key").count(), 1, "{certs}");
+        let conns = s.run(&["--list-conns"]).await;
+        assert!(!conn_block(&conns, "loaded-cert").is_empty(), "{conns}");
+
+        // Authenticates with the loaded key and certificate, and checks b's against the
+        // loaded CA.
+        let up = s
+            .run(&["--initiate", "--ike", "loaded-cert", "--child", "net"])
+            .await;
+        assert!(up.contains("initiate completed successfully"), "{up}");
+        let sas = s.run(&["--list-sas", "--ike", "loaded-cert"]).await;
+        assert!(sas.contains("ESTABLISHED"), "{sas}");
+        assert!(sas.contains("b.example"), "{sas}");
+
+        // The private key appears in no answer and in no file the daemon writes.
+        let mut seen: Vec<Vec<u8>> = Vec::new();
+        for command in [
+            "list-certs",
+            "get-keys",
+            "list-conns",
+            "get-conns",
+            "list-sas",
+        ] {
+            let packet = s.request(command, Message::new()).await;
+            seen.push(codec::encode_packet(&packet).unwrap());
+        }
+        for args in [&["--list-certs"][..], &["--list-conns"], &["--list-sas"]] {
+            seen.push(s.run(args).await.into_bytes());
+        }
+        seen.push(format!("{:?}", s.harness.loaded).into_bytes());
+        for entry in walk(s.harness.loaded_dir.path()) {
+            seen.push(std::fs::read(entry).unwrap());
+        }
+        let mut secrets = creds.secret_forms();
+        secrets.push(key_pem.clone());
+        assert_no_secret(&seen, &secrets);
+        // The key id swanctl keeps is the one get-keys lists (a stale one is unloaded).
+        let again = s.run(&["--load-creds", "--file", conf]).await;
+        assert!(again.contains("loaded ECDSA key from '"), "{again}");
+        let Packet::Response(keys) = s.request("get-keys", Message::new()).await else {
+            panic!("get-keys answered no response");
+        };
+        let [Element::List(_, ids)] = keys.0.as_slice() else {
+            panic!("{keys:?}");
+        };
+        assert_eq!(ids.len(), 1);
+    });
+}
+
+/// Waits (bounded) until `done` holds.
+fn wait_until(what: &str, done: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !done() {
+        assert!(Instant::now() < deadline, "{what}: not within 20 s");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Every file under `dir`.
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            files.extend(walk(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
+}
+
+/// The real daemon takes a connection with certificates from `swanctl --load-all`: its
+/// profile names the key and certificates by the daemon's memory files, `routevpn status`
+/// lists it beside the profiles, and the key reaches no file and no log line.
+#[test]
+fn the_daemon_keeps_loaded_keys_in_memory_and_status_lists_loaded_connections() {
+    assert!(
+        // SAFETY: geteuid has no preconditions.
+        unsafe { libc::geteuid() } == 0,
+        "this test needs root (CI runs as root): the daemon runs in a network namespace"
+    );
+    let creds = Creds::new();
+    let dir = tempfile::tempdir().unwrap();
+    let (config, state) = (dir.path().join("profiles"), dir.path().join("state"));
+    std::fs::create_dir(&config).unwrap();
+    let log = dir.path().join("daemon.log");
+    let daemon = start_daemon(&config, &state, &log);
+    let socket = state.join("charon.vici");
+    let conf = creds.dir.path().join("swanctl.conf");
+    let loaded = swanctl(&socket, &["--load-all", "--file", conf.to_str().unwrap()])
+        .env("SWANCTL_DIR", creds.dir.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&loaded.stdout);
+    assert!(loaded.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("loaded connection 'loaded-cert'"),
+        "{stdout}"
+    );
+    let profile = state.join("vici-conns/loaded-cert.toml");
+    wait_until("loaded-cert applied", || profile.exists());
+    let text = std::fs::read_to_string(&profile).unwrap();
+    let memory = format!("private_key = \"/proc/{}/fd/", daemon.id());
+    assert!(text.contains(&memory), "{text}");
+
+    let routevpn = |args: &[&str]| {
+        let output = Command::new(env!("CARGO_BIN_EXE_routevpn"))
+            .arg("--config-dir")
+            .arg(&config)
+            .arg("--state-dir")
+            .arg(&state)
+            .args(args)
+            .output()
+            .unwrap();
+        String::from_utf8(output.stdout).unwrap()
+    };
+    let json = routevpn(&["status", "--json"]);
+    let json: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(
+        json["runtime_conns"],
+        serde_json::json!([{"name": "loaded-cert", "applied": true}])
+    );
+    let plain = routevpn(&["status"]);
+    assert!(
+        plain.contains("Run-time connections (loaded over VICI, gone when the daemon restarts):\n  loaded-cert: applied\n"),
+        "{plain}"
+    );
+    stop_daemon(daemon);
+
+    let mut seen = vec![std::fs::read(&log).unwrap()];
+    seen.extend(walk(&state).iter().map(|f| std::fs::read(f).unwrap()));
+    assert_no_secret(&seen, &creds.secret_forms());
 }

@@ -62,12 +62,23 @@ pub struct Response {
     /// IKE tunnels waiting for their `local` address (an HA standby's).
     #[serde(default)]
     pub standby: Vec<StandbyTunnel>,
+    /// Connections loaded over VICI (`swanctl --load-all`), which live beside the profiles
+    /// until the daemon restarts.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub runtime_conns: Vec<RuntimeConn>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StandbyTunnel {
     pub name: String,
     pub local: String,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RuntimeConn {
+    pub name: String,
+    /// False while left out: a credential it needs is not loaded.
+    pub applied: bool,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

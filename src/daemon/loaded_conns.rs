@@ -71,25 +71,26 @@ impl Daemon {
         Ok(())
     }
 
-    /// Validates `profiles` beside the profile directory, makes them the loaded
-    /// connections and applies; anything failing leaves the previous ones in place.
-    pub(super) fn configure_loaded(
-        &mut self,
-        profiles: Vec<ImportedProfile>,
-        unloaded: Option<&str>,
-    ) -> Result<(), String> {
+    /// Whether `profiles`, as the loaded connections, pass the profiles' checks beside
+    /// the profile directory; nothing changes.
+    pub(super) fn check_loaded(&self, profiles: &[ImportedProfile]) -> Result<(), String> {
+        let staged = self.stage(profiles)?;
+        remove(&staged)
+    }
+
+    /// `profiles` written to a staging directory beside the loaded connections' and
+    /// checked with the profiles; errors name the files where they would have been.
+    fn stage(&self, profiles: &[ImportedProfile]) -> Result<PathBuf, String> {
         let dir = self.loaded_dir();
         let staged = dir.with_file_name("vici-conns.new");
-        let previous = dir.with_file_name("vici-conns.old");
         remove(&staged)?;
-        remove(&previous)?;
         let options = install::Options {
             out: staged.clone(),
             force: false,
             dry_run: false,
             profile: self.options.profile,
         };
-        let checked = install::install(&profiles, &options)
+        let checked = install::install(profiles, &options)
             .map_err(|e| errors(&e))
             .and_then(|_| {
                 let dirs = [self.options.config_dir.clone(), staged.clone()];
@@ -105,18 +106,32 @@ impl Daemon {
             let (staged, dir) = (staged.display().to_string(), dir.display().to_string());
             return Err(e.replace(&staged, &dir));
         }
+        Ok(staged)
+    }
+
+    /// Validates `profiles` beside the profile directory, makes them the loaded
+    /// connections and applies; anything failing leaves the previous ones in place.
+    pub(super) fn configure_loaded(
+        &mut self,
+        profiles: Vec<ImportedProfile>,
+        unloaded: &[String],
+    ) -> Result<(), String> {
+        let dir = self.loaded_dir();
+        let previous = dir.with_file_name("vici-conns.old");
+        remove(&previous)?;
+        let staged = self.stage(&profiles)?;
         rename(&dir, &previous)?;
         rename(&staged, &dir)?;
         for profile in &profiles {
-            // Said once, when the connection is first loaded.
-            if !self.vici_loaded.has_conn(&profile.name) {
+            // Said once, when the connection is first applied.
+            if !self.tunnels.iter().any(|t| t.name == profile.name) {
                 for note in &profile.notes {
                     logging::info(APPLY, format_args!("{}: {note}", profile.name));
                 }
             }
             self.enabled.insert(profile.name.clone());
         }
-        if let Some(name) = unloaded {
+        for name in unloaded {
             self.drop_connection(name);
             self.enabled.remove(name);
         }

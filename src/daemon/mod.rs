@@ -165,6 +165,7 @@ struct Daemon {
     initiations: vici_handler::Initiations,
     /// Connections and keys loaded over VICI (run-time only).
     vici_loaded: vici_config::Loaded,
+    vici_deferred: vici_handler::Deferred,
     /// What the daemon raises to VICI clients registered for events.
     vici_events: broadcast::Sender<(String, crate::vici::codec::Message)>,
     /// The host's addresses, followed (local_addresses.rs).
@@ -213,6 +214,7 @@ impl Daemon {
             status_changed: false,
             initiations: vici_handler::Initiations::default(),
             vici_loaded: vici_config::Loaded::default(),
+            vici_deferred: vici_handler::Deferred::default(),
             vici_events: broadcast::channel(VICI_EVENT_BACKLOG).0,
             present,
             locals: BTreeMap::new(),
@@ -545,6 +547,8 @@ impl Daemon {
             let next = [self.engine.next_timeout(), self.failing.next_retry()];
             let deadline =
                 tokio::time::Instant::from_std(next.into_iter().flatten().min().unwrap_or(far));
+            let vici_due = self.vici_deferred.due();
+            let vici_apply = tokio::time::Instant::from_std(vici_due.unwrap_or(far));
             tokio::select! {
                 message = rx.recv() => match message {
                     Some(Inbound::Datagram { local, remote, bytes }) => {
@@ -566,6 +570,9 @@ impl Daemon {
                 () = tokio::time::sleep_until(deadline) => {
                     self.engine.handle_timeout(Instant::now());
                     self.retry_failed();
+                }
+                () = tokio::time::sleep_until(vici_apply), if vici_due.is_some() => {
+                    vici_handler::apply_deferred(self);
                 }
                 _ = term.recv() => break,
                 _ = int.recv() => break,
@@ -819,6 +826,12 @@ impl Daemon {
                         })
                     })
                     .collect();
+                response.runtime_conns = (self.vici_loaded.conn_names())
+                    .map(|name| control::RuntimeConn {
+                        name: name.clone(),
+                        applied: self.tunnels.iter().any(|t| t.name == *name),
+                    })
+                    .collect();
                 let _ = reply.send(response);
             }
             Request::Reload => {
@@ -933,11 +946,22 @@ impl vici_handler::Backend for Daemon {
         self.tunnels.iter().any(|t| t.name == name) && !self.vici_loaded.has_conn(name)
     }
 
+    fn check(
+        &mut self,
+        profiles: &[crate::swanctl::import::ImportedProfile],
+    ) -> Result<(), String> {
+        self.check_loaded(profiles)
+    }
+
     fn configure(
         &mut self,
         profiles: Vec<crate::swanctl::import::ImportedProfile>,
-        unloaded: Option<&str>,
+        unloaded: &[String],
     ) -> Result<(), String> {
         self.configure_loaded(profiles, unloaded)
+    }
+
+    fn deferred(&mut self) -> &mut vici_handler::Deferred {
+        &mut self.vici_deferred
     }
 }

@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 use std::time::Instant;
 
-use super::control::{ChildSaReport, IkeSaReport, StandbyTunnel, TunnelFailure};
+use super::control::{ChildSaReport, IkeSaReport, RuntimeConn, StandbyTunnel, TunnelFailure};
 use crate::apply::status::SaStatus;
 use crate::ike::engine::{IkeSaState, IkeSaStatus};
 use crate::model::Mode;
@@ -169,6 +169,23 @@ pub fn render_failures(failures: &[TunnelFailure]) -> String {
         );
     }
     out
+}
+
+/// The connections loaded over VICI, beside the profiles' tunnels.
+pub fn render_runtime(conns: &[RuntimeConn]) -> String {
+    if conns.is_empty() {
+        return String::new();
+    }
+    let listed: String = (conns.iter())
+        .map(|conn| match conn.applied {
+            true => format!("  {}: applied\n", conn.name),
+            false => format!(
+                "  {}: left out: a credential it needs is not loaded\n",
+                conn.name
+            ),
+        })
+        .collect();
+    format!("Run-time connections (loaded over VICI, gone when the daemon restarts):\n{listed}")
 }
 
 /// The kernel's inbound SA of reqid 3 (SPI c1a2b3c4, 192.0.2.1 from 198.51.100.2): 840

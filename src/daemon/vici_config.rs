@@ -2,9 +2,15 @@
 //! configuration like charon's, kept in memory and gone when the daemon restarts. Each
 //! connection is mapped by the swanctl.conf importer, with the loaded keys as its
 //! `secrets`, into a profile that the daemon validates and applies beside its own.
+//! Private keys and certificates stay in memory ([`memory_file`]); the profiles name them
+//! by their `/proc/PID/fd` paths.
+
+mod loaded_creds;
+mod memory_file;
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::Arc;
 
 use zeroize::Zeroizing;
 
@@ -12,6 +18,8 @@ use crate::swanctl::import::credentials::{Psk, Store};
 use crate::swanctl::import::{self, ImportedProfile};
 use crate::swanctl::{vici, Section};
 use crate::vici::codec::{Element, Message};
+pub use loaded_creds::{CertFlag, LoadedCert, LoadedKey};
+use memory_file::MemoryFile;
 
 /// Shared key types charon knows and routevpn has no use for.
 const OTHER_SHARED: &[&str] = &["EAP", "XAUTH", "NTLM", "PPK", "PIN"];
@@ -20,9 +28,23 @@ const OTHER_SHARED: &[&str] = &["EAP", "XAUTH", "NTLM", "PPK", "PIN"];
 #[derive(Clone, Default)]
 pub struct Loaded {
     /// By name, each as the settings tree its `load-conn` carried.
-    conns: BTreeMap<String, Section>,
+    conns: BTreeMap<String, LoadedConn>,
     /// IKE pre-shared keys by their unique id, in load order of first appearance.
     shared: Vec<(String, Psk)>,
+    /// Private keys of `load-key`, in load order.
+    keys: Vec<LoadedKey>,
+    /// Certificates of `load-cert`, in load order.
+    certs: Vec<LoadedCert>,
+}
+
+/// A connection as its `load-conn` carried it: the credentials it held inline are kept
+/// as long as it is.
+#[derive(Clone)]
+struct LoadedConn {
+    tree: Section,
+    certs: Vec<LoadedCert>,
+    /// `pubkeys`, kept alive for the paths the tree names.
+    _public_keys: Vec<Arc<MemoryFile>>,
 }
 
 /// Names and unique ids only: the keys stay out of every log and message.
@@ -31,6 +53,8 @@ impl std::fmt::Debug for Loaded {
         f.debug_struct("Loaded")
             .field("conns", &self.conns.keys().collect::<Vec<_>>())
             .field("shared", &self.shared_ids())
+            .field("keys", &self.key_ids())
+            .field("certs", &self.certs.len())
             .finish()
     }
 }
@@ -49,17 +73,63 @@ impl Loaded {
         self.shared.iter().map(|(id, _)| id.clone()).collect()
     }
 
+    /// `get-keys`: the loaded private keys' ids (SHA-1 of the public key, hex).
+    pub fn key_ids(&self) -> Vec<String> {
+        self.keys.iter().map(|k| k.id.clone()).collect()
+    }
+
+    /// `list-certs`: those of `load-cert` and those connections carry, each once.
+    pub fn certs(&self) -> Vec<&LoadedCert> {
+        let inline = self.conns.values().flat_map(|c| &c.certs);
+        let mut listed: Vec<&LoadedCert> = Vec::new();
+        for cert in self.certs.iter().chain(inline) {
+            if !listed.iter().any(|known| known.der == cert.der) {
+                listed.push(cert);
+            }
+        }
+        listed
+    }
+
+    /// Whether a loaded private key belongs to `cert`.
+    pub fn has_private_key(&self, cert: &LoadedCert) -> bool {
+        self.keys.iter().any(|k| k.public.public_eq(&cert.public))
+    }
+
     /// With the connection of a `load-conn` message added (replacing one of its name).
     pub fn with_conn(&self, message: &Message) -> Result<(String, Loaded), String> {
-        let root = vici::connection_tree(message)?;
-        let conn = root
-            .section("connections")
+        let mut certs = Vec::new();
+        let mut public_keys = Vec::new();
+        let mut keep = |key: &str, data: &[u8]| {
+            let file = match key {
+                "pubkeys" => loaded_creds::public_key(data)?,
+                _ => {
+                    let flag = if key == "cacerts" {
+                        CertFlag::Ca
+                    } else {
+                        CertFlag::None
+                    };
+                    let cert = loaded_creds::certificate(data, flag)?;
+                    certs.push(cert.clone());
+                    return Ok(cert.file.path().to_string_lossy().into_owned());
+                }
+            };
+            let path = file.path().to_string_lossy().into_owned();
+            public_keys.push(file);
+            Ok(path)
+        };
+        let tree = vici::connection_tree(message, &mut keep)?;
+        let name = (tree.section("connections"))
             .and_then(|c| c.sections.first())
+            .map(|conn| conn.name.clone())
             .ok_or("the message holds no connection")?;
-        refuse_file_credentials(conn)?;
         let mut next = self.clone();
-        next.conns.insert(conn.name.clone(), root.clone());
-        Ok((conn.name.clone(), next))
+        let conn = LoadedConn {
+            tree,
+            certs,
+            _public_keys: public_keys,
+        };
+        next.conns.insert(name.clone(), conn);
+        Ok((name, next))
     }
 
     /// Without the connection `unload-conn` names.
@@ -127,14 +197,64 @@ impl Loaded {
         Ok(next)
     }
 
+    /// With the private key of a `load-key` message (one already loaded stays once).
+    pub fn with_key(&self, message: &Message) -> Result<(String, Loaded), String> {
+        let key = loaded_creds::key(message)?;
+        let mut next = self.clone();
+        let id = key.id.clone();
+        if !next.keys.iter().any(|k| k.id == id) {
+            next.keys.push(key);
+        }
+        Ok((id, next))
+    }
+
+    /// Without the private key `unload-key` names by its id.
+    pub fn without_key(&self, message: &Message) -> Result<Loaded, String> {
+        let id = message.str("id").ok_or("key id missing")?;
+        let mut next = self.clone();
+        next.keys.retain(|k| k.id != id);
+        if next.keys.len() == self.keys.len() {
+            return Err(format!("unloading private key with id {id} failed"));
+        }
+        Ok(next)
+    }
+
+    /// With the certificate of a `load-cert` message (one already loaded stays once).
+    pub fn with_cert(&self, message: &Message) -> Result<Loaded, String> {
+        let cert = loaded_creds::cert(message)?;
+        let mut next = self.clone();
+        if !next
+            .certs
+            .iter()
+            .any(|c| c.der == cert.der && c.flag == cert.flag)
+        {
+            next.certs.push(cert);
+        }
+        Ok(next)
+    }
+
+    /// `clear-creds`: without the keys, certificates and shared keys loaded on their own
+    /// (a connection's inline certificates stay with it).
+    pub fn without_creds(&self) -> Loaded {
+        Loaded {
+            conns: self.conns.clone(),
+            ..Loaded::default()
+        }
+    }
+
     /// Every loaded connection mapped with the loaded keys; those that cannot be (their
     /// key was unloaded) with where and why.
     pub fn mapped(&self) -> Mapped {
-        // Nothing is read from files: certificates were refused at load.
+        // Nothing is read from the host's files: credentials are in memory files.
         let mut store = Store::empty(Path::new("/nonexistent"));
         store.psks = self.shared.iter().map(|(_, psk)| psk.clone()).collect();
+        store.private_keys = self.keys.iter().map(|k| k.file.path()).collect();
+        store.cas = (self.certs.iter())
+            .filter(|c| c.flag == CertFlag::Ca)
+            .map(|c| c.file.path())
+            .collect();
         let mut mapped = Mapped::default();
-        for (name, root) in &self.conns {
+        for (name, LoadedConn { tree: root, .. }) in &self.conns {
             let imported = import::import_with(root, &store, import::Options::default());
             let errors: Vec<String> = (imported.diagnostics.iter())
                 .filter(|d| d.is_error())
@@ -185,27 +305,6 @@ fn hex(data: &[u8]) -> Zeroizing<Vec<u8>> {
         text.push(DIGITS[usize::from(b & 0xf)]);
     }
     text
-}
-
-/// Certificates and keys arrive over VICI as data (`load-cert`, `load-key`, or inline in
-/// the connection), which routevpn's public-key path reads only from files.
-fn refuse_file_credentials(conn: &Section) -> Result<(), String> {
-    for round in &conn.sections {
-        let is_round = round.name.starts_with("local") || round.name.starts_with("remote");
-        if !is_round {
-            continue;
-        }
-        for key in ["certs", "pubkeys", "cacerts"] {
-            if round.value(key).is_some() {
-                return Err(format!(
-                    "{}.{}.{key}: not supported by routevpn over VICI (certificates and \
-                     public keys only from profiles or `routevpn import`); use psk",
-                    conn.name, round.name
-                ));
-            }
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]

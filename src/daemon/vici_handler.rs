@@ -2,8 +2,8 @@
 //! engine and the kernel's SA counters. Written against [`Backend`] so that tests drive
 //! the same code with an engine of their own.
 
-use std::collections::BTreeMap;
-use std::time::Instant;
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 
@@ -13,7 +13,7 @@ use super::vici_server::{Answer, Call};
 use crate::apply::status::SaStatus;
 use crate::ike::engine::{Engine, EngineConnection, Event};
 use crate::swanctl::import::ImportedProfile;
-use crate::vici::codec::Message;
+use crate::vici::codec::{Element, Message};
 use crate::vici::messages::{self, Filter, Stats};
 
 /// What the handler needs of the daemon.
@@ -29,13 +29,86 @@ pub trait Backend {
     fn loaded(&mut self) -> &mut Loaded;
     /// Whether a profile defines tunnel `name`: profiles win over loaded connections.
     fn profile_defines(&self, name: &str) -> bool;
+    /// Whether `profiles` as the loaded connections pass the profiles' checks beside the
+    /// profiles; nothing is applied.
+    fn check(&mut self, profiles: &[ImportedProfile]) -> Result<(), String>;
     /// Makes `profiles` the loaded connections: validated beside the profiles and applied
     /// like them (`unloaded`, removed, torn down); on error nothing changed.
     fn configure(
         &mut self,
         profiles: Vec<ImportedProfile>,
-        unloaded: Option<&str>,
+        unloaded: &[String],
     ) -> Result<(), String>;
+    fn deferred(&mut self) -> &mut Deferred;
+}
+
+/// Changes to the loaded connections and credentials, checked and answered but not yet
+/// applied. `swanctl --load-all` sends one request per certificate, key, secret and
+/// connection, each as soon as the previous one is answered; applying after each would
+/// reconfigure the dataplane and the engine N times for one file. So a configuring request
+/// is checked (its answer still carries any validation error) and its change applied
+/// with the whole burst: once [`QUIET`] passes without another, or before any request
+/// that reads or acts on the result (`list-conns`, `initiate`, `list-sas`, ...), so that
+/// no client sees a state that is not applied. A quiet time, not the client's
+/// disconnection, ends the burst: VICI tools that stay connected configure too.
+#[derive(Debug, Default)]
+pub struct Deferred(Option<Pending>);
+
+#[derive(Debug)]
+struct Pending {
+    /// What was loaded when it was last applied: restored if applying fails.
+    applied: Loaded,
+    unloaded: BTreeSet<String>,
+    last: Instant,
+}
+
+/// How long a burst of configuring requests may pause before it is applied.
+pub const QUIET: Duration = Duration::from_millis(200);
+
+impl Deferred {
+    /// When the pending changes are to be applied, if any are.
+    pub fn due(&self) -> Option<Instant> {
+        self.0.as_ref().map(|p| p.last + QUIET)
+    }
+}
+
+/// Requests that change or list what is loaded (not what is applied): they join a burst.
+const CONFIGURING: &[&str] = &[
+    "load-conn",
+    "unload-conn",
+    "get-conns",
+    "load-shared",
+    "unload-shared",
+    "get-shared",
+    "load-key",
+    "unload-key",
+    "get-keys",
+    "load-cert",
+    "clear-creds",
+    "get-authorities",
+    "get-pools",
+];
+
+/// Applies the pending changes of a burst, if any; on failure the loaded connections
+/// and credentials go back to those last applied (their requests were answered already,
+/// so the error is logged).
+pub fn apply_deferred(backend: &mut impl Backend) {
+    let Some(pending) = backend.deferred().0.take() else {
+        return;
+    };
+    let Mapped { profiles, .. } = backend.loaded().mapped();
+    let unloaded: Vec<String> = (pending.unloaded.into_iter())
+        .filter(|name| !profiles.iter().any(|p| p.name == *name))
+        .collect();
+    if let Err(e) = backend.configure(profiles, &unloaded) {
+        logging::error(
+            APPLY,
+            format_args!(
+                "applying what was loaded over VICI: {e}; back to what was applied before"
+            ),
+        );
+        *backend.loaded() = pending.applied;
+    }
 }
 
 /// `initiate` calls waiting for their CHILD SA, by connection.
@@ -114,14 +187,10 @@ fn streamed(event: &str, messages: Vec<Message>) -> Answer {
     }
 }
 
-/// Configuring commands for credentials routevpn reads only from files (profiles,
-/// `routevpn import`), and for pools it has none of.
-const FILE_CREDENTIALS: &[&str] = &[
-    "load-key",
-    "unload-key",
+/// Configuring commands for what routevpn has no use for: smartcards, certification
+/// authority sections (CRL/OCSP URIs), a cache of fetched certificates, address pools.
+const UNSUPPORTED: &[&str] = &[
     "load-token",
-    "load-cert",
-    "clear-creds",
     "flush-certs",
     "load-authority",
     "unload-authority",
@@ -136,6 +205,9 @@ pub fn handle(backend: &mut impl Backend, call: Call, now: Instant) {
         message,
         reply,
     } = call;
+    if !CONFIGURING.contains(&command.as_str()) {
+        apply_deferred(backend);
+    }
     let answer = match command.as_str() {
         "version" => response(messages::version()),
         "stats" => {
@@ -156,8 +228,12 @@ pub fn handle(backend: &mut impl Backend, call: Call, now: Instant) {
             let names: Vec<String> = backend.loaded().conn_names().cloned().collect();
             response(Message::new().list("conns", names))
         }
-        // Certificates are read per tunnel and not kept in a store VICI could list.
-        "list-certs" | "list-authorities" => response(Message::new()),
+        "list-certs" => match list_certs(backend.loaded(), &message) {
+            Ok(certs) => streamed("list-cert", certs),
+            Err(e) => response(messages::outcome(Err(e))),
+        },
+        // No `authorities` sections are loaded (load-authority is not supported).
+        "list-authorities" => response(Message::new()),
         "initiate" => match initiate(backend, &message, now) {
             Ok(name) => {
                 backend.initiations().wait(name, reply);
@@ -170,37 +246,91 @@ pub fn handle(backend: &mut impl Backend, call: Call, now: Instant) {
         "redirect" => response(messages::outcome(Err(
             "not supported by routevpn: redirect (routevpn is no redirecting gateway)".into(),
         ))),
-        "load-conn" => response(messages::outcome(load_conn(backend, &message))),
+        "load-conn" => response(messages::outcome(load_conn(backend, &message, now))),
         "unload-conn" => {
             let result = (backend.loaded().without_conn(&message))
-                .and_then(|(name, next)| commit(backend, next, Some(&name), None));
+                .and_then(|(name, next)| commit(backend, next, Some(&name), None, now));
             response(messages::outcome(result))
         }
         "load-shared" => {
             let result = (backend.loaded().with_shared(&message))
-                .and_then(|next| commit(backend, next, None, None));
+                .and_then(|next| commit(backend, next, None, None, now));
             response(messages::outcome(result))
         }
         "unload-shared" => {
             let result = (backend.loaded().without_shared(&message))
-                .and_then(|next| commit(backend, next, None, None));
+                .and_then(|next| commit(backend, next, None, None, now));
             response(messages::outcome(result))
         }
         "get-shared" => response(Message::new().list("keys", backend.loaded().shared_ids())),
+        "load-key" => match backend.loaded().with_key(&message) {
+            Ok((id, next)) => {
+                let result = commit(backend, next, None, None, now);
+                let done = result.is_ok();
+                let answer = messages::outcome(result);
+                response(if done { answer.kv("id", id) } else { answer })
+            }
+            Err(e) => response(messages::outcome(Err(e))),
+        },
+        "unload-key" => {
+            let result = (backend.loaded().without_key(&message))
+                .and_then(|next| commit(backend, next, None, None, now));
+            response(messages::outcome(result))
+        }
+        "get-keys" => response(Message::new().list("keys", backend.loaded().key_ids())),
+        "load-cert" => {
+            let result = (backend.loaded().with_cert(&message))
+                .and_then(|next| commit(backend, next, None, None, now));
+            response(messages::outcome(result))
+        }
+        "clear-creds" => {
+            let next = backend.loaded().without_creds();
+            response(messages::outcome(commit(backend, next, None, None, now)))
+        }
         // None are ever loaded: `swanctl --load-all` asks before unloading stale ones.
-        "get-keys" => response(Message::new().list("keys", Vec::<String>::new())),
         "get-authorities" => response(Message::new().list("authorities", Vec::<String>::new())),
         "get-pools" => response(Message::new()),
-        other if FILE_CREDENTIALS.contains(&other) => response(messages::outcome(Err(format!(
-            "not supported by routevpn over VICI: {other}; certificates and keys come from \
-             profiles (see `routevpn import`)"
+        other if UNSUPPORTED.contains(&other) => response(messages::outcome(Err(format!(
+            "not supported by routevpn over VICI: {other}"
         )))),
         _ => Answer::Unknown,
     };
     let _ = reply.send(answer);
 }
 
-fn load_conn(backend: &mut impl Backend, message: &Message) -> Result<(), String> {
+/// `list-cert` events for the loaded certificates the request's `type` and `flag` select,
+/// as charon's: the DER certificate and whether its private key is loaded, never the key.
+fn list_certs(loaded: &Loaded, request: &Message) -> Result<Vec<Message>, String> {
+    if request.str("subject").is_some() {
+        return Err("not supported by routevpn: list-certs by subject".into());
+    }
+    let any = |filter: Option<&str>, value: &str| {
+        filter.is_none_or(|f| f.eq_ignore_ascii_case("ANY") || f.eq_ignore_ascii_case(value))
+    };
+    if !any(request.str("type"), "X509") {
+        return Ok(Vec::new());
+    }
+    let listed = (loaded.certs().into_iter())
+        .filter(|cert| any(request.str("flag"), cert.flag.name()))
+        .map(|cert| {
+            let has_key = if loaded.has_private_key(cert) {
+                "yes"
+            } else {
+                "no"
+            };
+            let mut message = (Message::new().kv("type", "X509"))
+                .kv("flag", cert.flag.name())
+                .kv("has_privkey", has_key);
+            message
+                .0
+                .push(Element::KeyValue("data".into(), cert.der.clone()));
+            message
+        })
+        .collect();
+    Ok(listed)
+}
+
+fn load_conn(backend: &mut impl Backend, message: &Message, now: Instant) -> Result<(), String> {
     let (name, next) = backend.loaded().with_conn(message)?;
     if backend.profile_defines(&name) {
         return Err(format!(
@@ -208,10 +338,11 @@ fn load_conn(backend: &mut impl Backend, message: &Message) -> Result<(), String
              loaded connections)"
         ));
     }
-    commit(backend, next, None, Some(&name))
+    commit(backend, next, None, Some(&name), now)
 }
 
-/// Has the daemon take `next`'s connections, then keeps `next`. The connection being
+/// Checks `next`'s connections as the daemon would take them, keeps `next` and leaves
+/// the change to be applied with its burst ([`Deferred`]). The connection being
 /// `loading` must map; another that no longer does (its key was unloaded) is left out
 /// until its key is loaded again: charon keeps such a connection but cannot
 /// authenticate it, and swanctl unloads keys before the connections that used them.
@@ -220,6 +351,7 @@ fn commit(
     next: Loaded,
     unloaded: Option<&str>,
     loading: Option<&str>,
+    now: Instant,
 ) -> Result<(), String> {
     let unchanged_conns = next.conn_names().eq(backend.loaded().conn_names());
     let Mapped { profiles, unusable } = next.mapped();
@@ -234,7 +366,15 @@ fn commit(
     }
     // A key alone changes nothing applied until a connection uses it.
     if !(unchanged_conns && profiles.is_empty() && unusable.is_empty()) {
-        backend.configure(profiles, unloaded)?;
+        backend.check(&profiles)?;
+        let applied = backend.loaded().clone();
+        let pending = backend.deferred().0.get_or_insert_with(|| Pending {
+            applied,
+            unloaded: BTreeSet::new(),
+            last: now,
+        });
+        pending.last = now;
+        pending.unloaded.extend(unloaded.map(str::to_owned));
     }
     *backend.loaded() = next;
     Ok(())

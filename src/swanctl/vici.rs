@@ -15,9 +15,19 @@ use crate::vici::codec::{self, Element, Message};
 /// The pseudo-file the keys of a loaded connection are located in.
 pub const ORIGIN: &str = "vici:load-conn";
 
+/// Keys whose items swanctl sends as the files' content, not their names.
+const CREDENTIAL_KEYS: [&str; 3] = ["certs", "cacerts", "pubkeys"];
+
+/// Keeps a credential an auth round carries (its key, its content) where the importer can
+/// read it; the file name the tree holds instead.
+pub type Credentials<'a> = dyn FnMut(&str, &[u8]) -> Result<String, String> + 'a;
+
 /// `root { connections { NAME { … } } }` of a `load-conn` message, which holds exactly
 /// one section: the connection.
-pub fn connection_tree(message: &Message) -> Result<Section, String> {
+pub fn connection_tree(
+    message: &Message,
+    credentials: &mut Credentials<'_>,
+) -> Result<Section, String> {
     let (name, body) = match message.0.as_slice() {
         [Element::Section(name, body)] => (name, body),
         _ => return Err("a load-conn message holds exactly one section, the connection".into()),
@@ -25,7 +35,7 @@ pub fn connection_tree(message: &Message) -> Result<Section, String> {
     let mut counter = Counter(1);
     let root_at = counter.next();
     let mut connection = Section::new(name.clone(), counter.next());
-    fill(&mut connection, body, &mut counter, name)?;
+    fill(&mut connection, body, &mut counter, name, credentials)?;
     let mut connections = Section::new("connections", root_at.clone());
     connections.add_section(connection);
     let mut root = Section::new("", root_at);
@@ -49,13 +59,33 @@ fn fill(
     message: &Message,
     counter: &mut Counter,
     path: &str,
+    credentials: &mut Credentials<'_>,
 ) -> Result<(), String> {
+    let is_round = section.name.starts_with("local") || section.name.starts_with("remote");
     for element in &message.0 {
         match element {
             Element::Section(name, body) => {
                 let mut sub = Section::new(name.clone(), counter.next());
-                fill(&mut sub, body, counter, &format!("{path}.{name}"))?;
+                fill(
+                    &mut sub,
+                    body,
+                    counter,
+                    &format!("{path}.{name}"),
+                    credentials,
+                )?;
                 section.add_section(sub);
+            }
+            Element::KeyValue(key, value)
+                if is_round && CREDENTIAL_KEYS.contains(&key.as_str()) =>
+            {
+                let at = counter.next();
+                let text = kept(std::slice::from_ref(value), path, key, credentials)?;
+                section.set(key.clone(), Value { text, at });
+            }
+            Element::List(key, items) if is_round && CREDENTIAL_KEYS.contains(&key.as_str()) => {
+                let at = counter.next();
+                let text = kept(items, path, key, credentials)?;
+                section.set(key.clone(), Value { text, at });
             }
             Element::KeyValue(key, value) => {
                 let text = utf8(value, path, key)?.to_owned();
@@ -89,10 +119,25 @@ pub fn check_untrusted(data: &[u8]) {
     let Ok(message) = codec::decode_message(data) else {
         return;
     };
-    if let Ok(root) = connection_tree(&message) {
+    let mut nowhere = |_: &str, _: &[u8]| Ok("/nonexistent/credential".to_owned());
+    if let Ok(root) = connection_tree(&message, &mut nowhere) {
         let store = Store::empty(Path::new("/nonexistent"));
         let _ = import::import_with(&root, &store, import::Options::default());
     }
+}
+
+/// The names the credentials `items` are kept under, as the tree's comma list.
+fn kept(
+    items: &[Vec<u8>],
+    path: &str,
+    key: &str,
+    credentials: &mut Credentials<'_>,
+) -> Result<String, String> {
+    let mut names = Vec::with_capacity(items.len());
+    for item in items {
+        names.push(credentials(key, item).map_err(|e| format!("{path}.{key}: {e}"))?);
+    }
+    Ok(names.join(", "))
 }
 
 fn utf8<'a>(bytes: &'a [u8], path: &str, key: &str) -> Result<&'a str, String> {
@@ -102,6 +147,10 @@ fn utf8<'a>(bytes: &'a [u8], path: &str, key: &str) -> Result<&'a str, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn refused(_: &str, _: &[u8]) -> Result<String, String> {
+        Err("no credentials in this test".into())
+    }
 
     fn conn(body: Message) -> Message {
         Message::new().section("gw", body)
@@ -125,7 +174,7 @@ mod tests {
                         .kv("if_id_in", 7),
                 ),
             );
-        let root = connection_tree(&conn(body)).unwrap();
+        let root = connection_tree(&conn(body), &mut refused).unwrap();
         let gw = root.section("connections").unwrap().section("gw").unwrap();
         assert_eq!(gw.value("remote_addrs").unwrap().items(), ["192.0.2.1"]);
         assert_eq!(
@@ -176,21 +225,21 @@ mod tests {
 
     #[test]
     fn a_message_that_is_not_one_connection_is_refused() {
-        assert!(connection_tree(&Message::new()).is_err());
-        assert!(connection_tree(&Message::new().kv("gw", "x")).is_err());
+        assert!(connection_tree(&Message::new(), &mut refused).is_err());
+        assert!(connection_tree(&Message::new().kv("gw", "x"), &mut refused).is_err());
         let two = conn(Message::new()).section("other", Message::new());
-        assert!(connection_tree(&two).is_err());
+        assert!(connection_tree(&two, &mut refused).is_err());
     }
 
     #[test]
     fn values_that_the_tree_cannot_hold_are_refused_by_key() {
         let bad = conn(Message(vec![Element::KeyValue("id".into(), vec![0xff])]));
         assert_eq!(
-            connection_tree(&bad).unwrap_err(),
+            connection_tree(&bad, &mut refused).unwrap_err(),
             "gw.id: the value is not UTF-8"
         );
         let comma = conn(Message::new().list("local_ts", ["10.0.0.0/8,10.1.0.0/16"]));
-        assert!(connection_tree(&comma)
+        assert!(connection_tree(&comma, &mut refused)
             .unwrap_err()
             .starts_with("gw.local_ts: list item"));
     }

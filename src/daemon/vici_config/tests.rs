@@ -111,18 +111,71 @@ fn other_shared_key_types_are_refused_clearly() {
 }
 
 #[test]
-fn certificates_over_vici_are_refused_clearly() {
+fn a_certificate_that_does_not_parse_is_refused_where_it_is() {
     let message = Message::new().section(
         "gw",
         Message::new().section("local", Message::new().list("certs", ["-----BEGIN"])),
     );
     let Err(error) = Loaded::default().with_conn(&message) else {
-        panic!("certificates accepted");
+        panic!("a broken certificate accepted");
     };
-    assert!(
-        error.starts_with("gw.local.certs: not supported"),
-        "{error}"
+    assert_eq!(error, "gw.local.certs: parsing X509 certificate failed");
+}
+
+fn load_key(kind: &str, der: Vec<u8>) -> Message {
+    Message(vec![
+        Element::KeyValue("type".into(), kind.as_bytes().to_vec()),
+        Element::KeyValue("data".into(), der),
+    ])
+}
+
+/// Keys as swanctl sends them (RSA PKCS#1, ECDSA SEC1, Ed25519 PKCS#8, all DER) are kept
+/// in memory files as PKCS#8 PEM, under the id of their public key; refused ones say why
+/// and never show the data.
+#[test]
+fn private_keys_load_from_swanctl_encodings_into_memory() {
+    use openssl::ec::{EcGroup, EcKey};
+    use openssl::nid::Nid;
+    use openssl::pkey::PKey;
+    use openssl::rsa::Rsa;
+    let rsa = Rsa::generate(2048).unwrap();
+    let ec = EcKey::generate(&EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).unwrap()).unwrap();
+    let ed = PKey::generate_ed25519().unwrap();
+    let loaded = Loaded::default();
+    let (rsa_id, loaded) =
+        (loaded.with_key(&load_key("rsa", rsa.private_key_to_der().unwrap()))).unwrap();
+    let (_, loaded) =
+        (loaded.with_key(&load_key("ecdsa", ec.private_key_to_der().unwrap()))).unwrap();
+    let (_, loaded) =
+        (loaded.with_key(&load_key("ed25519", ed.private_key_to_der().unwrap()))).unwrap();
+    let (again, loaded) =
+        (loaded.with_key(&load_key("rsa", rsa.private_key_to_der().unwrap()))).unwrap();
+    assert_eq!(again, rsa_id);
+    assert_eq!(loaded.key_ids().len(), 3);
+    let first = &loaded.keys[0];
+    let own = format!("/proc/{}/fd", std::process::id());
+    assert!(first.file.path().starts_with(own));
+    let pem = std::fs::read(first.file.path()).unwrap();
+    let back = PKey::private_key_from_pem(&pem).unwrap();
+    assert!(back.public_eq(&PKey::from_rsa(rsa.clone()).unwrap()));
+    // Sealed: not even the daemon can change it.
+    let mut writer = (std::fs::OpenOptions::new().append(true))
+        .open(first.file.path())
+        .unwrap();
+    assert!(std::io::Write::write_all(&mut writer, b"x").is_err());
+
+    let garbage = load_key("rsa", b"not a key but secret text".to_vec());
+    let error = loaded.with_key(&garbage).unwrap_err();
+    assert_eq!(
+        error,
+        "loading private key of type 'rsa' failed: not a valid rsa key"
     );
+    let (rest, _) = loaded
+        .without_key(&Message::new().kv("id", &rsa_id))
+        .map(|l| (l.key_ids(), ()))
+        .unwrap();
+    assert!(!rest.contains(&rsa_id));
+    assert!(loaded.without_key(&Message::new().kv("id", "00")).is_err());
 }
 
 #[test]
