@@ -50,16 +50,12 @@ fn follow(
     let mut buffer = vec![0u8; 64 * 1024];
     loop {
         // Whatever arrived (or was lost: ENOBUFS), the dump is the truth.
-        match events.recv(&mut &mut buffer[..], 0) {
-            Ok(_) => {}
-            Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => {}
-            Err(e) => {
-                crate::daemon::logging::error(
-                    crate::daemon::logging::DAEMON,
-                    format_args!("address changes stop being followed: {e}"),
-                );
-                return;
-            }
+        if let Err(e) = wait_for_changes(events, &mut buffer) {
+            crate::daemon::logging::error(
+                crate::daemon::logging::DAEMON,
+                format_args!("address changes stop being followed: {e}"),
+            );
+            return;
         }
         let present = match dump(dumps) {
             Ok(present) => present,
@@ -80,6 +76,21 @@ fn follow(
                 return; // the daemon is gone
             }
         }
+    }
+}
+
+/// Blocks until address changes arrive, then takes every one already queued: an apply
+/// adding thousands of tunnel addresses costs one dump, not one per address.
+fn wait_for_changes(events: &RawSocket, buffer: &mut [u8]) -> io::Result<()> {
+    let mut flags = 0;
+    loop {
+        match events.recv(&mut &mut buffer[..], flags) {
+            Ok(_) => {}
+            Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => {}
+            Err(e) if flags != 0 && e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+            Err(e) => return Err(e),
+        }
+        flags = libc::MSG_DONTWAIT;
     }
 }
 
