@@ -259,12 +259,43 @@ EOF
 # rv_site_a_init: sets A (site a's routevpn directories, made here) and PSK, a fresh
 # pre-shared key written to $A/secrets/psk with the modes routevpn insists on.
 rv_site_a_init() {
-  PSK=$(od -An -tx1 -N24 /dev/urandom | tr -d ' \n')
+  rv_sites_init a
   A=$IT_WORK/a
-  mkdir -p "$A/tunnels" "$A/secrets" "$A/state"
-  chmod 700 "$A/secrets"
-  printf '%s\n' "$PSK" >"$A/secrets/psk"
-  chmod 600 "$A/secrets/psk"
+}
+
+# --- routevpn on several sites: directories $IT_WORK/SITE/{tunnels,secrets,state} -----
+
+# rv_sites_init SITE...: each SITE's directories, and a fresh pre-shared key $PSK (one for
+# all) in SITE/secrets/psk with the modes routevpn insists on.
+rv_sites_init() {
+  local site
+  PSK=$(od -An -tx1 -N24 /dev/urandom | tr -d ' \n')
+  for site; do
+    mkdir -p "$IT_WORK/$site/tunnels" "$IT_WORK/$site/secrets" "$IT_WORK/$site/state"
+    chmod 700 "$IT_WORK/$site/secrets"
+    printf '%s\n' "$PSK" >"$IT_WORK/$site/secrets/psk"
+    chmod 600 "$IT_WORK/$site/secrets/psk"
+  done
+}
+
+# rv_at SITE ARGS...: the routevpn CLI on SITE with SITE's directories.
+rv_at() {
+  local site=$1
+  shift
+  in_site "$site" "$ROUTEVPN" --config-dir "$IT_WORK/$site/tunnels" --state-dir "$IT_WORK/$site/state" "$@"
+}
+
+# rv_daemon_at SITE: `routevpn daemon` on SITE with SITE's directories, logging to
+# $IT_WORK/daemon-SITE.log, its pid in RV_DAEMON[SITE]; passes once it answers. Not to be
+# run in a subshell: cleanup needs the pid in IT_PIDS.
+declare -A RV_DAEMON=()
+rv_daemon_at() {
+  local site=$1
+  (exec ip netns exec "$site" "$ROUTEVPN" --config-dir "$IT_WORK/$site/tunnels" \
+    --state-dir "$IT_WORK/$site/state" daemon >>"$IT_WORK/daemon-$site.log" 2>&1) &
+  IT_PIDS+=("$!")
+  RV_DAEMON[$site]=$!
+  assert "daemon on site $site answers" retry 100 0.2 rv_at "$site" status --json
 }
 
 # rv_daemon_start: `routevpn daemon` in site a with profiles in $A/tunnels and state in

@@ -22,7 +22,6 @@ done
 lan_add a lan 10.1.0.1/24
 lan_add b lan 10.70.1.1/24
 
-PSK=$(od -An -tx1 -N24 /dev/urandom | tr -d ' \n')
 # profile SITE NAME LOCAL REMOTE LOCAL_NET REMOTE_NET METRIC
 profile() {
   local dir=$IT_WORK/$1
@@ -46,31 +45,17 @@ to = "$6"
 metric = $7
 EOF
 }
-for site in a b; do
-  mkdir -p "$IT_WORK/$site/tunnels" "$IT_WORK/$site/secrets" "$IT_WORK/$site/state"
-  chmod 700 "$IT_WORK/$site/secrets"
-  printf '%s\n' "$PSK" >"$IT_WORK/$site/secrets/psk"
-  chmod 600 "$IT_WORK/$site/secrets/psk"
-done
+rv_sites_init a b
 profile a vti-p 11 12 10.1.0.0/24 10.70.0.0/16 100
 profile a vti-s 21 22 10.1.0.0/24 10.70.0.0/16 200
 profile b vti-p 12 11 10.70.0.0/16 10.1.0.0/24 100
 profile b vti-s 22 21 10.70.0.0/16 10.1.0.0/24 200
 
-rv() {
-  local site=$1
-  shift
-  in_site "$site" "$ROUTEVPN" --config-dir "$IT_WORK/$site/tunnels" --state-dir "$IT_WORK/$site/state" "$@"
-}
-assert "the primary/backup profiles check" rv a check
-for site in a b; do
-  (exec ip netns exec "$site" "$ROUTEVPN" --config-dir "$IT_WORK/$site/tunnels" \
-    --state-dir "$IT_WORK/$site/state" daemon >>"$IT_WORK/daemon-$site.log" 2>&1) &
-  IT_PIDS+=("$!")
-  assert "daemon on site $site answers" retry 100 0.2 rv "$site" status --json
-done
+assert "the primary/backup profiles check" rv_at a check
+rv_daemon_at a
+rv_daemon_at b
 children_on() {
-  rv "$1" status --json |
+  rv_at "$1" status --json |
     python3 -c "import json,sys; s=json.load(sys.stdin); print(sum(len(sa['children']) for sa in s['ike_sas'] if sa['name']=='$2' and sa['state']=='ESTABLISHED'))"
 }
 both_up() { test "$(children_on a vti-p)/$(children_on a vti-s)" = 1/1; }
@@ -96,16 +81,16 @@ moved_to() {
 
 # --- the peer takes the primary down: its DELETE withdraws our primary
 t=$(date +%s%N)
-assert "site b takes vti-p down" rv b down vti-p
+assert "site b takes vti-p down" rv_at b down vti-p
 moved_to vti-s "$t" "peer's delete"
 assert "...vti-p is down on site a" sh -c "! ip -n a -br link show vti-p | grep -qw UP"
 assert "ping through the backup" ping_from a 10.1.0.1 10.70.1.1 3
 # With the daemon running, `apply` has it reload; the plan knows the primary is withdrawn.
-applied_keeps() { rv a apply >/dev/null && routed_via "$1"; }
+applied_keeps() { rv_at a apply >/dev/null && routed_via "$1"; }
 assert "a CLI apply (a daemon reload) keeps the primary withdrawn" applied_keeps vti-s
 assert "...and its device down" sh -c "! ip -n a -br link show vti-p | grep -qw UP"
 t=$(date +%s%N)
-assert "site b brings vti-p up again" rv b up vti-p
+assert "site b brings vti-p up again" rv_at b up vti-p
 moved_to vti-p "$t" "failback"
 assert "...vti-p is up on site a" link_up vti-p
 assert "ping through the primary again" ping_from a 10.1.0.1 10.70.1.1 3
