@@ -122,26 +122,12 @@ in_site b sysctl -qw net.ipv4.conf.vti-c.disable_policy=1
 ip -n b addr add 169.254.102.2/30 dev vti-c
 ip -n b link set vti-c multicast on up
 assert "charon starts on site b" charon_start b "connections {
-  vti-c {
-    version = 2
-    local_addrs = 192.0.2.32
-    remote_addrs = 192.0.2.31
-    proposals = aes256gcm16-prfsha384-x25519
-    local { auth = psk
-            id = 192.0.2.32 }
-    remote { auth = psk
-             id = 192.0.2.31 }
-    children {
-      vti-c {
-        local_ts = 0.0.0.0/0
+$(swanctl_conn vti-c 192.0.2.32 192.0.2.31 aes256gcm16-prfsha384-x25519 vti-c \
+  '        local_ts = 0.0.0.0/0
         remote_ts = 0.0.0.0/0
         mark_in = 42
         mark_out = 42
-        esp_proposals = aes256gcm16-x25519
-        start_action = none
-      }
-    }
-  }
+        esp_proposals = aes256gcm16-x25519')
 }
 secrets {
   ike-c { secret = \"$PSK\" }
