@@ -61,18 +61,13 @@ in_site p sysctl -qw net.ipv4.ip_forward=1
 ip -n p route add 10.1.0.0/24 via "$VIP"
 
 # --- the partner: charon, policy-based, trap policies (its side stays closed too)
-PSK=$(od -An -tx1 -N24 /dev/urandom | tr -d ' \n')
+rv_sites_init ga gb
 charon_start p "$(swanctl_conf ha 192.0.2.2 "$VIP" aes128gcm16-prfsha256-x25519 \
   "net 10.2.0.0/24 10.1.0.0/24 aes128gcm16 trap")"
 
 # --- the gateways: one profile, the same on both
 for g in ga gb; do
-  d=$IT_WORK/$g
-  mkdir -p "$d/tunnels" "$d/secrets" "$d/state"
-  chmod 700 "$d/secrets"
-  printf '%s\n' "$PSK" >"$d/secrets/psk"
-  chmod 600 "$d/secrets/psk"
-  cat >"$d/tunnels/ha.toml" <<EOF
+  cat >"$IT_WORK/$g/tunnels/ha.toml" <<EOF
 kind = "vti"
 local = "$VIP"
 remote = "192.0.2.2"
@@ -89,17 +84,6 @@ name = "vti-ha"
 to = "10.2.0.0/24"
 EOF
 done
-rv() {
-  local g=$1
-  shift
-  in_site "$g" "$ROUTEVPN" --config-dir "$IT_WORK/$g/tunnels" --state-dir "$IT_WORK/$g/state" "$@"
-}
-rv_start() {
-  (exec ip netns exec "$1" "$ROUTEVPN" --config-dir "$IT_WORK/$1/tunnels" \
-    --state-dir "$IT_WORK/$1/state" daemon >>"$IT_WORK/daemon-$1.log" 2>&1) &
-  IT_PIDS+=("$!")
-  assert "routevpn on $1 answers" retry 100 0.2 rv "$1" status --json
-}
 # keepalived_start GATEWAY PRIORITY: VRRP only, in the foreground, its own config, and its
 # pid files in a private /run (gone with it, as after a reboot: a killed one's would make
 # the next refuse to start).
@@ -132,17 +116,17 @@ EOF
 }
 holds_vip() { in_site "$1" ip -br addr show dev out | holds -qw "$VIP/24"; }
 children_on() {
-  rv "$1" status --json |
+  rv_at "$1" status --json |
     python3 -c "import json,sys; s=json.load(sys.stdin); print(sum(len(sa['children']) for sa in s['ike_sas'] if sa['state']=='ESTABLISHED'))"
 }
 up_on() { test "$(children_on "$1")" = 1; }
-ike_sas_on() { rv "$1" status --json | python3 -c "import json,sys; print(len(json.load(sys.stdin)['ike_sas']))"; }
+ike_sas_on() { rv_at "$1" status --json | python3 -c "import json,sys; print(len(json.load(sys.stdin)['ike_sas']))"; }
 # One CHILD SA pair at the partner: the old gateway's were dropped.
 partner_has_one() { test "$(sa_count p)" = 2; }
 reaches_far() { in_site lan ping -n -q -c 1 -W 1 10.2.0.100 >/dev/null; }
 
-rv_start ga
-rv_start gb
+rv_daemon_at ga
+rv_daemon_at gb
 keepalived_start ga 200
 assert "ga becomes VRRP master" retry 100 0.1 holds_vip ga
 keepalived_start gb 100
@@ -154,7 +138,7 @@ assert_not "gb does not hold the address" holds_vip gb
 assert "gb logs its tunnel on standby" grep -q "ha: standby: its local address $VIP is not on this host" "$IT_WORK/daemon-gb.log"
 assert "gb has no IKE SA" test "$(ike_sas_on gb)" = 0
 standby_shown() {
-  rv gb status --json |
+  rv_at gb status --json |
     python3 -c "import json,sys; s=json.load(sys.stdin); assert s['standby']==[{'name':'ha','local':'$VIP'}], s['standby']"
 }
 assert "gb's status shows the tunnel on standby" standby_shown
@@ -280,7 +264,7 @@ stood_by_twice() { test "$(grep -c 'ha: standby' "$IT_WORK/daemon-ga.log")" = 2;
 return_ga() {
   ip -n ga addr del "$VIP/24" dev out 2>/dev/null || true
   ip -n ga addr del 10.1.0.1/24 dev lan 2>/dev/null || true
-  rv_start ga
+  rv_daemon_at ga
   assert "ga's restarted routevpn stands by" retry 50 0.1 stood_by_twice
   keepalived_start ga 200
 }
