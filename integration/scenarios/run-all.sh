@@ -15,7 +15,9 @@ set -uo pipefail
 dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 : "${RESULTS_DIR:=$(mktemp -d)}" "${LANES:=2}"
 export RESULTS_DIR
-rm -f "$RESULTS_DIR/counts" "$RESULTS_DIR/summary"
+# Deleted sites' namespaces stay alive until the VM ends (lib.sh's site_del says why).
+export IT_KEEP_NAMESPACES=1
+rm -f "$RESULTS_DIR/counts" "$RESULTS_DIR/summary" "$RESULTS_DIR/timeline"
 logs=$RESULTS_DIR/scenario-logs
 rm -rf "$logs" && mkdir -p "$logs"
 
@@ -29,8 +31,11 @@ run_one() {
   local scenario=$1 name rc start line p f
   name=$(basename "$scenario" .sh)
   start=$SECONDS
+  echo "$(date +%T) start $name" >>"$RESULTS_DIR/timeline"
   bash "$scenario" </dev/null >"$logs/$name.log" 2>&1
   rc=$?
+  # Its devices and namespaces are released by now (or kept: IT_KEEP_NAMESPACES).
+  echo "$(date +%T) end $name" >>"$RESULTS_DIR/timeline"
   line=$(grep "^$name " "$RESULTS_DIR/counts" 2>/dev/null | tail -n1)
   if [[ -n $line ]]; then
     read -r _ p f <<<"$line"
@@ -101,7 +106,26 @@ for ((i = 1; i <= LANES; i++)); do
     'mount -t tmpfs -o mode=0755 tmpfs /run && lane' &
   lanes+=($!)
 done
-wait "${lanes[@]}"
+# A device that never unregisters holds the kernel's namespace cleanup, and with it every
+# later `ip netns add` and module load: nothing after it can pass. End the run there and
+# name the scenarios that had just ended, instead of hanging until the host's timeout.
+wedged=
+while :; do
+  alive=0
+  for pid in "${lanes[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
+  ((alive)) || break
+  wedged=$(grep -m1 'unregister_netdevice: waiting for' "$kernel_log")
+  [[ -z $wedged ]] || break
+  sleep 5
+done
+if [[ -n $wedged ]]; then
+  echo "=== the kernel's namespace cleanup is stuck: ${wedged#*unregister_netdevice: }"
+  echo "=== the last scenarios to start and end (the kernel reports a device 10 s after it began waiting):"
+  tail -n 6 "$RESULTS_DIR/timeline" | sed 's/^/    /'
+  kill "${lanes[@]}" 2>/dev/null
+else
+  wait "${lanes[@]}"
+fi
 echo "=== lanes done in $((SECONDS - start))s"
 # shellcheck disable=SC2086 # a list of pids
 kill $watchers 2>/dev/null
@@ -117,5 +141,6 @@ if ((missing > 0)); then
   echo "$missing scenario(s) never finished"
   total_fail=$((total_fail + missing))
 fi
+echo "namespaces kept alive: $(pgrep -cf '^sleep infinity$'); memory available: $(awk '/MemAvailable/ {print int($2 / 1024) " MiB"}' /proc/meminfo)"
 echo "$total_pass passed, $total_fail failed" | tee "$RESULTS_DIR/summary"
 ((total_fail == 0))
