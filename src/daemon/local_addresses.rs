@@ -51,10 +51,10 @@ fn follow(
     loop {
         // Whatever arrived (or was lost: ENOBUFS), the dump is the truth.
         if let Err(e) = wait_for_changes(events, &mut buffer) {
-            crate::daemon::logging::error(
-                crate::daemon::logging::DAEMON,
-                format_args!("address changes stop being followed: {e}"),
-            );
+            let _ = inbound.blocking_send(Inbound::Stopped {
+                what: "the host's addresses",
+                error: e.to_string(),
+            });
             return;
         }
         let present = match dump(dumps) {
@@ -87,6 +87,7 @@ fn wait_for_changes(events: &RawSocket, buffer: &mut [u8]) -> io::Result<()> {
         match events.recv(&mut &mut buffer[..], flags) {
             Ok(_) => {}
             Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) if flags != 0 && e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
             Err(e) => return Err(e),
         }
@@ -250,5 +251,43 @@ mod tests {
             AddressAttribute::Address(ip("10.0.0.2")),
         ];
         assert_eq!(usable(&message), Some(ip("10.0.0.1")));
+    }
+
+    /// A watch that cannot read any more stops the daemon rather than leave it with
+    /// addresses that never change. Here the read fails by a receive timeout; no root needed.
+    #[test]
+    fn a_watch_that_fails_tells_the_daemon() {
+        use std::os::fd::AsRawFd;
+        let events = RawSocket::new(NETLINK_ROUTE).unwrap();
+        let timeout = libc::timeval {
+            tv_sec: 0,
+            tv_usec: 10_000,
+        };
+        // SAFETY: the option value is a timeval that outlives the call, with its size.
+        let rc = unsafe {
+            libc::setsockopt(
+                events.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_RCVTIMEO,
+                std::ptr::addr_of!(timeout).cast(),
+                std::mem::size_of::<libc::timeval>() as libc::socklen_t,
+            )
+        };
+        assert_eq!(rc, 0, "setsockopt: {}", io::Error::last_os_error());
+        let mut dumps = Socket::<Msg>::open(NETLINK_ROUTE).unwrap();
+        let (tx, mut rx) = mpsc::channel(16);
+        follow(&events, &mut dumps, Present::new(), &tx);
+        // An address change on the host may come first.
+        loop {
+            match rx.try_recv() {
+                Ok(Inbound::LocalAddresses(_)) => continue,
+                Ok(Inbound::Stopped { what, error }) => {
+                    assert_eq!(what, "the host's addresses");
+                    assert!(!error.is_empty());
+                    break;
+                }
+                _ => panic!("the daemon was not told"),
+            }
+        }
     }
 }

@@ -464,6 +464,15 @@ impl Daemon {
         Ok(())
     }
 
+    /// What `up` says of a tunnel on standby; None for one that is not.
+    fn standby_line(&self, name: &str) -> Option<String> {
+        let local = self
+            .locals
+            .get(name)
+            .filter(|_| self.standby.contains(name))?;
+        Some(standby_message(name, *local))
+    }
+
     /// Keeps `name` out of the engine while its `local` is not on this host: nothing could
     /// be sent from it, and its dataplane (applied) drops the tunnel's traffic meanwhile.
     /// IKE SAs it had are abandoned: the gateway now holding the address takes over.
@@ -472,13 +481,7 @@ impl Daemon {
             let _ = self.engine.abandon_connection(name);
         }
         if self.standby.insert(name.to_owned()) {
-            logging::info(
-                IKE,
-                format_args!(
-                    "{name}: standby: its local address {local} is not on this host; \
-                     negotiating when it appears"
-                ),
-            );
+            logging::info(IKE, standby_message(name, local));
         }
     }
 
@@ -565,6 +568,11 @@ impl Daemon {
                     }
                     Some(Inbound::Vici(call)) => vici_handler::handle(self, call, Instant::now()),
                     Some(Inbound::LocalAddresses(present)) => self.addresses_changed(present),
+                    // Exits without deleting the SAs, as after a crash: the service manager
+                    // restarts the daemon, which sweeps them and negotiates afresh.
+                    Some(Inbound::Stopped { what, error }) => {
+                        return Err(format!("{what} stopped being followed: {error}"));
+                    }
                     None => return Err("all sockets closed".into()),
                 },
                 () = tokio::time::sleep_until(deadline) => {
@@ -726,7 +734,7 @@ impl Daemon {
         let mut negotiating = Vec::new();
         let mut problems = Vec::new();
         let names: Vec<String> = (self.tunnels.iter())
-            .filter(|t| self.ike_tunnel(&t.name))
+            .filter(|t| self.ike_tunnel(&t.name) && !self.standby.contains(&t.name))
             .map(|t| t.name.clone())
             .collect();
         for name in names {
@@ -746,11 +754,18 @@ impl Daemon {
             negotiating.push(name);
         }
         let mut response = if problems.is_empty() {
-            Response::ok(format!(
+            let mut message = format!(
                 "{} tunnel(s) up, {} negotiated by IKE",
                 self.enabled.len(),
                 negotiating.len()
-            ))
+            );
+            if !self.standby.is_empty() {
+                message += &format!(
+                    ", {} on standby (local address not on this host)",
+                    self.standby.len()
+                );
+            }
+            Response::ok(message)
         } else {
             Response::error(problems.join("; "))
         };
@@ -867,6 +882,11 @@ impl Daemon {
                     let _ = reply.send(Response::ok(format!("{name}: up (manual keys)")));
                     return;
                 }
+                // Not an error: the other gateway of an HA pair holds the address.
+                if let Some(standby) = self.standby_line(&name) {
+                    let _ = reply.send(Response::ok(standby));
+                    return;
+                }
                 let established =
                     (self.engine.status().iter()).any(|s| s.name == name && !s.children.is_empty());
                 if established {
@@ -964,4 +984,8 @@ impl vici_handler::Backend for Daemon {
     fn deferred(&mut self) -> &mut vici_handler::Deferred {
         &mut self.vici_deferred
     }
+}
+
+fn standby_message(name: &str, local: IpAddr) -> String {
+    format!("{name}: standby: its local address {local} is not on this host; negotiating when it appears")
 }

@@ -55,7 +55,8 @@ impl Daemon {
                     Some(
                         Inbound::Expired { .. }
                         | Inbound::Acquired { .. }
-                        | Inbound::LocalAddresses(_),
+                        | Inbound::LocalAddresses(_)
+                        | Inbound::Stopped { .. },
                     ) => {}
                     None => break,
                 },

@@ -45,6 +45,12 @@ pub enum Inbound {
     Vici(super::vici_server::Call),
     /// The host's addresses changed; all of them now (local_addresses.rs).
     LocalAddresses(super::local_addresses::Present),
+    /// A thread following the kernel (addresses, XFRM reports) stopped on an error: the
+    /// daemon would act on a view that no longer changes, so it stops too.
+    Stopped {
+        what: &'static str,
+        error: String,
+    },
 }
 
 impl From<super::vici_server::Call> for Inbound {

@@ -38,8 +38,12 @@ fn receive(socket: &Socket, inbound: &mpsc::Sender<Inbound>) {
             // Reports lost under load: the engine's own timers are still in charge, and
             // the kernel asks again for SAs while traffic waits.
             Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(e) => {
-                eprintln!("routevpn: XFRM reports stop: {e}");
+                let _ = inbound.blocking_send(Inbound::Stopped {
+                    what: "the kernel's SA expiries and acquires",
+                    error: e.to_string(),
+                });
                 return;
             }
         };
