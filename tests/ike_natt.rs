@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use common::peers::{connection, dpd, engine, Pair, A, B, TO_A, TO_B};
 use routevpn::ike::engine::{
-    ChildSaInstall, DpdAction, EngineConfig, EngineConnection, Identity, KernelAction, Mode,
-    NatTraversal, StartAction, UdpEncap,
+    ChildSaInstall, DpdAction, EngineConfig, EngineConnection, Event, FailureReason, Identity,
+    KernelAction, Mode, NatTraversal, StartAction, UdpEncap,
 };
 use routevpn::profile::parse_traffic_selector;
 
@@ -158,6 +158,11 @@ const ONE_TO_ONE: &str = "203.0.113.5";
 /// GRE in transport mode, a behind a 1:1 NAT known to b by the NAT's address; a's identity
 /// is `a_id`, the address its selectors name on the wire if it is an address.
 fn gre_transport(a_id: Identity) -> Pair {
+    gre_transport_with(a_id, |_| {})
+}
+
+/// The same, with b's connection changed by `b_change` last.
+fn gre_transport_with(a_id: Identity, b_change: impl FnOnce(&mut EngineConnection)) -> Pair {
     let public = ONE_TO_ONE.parse().unwrap();
     let gre = |mut c: EngineConnection| {
         c.config.rekey_time = 0;
@@ -183,6 +188,7 @@ fn gre_transport(a_id: Identity) -> Pair {
         StartAction::None,
     ));
     (b_conn.config.remote, b_conn.config.remote_id) = (public, a_id);
+    b_change(&mut b_conn);
     let mut p = Pair::new(
         engine(EngineConfig::default(), a_conn),
         engine(EngineConfig::default(), b_conn),
@@ -269,4 +275,28 @@ fn gre_transport_behind_a_1to1_nat_as_responder() {
 fn gre_transport_behind_a_nat_without_an_address_identity() {
     let mut p = gre_transport(Identity::Fqdn("branch.example".into()));
     bring_up(&mut p, 0);
+}
+
+/// A refusal names our selectors as the peer saw them: the address the NAT publishes us as,
+/// not the private one only our kernel knows.
+#[test]
+fn a_refused_selector_is_named_as_the_peer_saw_it() {
+    let mut p = gre_transport_with(Identity::Address(ONE_TO_ONE.parse().unwrap()), |b| {
+        for child in &mut b.config.children {
+            child.remote_ts = vec![parse_traffic_selector("198.51.100.99[gre]").unwrap()];
+        }
+    });
+    p.engines[0].initiate(p.now, TO_B).unwrap();
+    p.settle();
+    let ours = (p.records[0].events.iter())
+        .find_map(|(_, e)| match e {
+            Event::Failed {
+                reason: FailureReason::TsUnacceptable { ours, .. },
+                ..
+            } => Some(ours.join(" ")),
+            _ => None,
+        })
+        .expect("a learns that its selectors were refused");
+    assert!(ours.contains(&format!("{ONE_TO_ONE}/32[gre]")), "{ours}");
+    assert!(!ours.contains(&A.to_string()), "{ours}");
 }

@@ -162,6 +162,19 @@ fn single_esp_choice(proposal: &Proposal, ke: Ke) -> Option<EspChoice> {
     }
 }
 
+/// Our offer as the peer saw it (our address behind a NAT as published, not the private
+/// one the kernel gets): what its logs and its refusal are about.
+fn offered_on_the_wire<const N: usize>(
+    pending: &PendingChild,
+    between: [String; N],
+) -> Vec<String> {
+    let (local, remote) = (pending.substitutions).wire(&pending.local_ts, &pending.remote_ts);
+    (show_ranges(&local).into_iter())
+        .chain(between)
+        .chain(show_ranges(&remote))
+        .collect()
+}
+
 /// The initiator's check of the responder's Child SA answer, in IKE_AUTH (`Ke::Absent`) or
 /// CREATE_CHILD_SA (`Ke::Present`: PFS groups count); `nat`: the IKE SA's sides behind a
 /// NAT, whose selectors are substituted in transport mode before they are checked.
@@ -192,11 +205,7 @@ pub fn initiator_accepts(
             },
             Some(NotifyType::TsUnacceptable) => FailureReason::TsUnacceptable {
                 child: child.name.clone(),
-                ours: show_ranges(&pending.local_ts)
-                    .into_iter()
-                    .chain(["<->".to_owned()])
-                    .chain(show_ranges(&pending.remote_ts))
-                    .collect(),
+                ours: offered_on_the_wire(pending, ["<->".to_owned()]),
                 theirs: None,
             },
             Some(other) => FailureReason::PeerError {
@@ -242,14 +251,11 @@ pub fn initiator_accepts(
     if !within(&pending.local_ts, &local_ts) || !within(&pending.remote_ts, &remote_ts) {
         return Err(FailureReason::TsUnacceptable {
             child: child.name.clone(),
-            ours: show_ranges(&pending.local_ts)
-                .into_iter()
-                .chain(show_ranges(&pending.remote_ts))
-                .collect(),
+            ours: offered_on_the_wire(pending, []),
             theirs: Some(
-                show_ranges(&local_ts)
+                show_ranges(&ts_ranges(tsi))
                     .into_iter()
-                    .chain(show_ranges(&remote_ts))
+                    .chain(show_ranges(&ts_ranges(tsr)))
                     .collect(),
             ),
         });

@@ -121,8 +121,8 @@ impl Engine {
                 &child::without_dh(&child.esp_proposals),
                 spi_in,
             )?;
-            let (tsi, tsr) =
-                Substitutions::initiator(sa, conn, child.mode).wire(&local_ts, &remote_ts);
+            let substitutions = Substitutions::initiator(sa, conn, child.mode);
+            let (tsi, tsr) = substitutions.wire(&local_ts, &remote_ts);
             payloads.extend(child::payloads(child.mode, offer, [], &tsi, &tsr));
             if let State::Auth(handshake) = &mut sa.state {
                 handshake.first_child = Some(PendingChild {
@@ -130,6 +130,7 @@ impl Engine {
                     spi_in,
                     local_ts,
                     remote_ts,
+                    substitutions,
                 });
             }
         }

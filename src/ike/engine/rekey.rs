@@ -265,6 +265,7 @@ impl Engine {
                 spi_in,
                 local_ts: request.local_ts,
                 remote_ts: request.remote_ts,
+                substitutions: request.substitutions,
             },
             name: config.name.clone(),
             nonce,

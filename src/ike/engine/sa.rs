@@ -53,6 +53,8 @@ pub struct PendingChild {
     pub spi_in: u32,
     pub local_ts: Vec<TsRange>,
     pub remote_ts: Vec<TsRange>,
+    /// How the selectors offered differ on the wire (transport mode across a NAT).
+    pub substitutions: Substitutions,
 }
 
 /// Where an IKE SA stands, as a plain value to compare (see [`State`] for its data).
