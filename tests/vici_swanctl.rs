@@ -1344,6 +1344,14 @@ fn swanctl_load_all_brings_keys_and_certificates_that_authenticate_and_stay_in_m
             assert!(certs.contains(expected), "{expected}:\n{certs}");
         }
         assert_eq!(certs.matches("has private key").count(), 1, "{certs}");
+        // By subject, as charon: the DN (order and spacing aside) picks one.
+        let one = s
+            .run(&["--list-certs", "--subject", "CN=a.example,O=Test"])
+            .await;
+        assert!(one.contains("subject:  \"O=Test, CN=a.example\""), "{one}");
+        assert_eq!(one.matches("subject:").count(), 1, "{one}");
+        let none = s.run(&["--list-certs", "--subject", "CN=nobody"]).await;
+        assert!(!none.contains("subject:"), "{none}");
         let conns = s.run(&["--list-conns"]).await;
         assert!(!conn_block(&conns, "loaded-cert").is_empty(), "{conns}");
 

@@ -11,7 +11,8 @@ use super::logging::{self, APPLY};
 use super::vici_config::{Loaded, Mapped};
 use super::vici_server::{Answer, Call};
 use crate::apply::status::SaStatus;
-use crate::ike::engine::{Engine, EngineConnection, Event};
+use crate::ike::auth::x509::certificate_named_by;
+use crate::ike::engine::{wire_identity, Engine, EngineConnection, Event};
 use crate::swanctl::import::ImportedProfile;
 use crate::vici::codec::{Element, Message};
 use crate::vici::messages::{self, Filter, Stats};
@@ -301,9 +302,11 @@ pub fn handle(backend: &mut impl Backend, call: Call, now: Instant) {
 /// `list-cert` events for the loaded certificates the request's `type` and `flag` select,
 /// as charon's: the DER certificate and whether its private key is loaded, never the key.
 fn list_certs(loaded: &Loaded, request: &Message) -> Result<Vec<Message>, String> {
-    if request.str("subject").is_some() {
-        return Err("not supported by routevpn: list-certs by subject".into());
-    }
+    // As charon: the subject DN or a subjectAltName, in swanctl's identity syntax.
+    let subject = (request.str("subject"))
+        .map(|text| crate::profile::parse_identity(text).map(|id| wire_identity(&id)))
+        .transpose()
+        .map_err(|e| format!("list-certs: subject: {e}"))?;
     let any = |filter: Option<&str>, value: &str| {
         filter.is_none_or(|f| f.eq_ignore_ascii_case("ANY") || f.eq_ignore_ascii_case(value))
     };
@@ -312,6 +315,7 @@ fn list_certs(loaded: &Loaded, request: &Message) -> Result<Vec<Message>, String
     }
     let listed = (loaded.certs().into_iter())
         .filter(|cert| any(request.str("flag"), cert.flag.name()))
+        .filter(|cert| (subject.as_ref()).is_none_or(|id| certificate_named_by(&cert.der, id)))
         .map(|cert| {
             let has_key = if loaded.has_private_key(cert) {
                 "yes"

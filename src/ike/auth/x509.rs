@@ -204,6 +204,12 @@ impl CertChain {
     }
 }
 
+/// Whether the DER certificate `der` is named by `id` (as [`identity_matches`]); a
+/// certificate that does not parse is named by nothing.
+pub fn certificate_named_by(der: &[u8], id: &Identity) -> bool {
+    X509::from_der(der).is_ok_and(|cert| identity_matches(&cert, id))
+}
+
 fn identity_matches(cert: &X509Ref, id: &Identity) -> bool {
     let alt_names = cert.subject_alt_names();
     let mut alt_names = alt_names.iter().flatten();
