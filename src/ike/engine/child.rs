@@ -164,13 +164,10 @@ fn single_esp_choice(proposal: &Proposal, ke: Ke) -> Option<EspChoice> {
 
 /// Our offer as the peer saw it (our address behind a NAT as published, not the private
 /// one the kernel gets): what its logs and its refusal are about.
-fn offered_on_the_wire<const N: usize>(
-    pending: &PendingChild,
-    between: [String; N],
-) -> Vec<String> {
+fn offered_on_the_wire(pending: &PendingChild) -> Vec<String> {
     let (local, remote) = (pending.substitutions).wire(&pending.local_ts, &pending.remote_ts);
     (show_ranges(&local).into_iter())
-        .chain(between)
+        .chain(["<->".to_owned()])
         .chain(show_ranges(&remote))
         .collect()
 }
@@ -205,7 +202,7 @@ pub fn initiator_accepts(
             },
             Some(NotifyType::TsUnacceptable) => FailureReason::TsUnacceptable {
                 child: child.name.clone(),
-                ours: offered_on_the_wire(pending, ["<->".to_owned()]),
+                ours: offered_on_the_wire(pending),
                 theirs: None,
             },
             Some(other) => FailureReason::PeerError {
@@ -251,7 +248,7 @@ pub fn initiator_accepts(
     if !within(&pending.local_ts, &local_ts) || !within(&pending.remote_ts, &remote_ts) {
         return Err(FailureReason::TsUnacceptable {
             child: child.name.clone(),
-            ours: offered_on_the_wire(pending, []),
+            ours: offered_on_the_wire(pending),
             theirs: Some(
                 show_ranges(&ts_ranges(tsi))
                     .into_iter()
