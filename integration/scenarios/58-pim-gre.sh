@@ -44,6 +44,10 @@ assert "GRE over IPsec carries unicast between the tunnel addresses" \
 multicast_link() { in_site "$1" ip -o link show "$2" | holds -q '[<,]MULTICAST[,>]'; }
 assert "gre-to-b is multicast-capable (IFF_MULTICAST)" multicast_link a gre-to-b
 assert "gre-to-a is multicast-capable (IFF_MULTICAST)" multicast_link b gre-to-a
+# ...which the kernel does not give a point-to-point GRE device by itself.
+ip -n a link add gre-by-hand type gre local 192.0.2.41 remote 192.0.2.43
+assert_not "a GRE device made by hand with a remote is not multicast-capable" multicast_link a gre-by-hand
+ip -n a link del gre-by-hand
 
 # pim_config TUNNEL_DEVICE [LAN_LINE...]: PIM on the tunnel and the LAN, the static RP
 # (site a's LAN address) for 239/8, hellos every second (the neighbor in seconds).
