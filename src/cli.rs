@@ -186,7 +186,7 @@ pub struct DoctorArgs {
     /// Seconds between the two counter samples.
     #[arg(long, default_value_t = 2.0, value_name = "SECONDS")]
     pub interval: f64,
-    /// Where FRR's vty sockets are, for the OSPF check.
+    /// Where FRR's vty sockets are, for the OSPF and PIM checks.
     #[arg(long, default_value = "/run/frr", value_name = "DIR")]
     pub frr_dir: PathBuf,
 }

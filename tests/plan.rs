@@ -31,6 +31,9 @@ fn auto_mtu_of_each_example() {
         ("ospf-b", 1438),
         // GCM, GRE header with key (8): 1440 - 2 - 8
         ("gre-behind-nat", 1430),
+        // GCM, GRE header without key (4): 1440 - 2 - 4
+        ("pim-a", 1434),
+        ("pim-b", 1434),
         // CBC/SHA256, GRE inside tunnel mode (20 IP + 4 GRE): 1424 - 2 - 24
         ("gre-datacenter", 1398),
         // IPv6 outer, GCM: 1500-40-8-8-8-16 = 1420 - 2
@@ -291,6 +294,36 @@ fn gre_keepalive_and_multicast_sysctls() {
         .sysctls
         .iter()
         .any(|s| s.key == "net.ipv4.conf.vti-telecom.disable_policy" && s.value == "1"));
+}
+
+#[test]
+fn pim_examples_are_multicast_and_route_through_their_pim_neighbor() {
+    let plan = plan::build(&examples(), &plan::Context::default());
+    for (name, device, lan, gateway) in [
+        ("pim-a", "gre-to-b", "10.2.0.0/24", "169.254.104.2"),
+        ("pim-b", "gre-to-a", "10.1.0.0/24", "169.254.104.1"),
+    ] {
+        let t = tunnel_plan(&plan, name);
+        assert!(t.link.multicast, "{name}");
+        let rp_filter = format!("net.ipv4.conf.{device}.rp_filter");
+        assert!(
+            t.sysctls
+                .iter()
+                .any(|s| s.key == rp_filter && s.value == "0"),
+            "{name}"
+        );
+        let route = (t.routes.iter())
+            .find(|r| r.kind == RouteKind::Unicast)
+            .expect(name);
+        assert_eq!(route.to.to_string(), lan, "{name}");
+        // pimd sends its joins to the gateway: the peer's end of the device's /30.
+        let via = route.via.expect("a gateway");
+        assert_eq!(via.to_string(), gateway, "{name}");
+        assert!(
+            t.addresses.iter().any(|a| a.address.contains(&via)),
+            "{name}"
+        );
+    }
 }
 
 #[test]

@@ -78,7 +78,7 @@ complete -c routevpn -n "__fish_routevpn_using_subcommand status" -l json -d 'Th
 complete -c routevpn -n "__fish_routevpn_using_subcommand status" -l insecure-secrets -d 'Accept secret files not owned by root or readable by others (test setups only)'
 complete -c routevpn -n "__fish_routevpn_using_subcommand status" -s h -l help -d 'Print help'
 complete -c routevpn -n "__fish_routevpn_using_subcommand doctor" -l interval -d 'Seconds between the two counter samples' -r
-complete -c routevpn -n "__fish_routevpn_using_subcommand doctor" -l frr-dir -d 'Where FRR\'s vty sockets are, for the OSPF check' -r -F
+complete -c routevpn -n "__fish_routevpn_using_subcommand doctor" -l frr-dir -d 'Where FRR\'s vty sockets are, for the OSPF and PIM checks' -r -F
 complete -c routevpn -n "__fish_routevpn_using_subcommand doctor" -l config-dir -d 'Directory holding the tunnel profiles (*.toml)' -r -F
 complete -c routevpn -n "__fish_routevpn_using_subcommand doctor" -l state-dir -d 'Where routevpn keeps what it created and the allocated marks / if_ids [default: /run/routevpn and /var/lib/routevpn]. For several instances on one host' -r -F
 complete -c routevpn -n "__fish_routevpn_using_subcommand doctor" -l json -d 'Machine-readable JSON (schema in README.md)'

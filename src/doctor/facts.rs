@@ -32,6 +32,8 @@ pub struct Facts {
     pub daemon: Option<Response>,
     /// FRR's OSPF neighbors; `None` when FRR's ospfd is absent.
     pub ospf: Option<Vec<OspfNeighbor>>,
+    /// FRR's PIM neighbors; `None` when FRR's pimd is absent.
+    pub pim: Option<Vec<PimNeighbor>>,
     pub before: Counters,
     pub after: Counters,
     /// Seconds between the two counter samples.
@@ -107,6 +109,13 @@ pub struct OspfNeighbor {
     /// FRR's state, e.g. `ExStart/DROther` or `Full/DR`.
     pub state: String,
     pub device: String,
+}
+
+/// A PIM neighbor pimd has heard hellos from.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PimNeighbor {
+    pub device: String,
+    pub address: IpAddr,
 }
 
 impl Counters {

@@ -1,19 +1,38 @@
-//! FRR's OSPF neighbors, best effort: read from ospfd's vty socket the way vtysh does, no
-//! program started. Absent FRR (no socket, no answer) means no neighbors to judge.
+//! FRR's OSPF and PIM neighbors, best effort: read from the daemons' vty sockets the way
+//! vtysh does, no program started. Absent FRR (no socket, no answer) means no neighbors to
+//! judge.
 
 use std::io::{Read, Write};
+use std::net::IpAddr;
 use std::path::Path;
 use std::time::Duration;
 
-use super::facts::OspfNeighbor;
+use super::facts::{OspfNeighbor, PimNeighbor};
 
-/// FRR's neighbors through ospfd's vty socket, the protocol vtysh speaks: the command
-/// NUL-terminated; the answer ends with three NULs and a status byte. `None` when ospfd
-/// does not answer (FRR absent): the OSPF check is best effort.
+/// FRR's OSPF neighbors through ospfd's vty socket; `None` when ospfd does not answer.
 pub fn ospf_neighbors(frr_dir: &Path) -> Option<Vec<OspfNeighbor>> {
-    let mut stream = std::os::unix::net::UnixStream::connect(frr_dir.join("ospfd.vty")).ok()?;
+    parse_ospf_neighbors(&vty_command(
+        frr_dir,
+        "ospfd",
+        "show ip ospf neighbor json",
+    )?)
+}
+
+/// FRR's PIM neighbors through pimd's vty socket; `None` when pimd does not answer.
+pub fn pim_neighbors(frr_dir: &Path) -> Option<Vec<PimNeighbor>> {
+    parse_pim_neighbors(&vty_command(frr_dir, "pimd", "show ip pim neighbor json")?)
+}
+
+/// `command`'s answer from `daemon`'s vty socket, in the protocol vtysh speaks: the command
+/// NUL-terminated; the answer ends with three NULs and a status byte. `None` when the
+/// daemon does not answer (FRR absent): the FRR checks are best effort.
+fn vty_command(frr_dir: &Path, daemon: &str, command: &str) -> Option<String> {
+    let socket = frr_dir.join(format!("{daemon}.vty"));
+    let mut stream = std::os::unix::net::UnixStream::connect(socket).ok()?;
     stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    stream.write_all(b"show ip ospf neighbor json\0").ok()?;
+    stream
+        .write_all(&[command.as_bytes(), b"\0"].concat())
+        .ok()?;
     let mut answer = Vec::new();
     let mut chunk = [0u8; 4096];
     while !(answer.len() >= 4 && answer[answer.len() - 4..answer.len() - 1] == [0, 0, 0]) {
@@ -24,7 +43,7 @@ pub fn ospf_neighbors(frr_dir: &Path) -> Option<Vec<OspfNeighbor>> {
         answer.extend_from_slice(&chunk[..n]);
     }
     answer.truncate(answer.len() - 4);
-    parse_ospf_neighbors(&String::from_utf8_lossy(&answer))
+    Some(String::from_utf8_lossy(&answer).into_owned())
 }
 
 /// `{"neighbors": {"ROUTER-ID": [{"nbrState": "ExStart/DR", "ifaceName": "vti0:10.0.0.1"}]}}`
@@ -47,6 +66,22 @@ pub fn parse_ospf_neighbors(json: &str) -> Option<Vec<OspfNeighbor>> {
     Some(out)
 }
 
+/// `{"gre1": {"169.254.104.2": {"interface": "gre1", "neighbor": "169.254.104.2", ...}}}`:
+/// interfaces, then neighbors by address.
+pub fn parse_pim_neighbors(json: &str) -> Option<Vec<PimNeighbor>> {
+    let value: serde_json::Value = serde_json::from_str(json).ok()?;
+    let mut out = Vec::new();
+    for (device, neighbors) in value.as_object()? {
+        for address in neighbors.as_object()?.keys() {
+            out.push(PimNeighbor {
+                device: device.clone(),
+                address: address.parse::<IpAddr>().ok()?,
+            });
+        }
+    }
+    Some(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -58,6 +93,25 @@ mod tests {
         assert_eq!(n[0].device, "vti0");
         assert_eq!(n[0].state, "ExStart/DROther");
         assert_eq!(parse_ospf_neighbors("garbage"), None);
+    }
+
+    #[test]
+    fn frr_pim_neighbor_json_is_read() {
+        let json = r#"{"gre-to-b":{"169.254.104.2":{"interface":"gre-to-b","neighbor":"169.254.104.2"}},"lan":{}}"#;
+        let n = parse_pim_neighbors(json).unwrap();
+        assert_eq!(
+            n,
+            [PimNeighbor {
+                device: "gre-to-b".into(),
+                address: "169.254.104.2".parse().unwrap(),
+            }]
+        );
+        assert_eq!(parse_pim_neighbors("{}"), Some(vec![]));
+        assert_eq!(
+            parse_pim_neighbors(r#"{"gre1":{"not-an-address":{}}}"#),
+            None
+        );
+        assert_eq!(parse_pim_neighbors("garbage"), None);
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! Reads [`Facts`] from the calling thread's network namespace: rtnetlink, XFRM and
 //! nf_tables netlink, procfs and sysfs (read only), the daemon's control socket and FRR's
-//! ospfd vty socket ([`super::frr`]). Nothing is written and no program is started.
+//! ospfd and pimd vty sockets ([`super::frr`]). Nothing is written and no program is started.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io;
@@ -26,7 +26,7 @@ pub struct Options {
     /// Between the two counter samples.
     pub interval: Duration,
     pub control_socket: PathBuf,
-    /// FRR's vty sockets (`ospfd.vty`), usually /run/frr.
+    /// FRR's vty sockets (`ospfd.vty`, `pimd.vty`), usually /run/frr.
     pub frr_dir: PathBuf,
 }
 
@@ -109,6 +109,7 @@ pub fn gather(tunnels: &[TunnelPlan], options: &Options) -> Result<Facts, String
         Err(e) => return Err(e.to_string()),
     };
     facts.ospf = super::frr::ospf_neighbors(&options.frr_dir);
+    facts.pim = super::frr::pim_neighbors(&options.frr_dir);
 
     std::thread::sleep(options.interval.saturating_sub(started.elapsed()));
     facts.interval_secs = started.elapsed().as_secs_f64();

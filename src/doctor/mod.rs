@@ -98,6 +98,7 @@ mod tests {
             "gre-datacenter",
             "net-to-net",
             "ospf-a",
+            "pim-a",
             "xfrm-dualstack",
         ] {
             let tunnel = fixture::tunnel(name);

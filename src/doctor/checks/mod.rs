@@ -6,6 +6,7 @@ pub mod kernel;
 pub mod mtu;
 pub mod nftables;
 pub mod ospf;
+pub mod pim;
 pub mod routes;
 pub mod sysctls;
 pub mod xfrm;
@@ -28,6 +29,7 @@ pub const ALL: &[Check] = &[
     ike::check,
     counters::check,
     ospf::check,
+    pim::check,
 ];
 
 /// The peer's outer address as the plan knows it.
