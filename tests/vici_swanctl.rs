@@ -1400,6 +1400,65 @@ fn swanctl_load_all_brings_keys_and_certificates_that_authenticate_and_stay_in_m
     });
 }
 
+/// `swanctl --load-authorities`: the CA of an `authorities` section becomes a listed and
+/// trusted authority; one that asks routevpn to fetch CRLs is refused, naming the option;
+/// a file without it unloads it.
+#[test]
+fn swanctl_load_authorities_takes_a_ca_and_refuses_what_it_would_fetch() {
+    let creds = Creds::new();
+    let dir = creds.dir.path();
+    let file = |name: &str, text: &str| {
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        path.to_str().unwrap().to_owned()
+    };
+    let with_ca = file(
+        "authorities.conf",
+        "authorities {\n  vici-root {\n    cacert = root.pem\n  }\n}\n",
+    );
+    let fetching = file(
+        "fetching.conf",
+        "authorities {\n  fetching {\n    cacert = root.pem\n    \
+         crl_uris = http://crl.example/root.crl\n  }\n}\n",
+    );
+    let without = file("none.conf", "authorities {\n}\n");
+    runtime().block_on(async {
+        let mut s = start();
+        s.swanctl_dir = Some(dir.to_path_buf());
+        let loaded = s.run(&["--load-authorities", "--file", &with_ca]).await;
+        assert!(loaded.contains("loaded authority 'vici-root'"), "{loaded}");
+        let listed = s.run(&["--list-authorities"]).await;
+        assert!(listed.contains("vici-root"), "{listed}");
+        assert!(listed.contains("O=Test, CN=Vici Root CA"), "{listed}");
+        let certs = s.run(&["--list-certs", "--flag", "CA"]).await;
+        assert!(
+            certs.contains("subject:  \"O=Test, CN=Vici Root CA\""),
+            "{certs}"
+        );
+        let Packet::Response(names) = s.request("get-authorities", Message::new()).await else {
+            panic!("get-authorities answered no response");
+        };
+        assert_eq!(
+            names,
+            Message::new().list("authorities", ["vici-root"]),
+            "{names:?}"
+        );
+
+        let refused = s.output(&["--load-authorities", "--file", &fetching]).await;
+        let text = String::from_utf8_lossy(&refused.stdout).into_owned()
+            + &String::from_utf8_lossy(&refused.stderr);
+        assert!(
+            text.contains("crl_uris: not supported by routevpn"),
+            "{text}"
+        );
+
+        let unloaded = s.run(&["--load-authorities", "--file", &without]).await;
+        assert!(unloaded.contains("unloaded"), "{unloaded}");
+        let listed = s.run(&["--list-authorities"]).await;
+        assert!(!listed.contains("vici-root"), "{listed}");
+    });
+}
+
 /// Waits (bounded) until `done` holds.
 fn wait_until(what: &str, done: impl Fn() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(20);

@@ -35,6 +35,8 @@ pub struct Loaded {
     keys: Vec<LoadedKey>,
     /// Certificates of `load-cert`, in load order.
     certs: Vec<LoadedCert>,
+    /// Certification authorities of `load-authority`, by name.
+    authorities: BTreeMap<String, LoadedCert>,
 }
 
 /// A connection as its `load-conn` carried it: the credentials it held inline are kept
@@ -55,6 +57,7 @@ impl std::fmt::Debug for Loaded {
             .field("shared", &self.shared_ids())
             .field("keys", &self.key_ids())
             .field("certs", &self.certs.len())
+            .field("authorities", &self.authorities.keys().collect::<Vec<_>>())
             .finish()
     }
 }
@@ -78,11 +81,15 @@ impl Loaded {
         self.keys.iter().map(|k| k.id.clone()).collect()
     }
 
-    /// `list-certs`: those of `load-cert` and those connections carry, each once.
+    /// `list-certs`: those of `load-cert`, the authorities' and those connections carry,
+    /// each once.
     pub fn certs(&self) -> Vec<&LoadedCert> {
         let inline = self.conns.values().flat_map(|c| &c.certs);
         let mut listed: Vec<&LoadedCert> = Vec::new();
-        for cert in self.certs.iter().chain(inline) {
+        for cert in (self.certs.iter())
+            .chain(self.authorities.values())
+            .chain(inline)
+        {
             if !listed.iter().any(|known| known.der == cert.der) {
                 listed.push(cert);
             }
@@ -234,12 +241,70 @@ impl Loaded {
     }
 
     /// `clear-creds`: without the keys, certificates and shared keys loaded on their own
-    /// (a connection's inline certificates stay with it).
+    /// (a connection's inline certificates stay with it; authorities too, as charon's).
     pub fn without_creds(&self) -> Loaded {
         Loaded {
             conns: self.conns.clone(),
+            authorities: self.authorities.clone(),
             ..Loaded::default()
         }
+    }
+
+    /// `get-authorities`: the loaded authorities' names.
+    pub fn authority_names(&self) -> Vec<String> {
+        self.authorities.keys().cloned().collect()
+    }
+
+    /// `list-authorities`: each loaded authority (or the one `name` names) with its CA
+    /// certificate.
+    pub fn authorities(&self, name: Option<&str>) -> Vec<(&String, &LoadedCert)> {
+        (self.authorities.iter())
+            .filter(|(n, _)| name.is_none_or(|wanted| wanted == n.as_str()))
+            .collect()
+    }
+
+    /// With the authority of a `load-authority` message (replacing one of its name): its
+    /// `cacert` becomes a trusted CA like a `load-cert` of flag CA. What routevpn would
+    /// have to fetch or ask a token for is refused, never dropped.
+    pub fn with_authority(&self, message: &Message) -> Result<(String, Loaded), String> {
+        let (name, body) = match message.0.as_slice() {
+            [Element::Section(name, body)] => (name, body),
+            _ => return Err("a load-authority message holds exactly one section".into()),
+        };
+        let mut cacert = None;
+        for element in &body.0 {
+            match element {
+                Element::KeyValue(key, data) if key == "cacert" => {
+                    cacert = Some(loaded_creds::certificate(data, CertFlag::Ca)?);
+                }
+                // Set but empty: nothing asked.
+                Element::List(_, items) if items.is_empty() => {}
+                Element::KeyValue(_, value) if value.is_empty() => {}
+                Element::KeyValue(key, _) | Element::List(key, _) | Element::Section(key, _) => {
+                    return Err(format!(
+                        "authority {name}: {key}: not supported by routevpn (it fetches \
+                         nothing and reads no token: give the CA as cacert, CRLs as files \
+                         of a profile's crl)"
+                    ))
+                }
+            }
+        }
+        let cacert = cacert.ok_or_else(|| format!("authority {name}: cacert missing"))?;
+        let mut next = self.clone();
+        next.authorities.insert(name.clone(), cacert);
+        Ok((name.clone(), next))
+    }
+
+    /// Without the authority `unload-authority` names.
+    pub fn without_authority(&self, message: &Message) -> Result<Loaded, String> {
+        let name = message
+            .str("name")
+            .ok_or("missing authority name to unload")?;
+        let mut next = self.clone();
+        if next.authorities.remove(name).is_none() {
+            return Err(format!("unloading authority '{name}' failed"));
+        }
+        Ok(next)
     }
 
     /// Every loaded connection mapped with the loaded keys; those that cannot be (their
@@ -251,6 +316,7 @@ impl Loaded {
         store.private_keys = self.keys.iter().map(|k| k.file.path()).collect();
         store.cas = (self.certs.iter())
             .filter(|c| c.flag == CertFlag::Ca)
+            .chain(self.authorities.values())
             .map(|c| c.file.path())
             .collect();
         let mut mapped = Mapped::default();

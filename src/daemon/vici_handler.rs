@@ -11,7 +11,7 @@ use super::logging::{self, APPLY};
 use super::vici_config::{Loaded, Mapped};
 use super::vici_server::{Answer, Call};
 use crate::apply::status::SaStatus;
-use crate::ike::auth::x509::certificate_named_by;
+use crate::ike::auth::x509::{certificate_named_by, certificate_subject};
 use crate::ike::engine::{wire_identity, Engine, EngineConnection, Event};
 use crate::swanctl::import::ImportedProfile;
 use crate::vici::codec::{Element, Message};
@@ -188,16 +188,9 @@ fn streamed(event: &str, messages: Vec<Message>) -> Answer {
     }
 }
 
-/// Configuring commands for what routevpn has no use for: smartcards, certification
-/// authority sections (CRL/OCSP URIs), a cache of fetched certificates, address pools.
-const UNSUPPORTED: &[&str] = &[
-    "load-token",
-    "flush-certs",
-    "load-authority",
-    "unload-authority",
-    "load-pool",
-    "unload-pool",
-];
+/// Configuring commands for what routevpn has no use for: smartcards, a cache of fetched
+/// certificates, address pools.
+const UNSUPPORTED: &[&str] = &["load-token", "flush-certs", "load-pool", "unload-pool"];
 
 /// Answers `call` now, or (an `initiate`) once its CHILD SA is up or failed.
 pub fn handle(backend: &mut impl Backend, call: Call, now: Instant) {
@@ -234,7 +227,10 @@ pub fn handle(backend: &mut impl Backend, call: Call, now: Instant) {
             Err(e) => response(messages::outcome(Err(e))),
         },
         // No `authorities` sections are loaded (load-authority is not supported).
-        "list-authorities" => response(Message::new()),
+        "list-authorities" => streamed(
+            "list-authority",
+            list_authorities(backend.loaded(), message.str("name")),
+        ),
         "initiate" => match initiate(backend, &message, now) {
             Ok(name) => {
                 backend.initiations().wait(name, reply);
@@ -288,8 +284,19 @@ pub fn handle(backend: &mut impl Backend, call: Call, now: Instant) {
             let next = backend.loaded().without_creds();
             response(messages::outcome(commit(backend, next, None, None, now)))
         }
-        // None are ever loaded: `swanctl --load-all` asks before unloading stale ones.
-        "get-authorities" => response(Message::new().list("authorities", Vec::<String>::new())),
+        "get-authorities" => {
+            response(Message::new().list("authorities", backend.loaded().authority_names()))
+        }
+        "load-authority" => {
+            let result = (backend.loaded().with_authority(&message))
+                .and_then(|(_, next)| commit(backend, next, None, None, now));
+            response(messages::outcome(result))
+        }
+        "unload-authority" => {
+            let result = (backend.loaded().without_authority(&message))
+                .and_then(|next| commit(backend, next, None, None, now));
+            response(messages::outcome(result))
+        }
         "get-pools" => response(Message::new()),
         other if UNSUPPORTED.contains(&other) => response(messages::outcome(Err(format!(
             "not supported by routevpn over VICI: {other}"
@@ -332,6 +339,20 @@ fn list_certs(loaded: &Loaded, request: &Message) -> Result<Vec<Message>, String
         })
         .collect();
     Ok(listed)
+}
+
+/// `list-authority` events as charon's: the CA certificate by its subject; routevpn holds
+/// no URIs (`load-authority` refuses them).
+fn list_authorities(loaded: &Loaded, name: Option<&str>) -> Vec<Message> {
+    (loaded.authorities(name).into_iter())
+        .map(|(name, cert)| {
+            let subject = certificate_subject(&cert.der).unwrap_or_default();
+            let body = (Message::new().kv("cacert", &subject))
+                .list("crl_uris", Vec::<String>::new())
+                .list("ocsp_uris", Vec::<String>::new());
+            Message::new().section(name, body)
+        })
+        .collect()
 }
 
 fn load_conn(backend: &mut impl Backend, message: &Message, now: Instant) -> Result<(), String> {

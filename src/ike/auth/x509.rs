@@ -204,6 +204,12 @@ impl CertChain {
     }
 }
 
+/// The subject DN of the DER certificate `der` as text (`O=Test, CN=ca`); None if it
+/// does not parse.
+pub fn certificate_subject(der: &[u8]) -> Option<String> {
+    X509::from_der(der).ok().map(|cert| subject_of(&cert))
+}
+
 /// Whether the DER certificate `der` is named by `id` (as [`identity_matches`]); a
 /// certificate that does not parse is named by nothing.
 pub fn certificate_named_by(der: &[u8], id: &Identity) -> bool {
