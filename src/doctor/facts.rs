@@ -32,6 +32,8 @@ pub struct Facts {
     pub daemon: Option<Response>,
     /// FRR's OSPF neighbors; `None` when FRR's ospfd is absent.
     pub ospf: Option<Vec<OspfNeighbor>>,
+    /// FRR's BGP peers; `None` when FRR's bgpd is absent.
+    pub bgp: Option<Vec<BgpPeer>>,
     pub before: Counters,
     pub after: Counters,
     /// Seconds between the two counter samples.
@@ -107,6 +109,18 @@ pub struct OspfNeighbor {
     /// FRR's state, e.g. `ExStart/DROther` or `Full/DR`.
     pub state: String,
     pub device: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct BgpPeer {
+    pub address: IpAddr,
+    /// FRR's address family, e.g. `ipv4Unicast`.
+    pub family: String,
+    /// FRR's session state, e.g. `Established` or `Active`.
+    pub state: String,
+    /// FRR discards the peer's updates both ways: eBGP without a route-map while `bgp
+    /// ebgp-requires-policy` (its default) is on.
+    pub policy_missing: bool,
 }
 
 impl Counters {

@@ -1,19 +1,32 @@
-//! FRR's OSPF neighbors, best effort: read from ospfd's vty socket the way vtysh does, no
-//! program started. Absent FRR (no socket, no answer) means no neighbors to judge.
+//! FRR's OSPF neighbors and BGP peers, best effort: read from ospfd's and bgpd's vty
+//! sockets the way vtysh does, no program started. Absent FRR (no socket, no answer) means
+//! nothing to judge.
 
 use std::io::{Read, Write};
+use std::net::IpAddr;
 use std::path::Path;
 use std::time::Duration;
 
-use super::facts::OspfNeighbor;
+use super::facts::{BgpPeer, OspfNeighbor};
 
-/// FRR's neighbors through ospfd's vty socket, the protocol vtysh speaks: the command
-/// NUL-terminated; the answer ends with three NULs and a status byte. `None` when ospfd
-/// does not answer (FRR absent): the OSPF check is best effort.
+/// FRR's OSPF neighbors; `None` when ospfd does not answer (FRR absent).
 pub fn ospf_neighbors(frr_dir: &Path) -> Option<Vec<OspfNeighbor>> {
-    let mut stream = std::os::unix::net::UnixStream::connect(frr_dir.join("ospfd.vty")).ok()?;
+    parse_ospf_neighbors(&vty(frr_dir, "ospfd", "show ip ospf neighbor json")?)
+}
+
+/// bgpd's peers of every address family; `None` when bgpd does not answer.
+pub fn bgp_peers(frr_dir: &Path) -> Option<Vec<BgpPeer>> {
+    parse_bgp_peers(&vty(frr_dir, "bgpd", "show bgp summary json")?)
+}
+
+/// One command through DAEMON's vty socket, the protocol vtysh speaks: the command
+/// NUL-terminated; the answer ends with three NULs and a status byte.
+fn vty(frr_dir: &Path, daemon: &str, command: &str) -> Option<String> {
+    let socket = frr_dir.join(format!("{daemon}.vty"));
+    let mut stream = std::os::unix::net::UnixStream::connect(socket).ok()?;
     stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    stream.write_all(b"show ip ospf neighbor json\0").ok()?;
+    stream.write_all(command.as_bytes()).ok()?;
+    stream.write_all(b"\0").ok()?;
     let mut answer = Vec::new();
     let mut chunk = [0u8; 4096];
     while !(answer.len() >= 4 && answer[answer.len() - 4..answer.len() - 1] == [0, 0, 0]) {
@@ -24,7 +37,7 @@ pub fn ospf_neighbors(frr_dir: &Path) -> Option<Vec<OspfNeighbor>> {
         answer.extend_from_slice(&chunk[..n]);
     }
     answer.truncate(answer.len() - 4);
-    parse_ospf_neighbors(&String::from_utf8_lossy(&answer))
+    Some(String::from_utf8_lossy(&answer).into_owned())
 }
 
 /// `{"neighbors": {"ROUTER-ID": [{"nbrState": "ExStart/DR", "ifaceName": "vti0:10.0.0.1"}]}}`
@@ -47,6 +60,34 @@ pub fn parse_ospf_neighbors(json: &str) -> Option<Vec<OspfNeighbor>> {
     Some(out)
 }
 
+/// `{"ipv4Unicast": {"peers": {"169.254.31.1": {"state": "Established", "peerState":
+/// "Policy"}}}, "ipv6Unicast": ...}`: one entry per peer and family. FRR's `peerState` is
+/// "Policy" while `bgp ebgp-requires-policy` discards the peer's updates for want of a
+/// route-map.
+pub fn parse_bgp_peers(json: &str) -> Option<Vec<BgpPeer>> {
+    let value: serde_json::Value = serde_json::from_str(json).ok()?;
+    let mut out = Vec::new();
+    for (family, summary) in value.as_object()? {
+        let Some(peers) = summary.get("peers").and_then(|p| p.as_object()) else {
+            continue;
+        };
+        for (address, peer) in peers {
+            let field = |k: &str| peer.get(k).and_then(|v| v.as_str());
+            // Peers named by interface (unnumbered) have no address to place on a tunnel.
+            let Ok(address) = address.parse::<IpAddr>() else {
+                continue;
+            };
+            out.push(BgpPeer {
+                address,
+                family: family.clone(),
+                state: field("state")?.to_string(),
+                policy_missing: field("peerState") == Some("Policy"),
+            });
+        }
+    }
+    Some(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -58,6 +99,32 @@ mod tests {
         assert_eq!(n[0].device, "vti0");
         assert_eq!(n[0].state, "ExStart/DROther");
         assert_eq!(parse_ospf_neighbors("garbage"), None);
+    }
+
+    #[test]
+    fn frr_bgp_summary_json_is_read() {
+        // FRR 8.4's answer, abridged: an eBGP peer held by ebgp-requires-policy, one without
+        // that problem, an unnumbered one (no address).
+        let json = r#"{"ipv4Unicast":{"routerId":"10.255.0.2","as":64512,"peers":{
+            "169.254.31.2":{"remoteAs":65001,"pfxRcd":0,"pfxSnt":0,"state":"Established","peerState":"Policy"},
+            "10.2.0.100":{"remoteAs":64512,"state":"Active","peerState":"OK"},
+            "eth1":{"state":"Idle","peerState":"OK"}}},
+            "ipv6Unicast":{}}"#;
+        let peers = parse_bgp_peers(json).unwrap();
+        assert_eq!(peers.len(), 2, "{peers:?}");
+        let held = peers
+            .iter()
+            .find(|p| p.address.to_string() == "169.254.31.2");
+        let held = held.expect("the peer");
+        assert_eq!(
+            (held.state.as_str(), held.policy_missing),
+            ("Established", true)
+        );
+        assert_eq!(held.family, "ipv4Unicast");
+        assert!(peers
+            .iter()
+            .any(|p| p.state == "Active" && !p.policy_missing));
+        assert_eq!(parse_bgp_peers("garbage"), None);
     }
 
     #[test]

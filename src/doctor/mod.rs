@@ -98,6 +98,7 @@ mod tests {
             "gre-datacenter",
             "net-to-net",
             "ospf-a",
+            "bgp-cloud-1",
             "xfrm-dualstack",
         ] {
             let tunnel = fixture::tunnel(name);
