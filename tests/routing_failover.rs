@@ -15,6 +15,7 @@ use routevpn::apply::objects::{Object, ObjectKey, RouteType};
 use routevpn::daemon::{sa_loss, sas};
 use routevpn::ike::engine::{DpdAction, Engine, EngineConfig, KernelAction, StartAction};
 use routevpn::model::OnSaLoss;
+use routevpn::proposal::parse_ike;
 
 const SECS: fn(u64) -> Duration = Duration::from_secs;
 
@@ -247,4 +248,25 @@ fn a_hard_expiry_and_a_delete_from_the_peer_withdraw_too() {
     p.settle();
     assert_eq!(p.children(0), 0);
     assert_withdrawn(&p, &mut d);
+}
+
+#[test]
+fn a_peer_that_refuses_while_it_starts_is_tried_again() {
+    // An endpoint restarting answers before its configuration is loaded (charon before
+    // `swanctl --load-all`): NO_PROPOSAL_CHOSEN. The tunnel must not stay down for that.
+    let mut starting = connection(
+        false,
+        dpd(0, 150, DpdAction::Clear),
+        StartAction::None,
+        StartAction::None,
+    );
+    starting.config.proposals = vec![parse_ike("aes256gcm16-prfsha384-ecp384", false).unwrap()];
+    let mut p = Pair::new(a(false), engine(EngineConfig::default(), starting));
+    p.engines[0].initiate(p.now, TO_B).unwrap();
+    p.settle();
+    assert_eq!(p.children(0), 0, "refused");
+    // Its configuration loaded: the next attempt (30 s later) gets through.
+    p.engines[1] = b();
+    p.run_until(SECS(60));
+    assert_eq!(p.children(0), 1);
 }

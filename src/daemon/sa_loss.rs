@@ -32,9 +32,15 @@ mod tests {
         let tunnels = profile::load(&[dir], Options::default()).tunnels.unwrap();
         let all: BTreeSet<String> = tunnels.iter().map(|t| t.name.clone()).collect();
         let none = Installed::default();
-        // The examples: the cloud pair withdraws, every other keeps (the default).
-        let both = BTreeSet::from(["cloud-backup".to_string(), "cloud-primary".to_string()]);
-        assert_eq!(without_sas(&tunnels, &all, &none), both);
+        // The examples: the cloud pairs withdraw, every other keeps (the default).
+        let pairs = [
+            "bgp-cloud-1",
+            "bgp-cloud-2",
+            "cloud-backup",
+            "cloud-primary",
+        ];
+        let pairs = BTreeSet::from(pairs.map(String::from));
+        assert_eq!(without_sas(&tunnels, &all, &none), pairs);
         let enabled = BTreeSet::from(["cloud-primary".to_string(), "net-to-net".to_string()]);
         let primary = BTreeSet::from(["cloud-primary".to_string()]);
         assert_eq!(without_sas(&tunnels, &enabled, &none), primary);

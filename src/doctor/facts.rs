@@ -34,6 +34,8 @@ pub struct Facts {
     pub ospf: Option<Vec<OspfNeighbor>>,
     /// FRR's PIM neighbors; `None` when FRR's pimd is absent.
     pub pim: Option<Vec<PimNeighbor>>,
+    /// FRR's BGP peers; `None` when FRR's bgpd is absent.
+    pub bgp: Option<Vec<BgpPeer>>,
     pub before: Counters,
     pub after: Counters,
     /// Seconds between the two counter samples.
@@ -116,6 +118,18 @@ pub struct OspfNeighbor {
 pub struct PimNeighbor {
     pub device: String,
     pub address: IpAddr,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct BgpPeer {
+    pub address: IpAddr,
+    /// FRR's address family, e.g. `ipv4Unicast`.
+    pub family: String,
+    /// FRR's session state, e.g. `Established` or `Active`.
+    pub state: String,
+    /// FRR discards the peer's updates both ways: eBGP without a route-map while `bgp
+    /// ebgp-requires-policy` (its default) is on.
+    pub policy_missing: bool,
 }
 
 impl Counters {

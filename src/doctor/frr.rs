@@ -1,13 +1,13 @@
-//! FRR's OSPF and PIM neighbors, best effort: read from the daemons' vty sockets the way
-//! vtysh does, no program started. Absent FRR (no socket, no answer) means no neighbors to
-//! judge.
+//! FRR's OSPF and PIM neighbors and BGP peers, best effort: read from the daemons' vty
+//! sockets the way vtysh does, no program started. Absent FRR (no socket, no answer) means
+//! nothing to judge.
 
 use std::io::{Read, Write};
 use std::net::IpAddr;
 use std::path::Path;
 use std::time::Duration;
 
-use super::facts::{OspfNeighbor, PimNeighbor};
+use super::facts::{BgpPeer, OspfNeighbor, PimNeighbor};
 
 /// FRR's OSPF neighbors through ospfd's vty socket; `None` when ospfd does not answer.
 pub fn ospf_neighbors(frr_dir: &Path) -> Option<Vec<OspfNeighbor>> {
@@ -21,6 +21,11 @@ pub fn ospf_neighbors(frr_dir: &Path) -> Option<Vec<OspfNeighbor>> {
 /// FRR's PIM neighbors through pimd's vty socket; `None` when pimd does not answer.
 pub fn pim_neighbors(frr_dir: &Path) -> Option<Vec<PimNeighbor>> {
     parse_pim_neighbors(&vty_command(frr_dir, "pimd", "show ip pim neighbor json")?)
+}
+
+/// bgpd's peers of every address family; `None` when bgpd does not answer.
+pub fn bgp_peers(frr_dir: &Path) -> Option<Vec<BgpPeer>> {
+    parse_bgp_peers(&vty_command(frr_dir, "bgpd", "show bgp summary json")?)
 }
 
 /// `command`'s answer from `daemon`'s vty socket, in the protocol vtysh speaks: the command
@@ -82,6 +87,34 @@ pub fn parse_pim_neighbors(json: &str) -> Option<Vec<PimNeighbor>> {
     Some(out)
 }
 
+/// `{"ipv4Unicast": {"peers": {"169.254.31.1": {"state": "Established", "peerState":
+/// "Policy"}}}, "ipv6Unicast": ...}`: one entry per peer and family. FRR's `peerState` is
+/// "Policy" while `bgp ebgp-requires-policy` discards the peer's updates for want of a
+/// route-map.
+pub fn parse_bgp_peers(json: &str) -> Option<Vec<BgpPeer>> {
+    let value: serde_json::Value = serde_json::from_str(json).ok()?;
+    let mut out = Vec::new();
+    for (family, summary) in value.as_object()? {
+        let Some(peers) = summary.get("peers").and_then(|p| p.as_object()) else {
+            continue;
+        };
+        for (address, peer) in peers {
+            let field = |k: &str| peer.get(k).and_then(|v| v.as_str());
+            // Peers named by interface (unnumbered) have no address to place on a tunnel.
+            let Ok(address) = address.parse::<IpAddr>() else {
+                continue;
+            };
+            out.push(BgpPeer {
+                address,
+                family: family.clone(),
+                state: field("state")?.to_string(),
+                policy_missing: field("peerState") == Some("Policy"),
+            });
+        }
+    }
+    Some(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -112,6 +145,32 @@ mod tests {
             None
         );
         assert_eq!(parse_pim_neighbors("garbage"), None);
+    }
+
+    #[test]
+    fn frr_bgp_summary_json_is_read() {
+        // FRR 8.4's answer, abridged: an eBGP peer held by ebgp-requires-policy, one without
+        // that problem, an unnumbered one (no address).
+        let json = r#"{"ipv4Unicast":{"routerId":"10.255.0.2","as":64512,"peers":{
+            "169.254.31.2":{"remoteAs":65001,"pfxRcd":0,"pfxSnt":0,"state":"Established","peerState":"Policy"},
+            "10.2.0.100":{"remoteAs":64512,"state":"Active","peerState":"OK"},
+            "eth1":{"state":"Idle","peerState":"OK"}}},
+            "ipv6Unicast":{}}"#;
+        let peers = parse_bgp_peers(json).unwrap();
+        assert_eq!(peers.len(), 2, "{peers:?}");
+        let held = peers
+            .iter()
+            .find(|p| p.address.to_string() == "169.254.31.2");
+        let held = held.expect("the peer");
+        assert_eq!(
+            (held.state.as_str(), held.policy_missing),
+            ("Established", true)
+        );
+        assert_eq!(held.family, "ipv4Unicast");
+        assert!(peers
+            .iter()
+            .any(|p| p.state == "Active" && !p.policy_missing));
+        assert_eq!(parse_bgp_peers("garbage"), None);
     }
 
     #[test]

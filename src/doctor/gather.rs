@@ -26,7 +26,7 @@ pub struct Options {
     /// Between the two counter samples.
     pub interval: Duration,
     pub control_socket: PathBuf,
-    /// FRR's vty sockets (`ospfd.vty`, `pimd.vty`), usually /run/frr.
+    /// FRR's vty sockets (`ospfd.vty`, `pimd.vty`, `bgpd.vty`), usually /run/frr.
     pub frr_dir: PathBuf,
 }
 
@@ -110,6 +110,7 @@ pub fn gather(tunnels: &[TunnelPlan], options: &Options) -> Result<Facts, String
     };
     facts.ospf = super::frr::ospf_neighbors(&options.frr_dir);
     facts.pim = super::frr::pim_neighbors(&options.frr_dir);
+    facts.bgp = super::frr::bgp_peers(&options.frr_dir);
 
     std::thread::sleep(options.interval.saturating_sub(started.elapsed()));
     facts.interval_secs = started.elapsed().as_secs_f64();

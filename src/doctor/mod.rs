@@ -99,6 +99,7 @@ mod tests {
             "net-to-net",
             "ospf-a",
             "pim-a",
+            "bgp-cloud-1",
             "xfrm-dualstack",
         ] {
             let tunnel = fixture::tunnel(name);

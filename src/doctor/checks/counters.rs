@@ -9,6 +9,11 @@ use crate::plan::TunnelPlan;
 
 const CHECK: &str = "counters";
 
+/// Packets one way, none the other, before that says who drops: a tunnel carrying only
+/// keepalives (BGP every few seconds each way) sends one in a sample window whose answer
+/// falls outside it, and is healthy.
+const ONE_WAY_EVIDENCE: u64 = 3;
+
 /// xfrm_stat counters that name a fault when they grow: (counter, severity, meaning, fix).
 const XFRM_STAT: [(&str, Severity, &str, &str); 6] = [
     (
@@ -85,7 +90,7 @@ pub fn check(facts: &Facts, tunnel: &TunnelPlan) -> Vec<Finding> {
     let sent = growth(&facts.before, &facts.after, |_, dst| dst == remote);
     let received = growth(&facts.before, &facts.after, |src, _| src == remote);
     let device = &tunnel.link.name;
-    if sent > 0 && received == 0 {
+    if sent >= ONE_WAY_EVIDENCE && received == 0 {
         out.push(Finding::new(
             CHECK,
             Severity::Error,
@@ -105,7 +110,7 @@ pub fn check(facts: &Facts, tunnel: &TunnelPlan) -> Vec<Finding> {
                 "the CHILD SA is missing or its mark/if_id differs from the device's: see the IKE findings",
             ));
         }
-        if received > 0 && d.rx_packets > 0 && d.tx_packets == 0 && sent == 0 {
+        if received >= ONE_WAY_EVIDENCE && d.rx_packets > 0 && d.tx_packets == 0 && sent == 0 {
             out.push(Finding::new(
                 CHECK,
                 Severity::Error,
@@ -137,6 +142,28 @@ mod tests {
             findings[0].message.contains("received none"),
             "{findings:?}"
         );
+    }
+
+    #[test]
+    fn a_keepalive_unanswered_within_the_window_is_no_finding() {
+        // A quiet BGP tunnel: one keepalive out, none in; or one in and nothing sent.
+        let tunnel = fixture::vti();
+        let remote = super::super::remote(&tunnel);
+        let local: IpAddr = fixture::LOCAL.parse().unwrap();
+        for (from, to) in [(local, remote), (remote, local)] {
+            let mut facts = fixture::healthy(&tunnel);
+            for s in facts.after.sas.iter_mut() {
+                s.packets = if s.src == from { 11 } else { 10 };
+            }
+            let device = facts.after.devices.get_mut(&tunnel.link.name).unwrap();
+            (device.tx_packets, device.rx_packets) =
+                if from == local { (11, 10) } else { (10, 11) };
+            assert_eq!(
+                check(&facts, &tunnel),
+                vec![],
+                "one packet from {from} to {to}"
+            );
+        }
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! One module per check; each is `fn(&Facts, &TunnelPlan) -> Vec<Finding>`, pure.
 
+pub mod bgp;
 pub mod counters;
 pub mod ike;
 pub mod kernel;
@@ -30,6 +31,7 @@ pub const ALL: &[Check] = &[
     counters::check,
     ospf::check,
     pim::check,
+    bgp::check,
 ];
 
 /// The peer's outer address as the plan knows it.

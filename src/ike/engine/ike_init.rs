@@ -17,6 +17,7 @@ use crate::proposal::{DhGroup, IkeProposal};
 
 use super::config::{EngineConnection, NatTraversal};
 use super::cookie::CookieJar;
+use super::dpd::Loss;
 use super::events::FailureReason;
 use super::fragmentation;
 use super::natt::{self, detect_nat, nat_notifies};
@@ -180,6 +181,10 @@ impl Engine {
                 },
             };
             self.fail(&sa.connection, reason);
+            // Tried again like an unanswered attempt: a peer that restarts answers before
+            // its configuration is loaded (charon before `swanctl --load-all`), and a
+            // tunnel that should be up must not stay down for that.
+            self.after_loss(now, &sa.connection.clone(), Loss::AttemptFailed);
             return Fate::Remove;
         }
         let (Some(sa_payload), Some(ke), Some(nonce)) = (
