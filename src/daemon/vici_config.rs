@@ -266,7 +266,7 @@ impl Loaded {
     /// With the authority of a `load-authority` message (replacing one of its name): its
     /// `cacert` becomes a trusted CA like a `load-cert` of flag CA. What routevpn would
     /// have to fetch or ask a token for is refused, never dropped.
-    pub fn with_authority(&self, message: &Message) -> Result<(String, Loaded), String> {
+    pub fn with_authority(&self, message: &Message) -> Result<Loaded, String> {
         let (name, body) = match message.0.as_slice() {
             [Element::Section(name, body)] => (name, body),
             _ => return Err("a load-authority message holds exactly one section".into()),
@@ -292,7 +292,7 @@ impl Loaded {
         let cacert = cacert.ok_or_else(|| format!("authority {name}: cacert missing"))?;
         let mut next = self.clone();
         next.authorities.insert(name.clone(), cacert);
-        Ok((name.clone(), next))
+        Ok(next)
     }
 
     /// Without the authority `unload-authority` names.

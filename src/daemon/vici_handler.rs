@@ -226,7 +226,6 @@ pub fn handle(backend: &mut impl Backend, call: Call, now: Instant) {
             Ok(certs) => streamed("list-cert", certs),
             Err(e) => response(messages::outcome(Err(e))),
         },
-        // No `authorities` sections are loaded (load-authority is not supported).
         "list-authorities" => streamed(
             "list-authority",
             list_authorities(backend.loaded(), message.str("name")),
@@ -289,7 +288,7 @@ pub fn handle(backend: &mut impl Backend, call: Call, now: Instant) {
         }
         "load-authority" => {
             let result = (backend.loaded().with_authority(&message))
-                .and_then(|(_, next)| commit(backend, next, None, None, now));
+                .and_then(|next| commit(backend, next, None, None, now));
             response(messages::outcome(result))
         }
         "unload-authority" => {
