@@ -151,9 +151,9 @@ site_del() {
   fi
   # Under run-all, a process keeps the namespace alive until the VM ends, and only the name
   # goes. The kernel cleans namespaces up one batch at a time, and holds every later
-  # `ip netns add` and module load while it does: a device that never unregisters there
-  # ('out' kept by 3 references, twice, once 75's namespaces had gone) stalled the whole
-  # run until its timeout.
+  # `ip netns add` and module load while it does: a device that never unregistered there
+  # (`out` with 3 references, seen twice, each time just after 75 ended; trigger unknown)
+  # stalled the whole run until its timeout.
   if [[ -n ${IT_KEEP_NAMESPACES:-} ]]; then
     setsid ip netns exec "$site" sleep infinity </dev/null >/dev/null 2>&1 &
     local tries=100
