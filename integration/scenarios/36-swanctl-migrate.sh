@@ -16,21 +16,15 @@ ROUTEVPN=${ROUTEVPN:-$PWD/target/debug/routevpn}
 modprobe -a ip_vti xfrm_interface esp4 dummy
 
 MARK=100
-site_add a
-site_add b
-for site in a b; do
-  in_site "$site" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
-done
-link_add a out 192.0.2.1/24 b out 192.0.2.2/24
-lan_add a lan 10.1.0.1/24
-lan_add b lan 10.2.0.1/24
+# Outer 192.0.2.250 (a) and .251 (b), LANs 10.1.0.1/24 and 10.2.0.1/24.
+two_sites
 rv_sites_init a b
 
 # Site a answers only: each side that replaces another initiates.
 cat >"$IT_WORK/a/tunnels/partner.toml" <<TOML
 kind = "vti"
-local = "192.0.2.1"
-remote = "192.0.2.2"
+local = "192.0.2.250"
+remote = "192.0.2.251"
 mark = $MARK
 [ike]
 proposals = ["aes256gcm16-prfsha384-x25519"]
@@ -56,9 +50,9 @@ children_at() {
 charon_children() { swanctl_in "$1" --list-sas 2>/dev/null | grep -c INSTALLED || true; }
 
 # --- 1. charon on site b, policy-based, then routevpn from the imported file ------------
-ip -n b route add 10.1.0.0/24 via 192.0.2.1 src 10.2.0.1
+ip -n b route add 10.1.0.0/24 via 192.0.2.250 src 10.2.0.1
 assert "charon on site b loads its swanctl.conf" charon_start b \
-  "$(swanctl_conf partner 192.0.2.2 192.0.2.1 aes256gcm16-prfsha384-x25519 \
+  "$(swanctl_conf partner 192.0.2.251 192.0.2.250 aes256gcm16-prfsha384-x25519 \
     'net 10.2.0.0/24 10.1.0.0/24 aes256gcm16 start')"
 assert "charon's tunnel comes up" retry 100 0.2 test "$(children_at a)/$(charon_children b)" = 1/1
 capture_start a out "$IT_WORK/charon-b.pcap" 60
@@ -109,7 +103,7 @@ rm "$IT_WORK/a/tunnels/partner.toml"
 assert "routevpn's dataplane leaves site a" rv_at a apply
 assert_not "...its VTI with it" in_site a ip link show vti-partner
 # What a strongSwan operator makes for a route-based connection with that mark.
-ip -n a tunnel add vti-partner mode vti local 192.0.2.1 remote 192.0.2.2 key "$MARK"
+ip -n a tunnel add vti-partner mode vti local 192.0.2.250 remote 192.0.2.251 key "$MARK"
 in_site a sysctl -qw net.ipv4.conf.vti-partner.disable_policy=1
 ip -n a link set vti-partner up
 ip -n a route add 10.2.0.0/24 dev vti-partner src 10.1.0.1

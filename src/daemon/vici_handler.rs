@@ -249,14 +249,12 @@ pub fn handle(backend: &mut impl Backend, call: Call, now: Instant) {
             response(messages::outcome(result))
         }
         "load-shared" => {
-            let result = (backend.loaded().with_shared(&message))
-                .and_then(|next| commit(backend, next, None, None, now));
-            response(messages::outcome(result))
+            let next = backend.loaded().with_shared(&message);
+            credentials_changed(backend, next, now)
         }
         "unload-shared" => {
-            let result = (backend.loaded().without_shared(&message))
-                .and_then(|next| commit(backend, next, None, None, now));
-            response(messages::outcome(result))
+            let next = backend.loaded().without_shared(&message);
+            credentials_changed(backend, next, now)
         }
         "get-shared" => response(Message::new().list("keys", backend.loaded().shared_ids())),
         "load-key" => match backend.loaded().with_key(&message) {
@@ -269,32 +267,28 @@ pub fn handle(backend: &mut impl Backend, call: Call, now: Instant) {
             Err(e) => response(messages::outcome(Err(e))),
         },
         "unload-key" => {
-            let result = (backend.loaded().without_key(&message))
-                .and_then(|next| commit(backend, next, None, None, now));
-            response(messages::outcome(result))
+            let next = backend.loaded().without_key(&message);
+            credentials_changed(backend, next, now)
         }
         "get-keys" => response(Message::new().list("keys", backend.loaded().key_ids())),
         "load-cert" => {
-            let result = (backend.loaded().with_cert(&message))
-                .and_then(|next| commit(backend, next, None, None, now));
-            response(messages::outcome(result))
+            let next = backend.loaded().with_cert(&message);
+            credentials_changed(backend, next, now)
         }
         "clear-creds" => {
             let next = backend.loaded().without_creds();
-            response(messages::outcome(commit(backend, next, None, None, now)))
+            credentials_changed(backend, Ok(next), now)
         }
         "get-authorities" => {
             response(Message::new().list("authorities", backend.loaded().authority_names()))
         }
         "load-authority" => {
-            let result = (backend.loaded().with_authority(&message))
-                .and_then(|next| commit(backend, next, None, None, now));
-            response(messages::outcome(result))
+            let next = backend.loaded().with_authority(&message);
+            credentials_changed(backend, next, now)
         }
         "unload-authority" => {
-            let result = (backend.loaded().without_authority(&message))
-                .and_then(|next| commit(backend, next, None, None, now));
-            response(messages::outcome(result))
+            let next = backend.loaded().without_authority(&message);
+            credentials_changed(backend, next, now)
         }
         "get-pools" => response(Message::new()),
         other if UNSUPPORTED.contains(&other) => response(messages::outcome(Err(format!(
@@ -303,6 +297,17 @@ pub fn handle(backend: &mut impl Backend, call: Call, now: Instant) {
         _ => Answer::Unknown,
     };
     let _ = reply.send(answer);
+}
+
+/// The answer to a change of credentials (keys, certificates, authorities): `next` kept if
+/// it could be made and the daemon accepts it.
+fn credentials_changed(
+    backend: &mut impl Backend,
+    next: Result<Loaded, String>,
+    now: Instant,
+) -> Answer {
+    let result = next.and_then(|next| commit(backend, next, None, None, now));
+    response(messages::outcome(result))
 }
 
 /// `list-cert` events for the loaded certificates the request's `type` and `flag` select,
