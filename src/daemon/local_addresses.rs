@@ -57,14 +57,23 @@ fn follow(
             });
             return;
         }
-        let present = match dump(dumps) {
+        // A dump that fails is not "no change": tried again, then the daemon is told.
+        let mut attempt = dump(dumps);
+        for _ in 0..2 {
+            if attempt.is_ok() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            attempt = dump(dumps);
+        }
+        let present = match attempt {
             Ok(present) => present,
             Err(e) => {
-                crate::daemon::logging::error(
-                    crate::daemon::logging::DAEMON,
-                    format_args!("reading the addresses: {e}"),
-                );
-                continue;
+                let _ = inbound.blocking_send(Inbound::Stopped {
+                    what: "the host's addresses",
+                    error: format!("reading them: {e}"),
+                });
+                return;
             }
         };
         if present != last {
