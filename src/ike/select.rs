@@ -2,7 +2,65 @@
 //! order and, for each, the peer's; the first pair with an algorithm of every kind in common
 //! wins, and within it our order decides each algorithm.
 
-use crate::proposal::{DhGroup, Encryption, EspProposal, IkeProposal, Integrity, Prf};
+use crate::proposal::{
+    AdditionalKes, DhGroup, Encryption, EspProposal, IkeProposal, Integrity, Prf,
+    ADDITIONAL_KE_SLOTS,
+};
+
+/// The method chosen for each additional key exchange (RFC 9370); `None` where it is not
+/// performed (not offered, or NONE chosen).
+pub type AdditionalChoice = [Option<DhGroup>; ADDITIONAL_KE_SLOTS];
+
+/// The additional key exchanges to run, in order (ADDKE1 first).
+pub fn additional_methods(choice: &AdditionalChoice) -> Vec<DhGroup> {
+    choice.iter().flatten().copied().collect()
+}
+
+/// The methods of an answer's slots, if each names at most one (NONE or absent: `None`).
+pub fn single_additional(slots: &AdditionalKes) -> Option<AdditionalChoice> {
+    let mut chosen = [None; ADDITIONAL_KE_SLOTS];
+    for (chosen, methods) in chosen.iter_mut().zip(slots) {
+        *chosen = match methods.as_slice() {
+            [] => None,
+            [one] => *one,
+            _ => return None,
+        };
+    }
+    Some(chosen)
+}
+
+/// The additional key exchanges a CREATE_CHILD_SA offers or accepts here: none, as
+/// IKE_FOLLOWUP_KE (RFC 9370 section 2.2.4) is not implemented. `None` when a slot is
+/// mandatory: that proposal is left out rather than weakened.
+pub fn in_create_child_sa(slots: &AdditionalKes) -> Option<AdditionalKes> {
+    (slots.iter())
+        .all(|methods| methods.is_empty() || methods.contains(&None))
+        .then(AdditionalKes::default)
+}
+
+/// A choice as proposal slots: the chosen method, nothing where none is performed.
+fn additional_slots(choice: &AdditionalChoice) -> AdditionalKes {
+    choice.map(|m| m.map(Some).into_iter().collect())
+}
+
+/// Both sides' methods for each slot, in our order. A slot a side leaves out counts as NONE
+/// only (RFC 9370 section 2.2.2), so an optional exchange matches a peer without it and a
+/// mandatory one does not.
+fn common_additional(ours: &AdditionalKes, theirs: &AdditionalKes) -> Option<AdditionalChoice> {
+    let mut chosen = [None; ADDITIONAL_KE_SLOTS];
+    for (slot, chosen) in chosen.iter_mut().enumerate() {
+        let none_only = [None];
+        let or_none = |methods: &'_ [Option<DhGroup>]| -> Vec<Option<DhGroup>> {
+            if methods.is_empty() {
+                none_only.to_vec()
+            } else {
+                methods.to_vec()
+            }
+        };
+        *chosen = first_common(&or_none(&ours[slot]), &or_none(&theirs[slot]))?;
+    }
+    Some(chosen)
+}
 
 /// One algorithm of each kind for an IKE SA.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -12,6 +70,7 @@ pub struct IkeChoice {
     pub integrity: Option<Integrity>,
     pub prf: Prf,
     pub dh: DhGroup,
+    pub additional: AdditionalChoice,
 }
 
 impl IkeChoice {
@@ -22,6 +81,7 @@ impl IkeChoice {
             integrity: self.integrity.into_iter().collect(),
             prf: vec![self.prf],
             dh: vec![self.dh],
+            additional: additional_slots(&self.additional),
         }
     }
 }
@@ -33,6 +93,8 @@ pub struct EspChoice {
     pub integrity: Option<Integrity>,
     /// The PFS group, for CREATE_CHILD_SA with a KE payload.
     pub dh: Option<DhGroup>,
+    /// Additional key exchanges after the PFS one (IKE_FOLLOWUP_KE).
+    pub additional: AdditionalChoice,
     pub esn: bool,
 }
 
@@ -42,6 +104,7 @@ impl EspChoice {
             encryption: vec![self.encryption],
             integrity: self.integrity.into_iter().collect(),
             dh: self.dh.into_iter().collect(),
+            additional: additional_slots(&self.additional),
             esn: vec![self.esn],
         }
     }
@@ -78,6 +141,7 @@ fn match_ike(ours: &IkeProposal, theirs: &IkeProposal) -> Option<IkeChoice> {
         integrity: common_integrity(&ours.integrity, &theirs.integrity)?,
         prf: first_common(&ours.prf, &theirs.prf)?,
         dh: first_common(&ours.dh, &theirs.dh)?,
+        additional: common_additional(&ours.additional, &theirs.additional)?,
     })
 }
 
@@ -104,11 +168,14 @@ pub enum KeyExchange {
 }
 
 fn match_esp(ours: &EspProposal, theirs: &EspProposal, ke: KeyExchange) -> Option<EspChoice> {
-    let dh = match ke {
-        KeyExchange::Absent => None,
+    let (dh, additional) = match ke {
+        KeyExchange::Absent => (None, [None; ADDITIONAL_KE_SLOTS]),
         KeyExchange::Present => match (ours.dh.is_empty(), theirs.dh.is_empty()) {
-            (true, true) => None,
-            (false, false) => Some(first_common(&ours.dh, &theirs.dh)?),
+            (true, true) => (None, [None; ADDITIONAL_KE_SLOTS]),
+            (false, false) => (
+                Some(first_common(&ours.dh, &theirs.dh)?),
+                common_additional(&ours.additional, &theirs.additional)?,
+            ),
             _ => return None,
         },
     };
@@ -116,6 +183,7 @@ fn match_esp(ours: &EspProposal, theirs: &EspProposal, ke: KeyExchange) -> Optio
         encryption: first_common(&ours.encryption, &theirs.encryption)?,
         integrity: common_integrity(&ours.integrity, &theirs.integrity)?,
         dh,
+        additional,
         esn: first_common(&ours.esn, &theirs.esn)?,
     })
 }
@@ -231,6 +299,7 @@ mod tests {
             integrity: Some(Integrity::HmacSha256_128),
             prf: Prf::HmacSha256,
             dh: DhGroup::Modp2048,
+            additional: Default::default(),
         };
         assert!(accepts_ike_reply(&ours, &good));
         let sneaky = IkeChoice {
@@ -243,6 +312,7 @@ mod tests {
             encryption: Encryption::AesGcm16(128),
             integrity: None,
             dh: None,
+            additional: Default::default(),
             esn: false,
         };
         assert!(accepts_esp_reply(&esp_ours, &reply, KeyExchange::Absent));

@@ -20,7 +20,7 @@ use crate::ike::codec::{
 use crate::ike::crypto::{
     random, CryptoError, IkeSaKeys, IkeSuite, KeyExchange, Secret, SkCiphers,
 };
-use crate::ike::select::{select_ike, IkeChoice};
+use crate::ike::select::{in_create_child_sa, select_ike, IkeChoice};
 use crate::proposal::{DhGroup, IkeProposal};
 
 use super::events::Event;
@@ -69,6 +69,20 @@ fn retry_delay() -> Duration {
     IKE_REKEY_RETRY + Duration::from_millis(jitter)
 }
 
+/// The IKE proposals a rekey can use: without additional key exchanges (see
+/// [`in_create_child_sa`]). The new SKEYSEED still mixes in the old SK_d, so what the
+/// additional exchanges of the first key derivation protected stays protected.
+fn for_create_child(proposals: &[IkeProposal]) -> Vec<IkeProposal> {
+    (proposals.iter())
+        .filter_map(|p| {
+            Some(IkeProposal {
+                additional: in_create_child_sa(&p.additional)?,
+                ..p.clone()
+            })
+        })
+        .collect()
+}
+
 impl Engine {
     pub(super) fn answer_ike_rekey(
         &mut self,
@@ -99,7 +113,8 @@ impl Engine {
             .filter_map(|p| Some((p.number, p.spi_u64()?, p.ike_transforms()?.supported)))
             .collect();
         let list: Vec<IkeProposal> = offered.iter().map(|(_, _, p)| p.clone()).collect();
-        let Some((index, choice)) = select_ike(&conn.config.proposals, &list) else {
+        let Some((index, choice)) = select_ike(&for_create_child(&conn.config.proposals), &list)
+        else {
             return Err(refuse(NotifyType::NoProposalChosen));
         };
         if ke.group != choice.dh.transform_id() {
@@ -107,9 +122,7 @@ impl Engine {
         }
         let (number, spi_i, _) = offered[index];
         let internal = |_| refuse(NotifyType::NoProposalChosen);
-        let kex = KeyExchange::new(choice.dh).map_err(internal)?;
-        let shared = kex
-            .shared_secret(&ke.data)
+        let (our_ke, shared) = KeyExchange::respond(choice.dh, &ke.data)
             .map_err(|_| refuse(NotifyType::InvalidSyntax))?;
         let spi_r = self.unique_spi().map_err(internal)?;
         let nonce_r = random::nonce().map_err(internal)?;
@@ -140,7 +153,7 @@ impl Engine {
                 )],
             }),
             Payload::Nonce(Nonce { data: nonce_r }),
-            Payload::KeyExchange(KePayload::new(choice.dh, kex.public_value().to_vec())),
+            Payload::KeyExchange(KePayload::new(choice.dh, our_ke)),
         ])
     }
 
@@ -205,15 +218,23 @@ impl Engine {
         ke_retries: u32,
     ) -> Result<(), EngineError> {
         let conn = self.connection_named(&sa.connection)?;
+        let proposals = for_create_child(&conn.config.proposals);
+        if proposals.is_empty() {
+            return Err(EngineError::AdditionalKeInCreateChildSa(format!(
+                "IKE SA of {:?}",
+                sa.connection
+            )));
+        }
         let group = group
-            .or_else(|| conn.config.proposals.first()?.dh.first().copied())
+            .filter(|g| proposals.iter().any(|p| p.dh.contains(g)))
+            .or_else(|| proposals.first()?.dh.first().copied())
             .ok_or_else(|| EngineError::NoKeyExchangeGroup(sa.connection.clone()))?;
         let spi = self.unique_spi()?;
         let nonce = random::nonce()?;
         let kex = KeyExchange::new(group)?;
         let payloads = [
             Payload::SecurityAssociation(SecurityAssociation::from_ike_proposals(
-                &conn.config.proposals,
+                &proposals,
                 Some(spi),
             )?),
             Payload::Nonce(Nonce {
@@ -283,7 +304,8 @@ impl Engine {
             .cloned()
             .ok_or_else(|| Refused::Failed("the connection is gone".into()))?;
         if let Some(error) = payloads.error_notify() {
-            let offered = |g: &DhGroup| conn.config.proposals.iter().any(|p| p.dh.contains(g));
+            let proposals = for_create_child(&conn.config.proposals);
+            let offered = |g: &DhGroup| proposals.iter().any(|p| p.dh.contains(g));
             let requested = (error.requested_group())
                 .and_then(DhGroup::from_transform)
                 .filter(|g| *g != pending.kex.group() && offered(g));
@@ -312,7 +334,7 @@ impl Engine {
             .ike_transforms()
             .ok_or_else(|| failed("the answer's proposal is not an IKE proposal"))?
             .supported;
-        let (_, choice) = select_ike(&conn.config.proposals, &[theirs])
+        let (_, choice) = select_ike(&for_create_child(&conn.config.proposals), &[theirs])
             .ok_or_else(|| failed("the peer chose a proposal we did not offer"))?;
         if choice.dh != pending.kex.group() || ke.group != choice.dh.transform_id() {
             return Err(failed("the answer's key exchange is not of our group"));

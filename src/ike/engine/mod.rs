@@ -40,6 +40,7 @@ mod expire;
 mod fragmentation;
 mod ike_auth;
 mod ike_init;
+mod ike_intermediate;
 mod ike_rekey;
 mod informational;
 mod natt;
@@ -102,6 +103,15 @@ pub enum EngineError {
     PastInit,
     #[error("authentication: {0}")]
     Auth(#[from] authenticators::AuthError),
+    #[error("IKE_INTERMEDIATE: {0}")]
+    Intermediate(String),
+    /// Refused rather than done with a weaker key exchange than configured or in use.
+    #[error(
+        "{0} needs additional key exchanges, and CREATE_CHILD_SA with them (IKE_FOLLOWUP_KE, \
+RFC 9370) is not implemented: not rekeyed rather than weakened; it is renewed when the \
+connection is established again"
+    )]
+    AdditionalKeInCreateChildSa(String),
 }
 
 /// Whether an IKE SA survives the processing of a message or timer.
@@ -510,6 +520,9 @@ impl Engine {
             (Phase::InitSent, ExchangeType::IkeSaInit) if sa.initiator => {
                 self.init_response(now, sa, message, bytes)
             }
+            (Phase::Auth, ExchangeType::IkeIntermediate) if sa.initiator => {
+                self.intermediate_response(now, sa, message, bytes)
+            }
             (Phase::Auth, ExchangeType::IkeAuth) if sa.initiator => {
                 self.auth_response(now, sa, message, bytes)
             }
@@ -543,7 +556,11 @@ impl Engine {
             return Fate::Keep;
         }
         match (sa.phase(), h.exchange) {
-            (Phase::Auth, ExchangeType::IkeAuth) if !sa.initiator => {
+            (Phase::Auth, ExchangeType::IkeIntermediate) if !sa.initiator => {
+                self.intermediate_request(sa, message, bytes)
+            }
+            // IKE_AUTH waits for every negotiated additional key exchange (RFC 9370).
+            (Phase::Auth, ExchangeType::IkeAuth) if !sa.initiator && !sa.intermediate_pending() => {
                 self.auth_request(now, sa, message, bytes)
             }
             (Phase::Established | Phase::Deleting, ExchangeType::Informational) => {

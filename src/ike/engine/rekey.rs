@@ -228,10 +228,14 @@ impl Engine {
     ) -> Result<(), EngineError> {
         let spi_in = random::esp_spi()?;
         let nonce = random::nonce()?;
-        let group = config
-            .esp_proposals
-            .first()
-            .and_then(|p| p.dh.first().copied());
+        let proposals = child::for_create_child(&config.esp_proposals);
+        if proposals.is_empty() {
+            return Err(EngineError::AdditionalKeInCreateChildSa(format!(
+                "Child SA {:?}",
+                config.name
+            )));
+        }
+        let group = proposals.first().and_then(|p| p.dh.first().copied());
         let kex = group.map(KeyExchange::new).transpose()?;
         let mut payloads = Vec::new();
         if let Some((old_spi_in, _)) = request.replaces {
@@ -243,7 +247,7 @@ impl Engine {
             )));
         }
         let mode = request.replaces.map_or(config.mode, |(_, mode)| mode);
-        let offer = SecurityAssociation::from_esp_proposals(&config.esp_proposals, spi_in)?;
+        let offer = SecurityAssociation::from_esp_proposals(&proposals, spi_in)?;
         let nonce_payload = Payload::Nonce(Nonce {
             data: nonce.clone(),
         });
@@ -557,7 +561,7 @@ impl Engine {
                 refuse(notify)
             })?;
         let internal = |_| refuse(NotifyType::NoProposalChosen);
-        let (kex, pfs): (Option<KeyExchange>, Option<Secret>) = match negotiated.choice.dh {
+        let (our_ke, pfs): (Option<Vec<u8>>, Option<Secret>) = match negotiated.choice.dh {
             None => (None, None),
             Some(group) => {
                 let Some(ke) = payloads
@@ -566,11 +570,9 @@ impl Engine {
                 else {
                     return Err(Notify::invalid_ke_payload(group.transform_id()));
                 };
-                let kex = KeyExchange::new(group).map_err(internal)?;
-                let secret = kex
-                    .shared_secret(&ke.data)
+                let (ours, secret) = KeyExchange::respond(group, &ke.data)
                     .map_err(|_| refuse(NotifyType::InvalidSyntax))?;
-                (Some(kex), Some(secret))
+                (Some(ours), Some(secret))
             }
         };
         let spi_in = random::esp_spi().map_err(internal)?;
@@ -611,9 +613,8 @@ impl Engine {
             }
         }
         let nonce_payload = Payload::Nonce(Nonce { data: nonce_r });
-        let ke = (negotiated.choice.dh.zip(kex)).map(|(group, kex)| {
-            Payload::KeyExchange(KePayload::new(group, kex.public_value().to_vec()))
-        });
+        let ke = (negotiated.choice.dh.zip(our_ke))
+            .map(|(group, ours)| Payload::KeyExchange(KePayload::new(group, ours)));
         let answer = child::answer(
             &negotiated,
             number,

@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use super::config::Mode;
+use super::ike_intermediate::Intermediate;
 use crate::ike::auth::signature::{announced_hashes, SignatureHash};
 use crate::ike::codec::{Message, NotifyType, Payload, PayloadLookup, PayloadType, Reassembler};
 use crate::ike::crypto::{IkeSaKeys, KeyExchange, SkCiphers};
@@ -117,6 +118,10 @@ pub struct Authenticating {
     pub rejected: bool,
     /// What the peer's IKE_SA_INIT message said about authentication.
     pub peer: PeerOffers,
+    /// Additional key exchanges (IKE_INTERMEDIATE) and their IntAuth.
+    pub intermediate: Intermediate,
+    /// Message ID of the IKE_AUTH request, which IntAuth ends with.
+    pub auth_message_id: u32,
 }
 
 /// What a peer announces for public-key authentication: the signature hashes it accepts
@@ -443,6 +448,8 @@ mod tests {
             half_open_until,
             rejected: false,
             peer: PeerOffers::default(),
+            intermediate: Intermediate::default(),
+            auth_message_id: 1,
         }))
     }
 
@@ -511,6 +518,7 @@ mod tests {
                 encryption: Encryption::AesCbc(256),
                 integrity: Some(Integrity::HmacSha256_128),
                 dh: None,
+                additional: Default::default(),
                 esn: false,
             },
             spi_in: 0x1000,

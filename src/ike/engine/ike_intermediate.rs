@@ -1,0 +1,370 @@
+//! IKE_INTERMEDIATE (RFC 9242) carrying the additional key exchanges of RFC 9370, for both
+//! roles: after IKE_SA_INIT, one exchange per negotiated ADDKE method (initiator SK{KEi},
+//! responder SK{KEr}), each protected with the keys of the one before and followed on both
+//! sides by `SKEYSEED(n) = prf(SK_d(n-1), SK(n) | Ni | Nr)` and fresh keys. Every message's
+//! content is chained into IntAuth, which both AUTH payloads then cover (ike_auth.rs), so a
+//! changed IKE_INTERMEDIATE makes authentication fail. IKE_AUTH follows the last one.
+
+use std::time::Instant;
+
+use crate::ike::codec::{
+    encode_payloads, ExchangeType, Flags, Header, KeyExchange as KePayload, Message, Payload,
+    PayloadLookup, PayloadType,
+};
+use crate::ike::crypto::{KeyExchange, PrfKey, Secret, SkCiphers};
+use crate::proposal::DhGroup;
+
+use super::config::EngineConnection;
+use super::events::FailureReason;
+use super::sa::{IkeSa, State};
+use super::{Engine, EngineError, Fate};
+
+/// The additional key exchanges of a handshake and the IntAuth chains so far.
+#[derive(Debug, Default)]
+pub struct Intermediate {
+    /// Methods still to exchange, ADDKE1 first.
+    pub pending: Vec<DhGroup>,
+    /// Initiator: our key pair for the outstanding exchange.
+    pub kex: Option<KeyExchange>,
+    /// `IntAuth_iN` and `IntAuth_rN` (RFC 9242 section 3.1); empty before the first.
+    pub int_auth_i: Vec<u8>,
+    pub int_auth_r: Vec<u8>,
+    /// IKE_INTERMEDIATE exchanges completed.
+    pub done: u32,
+}
+
+impl Intermediate {
+    pub fn new(pending: Vec<DhGroup>) -> Self {
+        Intermediate {
+            pending,
+            ..Intermediate::default()
+        }
+    }
+
+    /// What both AUTH payloads append to their signed octets: `IntAuth_iN | IntAuth_rN |
+    /// IKE_AUTH_MID`, or nothing when no IKE_INTERMEDIATE took place.
+    pub fn int_auth(&self, auth_message_id: u32) -> Vec<u8> {
+        if self.done == 0 {
+            return Vec::new();
+        }
+        [
+            &self.int_auth_i[..],
+            &self.int_auth_r,
+            &auth_message_id.to_be_bytes(),
+        ]
+        .concat()
+    }
+
+    /// Chains one message into the sender's IntAuth: `IntAuth_n = prf(SK_p, IntAuth_(n-1) |
+    /// A | P)` with the SK_p the message was protected under.
+    fn chain(&mut self, from_initiator: bool, sk_p: &PrfKey, data: &[u8]) -> Result<(), String> {
+        let previous = if from_initiator {
+            &mut self.int_auth_i
+        } else {
+            &mut self.int_auth_r
+        };
+        let next = (sk_p.compute_concat(&[previous.as_slice(), data]))
+            .map_err(|e| format!("IntAuth: {e}"))?;
+        *previous = next.expose().to_vec();
+        Ok(())
+    }
+}
+
+/// RFC 9242 section 3.1.2's `A | P` of an IKE_INTERMEDIATE message: the IKE header and the
+/// Encrypted payload's header with the lengths it would have unencrypted (and as if never
+/// fragmented), then the inner payloads.
+pub fn int_auth_data(header: &Header, payloads: &[Payload]) -> Result<Vec<u8>, String> {
+    let (first, inner) = encode_payloads(payloads).map_err(|e| e.to_string())?;
+    let sk_len = 4 + inner.len();
+    let mut adjusted = *header;
+    adjusted.next_payload = PayloadType::Encrypted;
+    adjusted.length = u32::try_from(Header::LEN + sk_len).map_err(|e| e.to_string())?;
+    let mut data = adjusted.encode().to_vec();
+    data.push(first.to_u8());
+    data.push(0);
+    data.extend_from_slice(
+        &u16::try_from(sk_len)
+            .map_err(|e| e.to_string())?
+            .to_be_bytes(),
+    );
+    data.extend_from_slice(&inner);
+    Ok(data)
+}
+
+impl IkeSa {
+    fn intermediate_mut(&mut self) -> Option<&mut Intermediate> {
+        match &mut self.state {
+            State::Auth(auth) => Some(&mut auth.intermediate),
+            _ => None,
+        }
+    }
+
+    /// Additional key exchanges still to run before IKE_AUTH.
+    pub(super) fn intermediate_pending(&self) -> bool {
+        matches!(&self.state, State::Auth(auth) if !auth.intermediate.pending.is_empty())
+    }
+
+    /// The SK_p of the message's sender under the current keys.
+    fn sk_p(&self, from_initiator: bool) -> Result<PrfKey, String> {
+        let keys = self.keys.as_ref().ok_or("no keys")?;
+        let sk_p = if from_initiator {
+            &keys.sk_pi
+        } else {
+            &keys.sk_pr
+        };
+        PrfKey::new(keys.suite.prf, sk_p.expose()).map_err(|e| e.to_string())
+    }
+
+    /// Chains a message into IntAuth under the keys it was protected with.
+    fn chain_int_auth(
+        &mut self,
+        header: &Header,
+        payloads: &[Payload],
+        from_initiator: bool,
+    ) -> Result<(), String> {
+        let data = int_auth_data(header, payloads)?;
+        let sk_p = self.sk_p(from_initiator)?;
+        (self.intermediate_mut().ok_or("not in IKE_AUTH")?).chain(from_initiator, &sk_p, &data)
+    }
+
+    /// RFC 9370 section 2.2.2: new keys from the additional exchange's shared secret, the
+    /// old SK_d and the IKE_SA_INIT nonces and SPIs.
+    fn rederive(&mut self, shared: &Secret) -> Result<(), String> {
+        let keys = self.keys.as_ref().ok_or("no keys")?;
+        let next = keys
+            .rekey(
+                keys.suite,
+                shared,
+                &self.nonce_i,
+                &self.nonce_r,
+                &self.spi_i.to_be_bytes(),
+                &self.spi_r.to_be_bytes(),
+            )
+            .map_err(|e| e.to_string())?;
+        self.ciphers = Some(SkCiphers::new(&next, self.initiator).map_err(|e| e.to_string())?);
+        self.keys = Some(next);
+        let intermediate = self.intermediate_mut().ok_or("not in IKE_AUTH")?;
+        intermediate.done += 1;
+        Ok(())
+    }
+}
+
+impl Engine {
+    /// Initiator: the next additional key exchange, or IKE_AUTH once none is left.
+    pub(super) fn continue_handshake(
+        &mut self,
+        now: Instant,
+        sa: &mut IkeSa,
+        conn: &EngineConnection,
+    ) -> Fate {
+        let next = (sa.intermediate_mut()).and_then(|i| i.pending.first().copied());
+        let sent = match next {
+            Some(group) => self.send_intermediate_request(now, sa, group),
+            None => self.send_auth_request(now, sa, conn),
+        };
+        match sent {
+            Ok(()) => Fate::Keep,
+            Err(EngineError::Auth(e)) => {
+                self.fail(&sa.connection, FailureReason::cannot_authenticate(e));
+                Fate::Remove
+            }
+            Err(e) => self.protocol_failure(sa, &e.to_string()),
+        }
+    }
+
+    fn send_intermediate_request(
+        &mut self,
+        now: Instant,
+        sa: &mut IkeSa,
+        group: DhGroup,
+    ) -> Result<(), EngineError> {
+        let kex = KeyExchange::new(group)?;
+        let payloads = [Payload::KeyExchange(KePayload::new(
+            group,
+            kex.public_value().to_vec(),
+        ))];
+        let header = Header::new(
+            ExchangeType::IkeIntermediate,
+            sa.spi_i,
+            sa.spi_r,
+            sa.next_request_id,
+            Flags {
+                initiator: true,
+                ..Flags::default()
+            },
+        );
+        sa.chain_int_auth(&header, &payloads, true)
+            .map_err(EngineError::Intermediate)?;
+        if let Some(intermediate) = sa.intermediate_mut() {
+            intermediate.kex = Some(kex);
+        }
+        self.send_request(now, sa, ExchangeType::IkeIntermediate, &payloads)
+    }
+
+    /// Initiator: the responder's KEr; new keys, then the next exchange or IKE_AUTH.
+    pub(super) fn intermediate_response(
+        &mut self,
+        now: Instant,
+        sa: &mut IkeSa,
+        message: &Message,
+        bytes: &[u8],
+    ) -> Fate {
+        let Some(conn) = self.connection(&sa.connection).cloned() else {
+            return Fate::Remove;
+        };
+        let Ok(payloads) = sa.open(message, bytes) else {
+            return Fate::Keep;
+        };
+        if let Some(error) = payloads.error_notify() {
+            let reason = FailureReason::PeerError {
+                notify: error.notify_type.to_u16(),
+            };
+            self.fail(&sa.connection, reason);
+            return Fate::Remove;
+        }
+        let Some(intermediate) = sa.intermediate_mut() else {
+            return Fate::Remove;
+        };
+        let (Some(kex), Some(ke)) = (intermediate.kex.take(), payloads.key_exchange()) else {
+            return self.protocol_failure(sa, "IKE_INTERMEDIATE response lacks KE");
+        };
+        if ke.group != kex.group().transform_id() {
+            return self.protocol_failure(sa, "IKE_INTERMEDIATE answered with another method");
+        }
+        intermediate.pending.remove(0);
+        let step = (kex.shared_secret(&ke.data))
+            .map_err(|e| format!("additional key exchange {}: {e}", kex.group()))
+            .and_then(|shared| {
+                sa.chain_int_auth(&message.header, &payloads, false)?;
+                sa.rederive(&shared)
+            });
+        if let Err(what) = step {
+            return self.protocol_failure(sa, &what);
+        }
+        sa.outstanding = None;
+        self.continue_handshake(now, sa, &conn)
+    }
+
+    /// Responder: answers the initiator's KEi for the next negotiated method with KEr, then
+    /// moves to the new keys.
+    pub(super) fn intermediate_request(
+        &mut self,
+        sa: &mut IkeSa,
+        message: &Message,
+        bytes: &[u8],
+    ) -> Fate {
+        let Some(payloads) = self.open_request(sa, message, bytes) else {
+            return Fate::Keep;
+        };
+        let Some(group) = (sa.intermediate_mut()).and_then(|i| i.pending.first().copied()) else {
+            // IKE_INTERMEDIATE for anything else is not ours to answer (RFC 9242 allows
+            // other uses, none of which we offer).
+            return self.protocol_failure(sa, "unexpected IKE_INTERMEDIATE request");
+        };
+        let Some(ke) = payloads
+            .key_exchange()
+            .filter(|k| k.group == group.transform_id())
+        else {
+            return self.protocol_failure(sa, "IKE_INTERMEDIATE request lacks the negotiated KE");
+        };
+        let Ok((ours, shared)) = KeyExchange::respond(group, &ke.data) else {
+            return self.protocol_failure(sa, "invalid additional key exchange data");
+        };
+        let answer = [Payload::KeyExchange(KePayload::new(group, ours))];
+        let h = message.header;
+        let response_header = Header::new(
+            ExchangeType::IkeIntermediate,
+            sa.spi_i,
+            sa.spi_r,
+            h.message_id,
+            Flags {
+                response: true,
+                ..Flags::default()
+            },
+        );
+        let chained = sa
+            .chain_int_auth(&h, &payloads, true)
+            .and_then(|()| sa.chain_int_auth(&response_header, &answer, false));
+        if let Err(what) = chained {
+            return self.protocol_failure(sa, &what);
+        }
+        if let Err(e) = self.send_response(sa, ExchangeType::IkeIntermediate, h.message_id, &answer)
+        {
+            return self.protocol_failure(sa, &e.to_string());
+        }
+        if let Some(intermediate) = sa.intermediate_mut() {
+            intermediate.pending.remove(0);
+        }
+        match sa.rederive(&shared) {
+            Ok(()) => Fate::Keep,
+            Err(what) => self.protocol_failure(sa, &what),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ike::codec::Notify;
+    use crate::ike::codec::NotifyType;
+    use crate::proposal::Prf;
+
+    fn header(message_id: u32) -> Header {
+        Header::new(
+            ExchangeType::IkeIntermediate,
+            0x0102030405060708,
+            0x1112131415161718,
+            message_id,
+            Flags {
+                initiator: true,
+                ..Flags::default()
+            },
+        )
+    }
+
+    #[test]
+    fn int_auth_data_is_the_message_as_if_unencrypted() {
+        let payloads = [Payload::Notify(Notify::new(NotifyType::Cookie, vec![9; 4]))];
+        let data = int_auth_data(&header(1), &payloads).unwrap();
+        let (_, inner) = encode_payloads(&payloads).unwrap();
+        // 28-octet IKE header, 4-octet SK header, then the inner payloads.
+        assert_eq!(data.len(), 28 + 4 + inner.len());
+        assert_eq!(data[16], 46, "next payload: SK, even if sent in fragments");
+        assert_eq!(data[18], 43, "exchange type IKE_INTERMEDIATE");
+        assert_eq!(
+            u32::from_be_bytes(data[24..28].try_into().unwrap()),
+            32 + 12
+        );
+        assert_eq!(
+            data[28], 41,
+            "the SK header names the first inner payload (N)"
+        );
+        assert_eq!(u16::from_be_bytes([data[30], data[31]]), 4 + 12);
+        assert_eq!(&data[32..], inner.as_slice());
+    }
+
+    #[test]
+    fn int_auth_chains_every_message_and_the_auth_message_id() {
+        let key = PrfKey::new(Prf::HmacSha256, &[5; 32]).unwrap();
+        let mut a = Intermediate::new(vec![DhGroup::MlKem768]);
+        assert!(
+            a.int_auth(2).is_empty(),
+            "nothing before the first exchange"
+        );
+        a.chain(true, &key, b"request").unwrap();
+        a.chain(false, &key, b"response").unwrap();
+        a.done = 1;
+        let expected_i = key.compute_concat(&[b"", b"request"]).unwrap();
+        assert_eq!(a.int_auth_i, expected_i.expose());
+        let whole = a.int_auth(2);
+        assert_eq!(whole.len(), 32 + 32 + 4);
+        assert_eq!(&whole[64..], &[0, 0, 0, 2]);
+        // One octet of either message changes IntAuth, and so what AUTH signs.
+        let mut b = Intermediate::new(vec![]);
+        b.chain(true, &key, b"requesT").unwrap();
+        b.chain(false, &key, b"response").unwrap();
+        b.done = 1;
+        assert_ne!(b.int_auth(2), whole);
+        assert_ne!(a.int_auth(3), whole);
+    }
+}
