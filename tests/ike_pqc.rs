@@ -315,3 +315,33 @@ fn rekeys_that_need_additional_exchanges_fail_clearly_and_keep_the_sa() {
     assert_established(&p);
     assert_eq!(installs(&p, 0).len(), 1);
 }
+
+/// The responder's fragmented answer is lost: the initiator's fragments, sent again under
+/// the keys the responder has already left, still get the answer again.
+#[test]
+fn a_lost_fragmented_answer_is_repeated_after_the_responder_rekeyed() {
+    let config = EngineConfig {
+        fragment_size: 1280,
+        ..EngineConfig::default()
+    };
+    let ike = "aes256gcm16-prfsha384-ecp384-ke1_mlkem1024";
+    let mut p = pair(ike, ike, "aes256gcm16", config);
+    let mut dropped = false;
+    p.network = Some(Box::new(move |side: usize, datagrams: Vec<Transmit>| {
+        let answer = |t: &Transmit| {
+            Message::decode(&t.payload).unwrap().header.exchange == ExchangeType::IkeIntermediate
+        };
+        if side == 1 && !dropped && datagrams.iter().any(answer) {
+            dropped = true;
+            return datagrams.into_iter().filter(|t| !answer(t)).collect();
+        }
+        datagrams
+    }));
+    p.engines[0].initiate(p.now, TO_B).unwrap();
+    p.run_until(Duration::from_secs(30));
+    assert_established(&p);
+    assert_child_keys_agree(&p);
+    // Two fragments each way, the answer twice.
+    assert_eq!(count(&p, 0, ExchangeType::IkeIntermediate), 4);
+    assert_eq!(count(&p, 1, ExchangeType::IkeIntermediate), 4);
+}

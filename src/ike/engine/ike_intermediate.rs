@@ -20,7 +20,7 @@ use super::sa::{IkeSa, State};
 use super::{Engine, EngineError, Fate};
 
 /// The additional key exchanges of a handshake and the IntAuth chains so far.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct Intermediate {
     /// Methods still to exchange, ADDKE1 first.
     pub pending: Vec<DhGroup>,
@@ -31,6 +31,19 @@ pub struct Intermediate {
     pub int_auth_r: Vec<u8>,
     /// IKE_INTERMEDIATE exchanges completed.
     pub done: u32,
+    /// Responder: the keys its last answered request came under, and that request's
+    /// message ID, to recognise a retransmission of it in fragments (RFC 7383 section
+    /// 2.6.1 wants it checked before the answer is repeated).
+    pub answered_under: Option<(u32, SkCiphers)>,
+}
+
+impl std::fmt::Debug for Intermediate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Intermediate")
+            .field("pending", &self.pending)
+            .field("done", &self.done)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Intermediate {
@@ -129,7 +142,7 @@ impl IkeSa {
 
     /// RFC 9370 section 2.2.2: new keys from the additional exchange's shared secret, the
     /// old SK_d and the IKE_SA_INIT nonces and SPIs.
-    fn rederive(&mut self, shared: &Secret) -> Result<(), String> {
+    fn rederive(&mut self, shared: &Secret, answered: Option<u32>) -> Result<(), String> {
         let keys = self.keys.as_ref().ok_or("no keys")?;
         let next = keys
             .rekey(
@@ -141,10 +154,12 @@ impl IkeSa {
                 &self.spi_r.to_be_bytes(),
             )
             .map_err(|e| e.to_string())?;
-        self.ciphers = Some(SkCiphers::new(&next, self.initiator).map_err(|e| e.to_string())?);
+        let ciphers = SkCiphers::new(&next, self.initiator).map_err(|e| e.to_string())?;
+        let previous = self.ciphers.replace(ciphers);
         self.keys = Some(next);
         let intermediate = self.intermediate_mut().ok_or("not in IKE_AUTH")?;
         intermediate.done += 1;
+        intermediate.answered_under = answered.zip(previous);
         Ok(())
     }
 }
@@ -236,7 +251,7 @@ impl Engine {
             .map_err(|e| format!("additional key exchange {}: {e}", kex.group()))
             .and_then(|shared| {
                 sa.chain_int_auth(&message.header, &payloads, false)?;
-                sa.rederive(&shared)
+                sa.rederive(&shared, None)
             });
         if let Err(what) = step {
             return self.protocol_failure(sa, &what);
@@ -295,7 +310,7 @@ impl Engine {
         if let Some(intermediate) = sa.intermediate_mut() {
             intermediate.pending.remove(0);
         }
-        match sa.rederive(&shared) {
+        match sa.rederive(&shared, Some(h.message_id)) {
             Ok(()) => Fate::Keep,
             Err(what) => self.protocol_failure(sa, &what),
         }
@@ -366,5 +381,124 @@ mod tests {
         b.done = 1;
         assert_ne!(b.int_auth(2), whole);
         assert_ne!(a.int_auth(3), whole);
+    }
+
+    mod tampered {
+        use std::net::{IpAddr, SocketAddr};
+
+        use super::super::super::config::{ChildConfig, EngineConfig, EngineConnection, IkeConfig};
+        use super::super::super::events::{Event, FailureReason};
+        use super::super::super::{protect, Engine, Transmit};
+        use super::*;
+        use crate::ike::ts::TrafficSelector;
+        use crate::proposal::{parse_esp, parse_ike};
+
+        const A: &str = "192.0.2.1";
+        const B: &str = "198.51.100.2";
+
+        fn side(local: &str, remote: &str) -> Engine {
+            let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+            let any = vec![TrafficSelector {
+                net: Some("10.0.0.0/8".parse().unwrap()),
+                protocol: None,
+                ports: None,
+            }];
+            let esp = vec![parse_esp("aes128gcm16", false).unwrap()];
+            let child = ChildConfig::new("net", any.clone(), any, esp);
+            let ike = parse_ike("aes256gcm16-prfsha256-x25519-ke1_mlkem768", false).unwrap();
+            let config = IkeConfig::new("peer", ip(remote), vec![ike], vec![child]);
+            let secret = Secret::from_slice(b"intermediate-test-psk");
+            let mut engine = Engine::new(EngineConfig::default());
+            engine.add_connection(EngineConnection::with_psk(config, ip(local), secret));
+            engine
+        }
+
+        fn deliver(now: Instant, from: &mut Engine, to: &mut Engine) -> usize {
+            let sent: Vec<Transmit> = std::iter::from_fn(|| from.poll_transmit()).collect();
+            for t in &sent {
+                to.handle_datagram(now, t.remote, t.local, &t.payload);
+            }
+            sent.len()
+        }
+
+        /// Runs `f` on the engine's only IKE SA.
+        fn with_sa<T>(engine: &mut Engine, f: impl FnOnce(&mut IkeSa) -> T) -> T {
+            let spi = *engine.sas.iter().next().unwrap().0;
+            let mut sa = engine.sas.remove(&spi).unwrap();
+            let out = f(&mut sa);
+            engine.put(sa);
+            out
+        }
+
+        /// A party holding the keys (a compromised key exchange, say) adds a status
+        /// notification to the initiator's IKE_INTERMEDIATE: the responder processes the
+        /// message as before, since the KE payload is untouched, but IntAuth now differs
+        /// between the sides, so the initiator's AUTH does not verify. Sealed again unchanged,
+        /// the same message goes through.
+        fn run(tamper: bool) -> (Engine, Engine) {
+            let now = Instant::now();
+            let (mut a, mut b) = (side(A, B), side(B, A));
+            a.initiate(now, "peer").unwrap();
+            deliver(now, &mut a, &mut b);
+            deliver(now, &mut b, &mut a);
+            let request = a.poll_transmit().unwrap();
+            let message = Message::decode(&request.payload).unwrap();
+            assert_eq!(message.header.exchange, ExchangeType::IkeIntermediate);
+            let mut payloads = with_sa(&mut b, |sa| {
+                protect::open(sa.ciphers.as_mut().unwrap(), &message, &request.payload)
+            })
+            .unwrap();
+            if tamper {
+                payloads.push(Payload::Notify(Notify::new(
+                    NotifyType::Unknown(40000),
+                    vec![1],
+                )));
+            }
+            let [resealed] = with_sa(&mut a, |sa| {
+                protect::seal(
+                    sa.ciphers.as_mut().unwrap(),
+                    message.header,
+                    &payloads,
+                    None,
+                )
+            })
+            .unwrap()
+            .try_into()
+            .unwrap();
+            let to: SocketAddr = request.remote;
+            b.handle_datagram(now, to, request.local, &resealed);
+            while deliver(now, &mut b, &mut a) + deliver(now, &mut a, &mut b) > 0 {}
+            (a, b)
+        }
+
+        fn events(engine: &mut Engine) -> Vec<Event> {
+            std::iter::from_fn(|| engine.poll_event()).collect()
+        }
+
+        #[test]
+        fn a_changed_ike_intermediate_makes_auth_fail() {
+            let (mut a, mut b) = run(false);
+            assert!(events(&mut a)
+                .iter()
+                .any(|e| matches!(e, Event::Established { .. })));
+            assert!(events(&mut b)
+                .iter()
+                .any(|e| matches!(e, Event::Established { .. })));
+            let (mut a, mut b) = run(true);
+            let refused = events(&mut b).into_iter().any(|e| {
+                matches!(
+                    e,
+                    Event::Failed {
+                        reason: FailureReason::AuthenticationFailed { .. },
+                        ..
+                    }
+                )
+            });
+            assert!(refused, "the responder refuses the initiator's AUTH");
+            assert!(!events(&mut a)
+                .iter()
+                .any(|e| matches!(e, Event::Established { .. })));
+            assert_eq!(b.status().len(), 0, "{:?}", b.status());
+        }
     }
 }
