@@ -1028,6 +1028,71 @@ mod tests {
     use super::*;
 
     #[test]
+    fn ml_kem_and_additional_key_exchanges_as_strongswan_6_writes_them() {
+        let text = "aes256gcm16-prfsha384-x25519-ke1_mlkem768-ke1_none-ke3_mlkem1024";
+        let p = parse_ike(text, false).unwrap();
+        assert_eq!(p.dh, vec![DhGroup::Curve25519]);
+        assert_eq!(p.additional[0], vec![Some(DhGroup::MlKem768), None]);
+        assert!(p.additional[1].is_empty());
+        assert_eq!(p.additional[2], vec![Some(DhGroup::MlKem1024)]);
+        assert_eq!(p.keywords(), text);
+        assert_eq!(parse_ike(&p.keywords(), false).unwrap(), p);
+        assert_eq!(
+            p.to_string(),
+            "AES_GCM_16_256/PRF_HMAC_SHA2_384/CURVE_25519/ADDKE1:ML_KEM_768/ADDKE1:NONE/\
+ADDKE3:ML_KEM_1024"
+        );
+        let pure = parse_ike("aes256gcm16-prfsha256-mlkem512", false).unwrap();
+        assert_eq!(pure.dh, vec![DhGroup::MlKem512]);
+        let esp = parse_esp("aes256gcm16-ecp384-ke1_mlkem768-ke2_ecp256", false).unwrap();
+        assert_eq!(esp.keywords(), "aes256gcm16-ecp384-ke1_mlkem768-ke2_ecp256");
+        for (group, id, ek, ct) in [
+            (DhGroup::MlKem512, 35, 800, 768),
+            (DhGroup::MlKem768, 36, 1184, 1088),
+            (DhGroup::MlKem1024, 37, 1568, 1568),
+        ] {
+            assert_eq!(group.transform_id(), id);
+            assert_eq!((group.public_len(), group.responder_len()), (ek, ct));
+            assert!(group.is_kem());
+        }
+    }
+
+    #[test]
+    fn additional_key_exchange_mistakes_are_located() {
+        let err = |text: &str| parse_ike(text, false).unwrap_err();
+        let e = err("aes256gcm16-prfsha256-x25519-ke8_mlkem768");
+        assert_eq!(
+            (e.offset, e.message.as_str()),
+            (29, "unknown algorithm `ke8_mlkem768`")
+        );
+        assert_eq!(
+            err("aes256gcm16-prfsha256-x25519-ke1_mlkem").token,
+            "ke1_mlkem"
+        );
+        let e = err("aes256gcm16-prfsha256-x25519-ke2_none");
+        assert_eq!((e.offset, e.token.as_str()), (29, "ke2_none"));
+        assert!(e.message.contains("names no method"), "{}", e.message);
+        let e = err("aes256gcm16-prfsha256-x25519-ke1_x448-ke1_x448");
+        assert_eq!(
+            (e.offset, e.message.as_str()),
+            (38, "`ke1_x448` is listed twice")
+        );
+        let e = err("aes256gcm16-prfsha256-x25519-ke1_modp1024");
+        assert!(
+            e.message.starts_with("legacy algorithm `ke1_modp1024`"),
+            "{}",
+            e.message
+        );
+        let e = parse_esp("aes256gcm16-ke1_mlkem768", false).unwrap_err();
+        assert_eq!((e.offset, e.token.as_str()), (12, "ke1_mlkem768"));
+        assert!(
+            e.message.contains("without a main key exchange"),
+            "{}",
+            e.message
+        );
+    }
+
+    #[test]
     fn classic_ike_proposal_derives_prf_from_integrity() {
         let p = parse_ike("aes256-sha256-modp2048", false).unwrap();
         assert_eq!(p.encryption, vec![Encryption::AesCbc(256)]);
