@@ -87,7 +87,7 @@ impl TransformType {
             3 => TransformType::Integrity,
             4 => TransformType::KeyExchange,
             5 => TransformType::Esn,
-            6..=12 => TransformType::AdditionalKeyExchange(value - 6),
+            6..=12 => TransformType::AdditionalKeyExchange(value.saturating_sub(6)),
             other => TransformType::Other(other),
         }
     }
@@ -99,7 +99,7 @@ impl TransformType {
             TransformType::Integrity => 3,
             TransformType::KeyExchange => 4,
             TransformType::Esn => 5,
-            TransformType::AdditionalKeyExchange(slot) => slot + 6,
+            TransformType::AdditionalKeyExchange(slot) => slot.saturating_add(6),
             TransformType::Other(other) => other,
         }
     }

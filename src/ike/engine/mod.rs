@@ -108,8 +108,7 @@ pub enum EngineError {
     /// Refused rather than done with a weaker key exchange than configured or in use.
     #[error(
         "{0} needs additional key exchanges, and CREATE_CHILD_SA with them (IKE_FOLLOWUP_KE, \
-RFC 9370) is not implemented: not rekeyed rather than weakened; it is renewed when the \
-connection is established again"
+RFC 9370) is not implemented: not rekeyed rather than weakened"
     )]
     AdditionalKeInCreateChildSa(String),
 }
