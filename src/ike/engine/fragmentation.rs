@@ -75,9 +75,9 @@ impl Engine {
             return false;
         };
         sa.reassembly = None;
-        match protect::decode_reassembled(first_payload, &plaintext) {
-            Ok(payloads) => {
-                sa.reassembled = Some((h.message_id, payloads));
+        match protect::Opened::decode(first_payload, plaintext) {
+            Ok(opened) => {
+                sa.reassembled = Some((h.message_id, opened));
                 true
             }
             Err(_) => false,

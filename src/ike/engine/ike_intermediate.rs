@@ -85,9 +85,8 @@ impl Intermediate {
 
 /// RFC 9242 section 3.1.2's `A | P` of an IKE_INTERMEDIATE message: the IKE header and the
 /// Encrypted payload's header with the lengths it would have unencrypted (and as if never
-/// fragmented), then the inner payloads.
-pub fn int_auth_data(header: &Header, payloads: &[Payload]) -> Result<Vec<u8>, String> {
-    let (first, inner) = encode_payloads(payloads).map_err(|e| e.to_string())?;
+/// fragmented), then the inner payloads as sent (`first` is the first one's type).
+pub fn int_auth_data(header: &Header, first: PayloadType, inner: &[u8]) -> Result<Vec<u8>, String> {
     let sk_len = 4 + inner.len();
     let mut adjusted = *header;
     adjusted.next_payload = PayloadType::Encrypted;
@@ -100,7 +99,7 @@ pub fn int_auth_data(header: &Header, payloads: &[Payload]) -> Result<Vec<u8>, S
             .map_err(|e| e.to_string())?
             .to_be_bytes(),
     );
-    data.extend_from_slice(&inner);
+    data.extend_from_slice(inner);
     Ok(data)
 }
 
@@ -128,14 +127,27 @@ impl IkeSa {
         PrfKey::new(keys.suite.prf, sk_p.expose()).map_err(|e| e.to_string())
     }
 
-    /// Chains a message into IntAuth under the keys it was protected with.
-    fn chain_int_auth(
+    /// Chains a message into IntAuth under the keys it was protected with: one we send, as
+    /// we encode it.
+    fn chain_sent(
         &mut self,
         header: &Header,
         payloads: &[Payload],
         from_initiator: bool,
     ) -> Result<(), String> {
-        let data = int_auth_data(header, payloads)?;
+        let (first, inner) = encode_payloads(payloads).map_err(|e| e.to_string())?;
+        self.chain_int_auth(header, first, &inner, from_initiator)
+    }
+
+    /// Chains a message into IntAuth under the keys it was protected with.
+    fn chain_int_auth(
+        &mut self,
+        header: &Header,
+        first: PayloadType,
+        inner: &[u8],
+        from_initiator: bool,
+    ) -> Result<(), String> {
+        let data = int_auth_data(header, first, inner)?;
         let sk_p = self.sk_p(from_initiator)?;
         (self.intermediate_mut().ok_or("not in IKE_AUTH")?).chain(from_initiator, &sk_p, &data)
     }
@@ -208,7 +220,7 @@ impl Engine {
                 ..Flags::default()
             },
         );
-        sa.chain_int_auth(&header, &payloads, true)
+        sa.chain_sent(&header, &payloads, true)
             .map_err(EngineError::Intermediate)?;
         if let Some(intermediate) = sa.intermediate_mut() {
             intermediate.kex = Some(kex);
@@ -227,9 +239,10 @@ impl Engine {
         let Some(conn) = self.connection(&sa.connection).cloned() else {
             return Fate::Remove;
         };
-        let Ok(payloads) = sa.open(message, bytes) else {
+        let Ok(opened) = sa.open_whole(message, bytes) else {
             return Fate::Keep;
         };
+        let payloads = &opened.payloads;
         if let Some(error) = payloads.error_notify() {
             let reason = FailureReason::PeerError {
                 notify: error.notify_type.to_u16(),
@@ -250,7 +263,12 @@ impl Engine {
         let step = (kex.shared_secret(&ke.data))
             .map_err(|e| format!("additional key exchange {}: {e}", kex.group()))
             .and_then(|shared| {
-                sa.chain_int_auth(&message.header, &payloads, false)?;
+                sa.chain_int_auth(
+                    &message.header,
+                    opened.first_payload,
+                    &opened.plaintext,
+                    false,
+                )?;
                 sa.rederive(&shared, None)
             });
         if let Err(what) = step {
@@ -268,9 +286,10 @@ impl Engine {
         message: &Message,
         bytes: &[u8],
     ) -> Fate {
-        let Some(payloads) = self.open_request(sa, message, bytes) else {
+        let Some(opened) = self.open_request_whole(sa, message, bytes) else {
             return Fate::Keep;
         };
+        let payloads = &opened.payloads;
         let Some(group) = (sa.intermediate_mut()).and_then(|i| i.pending.first().copied()) else {
             // IKE_INTERMEDIATE for anything else is not ours to answer (RFC 9242 allows
             // other uses, none of which we offer).
@@ -298,8 +317,8 @@ impl Engine {
             },
         );
         let chained = sa
-            .chain_int_auth(&h, &payloads, true)
-            .and_then(|()| sa.chain_int_auth(&response_header, &answer, false));
+            .chain_int_auth(&h, opened.first_payload, &opened.plaintext, true)
+            .and_then(|()| sa.chain_sent(&response_header, &answer, false));
         if let Err(what) = chained {
             return self.protocol_failure(sa, &what);
         }
@@ -340,8 +359,8 @@ mod tests {
     #[test]
     fn int_auth_data_is_the_message_as_if_unencrypted() {
         let payloads = [Payload::Notify(Notify::new(NotifyType::Cookie, vec![9; 4]))];
-        let data = int_auth_data(&header(1), &payloads).unwrap();
-        let (_, inner) = encode_payloads(&payloads).unwrap();
+        let (first, inner) = encode_payloads(&payloads).unwrap();
+        let data = int_auth_data(&header(1), first, &inner).unwrap();
         // 28-octet IKE header, 4-octet SK header, then the inner payloads.
         assert_eq!(data.len(), 28 + 4 + inner.len());
         assert_eq!(data[16], 46, "next payload: SK, even if sent in fragments");

@@ -685,8 +685,18 @@ impl Engine {
         message: &Message,
         bytes: &[u8],
     ) -> Option<Vec<Payload>> {
-        let payloads = sa.open(message, bytes).ok()?;
-        if let Some(unknown) = payloads.unsupported_critical() {
+        Some(self.open_request_whole(sa, message, bytes)?.payloads)
+    }
+
+    /// [`Self::open_request`], keeping the plaintext.
+    fn open_request_whole(
+        &mut self,
+        sa: &mut IkeSa,
+        message: &Message,
+        bytes: &[u8],
+    ) -> Option<protect::Opened> {
+        let opened = sa.open_whole(message, bytes).ok()?;
+        if let Some(unknown) = opened.payloads.unsupported_critical() {
             let notify = [Payload::Notify(Notify::new(
                 NotifyType::UnsupportedCriticalPayload,
                 vec![unknown.payload_type],
@@ -695,7 +705,7 @@ impl Engine {
             let _ = self.send_response(sa, h.exchange, h.message_id, &notify);
             return None;
         }
-        Some(payloads)
+        Some(opened)
     }
 
     /// Sends a protected request with our next message ID and arms its retransmission.

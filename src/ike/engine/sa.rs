@@ -175,7 +175,7 @@ pub struct IkeSa {
     pub reassembly: Option<Reassembler>,
     /// A message whose fragments are all in: its ID and inner payloads, for the handler
     /// that opens it ([`IkeSa::open`]).
-    pub reassembled: Option<(u32, Vec<Payload>)>,
+    pub reassembled: Option<(u32, protect::Opened)>,
     pub children: Vec<ChildSa>,
     pub local_behind_nat: bool,
     pub remote_behind_nat: bool,
@@ -320,14 +320,24 @@ impl IkeSa {
     /// The inner payloads of a protected message: decrypted, or reassembled from its
     /// fragments by the engine before the handler was called.
     pub fn open(&mut self, message: &Message, bytes: &[u8]) -> Result<Vec<Payload>, ProtectError> {
+        self.open_whole(message, bytes)
+            .map(|opened| opened.payloads)
+    }
+
+    /// [`Self::open`], keeping the plaintext the payloads came in.
+    pub fn open_whole(
+        &mut self,
+        message: &Message,
+        bytes: &[u8],
+    ) -> Result<protect::Opened, ProtectError> {
         if message.encrypted_fragment().is_some() {
             return match self.reassembled.take() {
-                Some((id, payloads)) if id == message.header.message_id => Ok(payloads),
+                Some((id, opened)) if id == message.header.message_id => Ok(opened),
                 _ => Err(ProtectError::NotProtected),
             };
         }
         let ciphers = self.ciphers.as_mut().ok_or(ProtectError::NotProtected)?;
-        protect::open(ciphers, message, bytes)
+        protect::open_whole(ciphers, message, bytes)
     }
 
     pub fn phase(&self) -> Phase {
