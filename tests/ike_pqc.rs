@@ -345,3 +345,46 @@ fn a_lost_fragmented_answer_is_repeated_after_the_responder_rekeyed() {
     assert_eq!(count(&p, 0, ExchangeType::IkeIntermediate), 4);
     assert_eq!(count(&p, 1, ExchangeType::IkeIntermediate), 4);
 }
+
+/// The responder's side of the same refusal: a peer's rekey without the additional
+/// exchange our proposals make mandatory is answered NO_PROPOSAL_CHOSEN, not accepted
+/// weaker, and the SA stays.
+#[test]
+fn a_rekey_without_a_mandatory_additional_exchange_is_refused_by_the_responder() {
+    let optional = "aes256gcm16-prfsha256-x25519-ke1_mlkem768-ke1_none";
+    let mandatory = "aes256gcm16-prfsha256-x25519-ke1_mlkem768";
+    let a = side(
+        true,
+        optional,
+        "aes128gcm16-x25519-ke1_mlkem768-ke1_none",
+        EngineConfig::default(),
+    );
+    let b = side(
+        false,
+        mandatory,
+        "aes128gcm16-x25519-ke1_mlkem768",
+        EngineConfig::default(),
+    );
+    let mut p = Pair::new(a, b);
+    p.engines[0].initiate(p.now, TO_B).unwrap();
+    p.settle();
+    assert_established(&p);
+    p.engines[0].rekey_children(p.now, TO_B).unwrap();
+    p.settle();
+    p.engines[0].rekey_ike(p.now, TO_B).unwrap();
+    p.settle();
+    let refused = (p.records[0].events.iter())
+        .filter(|(_, e)| {
+            matches!(
+                e,
+                Event::RekeyFailed { reason, .. } | Event::IkeRekeyFailed { reason, .. }
+                    if reason.contains("NoProposalChosen")
+            )
+        })
+        .count();
+    assert_eq!(refused, 2, "{:?}", p.records[0].events);
+    // Both requests went out without ADDKE and came back refused.
+    assert_eq!(count(&p, 0, ExchangeType::CreateChildSa), 2);
+    assert_established(&p);
+    assert_eq!(installs(&p, 0).len(), 1);
+}

@@ -225,6 +225,43 @@ mod tests {
     }
 
     #[test]
+    fn a_missing_additional_slot_counts_as_none() {
+        let optional = ike(&["aes256gcm16-prfsha256-x25519-ke1_mlkem768-ke1_none"]);
+        let mandatory = ike(&["aes256gcm16-prfsha256-x25519-ke1_mlkem768"]);
+        let plain = ike(&["aes256gcm16-prfsha256-x25519"]);
+        let (_, c) = select_ike(&optional, &plain).unwrap();
+        assert_eq!(c.additional, [None; ADDITIONAL_KE_SLOTS]);
+        assert!(select_ike(&mandatory, &plain).is_none());
+        assert!(select_ike(&plain, &mandatory).is_none());
+        let (_, c) = select_ike(&optional, &mandatory).unwrap();
+        assert_eq!(additional_methods(&c.additional), [DhGroup::MlKem768]);
+        // The reply names the method, or nothing for NONE; both check out.
+        assert!(accepts_ike_reply(&optional, &c));
+        let (_, none) = select_ike(&optional, &plain).unwrap();
+        assert!(accepts_ike_reply(&optional, &none));
+        assert!(!accepts_ike_reply(&mandatory, &none));
+    }
+
+    /// CREATE_CHILD_SA here carries no additional exchange: a peer that offers one where our
+    /// proposal makes it optional gets NONE, one that insists on it gets no proposal.
+    #[test]
+    fn create_child_sa_takes_additional_exchanges_only_as_none() {
+        let ours = esp(&["aes128gcm16-x25519-ke1_mlkem768-ke1_none"]);
+        let ours: Vec<EspProposal> = (ours.iter())
+            .map(|p| EspProposal {
+                additional: in_create_child_sa(&p.additional).unwrap(),
+                ..p.clone()
+            })
+            .collect();
+        let flexible = esp(&["aes128gcm16-x25519-ke1_mlkem768-ke1_none"]);
+        let (_, c) = select_esp(&ours, &flexible, KeyExchange::Present).unwrap();
+        assert_eq!(c.additional, [None; ADDITIONAL_KE_SLOTS]);
+        let insisting = esp(&["aes128gcm16-x25519-ke1_mlkem768"]);
+        assert!(select_esp(&ours, &insisting, KeyExchange::Present).is_none());
+        assert!(in_create_child_sa(&insisting[0].additional).is_none());
+    }
+
+    #[test]
     fn our_order_wins_within_a_match() {
         let ours = ike(&["aes256-aes128-sha256-modp3072-modp2048"]);
         let theirs = ike(&["aes128-aes256-sha256-modp2048-modp3072"]);
