@@ -388,3 +388,68 @@ fn a_rekey_without_a_mandatory_additional_exchange_is_refused_by_the_responder()
     assert_established(&p);
     assert_eq!(installs(&p, 0).len(), 1);
 }
+
+/// A responder that does not know ADDKE transforms ignores them (RFC 7296 3.3.6 leaves it
+/// to take what it knows): the network here strips them from the request, and the
+/// initiator, whose proposal makes the exchange mandatory, refuses the answer and says why.
+#[test]
+fn a_responder_ignoring_a_mandatory_additional_exchange_is_refused_clearly() {
+    use routevpn::ike::codec::TransformType;
+    let mandatory = "aes256gcm16-prfsha256-x25519-ke1_mlkem768";
+    let mut p = pair(
+        mandatory,
+        "aes256gcm16-prfsha256-x25519",
+        "aes128gcm16",
+        EngineConfig::default(),
+    );
+    p.network = Some(Box::new(|side: usize, datagrams: Vec<Transmit>| {
+        (datagrams.into_iter())
+            .map(|mut t| {
+                let message = Message::decode(&t.payload).unwrap();
+                if side == 0 && message.header.exchange == ExchangeType::IkeSaInit {
+                    let payloads = (message.payloads.into_iter())
+                        .map(|payload| match payload {
+                            Payload::SecurityAssociation(mut sa) => {
+                                for proposal in &mut sa.proposals {
+                                    proposal.transforms.retain(|t| {
+                                        !matches!(
+                                            t.transform_type,
+                                            TransformType::AdditionalKeyExchange(_)
+                                        )
+                                    });
+                                }
+                                Payload::SecurityAssociation(sa)
+                            }
+                            other => other,
+                        })
+                        .collect();
+                    t.payload = Message::new(message.header, payloads)
+                        .unwrap()
+                        .encode()
+                        .unwrap();
+                }
+                t
+            })
+            .collect()
+    }));
+    p.engines[0].initiate(p.now, TO_B).unwrap();
+    p.settle();
+    let why = (p.records[0].events.iter()).find_map(|(_, e)| match e {
+        Event::Failed {
+            reason: FailureReason::Protocol(why),
+            ..
+        } => Some(why.clone()),
+        _ => None,
+    });
+    assert!(
+        why.as_deref()
+            .is_some_and(|w| w.contains("lacks the additional key exchanges")),
+        "{why:?}"
+    );
+    assert_eq!(p.children(0), 0);
+    assert_eq!(
+        count(&p, 0, ExchangeType::IkeAuth),
+        0,
+        "nothing authenticated"
+    );
+}

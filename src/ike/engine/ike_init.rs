@@ -209,10 +209,22 @@ impl Engine {
         ) else {
             return self.protocol_failure(sa, "IKE_SA_INIT response lacks SA, KE or Nonce");
         };
-        let Some(choice) =
-            single_ike_choice(sa_payload).filter(|c| accepts_ike_reply(&conn.config.proposals, c))
-        else {
-            return self.protocol_failure(sa, "the peer chose IKE algorithms we did not offer");
+        let answer = single_ike_choice(sa_payload);
+        let Some(choice) = answer.filter(|c| accepts_ike_reply(&conn.config.proposals, c)) else {
+            // A peer without RFC 9370 ignores the transform types it does not know.
+            let without_additional: Vec<IkeProposal> = (conn.config.proposals.iter())
+                .map(|p| IkeProposal {
+                    additional: Default::default(),
+                    ..p.clone()
+                })
+                .collect();
+            let what = if answer.is_some_and(|c| accepts_ike_reply(&without_additional, &c)) {
+                "the peer's answer lacks the additional key exchanges our proposals require \
+(it may not support RFC 9370)"
+            } else {
+                "the peer chose IKE algorithms we did not offer"
+            };
+            return self.protocol_failure(sa, what);
         };
         let State::InitSent(init) = &sa.state else {
             return Fate::Remove;
