@@ -1,16 +1,16 @@
 //! Post-quantum key exchange engine to engine: ML-KEM (FIPS 203) as the IKE_SA_INIT key
 //! exchange and as RFC 9370 additional key exchanges over IKE_INTERMEDIATE (RFC 9242),
 //! fragmented on a 1280-octet path and retransmitted when lost; optional (`ke1_none`) and
-//! mandatory additional exchanges against a peer without them; and rekeys, which never
-//! carry additional exchanges (IKE_FOLLOWUP_KE is not implemented) and so refuse clearly
-//! where they are mandatory.
+//! mandatory additional exchanges against a peer without them; CHILD SA rekeys with
+//! additional exchanges in IKE_FOLLOWUP_KE (RFC 9370 section 2.2.4); and IKE SA rekeys,
+//! which carry none and so refuse clearly where they are mandatory.
 
 mod common;
 
 use std::time::Duration;
 
 use common::peers::{connection, dpd, engine, Pair, TO_A, TO_B};
-use routevpn::ike::codec::{ExchangeType, Message, Payload};
+use routevpn::ike::codec::{ExchangeType, Message, Payload, PayloadLookup};
 use routevpn::ike::engine::{
     ChildSaInstall, DpdAction, EngineConfig, Event, FailureReason, IkeSaState, KernelAction,
     StartAction, Transmit,
@@ -64,6 +64,19 @@ fn sent(p: &Pair, side: usize) -> Vec<(ExchangeType, bool, usize)> {
         .collect()
 }
 
+/// How many times `side` sent a request (or a response) of `exchange`: each message
+/// counted once per transmission, however many fragments it took.
+fn sends(p: &Pair, side: usize, exchange: ExchangeType, response: bool) -> usize {
+    (p.records[side].sent.iter())
+        .map(|(_, bytes)| Message::decode(bytes).unwrap())
+        .filter(|m| m.header.exchange == exchange && m.header.flags.response == response)
+        .filter(|m| {
+            m.encrypted_fragment()
+                .is_none_or(|f| f.fragment_number == 1)
+        })
+        .count()
+}
+
 fn count(p: &Pair, side: usize, exchange: ExchangeType) -> usize {
     (sent(p, side).iter())
         .filter(|(e, _, _)| *e == exchange)
@@ -103,6 +116,21 @@ fn init_ke(p: &Pair, side: usize) -> (u16, usize) {
             _ => None,
         })
         .unwrap()
+}
+
+/// The network loses the first datagram of `exchange` each side sends.
+fn lose_first(p: &mut Pair, exchange: ExchangeType) {
+    let mut dropped = [false; 2];
+    p.network = Some(Box::new(move |side: usize, datagrams: Vec<Transmit>| {
+        (datagrams.into_iter())
+            .filter(|t| {
+                let h = Message::decode(&t.payload).unwrap().header;
+                let drop = h.exchange == exchange && !dropped[side];
+                dropped[side] |= drop;
+                !drop
+            })
+            .collect()
+    }));
 }
 
 fn failed_no_proposal(p: &Pair, side: usize) -> bool {
@@ -183,17 +211,7 @@ fn a_lost_ike_intermediate_is_retransmitted() {
     let ike = "aes256gcm16-prfsha256-x25519-ke1_mlkem768";
     let mut p = pair(ike, ike, "aes128gcm16", EngineConfig::default());
     // The first IKE_INTERMEDIATE request and the first response are lost.
-    let mut dropped = [false; 2];
-    p.network = Some(Box::new(move |side: usize, datagrams: Vec<Transmit>| {
-        (datagrams.into_iter())
-            .filter(|t| {
-                let h = Message::decode(&t.payload).unwrap().header;
-                let drop = h.exchange == ExchangeType::IkeIntermediate && !dropped[side];
-                dropped[side] |= drop;
-                !drop
-            })
-            .collect()
-    }));
+    lose_first(&mut p, ExchangeType::IkeIntermediate);
     p.engines[0].initiate(p.now, TO_B).unwrap();
     p.run_until(Duration::from_secs(30));
     assert_established(&p);
@@ -256,22 +274,72 @@ fn mandatory_additional_exchange_is_refused_by_or_to_a_peer_without_it() {
     assert!(ours.unwrap().contains("ADDKE1:ML_KEM_768"));
 }
 
+/// The events of `side` that say a rekey failed, with their reasons.
+fn rekey_failures(p: &Pair, side: usize) -> Vec<String> {
+    (p.records[side].events.iter())
+        .filter_map(|(_, e)| match e {
+            Event::IkeRekeyFailed { reason, .. } | Event::RekeyFailed { reason, .. } => {
+                Some(reason.clone())
+            }
+            _ => None,
+        })
+        .collect()
+}
+
 #[test]
-fn rekeys_of_an_sa_with_optional_additional_exchanges_run_without_them() {
+fn child_rekeys_run_their_additional_exchanges_in_ike_followup_ke() {
     let ike = "aes256gcm16-prfsha256-x25519-ke1_mlkem768-ke1_none";
-    let esp = "aes128gcm16-x25519-ke1_mlkem768-ke1_none";
+    let esp = "aes128gcm16-x25519-ke1_mlkem768-ke2_mlkem512";
     let mut p = pair(ike, ike, esp, EngineConfig::default());
     p.engines[0].initiate(p.now, TO_B).unwrap();
     p.settle();
     assert_established(&p);
-    assert_eq!(count(&p, 0, ExchangeType::IkeIntermediate), 1);
+    // From b, then from a: each rekey is CREATE_CHILD_SA and two IKE_FOLLOWUP_KE.
     p.engines[1].rekey_children(p.now, TO_A).unwrap();
     p.settle();
-    assert_eq!(installs(&p, 0).len(), 2, "child rekeyed");
-    let rekeyed = installs(&p, 0)[1];
-    assert_eq!(rekeyed.algorithms.dh, Some(DhGroup::Curve25519));
-    assert_eq!(rekeyed.algorithms.additional, [None; 7]);
+    p.engines[0].rekey_children(p.now, TO_B).unwrap();
+    p.settle();
+    assert_eq!(installs(&p, 0).len(), 3, "{:?}", rekey_failures(&p, 0));
+    assert_eq!(installs(&p, 1).len(), 3, "{:?}", rekey_failures(&p, 1));
+    for side in 0..2 {
+        let rekeyed = installs(&p, side)[2];
+        assert_eq!(rekeyed.algorithms.dh, Some(DhGroup::Curve25519));
+        assert_eq!(
+            &rekeyed.algorithms.additional[..2],
+            [Some(DhGroup::MlKem768), Some(DhGroup::MlKem512)]
+        );
+        // Two requests for its own rekey, two answers to the peer's.
+        let followups = |response| sends(&p, side, ExchangeType::IkeFollowupKe, response);
+        assert_eq!((followups(false), followups(true)), (2, 2), "side {side}");
+    }
     assert_child_keys_agree(&p);
+    assert_eq!((p.children(0), p.children(1)), (1, 1));
+}
+
+#[test]
+fn a_lost_ike_followup_ke_is_retransmitted() {
+    let ike = "aes256gcm16-prfsha256-x25519-ke1_mlkem768";
+    let esp = "aes128gcm16-x25519-ke1_mlkem768";
+    let mut p = pair(ike, ike, esp, EngineConfig::default());
+    p.engines[0].initiate(p.now, TO_B).unwrap();
+    p.settle();
+    lose_first(&mut p, ExchangeType::IkeFollowupKe);
+    p.engines[0].rekey_children(p.now, TO_B).unwrap();
+    p.run_until(Duration::from_secs(30));
+    assert_eq!(installs(&p, 0).len(), 2, "{:?}", rekey_failures(&p, 0));
+    assert_child_keys_agree(&p);
+    // Lost, answered but the answer lost, answered again from the responder's copy.
+    assert_eq!(sends(&p, 0, ExchangeType::IkeFollowupKe, false), 3);
+    assert_eq!(sends(&p, 1, ExchangeType::IkeFollowupKe, true), 2);
+    assert_eq!((p.children(0), p.children(1)), (1, 1));
+}
+
+#[test]
+fn ike_rekeys_run_without_additional_exchanges_where_optional_and_refuse_where_mandatory() {
+    let optional = "aes256gcm16-prfsha256-x25519-ke1_mlkem768-ke1_none";
+    let mut p = pair(optional, optional, "aes128gcm16", EngineConfig::default());
+    p.engines[0].initiate(p.now, TO_B).unwrap();
+    p.settle();
     p.engines[0].rekey_ike(p.now, TO_B).unwrap();
     p.settle();
     for side in 0..2 {
@@ -280,38 +348,69 @@ fn rekeys_of_an_sa_with_optional_additional_exchanges_run_without_them() {
             .count();
         assert_eq!(rekeyed, 1, "IKE SA rekeyed on side {side}");
     }
+    // The new IKE SA still knows the peer does RFC 9370: a child rekey under it follows up.
     p.engines[0].rekey_children(p.now, TO_B).unwrap();
     p.settle();
-    assert_eq!(installs(&p, 0).len(), 3, "child rekey under the new IKE SA");
+    assert_eq!(installs(&p, 0).len(), 2);
     assert_child_keys_agree(&p);
+
+    let mandatory = "aes256gcm16-prfsha256-x25519-ke1_mlkem768";
+    let mut p = pair(mandatory, mandatory, "aes128gcm16", EngineConfig::default());
+    p.engines[0].initiate(p.now, TO_B).unwrap();
+    p.settle();
+    p.engines[0].rekey_ike(p.now, TO_B).unwrap();
+    p.settle();
+    let reasons = rekey_failures(&p, 0);
+    assert_eq!(reasons.len(), 1, "{reasons:?}");
+    assert!(reasons[0].contains("IKE_FOLLOWUP_KE"), "{reasons:?}");
+    // Nothing went on the wire: no weaker rekey was offered.
+    assert_eq!(count(&p, 0, ExchangeType::CreateChildSa), 0);
+    assert_established(&p);
 }
 
+/// Without RFC 9370 on the IKE SA (no additional exchange in IKE_SA_INIT, so no
+/// INTERMEDIATE_EXCHANGE_SUPPORTED), CREATE_CHILD_SA carries none: an optional one is left
+/// out, a mandatory one fails clearly on our side and is refused on the peer's.
 #[test]
-fn rekeys_that_need_additional_exchanges_fail_clearly_and_keep_the_sa() {
-    let ike = "aes256gcm16-prfsha256-x25519-ke1_mlkem768";
-    let esp = "aes128gcm16-x25519-ke1_mlkem768";
-    let mut p = pair(ike, ike, esp, EngineConfig::default());
+fn without_rfc_9370_on_the_ike_sa_child_rekeys_never_run_weaker() {
+    let plain = "aes256gcm16-prfsha256-x25519";
+    let mut p = Pair::new(
+        side(
+            true,
+            plain,
+            "aes128gcm16-x25519-ke1_mlkem768-ke1_none",
+            EngineConfig::default(),
+        ),
+        side(
+            false,
+            plain,
+            "aes128gcm16-x25519-ke1_mlkem768",
+            EngineConfig::default(),
+        ),
+    );
     p.engines[0].initiate(p.now, TO_B).unwrap();
     p.settle();
     assert_established(&p);
-    p.engines[0].rekey_ike(p.now, TO_B).unwrap();
+    // a leaves the optional exchange out; b's proposal requires it and refuses.
     p.engines[0].rekey_children(p.now, TO_B).unwrap();
     p.settle();
-    let reasons: Vec<&str> = (p.records[0].events.iter())
-        .filter_map(|(_, e)| match e {
-            Event::IkeRekeyFailed { reason, .. } | Event::RekeyFailed { reason, .. } => {
-                Some(reason.as_str())
-            }
-            _ => None,
-        })
-        .collect();
-    assert_eq!(reasons.len(), 2, "{reasons:?}");
+    let reasons = rekey_failures(&p, 0);
     assert!(
-        reasons.iter().all(|r| r.contains("IKE_FOLLOWUP_KE")),
+        reasons.len() == 1 && reasons[0].contains("NoProposalChosen"),
         "{reasons:?}"
     );
-    // Nothing went on the wire: no weaker rekey was offered.
-    assert_eq!(count(&p, 0, ExchangeType::CreateChildSa), 0);
+    // b cannot offer what its proposal requires, and says so without sending anything.
+    p.engines[1].rekey_children(p.now, TO_A).unwrap();
+    p.settle();
+    let reasons = rekey_failures(&p, 1);
+    assert!(
+        reasons
+            .iter()
+            .any(|r| r.contains("did not announce RFC 9370")),
+        "{reasons:?}"
+    );
+    assert_eq!(sends(&p, 1, ExchangeType::CreateChildSa, false), 0);
+    assert_eq!(count(&p, 0, ExchangeType::IkeFollowupKe), 0);
     assert_established(&p);
     assert_eq!(installs(&p, 0).len(), 1);
 }
@@ -344,49 +443,6 @@ fn a_lost_fragmented_answer_is_repeated_after_the_responder_rekeyed() {
     // Two fragments each way, the answer twice.
     assert_eq!(count(&p, 0, ExchangeType::IkeIntermediate), 4);
     assert_eq!(count(&p, 1, ExchangeType::IkeIntermediate), 4);
-}
-
-/// The responder's side of the same refusal: a peer's rekey without the additional
-/// exchange our proposals make mandatory is answered NO_PROPOSAL_CHOSEN, not accepted
-/// weaker, and the SA stays.
-#[test]
-fn a_rekey_without_a_mandatory_additional_exchange_is_refused_by_the_responder() {
-    let optional = "aes256gcm16-prfsha256-x25519-ke1_mlkem768-ke1_none";
-    let mandatory = "aes256gcm16-prfsha256-x25519-ke1_mlkem768";
-    let a = side(
-        true,
-        optional,
-        "aes128gcm16-x25519-ke1_mlkem768-ke1_none",
-        EngineConfig::default(),
-    );
-    let b = side(
-        false,
-        mandatory,
-        "aes128gcm16-x25519-ke1_mlkem768",
-        EngineConfig::default(),
-    );
-    let mut p = Pair::new(a, b);
-    p.engines[0].initiate(p.now, TO_B).unwrap();
-    p.settle();
-    assert_established(&p);
-    p.engines[0].rekey_children(p.now, TO_B).unwrap();
-    p.settle();
-    p.engines[0].rekey_ike(p.now, TO_B).unwrap();
-    p.settle();
-    let refused = (p.records[0].events.iter())
-        .filter(|(_, e)| {
-            matches!(
-                e,
-                Event::RekeyFailed { reason, .. } | Event::IkeRekeyFailed { reason, .. }
-                    if reason.contains("NoProposalChosen")
-            )
-        })
-        .count();
-    assert_eq!(refused, 2, "{:?}", p.records[0].events);
-    // Both requests went out without ADDKE and came back refused.
-    assert_eq!(count(&p, 0, ExchangeType::CreateChildSa), 2);
-    assert_established(&p);
-    assert_eq!(installs(&p, 0).len(), 1);
 }
 
 /// A responder that does not know ADDKE transforms ignores them (RFC 7296 3.3.6 leaves it
@@ -452,4 +508,41 @@ fn a_responder_ignoring_a_mandatory_additional_exchange_is_refused_clearly() {
         0,
         "nothing authenticated"
     );
+}
+
+/// Both ends rekey the same Child SA at once, each with an additional exchange: one new
+/// pair survives (RFC 7296 2.8.1, the lowest nonce decides), with the same keys both sides.
+#[test]
+fn crossing_child_rekeys_with_followups_leave_one_pair() {
+    let ike = "aes256gcm16-prfsha256-x25519-ke1_mlkem768";
+    let esp = "aes128gcm16-x25519-ke1_mlkem768";
+    let mut p = pair(ike, ike, esp, EngineConfig::default());
+    p.engines[0].initiate(p.now, TO_B).unwrap();
+    p.settle();
+    p.engines[0].rekey_children(p.now, TO_B).unwrap();
+    p.engines[1].rekey_children(p.now, TO_A).unwrap();
+    p.run_until(Duration::from_secs(30));
+    assert_eq!((p.children(0), p.children(1)), (1, 1));
+    let live = |side: usize| {
+        let status = p.engines[side].status();
+        let child = &status[0].children[0];
+        (child.spi_in, child.spi_out)
+    };
+    let (a, b) = (live(0), live(1));
+    assert_eq!((a.0, a.1), (b.1, b.0), "the same pair on both sides");
+    let install = |side: usize, spi_in: u32| {
+        (installs(&p, side).into_iter())
+            .find(|i| i.inbound.spi == spi_in)
+            .unwrap()
+    };
+    let (ia, ib) = (install(0, a.0), install(1, b.0));
+    assert_eq!(
+        ia.outbound.encryption_key.expose(),
+        ib.inbound.encryption_key.expose()
+    );
+    assert_eq!(
+        ia.inbound.encryption_key.expose(),
+        ib.outbound.encryption_key.expose()
+    );
+    assert_eq!(ia.algorithms.additional[0], Some(DhGroup::MlKem768));
 }

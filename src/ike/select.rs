@@ -29,9 +29,9 @@ pub fn single_additional(slots: &AdditionalKes) -> Option<AdditionalChoice> {
     Some(chosen)
 }
 
-/// The additional key exchanges a CREATE_CHILD_SA offers or accepts here: none, as
-/// IKE_FOLLOWUP_KE (RFC 9370 section 2.2.4) is not implemented. `None` when a slot is
-/// mandatory: that proposal is left out rather than weakened.
+/// The additional key exchanges of a CREATE_CHILD_SA that cannot carry them (an IKE SA
+/// rekey, or a peer that did not announce RFC 9370): none. `None` when a slot is mandatory:
+/// that proposal is left out rather than weakened.
 pub fn in_create_child_sa(slots: &AdditionalKes) -> Option<AdditionalKes> {
     (slots.iter())
         .all(|methods| methods.is_empty() || methods.contains(&None))
@@ -165,19 +165,24 @@ pub enum KeyExchange {
     Absent,
     /// CREATE_CHILD_SA: a proposal without DH means no PFS and matches only the same.
     Present,
+    /// CREATE_CHILD_SA with a peer that knows RFC 9370: additional key exchanges may follow
+    /// in IKE_FOLLOWUP_KE.
+    Followup,
 }
 
 fn match_esp(ours: &EspProposal, theirs: &EspProposal, ke: KeyExchange) -> Option<EspChoice> {
     let (dh, additional) = match ke {
         KeyExchange::Absent => (None, [None; ADDITIONAL_KE_SLOTS]),
-        KeyExchange::Present => match (ours.dh.is_empty(), theirs.dh.is_empty()) {
-            (true, true) => (None, [None; ADDITIONAL_KE_SLOTS]),
-            (false, false) => (
-                Some(first_common(&ours.dh, &theirs.dh)?),
-                common_additional(&ours.additional, &theirs.additional)?,
-            ),
-            _ => return None,
-        },
+        KeyExchange::Present | KeyExchange::Followup => {
+            match (ours.dh.is_empty(), theirs.dh.is_empty()) {
+                (true, true) => (None, [None; ADDITIONAL_KE_SLOTS]),
+                (false, false) => (
+                    Some(first_common(&ours.dh, &theirs.dh)?),
+                    common_additional(&ours.additional, &theirs.additional)?,
+                ),
+                _ => return None,
+            }
+        }
     };
     Some(EspChoice {
         encryption: first_common(&ours.encryption, &theirs.encryption)?,
@@ -242,7 +247,7 @@ mod tests {
         assert!(!accepts_ike_reply(&mandatory, &none));
     }
 
-    /// CREATE_CHILD_SA here carries no additional exchange: a peer that offers one where our
+    /// A CREATE_CHILD_SA without additional exchanges: a peer that offers one where our
     /// proposal makes it optional gets NONE, one that insists on it gets no proposal.
     #[test]
     fn create_child_sa_takes_additional_exchanges_only_as_none() {

@@ -35,7 +35,8 @@ pub fn without_dh(proposals: &[EspProposal]) -> Vec<EspProposal> {
         .collect()
 }
 
-/// The proposals CREATE_CHILD_SA can use (see [`in_create_child_sa`]).
+/// The proposals a CREATE_CHILD_SA without additional key exchanges can use (see
+/// [`in_create_child_sa`]).
 pub fn for_create_child(proposals: &[EspProposal]) -> Vec<EspProposal> {
     (proposals.iter())
         .filter_map(|p| {
@@ -159,7 +160,7 @@ fn single_esp_choice(proposal: &Proposal, ke: Ke) -> Option<EspChoice> {
     let p = t.supported;
     let dh = match (ke, p.dh.as_slice()) {
         (_, []) => None,
-        (Ke::Present, [one]) => Some(*one),
+        (Ke::Present | Ke::Followup, [one]) => Some(*one),
         _ => return None,
     };
     let integrity = match p.integrity.as_slice() {
@@ -173,7 +174,7 @@ fn single_esp_choice(proposal: &Proposal, ke: Ke) -> Option<EspChoice> {
             integrity,
             dh,
             additional: match ke {
-                Ke::Present => single_additional(&p.additional)?,
+                Ke::Present | Ke::Followup => single_additional(&p.additional)?,
                 Ke::Absent => Default::default(),
             },
             esn: *esn,
@@ -242,6 +243,7 @@ pub fn initiator_accepts(
     let offered = match ke {
         Ke::Absent => without_dh(&child.esp_proposals),
         Ke::Present => for_create_child(&child.esp_proposals),
+        Ke::Followup => child.esp_proposals.clone(),
     };
     let choice = single_esp_choice(answer, ke)
         .filter(|c| accepts_esp_reply(&offered, c, ke))
@@ -365,6 +367,7 @@ pub fn responder_negotiate<'c>(
     let ours = match ke {
         Ke::Absent => child.esp_proposals.clone(),
         Ke::Present => for_create_child(&child.esp_proposals),
+        Ke::Followup => child.esp_proposals.clone(),
     };
     let Some((index, choice)) = select_esp(&ours, &list, ke) else {
         return Err((

@@ -284,6 +284,11 @@ impl Engine {
         sa.fragmentation = message
             .notify(NotifyType::Ikev2FragmentationSupported)
             .is_some();
+        // We announced it only with additional key exchanges configured.
+        sa.followup_ke = (conn.config.proposals.iter().any(offers_additional))
+            && message
+                .notify(NotifyType::IntermediateExchangeSupported)
+                .is_some();
         sa.outstanding = None;
         self.continue_handshake(now, sa, &conn)
     }
@@ -574,6 +579,7 @@ impl Engine {
         if intermediate {
             payloads.push(intermediate_supported());
         }
+        sa.followup_ke = intermediate;
         payloads.extend(self.hash_algorithms());
         let header = Header::new(
             ExchangeType::IkeSaInit,

@@ -220,10 +220,10 @@ impl Engine {
         let conn = self.connection_named(&sa.connection)?;
         let proposals = for_create_child(&conn.config.proposals);
         if proposals.is_empty() {
-            return Err(EngineError::AdditionalKeInCreateChildSa(format!(
-                "IKE SA of {:?}",
-                sa.connection
-            )));
+            return Err(EngineError::AdditionalKeRequired(
+                format!("the IKE SA of {:?}", sa.connection),
+                "and rekeying an IKE SA with them (IKE_FOLLOWUP_KE, RFC 9370) is not implemented",
+            ));
         }
         let group = group
             .filter(|g| proposals.iter().any(|p| p.dh.contains(g)))
@@ -388,6 +388,8 @@ impl Engine {
         new.keys = Some(keys);
         new.ciphers = Some(ciphers);
         new.udp_encap = old.udp_encap;
+        // What the peer announced in IKE_SA_INIT holds for the SA's successors.
+        new.followup_ke = old.followup_ke;
         (new.local_behind_nat, new.remote_behind_nat) =
             (old.local_behind_nat, old.remote_behind_nat);
         new.established_at = Some(now);

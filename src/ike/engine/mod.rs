@@ -37,6 +37,7 @@ mod cookie;
 mod dpd;
 mod events;
 mod expire;
+mod followup;
 mod fragmentation;
 mod ike_auth;
 mod ike_init;
@@ -105,12 +106,10 @@ pub enum EngineError {
     Auth(#[from] authenticators::AuthError),
     #[error("IKE_INTERMEDIATE: {0}")]
     Intermediate(String),
-    /// Refused rather than done with a weaker key exchange than configured or in use.
-    #[error(
-        "{0} needs additional key exchanges, and CREATE_CHILD_SA with them (IKE_FOLLOWUP_KE, \
-RFC 9370) is not implemented: not rekeyed rather than weakened"
-    )]
-    AdditionalKeInCreateChildSa(String),
+    /// Refused rather than done with a weaker key exchange than configured: what, and why
+    /// the additional key exchanges its proposals require cannot be run.
+    #[error("{0} needs additional key exchanges {1}: not rekeyed rather than weakened")]
+    AdditionalKeRequired(String, &'static str),
 }
 
 /// Whether an IKE SA survives the processing of a message or timer.
@@ -531,6 +530,9 @@ impl Engine {
             (Phase::Established | Phase::Deleting, ExchangeType::CreateChildSa) => {
                 self.create_child_response(now, sa, message, bytes)
             }
+            (Phase::Established | Phase::Deleting, ExchangeType::IkeFollowupKe) => {
+                self.followup_response(now, sa, message, bytes)
+            }
             _ => Fate::Keep,
         }
     }
@@ -567,6 +569,9 @@ impl Engine {
             }
             (Phase::Established, ExchangeType::CreateChildSa) => {
                 self.create_child_request(now, sa, message, bytes)
+            }
+            (Phase::Established, ExchangeType::IkeFollowupKe) => {
+                self.followup_request(now, sa, message, bytes)
             }
             _ => Fate::Keep,
         }
@@ -706,6 +711,26 @@ impl Engine {
             return None;
         }
         Some(opened)
+    }
+
+    /// Opens a request and answers it in its exchange with `answer`'s payloads, or with the
+    /// notification it refuses it with.
+    fn answer_request(
+        &mut self,
+        now: Instant,
+        sa: &mut IkeSa,
+        message: &Message,
+        bytes: &[u8],
+        answer: impl FnOnce(&mut Self, Instant, &mut IkeSa, &[Payload]) -> Result<Vec<Payload>, Notify>,
+    ) -> Fate {
+        let h = message.header;
+        let Some(payloads) = self.open_request(sa, message, bytes) else {
+            return Fate::Keep;
+        };
+        let payloads =
+            answer(self, now, sa, &payloads).unwrap_or_else(|n| vec![Payload::Notify(n)]);
+        let _ = self.send_response(sa, h.exchange, h.message_id, &payloads);
+        Fate::Keep
     }
 
     /// Sends a protected request with our next message ID and arms its retransmission.

@@ -171,6 +171,9 @@ pub struct IkeSa {
     pub last_response: Option<(u32, Vec<Vec<u8>>)>,
     /// Both sides announced IKEV2_FRAGMENTATION_SUPPORTED (RFC 7383).
     pub fragmentation: bool,
+    /// Both sides announced INTERMEDIATE_EXCHANGE_SUPPORTED, so the peer knows RFC 9370:
+    /// CREATE_CHILD_SA may then carry additional key exchanges (IKE_FOLLOWUP_KE).
+    pub followup_ke: bool,
     /// Fragments of the peer's message being collected.
     pub reassembly: Option<Reassembler>,
     /// A message whose fragments are all in: its ID and inner payloads, for the handler
@@ -205,6 +208,9 @@ pub struct IkeSa {
     pub retired_at: Option<Instant>,
     /// When we rekey this IKE SA (its connection's rekey_time minus jitter).
     pub ike_rekey_at: Option<Instant>,
+    /// Responder: a Child SA agreed in CREATE_CHILD_SA whose additional key exchanges
+    /// (IKE_FOLLOWUP_KE) are under way.
+    pub awaiting_followup: Option<Box<super::followup::Awaiting>>,
     /// Our CREATE_CHILD_SA rekeying this IKE SA, until answered.
     pub pending_ike_rekey: Option<Box<super::ike_rekey::PendingIkeRekey>>,
     /// Our SPI of the IKE SA the peer's rekey made while ours was in flight (section
@@ -265,6 +271,8 @@ impl IkeSa {
             outstanding: None,
             last_response: None,
             fragmentation: false,
+            followup_ke: false,
+            awaiting_followup: None,
             reassembly: None,
             reassembled: None,
             children: Vec::new(),
