@@ -1,7 +1,8 @@
 //! IKE_SA_INIT (RFC 7296 section 1.2) for both roles: the initiator's request and its
 //! retries (COOKIE, INVALID_KE_PAYLOAD), the responder's answer (or refusal, which leaves
 //! no state), and the initiator's processing of the answer. Both derive the IKE SA's keys
-//! here and compare the NAT detection hashes (natt.rs); IKE_AUTH follows (ike_auth.rs).
+//! here and compare the NAT detection hashes (natt.rs); the additional key exchanges follow
+//! (ike_intermediate.rs), then IKE_AUTH (ike_auth.rs).
 
 use std::net::SocketAddr;
 use std::time::Instant;

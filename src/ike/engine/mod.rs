@@ -7,8 +7,10 @@
 //!   initiate / terminate  -->  IKE SAs (sa.rs), one per connection and peer
 //!   handle_datagram       -->    one module per exchange, each serving both roles:
 //!                                  IKE_SA_INIT       ike_init.rs (+ cookie.rs, natt.rs)
+//!                                  IKE_INTERMEDIATE  ike_intermediate.rs (RFC 9242/9370)
 //!                                  IKE_AUTH          ike_auth.rs -> authenticators/
 //!                                  CREATE_CHILD_SA   rekey.rs (Child SAs), ike_rekey.rs
+//!                                  IKE_FOLLOWUP_KE   followup.rs (RFC 9370)
 //!                                  INFORMATIONAL     informational.rs, dpd.rs
 //!   handle_timeout        -->    back-off (retransmit.rs), DPD, rekeys, expiry
 //!   poll_transmit         <--  datagrams (SK protection in protect.rs)
