@@ -1,9 +1,9 @@
 //! Post-quantum key exchange engine to engine: ML-KEM (FIPS 203) as the IKE_SA_INIT key
 //! exchange and as RFC 9370 additional key exchanges over IKE_INTERMEDIATE (RFC 9242),
 //! fragmented on a 1280-octet path and retransmitted when lost; optional (`ke1_none`) and
-//! mandatory additional exchanges against a peer without them; CHILD SA rekeys with
-//! additional exchanges in IKE_FOLLOWUP_KE (RFC 9370 section 2.2.4); and IKE SA rekeys,
-//! which carry none and so refuse clearly where they are mandatory.
+//! mandatory additional exchanges against a peer without them; and CHILD SA and IKE SA
+//! rekeys with additional exchanges in IKE_FOLLOWUP_KE (RFC 9370 section 2.2.4), which
+//! never run weaker on an IKE SA whose peer does not know RFC 9370.
 
 mod common;
 
@@ -334,38 +334,69 @@ fn a_lost_ike_followup_ke_is_retransmitted() {
     assert_eq!((p.children(0), p.children(1)), (1, 1));
 }
 
+/// The IKE SA's status line on `side` (its algorithms).
+fn ike_algorithms(p: &Pair, side: usize) -> String {
+    let status = p.engines[side].status();
+    let live: Vec<_> = (status.iter())
+        .filter(|s| s.state == IkeSaState::Established)
+        .collect();
+    assert_eq!(live.len(), 1, "side {side}: {status:?}");
+    format!("{:?}", live[0])
+}
+
 #[test]
-fn ike_rekeys_run_without_additional_exchanges_where_optional_and_refuse_where_mandatory() {
-    let optional = "aes256gcm16-prfsha256-x25519-ke1_mlkem768-ke1_none";
-    let mut p = pair(optional, optional, "aes128gcm16", EngineConfig::default());
+fn ike_rekeys_run_their_additional_exchanges_in_ike_followup_ke() {
+    let ike = "aes256gcm16-prfsha256-x25519-ke1_mlkem768-ke2_mlkem512";
+    let mut p = pair(ike, ike, "aes128gcm16", EngineConfig::default());
     p.engines[0].initiate(p.now, TO_B).unwrap();
     p.settle();
+    // From a, then from b (under the new IKE SA, which inherits the peer's RFC 9370).
     p.engines[0].rekey_ike(p.now, TO_B).unwrap();
     p.settle();
+    p.run_until(Duration::from_secs(1));
+    p.engines[1].rekey_ike(p.now, TO_A).unwrap();
+    p.settle();
+    p.run_until(Duration::from_secs(2));
     for side in 0..2 {
         let rekeyed = (p.records[side].events.iter())
             .filter(|(_, e)| matches!(e, Event::IkeRekeyed { .. }))
             .count();
-        assert_eq!(rekeyed, 1, "IKE SA rekeyed on side {side}");
+        assert_eq!(rekeyed, 2, "side {side}: {:?}", rekey_failures(&p, side));
+        let followups = |response| sends(&p, side, ExchangeType::IkeFollowupKe, response);
+        assert_eq!((followups(false), followups(true)), (2, 2), "side {side}");
+        assert!(ike_algorithms(&p, side).contains("ML_KEM_512"));
     }
-    // The new IKE SA still knows the peer does RFC 9370: a child rekey under it follows up.
+    // The newest IKE SA works: a CHILD SA rekey under it.
     p.engines[0].rekey_children(p.now, TO_B).unwrap();
     p.settle();
     assert_eq!(installs(&p, 0).len(), 2);
     assert_child_keys_agree(&p);
+    assert_eq!((p.children(0), p.children(1)), (1, 1));
+}
 
-    let mandatory = "aes256gcm16-prfsha256-x25519-ke1_mlkem768";
-    let mut p = pair(mandatory, mandatory, "aes128gcm16", EngineConfig::default());
+/// Both ends rekey the IKE SA at once with additional exchanges: each refuses the other's
+/// for now (crossing rekeys are settled only without them), and the retries, spread at
+/// random, end with one new IKE SA.
+#[test]
+fn crossing_ike_rekeys_with_additional_exchanges_end_with_one_ike_sa() {
+    let ike = "aes256gcm16-prfsha256-x25519-ke1_mlkem768";
+    let mut p = pair(ike, ike, "aes128gcm16", EngineConfig::default());
     p.engines[0].initiate(p.now, TO_B).unwrap();
     p.settle();
     p.engines[0].rekey_ike(p.now, TO_B).unwrap();
+    p.engines[1].rekey_ike(p.now, TO_A).unwrap();
+    p.run_until(Duration::from_secs(120));
+    for side in 0..2 {
+        let rekeyed = (p.records[side].events.iter())
+            .filter(|(_, e)| matches!(e, Event::IkeRekeyed { .. }))
+            .count();
+        assert!(rekeyed >= 1, "side {side}: {:?}", rekey_failures(&p, side));
+        ike_algorithms(&p, side);
+    }
+    assert_eq!((p.children(0), p.children(1)), (1, 1));
+    p.engines[0].rekey_children(p.now, TO_B).unwrap();
     p.settle();
-    let reasons = rekey_failures(&p, 0);
-    assert_eq!(reasons.len(), 1, "{reasons:?}");
-    assert!(reasons[0].contains("IKE_FOLLOWUP_KE"), "{reasons:?}");
-    // Nothing went on the wire: no weaker rekey was offered.
-    assert_eq!(count(&p, 0, ExchangeType::CreateChildSa), 0);
-    assert_established(&p);
+    assert_child_keys_agree(&p);
 }
 
 /// Without RFC 9370 on the IKE SA (no additional exchange in IKE_SA_INIT, so no

@@ -29,8 +29,8 @@ pub fn single_additional(slots: &AdditionalKes) -> Option<AdditionalChoice> {
     Some(chosen)
 }
 
-/// The additional key exchanges of a CREATE_CHILD_SA that cannot carry them (an IKE SA
-/// rekey, or a peer that did not announce RFC 9370): none. `None` when a slot is mandatory:
+/// The additional key exchanges of a CREATE_CHILD_SA that cannot carry them (the peer did
+/// not announce RFC 9370): none. `None` when a slot is mandatory:
 /// that proposal is left out rather than weakened.
 pub fn in_create_child_sa(slots: &AdditionalKes) -> Option<AdditionalKes> {
     (slots.iter())

@@ -2,9 +2,9 @@
 //! SA that negotiated additional key exchanges is answered with the responder's link data
 //! (ADDITIONAL_KEY_EXCHANGE); one IKE_FOLLOWUP_KE per method then carries the link back and
 //! the next KE payloads, and the Child SA is installed only after the last, from
-//! `prf+(SK_d, g^ir | SK(1) | ... | SK(n) | Ni | Nr)`. Offered only to a peer that announced
-//! IKE_INTERMEDIATE (it knows RFC 9370). Rekeys of the IKE SA itself carry no additional
-//! exchanges (rekey.rs refuses where they are mandatory).
+//! `prf+(SK_d, g^ir | SK(1) | ... | SK(n) | Ni | Nr)`; a rekeyed IKE SA likewise, from
+//! `SKEYSEED = prf(SK_d (old), g^ir | SK(1) | ... | SK(n) | Ni | Nr)` (ike_rekey.rs).
+//! Offered only to a peer that announced IKE_INTERMEDIATE (it knows RFC 9370).
 
 use std::time::Instant;
 
@@ -12,7 +12,7 @@ use crate::ike::codec::{
     ExchangeType, KeyExchange as KePayload, Message, Notify, NotifyType, Payload, PayloadLookup,
 };
 use crate::ike::crypto::{random, KeyExchange, Secret};
-use crate::ike::select::{additional_methods, KeyExchange as Ke};
+use crate::ike::select::KeyExchange as Ke;
 use crate::proposal::DhGroup;
 
 use super::child::Negotiated;
@@ -25,13 +25,13 @@ fn append(secrets: &Secret, next: &Secret) -> Secret {
     Secret::new([secrets.expose(), next.expose()].concat())
 }
 
-/// Initiator: our CREATE_CHILD_SA was answered; its additional key exchanges are under way.
+/// Initiator: our CREATE_CHILD_SA was answered with `T` (what it agreed on); its additional
+/// key exchanges are under way.
 #[derive(Debug)]
-pub struct Followup {
-    negotiated: Negotiated,
-    nonce_r: Vec<u8>,
+pub struct Followup<T> {
+    pub of: T,
     /// `g^ir | SK(1) | ...` so far.
-    secrets: Secret,
+    pub secrets: Secret,
     /// Methods still to exchange, the current one first.
     remaining: Vec<DhGroup>,
     /// The responder's link data for the next IKE_FOLLOWUP_KE.
@@ -40,32 +40,81 @@ pub struct Followup {
     kex: Option<KeyExchange>,
 }
 
-impl Followup {
-    /// What follows an answer that negotiated additional key exchanges.
+/// A Child SA our CREATE_CHILD_SA agreed on.
+#[derive(Debug)]
+pub struct ChildAgreed {
+    pub negotiated: Negotiated,
+    pub nonce_r: Vec<u8>,
+}
+
+impl<T> Followup<T> {
+    /// What follows an answer that negotiated `remaining` additional key exchanges after
+    /// the one whose secret is `pfs`.
     pub(super) fn start(
-        negotiated: Negotiated,
-        nonce_r: &[u8],
+        of: T,
+        remaining: Vec<DhGroup>,
         pfs: Option<&Secret>,
         payloads: &[Payload],
-    ) -> Result<Box<Followup>, String> {
-        let remaining = additional_methods(&negotiated.choice.additional);
-        let secrets = pfs.ok_or("additional key exchanges without a PFS group")?;
+    ) -> Result<Box<Self>, String> {
+        let secrets = pfs.ok_or("additional key exchanges without a main one")?;
         let link = link_of(payloads).ok_or("the answer lacks ADDITIONAL_KEY_EXCHANGE")?;
         Ok(Box::new(Followup {
-            negotiated,
-            nonce_r: nonce_r.to_vec(),
+            of,
             secrets: Secret::from_slice(secrets.expose()),
             remaining,
             link,
             kex: None,
         }))
     }
+
+    /// The request for the current method: the link and our KE.
+    fn request(&mut self) -> Result<[Payload; 2], EngineError> {
+        let group = *self.remaining.first().ok_or(EngineError::NoKeys)?;
+        let kex = KeyExchange::new(group)?;
+        let payloads = [
+            link_payload(&self.link),
+            Payload::KeyExchange(KePayload::new(group, kex.public_value().to_vec())),
+        ];
+        self.kex = Some(kex);
+        Ok(payloads)
+    }
+
+    /// Takes the responder's KE of the current exchange into the secrets, and the link of
+    /// the next one if any is left.
+    pub(super) fn take_answer(&mut self, payloads: &[Payload]) -> Result<(), String> {
+        if let Some(error) = payloads.error_notify() {
+            return Err(format!("the peer answered {:?}", error.notify_type));
+        }
+        let kex = self.kex.take().ok_or("no key exchange outstanding")?;
+        let ke = (payloads.key_exchange())
+            .filter(|ke| ke.group == kex.group().transform_id())
+            .ok_or("the IKE_FOLLOWUP_KE answer lacks the KE of its method")?;
+        let shared = kex.shared_secret(&ke.data).map_err(|e| e.to_string())?;
+        self.secrets = append(&self.secrets, &shared);
+        self.remaining.remove(0);
+        if !self.remaining.is_empty() {
+            self.link =
+                link_of(payloads).ok_or("the IKE_FOLLOWUP_KE answer lacks the next link")?;
+        }
+        Ok(())
+    }
+
+    pub(super) fn done(&self) -> bool {
+        self.remaining.is_empty()
+    }
 }
 
-/// Responder: a Child SA agreed in CREATE_CHILD_SA, waiting for its additional exchanges.
+/// What the responder agreed on in a CREATE_CHILD_SA with additional key exchanges.
+#[derive(Debug)]
+pub enum Agreed {
+    Child(Answered),
+    Ike(super::ike_rekey::IkeAgreed),
+}
+
+/// Responder: an SA agreed in CREATE_CHILD_SA, waiting for its additional exchanges.
 #[derive(Debug)]
 pub struct Awaiting {
-    answered: Answered,
+    agreed: Agreed,
     secrets: Secret,
     remaining: Vec<DhGroup>,
     /// The link data our last answer carried, which the next request must echo.
@@ -74,13 +123,13 @@ pub struct Awaiting {
 
 impl Awaiting {
     pub(super) fn new(
-        answered: Answered,
+        agreed: Agreed,
         pfs: &Secret,
         remaining: Vec<DhGroup>,
         link: Vec<u8>,
     ) -> Self {
         Awaiting {
-            answered,
+            agreed,
             secrets: Secret::from_slice(pfs.expose()),
             remaining,
             link,
@@ -113,16 +162,20 @@ impl IkeSa {
 }
 
 impl Engine {
-    /// Initiator: the answer negotiated additional key exchanges; the first goes out.
+    /// Initiator: our CHILD SA's answer negotiated additional key exchanges; the next one
+    /// goes out.
     pub(super) fn start_followup(
         &mut self,
         now: Instant,
         sa: &mut IkeSa,
         mut pending: PendingRekey,
-        followup: Box<Followup>,
+        mut followup: Box<Followup<ChildAgreed>>,
     ) -> Fate {
+        let sent = (followup.request()).and_then(|payloads| {
+            self.send_request(now, sa, ExchangeType::IkeFollowupKe, &payloads)
+        });
         pending.followup = Some(followup);
-        match self.send_followup(now, sa, &mut pending) {
+        match sent {
             Ok(()) => {
                 sa.pending_rekey = Some(Box::new(pending));
                 Fate::Keep
@@ -132,24 +185,18 @@ impl Engine {
         }
     }
 
-    fn send_followup(
+    /// Initiator: the next IKE_FOLLOWUP_KE of our IKE rekey.
+    pub(super) fn send_followup<T>(
         &mut self,
         now: Instant,
         sa: &mut IkeSa,
-        pending: &mut PendingRekey,
+        followup: &mut Followup<T>,
     ) -> Result<(), EngineError> {
-        let followup = pending.followup.as_mut().ok_or(EngineError::NoKeys)?;
-        let group = *followup.remaining.first().ok_or(EngineError::NoKeys)?;
-        let kex = KeyExchange::new(group)?;
-        let payloads = [
-            link_payload(&followup.link),
-            Payload::KeyExchange(KePayload::new(group, kex.public_value().to_vec())),
-        ];
-        followup.kex = Some(kex);
+        let payloads = followup.request()?;
         self.send_request(now, sa, ExchangeType::IkeFollowupKe, &payloads)
     }
 
-    /// Initiator: the answer to an IKE_FOLLOWUP_KE; the next one, or the new Child SA.
+    /// Initiator: the answer to an IKE_FOLLOWUP_KE; the next one, or the new SA.
     pub(super) fn followup_response(
         &mut self,
         now: Instant,
@@ -161,33 +208,35 @@ impl Engine {
             return Fate::Keep;
         };
         sa.outstanding = None;
+        if let Some(pending) = sa.pending_ike_rekey.take() {
+            return self.ike_followup_response(now, sa, *pending, &payloads);
+        }
         let Some(mut pending) = sa.pending_rekey.take().map(|p| *p) else {
             return Fate::Keep;
         };
         let Some(mut followup) = pending.followup.take() else {
             return Fate::Keep;
         };
-        if let Err(reason) = take_answer(&mut followup, &payloads) {
+        if let Err(reason) = followup.take_answer(&payloads) {
             return self.rekey_failed(now, sa, &pending, reason, false);
         }
-        if !followup.remaining.is_empty() {
-            let Some(link) = link_of(&payloads) else {
-                let reason = "the IKE_FOLLOWUP_KE answer lacks the next link".to_owned();
-                return self.rekey_failed(now, sa, &pending, reason, false);
-            };
-            followup.link = link;
+        if !followup.done() {
             return self.start_followup(now, sa, pending, followup);
         }
+        let ChildAgreed {
+            negotiated,
+            nonce_r,
+        } = &followup.of;
         let installed = self.install_ours(
             now,
             sa,
             &pending,
-            &followup.negotiated,
-            &followup.nonce_r,
+            negotiated,
+            nonce_r,
             Some(&followup.secrets),
         );
         match installed {
-            Ok(()) => self.rekey_done(now, sa, &pending, &followup.nonce_r),
+            Ok(()) => self.rekey_done(now, sa, &pending, nonce_r),
             Err(reason) => self.rekey_failed(now, sa, &pending, reason, true),
         }
     }
@@ -233,22 +282,12 @@ impl Engine {
             sa.awaiting_followup = Some(awaiting);
             return Ok(answer);
         }
-        self.install_answered(now, sa, &awaiting.answered, Some(&awaiting.secrets))?;
+        match &awaiting.agreed {
+            Agreed::Child(answered) => {
+                self.install_answered(now, sa, answered, Some(&awaiting.secrets))?;
+            }
+            Agreed::Ike(agreed) => self.install_ike_agreed(now, sa, agreed, &awaiting.secrets)?,
+        }
         Ok(answer)
     }
-}
-
-/// Takes the responder's KE of the current exchange into the secrets.
-fn take_answer(followup: &mut Followup, payloads: &[Payload]) -> Result<(), String> {
-    if let Some(error) = payloads.error_notify() {
-        return Err(format!("the peer answered {:?}", error.notify_type));
-    }
-    let kex = followup.kex.take().ok_or("no key exchange outstanding")?;
-    let ke = (payloads.key_exchange())
-        .filter(|ke| ke.group == kex.group().transform_id())
-        .ok_or("the IKE_FOLLOWUP_KE answer lacks the KE of its method")?;
-    let shared = kex.shared_secret(&ke.data).map_err(|e| e.to_string())?;
-    followup.secrets = append(&followup.secrets, &shared);
-    followup.remaining.remove(0);
-    Ok(())
 }

@@ -108,10 +108,14 @@ pub enum EngineError {
     Auth(#[from] authenticators::AuthError),
     #[error("IKE_INTERMEDIATE: {0}")]
     Intermediate(String),
-    /// Refused rather than done with a weaker key exchange than configured: what, and why
-    /// the additional key exchanges its proposals require cannot be run.
-    #[error("{0} needs additional key exchanges {1}: not rekeyed rather than weakened")]
-    AdditionalKeRequired(String, &'static str),
+    /// Refused rather than done with a weaker key exchange than configured: the SA whose
+    /// proposals require additional key exchanges a CREATE_CHILD_SA to this peer cannot carry.
+    #[error(
+        "{0} needs additional key exchanges, and the peer did not announce RFC 9370 \
+(INTERMEDIATE_EXCHANGE_SUPPORTED), so CREATE_CHILD_SA cannot carry them: not rekeyed rather \
+than weakened"
+    )]
+    AdditionalKeRequired(String),
 }
 
 /// Whether an IKE SA survives the processing of a message or timer.

@@ -20,7 +20,7 @@ use crate::ike::select::{additional_methods, KeyExchange as Ke};
 
 use super::child::{self, Keymat, Negotiated};
 use super::events::{Event, FailureReason, KernelAction};
-use super::followup::Followup;
+use super::followup::{Agreed, Awaiting, ChildAgreed, Followup};
 use super::sa::{IkeSa, PendingChild, Phase};
 use super::transport_nat::Substitutions;
 use super::{Engine, EngineError, Fate};
@@ -39,7 +39,7 @@ pub struct PendingRekey {
     pub nonce: Vec<u8>,
     pub kex: Option<KeyExchange>,
     /// Answered, with additional key exchanges under way (followup.rs).
-    pub followup: Option<Box<Followup>>,
+    pub followup: Option<Box<Followup<ChildAgreed>>>,
 }
 
 /// What a CREATE_CHILD_SA for a Child SA asks for.
@@ -78,7 +78,7 @@ enum Accepted {
     /// The new Child SA is installed; the peer's nonce.
     Installed(Vec<u8>),
     /// Additional key exchanges follow.
-    Followup(Box<Followup>),
+    Followup(Box<Followup<ChildAgreed>>),
 }
 
 /// The peer's rekey of the same Child SA that crossed ours, if any.
@@ -264,11 +264,10 @@ impl Engine {
             _ => child::for_create_child(&config.esp_proposals),
         };
         if proposals.is_empty() {
-            return Err(EngineError::AdditionalKeRequired(
-                format!("CHILD SA {:?}", config.name),
-                "and the peer did not announce RFC 9370 (INTERMEDIATE_EXCHANGE_SUPPORTED), so \
-CREATE_CHILD_SA cannot carry them",
-            ));
+            return Err(EngineError::AdditionalKeRequired(format!(
+                "CHILD SA {:?}",
+                config.name
+            )));
         }
         let group = proposals.first().and_then(|p| p.dh.first().copied());
         let kex = group.map(KeyExchange::new).transpose()?;
@@ -458,8 +457,13 @@ CREATE_CHILD_SA cannot carry them",
                 negotiated.mode
             ));
         }
-        if !additional_methods(&negotiated.choice.additional).is_empty() {
-            let followup = Followup::start(negotiated, &nonce_r, pfs.as_ref(), payloads)?;
+        let methods = additional_methods(&negotiated.choice.additional);
+        if !methods.is_empty() {
+            let agreed = ChildAgreed {
+                negotiated,
+                nonce_r,
+            };
+            let followup = Followup::start(agreed, methods, pfs.as_ref(), payloads)?;
             return Ok(Accepted::Followup(followup));
         }
         self.install_ours(now, sa, pending, &negotiated, &nonce_r, pfs.as_ref())?;
@@ -679,7 +683,7 @@ CREATE_CHILD_SA cannot carry them",
             let notify = Notify::new(NotifyType::AdditionalKeyExchange, link.clone());
             let keying = keying.chain([Payload::Notify(notify)]);
             let answer = child::answer(&answered.negotiated, number, spi_in, keying);
-            let awaiting = super::followup::Awaiting::new(answered, pfs, methods, link);
+            let awaiting = Awaiting::new(Agreed::Child(answered), pfs, methods, link);
             sa.awaiting_followup = Some(Box::new(awaiting));
             return Ok(answer);
         }
