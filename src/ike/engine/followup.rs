@@ -291,3 +291,72 @@ impl Engine {
         Ok(answer)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// RFC 9370 section 2.2.4: the secrets go into the key derivation in exchange order,
+    /// after the CREATE_CHILD_SA's own: `g^ir | SK(1) | SK(2)`.
+    #[test]
+    fn each_answer_appends_its_secret_in_order_and_takes_the_next_link() {
+        let g_ir = Secret::from_slice(&[7; 32]);
+        let first_link = [Payload::Notify(Notify::new(
+            NotifyType::AdditionalKeyExchange,
+            vec![1],
+        ))];
+        let methods = vec![DhGroup::MlKem512, DhGroup::Curve25519];
+        let mut followup = Followup::start((), methods, Some(&g_ir), &first_link).unwrap();
+        let mut expected = g_ir.expose().to_vec();
+        for (n, group) in [DhGroup::MlKem512, DhGroup::Curve25519]
+            .into_iter()
+            .enumerate()
+        {
+            let [link, Payload::KeyExchange(ke)] = followup.request().unwrap() else {
+                panic!("link and KE expected");
+            };
+            assert_eq!(link, link_payload(&[n as u8 + 1]));
+            assert_eq!(ke.group, group.transform_id());
+            let (ours, shared) = KeyExchange::respond(group, &ke.data).unwrap();
+            expected.extend_from_slice(shared.expose());
+            let mut answer = vec![Payload::KeyExchange(KePayload::new(group, ours))];
+            answer.push(link_payload(&[n as u8 + 2]));
+            followup.take_answer(&answer).unwrap();
+            assert!(
+                followup.secrets.ct_eq(&expected),
+                "after exchange {}",
+                n + 1
+            );
+        }
+        assert!(followup.done());
+    }
+
+    #[test]
+    fn an_answer_without_the_next_link_or_with_another_method_fails() {
+        let g_ir = Secret::from_slice(&[7; 32]);
+        let link = [link_payload(&[1])];
+        let two = vec![DhGroup::Curve25519, DhGroup::Curve25519];
+        let mut followup = Followup::start((), two, Some(&g_ir), &link).unwrap();
+        let [_, Payload::KeyExchange(ke)] = followup.request().unwrap() else {
+            panic!("link and KE expected");
+        };
+        let (ours, _) = KeyExchange::respond(DhGroup::Curve25519, &ke.data).unwrap();
+        let answer = [Payload::KeyExchange(KePayload::new(
+            DhGroup::Curve25519,
+            ours,
+        ))];
+        assert!(followup
+            .take_answer(&answer)
+            .unwrap_err()
+            .contains("next link"));
+        let mut followup =
+            Followup::start((), vec![DhGroup::MlKem768], Some(&g_ir), &link).unwrap();
+        followup.request().unwrap();
+        let wrong = [Payload::KeyExchange(KePayload::new(
+            DhGroup::Curve25519,
+            vec![9; 32],
+        ))];
+        assert!(followup.take_answer(&wrong).is_err());
+        assert!(Followup::start((), vec![DhGroup::MlKem768], Some(&g_ir), &[]).is_err());
+    }
+}
