@@ -399,19 +399,14 @@ fn crossing_ike_rekeys_with_additional_exchanges_end_with_one_ike_sa() {
     assert_child_keys_agree(&p);
 }
 
-/// Without RFC 9370 on the IKE SA (no additional exchange in IKE_SA_INIT, so no
-/// INTERMEDIATE_EXCHANGE_SUPPORTED), CREATE_CHILD_SA carries none: an optional one is left
-/// out, a mandatory one fails clearly on our side and is refused on the peer's.
+/// Without RFC 9370 on the IKE SA (the initiator names no additional exchange anywhere, so
+/// announces no IKE_INTERMEDIATE), CREATE_CHILD_SA carries none: a CHILD SA whose proposal
+/// requires one is not rekeyed by its side, with the reason, and refuses the peer's rekey.
 #[test]
 fn without_rfc_9370_on_the_ike_sa_child_rekeys_never_run_weaker() {
     let plain = "aes256gcm16-prfsha256-x25519";
     let mut p = Pair::new(
-        side(
-            true,
-            plain,
-            "aes128gcm16-x25519-ke1_mlkem768-ke1_none",
-            EngineConfig::default(),
-        ),
+        side(true, plain, "aes128gcm16-x25519", EngineConfig::default()),
         side(
             false,
             plain,
@@ -422,7 +417,7 @@ fn without_rfc_9370_on_the_ike_sa_child_rekeys_never_run_weaker() {
     p.engines[0].initiate(p.now, TO_B).unwrap();
     p.settle();
     assert_established(&p);
-    // a leaves the optional exchange out; b's proposal requires it and refuses.
+    // a offers none; b's proposal requires one and refuses.
     p.engines[0].rekey_children(p.now, TO_B).unwrap();
     p.settle();
     let reasons = rekey_failures(&p, 0);
@@ -576,4 +571,22 @@ fn crossing_child_rekeys_with_followups_leave_one_pair() {
         ib.outbound.encryption_key.expose()
     );
     assert_eq!(ia.algorithms.additional[0], Some(DhGroup::MlKem768));
+}
+
+/// ESP proposals alone naming an additional exchange announce RFC 9370 in IKE_SA_INIT, so
+/// their CHILD SA rekeys follow up although the IKE SA itself has none.
+#[test]
+fn esp_additional_exchanges_alone_make_child_rekeys_follow_up() {
+    let plain = "aes256gcm16-prfsha256-x25519";
+    let esp = "aes128gcm16-x25519-ke1_mlkem1024";
+    let mut p = pair(plain, plain, esp, EngineConfig::default());
+    p.engines[0].initiate(p.now, TO_B).unwrap();
+    p.settle();
+    assert_established(&p);
+    assert_eq!(count(&p, 0, ExchangeType::IkeIntermediate), 0);
+    p.engines[1].rekey_children(p.now, TO_A).unwrap();
+    p.settle();
+    assert_eq!(installs(&p, 0).len(), 2, "{:?}", rekey_failures(&p, 1));
+    assert_eq!(sends(&p, 1, ExchangeType::IkeFollowupKe, false), 1);
+    assert_child_keys_agree(&p);
 }

@@ -56,8 +56,14 @@ pub(super) fn single_ike_choice(sa: &SecurityAssociation) -> Option<IkeChoice> {
     }
 }
 
-fn offers_additional(proposal: &IkeProposal) -> bool {
-    proposal.additional.iter().any(|slot| !slot.is_empty())
+/// Whether any IKE or ESP proposal of `conn` names additional key exchanges: then we
+/// announce IKE_INTERMEDIATE, which tells the peer we know RFC 9370.
+fn wants_additional(conn: &EngineConnection) -> bool {
+    let named = |slots: &crate::proposal::AdditionalKes| slots.iter().any(|s| !s.is_empty());
+    (conn.config.proposals.iter()).any(|p| named(&p.additional))
+        || (conn.config.children.iter())
+            .flat_map(|c| &c.esp_proposals)
+            .any(|p| named(&p.additional))
 }
 
 /// INTERMEDIATE_EXCHANGE_SUPPORTED (RFC 9242 section 3).
@@ -143,7 +149,7 @@ impl Engine {
             destination,
             Payload::Notify(fragmentation::supported()),
         ]);
-        if conn.config.proposals.iter().any(offers_additional) {
+        if wants_additional(conn) {
             payloads.push(intermediate_supported());
         }
         payloads.extend(self.hash_algorithms());
@@ -286,7 +292,7 @@ impl Engine {
             .notify(NotifyType::Ikev2FragmentationSupported)
             .is_some();
         // We announced it only with additional key exchanges configured.
-        sa.followup_ke = (conn.config.proposals.iter().any(offers_additional))
+        sa.followup_ke = wants_additional(&conn)
             && message
                 .notify(NotifyType::IntermediateExchangeSupported)
                 .is_some();
