@@ -316,10 +316,15 @@ pub enum DhGroup {
     Ecp521,
     Curve25519,
     Curve448,
+    /// ML-KEM (FIPS 203), a key encapsulation: the initiator sends the encapsulation key, the
+    /// responder the ciphertext (draft-ietf-ipsecme-ikev2-mlkem).
+    MlKem512,
+    MlKem768,
+    MlKem1024,
 }
 
 impl DhGroup {
-    pub const ALL: [DhGroup; 12] = [
+    pub const ALL: [DhGroup; 15] = [
         DhGroup::Modp1024,
         DhGroup::Modp1536,
         DhGroup::Modp2048,
@@ -332,6 +337,9 @@ impl DhGroup {
         DhGroup::Ecp521,
         DhGroup::Curve25519,
         DhGroup::Curve448,
+        DhGroup::MlKem512,
+        DhGroup::MlKem768,
+        DhGroup::MlKem1024,
     ];
 
     pub fn transform_id(self) -> u16 {
@@ -348,14 +356,26 @@ impl DhGroup {
             DhGroup::Ecp521 => 21,
             DhGroup::Curve25519 => 31,
             DhGroup::Curve448 => 32,
+            DhGroup::MlKem512 => 35,
+            DhGroup::MlKem768 => 36,
+            DhGroup::MlKem1024 => 37,
         }
+    }
+
+    /// Whether this is a key encapsulation mechanism, whose two KE payloads differ.
+    pub fn is_kem(self) -> bool {
+        matches!(
+            self,
+            DhGroup::MlKem512 | DhGroup::MlKem768 | DhGroup::MlKem1024
+        )
     }
 
     pub fn from_transform(id: u16) -> Option<Self> {
         Self::ALL.into_iter().find(|g| g.transform_id() == id)
     }
 
-    /// Length of the public value in a KE payload (RFC 7296 / RFC 5903 / RFC 8031).
+    /// Length of the initiator's Key Exchange Data (RFC 7296 / RFC 5903 / RFC 8031; for
+    /// ML-KEM the encapsulation key, FIPS 203 table 3).
     pub fn public_len(self) -> usize {
         match self {
             DhGroup::Modp1024 => 128,
@@ -371,6 +391,20 @@ impl DhGroup {
             DhGroup::Ecp521 => 132,
             DhGroup::Curve25519 => 32,
             DhGroup::Curve448 => 56,
+            DhGroup::MlKem512 => 800,
+            DhGroup::MlKem768 => 1184,
+            DhGroup::MlKem1024 => 1568,
+        }
+    }
+
+    /// Length of the responder's Key Exchange Data: the ciphertext for ML-KEM, else the
+    /// same as the initiator's.
+    pub fn responder_len(self) -> usize {
+        match self {
+            DhGroup::MlKem512 => 768,
+            DhGroup::MlKem768 => 1088,
+            DhGroup::MlKem1024 => 1568,
+            _ => self.public_len(),
         }
     }
 }
@@ -390,9 +424,20 @@ impl fmt::Display for DhGroup {
             DhGroup::Ecp521 => "ECP_521",
             DhGroup::Curve25519 => "CURVE_25519",
             DhGroup::Curve448 => "CURVE_448",
+            DhGroup::MlKem512 => "ML_KEM_512",
+            DhGroup::MlKem768 => "ML_KEM_768",
+            DhGroup::MlKem1024 => "ML_KEM_1024",
         })
     }
 }
+
+/// Number of Additional Key Exchange transform types, ADDKE1..ADDKE7 (RFC 9370 section 2.2).
+pub const ADDITIONAL_KE_SLOTS: usize = 7;
+
+/// The methods offered for each additional key exchange (`ke1_` .. `ke7_`), in preference
+/// order; `None` is the NONE transform, which makes that exchange optional. An empty slot is
+/// not offered at all.
+pub type AdditionalKes = [Vec<Option<DhGroup>>; ADDITIONAL_KE_SLOTS];
 
 /// An IKE SA proposal: every combination of the listed algorithms is acceptable.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -401,6 +446,7 @@ pub struct IkeProposal {
     pub integrity: Vec<Integrity>,
     pub prf: Vec<Prf>,
     pub dh: Vec<DhGroup>,
+    pub additional: AdditionalKes,
 }
 
 /// An ESP proposal. An empty `dh` means no PFS on CREATE_CHILD_SA.
@@ -409,6 +455,8 @@ pub struct EspProposal {
     pub encryption: Vec<Encryption>,
     pub integrity: Vec<Integrity>,
     pub dh: Vec<DhGroup>,
+    /// Additional key exchanges on CREATE_CHILD_SA (RFC 9370), after the PFS group.
+    pub additional: AdditionalKes,
     /// Extended sequence numbers offered, in preference order (`false` = no ESN).
     pub esn: Vec<bool>,
 }
@@ -442,6 +490,8 @@ enum Keyword {
     Integ(Integrity),
     Prf(Prf),
     Dh(DhGroup),
+    /// `ke<n>_<group>` / `ke<n>_none`: slot `n - 1` of [`AdditionalKes`].
+    AddKe(usize, Option<DhGroup>),
     Esn(bool),
 }
 
@@ -487,12 +537,32 @@ fn aes(word: &str) -> Option<Encryption> {
     })
 }
 
+/// strongSwan 6's additional key exchange keywords: `ke1_mlkem768`, `ke3_none`.
+fn additional_ke(word: &str) -> Option<(Keyword, Option<&'static str>)> {
+    let rest = word.strip_prefix("ke")?;
+    let (digit, method) = rest.split_once('_')?;
+    let slot = match digit.parse::<usize>() {
+        Ok(n @ 1..=ADDITIONAL_KE_SLOTS) if digit.len() == 1 => n - 1,
+        _ => return None,
+    };
+    if method == "none" {
+        return Some((Keyword::AddKe(slot, None), None));
+    }
+    match lookup(method)? {
+        (Keyword::Dh(group), legacy) => Some((Keyword::AddKe(slot, Some(group)), legacy)),
+        _ => None,
+    }
+}
+
 /// A keyword routevpn implements, with the reason it is legacy (needs `allow_legacy`), if it is.
 fn lookup(word: &str) -> Option<(Keyword, Option<&'static str>)> {
     use Keyword::*;
     let modern = |k| Some((k, None));
     if let Some(e) = aes(word) {
         return modern(Encr(e));
+    }
+    if word.starts_with("ke") {
+        return additional_ke(word);
     }
     match word {
         "chacha20poly1305" => modern(Encr(Encryption::ChaCha20Poly1305)),
@@ -516,6 +586,9 @@ fn lookup(word: &str) -> Option<(Keyword, Option<&'static str>)> {
         "ecp521" => modern(Dh(DhGroup::Ecp521)),
         "curve25519" | "x25519" => modern(Dh(DhGroup::Curve25519)),
         "curve448" | "x448" => modern(Dh(DhGroup::Curve448)),
+        "mlkem512" => modern(Dh(DhGroup::MlKem512)),
+        "mlkem768" => modern(Dh(DhGroup::MlKem768)),
+        "mlkem1024" => modern(Dh(DhGroup::MlKem1024)),
         "esn" => modern(Esn(true)),
         "noesn" => modern(Esn(false)),
         "sha1" | "sha" => Some((Integ(Integrity::HmacSha1_96), Some(LEGACY_SHA1))),
@@ -560,7 +633,8 @@ fn is_unimplemented(word: &str) -> bool {
 const SUPPORTED_HINT: &str = "supported: aes128 aes192 aes256 (CBC), aes256ctr, \
 aes256gcm16/12/8, aes256ccm16/12/8, chacha20poly1305, sha256 sha384 sha512 aesxcbc aescmac, \
 prfsha256 prfsha384 prfsha512 prfaesxcbc prfaescmac, modp2048 modp3072 modp4096 modp6144 \
-modp8192 ecp256 ecp384 ecp521 x25519 x448";
+modp8192 ecp256 ecp384 ecp521 x25519 x448 mlkem512 mlkem768 mlkem1024, and additional key \
+exchanges ke1_<group> .. ke7_<group> (ke<n>_none makes one optional)";
 
 /// The legacy keywords of a proposal string, each with its byte offset and why it is legacy:
 /// the validator warns about every one it accepts under `allow_legacy`.
@@ -590,6 +664,7 @@ struct Parsed {
     integrity: Vec<Integrity>,
     prf: Vec<Prf>,
     dh: Vec<DhGroup>,
+    additional: AdditionalKes,
     esn: Vec<bool>,
 }
 
@@ -608,6 +683,7 @@ fn parse(text: &str, kind: Kind, allow_legacy: bool) -> Result<Parsed, ProposalE
         integrity: vec![],
         prf: vec![],
         dh: vec![],
+        additional: Default::default(),
         esn: vec![],
     };
     let mut offset = 0;
@@ -653,6 +729,7 @@ or set `allow_legacy = true` under [ike] if its sheet leaves no choice"
             }
             Keyword::Prf(p) => push_unique(&mut parsed.prf, p),
             Keyword::Dh(d) => push_unique(&mut parsed.dh, d),
+            Keyword::AddKe(slot, method) => push_unique(&mut parsed.additional[slot], method),
             Keyword::Esn(_) if matches!(kind, Kind::Ike) => {
                 return Err(at(
                     format!("`{word}` only applies to ESP proposals"),
@@ -722,6 +799,7 @@ fn check_shape(text: &str, kind: Kind, p: &Parsed) -> Result<(), ProposalError> 
             "add one, e.g. sha256",
         ));
     }
+    check_additional(text, p)?;
     if let Kind::Ike = kind {
         if p.dh.is_empty() {
             return Err(error(
@@ -735,6 +813,44 @@ fn check_shape(text: &str, kind: Kind, p: &Parsed) -> Result<(), ProposalError> 
                 text,
                 "an AEAD IKE proposal needs an explicit PRF".into(),
                 "add one, e.g. prfsha256",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Additional key exchanges follow a main one, and each offered slot names a method.
+fn check_additional(text: &str, p: &Parsed) -> Result<(), ProposalError> {
+    let offered = p
+        .additional
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| !s.is_empty());
+    for (slot, methods) in offered {
+        let token = format!("ke{}_", slot + 1);
+        let at = |message: String, hint: String| ProposalError {
+            offset: text.find(&token).unwrap_or(0),
+            token: text
+                .split('-')
+                .find(|w| w.starts_with(&token))
+                .unwrap_or(text)
+                .to_string(),
+            message,
+            hint: Some(hint),
+        };
+        if p.dh.is_empty() {
+            return Err(at(
+                format!("additional key exchange {token}* without a main key exchange group"),
+                "add a main group before it, e.g. x25519-ke1_mlkem768".into(),
+            ));
+        }
+        if methods.iter().all(Option::is_none) {
+            return Err(at(
+                format!(
+                    "{token}none makes additional key exchange {} optional but names no method",
+                    slot + 1
+                ),
+                format!("add a method, e.g. {token}mlkem768, or remove {token}none"),
             ));
         }
     }
@@ -770,6 +886,7 @@ pub fn parse_ike(text: &str, allow_legacy: bool) -> Result<IkeProposal, Proposal
         integrity: p.integrity,
         prf,
         dh: p.dh,
+        additional: p.additional,
     })
 }
 
@@ -780,12 +897,13 @@ pub fn parse_esp(text: &str, allow_legacy: bool) -> Result<EspProposal, Proposal
         encryption: p.encryption,
         integrity: p.integrity,
         dh: p.dh,
+        additional: p.additional,
         esn: if p.esn.is_empty() { vec![false] } else { p.esn },
     })
 }
 
 /// The keyword swanctl.conf writes for each algorithm, in the order proposals list them.
-const KEYWORDS: [&str; 21] = [
+const KEYWORDS: [&str; 24] = [
     "aes128",
     "aes192",
     "aes256",
@@ -807,9 +925,16 @@ const KEYWORDS: [&str; 21] = [
     "ecp256",
     "ecp384",
     "x25519",
+    "mlkem512",
+    "mlkem768",
+    "mlkem1024",
 ];
 
 fn keyword(k: Keyword) -> String {
+    if let Keyword::AddKe(slot, method) = k {
+        let name = method.map_or_else(|| "none".to_string(), |g| keyword(Keyword::Dh(g)));
+        return format!("ke{}_{name}", slot + 1);
+    }
     let found = KEYWORDS
         .iter()
         .find(|w| lookup(w).is_some_and(|(known, _)| known == k));
@@ -822,9 +947,28 @@ impl IkeProposal {
         let words = (self.encryption.iter().map(|&e| keyword(Keyword::Encr(e))))
             .chain(self.integrity.iter().map(|&i| keyword(Keyword::Integ(i))))
             .chain(self.prf.iter().map(|&p| keyword(Keyword::Prf(p))))
-            .chain(self.dh.iter().map(|&d| keyword(Keyword::Dh(d))));
+            .chain(self.dh.iter().map(|&d| keyword(Keyword::Dh(d))))
+            .chain(additional_keywords(&self.additional));
         words.collect::<Vec<_>>().join("-")
     }
+}
+
+fn additional_keywords(additional: &AdditionalKes) -> impl Iterator<Item = String> + '_ {
+    (additional.iter().enumerate()).flat_map(|(slot, methods)| {
+        methods
+            .iter()
+            .map(move |&m| keyword(Keyword::AddKe(slot, m)))
+    })
+}
+
+/// `ADDKE1:ML_KEM_768`, `ADDKE1:NONE`, as the proposal's Display names them.
+fn additional_names(additional: &AdditionalKes) -> impl Iterator<Item = String> + '_ {
+    (additional.iter().enumerate()).flat_map(|(slot, methods)| {
+        methods.iter().map(move |m| {
+            let name = m.map_or_else(|| "NONE".to_string(), |g| g.to_string());
+            format!("ADDKE{}:{name}", slot + 1)
+        })
+    })
 }
 
 impl EspProposal {
@@ -834,6 +978,7 @@ impl EspProposal {
             .map(|&e| keyword(Keyword::Encr(e)))
             .chain(self.integrity.iter().map(|&i| keyword(Keyword::Integ(i))))
             .chain(self.dh.iter().map(|&d| keyword(Keyword::Dh(d))))
+            .chain(additional_keywords(&self.additional))
             .collect();
         if self.esn != [false] {
             words.extend(
@@ -855,6 +1000,7 @@ impl fmt::Display for IkeProposal {
             .chain(self.integrity.iter().map(ToString::to_string))
             .chain(self.prf.iter().map(ToString::to_string))
             .chain(self.dh.iter().map(ToString::to_string))
+            .chain(additional_names(&self.additional))
             .collect();
         f.write_str(&parts.join("/"))
     }
@@ -868,6 +1014,7 @@ impl fmt::Display for EspProposal {
             .map(ToString::to_string)
             .chain(self.integrity.iter().map(ToString::to_string))
             .chain(self.dh.iter().map(ToString::to_string))
+            .chain(additional_names(&self.additional))
             .collect();
         if self.esn.contains(&true) {
             parts.push("ESN".into());
@@ -879,6 +1026,71 @@ impl fmt::Display for EspProposal {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ml_kem_and_additional_key_exchanges_as_strongswan_6_writes_them() {
+        let text = "aes256gcm16-prfsha384-x25519-ke1_mlkem768-ke1_none-ke3_mlkem1024";
+        let p = parse_ike(text, false).unwrap();
+        assert_eq!(p.dh, vec![DhGroup::Curve25519]);
+        assert_eq!(p.additional[0], vec![Some(DhGroup::MlKem768), None]);
+        assert!(p.additional[1].is_empty());
+        assert_eq!(p.additional[2], vec![Some(DhGroup::MlKem1024)]);
+        assert_eq!(p.keywords(), text);
+        assert_eq!(parse_ike(&p.keywords(), false).unwrap(), p);
+        assert_eq!(
+            p.to_string(),
+            "AES_GCM_16_256/PRF_HMAC_SHA2_384/CURVE_25519/ADDKE1:ML_KEM_768/ADDKE1:NONE/\
+ADDKE3:ML_KEM_1024"
+        );
+        let pure = parse_ike("aes256gcm16-prfsha256-mlkem512", false).unwrap();
+        assert_eq!(pure.dh, vec![DhGroup::MlKem512]);
+        let esp = parse_esp("aes256gcm16-ecp384-ke1_mlkem768-ke2_ecp256", false).unwrap();
+        assert_eq!(esp.keywords(), "aes256gcm16-ecp384-ke1_mlkem768-ke2_ecp256");
+        for (group, id, ek, ct) in [
+            (DhGroup::MlKem512, 35, 800, 768),
+            (DhGroup::MlKem768, 36, 1184, 1088),
+            (DhGroup::MlKem1024, 37, 1568, 1568),
+        ] {
+            assert_eq!(group.transform_id(), id);
+            assert_eq!((group.public_len(), group.responder_len()), (ek, ct));
+            assert!(group.is_kem());
+        }
+    }
+
+    #[test]
+    fn additional_key_exchange_mistakes_are_located() {
+        let err = |text: &str| parse_ike(text, false).unwrap_err();
+        let e = err("aes256gcm16-prfsha256-x25519-ke8_mlkem768");
+        assert_eq!(
+            (e.offset, e.message.as_str()),
+            (29, "unknown algorithm `ke8_mlkem768`")
+        );
+        assert_eq!(
+            err("aes256gcm16-prfsha256-x25519-ke1_mlkem").token,
+            "ke1_mlkem"
+        );
+        let e = err("aes256gcm16-prfsha256-x25519-ke2_none");
+        assert_eq!((e.offset, e.token.as_str()), (29, "ke2_none"));
+        assert!(e.message.contains("names no method"), "{}", e.message);
+        let e = err("aes256gcm16-prfsha256-x25519-ke1_x448-ke1_x448");
+        assert_eq!(
+            (e.offset, e.message.as_str()),
+            (38, "`ke1_x448` is listed twice")
+        );
+        let e = err("aes256gcm16-prfsha256-x25519-ke1_modp1024");
+        assert!(
+            e.message.starts_with("legacy algorithm `ke1_modp1024`"),
+            "{}",
+            e.message
+        );
+        let e = parse_esp("aes256gcm16-ke1_mlkem768", false).unwrap_err();
+        assert_eq!((e.offset, e.token.as_str()), (12, "ke1_mlkem768"));
+        assert!(
+            e.message.contains("without a main key exchange"),
+            "{}",
+            e.message
+        );
+    }
 
     #[test]
     fn classic_ike_proposal_derives_prf_from_integrity() {

@@ -570,6 +570,21 @@ fn charon_accepts_every_exported_connection_as_routevpn_negotiates_it() {
         };
         let loaded = profile::load(&[out.path().to_path_buf()], insecure());
         let name = format!("{}.conf", case.file_name().unwrap().to_string_lossy());
-        load_into_charon(&charon, &loaded.tunnels.unwrap(), &name);
+        // charon 5.9 predates ML-KEM (RFC 9370): such cases are checked by import only.
+        let post_quantum = |t: &Tunnel| {
+            (t.ike.proposals.iter().map(ToString::to_string))
+                .chain(
+                    t.children
+                        .iter()
+                        .flat_map(|c| c.esp_proposals.iter().map(ToString::to_string)),
+                )
+                .any(|p| p.contains("ML_KEM"))
+        };
+        let tunnels: Vec<Tunnel> = (loaded.tunnels.unwrap().into_iter())
+            .filter(|t| !post_quantum(t))
+            .collect();
+        if !tunnels.is_empty() {
+            load_into_charon(&charon, &tunnels, &name);
+        }
     }
 }

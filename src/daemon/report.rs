@@ -237,6 +237,7 @@ mod tests {
                     encryption: crate::proposal::Encryption::AesCbc(256),
                     integrity: Some(crate::proposal::Integrity::HmacSha256_128),
                     dh: None,
+                    additional: Default::default(),
                     esn: false,
                 },
                 mark: None,

@@ -286,6 +286,7 @@ mod tests {
                 encryption: Encryption::AesCbc(256),
                 integrity: Some(Integrity::HmacSha256_128),
                 dh: None,
+                additional: Default::default(),
                 esn: false,
             },
             inbound: direction("198.51.100.2", "192.0.2.1", 0xc000_0001, 1),

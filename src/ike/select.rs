@@ -2,7 +2,65 @@
 //! order and, for each, the peer's; the first pair with an algorithm of every kind in common
 //! wins, and within it our order decides each algorithm.
 
-use crate::proposal::{DhGroup, Encryption, EspProposal, IkeProposal, Integrity, Prf};
+use crate::proposal::{
+    AdditionalKes, DhGroup, Encryption, EspProposal, IkeProposal, Integrity, Prf,
+    ADDITIONAL_KE_SLOTS,
+};
+
+/// The method chosen for each additional key exchange (RFC 9370); `None` where it is not
+/// performed (not offered, or NONE chosen).
+pub type AdditionalChoice = [Option<DhGroup>; ADDITIONAL_KE_SLOTS];
+
+/// The additional key exchanges to run, in order (ADDKE1 first).
+pub fn additional_methods(choice: &AdditionalChoice) -> Vec<DhGroup> {
+    choice.iter().flatten().copied().collect()
+}
+
+/// The methods of an answer's slots, if each names at most one (NONE or absent: `None`).
+pub fn single_additional(slots: &AdditionalKes) -> Option<AdditionalChoice> {
+    let mut chosen = [None; ADDITIONAL_KE_SLOTS];
+    for (chosen, methods) in chosen.iter_mut().zip(slots) {
+        *chosen = match methods.as_slice() {
+            [] => None,
+            [one] => *one,
+            _ => return None,
+        };
+    }
+    Some(chosen)
+}
+
+/// The additional key exchanges of a CREATE_CHILD_SA that cannot carry them (the peer did
+/// not announce RFC 9370): none. `None` when a slot is mandatory:
+/// that proposal is left out rather than weakened.
+pub fn in_create_child_sa(slots: &AdditionalKes) -> Option<AdditionalKes> {
+    (slots.iter())
+        .all(|methods| methods.is_empty() || methods.contains(&None))
+        .then(AdditionalKes::default)
+}
+
+/// A choice as proposal slots: the chosen method, nothing where none is performed.
+fn additional_slots(choice: &AdditionalChoice) -> AdditionalKes {
+    choice.map(|m| m.map(Some).into_iter().collect())
+}
+
+/// Both sides' methods for each slot, in our order. A slot a side leaves out counts as NONE
+/// only (RFC 9370 section 2.2.2), so an optional exchange matches a peer without it and a
+/// mandatory one does not.
+fn common_additional(ours: &AdditionalKes, theirs: &AdditionalKes) -> Option<AdditionalChoice> {
+    let mut chosen = [None; ADDITIONAL_KE_SLOTS];
+    for (slot, chosen) in chosen.iter_mut().enumerate() {
+        let none_only = [None];
+        let or_none = |methods: &'_ [Option<DhGroup>]| -> Vec<Option<DhGroup>> {
+            if methods.is_empty() {
+                none_only.to_vec()
+            } else {
+                methods.to_vec()
+            }
+        };
+        *chosen = first_common(&or_none(&ours[slot]), &or_none(&theirs[slot]))?;
+    }
+    Some(chosen)
+}
 
 /// One algorithm of each kind for an IKE SA.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -12,6 +70,7 @@ pub struct IkeChoice {
     pub integrity: Option<Integrity>,
     pub prf: Prf,
     pub dh: DhGroup,
+    pub additional: AdditionalChoice,
 }
 
 impl IkeChoice {
@@ -22,6 +81,7 @@ impl IkeChoice {
             integrity: self.integrity.into_iter().collect(),
             prf: vec![self.prf],
             dh: vec![self.dh],
+            additional: additional_slots(&self.additional),
         }
     }
 }
@@ -33,6 +93,8 @@ pub struct EspChoice {
     pub integrity: Option<Integrity>,
     /// The PFS group, for CREATE_CHILD_SA with a KE payload.
     pub dh: Option<DhGroup>,
+    /// Additional key exchanges after the PFS one (IKE_FOLLOWUP_KE).
+    pub additional: AdditionalChoice,
     pub esn: bool,
 }
 
@@ -42,6 +104,7 @@ impl EspChoice {
             encryption: vec![self.encryption],
             integrity: self.integrity.into_iter().collect(),
             dh: self.dh.into_iter().collect(),
+            additional: additional_slots(&self.additional),
             esn: vec![self.esn],
         }
     }
@@ -78,6 +141,7 @@ fn match_ike(ours: &IkeProposal, theirs: &IkeProposal) -> Option<IkeChoice> {
         integrity: common_integrity(&ours.integrity, &theirs.integrity)?,
         prf: first_common(&ours.prf, &theirs.prf)?,
         dh: first_common(&ours.dh, &theirs.dh)?,
+        additional: common_additional(&ours.additional, &theirs.additional)?,
     })
 }
 
@@ -101,21 +165,30 @@ pub enum KeyExchange {
     Absent,
     /// CREATE_CHILD_SA: a proposal without DH means no PFS and matches only the same.
     Present,
+    /// CREATE_CHILD_SA with a peer that knows RFC 9370: additional key exchanges may follow
+    /// in IKE_FOLLOWUP_KE.
+    Followup,
 }
 
 fn match_esp(ours: &EspProposal, theirs: &EspProposal, ke: KeyExchange) -> Option<EspChoice> {
-    let dh = match ke {
-        KeyExchange::Absent => None,
-        KeyExchange::Present => match (ours.dh.is_empty(), theirs.dh.is_empty()) {
-            (true, true) => None,
-            (false, false) => Some(first_common(&ours.dh, &theirs.dh)?),
-            _ => return None,
-        },
+    let (dh, additional) = match ke {
+        KeyExchange::Absent => (None, [None; ADDITIONAL_KE_SLOTS]),
+        KeyExchange::Present | KeyExchange::Followup => {
+            match (ours.dh.is_empty(), theirs.dh.is_empty()) {
+                (true, true) => (None, [None; ADDITIONAL_KE_SLOTS]),
+                (false, false) => (
+                    Some(first_common(&ours.dh, &theirs.dh)?),
+                    common_additional(&ours.additional, &theirs.additional)?,
+                ),
+                _ => return None,
+            }
+        }
     };
     Some(EspChoice {
         encryption: first_common(&ours.encryption, &theirs.encryption)?,
         integrity: common_integrity(&ours.integrity, &theirs.integrity)?,
         dh,
+        additional,
         esn: first_common(&ours.esn, &theirs.esn)?,
     })
 }
@@ -154,6 +227,43 @@ mod tests {
 
     fn esp(list: &[&str]) -> Vec<EspProposal> {
         list.iter().map(|p| parse_esp(p, true).unwrap()).collect()
+    }
+
+    #[test]
+    fn a_missing_additional_slot_counts_as_none() {
+        let optional = ike(&["aes256gcm16-prfsha256-x25519-ke1_mlkem768-ke1_none"]);
+        let mandatory = ike(&["aes256gcm16-prfsha256-x25519-ke1_mlkem768"]);
+        let plain = ike(&["aes256gcm16-prfsha256-x25519"]);
+        let (_, c) = select_ike(&optional, &plain).unwrap();
+        assert_eq!(c.additional, [None; ADDITIONAL_KE_SLOTS]);
+        assert!(select_ike(&mandatory, &plain).is_none());
+        assert!(select_ike(&plain, &mandatory).is_none());
+        let (_, c) = select_ike(&optional, &mandatory).unwrap();
+        assert_eq!(additional_methods(&c.additional), [DhGroup::MlKem768]);
+        // The reply names the method, or nothing for NONE; both check out.
+        assert!(accepts_ike_reply(&optional, &c));
+        let (_, none) = select_ike(&optional, &plain).unwrap();
+        assert!(accepts_ike_reply(&optional, &none));
+        assert!(!accepts_ike_reply(&mandatory, &none));
+    }
+
+    /// A CREATE_CHILD_SA without additional exchanges: a peer that offers one where our
+    /// proposal makes it optional gets NONE, one that insists on it gets no proposal.
+    #[test]
+    fn create_child_sa_takes_additional_exchanges_only_as_none() {
+        let ours = esp(&["aes128gcm16-x25519-ke1_mlkem768-ke1_none"]);
+        let ours: Vec<EspProposal> = (ours.iter())
+            .map(|p| EspProposal {
+                additional: in_create_child_sa(&p.additional).unwrap(),
+                ..p.clone()
+            })
+            .collect();
+        let flexible = esp(&["aes128gcm16-x25519-ke1_mlkem768-ke1_none"]);
+        let (_, c) = select_esp(&ours, &flexible, KeyExchange::Present).unwrap();
+        assert_eq!(c.additional, [None; ADDITIONAL_KE_SLOTS]);
+        let insisting = esp(&["aes128gcm16-x25519-ke1_mlkem768"]);
+        assert!(select_esp(&ours, &insisting, KeyExchange::Present).is_none());
+        assert!(in_create_child_sa(&insisting[0].additional).is_none());
     }
 
     #[test]
@@ -231,6 +341,7 @@ mod tests {
             integrity: Some(Integrity::HmacSha256_128),
             prf: Prf::HmacSha256,
             dh: DhGroup::Modp2048,
+            additional: Default::default(),
         };
         assert!(accepts_ike_reply(&ours, &good));
         let sneaky = IkeChoice {
@@ -243,6 +354,7 @@ mod tests {
             encryption: Encryption::AesGcm16(128),
             integrity: None,
             dh: None,
+            additional: Default::default(),
             esn: false,
         };
         assert!(accepts_esp_reply(&esp_ours, &reply, KeyExchange::Absent));

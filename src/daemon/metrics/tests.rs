@@ -69,6 +69,7 @@ pub(super) fn known() -> Known {
             encryption: crate::proposal::Encryption::AesGcm16(256),
             integrity: None,
             dh: None,
+            additional: Default::default(),
             esn: false,
         },
         mark: None,

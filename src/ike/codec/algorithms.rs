@@ -4,7 +4,9 @@
 //! or "unsupported" instead of failing: the engine selects a proposal and simply never
 //! picks what it cannot do.
 
-use crate::proposal::{DhGroup, Encryption, EspProposal, IkeProposal, Integrity, Prf};
+use crate::proposal::{
+    AdditionalKes, DhGroup, Encryption, EspProposal, IkeProposal, Integrity, Prf,
+};
 
 use super::error::EncodeError;
 use super::sa::{Attribute, Proposal, ProtocolId, SecurityAssociation, Transform, TransformType};
@@ -13,6 +15,28 @@ use super::writer::fit;
 /// ESN transform IDs (RFC 7296 section 3.3.2, transform type 5).
 const ESN_NONE: u16 = 0;
 const ESN_ON: u16 = 1;
+
+/// The NONE transform of an additional key exchange (RFC 9370 section 2.2).
+const ADDKE_NONE: u16 = 0;
+
+fn additional_transforms(additional: &AdditionalKes) -> impl Iterator<Item = Transform> + '_ {
+    (0u8..).zip(additional).flat_map(|(slot, methods)| {
+        methods.iter().map(move |m| {
+            let id = m.map_or(ADDKE_NONE, DhGroup::transform_id);
+            Transform::new(TransformType::AdditionalKeyExchange(slot), id)
+        })
+    })
+}
+
+/// Files an ADDKE transform into its slot; `None` if its method is unknown.
+fn read_additional(t: &Transform, slot: u8, additional: &mut AdditionalKes) -> Option<()> {
+    let method = simple(t, |id| match id {
+        ADDKE_NONE => Some(None),
+        id => DhGroup::from_transform(id).map(Some),
+    })?;
+    push_new(additional.get_mut(usize::from(slot))?, method);
+    Some(())
+}
 
 /// The algorithms of a received proposal that routevpn implements, plus the rest.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -54,6 +78,7 @@ impl Proposal {
                 (proposal.dh.iter())
                     .map(|d| Transform::new(TransformType::KeyExchange, d.transform_id())),
             )
+            .chain(additional_transforms(&proposal.additional))
             .collect();
         Proposal {
             number,
@@ -81,6 +106,7 @@ impl Proposal {
                     (proposal.dh.iter())
                         .map(|d| Transform::new(TransformType::KeyExchange, d.transform_id())),
                 )
+                .chain(additional_transforms(&proposal.additional))
                 .chain(esn.iter().map(|on| {
                     Transform::new(TransformType::Esn, if *on { ESN_ON } else { ESN_NONE })
                 }))
@@ -103,6 +129,7 @@ impl Proposal {
             integrity: vec![],
             prf: vec![],
             dh: vec![],
+            additional: Default::default(),
         };
         let mut unsupported = Vec::new();
         for t in &self.transforms {
@@ -117,6 +144,9 @@ impl Proposal {
                     .map(|i| push_new(&mut supported.integrity, i)),
                 TransformType::KeyExchange => {
                     simple(t, DhGroup::from_transform).map(|d| push_new(&mut supported.dh, d))
+                }
+                TransformType::AdditionalKeyExchange(slot) => {
+                    read_additional(t, slot, &mut supported.additional)
                 }
                 TransformType::Esn | TransformType::Other(_) => None,
             };
@@ -139,6 +169,7 @@ impl Proposal {
             encryption: vec![],
             integrity: vec![],
             dh: vec![],
+            additional: Default::default(),
             esn: vec![],
         };
         let mut unsupported = Vec::new();
@@ -158,6 +189,9 @@ impl Proposal {
                     _ => None,
                 })
                 .map(|on| push_new(&mut supported.esn, on)),
+                TransformType::AdditionalKeyExchange(slot) => {
+                    read_additional(t, slot, &mut supported.additional)
+                }
                 TransformType::Prf | TransformType::Other(_) => None,
             };
             if known.is_none() {
@@ -231,10 +265,11 @@ mod tests {
 
     #[test]
     fn configured_ike_proposal_round_trips() {
-        for text in DEFAULT_IKE
-            .iter()
-            .chain(&["aes256-sha256-prfsha256-modp2048"])
-        {
+        for text in DEFAULT_IKE.iter().chain(&[
+            "aes256-sha256-prfsha256-modp2048",
+            "aes256gcm16-prfsha384-ecp384-ke1_mlkem1024-ke2_mlkem512-ke2_none",
+            "aes256gcm16-prfsha256-mlkem768",
+        ]) {
             let configured = parse_ike(text, false).unwrap();
             let wire = Proposal::from_ike(1, &configured, None);
             let back = wire.ike_transforms().unwrap();
@@ -246,7 +281,10 @@ mod tests {
 
     #[test]
     fn configured_esp_proposal_round_trips() {
-        for text in DEFAULT_ESP.iter().chain(&["aes128gcm16-x25519-esn-noesn"]) {
+        for text in DEFAULT_ESP.iter().chain(&[
+            "aes128gcm16-x25519-esn-noesn",
+            "aes256gcm16-x25519-ke1_mlkem768-ke1_none",
+        ]) {
             let configured = parse_esp(text, false).unwrap();
             let wire = Proposal::from_esp(2, &configured, 0xc0ffee);
             assert_eq!(wire.spi_u32(), Some(0xc0ffee));
@@ -254,6 +292,21 @@ mod tests {
             assert_eq!(back.supported, configured, "{text}");
             assert!(back.unsupported.is_empty());
         }
+    }
+
+    #[test]
+    fn additional_key_exchanges_are_transform_types_6_to_12() {
+        let p = parse_ike(
+            "aes256gcm16-prfsha256-x25519-ke1_mlkem768-ke1_none-ke7_ecp256",
+            false,
+        )
+        .unwrap();
+        let wire = Proposal::from_ike(1, &p, None);
+        let addke: Vec<(u8, u16)> = (wire.transforms.iter())
+            .filter(|t| t.transform_type.to_u8() >= 6)
+            .map(|t| (t.transform_type.to_u8(), t.id))
+            .collect();
+        assert_eq!(addke, [(6, 36), (6, 0), (12, 19)]);
     }
 
     #[test]
@@ -299,7 +352,7 @@ mod tests {
         let aes_without_key_length = Transform::new(TransformType::Encryption, 12);
         let mut aes_with_extra = encryption_transform(Encryption::AesCbc(256));
         aes_with_extra.attributes.push(Attribute::key_length(1));
-        let addke = Transform::new(TransformType::Other(6), 35);
+        let addke = Transform::new(TransformType::AdditionalKeyExchange(0), 0x7fff);
         let prf_with_attribute = Transform {
             attributes: vec![Attribute::key_length(128)],
             ..Transform::new(TransformType::Prf, 5)

@@ -13,6 +13,8 @@ pub enum ExchangeType {
     Informational,
     /// RFC 9242.
     IkeIntermediate,
+    /// RFC 9370 section 2.2.4.
+    IkeFollowupKe,
     /// Only for numbers without a variant above.
     Other(u8),
 }
@@ -25,6 +27,7 @@ impl ExchangeType {
             36 => ExchangeType::CreateChildSa,
             37 => ExchangeType::Informational,
             43 => ExchangeType::IkeIntermediate,
+            44 => ExchangeType::IkeFollowupKe,
             other => ExchangeType::Other(other),
         }
     }
@@ -36,6 +39,7 @@ impl ExchangeType {
             ExchangeType::CreateChildSa => 36,
             ExchangeType::Informational => 37,
             ExchangeType::IkeIntermediate => 43,
+            ExchangeType::IkeFollowupKe => 44,
             ExchangeType::Other(other) => other,
         }
     }

@@ -52,6 +52,8 @@ notify_types! {
     InvalidSelectors = 39,
     TemporaryFailure = 43,
     ChildSaNotFound = 44,
+    /// RFC 9370: an IKE_FOLLOWUP_KE for an exchange the responder no longer knows.
+    StateNotFound = 47,
     InitialContact = 16384,
     SetWindowSize = 16385,
     AdditionalTsPossible = 16386,
@@ -74,6 +76,10 @@ notify_types! {
     Ikev2FragmentationSupported = 16430,
     /// RFC 7427.
     SignatureHashAlgorithms = 16431,
+    /// RFC 9242.
+    IntermediateExchangeSupported = 16438,
+    /// RFC 9370: links IKE_FOLLOWUP_KE exchanges to their CREATE_CHILD_SA.
+    AdditionalKeyExchange = 16441,
 }
 
 impl NotifyType {

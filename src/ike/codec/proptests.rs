@@ -306,6 +306,69 @@ proptest! {
     }
 }
 
+/// An IKE proposal with random additional key exchange slots (RFC 9370), NONE included.
+fn proposal_with_additional_kes() -> impl Strategy<Value = crate::proposal::IkeProposal> {
+    use crate::proposal::{DhGroup, IkeProposal, ADDITIONAL_KE_SLOTS};
+    let method = prop_oneof![
+        Just(None),
+        (0..DhGroup::ALL.len()).prop_map(|i| Some(DhGroup::ALL[i]))
+    ];
+    vec(vec(method, 0..3), ADDITIONAL_KE_SLOTS).prop_map(|slots| {
+        let mut p = IkeProposal {
+            additional: Default::default(),
+            ..crate::proposal::parse_ike("aes256gcm16-prfsha256-mlkem768", false).unwrap()
+        };
+        for (slot, methods) in p.additional.iter_mut().zip(slots) {
+            for m in methods {
+                if !slot.contains(&m) {
+                    slot.push(m);
+                }
+            }
+        }
+        p
+    })
+}
+
+proptest! {
+    #[test]
+    fn transform_types_round_trip(t in any::<u8>()) {
+        prop_assert_eq!(TransformType::from_u8(t).to_u8(), t);
+    }
+
+    #[test]
+    fn any_sa_payload_reads_back_without_panicking(sa in security_association()) {
+        for p in &sa.proposals {
+            let _ = p.ike_transforms();
+            let _ = p.esp_transforms();
+        }
+    }
+
+    #[test]
+    fn additional_key_exchanges_round_trip(p in proposal_with_additional_kes()) {
+        let sa = SecurityAssociation { proposals: vec![Proposal::from_ike(1, &p, None)] };
+        let header = Header::new(ExchangeType::IkeSaInit, 1, 0, 0, Flags::default());
+        let bytes = Message::new(header, vec![Payload::SecurityAssociation(sa)])
+            .unwrap()
+            .encode()
+            .unwrap();
+        let back = Message::decode(&bytes).unwrap();
+        let Some(Payload::SecurityAssociation(sa)) = back.payloads.first() else {
+            panic!("no SA payload");
+        };
+        let read = sa.proposals[0].ike_transforms().unwrap();
+        prop_assert_eq!(read.supported, p);
+        prop_assert!(read.unsupported.is_empty());
+        // Cut anywhere, the message is refused, never a panic.
+        for cut in 0..bytes.len() {
+            let mut cut = bytes[..cut].to_vec();
+            if cut.len() >= Header::LEN {
+                patch_message_length(&mut cut).unwrap();
+            }
+            check_decode(&cut);
+        }
+    }
+}
+
 proptest! {
     #[test]
     fn messages_round_trip(m in message()) {

@@ -73,7 +73,9 @@ pub enum TransformType {
     KeyExchange,
     /// Extended Sequence Numbers.
     Esn,
-    /// Only for numbers without a variant above (additional key exchanges, RFC 9370, ...).
+    /// ADDKE1..ADDKE7 (RFC 9370 section 2.2, types 6..12), by slot 0..6.
+    AdditionalKeyExchange(u8),
+    /// Only for numbers without a variant above.
     Other(u8),
 }
 
@@ -85,6 +87,7 @@ impl TransformType {
             3 => TransformType::Integrity,
             4 => TransformType::KeyExchange,
             5 => TransformType::Esn,
+            6..=12 => TransformType::AdditionalKeyExchange(value.saturating_sub(6)),
             other => TransformType::Other(other),
         }
     }
@@ -96,6 +99,7 @@ impl TransformType {
             TransformType::Integrity => 3,
             TransformType::KeyExchange => 4,
             TransformType::Esn => 5,
+            TransformType::AdditionalKeyExchange(slot) => slot.saturating_add(6),
             TransformType::Other(other) => other,
         }
     }
@@ -505,7 +509,7 @@ mod tests {
                 protocol: ProtocolId::Other(9),
                 spi: vec![1, 2, 3],
                 transforms: vec![Transform {
-                    transform_type: TransformType::Other(6),
+                    transform_type: TransformType::Other(13),
                     id: 0xabcd,
                     attributes: vec![Attribute {
                         attribute_type: 0x1234,

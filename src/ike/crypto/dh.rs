@@ -1,12 +1,18 @@
 //! Key exchange for the KE payload: MODP groups (RFC 2409 group 2, RFC 3526 groups 5 and
-//! 14-18), random ECP groups 19-21 (RFC 5903) and Curve25519 / Curve448 (RFC 7748, RFC 8031).
+//! 14-18), random ECP groups 19-21 (RFC 5903), Curve25519 / Curve448 (RFC 7748, RFC 8031) and
+//! the ML-KEM key encapsulation (FIPS 203, in `mlkem`).
+//!
+//! A Diffie-Hellman group is symmetric; a KEM is not: the initiator keeps a
+//! [`KeyExchange`] (its decapsulation key) while the responder answers with
+//! [`KeyExchange::respond`], which encapsulates. The engine uses `respond` for every method.
 //!
 //! Public values are in the wire format of the KE payload's Key Exchange Data:
 //!
 //! * MODP: `g^x mod p`, big endian, left-padded with zeros to the length of the prime;
 //! * ECP: `x | y`, each coordinate big endian and padded to the field size, no 0x04 prefix
 //!   (RFC 5903 section 7);
-//! * Curve25519 / Curve448: the 32- / 56-octet u-coordinate (RFC 8031 section 2).
+//! * Curve25519 / Curve448: the 32- / 56-octet u-coordinate (RFC 8031 section 2);
+//! * ML-KEM: the encapsulation key from the initiator, the ciphertext from the responder.
 //!
 //! Shared secrets, in the form RFC 7296 section 2.14 feeds to the PRF: MODP `g^xy` padded to
 //! the prime length, ECP the x coordinate of the shared point (RFC 5903 section 7),
@@ -24,6 +30,8 @@ use openssl::pkey::{self, HasPrivate, HasPublic, Id, PKey, PKeyRef};
 
 use super::{ct_eq, CryptoError, Result, Secret};
 use crate::proposal::DhGroup;
+
+mod mlkem;
 
 /// Length of the private exponent for a MODP group, in bits.
 ///
@@ -66,6 +74,7 @@ enum Family {
     Ecp,
     /// X25519 / X448 (RFC 7748), with OpenSSL's key type.
     Montgomery(Id),
+    Kem,
 }
 
 fn family(group: DhGroup) -> Family {
@@ -80,6 +89,7 @@ fn family(group: DhGroup) -> Family {
         DhGroup::Ecp256 | DhGroup::Ecp384 | DhGroup::Ecp521 => Family::Ecp,
         DhGroup::Curve25519 => Family::Montgomery(Id::X25519),
         DhGroup::Curve448 => Family::Montgomery(Id::X448),
+        DhGroup::MlKem512 | DhGroup::MlKem768 | DhGroup::MlKem1024 => Family::Kem,
     }
 }
 
@@ -155,6 +165,7 @@ enum PrivateKey {
     Modp(BigNum),
     Ecp(PKey<pkey::Private>),
     Montgomery(PKey<pkey::Private>),
+    Kem(mlkem::DecapsulationKey),
 }
 
 /// One side's ephemeral key pair for a KE payload. The private part is never exposed and is
@@ -182,12 +193,46 @@ impl KeyExchange {
                 Self::montgomery(group, PKey::generate_x448()?)
             }
             Family::Montgomery(_) => Self::montgomery(group, PKey::generate_x25519()?),
+            Family::Kem => Self::kem(group, None),
         }
     }
 
+    /// The responder's answer to the initiator's Key Exchange Data: our own Key Exchange Data
+    /// and the shared secret. For a Diffie-Hellman group a fresh key pair; for ML-KEM the
+    /// ciphertext encapsulated to the initiator's key (validated as FIPS 203 section 7.2 asks).
+    pub fn respond(group: DhGroup, peer_public: &[u8]) -> Result<(Vec<u8>, Secret)> {
+        if let Family::Kem = family(group) {
+            check_len("key exchange data", group.public_len(), peer_public.len())?;
+            return mlkem::encapsulate(group, peer_public, None);
+        }
+        let ours = Self::new(group)?;
+        let shared = ours.shared_secret(peer_public)?;
+        Ok((ours.public, shared))
+    }
+
+    /// [`Self::respond`] for ML-KEM with FIPS 203's encapsulation randomness `m` fixed, for
+    /// known-answer tests only.
+    #[cfg(test)]
+    fn encapsulate_deterministic(
+        group: DhGroup,
+        peer_public: &[u8],
+        m: &[u8],
+    ) -> Result<(Vec<u8>, Secret)> {
+        mlkem::encapsulate(group, peer_public, Some(m))
+    }
+
+    fn kem(group: DhGroup, seed: Option<&[u8]>) -> Result<Self> {
+        let (dk, ek) = mlkem::generate(group, seed)?;
+        Ok(KeyExchange {
+            group,
+            public: ek,
+            private: PrivateKey::Kem(dk),
+        })
+    }
+
     /// A key pair from a fixed private value, for known-answer tests (never for real
-    /// exchanges): a big-endian MODP exponent or ECP scalar, or a 32- / 56-octet X25519 /
-    /// X448 scalar.
+    /// exchanges): a big-endian MODP exponent or ECP scalar, a 32- / 56-octet X25519 /
+    /// X448 scalar, or ML-KEM's 64-octet key generation seed `d | z`.
     pub fn from_private_key(group: DhGroup, private: &[u8]) -> Result<Self> {
         match family(group) {
             Family::Modp => {
@@ -221,6 +266,10 @@ impl KeyExchange {
                     private.len(),
                 )?;
                 Self::montgomery(group, PKey::private_key_from_raw_bytes(private, id)?)
+            }
+            Family::Kem => {
+                check_len("ML-KEM seed", mlkem::SEED_LEN, private.len())?;
+                Self::kem(group, Some(private))
             }
         }
     }
@@ -260,7 +309,8 @@ impl KeyExchange {
         self.group
     }
 
-    /// The Key Exchange Data of our KE payload (`group.public_len()` octets).
+    /// The Key Exchange Data of our KE payload (`group.public_len()` octets), sent by the
+    /// initiator of the exchange (see [`Self::respond`] for the responder).
     pub fn public_value(&self) -> &[u8] {
         &self.public
     }
@@ -270,11 +320,12 @@ impl KeyExchange {
     /// coordinates below the field prime and the point on the curve (RFC 6989 section 2.3,
     /// the curves have cofactor 1); Curve25519 / Curve448 an all-zero result (small-order
     /// input) refused (RFC 8031 section 2.3). Any failure is [`CryptoError::InvalidPublicValue`] (or
-    /// `BadLength` for a wrong length), to be answered with INVALID_SYNTAX.
+    /// `BadLength` for a wrong length), to be answered with INVALID_SYNTAX. For ML-KEM the
+    /// peer's data is the responder's ciphertext, decapsulated.
     pub fn shared_secret(&self, peer_public: &[u8]) -> Result<Secret> {
         check_len(
             "key exchange data",
-            self.group.public_len(),
+            self.group.responder_len(),
             peer_public.len(),
         )?;
         match &self.private {
@@ -293,6 +344,7 @@ impl KeyExchange {
                 }
                 Ok(secret)
             }
+            PrivateKey::Kem(dk) => dk.decapsulate(peer_public),
         }
     }
 }

@@ -9,7 +9,10 @@ use crate::ike::codec::{
     TrafficSelectors,
 };
 use crate::ike::crypto::{ChildSaKeys, CryptoError, Secret};
-use crate::ike::select::{accepts_esp_reply, select_esp, EspChoice, KeyExchange as Ke};
+use crate::ike::select::{
+    accepts_esp_reply, in_create_child_sa, select_esp, single_additional, EspChoice,
+    KeyExchange as Ke,
+};
 use crate::ike::ts::{narrow, within, TsRange};
 use crate::proposal::EspProposal;
 
@@ -26,7 +29,21 @@ pub fn without_dh(proposals: &[EspProposal]) -> Vec<EspProposal> {
         .iter()
         .map(|p| EspProposal {
             dh: Vec::new(),
+            additional: Default::default(),
             ..p.clone()
+        })
+        .collect()
+}
+
+/// The proposals a CREATE_CHILD_SA without additional key exchanges can use (see
+/// [`in_create_child_sa`]).
+pub fn for_create_child(proposals: &[EspProposal]) -> Vec<EspProposal> {
+    (proposals.iter())
+        .filter_map(|p| {
+            Some(EspProposal {
+                additional: in_create_child_sa(&p.additional)?,
+                ..p.clone()
+            })
         })
         .collect()
 }
@@ -143,7 +160,7 @@ fn single_esp_choice(proposal: &Proposal, ke: Ke) -> Option<EspChoice> {
     let p = t.supported;
     let dh = match (ke, p.dh.as_slice()) {
         (_, []) => None,
-        (Ke::Present, [one]) => Some(*one),
+        (Ke::Present | Ke::Followup, [one]) => Some(*one),
         _ => return None,
     };
     let integrity = match p.integrity.as_slice() {
@@ -156,6 +173,10 @@ fn single_esp_choice(proposal: &Proposal, ke: Ke) -> Option<EspChoice> {
             encryption: *encryption,
             integrity,
             dh,
+            additional: match ke {
+                Ke::Present | Ke::Followup => single_additional(&p.additional)?,
+                Ke::Absent => Default::default(),
+            },
             esn: *esn,
         }),
         _ => None,
@@ -221,7 +242,8 @@ pub fn initiator_accepts(
     };
     let offered = match ke {
         Ke::Absent => without_dh(&child.esp_proposals),
-        Ke::Present => child.esp_proposals.clone(),
+        Ke::Present => for_create_child(&child.esp_proposals),
+        Ke::Followup => child.esp_proposals.clone(),
     };
     let choice = single_esp_choice(answer, ke)
         .filter(|c| accepts_esp_reply(&offered, c, ke))
@@ -342,7 +364,12 @@ pub fn responder_negotiate<'c>(
         .filter_map(|p| Some((p.number, p.spi_u32()?, p.esp_transforms()?.supported)))
         .collect();
     let list: Vec<EspProposal> = offered.iter().map(|(_, _, p)| p.clone()).collect();
-    let Some((index, choice)) = select_esp(&child.esp_proposals, &list, ke) else {
+    let ours = match ke {
+        Ke::Absent => child.esp_proposals.clone(),
+        Ke::Present => for_create_child(&child.esp_proposals),
+        Ke::Followup => child.esp_proposals.clone(),
+    };
+    let Some((index, choice)) = select_esp(&ours, &list, ke) else {
         return Err((
             child.name.clone(),
             FailureReason::NoChildProposalChosen {

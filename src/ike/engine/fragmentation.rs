@@ -7,7 +7,7 @@
 use crate::ike::codec::{Message, Notify, NotifyType, Reassembler, Reassembly, ReassemblyLimits};
 
 use super::protect;
-use super::sa::IkeSa;
+use super::sa::{IkeSa, State};
 use super::Engine;
 
 /// IKEV2_FRAGMENTATION_SUPPORTED, which both IKE_SA_INIT messages carry.
@@ -39,7 +39,16 @@ impl Engine {
         if !(awaited || answered.is_some()) {
             return false;
         }
-        let Some(ciphers) = sa.ciphers.as_mut().filter(|_| sa.fragmentation) else {
+        // A request answered just before an IKE_INTERMEDIATE changed the keys came under
+        // the old ones.
+        let answered_under = match &mut sa.state {
+            State::Auth(auth) => (auth.intermediate.answered_under.as_mut())
+                .filter(|(id, _)| answered.is_some() && *id == h.message_id)
+                .map(|(_, ciphers)| ciphers),
+            _ => None,
+        };
+        let current = answered_under.or(sa.ciphers.as_mut());
+        let Some(ciphers) = current.filter(|_| sa.fragmentation) else {
             return false;
         };
         let Ok((skf, plaintext)) = protect::open_fragment(ciphers, message, bytes) else {
@@ -66,9 +75,9 @@ impl Engine {
             return false;
         };
         sa.reassembly = None;
-        match protect::decode_reassembled(first_payload, &plaintext) {
-            Ok(payloads) => {
-                sa.reassembled = Some((h.message_id, payloads));
+        match protect::Opened::decode(first_payload, plaintext) {
+            Ok(opened) => {
+                sa.reassembled = Some((h.message_id, opened));
                 true
             }
             Err(_) => false,

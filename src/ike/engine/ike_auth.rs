@@ -70,6 +70,7 @@ impl Engine {
             nonce_i: &sa.nonce_i,
             nonce_r: &sa.nonce_r,
             keys: sa.keys.as_ref()?,
+            int_auth: (handshake.intermediate).int_auth(handshake.auth_message_id),
         };
         Some((inputs, handshake))
     }
@@ -98,6 +99,9 @@ impl Engine {
     ) -> Result<(), EngineError> {
         let idi = Identification::new(wire_identity(&conn.local_identity()));
         let idr = Identification::new(wire_identity(&conn.remote_identity()));
+        if let State::Auth(handshake) = &mut sa.state {
+            handshake.auth_message_id = sa.next_request_id;
+        }
         let asked = Self::auth_inputs(sa).is_some_and(|(_, h)| h.peer.certificate_requested);
         let (auth, certificates) = Self::our_proof(sa, conn, &idi, asked)?;
         let mut payloads = vec![Payload::IdInitiator(idi)];
@@ -149,6 +153,9 @@ impl Engine {
         let message_id = message.header.message_id;
         if sa.rejected() {
             return Fate::Keep;
+        }
+        if let State::Auth(handshake) = &mut sa.state {
+            handshake.auth_message_id = message_id;
         }
         let Some(payloads) = self.open_request(sa, message, bytes) else {
             return Fate::Keep;

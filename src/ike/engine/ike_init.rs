@@ -1,7 +1,8 @@
 //! IKE_SA_INIT (RFC 7296 section 1.2) for both roles: the initiator's request and its
 //! retries (COOKIE, INVALID_KE_PAYLOAD), the responder's answer (or refusal, which leaves
 //! no state), and the initiator's processing of the answer. Both derive the IKE SA's keys
-//! here and compare the NAT detection hashes (natt.rs); IKE_AUTH follows (ike_auth.rs).
+//! here and compare the NAT detection hashes (natt.rs); the additional key exchanges follow
+//! (ike_intermediate.rs), then IKE_AUTH (ike_auth.rs).
 
 use std::net::SocketAddr;
 use std::time::Instant;
@@ -11,8 +12,10 @@ use crate::ike::codec::{
     ExchangeType, Flags, Header, KeyExchange as KePayload, Message, Nonce, Notify, NotifyType,
     Payload, PayloadLookup, Proposal, SecurityAssociation,
 };
-use crate::ike::crypto::{random, IkeSaKeys, IkeSuite, KeyExchange, SkCiphers};
-use crate::ike::select::{accepts_ike_reply, select_ike, IkeChoice};
+use crate::ike::crypto::{random, IkeSaKeys, IkeSuite, KeyExchange, Secret, SkCiphers};
+use crate::ike::select::{
+    accepts_ike_reply, additional_methods, select_ike, single_additional, IkeChoice,
+};
 use crate::proposal::{DhGroup, IkeProposal};
 
 use super::config::{EngineConnection, NatTraversal};
@@ -20,6 +23,7 @@ use super::cookie::CookieJar;
 use super::dpd::Loss;
 use super::events::FailureReason;
 use super::fragmentation;
+use super::ike_intermediate::Intermediate;
 use super::natt::{self, detect_nat, nat_notifies};
 use super::retransmit::Outstanding;
 use super::sa::{Authenticating, IkeSa, PeerOffers, State};
@@ -46,26 +50,41 @@ pub(super) fn single_ike_choice(sa: &SecurityAssociation) -> Option<IkeChoice> {
             integrity,
             prf: *prf,
             dh: *dh,
+            additional: single_additional(&p.additional)?,
         }),
         _ => None,
     }
 }
 
-/// Both sides' keys from the key exchange and nonces.
+/// Whether any IKE or ESP proposal of `conn` names additional key exchanges: then we
+/// announce IKE_INTERMEDIATE, which tells the peer we know RFC 9370.
+fn wants_additional(conn: &EngineConnection) -> bool {
+    let named = |slots: &crate::proposal::AdditionalKes| slots.iter().any(|s| !s.is_empty());
+    (conn.config.proposals.iter()).any(|p| named(&p.additional))
+        || (conn.config.children.iter())
+            .flat_map(|c| &c.esp_proposals)
+            .any(|p| named(&p.additional))
+}
+
+/// INTERMEDIATE_EXCHANGE_SUPPORTED (RFC 9242 section 3).
+fn intermediate_supported() -> Payload {
+    Payload::Notify(Notify::new(
+        NotifyType::IntermediateExchangeSupported,
+        Vec::new(),
+    ))
+}
+
+/// Both sides' keys from the key exchange's shared secret and the nonces.
 pub(super) fn derive(
     choice: &IkeChoice,
-    kex: &KeyExchange,
-    peer_public: &[u8],
+    shared: &Secret,
     sa: &IkeSa,
 ) -> Result<(IkeSaKeys, SkCiphers), String> {
-    let shared = kex
-        .shared_secret(peer_public)
-        .map_err(|e| format!("key exchange: {e}"))?;
     let suite = IkeSuite::new(choice.encryption, choice.integrity, choice.prf)
         .map_err(|e| e.to_string())?;
     let keys = IkeSaKeys::derive(
         suite,
-        &shared,
+        shared,
         &sa.nonce_i,
         &sa.nonce_r,
         &sa.spi_i.to_be_bytes(),
@@ -130,6 +149,9 @@ impl Engine {
             destination,
             Payload::Notify(fragmentation::supported()),
         ]);
+        if wants_additional(conn) {
+            payloads.push(intermediate_supported());
+        }
         payloads.extend(self.hash_algorithms());
         let header = Header::new(
             ExchangeType::IkeSaInit,
@@ -194,10 +216,22 @@ impl Engine {
         ) else {
             return self.protocol_failure(sa, "IKE_SA_INIT response lacks SA, KE or Nonce");
         };
-        let Some(choice) =
-            single_ike_choice(sa_payload).filter(|c| accepts_ike_reply(&conn.config.proposals, c))
-        else {
-            return self.protocol_failure(sa, "the peer chose IKE algorithms we did not offer");
+        let answer = single_ike_choice(sa_payload);
+        let Some(choice) = answer.filter(|c| accepts_ike_reply(&conn.config.proposals, c)) else {
+            // A peer without RFC 9370 ignores the transform types it does not know.
+            let without_additional: Vec<IkeProposal> = (conn.config.proposals.iter())
+                .map(|p| IkeProposal {
+                    additional: Default::default(),
+                    ..p.clone()
+                })
+                .collect();
+            let what = if answer.is_some_and(|c| accepts_ike_reply(&without_additional, &c)) {
+                "the peer's answer lacks the additional key exchanges our proposals require \
+(it may not support RFC 9370)"
+            } else {
+                "the peer chose IKE algorithms we did not offer"
+            };
+            return self.protocol_failure(sa, what);
         };
         let State::InitSent(init) = &sa.state else {
             return Fate::Remove;
@@ -210,12 +244,25 @@ impl Engine {
         {
             return self.protocol_failure(sa, "bad nonce length or responder SPI");
         }
+        let additional = additional_methods(&choice.additional);
+        if !additional.is_empty()
+            && message
+                .notify(NotifyType::IntermediateExchangeSupported)
+                .is_none()
+        {
+            return self.protocol_failure(
+                sa,
+                "the peer chose additional key exchanges without IKE_INTERMEDIATE support",
+            );
+        }
         sa.spi_r = message.header.responder_spi;
         sa.nonce_r = nonce.data.clone();
         let State::InitSent(init) = &sa.state else {
             return Fate::Remove;
         };
-        let derived = derive(&choice, &init.kex, &ke.data, sa);
+        let derived = (init.kex.shared_secret(&ke.data))
+            .map_err(|e| format!("key exchange: {e}"))
+            .and_then(|shared| derive(&choice, &shared, sa));
         let State::InitSent(init) = &mut sa.state else {
             return Fate::Remove;
         };
@@ -228,6 +275,8 @@ impl Engine {
             half_open_until: None,
             rejected: false,
             peer: self.peer_offers(message),
+            intermediate: Intermediate::new(additional),
+            auth_message_id: 0,
         }));
         let (keys, ciphers) = match derived {
             Ok(k) => k,
@@ -242,15 +291,13 @@ impl Engine {
         sa.fragmentation = message
             .notify(NotifyType::Ikev2FragmentationSupported)
             .is_some();
+        // We announced it only with additional key exchanges configured.
+        sa.followup_ke = wants_additional(&conn)
+            && message
+                .notify(NotifyType::IntermediateExchangeSupported)
+                .is_some();
         sa.outstanding = None;
-        match self.send_auth_request(now, sa, &conn) {
-            Ok(()) => Fate::Keep,
-            Err(EngineError::Auth(e)) => {
-                self.fail(&sa.connection, FailureReason::cannot_authenticate(e));
-                Fate::Remove
-            }
-            Err(e) => self.protocol_failure(sa, &e.to_string()),
-        }
+        self.continue_handshake(now, sa, &conn)
     }
 
     /// The responder is under load and wants its cookie echoed (RFC 7296 section 2.6).
@@ -423,8 +470,19 @@ impl Engine {
         if !self.cookie_admits(now, message, &nonce.data, (local, remote), spi_i) {
             return;
         }
+        // Additional key exchanges need IKE_INTERMEDIATE (RFC 9370 section 2.2.1): without
+        // the initiator's notify they are not on offer.
+        let intermediate = message
+            .notify(NotifyType::IntermediateExchangeSupported)
+            .is_some();
         let offered: Vec<(u8, IkeProposal)> = (sa_payload.proposals.iter())
             .filter_map(|p| Some((p.number, p.ike_transforms()?.supported)))
+            .map(|(number, mut p)| {
+                if !intermediate {
+                    p.additional = Default::default();
+                }
+                (number, p)
+            })
             .collect();
         let list: Vec<IkeProposal> = offered.iter().map(|(_, p)| p.clone()).collect();
         let Some((index, mut choice)) = select_ike(&conn.config.proposals, &list) else {
@@ -471,11 +529,11 @@ impl Engine {
             );
             return;
         }
-        let (Ok(spi_r), Ok(nonce_r), Ok(kex)) = (
-            self.unique_spi(),
-            random::nonce(),
-            KeyExchange::new(choice.dh),
-        ) else {
+        let (Ok(spi_r), Ok(nonce_r)) = (self.unique_spi(), random::nonce()) else {
+            return;
+        };
+        let Ok((our_ke, shared)) = KeyExchange::respond(choice.dh, &ke.data) else {
+            // An invalid public value: nothing to answer that the peer could trust.
             return;
         };
         let handshake = Authenticating {
@@ -485,6 +543,8 @@ impl Engine {
             half_open_until: Some(now + self.config.half_open_timeout),
             rejected: false,
             peer: self.peer_offers(message),
+            intermediate: Intermediate::new(additional_methods(&choice.additional)),
+            auth_message_id: 0,
         };
         let state = State::Auth(Box::new(handshake));
         let mut sa = IkeSa::new(conn.name().to_owned(), false, state, (local, remote));
@@ -493,8 +553,7 @@ impl Engine {
         sa.nonce_i = nonce.data.clone();
         sa.nonce_r = nonce_r;
         sa.began_at = Some(now);
-        let Ok((keys, ciphers)) = derive(&choice, &kex, &ke.data, &sa) else {
-            // An invalid public value: nothing to answer that the peer could trust.
+        let Ok((keys, ciphers)) = derive(&choice, &shared, &sa) else {
             return;
         };
         // The request's hashes were computed before our SPI existed.
@@ -504,7 +563,7 @@ impl Engine {
             Payload::SecurityAssociation(SecurityAssociation {
                 proposals: vec![Proposal::from_ike(number, &choice.as_proposal(), None)],
             }),
-            Payload::KeyExchange(KePayload::new(choice.dh, kex.public_value().to_vec())),
+            Payload::KeyExchange(KePayload::new(choice.dh, our_ke)),
             Payload::Nonce(Nonce {
                 data: sa.nonce_r.clone(),
             }),
@@ -524,6 +583,10 @@ impl Engine {
         if sa.fragmentation {
             payloads.push(Payload::Notify(fragmentation::supported()));
         }
+        if intermediate {
+            payloads.push(intermediate_supported());
+        }
+        sa.followup_ke = intermediate;
         payloads.extend(self.hash_algorithms());
         let header = Header::new(
             ExchangeType::IkeSaInit,

@@ -20,10 +20,11 @@ use crate::ike::codec::{
 use crate::ike::crypto::{
     random, CryptoError, IkeSaKeys, IkeSuite, KeyExchange, Secret, SkCiphers,
 };
-use crate::ike::select::{select_ike, IkeChoice};
+use crate::ike::select::{additional_methods, in_create_child_sa, select_ike, IkeChoice};
 use crate::proposal::{DhGroup, IkeProposal};
 
 use super::events::Event;
+use super::followup::{Agreed, Awaiting, Followup};
 use super::sa::{IkeSa, Phase, State};
 use super::{Engine, EngineError, Fate};
 
@@ -43,6 +44,24 @@ pub struct PendingIkeRekey {
     pub kex: KeyExchange,
     /// INVALID_KE_PAYLOAD answers so far.
     pub ke_retries: u32,
+    /// Answered, with additional key exchanges under way (followup.rs).
+    pub followup: Option<Box<Followup<IkeAgreed>>>,
+}
+
+/// A new IKE SA agreed in CREATE_CHILD_SA, from either side, until its additional key
+/// exchanges are done.
+#[derive(Debug)]
+pub struct IkeAgreed {
+    pub choice: IkeChoice,
+    pub nonce_i: Vec<u8>,
+    pub nonce_r: Vec<u8>,
+    pub spis: (u64, u64),
+}
+
+/// What the answer to our IKE rekey led to.
+enum IkeAccepted {
+    New(Box<IkeSa>),
+    Followup(Box<Followup<IkeAgreed>>),
 }
 
 /// Why our IKE rekey did not produce a new IKE SA.
@@ -67,6 +86,54 @@ fn retry_delay() -> Duration {
     use rand::Rng;
     let jitter = rand::rngs::OsRng.gen_range(0..=IKE_REKEY_RETRY.as_millis() as u64);
     IKE_REKEY_RETRY + Duration::from_millis(jitter)
+}
+
+/// The IKE proposals a rekey of `sa` can use: as configured with a peer that knows RFC 9370,
+/// else without additional key exchanges.
+fn rekey_proposals(sa: &IkeSa, proposals: &[IkeProposal]) -> Vec<IkeProposal> {
+    if sa.followup_ke {
+        proposals.to_vec()
+    } else {
+        for_create_child(proposals)
+    }
+}
+
+/// The IKE proposals without additional key exchanges (see [`in_create_child_sa`]). The new
+/// SKEYSEED still mixes in the old SK_d, so what the additional exchanges of the first key
+/// derivation protected stays protected.
+fn for_create_child(proposals: &[IkeProposal]) -> Vec<IkeProposal> {
+    (proposals.iter())
+        .filter_map(|p| {
+            Some(IkeProposal {
+                additional: in_create_child_sa(&p.additional)?,
+                ..p.clone()
+            })
+        })
+        .collect()
+}
+
+/// The answer to the peer's IKE rekey: our choice with the new SPI, our nonce and KE, and
+/// the link to the first IKE_FOLLOWUP_KE when additional key exchanges follow.
+fn rekey_answer(
+    number: u8,
+    choice: &IkeChoice,
+    spi_r: u64,
+    nonce_r: Vec<u8>,
+    our_ke: Vec<u8>,
+    link: Option<Vec<u8>>,
+) -> Vec<Payload> {
+    let proposal = Proposal::from_ike(number, &choice.as_proposal(), Some(spi_r));
+    let mut answer = vec![
+        Payload::SecurityAssociation(SecurityAssociation {
+            proposals: vec![proposal],
+        }),
+        Payload::Nonce(Nonce { data: nonce_r }),
+        Payload::KeyExchange(KePayload::new(choice.dh, our_ke)),
+    ];
+    answer.extend(
+        link.map(|link| Payload::Notify(Notify::new(NotifyType::AdditionalKeyExchange, link))),
+    );
+    answer
 }
 
 impl Engine {
@@ -99,7 +166,8 @@ impl Engine {
             .filter_map(|p| Some((p.number, p.spi_u64()?, p.ike_transforms()?.supported)))
             .collect();
         let list: Vec<IkeProposal> = offered.iter().map(|(_, _, p)| p.clone()).collect();
-        let Some((index, choice)) = select_ike(&conn.config.proposals, &list) else {
+        let Some((index, choice)) = select_ike(&rekey_proposals(sa, &conn.config.proposals), &list)
+        else {
             return Err(refuse(NotifyType::NoProposalChosen));
         };
         if ke.group != choice.dh.transform_id() {
@@ -107,12 +175,39 @@ impl Engine {
         }
         let (number, spi_i, _) = offered[index];
         let internal = |_| refuse(NotifyType::NoProposalChosen);
-        let kex = KeyExchange::new(choice.dh).map_err(internal)?;
-        let shared = kex
-            .shared_secret(&ke.data)
+        let (our_ke, shared) = KeyExchange::respond(choice.dh, &ke.data)
             .map_err(|_| refuse(NotifyType::InvalidSyntax))?;
         let spi_r = self.unique_spi().map_err(internal)?;
         let nonce_r = random::nonce().map_err(internal)?;
+        let methods = additional_methods(&choice.additional);
+        if !methods.is_empty() {
+            if crossing {
+                // Crossing rekeys are settled only without additional exchanges; the peer
+                // tries again after ours.
+                return Err(refuse(NotifyType::TemporaryFailure));
+            }
+            let link = random::nonce().map_err(internal)?;
+            let agreed = IkeAgreed {
+                choice,
+                nonce_i: nonce_i.data.clone(),
+                nonce_r: nonce_r.clone(),
+                spis: (spi_i, spi_r),
+            };
+            sa.awaiting_followup = Some(Box::new(Awaiting::new(
+                Agreed::Ike(agreed),
+                &shared,
+                methods,
+                link.clone(),
+            )));
+            return Ok(rekey_answer(
+                number,
+                &choice,
+                spi_r,
+                nonce_r,
+                our_ke,
+                Some(link),
+            ));
+        }
         let exchange = RekeyExchange {
             we_initiated: false,
             choice,
@@ -131,17 +226,32 @@ impl Engine {
             self.hand_over(sa, &mut new, now);
         }
         self.put(new);
-        Ok(vec![
-            Payload::SecurityAssociation(SecurityAssociation {
-                proposals: vec![Proposal::from_ike(
-                    number,
-                    &choice.as_proposal(),
-                    Some(spi_r),
-                )],
-            }),
-            Payload::Nonce(Nonce { data: nonce_r }),
-            Payload::KeyExchange(KePayload::new(choice.dh, kex.public_value().to_vec())),
-        ])
+        Ok(rekey_answer(number, &choice, spi_r, nonce_r, our_ke, None))
+    }
+
+    /// Responder: the additional key exchanges of the peer's IKE rekey are done; the new IKE
+    /// SA takes over, keyed from all their secrets.
+    pub(super) fn install_ike_agreed(
+        &mut self,
+        now: Instant,
+        sa: &mut IkeSa,
+        agreed: &IkeAgreed,
+        secrets: &Secret,
+    ) -> Result<(), Notify> {
+        let internal = || Notify::new(NotifyType::NoProposalChosen, Vec::new());
+        let old_keys = sa.keys.as_ref().ok_or_else(internal)?;
+        let exchange = RekeyExchange {
+            we_initiated: false,
+            choice: agreed.choice,
+            shared: secrets,
+            nonce_i: &agreed.nonce_i,
+            nonce_r: &agreed.nonce_r,
+            spis: agreed.spis,
+        };
+        let mut new = (self.successor(now, sa, old_keys, &exchange)).map_err(|_| internal())?;
+        self.hand_over(sa, &mut new, now);
+        self.put(new);
+        Ok(())
     }
 
     /// When an IKE SA of `connection` established at `now` is to be rekeyed.
@@ -205,15 +315,23 @@ impl Engine {
         ke_retries: u32,
     ) -> Result<(), EngineError> {
         let conn = self.connection_named(&sa.connection)?;
+        let proposals = rekey_proposals(sa, &conn.config.proposals);
+        if proposals.is_empty() {
+            return Err(EngineError::AdditionalKeRequired(format!(
+                "the IKE SA of {:?}",
+                sa.connection
+            )));
+        }
         let group = group
-            .or_else(|| conn.config.proposals.first()?.dh.first().copied())
+            .filter(|g| proposals.iter().any(|p| p.dh.contains(g)))
+            .or_else(|| proposals.first()?.dh.first().copied())
             .ok_or_else(|| EngineError::NoKeyExchangeGroup(sa.connection.clone()))?;
         let spi = self.unique_spi()?;
         let nonce = random::nonce()?;
         let kex = KeyExchange::new(group)?;
         let payloads = [
             Payload::SecurityAssociation(SecurityAssociation::from_ike_proposals(
-                &conn.config.proposals,
+                &proposals,
                 Some(spi),
             )?),
             Payload::Nonce(Nonce {
@@ -228,6 +346,7 @@ impl Engine {
             nonce,
             kex,
             ke_retries,
+            followup: None,
         }));
         Ok(())
     }
@@ -245,13 +364,17 @@ impl Engine {
         let outcome = self.accept_ike_rekey(now, sa, &pending, payloads);
         if let Some(theirs) = theirs {
             return match outcome {
-                Ok(ours) => self.settle_collision(now, sa, ours, theirs),
-                // The peer's rekey stands alone; the peer deletes the old IKE SA.
-                Err(_) => self.adopt(now, sa, theirs),
+                Ok(IkeAccepted::New(ours)) => self.settle_collision(now, sa, *ours, theirs),
+                // The peer's rekey stands alone (ours would need additional exchanges,
+                // which crossing rekeys do without); the peer deletes the old IKE SA.
+                Ok(IkeAccepted::Followup(_)) | Err(_) => self.adopt(now, sa, theirs),
             };
         }
         let reason = match outcome {
-            Ok(new) => return self.retire(now, sa, new),
+            Ok(IkeAccepted::New(new)) => return self.retire(now, sa, *new),
+            Ok(IkeAccepted::Followup(followup)) => {
+                return self.continue_ike_followup(now, sa, pending, followup)
+            }
             Err(Refused::Group(group)) if pending.ke_retries < 2 && !sa.delete_pending => {
                 match self.start_ike_rekey(now, sa, Some(group), pending.ke_retries + 1) {
                     Ok(()) => return Fate::Keep,
@@ -263,6 +386,11 @@ impl Engine {
             }
             Err(Refused::Failed(reason)) => reason,
         };
+        self.ike_rekey_failed(now, sa, reason)
+    }
+
+    /// Our IKE rekey failed: it is tried again later.
+    fn ike_rekey_failed(&mut self, now: Instant, sa: &mut IkeSa, reason: String) -> Fate {
         sa.ike_rekey_at = Some(now + retry_delay());
         self.events.push_back(Event::IkeRekeyFailed {
             name: sa.connection.clone(),
@@ -271,19 +399,86 @@ impl Engine {
         self.send_deferred_delete(now, sa)
     }
 
+    /// Our IKE rekey's next IKE_FOLLOWUP_KE goes out.
+    fn continue_ike_followup(
+        &mut self,
+        now: Instant,
+        sa: &mut IkeSa,
+        mut pending: PendingIkeRekey,
+        mut followup: Box<Followup<IkeAgreed>>,
+    ) -> Fate {
+        if let Err(e) = self.send_followup(now, sa, &mut followup) {
+            return self.end_ike_followups(now, sa, Err(e.to_string()));
+        }
+        pending.followup = Some(followup);
+        sa.pending_ike_rekey = Some(Box::new(pending));
+        Fate::Keep
+    }
+
+    /// The answer to an IKE_FOLLOWUP_KE of our IKE rekey: the next one, or the new IKE SA.
+    pub(super) fn ike_followup_response(
+        &mut self,
+        now: Instant,
+        sa: &mut IkeSa,
+        mut pending: PendingIkeRekey,
+        payloads: &[Payload],
+    ) -> Fate {
+        let Some(mut followup) = pending.followup.take() else {
+            return Fate::Keep;
+        };
+        if let Err(reason) = followup.take_answer(payloads) {
+            return self.end_ike_followups(now, sa, Err(reason));
+        }
+        if !followup.done() {
+            return self.continue_ike_followup(now, sa, pending, followup);
+        }
+        let agreed = &followup.of;
+        let exchange = RekeyExchange {
+            we_initiated: true,
+            choice: agreed.choice,
+            shared: &followup.secrets,
+            nonce_i: &agreed.nonce_i,
+            nonce_r: &agreed.nonce_r,
+            spis: agreed.spis,
+        };
+        let Some(old_keys) = sa.keys.as_ref() else {
+            return Fate::Remove;
+        };
+        let new = (self.successor(now, sa, old_keys, &exchange)).map_err(|e| e.to_string());
+        self.end_ike_followups(now, sa, new)
+    }
+
+    /// Our IKE rekey's followups ended with a new IKE SA or failed. The peer's rekey may have
+    /// crossed ours meanwhile (one without additional exchanges, answered provisionally).
+    fn end_ike_followups(
+        &mut self,
+        now: Instant,
+        sa: &mut IkeSa,
+        new: Result<IkeSa, String>,
+    ) -> Fate {
+        let theirs = (sa.collided.take()).and_then(|spi| self.sas.remove(&spi));
+        match (new, theirs) {
+            (Ok(ours), Some(theirs)) => self.settle_collision(now, sa, ours, theirs),
+            (Err(_), Some(theirs)) => self.adopt(now, sa, theirs),
+            (Ok(new), None) => self.retire(now, sa, new),
+            (Err(reason), None) => self.ike_rekey_failed(now, sa, reason),
+        }
+    }
+
     fn accept_ike_rekey(
         &mut self,
         now: Instant,
         sa: &IkeSa,
         pending: &PendingIkeRekey,
         payloads: &[Payload],
-    ) -> Result<IkeSa, Refused> {
+    ) -> Result<IkeAccepted, Refused> {
         let conn = self
             .connection(&sa.connection)
             .cloned()
             .ok_or_else(|| Refused::Failed("the connection is gone".into()))?;
         if let Some(error) = payloads.error_notify() {
-            let offered = |g: &DhGroup| conn.config.proposals.iter().any(|p| p.dh.contains(g));
+            let proposals = for_create_child(&conn.config.proposals);
+            let offered = |g: &DhGroup| proposals.iter().any(|p| p.dh.contains(g));
             let requested = (error.requested_group())
                 .and_then(DhGroup::from_transform)
                 .filter(|g| *g != pending.kex.group() && offered(g));
@@ -312,13 +507,25 @@ impl Engine {
             .ike_transforms()
             .ok_or_else(|| failed("the answer's proposal is not an IKE proposal"))?
             .supported;
-        let (_, choice) = select_ike(&conn.config.proposals, &[theirs])
+        let (_, choice) = select_ike(&rekey_proposals(sa, &conn.config.proposals), &[theirs])
             .ok_or_else(|| failed("the peer chose a proposal we did not offer"))?;
         if choice.dh != pending.kex.group() || ke.group != choice.dh.transform_id() {
             return Err(failed("the answer's key exchange is not of our group"));
         }
         let shared = (pending.kex.shared_secret(&ke.data))
             .map_err(|_| failed("the peer's key exchange value is invalid"))?;
+        let methods = additional_methods(&choice.additional);
+        if !methods.is_empty() {
+            let agreed = IkeAgreed {
+                choice,
+                nonce_i: pending.nonce.clone(),
+                nonce_r: nonce_r.data.clone(),
+                spis: (pending.spi, spi_r),
+            };
+            return (Followup::start(agreed, methods, Some(&shared), payloads))
+                .map(IkeAccepted::Followup)
+                .map_err(Refused::Failed);
+        }
         let exchange = RekeyExchange {
             we_initiated: true,
             choice,
@@ -329,7 +536,7 @@ impl Engine {
         };
         let new = (self.successor(now, sa, old_keys, &exchange))
             .map_err(|e| Refused::Failed(e.to_string()))?;
-        Ok(new)
+        Ok(IkeAccepted::New(Box::new(new)))
     }
 
     /// The IKE SA that replaces `old`: keys from the old SK_d (section 2.18), the old one's
@@ -366,6 +573,8 @@ impl Engine {
         new.keys = Some(keys);
         new.ciphers = Some(ciphers);
         new.udp_encap = old.udp_encap;
+        // What the peer announced in IKE_SA_INIT holds for the SA's successors.
+        new.followup_ke = old.followup_ke;
         (new.local_behind_nat, new.remote_behind_nat) =
             (old.local_behind_nat, old.remote_behind_nat);
         new.established_at = Some(now);

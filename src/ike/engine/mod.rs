@@ -7,8 +7,10 @@
 //!   initiate / terminate  -->  IKE SAs (sa.rs), one per connection and peer
 //!   handle_datagram       -->    one module per exchange, each serving both roles:
 //!                                  IKE_SA_INIT       ike_init.rs (+ cookie.rs, natt.rs)
+//!                                  IKE_INTERMEDIATE  ike_intermediate.rs (RFC 9242/9370)
 //!                                  IKE_AUTH          ike_auth.rs -> authenticators/
 //!                                  CREATE_CHILD_SA   rekey.rs (Child SAs), ike_rekey.rs
+//!                                  IKE_FOLLOWUP_KE   followup.rs (RFC 9370)
 //!                                  INFORMATIONAL     informational.rs, dpd.rs
 //!   handle_timeout        -->    back-off (retransmit.rs), DPD, rekeys, expiry
 //!   poll_transmit         <--  datagrams (SK protection in protect.rs)
@@ -37,9 +39,11 @@ mod cookie;
 mod dpd;
 mod events;
 mod expire;
+mod followup;
 mod fragmentation;
 mod ike_auth;
 mod ike_init;
+mod ike_intermediate;
 mod ike_rekey;
 mod informational;
 mod natt;
@@ -102,6 +106,16 @@ pub enum EngineError {
     PastInit,
     #[error("authentication: {0}")]
     Auth(#[from] authenticators::AuthError),
+    #[error("IKE_INTERMEDIATE: {0}")]
+    Intermediate(String),
+    /// Refused rather than done with a weaker key exchange than configured: the SA whose
+    /// proposals require additional key exchanges a CREATE_CHILD_SA to this peer cannot carry.
+    #[error(
+        "{0} needs additional key exchanges, and the peer did not announce RFC 9370 \
+(INTERMEDIATE_EXCHANGE_SUPPORTED), so CREATE_CHILD_SA cannot carry them: not rekeyed rather \
+than weakened"
+    )]
+    AdditionalKeRequired(String),
 }
 
 /// Whether an IKE SA survives the processing of a message or timer.
@@ -510,6 +524,9 @@ impl Engine {
             (Phase::InitSent, ExchangeType::IkeSaInit) if sa.initiator => {
                 self.init_response(now, sa, message, bytes)
             }
+            (Phase::Auth, ExchangeType::IkeIntermediate) if sa.initiator => {
+                self.intermediate_response(now, sa, message, bytes)
+            }
             (Phase::Auth, ExchangeType::IkeAuth) if sa.initiator => {
                 self.auth_response(now, sa, message, bytes)
             }
@@ -518,6 +535,9 @@ impl Engine {
             }
             (Phase::Established | Phase::Deleting, ExchangeType::CreateChildSa) => {
                 self.create_child_response(now, sa, message, bytes)
+            }
+            (Phase::Established | Phase::Deleting, ExchangeType::IkeFollowupKe) => {
+                self.followup_response(now, sa, message, bytes)
             }
             _ => Fate::Keep,
         }
@@ -543,7 +563,11 @@ impl Engine {
             return Fate::Keep;
         }
         match (sa.phase(), h.exchange) {
-            (Phase::Auth, ExchangeType::IkeAuth) if !sa.initiator => {
+            (Phase::Auth, ExchangeType::IkeIntermediate) if !sa.initiator => {
+                self.intermediate_request(sa, message, bytes)
+            }
+            // IKE_AUTH waits for every negotiated additional key exchange (RFC 9370).
+            (Phase::Auth, ExchangeType::IkeAuth) if !sa.initiator && !sa.intermediate_pending() => {
                 self.auth_request(now, sa, message, bytes)
             }
             (Phase::Established | Phase::Deleting, ExchangeType::Informational) => {
@@ -551,6 +575,9 @@ impl Engine {
             }
             (Phase::Established, ExchangeType::CreateChildSa) => {
                 self.create_child_request(now, sa, message, bytes)
+            }
+            (Phase::Established, ExchangeType::IkeFollowupKe) => {
+                self.followup_request(now, sa, message, bytes)
             }
             _ => Fate::Keep,
         }
@@ -669,8 +696,18 @@ impl Engine {
         message: &Message,
         bytes: &[u8],
     ) -> Option<Vec<Payload>> {
-        let payloads = sa.open(message, bytes).ok()?;
-        if let Some(unknown) = payloads.unsupported_critical() {
+        Some(self.open_request_whole(sa, message, bytes)?.payloads)
+    }
+
+    /// [`Self::open_request`], keeping the plaintext.
+    fn open_request_whole(
+        &mut self,
+        sa: &mut IkeSa,
+        message: &Message,
+        bytes: &[u8],
+    ) -> Option<protect::Opened> {
+        let opened = sa.open_whole(message, bytes).ok()?;
+        if let Some(unknown) = opened.payloads.unsupported_critical() {
             let notify = [Payload::Notify(Notify::new(
                 NotifyType::UnsupportedCriticalPayload,
                 vec![unknown.payload_type],
@@ -679,7 +716,27 @@ impl Engine {
             let _ = self.send_response(sa, h.exchange, h.message_id, &notify);
             return None;
         }
-        Some(payloads)
+        Some(opened)
+    }
+
+    /// Opens a request and answers it in its exchange with `answer`'s payloads, or with the
+    /// notification it refuses it with.
+    fn answer_request(
+        &mut self,
+        now: Instant,
+        sa: &mut IkeSa,
+        message: &Message,
+        bytes: &[u8],
+        answer: impl FnOnce(&mut Self, Instant, &mut IkeSa, &[Payload]) -> Result<Vec<Payload>, Notify>,
+    ) -> Fate {
+        let h = message.header;
+        let Some(payloads) = self.open_request(sa, message, bytes) else {
+            return Fate::Keep;
+        };
+        let payloads =
+            answer(self, now, sa, &payloads).unwrap_or_else(|n| vec![Payload::Notify(n)]);
+        let _ = self.send_response(sa, h.exchange, h.message_id, &payloads);
+        Fate::Keep
     }
 
     /// Sends a protected request with our next message ID and arms its retransmission.

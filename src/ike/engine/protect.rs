@@ -5,7 +5,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use crate::ike::codec::{
     decode_payloads, encode_payloads, fragment, EncryptedFragment, Header, Message, Payload,
-    PayloadLookup, SkFrame,
+    PayloadLookup, PayloadType, SkFrame,
 };
 use crate::ike::crypto::SkCiphers;
 
@@ -71,15 +71,45 @@ fn decrypt(
     Ok(ciphers.open(aad, body)?)
 }
 
+/// A received protected message opened: its inner payloads, and the octets they came in
+/// (what IKE_INTERMEDIATE's IntAuth covers, exactly as the peer encoded them).
+#[derive(Debug)]
+pub struct Opened {
+    pub payloads: Vec<Payload>,
+    pub first_payload: PayloadType,
+    pub plaintext: Vec<u8>,
+}
+
+impl Opened {
+    pub fn decode(first_payload: PayloadType, plaintext: Vec<u8>) -> Result<Self, ProtectError> {
+        let payloads = decode_payloads(first_payload, &plaintext).map_err(ProtectError::Decode)?;
+        Ok(Opened {
+            payloads,
+            first_payload,
+            plaintext,
+        })
+    }
+}
+
 /// Checks and decrypts a received protected message; returns its inner payloads.
+#[cfg(test)]
 pub fn open(
     ciphers: &mut SkCiphers,
     message: &Message,
     datagram: &[u8],
 ) -> Result<Vec<Payload>, ProtectError> {
+    open_whole(ciphers, message, datagram).map(|opened| opened.payloads)
+}
+
+/// [`open`], keeping the plaintext.
+pub fn open_whole(
+    ciphers: &mut SkCiphers,
+    message: &Message,
+    datagram: &[u8],
+) -> Result<Opened, ProtectError> {
     let sk = message.encrypted().ok_or(ProtectError::NotProtected)?;
     let plaintext = decrypt(ciphers, message, datagram)?;
-    decode_payloads(sk.first_payload, &plaintext).map_err(ProtectError::Decode)
+    Opened::decode(sk.first_payload, plaintext)
 }
 
 /// Checks and decrypts one received fragment (RFC 7383 section 2.6: each on its own,
@@ -93,14 +123,6 @@ pub fn open_fragment<'m>(
         .encrypted_fragment()
         .ok_or(ProtectError::NotProtected)?;
     Ok((skf, decrypt(ciphers, message, datagram)?))
-}
-
-/// Decodes the inner payloads of a reassembled message.
-pub fn decode_reassembled(
-    first_payload: crate::ike::codec::PayloadType,
-    plaintext: &[u8],
-) -> Result<Vec<Payload>, ProtectError> {
-    decode_payloads(first_payload, plaintext).map_err(ProtectError::Decode)
 }
 
 /// NAT_DETECTION_*_IP data: `SHA-1(SPIi | SPIr | IP | Port)` (RFC 7296 section 2.23).

@@ -16,10 +16,11 @@ use crate::ike::codec::{
     PayloadLookup, ProtocolId, SecurityAssociation,
 };
 use crate::ike::crypto::{random, KeyExchange, Secret};
-use crate::ike::select::KeyExchange as Ke;
+use crate::ike::select::{additional_methods, KeyExchange as Ke};
 
 use super::child::{self, Keymat, Negotiated};
 use super::events::{Event, FailureReason, KernelAction};
+use super::followup::{Agreed, Awaiting, ChildAgreed, Followup};
 use super::sa::{IkeSa, PendingChild, Phase};
 use super::transport_nat::Substitutions;
 use super::{Engine, EngineError, Fate};
@@ -37,6 +38,8 @@ pub struct PendingRekey {
     pub name: String,
     pub nonce: Vec<u8>,
     pub kex: Option<KeyExchange>,
+    /// Answered, with additional key exchanges under way (followup.rs).
+    pub followup: Option<Box<Followup<ChildAgreed>>>,
 }
 
 /// What a CREATE_CHILD_SA for a Child SA asks for.
@@ -55,6 +58,34 @@ pub struct PeerRekey {
     pub old_spi_in: u32,
     pub nonce_i: Vec<u8>,
     pub nonce_r: Vec<u8>,
+}
+
+/// A Child SA we agreed to in answer to the peer's CREATE_CHILD_SA, until installed.
+#[derive(Debug)]
+pub struct Answered {
+    /// The configured child's name.
+    pub config: String,
+    pub negotiated: Negotiated,
+    pub spi_in: u32,
+    pub nonce_i: Vec<u8>,
+    pub nonce_r: Vec<u8>,
+    /// Our inbound SPI of the Child SA it replaces, for a rekey.
+    pub old_spi_in: Option<u32>,
+}
+
+/// What the answer to our CREATE_CHILD_SA led to.
+enum Accepted {
+    /// The new Child SA is installed; the peer's nonce.
+    Installed(Vec<u8>),
+    /// Additional key exchanges follow.
+    Followup(Box<Followup<ChildAgreed>>),
+}
+
+/// The peer's rekey of the same Child SA that crossed ours, if any.
+fn take_collision(sa: &mut IkeSa, pending: &PendingRekey) -> Option<PeerRekey> {
+    (sa.peer_rekeys.iter())
+        .position(|p| Some(p.old_spi_in) == pending.replaces)
+        .map(|i| sa.peer_rekeys.remove(i))
 }
 
 /// Of two crossing rekeys of one SA, the exchange that used the lowest of the four nonces
@@ -228,10 +259,17 @@ impl Engine {
     ) -> Result<(), EngineError> {
         let spi_in = random::esp_spi()?;
         let nonce = random::nonce()?;
-        let group = config
-            .esp_proposals
-            .first()
-            .and_then(|p| p.dh.first().copied());
+        let proposals = match sa.create_child_ke() {
+            Ke::Followup => config.esp_proposals.clone(),
+            _ => child::for_create_child(&config.esp_proposals),
+        };
+        if proposals.is_empty() {
+            return Err(EngineError::AdditionalKeRequired(format!(
+                "CHILD SA {:?}",
+                config.name
+            )));
+        }
+        let group = proposals.first().and_then(|p| p.dh.first().copied());
         let kex = group.map(KeyExchange::new).transpose()?;
         let mut payloads = Vec::new();
         if let Some((old_spi_in, _)) = request.replaces {
@@ -243,7 +281,7 @@ impl Engine {
             )));
         }
         let mode = request.replaces.map_or(config.mode, |(_, mode)| mode);
-        let offer = SecurityAssociation::from_esp_proposals(&config.esp_proposals, spi_in)?;
+        let offer = SecurityAssociation::from_esp_proposals(&proposals, spi_in)?;
         let nonce_payload = Payload::Nonce(Nonce {
             data: nonce.clone(),
         });
@@ -270,6 +308,7 @@ impl Engine {
             name: config.name.clone(),
             nonce,
             kex,
+            followup: None,
         };
         self.send_request(now, sa, ExchangeType::CreateChildSa, &payloads)?;
         sa.pending_rekey = Some(Box::new(pending));
@@ -294,87 +333,108 @@ impl Engine {
         let Some(pending) = sa.pending_rekey.take().map(|p| *p) else {
             return Fate::Keep;
         };
-        let collision = (sa.peer_rekeys.iter())
-            .position(|p| Some(p.old_spi_in) == pending.replaces)
-            .map(|i| sa.peer_rekeys.remove(i));
-        match self.accept_rekey(now, sa, &pending, &payloads) {
-            Ok(nonce_r) => {
-                let ours_redundant = collision.as_ref().is_some_and(|peer| {
-                    ours_redundant([&pending.nonce, &nonce_r], [&peer.nonce_i, &peer.nonce_r])
-                });
-                if sa.delete_pending {
-                    // The whole IKE SA goes: its Delete takes every Child SA along.
-                    return self.send_deferred_delete(now, sa);
-                }
-                if ours_redundant {
-                    // The peer's exchange won: it deletes the old SA, we our new one, and
-                    // stop using it at once (the peer never sent on it: its outbound half
-                    // waits for the old SA to go).
-                    self.remove_children(sa, &[pending.child.spi_in]);
-                    let delete = [Payload::Delete(Delete::esp(&[pending.child.spi_in]))];
-                    let _ = self.send_request(now, sa, ExchangeType::Informational, &delete);
-                } else if let Some(old) =
-                    (pending.replaces).filter(|old| sa.children.iter().any(|c| c.spi_in == *old))
-                {
-                    self.delete_child_sas(now, sa, vec![old]);
-                } else {
-                    // A new Child SA, or the peer deleted the old one meanwhile: nothing
-                    // left to delete.
-                    return self.send_deferred_delete(now, sa);
-                }
-            }
+        let accepted = self.accept_rekey(now, sa, &pending, &payloads);
+        match accepted {
+            Ok(Accepted::Installed(nonce_r)) => self.rekey_done(now, sa, &pending, &nonce_r),
+            Ok(Accepted::Followup(followup)) => self.start_followup(now, sa, pending, followup),
             Err(reason) => {
-                // The old SA stays; try again later unless the peer replaced it already.
-                if let Some(old) = (sa.children.iter_mut())
-                    .find(|c| Some(c.spi_in) == pending.replaces && !c.superseded)
-                {
-                    if collision.is_none() {
-                        old.rekey_at = Some(now + REKEY_RETRY);
-                    }
-                }
-                if pending.replaces.is_some() {
-                    self.events.push_back(Event::RekeyFailed {
-                        name: sa.connection.clone(),
-                        child: pending.name.clone(),
-                        reason,
-                    });
-                } else {
-                    let why = format!("CHILD SA {} not created: {reason}", pending.name);
-                    self.fail(&sa.connection, FailureReason::Protocol(why));
-                }
-                if payloads.security_association().is_some() && !sa.delete_pending {
-                    // The peer made a Child SA we will not use: our SPI names it.
-                    let delete = [Payload::Delete(Delete::esp(&[pending.child.spi_in]))];
-                    let _ = self.send_request(now, sa, ExchangeType::Informational, &delete);
-                    return Fate::Keep;
-                }
-                return self.send_deferred_delete(now, sa);
+                let peer_made_sa = payloads.security_association().is_some();
+                self.rekey_failed(now, sa, &pending, reason, peer_made_sa)
             }
+        }
+    }
+
+    /// Our rekey's new Child SA is installed: the old one goes, or ours if the peer's
+    /// crossing rekey won.
+    pub(super) fn rekey_done(
+        &mut self,
+        now: Instant,
+        sa: &mut IkeSa,
+        pending: &PendingRekey,
+        nonce_r: &[u8],
+    ) -> Fate {
+        let collision = take_collision(sa, pending);
+        let ours_redundant = collision.as_ref().is_some_and(|peer| {
+            ours_redundant([&pending.nonce, nonce_r], [&peer.nonce_i, &peer.nonce_r])
+        });
+        if sa.delete_pending {
+            // The whole IKE SA goes: its Delete takes every Child SA along.
+            return self.send_deferred_delete(now, sa);
+        }
+        if ours_redundant {
+            // The peer's exchange won: it deletes the old SA, we our new one, and stop using
+            // it at once (the peer never sent on it: its outbound half waits for the old SA
+            // to go).
+            self.remove_children(sa, &[pending.child.spi_in]);
+            let delete = [Payload::Delete(Delete::esp(&[pending.child.spi_in]))];
+            let _ = self.send_request(now, sa, ExchangeType::Informational, &delete);
+        } else if let Some(old) =
+            (pending.replaces).filter(|old| sa.children.iter().any(|c| c.spi_in == *old))
+        {
+            self.delete_child_sas(now, sa, vec![old]);
+        } else {
+            // A new Child SA, or the peer deleted the old one meanwhile: nothing left to
+            // delete.
+            return self.send_deferred_delete(now, sa);
         }
         Fate::Keep
     }
 
-    /// Checks the answer, installs the new Child SA; the peer's nonce on success.
+    /// Our rekey failed for `reason`; `peer_made_sa`: the peer made a Child SA we will not
+    /// use, which our SPI names.
+    pub(super) fn rekey_failed(
+        &mut self,
+        now: Instant,
+        sa: &mut IkeSa,
+        pending: &PendingRekey,
+        reason: String,
+        peer_made_sa: bool,
+    ) -> Fate {
+        let collision = take_collision(sa, pending);
+        // The old SA stays; try again later unless the peer replaced it already.
+        if let Some(old) =
+            (sa.children.iter_mut()).find(|c| Some(c.spi_in) == pending.replaces && !c.superseded)
+        {
+            if collision.is_none() {
+                old.rekey_at = Some(now + REKEY_RETRY);
+            }
+        }
+        if pending.replaces.is_some() {
+            self.events.push_back(Event::RekeyFailed {
+                name: sa.connection.clone(),
+                child: pending.name.clone(),
+                reason,
+            });
+        } else {
+            let why = format!("CHILD SA {} not created: {reason}", pending.name);
+            self.fail(&sa.connection, FailureReason::Protocol(why));
+        }
+        if peer_made_sa && !sa.delete_pending {
+            // The peer made a Child SA we will not use: our SPI names it.
+            let delete = [Payload::Delete(Delete::esp(&[pending.child.spi_in]))];
+            let _ = self.send_request(now, sa, ExchangeType::Informational, &delete);
+            return Fate::Keep;
+        }
+        self.send_deferred_delete(now, sa)
+    }
+
+    /// Checks the answer and installs the new Child SA (the peer's nonce), or, with
+    /// additional key exchanges negotiated, returns what the first IKE_FOLLOWUP_KE needs.
     fn accept_rekey(
         &mut self,
         now: Instant,
         sa: &mut IkeSa,
         pending: &PendingRekey,
         payloads: &[Payload],
-    ) -> Result<Vec<u8>, String> {
+    ) -> Result<Accepted, String> {
         if let Some(error) = payloads.error_notify() {
             return Err(format!("the peer answered {:?}", error.notify_type));
         }
-        let conn = self
-            .connection(&sa.connection)
-            .cloned()
-            .ok_or("the connection is gone")?;
-        let config = (conn.config.children.iter())
-            .find(|c| c.name == pending.name)
-            .ok_or("the child is no longer configured")?;
+        let (_, config) = self.child_config(sa, &pending.name)?;
+        let config = &config;
         let nat = sa.nat_sides(config.mode);
         let negotiated =
-            child::initiator_accepts(config, &pending.child, payloads, Ke::Present, nat)
+            child::initiator_accepts(config, &pending.child, payloads, sa.create_child_ke(), nat)
                 .map_err(|reason| reason.to_string())?;
         let nonce_r = payloads
             .nonce()
@@ -397,10 +457,50 @@ impl Engine {
                 negotiated.mode
             ));
         }
+        let methods = additional_methods(&negotiated.choice.additional);
+        if !methods.is_empty() {
+            let agreed = ChildAgreed {
+                negotiated,
+                nonce_r,
+            };
+            let followup = Followup::start(agreed, methods, pfs.as_ref(), payloads)?;
+            return Ok(Accepted::Followup(followup));
+        }
+        self.install_ours(now, sa, pending, &negotiated, &nonce_r, pfs.as_ref())?;
+        Ok(Accepted::Installed(nonce_r))
+    }
+
+    /// The connection of `sa` and its configured child `name`.
+    fn child_config(
+        &self,
+        sa: &IkeSa,
+        name: &str,
+    ) -> Result<(super::EngineConnection, super::config::ChildConfig), String> {
+        let conn = (self.connection(&sa.connection).cloned()).ok_or("the connection is gone")?;
+        let config = (conn.config.children.iter())
+            .find(|c| c.name == name)
+            .cloned()
+            .ok_or("the child is no longer configured")?;
+        Ok((conn, config))
+    }
+
+    /// Installs the Child SA of our CREATE_CHILD_SA; `pfs`: the shared secrets of its key
+    /// exchanges, concatenated (RFC 9370 section 2.2.4).
+    pub(super) fn install_ours(
+        &mut self,
+        now: Instant,
+        sa: &mut IkeSa,
+        pending: &PendingRekey,
+        negotiated: &Negotiated,
+        nonce_r: &[u8],
+        pfs: Option<&Secret>,
+    ) -> Result<(), String> {
+        let (conn, config) = self.child_config(sa, &pending.name)?;
+        let config = &config;
         let keymat = Keymat {
             ni: &pending.nonce,
-            nr: &nonce_r,
-            pfs: pfs.as_ref(),
+            nr: nonce_r,
+            pfs,
             we_initiated: true,
         };
         self.install_rekeyed(
@@ -408,13 +508,12 @@ impl Engine {
             sa,
             &conn,
             config,
-            &negotiated,
+            negotiated,
             pending.child.spi_in,
             keymat,
             pending.replaces,
         )
-        .map_err(|e| e.to_string())?;
-        Ok(nonce_r)
+        .map_err(|e| e.to_string())
     }
 
     /// Installs a Child SA made by CREATE_CHILD_SA and logs it as a rekey of `old_spi_in`.
@@ -483,16 +582,7 @@ impl Engine {
         message: &Message,
         bytes: &[u8],
     ) -> Fate {
-        let message_id = message.header.message_id;
-        let Some(payloads) = self.open_request(sa, message, bytes) else {
-            return Fate::Keep;
-        };
-        let answer = match self.answer_create_child(now, sa, &payloads) {
-            Ok(answer) => answer,
-            Err(notify) => vec![Payload::Notify(notify)],
-        };
-        let _ = self.send_response(sa, ExchangeType::CreateChildSa, message_id, &answer);
-        Fate::Keep
+        self.answer_request(now, sa, message, bytes, Self::answer_create_child)
     }
 
     fn answer_create_child(
@@ -542,7 +632,7 @@ impl Engine {
             tsi,
             tsr,
             transport: payloads.notify(NotifyType::UseTransportMode).is_some(),
-            ke: Ke::Present,
+            ke: sa.create_child_ke(),
             only: old.as_ref().map(|(_, name)| name.as_str()),
             nat: sa.nat_sides(Mode::Transport),
         };
@@ -557,7 +647,7 @@ impl Engine {
                 refuse(notify)
             })?;
         let internal = |_| refuse(NotifyType::NoProposalChosen);
-        let (kex, pfs): (Option<KeyExchange>, Option<Secret>) = match negotiated.choice.dh {
+        let (our_ke, pfs): (Option<Vec<u8>>, Option<Secret>) = match negotiated.choice.dh {
             None => (None, None),
             Some(group) => {
                 let Some(ke) = payloads
@@ -566,34 +656,76 @@ impl Engine {
                 else {
                     return Err(Notify::invalid_ke_payload(group.transform_id()));
                 };
-                let kex = KeyExchange::new(group).map_err(internal)?;
-                let secret = kex
-                    .shared_secret(&ke.data)
+                let (ours, secret) = KeyExchange::respond(group, &ke.data)
                     .map_err(|_| refuse(NotifyType::InvalidSyntax))?;
-                (Some(kex), Some(secret))
+                (Some(ours), Some(secret))
             }
         };
         let spi_in = random::esp_spi().map_err(internal)?;
         let nonce_r = random::nonce().map_err(internal)?;
+        let nonce_payload = Payload::Nonce(Nonce {
+            data: nonce_r.clone(),
+        });
+        let ke = (negotiated.choice.dh.zip(our_ke))
+            .map(|(group, ours)| Payload::KeyExchange(KePayload::new(group, ours)));
+        let keying = std::iter::once(nonce_payload).chain(ke);
+        let answered = Answered {
+            config: config.name.clone(),
+            negotiated,
+            spi_in,
+            nonce_i: nonce_i.data.clone(),
+            nonce_r,
+            old_spi_in: old.map(|(spi, _)| spi),
+        };
+        let methods = additional_methods(&answered.negotiated.choice.additional);
+        if let (false, Some(pfs)) = (methods.is_empty(), pfs.as_ref()) {
+            let link = random::nonce().map_err(internal)?;
+            let notify = Notify::new(NotifyType::AdditionalKeyExchange, link.clone());
+            let keying = keying.chain([Payload::Notify(notify)]);
+            let answer = child::answer(&answered.negotiated, number, spi_in, keying);
+            let awaiting = Awaiting::new(Agreed::Child(answered), pfs, methods, link);
+            sa.awaiting_followup = Some(Box::new(awaiting));
+            return Ok(answer);
+        }
+        let answer = child::answer(&answered.negotiated, number, spi_in, keying);
+        self.install_answered(now, sa, &answered, pfs.as_ref())?;
+        Ok(answer)
+    }
+
+    /// Installs the Child SA we answered for, with the concatenated shared secrets of its
+    /// key exchanges (`pfs`), and notes a rekey that crossed ours.
+    pub(super) fn install_answered(
+        &mut self,
+        now: Instant,
+        sa: &mut IkeSa,
+        answered: &Answered,
+        pfs: Option<&Secret>,
+    ) -> Result<(), Notify> {
+        let internal = |_| Notify::new(NotifyType::NoProposalChosen, Vec::new());
+        let conn = (self.connection(&sa.connection).cloned())
+            .ok_or_else(|| Notify::new(NotifyType::NoAdditionalSas, Vec::new()))?;
+        let config = (conn.config.children.iter())
+            .find(|c| c.name == answered.config)
+            .cloned()
+            .ok_or_else(|| Notify::new(NotifyType::NoProposalChosen, Vec::new()))?;
         let keymat = Keymat {
-            ni: &nonce_i.data,
-            nr: &nonce_r,
-            pfs: pfs.as_ref(),
+            ni: &answered.nonce_i,
+            nr: &answered.nonce_r,
+            pfs,
             we_initiated: false,
         };
-        let config = config.clone();
         self.install_rekeyed(
             now,
             sa,
             &conn,
             &config,
-            &negotiated,
-            spi_in,
+            &answered.negotiated,
+            answered.spi_in,
             keymat,
-            old.as_ref().map(|(spi, _)| *spi),
+            answered.old_spi_in,
         )
         .map_err(internal)?;
-        if let Some((old_spi_in, _)) = old {
+        if let Some(old_spi_in) = answered.old_spi_in {
             if let Some(c) = sa.children.iter_mut().find(|c| c.spi_in == old_spi_in) {
                 // The peer replaces it and deletes it.
                 c.rekey_at = None;
@@ -605,22 +737,12 @@ impl Engine {
             {
                 sa.peer_rekeys.push(PeerRekey {
                     old_spi_in,
-                    nonce_i: nonce_i.data.clone(),
-                    nonce_r: nonce_r.clone(),
+                    nonce_i: answered.nonce_i.clone(),
+                    nonce_r: answered.nonce_r.clone(),
                 });
             }
         }
-        let nonce_payload = Payload::Nonce(Nonce { data: nonce_r });
-        let ke = (negotiated.choice.dh.zip(kex)).map(|(group, kex)| {
-            Payload::KeyExchange(KePayload::new(group, kex.public_value().to_vec()))
-        });
-        let answer = child::answer(
-            &negotiated,
-            number,
-            spi_in,
-            std::iter::once(nonce_payload).chain(ke),
-        );
-        Ok(answer)
+        Ok(())
     }
 }
 

@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use super::config::Mode;
+use super::ike_intermediate::Intermediate;
 use crate::ike::auth::signature::{announced_hashes, SignatureHash};
 use crate::ike::codec::{Message, NotifyType, Payload, PayloadLookup, PayloadType, Reassembler};
 use crate::ike::crypto::{IkeSaKeys, KeyExchange, SkCiphers};
@@ -117,6 +118,10 @@ pub struct Authenticating {
     pub rejected: bool,
     /// What the peer's IKE_SA_INIT message said about authentication.
     pub peer: PeerOffers,
+    /// Additional key exchanges (IKE_INTERMEDIATE) and their IntAuth.
+    pub intermediate: Intermediate,
+    /// Message ID of the IKE_AUTH request, which IntAuth ends with.
+    pub auth_message_id: u32,
 }
 
 /// What a peer announces for public-key authentication: the signature hashes it accepts
@@ -166,11 +171,14 @@ pub struct IkeSa {
     pub last_response: Option<(u32, Vec<Vec<u8>>)>,
     /// Both sides announced IKEV2_FRAGMENTATION_SUPPORTED (RFC 7383).
     pub fragmentation: bool,
+    /// Both sides announced INTERMEDIATE_EXCHANGE_SUPPORTED, so the peer knows RFC 9370:
+    /// CREATE_CHILD_SA may then carry additional key exchanges (IKE_FOLLOWUP_KE).
+    pub followup_ke: bool,
     /// Fragments of the peer's message being collected.
     pub reassembly: Option<Reassembler>,
     /// A message whose fragments are all in: its ID and inner payloads, for the handler
     /// that opens it ([`IkeSa::open`]).
-    pub reassembled: Option<(u32, Vec<Payload>)>,
+    pub reassembled: Option<(u32, protect::Opened)>,
     pub children: Vec<ChildSa>,
     pub local_behind_nat: bool,
     pub remote_behind_nat: bool,
@@ -200,6 +208,9 @@ pub struct IkeSa {
     pub retired_at: Option<Instant>,
     /// When we rekey this IKE SA (its connection's rekey_time minus jitter).
     pub ike_rekey_at: Option<Instant>,
+    /// Responder: a Child SA agreed in CREATE_CHILD_SA whose additional key exchanges
+    /// (IKE_FOLLOWUP_KE) are under way.
+    pub awaiting_followup: Option<Box<super::followup::Awaiting>>,
     /// Our CREATE_CHILD_SA rekeying this IKE SA, until answered.
     pub pending_ike_rekey: Option<Box<super::ike_rekey::PendingIkeRekey>>,
     /// Our SPI of the IKE SA the peer's rekey made while ours was in flight (section
@@ -260,6 +271,8 @@ impl IkeSa {
             outstanding: None,
             last_response: None,
             fragmentation: false,
+            followup_ke: false,
+            awaiting_followup: None,
             reassembly: None,
             reassembled: None,
             children: Vec::new(),
@@ -315,14 +328,24 @@ impl IkeSa {
     /// The inner payloads of a protected message: decrypted, or reassembled from its
     /// fragments by the engine before the handler was called.
     pub fn open(&mut self, message: &Message, bytes: &[u8]) -> Result<Vec<Payload>, ProtectError> {
+        self.open_whole(message, bytes)
+            .map(|opened| opened.payloads)
+    }
+
+    /// [`Self::open`], keeping the plaintext the payloads came in.
+    pub fn open_whole(
+        &mut self,
+        message: &Message,
+        bytes: &[u8],
+    ) -> Result<protect::Opened, ProtectError> {
         if message.encrypted_fragment().is_some() {
             return match self.reassembled.take() {
-                Some((id, payloads)) if id == message.header.message_id => Ok(payloads),
+                Some((id, opened)) if id == message.header.message_id => Ok(opened),
                 _ => Err(ProtectError::NotProtected),
             };
         }
         let ciphers = self.ciphers.as_mut().ok_or(ProtectError::NotProtected)?;
-        protect::open(ciphers, message, bytes)
+        protect::open_whole(ciphers, message, bytes)
     }
 
     pub fn phase(&self) -> Phase {
@@ -443,6 +466,8 @@ mod tests {
             half_open_until,
             rejected: false,
             peer: PeerOffers::default(),
+            intermediate: Intermediate::default(),
+            auth_message_id: 1,
         }))
     }
 
@@ -511,6 +536,7 @@ mod tests {
                 encryption: Encryption::AesCbc(256),
                 integrity: Some(Integrity::HmacSha256_128),
                 dh: None,
+                additional: Default::default(),
                 esn: false,
             },
             spi_in: 0x1000,

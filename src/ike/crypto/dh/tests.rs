@@ -10,7 +10,7 @@ const MODP: [DhGroup; 7] = [
     DhGroup::Modp6144,
     DhGroup::Modp8192,
 ];
-const ALL: [DhGroup; 12] = DhGroup::ALL;
+const ALL: [DhGroup; 15] = DhGroup::ALL;
 
 fn x25519(scalar: &[u8], u: &[u8]) -> Vec<u8> {
     let k = KeyExchange::from_private_key(DhGroup::Curve25519, scalar).unwrap();
@@ -208,10 +208,12 @@ fn fresh_keys_agree_in_every_group() {
         assert_eq!(a.group(), group);
         assert_eq!(a.public_value().len(), group.public_len(), "{group}");
         assert_ne!(a.public_value(), b.public_value(), "{group}");
-        let ab = a.shared_secret(b.public_value()).unwrap();
-        let ba = b.shared_secret(a.public_value()).unwrap();
+        let (b_public, ba) = KeyExchange::respond(group, a.public_value()).unwrap();
+        assert_eq!(b_public.len(), group.responder_len(), "{group}");
+        let ab = a.shared_secret(&b_public).unwrap();
         let expected_len = match group {
             DhGroup::Ecp256 | DhGroup::Ecp384 | DhGroup::Ecp521 => group.public_len() / 2,
+            DhGroup::MlKem512 | DhGroup::MlKem768 | DhGroup::MlKem1024 => 32,
             _ => group.public_len(),
         };
         assert_eq!(ab.len(), expected_len, "{group}");
@@ -363,11 +365,20 @@ fn x25519_rejects_small_order_points() {
 fn wrong_lengths_are_refused() {
     for group in ALL {
         let k = KeyExchange::new(group).unwrap();
-        let len = group.public_len();
+        let (len, initiator_len) = (group.responder_len(), group.public_len());
         for bad_len in [0, 1, len - 1, len + 1] {
             assert!(
                 matches!(
                     k.shared_secret(&vec![2; bad_len]),
+                    Err(CryptoError::BadLength { .. })
+                ),
+                "{group} {bad_len}"
+            );
+        }
+        for bad_len in [0, initiator_len - 1, initiator_len + 1] {
+            assert!(
+                matches!(
+                    KeyExchange::respond(group, &vec![2; bad_len]),
                     Err(CryptoError::BadLength { .. })
                 ),
                 "{group} {bad_len}"
@@ -397,11 +408,95 @@ fn fixed_private_keys_are_validated() {
 
 #[test]
 fn debug_hides_the_private_key() {
-    for group in [DhGroup::Modp2048, DhGroup::Ecp256, DhGroup::Curve25519] {
+    for group in [
+        DhGroup::Modp2048,
+        DhGroup::Ecp256,
+        DhGroup::Curve25519,
+        DhGroup::MlKem768,
+    ] {
         let k = KeyExchange::new(group).unwrap();
         assert_eq!(
             format!("{k:?}"),
             format!("KeyExchange {{ group: {group:?}, .. }}")
+        );
+    }
+}
+
+fn ml_kem(name: &str) -> DhGroup {
+    match name {
+        "ML-KEM-512" => DhGroup::MlKem512,
+        "ML-KEM-768" => DhGroup::MlKem768,
+        "ML-KEM-1024" => DhGroup::MlKem1024,
+        _ => panic!("unknown parameter set {name}"),
+    }
+}
+
+fn sha256_hex(data: &[u8]) -> String {
+    openssl::sha::sha256(data)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// FIPS 203 known answers from NIST's ACVP server, one key generation and one
+/// encapsulation per parameter set: a wrong parameter set, seed order or byte order
+/// changes every output.
+#[test]
+fn ml_kem_acvp_known_answers() {
+    let mut seen = Vec::new();
+    for line in include_str!("mlkem_acvp.txt").lines() {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        match fields.as_slice() {
+            ["keygen", set, _, d, z, ek_sha256] => {
+                let seed = [hex(d), hex(z)].concat();
+                let k = KeyExchange::from_private_key(ml_kem(set), &seed).unwrap();
+                assert_eq!(sha256_hex(k.public_value()), *ek_sha256, "{set} keygen");
+                seen.push(line);
+            }
+            ["encap", set, _, ek, m, c_sha256, shared] => {
+                let (c, k) =
+                    KeyExchange::encapsulate_deterministic(ml_kem(set), &hex(ek), &hex(m)).unwrap();
+                assert_eq!(sha256_hex(&c), *c_sha256, "{set} ciphertext");
+                assert_eq!(k.expose(), hex(shared), "{set} shared secret");
+                seen.push(line);
+            }
+            _ => assert!(line.starts_with('#'), "bad line {line}"),
+        }
+    }
+    assert_eq!(seen.len(), 6);
+}
+
+#[test]
+fn ml_kem_decapsulation_matches_encapsulation_and_rejects_implicitly() {
+    for group in [DhGroup::MlKem512, DhGroup::MlKem768, DhGroup::MlKem1024] {
+        let seed: Vec<u8> = (0..64).collect();
+        let initiator = KeyExchange::from_private_key(group, &seed).unwrap();
+        let (ct, k) =
+            KeyExchange::encapsulate_deterministic(group, initiator.public_value(), &[7; 32])
+                .unwrap();
+        assert!(initiator.shared_secret(&ct).unwrap().ct_eq(k.expose()));
+        let mut forged = ct.clone();
+        forged[0] ^= 1;
+        let other = initiator.shared_secret(&forged).unwrap();
+        assert!(!other.ct_eq(k.expose()), "{group}");
+    }
+}
+
+/// FIPS 203 section 7.2: an encapsulation key with a coefficient of q or more is refused.
+#[test]
+fn ml_kem_refuses_an_encapsulation_key_out_of_range() {
+    for group in [DhGroup::MlKem512, DhGroup::MlKem768, DhGroup::MlKem1024] {
+        let k = KeyExchange::new(group).unwrap();
+        let mut ek = k.public_value().to_vec();
+        // The first 12-bit coefficient becomes 0xfff > q = 3329.
+        ek[0] = 0xff;
+        ek[1] |= 0x0f;
+        assert!(
+            matches!(
+                KeyExchange::respond(group, &ek),
+                Err(CryptoError::InvalidPublicValue)
+            ),
+            "{group}"
         );
     }
 }

@@ -155,11 +155,15 @@ pub struct AuthInputs<'a> {
     pub nonce_i: &'a [u8],
     pub nonce_r: &'a [u8],
     pub keys: &'a IkeSaKeys,
+    /// RFC 9242's IntAuth, appended to both sides' signed octets; empty without
+    /// IKE_INTERMEDIATE.
+    pub int_auth: Vec<u8>,
 }
 
 impl AuthInputs<'_> {
     /// The octets the AUTH payload of the side that sends `id` covers (the initiator's if
-    /// `initiator`): its IKE_SA_INIT message, the other side's nonce, its SK_p over its ID.
+    /// `initiator`): its IKE_SA_INIT message, the other side's nonce, its SK_p over its ID,
+    /// and IntAuth.
     pub fn signed_octets(
         &self,
         initiator: bool,
@@ -171,13 +175,9 @@ impl AuthInputs<'_> {
             (self.init_response, self.nonce_i, &self.keys.sk_pr)
         };
         let id_body = id.auth_octets()?;
-        Ok(signed_octets(
-            self.prf,
-            message,
-            other_nonce,
-            sk_p,
-            &id_body,
-        )?)
+        let mut octets = signed_octets(self.prf, message, other_nonce, sk_p, &id_body)?;
+        octets.extend_from_slice(&self.int_auth);
+        Ok(octets)
     }
 }
 

@@ -40,6 +40,7 @@ fn each_side_signs_its_message_the_other_nonce_and_its_own_id_key() {
         nonce_i: b"nonce i",
         nonce_r: b"nonce r",
         keys: &keys,
+        int_auth: Vec::new(),
     };
     let (idi, idr) = (id("i.example"), id("r.example"));
     let expected = |message: &[u8], other_nonce: &[u8], sk_p: &Secret, id: &Identification| {
