@@ -536,6 +536,34 @@ two_sites() {
   done
 }
 
+# alg_cell_profile N IKE ESP: routevpn's profile for the algorithm cells of 48 and 49 on
+# site a: VTI alg$N over tunnel N's addresses (two_sites), IKE and ESP pinned to the cell's
+# proposals (MODP-1536 under allow_legacy), routevpn never starting or restarting it itself.
+alg_cell_profile() {
+  local n=$1 ike=$2 esp=$3 legacy=""
+  [[ $ike == *modp1536* ]] && legacy="allow_legacy = true"
+  cat >"$A/tunnels/alg$n.toml" <<EOF
+kind = "vti"
+local = "192.0.2.${n}1"
+remote = "192.0.2.${n}2"
+[ike]
+proposals = ["$ike"]
+psk_file = "../secrets/psk"
+start_action = "none"
+close_action = "none"
+$legacy
+[[child]]
+esp_proposals = ["$esp"]
+local_ts = ["10.1.$n.0/24"]
+remote_ts = ["10.2.$n.0/24"]
+[interface]
+name = "alg$n"
+[[route]]
+to = "10.2.$n.0/24"
+src = "10.1.$n.1"
+EOF
+}
+
 # --- libreswan (pluto) -------------------------------------------------
 # integration/setup unpacks Debian's libreswan here (it conflicts with the strongSwan
 # packages). Each pluto gets its own config, secrets, NSS database, control socket and

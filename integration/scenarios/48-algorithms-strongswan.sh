@@ -49,29 +49,7 @@ for ((n = 1; n <= COUNT; n++)); do
   ip -n b addr add "192.0.2.${n}2/24" dev out
   ip -n a addr add "10.1.$n.1/24" dev lan
   ip -n b addr add "10.2.$n.1/24" dev lan
-  legacy=""
-  [[ $ike == *modp1536* ]] && legacy="allow_legacy = true"
-  cat >"$A/tunnels/$name.toml" <<EOF
-kind = "vti"
-local = "192.0.2.${n}1"
-remote = "192.0.2.${n}2"
-[ike]
-proposals = ["$ike"]
-psk_file = "../secrets/psk"
-start_action = "none"
-close_action = "none"
-$legacy
-[[child]]
-esp_proposals = ["$esp"]
-local_ts = ["10.1.$n.0/24"]
-remote_ts = ["10.2.$n.0/24"]
-[interface]
-name = "$name"
-addresses = ["10.1.$n.1/32"]
-[[route]]
-to = "10.2.$n.0/24"
-src = "10.1.$n.1"
-EOF
+  alg_cell_profile "$n" "$ike" "$esp"
   ip -n b tunnel add "$name" mode vti local "192.0.2.${n}2" remote "192.0.2.${n}1" key "$n"
   in_site b sysctl -qw "net.ipv4.conf.$name.disable_policy=1"
   ip -n b link set "$name" up
