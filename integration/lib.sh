@@ -435,7 +435,7 @@ assert_only_esp() {
     pass "$desc ($esp ESP packets, no cleartext)"
   else
     fail "$desc (esp=$esp, wanted >= $min; icmp=$icmp other-cleartext=$other)"
-    tcpdump -n -r "$file" 2>/dev/null | head -n 20 | sed 's/^/    | /'
+    tcpdump -n -r "$file" 2>/dev/null | head -n 20 | sed 's/^/    | /' || true
   fi
 }
 

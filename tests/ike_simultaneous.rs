@@ -131,3 +131,49 @@ fn crossed_initiations_end_with_one_ike_sa() {
     }
     assert!(crossings > 0, "no delivery order established both IKE SAs");
 }
+
+/// A peer without the crossed-initiation rule (charon 5.9, pluto 4.10: both keep the two
+/// IKE SAs): it never deletes the redundant SA it initiated. Here side b sends no
+/// INFORMATIONAL request at all. Where b's SA is the redundant one, a deletes it itself
+/// once b had its chance, and both end with one IKE SA and one Child SA pair.
+#[test]
+fn a_peer_that_keeps_both_crossed_sas_gets_the_redundant_one_deleted() {
+    let mut seen = false;
+    for _ in 0..40 {
+        let mut p = crossing_pair();
+        p.network = Some(Box::new(|side, sent: Vec<Transmit>| {
+            (sent.into_iter())
+                .filter(|t| {
+                    let header = Message::decode(&t.payload).unwrap().header;
+                    let b_informs =
+                        header.exchange == ExchangeType::Informational && !header.flags.response;
+                    !(side == 1 && b_informs)
+                })
+                .collect()
+        }));
+        p.engines[0].initiate(p.now, TO_B).unwrap();
+        p.engines[1].initiate(p.now, TO_A).unwrap();
+        p.run_until(Duration::from_secs(20));
+        let b_sa_redundant = p
+            .last_event(0, |e| {
+                matches!(
+                    e,
+                    Event::InitiationsCrossed {
+                        ours_kept: true,
+                        ..
+                    }
+                )
+            })
+            .is_some();
+        if !b_sa_redundant {
+            continue;
+        }
+        seen = true;
+        let (a, b) = (ike_spis(&p, 0), ike_spis(&p, 1));
+        assert_eq!(a.len(), 1, "a holds one IKE SA: {a:x?}");
+        assert_eq!(a, b, "both hold the same IKE SA");
+        assert_eq!((p.children(0), p.children(1)), (1, 1));
+        break;
+    }
+    assert!(seen, "in 40 crossings b's SA was never the redundant one");
+}

@@ -4,7 +4,7 @@
 //! with the configured authenticators; both become established in [`Engine::establish`];
 //! the first Child SA rides along.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::ike::codec::{
     Auth, Certificate, Delete, ExchangeType, Identification, Message, Notify, NotifyType, Payload,
@@ -22,6 +22,11 @@ use super::events::{Event, FailureReason, KernelAction};
 use super::sa::{Authenticating, IkeSa, PendingChild, Phase, State};
 use super::transport_nat::Substitutions;
 use super::{Engine, EngineError, Fate};
+
+/// How long the initiator of the redundant one of two crossed initiations has to delete
+/// it before its responder does: the initiator decides as soon as both are established,
+/// within a round trip of us.
+pub(super) const REDUNDANT_GRACE: Duration = Duration::from_secs(5);
 
 impl Engine {
     /// Our AUTH payload, over our ID payload `id`.
@@ -453,9 +458,10 @@ impl Engine {
     /// Both ends initiated the connection at once: `current` and another established IKE
     /// SA (each with its Child SAs) now carry it. As for crossing Child SA rekeys (RFC 7296
     /// section 2.8.1), the one with the lowest of the four nonces goes, so both ends reach
-    /// the same verdict; only its initiator deletes it, so exactly one Delete is sent. The
-    /// other end, its responder, does not restart the connection on that Delete: another
-    /// IKE SA carries it ([`Engine::carried_elsewhere`]).
+    /// the same verdict; its initiator deletes it, so one Delete is sent. The other end,
+    /// its responder, does not restart the connection on that Delete: another IKE SA
+    /// carries it ([`Engine::carried_elsewhere`]). A peer without this rule (charon 5.9,
+    /// pluto 4.10) keeps both, so the responder deletes it after [`REDUNDANT_GRACE`].
     fn settle_crossed_initiations(&mut self, now: Instant, current: &mut IkeSa) -> Fate {
         let twin = (self.sas.iter())
             .find(|(_, sa)| {
@@ -463,6 +469,7 @@ impl Engine {
                     && sa.remote.ip() == current.remote.ip()
                     && sa.phase() == Phase::Established
                     && sa.retired_at.is_none()
+                    && sa.redundant_until.is_none()
                     && sa.pending_ike_rekey.is_none()
                     && sa.collided.is_none()
                     && !sa.delete_pending
@@ -485,6 +492,7 @@ impl Engine {
         let fate = if doomed.initiator {
             self.request_ike_delete(now, doomed)
         } else {
+            doomed.redundant_until = Some(now + REDUNDANT_GRACE);
             Fate::Keep
         };
         // The twin goes back to the table unless it was itself forgotten at once.

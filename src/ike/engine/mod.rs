@@ -248,6 +248,7 @@ impl Engine {
         }
         sa.next_deadline()
             .into_iter()
+            .chain(sa.redundant_until)
             .chain(self.dpd_deadline(sa))
             .chain(Self::child_deadline(sa))
             .chain(Self::ike_rekey_deadline(sa))
@@ -659,6 +660,11 @@ impl Engine {
                     return Fate::Remove;
                 }
             }
+        }
+        if sa.redundant_until.is_some_and(|at| at <= now) && sa.phase() == Phase::Established {
+            // The peer kept the crossed initiation it should have deleted.
+            sa.redundant_until = None;
+            return self.request_ike_delete(now, sa);
         }
         self.run_keepalive(now, sa);
         self.run_rekeys(now, sa);

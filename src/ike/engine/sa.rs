@@ -206,6 +206,9 @@ pub struct IkeSa {
     /// Replaced by a rekeyed IKE SA (ike_rekey.rs): waits for the peer's Delete, or for
     /// the answer to ours when we rekeyed.
     pub retired_at: Option<Instant>,
+    /// The redundant one of two crossed initiations, the peer's to delete (ike_auth.rs):
+    /// when we delete it ourselves if the peer has not, as one without our rule won't.
+    pub redundant_until: Option<Instant>,
     /// When we rekey this IKE SA (its connection's rekey_time minus jitter).
     pub ike_rekey_at: Option<Instant>,
     /// Responder: a Child SA agreed in CREATE_CHILD_SA whose additional key exchanges
@@ -289,6 +292,7 @@ impl IkeSa {
             peer_rekeys: Vec::new(),
             pending_deletes: Vec::new(),
             retired_at: None,
+            redundant_until: None,
             ike_rekey_at: None,
             pending_ike_rekey: None,
             collided: None,
