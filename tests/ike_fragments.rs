@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::peers::{connection, dpd, engine, Pair, TO_B};
+use common::peers::{connection, dpd, engine, without_rekey, Pair, TO_B};
 use common::pki::{private_key, Alg, Pki, Spec};
 use routevpn::ike::codec::{ExchangeType, Message, Payload};
 use routevpn::ike::engine::{
@@ -177,4 +177,47 @@ fn lost_fragments_are_retransmitted_with_the_whole_message() {
 #[test]
 fn forged_fragments_are_dropped_before_reassembly() {
     second_fragment_lost_once(true);
+}
+
+/// Fragmentation (RFC 7383) is announced only in IKE_SA_INIT, so it holds for the IKE SAs
+/// rekeyed from it (strongSwan's rekeyed SAs inherit it too). After an IKE rekey, a CREATE_CHILD_SA carrying a MODP-4096 key (over
+/// 512 octets) must still go out in fragments on a path that drops anything larger.
+#[test]
+fn a_rekeyed_ike_sa_still_fragments() {
+    let side = |a| {
+        let mut conn = without_rekey(connection(
+            a,
+            dpd(0, 150, DpdAction::Clear),
+            StartAction::None,
+            StartAction::None,
+        ));
+        conn.config.children[0].esp_proposals =
+            vec![routevpn::proposal::parse_esp("aes128gcm16-modp4096", false).unwrap()];
+        let config = EngineConfig {
+            fragment_size: FRAGMENT_SIZE,
+            ..EngineConfig::default()
+        };
+        engine(config, conn)
+    };
+    let mut pair = Pair::new(side(true), side(false));
+    pair.network = Some(Box::new(|_, sent: Vec<Transmit>| {
+        (sent.into_iter())
+            .filter(|t| t.payload.len() <= MAX_MESSAGE)
+            .collect()
+    }));
+    pair.engines[0].initiate(pair.now, TO_B).unwrap();
+    pair.run_until(Duration::from_secs(5));
+    established(&pair);
+    pair.engines[0].rekey_ike(pair.now, TO_B).unwrap();
+    pair.run_until(Duration::from_secs(10));
+    let spis = |pair: &Pair| pair.engines[0].status()[0].children[0].spi_in;
+    let before = spis(&pair);
+    pair.engines[0].rekey_children(pair.now, TO_B).unwrap();
+    pair.run_until(Duration::from_secs(15));
+    established(&pair);
+    assert_ne!(
+        spis(&pair),
+        before,
+        "the Child SA was rekeyed over the new IKE SA"
+    );
 }

@@ -573,6 +573,8 @@ impl Engine {
         new.keys = Some(keys);
         new.ciphers = Some(ciphers);
         new.udp_encap = old.udp_encap;
+        // Fragmentation (RFC 7383) is announced only in IKE_SA_INIT: successors keep it.
+        new.fragmentation = old.fragmentation;
         // What the peer announced in IKE_SA_INIT holds for the SA's successors.
         new.followup_ke = old.followup_ke;
         (new.local_behind_nat, new.remote_behind_nat) =
