@@ -460,8 +460,8 @@ impl Engine {
     /// section 2.8.1), the one with the lowest of the four nonces goes, so both ends reach
     /// the same verdict; its initiator deletes it, so one Delete is sent. The other end,
     /// its responder, does not restart the connection on that Delete: another IKE SA
-    /// carries it ([`Engine::carried_elsewhere`]). A peer without this rule (charon 5.9,
-    /// pluto 4.10) keeps both, so the responder deletes it after [`REDUNDANT_GRACE`].
+    /// carries it ([`Engine::carried_elsewhere`]). A peer without this rule (charon 5.9)
+    /// keeps both, so the responder deletes it after [`REDUNDANT_GRACE`].
     fn settle_crossed_initiations(&mut self, now: Instant, current: &mut IkeSa) -> Fate {
         let twin = (self.sas.iter())
             .find(|(_, sa)| {
