@@ -6,13 +6,11 @@
 
 mod common;
 
-use common::peers::{connection, dpd, engine, Pair, TO_A, TO_B};
+use common::peers::{engine, with_proposals as side, Pair, TO_A, TO_B};
 use netlink_packet_xfrm::XfrmAttrs;
 use routevpn::apply::netlink::xfrm::state::add_message;
 use routevpn::daemon::sas::states;
-use routevpn::ike::engine::{
-    ChildSaInstall, DpdAction, EngineConfig, EngineConnection, Event, KernelAction, StartAction,
-};
+use routevpn::ike::engine::{ChildSaInstall, EngineConfig, Event, KernelAction};
 use routevpn::proposal::{parse_esp, parse_ike};
 
 /// One cell: IKE proposal, ESP proposal, then what the kernel must be given for the ESP
@@ -88,18 +86,7 @@ const CELLS: &[Cell] = &[
     },
 ];
 
-fn side(a: bool, ike: &str, esp: &str) -> EngineConnection {
-    let mut c = connection(
-        a,
-        dpd(0, 150, DpdAction::Clear),
-        StartAction::None,
-        StartAction::None,
-    );
-    // allow_legacy: the MODP-1536 cell is a partner sheet's "group 5".
-    c.config.proposals = vec![parse_ike(ike, true).unwrap()];
-    c.config.children[0].esp_proposals = vec![parse_esp(esp, true).unwrap()];
-    c
-}
+// allow_legacy (in `with_proposals`): the MODP-1536 cell is a partner sheet's "group 5".
 
 fn established(ike: &str, esp: &str) -> Pair {
     let mut p = Pair::new(

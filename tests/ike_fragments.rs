@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::peers::{connection, dpd, engine, without_rekey, Pair, TO_B};
+use common::peers::{connection, dpd, engine, with_proposals, without_rekey, Pair, TO_B};
 use common::pki::{private_key, Alg, Pki, Spec};
 use routevpn::ike::codec::{ExchangeType, Message, Payload};
 use routevpn::ike::engine::{
@@ -185,14 +185,11 @@ fn forged_fragments_are_dropped_before_reassembly() {
 #[test]
 fn a_rekeyed_ike_sa_still_fragments() {
     let side = |a| {
-        let mut conn = without_rekey(connection(
+        let conn = without_rekey(with_proposals(
             a,
-            dpd(0, 150, DpdAction::Clear),
-            StartAction::None,
-            StartAction::None,
+            "aes128gcm16-prfsha256-x25519",
+            "aes128gcm16-modp4096",
         ));
-        conn.config.children[0].esp_proposals =
-            vec![routevpn::proposal::parse_esp("aes128gcm16-modp4096", false).unwrap()];
         let config = EngineConfig {
             fragment_size: FRAGMENT_SIZE,
             ..EngineConfig::default()

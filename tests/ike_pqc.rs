@@ -9,24 +9,15 @@ mod common;
 
 use std::time::Duration;
 
-use common::peers::{connection, dpd, engine, Pair, TO_A, TO_B};
+use common::peers::{engine, with_proposals, Pair, TO_A, TO_B};
 use routevpn::ike::codec::{ExchangeType, Message, Payload, PayloadLookup};
 use routevpn::ike::engine::{
-    ChildSaInstall, DpdAction, EngineConfig, Event, FailureReason, IkeSaState, KernelAction,
-    StartAction, Transmit,
+    ChildSaInstall, EngineConfig, Event, FailureReason, IkeSaState, KernelAction, Transmit,
 };
-use routevpn::proposal::{parse_esp, parse_ike, DhGroup};
+use routevpn::proposal::DhGroup;
 
 fn side(a: bool, ike: &str, esp: &str, config: EngineConfig) -> routevpn::ike::engine::Engine {
-    let mut c = connection(
-        a,
-        dpd(0, 150, DpdAction::Clear),
-        StartAction::None,
-        StartAction::None,
-    );
-    c.config.proposals = vec![parse_ike(ike, false).unwrap()];
-    c.config.children[0].esp_proposals = vec![parse_esp(esp, false).unwrap()];
-    engine(config, c)
+    engine(config, with_proposals(a, ike, esp))
 }
 
 fn pair(ike_a: &str, ike_b: &str, esp: &str, config: EngineConfig) -> Pair {

@@ -45,6 +45,20 @@ pub fn connection(a: bool, dpd: Dpd, start: StartAction, close: StartAction) -> 
     )
 }
 
+/// Side a's or b's connection (no DPD, nothing started or restarted by itself) with one IKE
+/// and one ESP proposal; legacy algorithms allowed, as a partner's sheet may name them.
+pub fn with_proposals(a: bool, ike: &str, esp: &str) -> EngineConnection {
+    let mut c = connection(
+        a,
+        dpd(0, 150, DpdAction::Clear),
+        StartAction::None,
+        StartAction::None,
+    );
+    c.config.proposals = vec![parse_ike(ike, true).unwrap()];
+    c.config.children[0].esp_proposals = vec![parse_esp(esp, true).unwrap()];
+    c
+}
+
 /// The connection without IKE or Child SA lifetimes, so rekeys add no messages, Deletes or
 /// timers to what a test counts.
 pub fn without_rekey(mut c: EngineConnection) -> EngineConnection {
